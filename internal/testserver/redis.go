@@ -1,0 +1,147 @@
+package testserver
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Redis is a redis-server started for one test.
+type Redis struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	Port int
+	args []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// StartRedis starts redis-server on a free loopback port with no
+// persistence. Extra arguments are passed as command-line config
+// (for example "--requirepass", "secret"). It is stopped at test cleanup.
+func StartRedis(t testing.TB, extra ...string) *Redis {
+	t.Helper()
+	r := &Redis{
+		t:    t,
+		bin:  RequireBinary(t, "redis-server", "redis-server"),
+		dir:  t.TempDir(),
+		Port: FreePort(t),
+	}
+	r.args = append([]string{
+		"--port", strconv.Itoa(r.Port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", r.dir,
+		"--logfile", filepath.Join(r.dir, "redis.log"),
+		"--enable-debug-command", "local",
+	}, extra...)
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Addr is host:port of the server.
+func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
+
+// Start (re)starts the server on its port; the dataset starts empty.
+func (r *Redis) Start() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		return
+	}
+	cmd := exec.Command(r.bin, r.args...)
+	cmd.Dir = r.dir
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	r.cmd = cmd
+	err := waitFor(10*time.Second, func() error {
+		c, err := redis.Dial("tcp", r.Addr(), redis.DialConnectTimeout(time.Second))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Do("PING")
+		if err != nil && err.Error() == "NOAUTH Authentication required." {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+		r.t.Fatalf("redis-server on %s: %v\n%s", r.Addr(), err, log)
+	}
+}
+
+// Stop kills the server (SIGKILL: the tests want an abrupt loss) and waits
+// for it to exit.
+func (r *Redis) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+// Conn opens a client connection for seeding and inspecting data.
+func (r *Redis) Conn(opts ...redis.DialOption) redis.Conn {
+	r.t.Helper()
+	c, err := redis.Dial("tcp", r.Addr(), append([]redis.DialOption{redis.DialConnectTimeout(5 * time.Second)}, opts...)...)
+	if err != nil {
+		r.t.Fatalf("connect to test redis: %v", err)
+	}
+	r.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Do runs one command on a fresh connection and fails the test on error.
+func (r *Redis) Do(cmd string, args ...any) any {
+	r.t.Helper()
+	c := r.Conn()
+	defer c.Close()
+	reply, err := c.Do(cmd, args...)
+	if err != nil {
+		r.t.Fatalf("redis %s %v: %v", cmd, args, err)
+	}
+	return reply
+}
+
+// HSet writes a usage hash: fields alternate name, value.
+func (r *Redis) HSet(key string, fieldValues ...any) {
+	r.t.Helper()
+	r.Do("HSET", append([]any{key}, fieldValues...)...)
+}
+
+// CommandCalls returns how many times cmd (lower case, e.g. "scan") has run,
+// from INFO commandstats.
+func (r *Redis) CommandCalls(cmd string) int {
+	r.t.Helper()
+	text, err := redis.String(r.Do("INFO", "commandstats"), nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var calls int
+	prefix := "cmdstat_" + cmd + ":calls="
+	for _, line := range strings.Split(text, "\r\n") {
+		if len(line) > len(prefix) && line[:len(prefix)] == prefix {
+			fmt.Sscanf(line[len(prefix):], "%d", &calls)
+		}
+	}
+	return calls
+}

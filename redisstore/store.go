@@ -1,0 +1,343 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/billing-exporter/billing_exporter/usage"
+)
+
+// Observer receives the duration of every round trip the store makes to
+// Redis, labelled by operation (scan, hgetall, info, ping). A pipelined batch
+// is one round trip and one observation.
+type Observer func(operation string, d time.Duration)
+
+// Store reads usage state from a single Redis server through a pool.
+type Store struct {
+	target    Target
+	pool      *redis.Pool
+	scanCount int
+	batchSize int
+	observe   Observer
+	tls       *tls.Config
+	timeouts  struct{ dial, read, write time.Duration }
+	maxConns  int
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithPassword sets the password, overriding one given in the URL. It is how
+// --redis.password-file and REDIS_PASSWORD reach the connection.
+func WithPassword(password string) Option {
+	return func(s *Store) {
+		if password != "" {
+			s.target.Password = password
+		}
+	}
+}
+
+// WithTimeouts sets the dial, read and write timeouts of each connection.
+// Every call is further bounded by its context's deadline.
+func WithTimeouts(dial, read, write time.Duration) Option {
+	return func(s *Store) { s.timeouts.dial, s.timeouts.read, s.timeouts.write = dial, read, write }
+}
+
+// WithScanCount sets the COUNT hint of each SCAN call.
+func WithScanCount(n int) Option { return func(s *Store) { s.scanCount = n } }
+
+// WithBatchSize sets how many HGETALLs go in one pipelined round trip.
+func WithBatchSize(n int) Option { return func(s *Store) { s.batchSize = n } }
+
+// WithObserver sets where round-trip durations are reported.
+func WithObserver(o Observer) Option { return func(s *Store) { s.observe = o } }
+
+// WithTLSConfig sets the TLS configuration used for rediss:// targets.
+func WithTLSConfig(c *tls.Config) Option { return func(s *Store) { s.tls = c } }
+
+// WithMaxConnections bounds the pool.
+func WithMaxConnections(n int) Option { return func(s *Store) { s.maxConns = n } }
+
+// New returns a Store for target. It does not connect: the first call does,
+// and every later call reconnects as needed, so a Redis that is down at
+// start or restarts later is picked up without restarting the exporter.
+func New(target Target, opts ...Option) (*Store, error) {
+	s := &Store{
+		target:    target,
+		scanCount: 1000,
+		batchSize: 1000,
+		observe:   func(string, time.Duration) {},
+		maxConns:  8,
+	}
+	s.timeouts.dial, s.timeouts.read, s.timeouts.write = 2*time.Second, 5*time.Second, 5*time.Second
+	for _, o := range opts {
+		o(s)
+	}
+	if s.scanCount < 1 || s.batchSize < 1 {
+		return nil, fmt.Errorf("redis scan count (%d) and batch size (%d) must be positive", s.scanCount, s.batchSize)
+	}
+	s.pool = &redis.Pool{
+		MaxIdle:     2,
+		MaxActive:   s.maxConns,
+		Wait:        true,
+		IdleTimeout: 2 * time.Minute,
+		DialContext: s.dial,
+		// A connection idle across a Redis restart is dead; find out with a
+		// PING before a scrape trips over it and reports Redis down.
+		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
+			if time.Since(idleSince) < time.Second {
+				return nil
+			}
+			_, err := c.Do("PING")
+			return err
+		},
+	}
+	return s, nil
+}
+
+func (s *Store) dial(ctx context.Context) (redis.Conn, error) {
+	opts := []redis.DialOption{
+		redis.DialConnectTimeout(s.timeouts.dial),
+		redis.DialReadTimeout(s.timeouts.read),
+		redis.DialWriteTimeout(s.timeouts.write),
+		redis.DialDatabase(s.target.DB),
+		redis.DialClientName("billing_exporter"),
+	}
+	if s.target.Password != "" {
+		opts = append(opts, redis.DialPassword(s.target.Password))
+	}
+	if s.target.Username != "" {
+		opts = append(opts, redis.DialUsername(s.target.Username))
+	}
+	if s.target.TLS {
+		opts = append(opts, redis.DialUseTLS(true))
+		if s.tls != nil {
+			opts = append(opts, redis.DialTLSConfig(s.tls))
+		}
+	}
+	start := time.Now()
+	c, err := redis.DialContext(ctx, "tcp", s.target.Address, opts...)
+	s.observe("connect", time.Since(start))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", s.target, err)
+	}
+	return c, nil
+}
+
+// Target returns where the store connects (for logs; String() hides the
+// password).
+func (s *Store) Target() Target { return s.target }
+
+// Close releases the pool's connections.
+func (s *Store) Close() error { return s.pool.Close() }
+
+// do runs one command under ctx and observes its duration.
+func (s *Store) do(ctx context.Context, c redis.Conn, op, cmd string, args ...any) (any, error) {
+	start := time.Now()
+	reply, err := redis.DoContext(c, ctx, cmd, args...)
+	s.observe(op, time.Since(start))
+	if err != nil {
+		name := cmd
+		if name == "" {
+			name = strings.ToUpper(op) + " pipeline"
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return reply, nil
+}
+
+// ReadUsage scans every key that matches the pattern, counts the usage keys
+// of all periods, and reads the hashes of periodID with pipelined HGETALLs in
+// batches. It returns a complete snapshot or an error, never a partial
+// snapshot. Every round trip is bounded by ctx: when ctx ends, the
+// connection is closed and no further command is sent.
+func (s *Store) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("redis connection: %w", err)
+	}
+	defer c.Close()
+
+	snap := usage.NewSnapshot(periodID)
+	// SCAN may return a key more than once; count each key once.
+	seen := map[string]struct{}{}
+	var batch, batchTenants []string
+	glob := pattern.Glob()
+	cursor := "0"
+	for {
+		reply, err := redis.Values(s.do(ctx, c, "scan", "SCAN", cursor, "MATCH", glob, "COUNT", s.scanCount))
+		if err != nil {
+			return nil, err
+		}
+		if len(reply) != 2 {
+			return nil, fmt.Errorf("SCAN: unexpected reply of %d elements", len(reply))
+		}
+		if cursor, err = redis.String(reply[0], nil); err != nil {
+			return nil, fmt.Errorf("SCAN cursor: %w", err)
+		}
+		keys, err := redis.Strings(reply[1], nil)
+		if err != nil {
+			return nil, fmt.Errorf("SCAN keys: %w", err)
+		}
+		for _, key := range keys {
+			if _, dup := seen[key]; dup {
+				continue
+			}
+			seen[key] = struct{}{}
+			tenant, pid, err := pattern.Parse(key)
+			if err != nil {
+				snap.Skipped[usage.ReasonMalformedKey]++
+				continue
+			}
+			snap.Keys++
+			if pid != periodID {
+				continue
+			}
+			batch = append(batch, key)
+			batchTenants = append(batchTenants, tenant)
+			if len(batch) >= s.batchSize {
+				if err := s.readHashes(ctx, c, batch, batchTenants, snap); err != nil {
+					return nil, err
+				}
+				batch, batchTenants = batch[:0], batchTenants[:0]
+			}
+		}
+		if cursor == "0" {
+			break
+		}
+	}
+	if len(batch) > 0 {
+		if err := s.readHashes(ctx, c, batch, batchTenants, snap); err != nil {
+			return nil, err
+		}
+	}
+	return snap, nil
+}
+
+// readHashes sends one pipelined batch of HGETALLs and decodes the replies.
+func (s *Store) readHashes(ctx context.Context, c redis.Conn, keys, tenants []string, snap *usage.Snapshot) error {
+	for _, key := range keys {
+		if err := c.Send("HGETALL", key); err != nil {
+			return fmt.Errorf("HGETALL: %w", err)
+		}
+	}
+	// Do with no command flushes the pipeline and returns every pending
+	// reply; a per-key error (WRONGTYPE) comes back as an element.
+	replies, err := redis.Values(s.do(ctx, c, "hgetall", ""))
+	if err != nil {
+		return err
+	}
+	if len(replies) != len(keys) {
+		return fmt.Errorf("HGETALL: %d replies for %d keys", len(replies), len(keys))
+	}
+	for i, r := range replies {
+		counters, found, err := decodeHGETALL(r, snap.Skipped)
+		if err != nil {
+			return fmt.Errorf("HGETALL %q: %w", keys[i], err)
+		}
+		if found {
+			snap.Tenants[tenants[i]] = counters
+		}
+	}
+	return nil
+}
+
+// decodeHGETALL turns one HGETALL reply into counters. A key holding another
+// type is a counted skip, not an error; found is false for a key that
+// vanished between SCAN and HGETALL (an empty reply).
+func decodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, bool, error) {
+	if rerr, ok := reply.(redis.Error); ok {
+		if strings.HasPrefix(string(rerr), "WRONGTYPE") {
+			skipped[usage.ReasonWrongType]++
+			return nil, false, nil
+		}
+		return nil, false, rerr
+	}
+	pairs, err := redis.ByteSlices(reply, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(pairs) == 0 {
+		return nil, false, nil
+	}
+	return usage.DecodeHash(pairs, skipped), true, nil
+}
+
+// ReadTenant reads one usage hash. found is false when the key does not
+// exist (or holds another type, which is counted in skipped).
+func (s *Store) ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error) {
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, false, nil, fmt.Errorf("redis connection: %w", err)
+	}
+	defer c.Close()
+	start := time.Now()
+	reply, err := redis.DoContext(c, ctx, "HGETALL", key)
+	s.observe("hgetall", time.Since(start))
+	if err != nil {
+		var rerr redis.Error
+		if !errors.As(err, &rerr) {
+			return nil, false, nil, fmt.Errorf("HGETALL: %w", err)
+		}
+		reply = rerr
+	}
+	skipped = map[usage.Reason]int{}
+	counters, found, err = decodeHGETALL(reply, skipped)
+	if err != nil {
+		return nil, false, nil, fmt.Errorf("HGETALL: %w", err)
+	}
+	return counters, found, skipped, nil
+}
+
+// Info runs INFO for the memory and clients sections in one round trip and
+// returns the parsed fields. Sections a server does not support are left
+// out rather than failing the call.
+func (s *Store) Info(ctx context.Context) (map[string]string, error) {
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("redis connection: %w", err)
+	}
+	defer c.Close()
+	sections := []string{"memory", "clients"}
+	for _, sec := range sections {
+		if err := c.Send("INFO", sec); err != nil {
+			return nil, fmt.Errorf("INFO: %w", err)
+		}
+	}
+	replies, err := redis.Values(s.do(ctx, c, "info", ""))
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	for _, r := range replies {
+		if _, isErr := r.(redis.Error); isErr {
+			continue
+		}
+		text, err := redis.String(r, nil)
+		if err != nil {
+			return nil, fmt.Errorf("INFO: %w", err)
+		}
+		for k, v := range ParseInfo(text) {
+			fields[k] = v
+		}
+	}
+	return fields, nil
+}
+
+// InfoInt returns an integer INFO field, and whether it was present and
+// numeric.
+func InfoInt(fields map[string]string, name string) (int64, bool) {
+	v, ok := fields[name]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
+}

@@ -1,0 +1,95 @@
+// Package redisstore reads the backend's usage state out of Redis: where to
+// connect, how to SCAN and pipeline gently, and how to turn replies into the
+// usage domain's types. It is the only package that speaks the Redis protocol.
+package redisstore
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Target is a parsed --redis.addr: where and how to connect.
+type Target struct {
+	Address  string // host:port
+	Username string
+	Password string
+	DB       int
+	TLS      bool
+}
+
+// ParseTarget accepts host:port, redis://[user[:password]@]host[:port][/db]
+// or the same with rediss:// for TLS. Errors never repeat the password.
+func ParseTarget(addr string) (Target, error) {
+	if !strings.Contains(addr, "://") {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return Target{}, fmt.Errorf("redis address %q: want host:port or a redis:// URL: %w", addr, err)
+		}
+		return Target{Address: addr}, nil
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		// url.Parse errors quote the whole input, password included.
+		return Target{}, fmt.Errorf("redis address is not a valid URL")
+	}
+	t := Target{}
+	switch u.Scheme {
+	case "redis":
+	case "rediss":
+		t.TLS = true
+	default:
+		return Target{}, fmt.Errorf("redis address %s: scheme %q is not redis or rediss", redactURL(u), u.Scheme)
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		return Target{}, fmt.Errorf("redis address %s has no host", redactURL(u))
+	}
+	if port == "" {
+		port = "6379"
+	}
+	t.Address = net.JoinHostPort(host, port)
+	if u.User != nil {
+		t.Username = u.User.Username()
+		t.Password, _ = u.User.Password()
+		if t.Password == "" {
+			// redis://:password@host and redis://password@host are both in
+			// use; the second means a password with the default user.
+			t.Password, t.Username = t.Username, ""
+		}
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		db, err := strconv.Atoi(p)
+		if err != nil || db < 0 {
+			return Target{}, fmt.Errorf("redis address %s: database %q is not a non-negative number", redactURL(u), p)
+		}
+		t.DB = db
+	}
+	if len(u.Query()) > 0 {
+		return Target{}, fmt.Errorf("redis address %s: query parameters are not supported", redactURL(u))
+	}
+	return t, nil
+}
+
+// String describes the target for logs and the landing page: never the
+// password.
+func (t Target) String() string {
+	scheme := "redis"
+	if t.TLS {
+		scheme = "rediss"
+	}
+	s := scheme + "://"
+	if t.Username != "" {
+		s += url.User(t.Username).String() + "@"
+	}
+	s += t.Address
+	if t.DB != 0 {
+		s += "/" + strconv.Itoa(t.DB)
+	}
+	return s
+}
+
+func redactURL(u *url.URL) string {
+	return u.Redacted()
+}
