@@ -1,0 +1,30 @@
+GO       ?= go
+BINARY   := billing_exporter
+PKGS     := ./...
+
+.PHONY: all build test test-deps vet fmt-check lint clean
+
+all: lint test build
+
+build:
+	$(GO) build -o $(BINARY) .
+
+# Installs what the tests need (Debian packages, when missing), then runs
+# every test against real servers the tests start themselves.
+test: test-deps vet
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint: fmt-check vet
+
+clean:
+	rm -rf $(BINARY) .build

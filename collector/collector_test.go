@@ -1,0 +1,373 @@
+package collector
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
+	"github.com/billing-exporter/billing_exporter/redisstore"
+)
+
+// november is a fixed clock inside period 202611 (UTC).
+var november = time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	redis   *testserver.Redis
+	store   *redisstore.Store
+	handler *Handler
+	server  *httptest.Server
+}
+
+func newFixture(t *testing.T, serviceOpts []billing.Option, storeOpts ...redisstore.Option) *fixture {
+	t.Helper()
+	f := &fixture{redis: testserver.StartRedis(t)}
+	target, err := redisstore.ParseTarget(f.redis.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := prometheus.NewRegistry()
+	in := NewInstruments(static)
+	f.store, err = redisstore.New(target, append([]redisstore.Option{redisstore.WithObserver(in.ObserveRedis)}, storeOpts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.store.Close() })
+	opts := append([]billing.Option{billing.WithClock(func() time.Time { return november })}, serviceOpts...)
+	svc := billing.New(f.store, opts...)
+	f.handler = NewHandler(NewScraper(svc, f.store), static, slog.New(slog.DiscardHandler))
+	f.server = httptest.NewServer(f.handler)
+	t.Cleanup(f.server.Close)
+	return f
+}
+
+func (f *fixture) scrape(t *testing.T) *scrapetest.Result {
+	t.Helper()
+	r := scrapetest.Get(t, nil, f.server.URL, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("scrape status %d: %s", r.Status, r.Body)
+	}
+	return r
+}
+
+func TestUsageMetrics(t *testing.T) {
+	f := newFixture(t, nil)
+	f.redis.HSet("usage:1:202611", "messages", 4250, "storage", 1048576, "users", 3, "whatsappSessions", 1)
+	f.redis.HSet("usage:2:202610", "messages", 10)
+	f.redis.HSet("usage:3:202611", "messages", 7, "apiCalls", 12)
+	f.redis.HSet("usage:4:202611", "messages", "-1", "users", 2)
+	f.redis.Do("SET", "usage:5:202611", "string")
+	f.redis.HSet("usage:6:bogus", "messages", 1)
+	f.redis.HSet(`usage:we"ird ✓:202611`, "messages", 9)
+
+	r := f.scrape(t)
+	cases := []struct {
+		tenant, metricType string
+		want               float64
+	}{
+		{"1", "messages", 4250},
+		{"1", "storage", 1048576},
+		{"1", "users", 3},
+		{"1", "whatsappSessions", 1},
+		{"3", "messages", 7},
+		{"3", "apiCalls", 12},
+		{"4", "users", 2},
+		{`we"ird ✓`, "messages", 9},
+	}
+	for _, tc := range cases {
+		if got := r.MustValue(t, "billing_usage", "tenant_id", tc.tenant, "metric_type", tc.metricType); got != tc.want {
+			t.Errorf("billing_usage{tenant_id=%q,metric_type=%q} = %v, want %v", tc.tenant, tc.metricType, got, tc.want)
+		}
+	}
+	if got := len(r.Samples("billing_usage")); got != len(cases) {
+		t.Errorf("%d billing_usage series, want %d:\n%s", got, len(cases), r.Lines("billing_usage{"))
+	}
+	for _, absent := range []string{"2", "5", "6"} {
+		if s := r.Samples("billing_usage", "tenant_id", absent); len(s) != 0 {
+			t.Errorf("tenant %s exported: %v", absent, s)
+		}
+	}
+	if s := r.Samples("billing_usage", "tenant_id", "4", "metric_type", "messages"); len(s) != 0 {
+		t.Error("negative value exported")
+	}
+	wantScalars := map[string]float64{
+		"billing_redis_up":         1,
+		"billing_redis_usage_keys": 6, // 1, 2 (previous period), 3, 4, 5 (wrong type), we"ird
+	}
+	for name, want := range wantScalars {
+		if got := r.MustValue(t, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	for reason, want := range map[string]float64{"malformed_key": 1, "wrong_type": 1, "invalid_value": 1, "invalid_field": 0} {
+		if got := r.MustValue(t, "billing_exporter_invalid_data_items", "source", "redis", "reason", reason); got != want {
+			t.Errorf("invalid %s = %v, want %v", reason, got, want)
+		}
+	}
+	if mem := r.MustValue(t, "billing_redis_memory_bytes"); mem <= 0 {
+		t.Errorf("billing_redis_memory_bytes = %v", mem)
+	}
+	if conns := r.MustValue(t, "billing_redis_connections_active"); conns < 1 {
+		t.Errorf("billing_redis_connections_active = %v", conns)
+	}
+	for _, op := range []string{"scan", "hgetall", "info"} {
+		if n := r.Samples("billing_redis_operation_duration_seconds", "operation", op); len(n) != 1 || n[0].GetHistogram().GetSampleCount() == 0 {
+			t.Errorf("no observations of operation %q", op)
+		}
+	}
+	if !strings.Contains(string(r.Body), `billing_redis_operation_duration_seconds_bucket{operation="scan",le="0.1"}`) {
+		t.Error("histogram lacks the 0.1 bucket")
+	}
+	scrapetest.PromtoolCheck(t, r.Body)
+}
+
+func TestPeriodRollover(t *testing.T) {
+	saoPaulo, err := time.LoadLocation("America/Sao_Paulo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		now        time.Time
+		loc        *time.Location
+		wantTenant string
+	}{
+		{"utc november", time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC), time.UTC, "nov"},
+		{"utc december", time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC), time.UTC, "dec"},
+		{"sao paulo november", time.Date(2026, 11, 30, 23, 59, 0, 0, saoPaulo), saoPaulo, "nov"},
+		{"sao paulo december", time.Date(2026, 12, 1, 0, 1, 0, 0, saoPaulo), saoPaulo, "dec"},
+		// 01:00 UTC on 1 December is 22:00 on 30 November in São Paulo.
+		{"utc december is still november in sao paulo", time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC), saoPaulo, "nov"},
+	}
+	srv := testserver.StartRedis(t)
+	srv.HSet("usage:nov:202611", "messages", 1)
+	srv.HSet("usage:dec:202612", "messages", 2)
+	target, _ := redisstore.ParseTarget(srv.Addr())
+	store, err := redisstore.New(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := billing.New(store, billing.WithLocation(tc.loc), billing.WithClock(func() time.Time { return tc.now }))
+			h := NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+			ts := httptest.NewServer(h)
+			defer ts.Close()
+			r := scrapetest.Get(t, nil, ts.URL, nil)
+			if got := r.LabelValues("billing_usage", "tenant_id"); len(got) != 1 || got[0] != tc.wantTenant {
+				t.Errorf("tenants = %v, want [%s]", got, tc.wantTenant)
+			}
+			start := r.MustValue(t, "billing_period_start_timestamp_seconds")
+			end := r.MustValue(t, "billing_period_end_timestamp_seconds")
+			if !(start <= float64(tc.now.Unix()) && float64(tc.now.Unix()) < end) {
+				t.Errorf("period [%v, %v) does not contain %v", start, end, tc.now.Unix())
+			}
+		})
+	}
+}
+
+func TestRedisDownAndRecovery(t *testing.T) {
+	f := newFixture(t, nil, redisstore.WithTimeouts(500*time.Millisecond, time.Second, time.Second))
+	f.redis.HSet("usage:1:202611", "messages", 4250)
+	if r := f.scrape(t); r.MustValue(t, "billing_redis_up") != 1 {
+		t.Fatal("redis_up 0 with Redis running")
+	}
+	f.redis.Stop()
+	r := scrapetest.Get(t, nil, f.server.URL, map[string]string{"X-Prometheus-Scrape-Timeout-Seconds": "3"})
+	if r.Status != http.StatusOK {
+		t.Fatalf("scrape with Redis down: status %d", r.Status)
+	}
+	if got := r.MustValue(t, "billing_redis_up"); got != 0 {
+		t.Errorf("billing_redis_up = %v with Redis stopped", got)
+	}
+	for _, name := range []string{"billing_usage", "billing_redis_usage_keys", "billing_redis_memory_bytes"} {
+		if _, ok := r.Families[name]; ok {
+			t.Errorf("%s exported while Redis is down:\n%s", name, r.Lines(name))
+		}
+	}
+	scrapetest.PromtoolCheck(t, r.Body)
+
+	f.redis.Start()
+	f.redis.HSet("usage:1:202611", "messages", 4300)
+	r = f.scrape(t)
+	if got := r.MustValue(t, "billing_redis_up"); got != 1 {
+		t.Errorf("billing_redis_up = %v after restart", got)
+	}
+	if got := r.MustValue(t, "billing_usage", "tenant_id", "1", "metric_type", "messages"); got != 4300 {
+		t.Errorf("messages = %v after restart, want 4300", got)
+	}
+}
+
+// seedMany writes n current-period usage keys in one pipeline.
+func seedMany(t *testing.T, srv *testserver.Redis, n int) {
+	t.Helper()
+	c := srv.Conn()
+	for i := range n {
+		if err := c.Send("HSET", "usage:"+strconv.Itoa(i)+":202611", "messages", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Do(""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAbandonedScrapeStopsRedisWork(t *testing.T) {
+	// A small SCAN COUNT makes the read take thousands of round trips, so it
+	// is still running when the client leaves.
+	f := newFixture(t, nil, redisstore.WithScanCount(2), redisstore.WithBatchSize(2))
+	const keys = 20000
+	seedMany(t, f.redis, keys)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.server.URL, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitUntil(t, func() bool { return f.redis.CommandCalls("scan") > 10 })
+	cancel()
+	<-done
+
+	// Once the client has gone, the SCAN count must settle well short of a
+	// full read (keys / COUNT round trips).
+	var last int
+	waitUntil(t, func() bool {
+		n := f.redis.CommandCalls("scan")
+		settled := n == last
+		last = n
+		time.Sleep(200 * time.Millisecond)
+		return settled
+	})
+	if last >= keys/2 {
+		t.Fatalf("SCAN ran %d times: the read went on after the client left", last)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := f.redis.CommandCalls("scan"); n != last {
+		t.Errorf("SCAN calls grew from %d to %d after the client left", last, n)
+	}
+}
+
+func TestConcurrentScrapesShareOneRead(t *testing.T) {
+	f := newFixture(t, nil, redisstore.WithScanCount(50), redisstore.WithBatchSize(50))
+	seedMany(t, f.redis, 2000)
+
+	// One scrape alone: how many SCANs a read takes.
+	f.scrape(t)
+	solo := f.redis.CommandCalls("scan")
+
+	// Start one scrape, freeze Redis while it is under way, and let four more
+	// arrive meanwhile: they must join it rather than start their own.
+	before := f.redis.CommandCalls("scan")
+	var wg sync.WaitGroup
+	results := make(chan float64, 5)
+	scrape := func() {
+		defer wg.Done()
+		r := scrapetest.Get(t, nil, f.server.URL, nil)
+		v, _ := r.Value("billing_usage", "tenant_id", "1999", "metric_type", "messages")
+		results <- v
+	}
+	sleeper := f.redis.Conn()
+	wg.Add(1)
+	go scrape()
+	waitUntil(t, func() bool { return f.redis.CommandCalls("scan") > before })
+	sleeping := make(chan struct{})
+	go func() { close(sleeping); sleeper.Do("DEBUG", "SLEEP", "0.5") }()
+	<-sleeping
+	time.Sleep(50 * time.Millisecond)
+	for range 4 {
+		wg.Add(1)
+		go scrape()
+	}
+	wg.Wait()
+	close(results)
+	for v := range results {
+		if v != 1999 {
+			t.Errorf("a concurrent scrape saw messages = %v, want 1999", v)
+		}
+	}
+	if got := f.redis.CommandCalls("scan") - before; got != solo {
+		t.Errorf("5 concurrent scrapes ran %d SCANs; one read takes %d", got, solo)
+	}
+}
+
+func TestScrapeTimeout(t *testing.T) {
+	h := NewHandler(nil, nil, slog.New(slog.DiscardHandler), WithTimeoutOffset(250*time.Millisecond), WithMaxTimeout(20*time.Second))
+	cases := []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", 20 * time.Second},
+		{"10", 9750 * time.Millisecond},
+		{"2.5", 2250 * time.Millisecond},
+		{"0.2", 200 * time.Millisecond}, // no room for the offset
+		{"60", 20 * time.Second},        // capped
+		{"abc", 20 * time.Second},
+		{"-3", 20 * time.Second},
+		{"NaN", 20 * time.Second},
+	}
+	for _, tc := range cases {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if tc.header != "" {
+			req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", tc.header)
+		}
+		if got := h.ScrapeTimeout(req); got != tc.want {
+			t.Errorf("header %q: timeout %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}
+
+func TestScrapeHonoursTimeoutHeader(t *testing.T) {
+	f := newFixture(t, nil)
+	f.redis.HSet("usage:1:202611", "messages", 1)
+	// Redis frozen for longer than the scrape's budget: the scrape must
+	// still answer, reporting Redis down, instead of waiting.
+	go f.redis.Conn().Do("DEBUG", "SLEEP", "3")
+	time.Sleep(100 * time.Millisecond)
+	r := scrapetest.Get(t, nil, f.server.URL, map[string]string{"X-Prometheus-Scrape-Timeout-Seconds": "1"})
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d", r.Status)
+	}
+	if got := r.MustValue(t, "billing_redis_up"); got != 0 {
+		t.Errorf("billing_redis_up = %v while Redis slept past the deadline", got)
+	}
+	if _, ok := r.Families["billing_usage"]; ok {
+		t.Error("usage exported from a read that did not finish")
+	}
+}
+
+func TestMaxRequests(t *testing.T) {
+	h := NewHandler(nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxRequests(1))
+	h.inflight <- struct{}{} // one scrape in flight
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("status %d with the limit reached, want 503", rec.Code)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,45 @@
+package collector
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var scrapeDurationDesc = newDesc("exporter", "scrape_duration_seconds",
+	"Time this scrape spent reading each source.", "source")
+
+func collectExporter(ch chan<- prometheus.Metric, sc *Scrape) {
+	r := sc.Report
+	ch <- gauge(scrapeDurationDesc, r.UsageDuration.Seconds(), "redis")
+	if r.Plans.Configured {
+		ch <- gauge(scrapeDurationDesc, r.Plans.Duration.Seconds(), r.Plans.Source)
+	}
+	ch <- gauge(scrapeDurationDesc, sc.Duration.Seconds(), "total")
+}
+
+// Instruments are the exporter's long-lived self-observation metrics,
+// registered once (not per scrape).
+type Instruments struct {
+	RedisOperationDuration *prometheus.HistogramVec
+}
+
+// NewInstruments creates and registers the self-observation metrics.
+func NewInstruments(reg prometheus.Registerer) *Instruments {
+	in := &Instruments{
+		RedisOperationDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Subsystem: "redis",
+			Name:      "operation_duration_seconds",
+			Help:      "Duration of the exporter's own Redis round trips by operation (a pipelined batch is one round trip).",
+			Buckets:   []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5},
+		}, []string{"operation"}),
+	}
+	reg.MustRegister(in.RedisOperationDuration)
+	return in
+}
+
+// ObserveRedis records one Redis round trip; it fits redisstore.Observer.
+func (in *Instruments) ObserveRedis(operation string, d time.Duration) {
+	in.RedisOperationDuration.WithLabelValues(operation).Observe(d.Seconds())
+}

@@ -1,0 +1,203 @@
+// Command billing_exporter exposes a multi-tenant SaaS's billing state (usage
+// hashes in Redis joined with plan limits) as Prometheus metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/collector"
+	"github.com/billing-exporter/billing_exporter/period"
+	"github.com/billing-exporter/billing_exporter/redisstore"
+	"github.com/billing-exporter/billing_exporter/usage"
+)
+
+const exporterName = "billing_exporter"
+
+// options holds every command-line setting.
+type options struct {
+	telemetryPath string
+	redisAddr     string
+	redisPassFile string
+	redisDial     time.Duration
+	redisRead     time.Duration
+	redisWrite    time.Duration
+	scanCount     int
+	batchSize     int
+	keyPattern    string
+	timezone      string
+	timeoutOffset time.Duration
+	maxTimeout    time.Duration
+	maxRequests   int
+}
+
+func main() {
+	app := kingpin.New(exporterName, "Prometheus exporter for per-tenant billing usage kept in Redis, joined with plan limits.")
+	var o options
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
+	intFlag(app, "web.max-requests", "Maximum number of concurrent scrapes; 0 means no limit.", "40", &o.maxRequests)
+	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db).").Default("localhost:6379").StringVar(&o.redisAddr)
+	app.Flag("redis.password-file", "File holding the Redis password (else env REDIS_PASSWORD).").StringVar(&o.redisPassFile)
+	durationFlag(app, "redis.dial-timeout", "Timeout for connecting to Redis.", "2s", &o.redisDial)
+	durationFlag(app, "redis.read-timeout", "Timeout for one Redis reply (a scrape's deadline can shorten it).", "5s", &o.redisRead)
+	durationFlag(app, "redis.write-timeout", "Timeout for writing one Redis request.", "5s", &o.redisWrite)
+	intFlag(app, "redis.scan-count", "COUNT hint of each SCAN call.", "1000", &o.scanCount)
+	intFlag(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
+	app.Flag("usage.key-pattern", "Name of the usage hashes, with {tenant_id} and {period} (YYYYMM).").Default(usage.DefaultKeyPattern).StringVar(&o.keyPattern)
+	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)
+	durationFlag(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
+	durationFlag(app, "scrape.max-timeout", "Longest a scrape may read; the deadline when Prometheus sends no timeout header.", "10s", &o.maxTimeout)
+	webConfig := kingpinflag.AddFlags(app, ":9866")
+	logConfig := &promslog.Config{}
+	flag.AddFlags(app, logConfig)
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(os.Args[1:]); err != nil {
+		app.Fatalf("%v", err)
+	}
+	logger := promslog.New(logConfig)
+
+	if err := run(logger, o, webConfig); err != nil {
+		app.Fatalf("%v", err)
+	}
+}
+
+// run wires the exporter and serves until SIGINT or SIGTERM.
+func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
+	loc, err := period.LoadLocation(o.timezone)
+	if err != nil {
+		return fmt.Errorf("--billing.timezone: %w", err)
+	}
+	pattern, err := usage.ParseKeyPattern(o.keyPattern)
+	if err != nil {
+		return fmt.Errorf("--usage.key-pattern: %w", err)
+	}
+	if o.maxTimeout <= 0 {
+		return fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
+	}
+	password, err := secret(o.redisPassFile, "REDIS_PASSWORD")
+	if err != nil {
+		return fmt.Errorf("--redis.password-file: %w", err)
+	}
+	target, err := redisstore.ParseTarget(o.redisAddr)
+	if err != nil {
+		return fmt.Errorf("--redis.addr: %w", err)
+	}
+
+	if webConfig.WebConfigFile != nil && *webConfig.WebConfigFile != "" {
+		if err := web.Validate(*webConfig.WebConfigFile); err != nil {
+			return fmt.Errorf("--web.config.file: %w", err)
+		}
+	}
+
+	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+
+	static := prometheus.NewRegistry()
+	static.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	instruments := collector.NewInstruments(static)
+
+	store, err := redisstore.New(target,
+		redisstore.WithPassword(password),
+		redisstore.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
+		redisstore.WithScanCount(o.scanCount),
+		redisstore.WithBatchSize(o.batchSize),
+		redisstore.WithObserver(instruments.ObserveRedis),
+	)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	service := billing.New(store,
+		billing.WithKeyPattern(pattern),
+		billing.WithLocation(loc),
+		billing.WithLogger(logger),
+	)
+	scraper := collector.NewScraper(service, store)
+
+	mux := http.NewServeMux()
+	mux.Handle(o.telemetryPath, collector.NewHandler(scraper, static, logger,
+		collector.WithTimeoutOffset(o.timeoutOffset),
+		collector.WithMaxTimeout(o.maxTimeout),
+		collector.WithMaxRequests(o.maxRequests),
+	))
+	if o.telemetryPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "Billing Exporter",
+			Description: "Per-tenant billing usage from Redis (" + target.String() + "), joined with plan limits.",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: o.telemetryPath, Text: "Metrics"},
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("landing page: %w", err)
+		}
+		mux.Handle("/", landing)
+	}
+
+	logger.Info("reading usage", "redis", target.String(), "key_pattern", pattern.String(), "timezone", loc.String())
+	return serve(logger, mux, webConfig)
+}
+
+// serve runs the HTTP server with exporter-toolkit (TLS and basic auth from
+// --web.config.file) until a signal asks for a graceful shutdown.
+func serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(srv, webConfig, logger) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// secret reads a secret from a file, else from an environment variable. The
+// value is trimmed of surrounding white space (files usually end in a
+// newline) and never logged.
+func secret(path, env string) (string, error) {
+	if path == "" {
+		return os.Getenv(env), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

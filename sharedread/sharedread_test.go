@@ -1,0 +1,127 @@
+package sharedread
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestConcurrentCallersShareOneRead(t *testing.T) {
+	var g Group[int]
+	var reads atomic.Int32
+	release := make(chan struct{})
+	started := make(chan struct{})
+	read := func(ctx context.Context) (int, error) {
+		if reads.Add(1) == 1 {
+			close(started)
+		}
+		<-release
+		return 42, nil
+	}
+	const callers = 8
+	var wg sync.WaitGroup
+	results := make(chan int, callers)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		v, _ := g.Do(context.Background(), read)
+		results <- v
+	}()
+	<-started
+	for i := 1; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, _ := g.Do(context.Background(), read)
+			results <- v
+		}()
+	}
+	// Wait until every caller has joined the read in flight.
+	for {
+		g.mu.Lock()
+		refs := g.call.refs
+		g.mu.Unlock()
+		if refs == callers {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	close(results)
+	for v := range results {
+		if v != 42 {
+			t.Errorf("result %d, want 42", v)
+		}
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("%d reads for %d concurrent callers, want 1", n, callers)
+	}
+	// A later call starts a new read.
+	if _, err := g.Do(context.Background(), func(context.Context) (int, error) { reads.Add(1); return 1, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load(); n != 2 {
+		t.Errorf("reads = %d after a later call, want 2", n)
+	}
+}
+
+func TestReadCancelledWhenEveryCallerLeaves(t *testing.T) {
+	var g Group[int]
+	readCancelled := make(chan error, 1)
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	read := func(ctx context.Context) (int, error) {
+		close(started)
+		<-ctx.Done()
+		readCancelled <- ctx.Err()
+		return 0, ctx.Err()
+	}
+	errs := make(chan error, 2)
+	go func() { _, err := g.Do(ctx1, read); errs <- err }()
+	<-started
+	go func() { _, err := g.Do(ctx2, read); errs <- err }()
+	for {
+		g.mu.Lock()
+		refs := g.call.refs
+		g.mu.Unlock()
+		if refs == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel1()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller err = %v", err)
+	}
+	select {
+	case <-readCancelled:
+		t.Fatal("read cancelled while a caller still waits")
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel2()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("second caller err = %v", err)
+	}
+	if err := <-readCancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("read ctx err = %v, want canceled", err)
+	}
+}
+
+func TestReadCarriesFirstCallersDeadline(t *testing.T) {
+	var g Group[bool]
+	deadline := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	got, err := g.Do(ctx, func(ctx context.Context) (bool, error) {
+		dl, ok := ctx.Deadline()
+		return ok && dl.Equal(deadline), nil
+	})
+	if err != nil || !got {
+		t.Errorf("read context lacks the caller's deadline (got %v, err %v)", got, err)
+	}
+}
