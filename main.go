@@ -26,6 +26,8 @@ import (
 
 	"github.com/billing-exporter/billing_exporter/billing"
 	"github.com/billing-exporter/billing_exporter/collector"
+	"github.com/billing-exporter/billing_exporter/config"
+	"github.com/billing-exporter/billing_exporter/demo"
 	"github.com/billing-exporter/billing_exporter/period"
 	"github.com/billing-exporter/billing_exporter/redisstore"
 	"github.com/billing-exporter/billing_exporter/usage"
@@ -48,6 +50,10 @@ type options struct {
 	timeoutOffset time.Duration
 	maxTimeout    time.Duration
 	maxRequests   int
+	dsnFile       string
+	plansFile     string
+	configFile    string
+	demo          bool
 }
 
 func main() {
@@ -66,6 +72,10 @@ func main() {
 	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)
 	durationFlag(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
 	durationFlag(app, "scrape.max-timeout", "Longest a scrape may read; the deadline when Prometheus sends no timeout header.", "10s", &o.maxTimeout)
+	app.Flag("postgres.dsn-file", "File holding the PostgreSQL DSN for plan limits (else env BILLING_EXPORTER_POSTGRES_DSN).").StringVar(&o.dsnFile)
+	app.Flag("plans.file", "YAML file of plans, tenant assignments and default limits, for deployments without PostgreSQL.").StringVar(&o.plansFile)
+	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds.").StringVar(&o.configFile)
+	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.demo)
 	webConfig := kingpinflag.AddFlags(app, ":9866")
 	logConfig := &promslog.Config{}
 	flag.AddFlags(app, logConfig)
@@ -94,6 +104,9 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	if o.maxTimeout <= 0 {
 		return fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
 	}
+	if o.scanCount < 1 || o.batchSize < 1 {
+		return fmt.Errorf("--redis.scan-count and --redis.batch-size must be at least 1")
+	}
 	password, err := secret(o.redisPassFile, "REDIS_PASSWORD")
 	if err != nil {
 		return fmt.Errorf("--redis.password-file: %w", err)
@@ -102,14 +115,33 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	if err != nil {
 		return fmt.Errorf("--redis.addr: %w", err)
 	}
-
 	if webConfig.WebConfigFile != nil && *webConfig.WebConfigFile != "" {
 		if err := web.Validate(*webConfig.WebConfigFile); err != nil {
 			return fmt.Errorf("--web.config.file: %w", err)
 		}
 	}
+	cfg := config.Default()
+	if o.configFile != "" {
+		if cfg, err = config.Load(o.configFile); err != nil {
+			return fmt.Errorf("--config.file: %w", err)
+		}
+	}
+	src, err := openPlans(o, cfg)
+	if err != nil {
+		return err
+	}
+	defer src.close()
 
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+
+	if o.demo {
+		d, err := demo.Start(src.demoCatalog, src.defaults, pattern, loc, time.Second, logger)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		target = redisstore.Target{Address: d.Addr()}
+	}
 
 	static := prometheus.NewRegistry()
 	static.MustRegister(
@@ -131,11 +163,18 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	}
 	defer store.Close()
 
-	service := billing.New(store,
+	serviceOpts := []billing.Option{
 		billing.WithKeyPattern(pattern),
 		billing.WithLocation(loc),
 		billing.WithLogger(logger),
-	)
+		billing.WithDefaults(src.defaults),
+		billing.WithMetricTypes(cfg.MetricTypes),
+		billing.WithThresholds(cfg.Thresholds),
+	}
+	if src.source != nil {
+		serviceOpts = append(serviceOpts, billing.WithPlans(src.source, src.name))
+	}
+	service := billing.New(store, serviceOpts...)
 	scraper := collector.NewScraper(service, store)
 
 	mux := http.NewServeMux()
@@ -147,7 +186,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	if o.telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "Billing Exporter",
-			Description: "Per-tenant billing usage from Redis (" + target.String() + "), joined with plan limits.",
+			Description: "Per-tenant billing usage from Redis (" + target.String() + "), joined with plan limits from " + src.describe() + ".",
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
 				{Address: o.telemetryPath, Text: "Metrics"},
@@ -159,7 +198,15 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		mux.Handle("/", landing)
 	}
 
-	logger.Info("reading usage", "redis", target.String(), "key_pattern", pattern.String(), "timezone", loc.String())
+	logger.Info("reading usage", "redis", target.String(), "key_pattern", pattern.String(),
+		"timezone", loc.String(), "plans", src.describe())
+	if len(src.defaults) == 0 {
+		logger.Warn("no default limits configured: tenants without an active plan are reported as unlimited")
+	}
+	if o.demo {
+		logger.Info("demo running: open the landing page, or curl the metrics", "redis", target.String(),
+			"metrics", "http://localhost"+listenPort(webConfig)+o.telemetryPath)
+	}
 	return serve(logger, mux, webConfig)
 }
 

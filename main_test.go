@@ -185,31 +185,41 @@ func TestInvalidStartupInputExits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			port := testserver.FreePort(t)
-			cmd := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:" + strconv.Itoa(port)}, tc.args...)...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			done := make(chan error, 1)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
+			code, stderr := runToExit(t, tc.args...)
+			if code == 0 {
+				t.Fatal("exited 0")
 			}
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err == nil {
-					t.Fatal("exited 0")
-				}
-			case <-time.After(20 * time.Second):
-				cmd.Process.Kill()
-				t.Fatal("still running after 20s")
-			}
-			last := lastLine(stderr.String())
-			if !strings.Contains(last, tc.names) {
-				t.Errorf("last line %q does not name %q; stderr:\n%s", last, tc.names, stderr.String())
+			if last := lastLine(stderr); !strings.Contains(last, tc.names) {
+				t.Errorf("last line %q does not name %q; stderr:\n%s", last, tc.names, stderr)
 			}
 		})
 	}
 }
+
+// runToExit runs the binary, expecting it to stop by itself, and returns
+// its exit code and standard error.
+func runToExit(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	port := testserver.FreePort(t)
+	cmd := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:" + strconv.Itoa(port)}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("still running after 20s: %s", stderr.String())
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
@@ -293,7 +303,12 @@ func TestBasicAuthFromWebConfig(t *testing.T) {
 
 func TestGracefulShutdown(t *testing.T) {
 	redis := testserver.StartRedis(t)
-	e := startExporter(t, nil, "--redis.addr="+redis.Addr())
+	stopGracefully(t, startExporter(t, nil, "--redis.addr="+redis.Addr()))
+}
+
+// stopGracefully sends SIGTERM and expects a clean exit.
+func stopGracefully(t *testing.T, e *exporter) {
+	t.Helper()
 	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

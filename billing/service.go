@@ -24,23 +24,6 @@ type UsageReader interface {
 	ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error)
 }
 
-// MetricType describes a usage hash field the exporter knows about.
-type MetricType struct {
-	Name string
-	// MonthlyReset marks counters that accumulate over the period and
-	// restart at zero (messages), as opposed to current counts (users):
-	// only these have an end-of-period projection.
-	MonthlyReset bool
-}
-
-// DefaultMetricTypes are the fields the backend writes today.
-var DefaultMetricTypes = []MetricType{
-	{Name: "messages", MonthlyReset: true},
-	{Name: "storage"},
-	{Name: "users"},
-	{Name: "whatsappSessions"},
-}
-
 // DefaultThresholds are the percentages counted by tenants-over-threshold.
 var DefaultThresholds = []float64{50, 80, 90, 100}
 
@@ -53,14 +36,14 @@ type Service struct {
 	loc         *time.Location
 	now         func() time.Time
 	defaults    plans.Limits
-	metricTypes []MetricType
+	metricTypes []usage.MetricType
 	thresholds  []float64
 	logger      *slog.Logger
 
-	mu          sync.Mutex
-	catalog     *plans.Catalog // last catalog read successfully
-	catalogAt   time.Time
-	everWarned  bool
+	mu         sync.Mutex
+	catalog    *plans.Catalog // last catalog read successfully
+	catalogAt  time.Time
+	everWarned bool
 }
 
 // Option configures a Service.
@@ -85,7 +68,7 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.defaults = l } }
 
 // WithMetricTypes sets the known metric types.
-func WithMetricTypes(mt []MetricType) Option { return func(s *Service) { s.metricTypes = mt } }
+func WithMetricTypes(mt []usage.MetricType) Option { return func(s *Service) { s.metricTypes = mt } }
 
 // WithThresholds sets the percentages counted by tenants-over-threshold.
 func WithThresholds(th []float64) Option { return func(s *Service) { s.thresholds = th } }
@@ -101,7 +84,7 @@ func New(r UsageReader, opts ...Option) *Service {
 		loc:         time.UTC,
 		now:         time.Now,
 		defaults:    plans.Limits{},
-		metricTypes: DefaultMetricTypes,
+		metricTypes: usage.DefaultMetricTypes,
 		thresholds:  DefaultThresholds,
 		logger:      slog.New(slog.DiscardHandler),
 	}
@@ -115,7 +98,7 @@ func New(r UsageReader, opts ...Option) *Service {
 func (s *Service) Period() period.Period { return period.At(s.now(), s.loc) }
 
 // MetricTypes returns the known metric types.
-func (s *Service) MetricTypes() []MetricType { return s.metricTypes }
+func (s *Service) MetricTypes() []usage.MetricType { return s.metricTypes }
 
 // Thresholds returns the configured thresholds.
 func (s *Service) Thresholds() []float64 { return s.thresholds }

@@ -87,3 +87,29 @@ type Snapshot struct {
 func NewSnapshot(periodID string) *Snapshot {
 	return &Snapshot{PeriodID: periodID, Tenants: map[string]Counters{}, Skipped: map[Reason]int{}}
 }
+
+// MetricType describes a usage hash field the exporter knows about.
+type MetricType struct {
+	Name string
+	// MonthlyReset marks a counter that accumulates over the period and
+	// restarts at zero (messages), as opposed to a current count (users):
+	// only these get an end-of-period projection.
+	MonthlyReset bool
+}
+
+// DefaultMetricTypes are the fields the backend writes today.
+var DefaultMetricTypes = []MetricType{
+	{Name: "messages", MonthlyReset: true},
+	{Name: "storage"},
+	{Name: "users"},
+	{Name: "whatsappSessions"},
+}
+
+// MetricTypeNames returns the names of mts, in order.
+func MetricTypeNames(mts []MetricType) []string {
+	names := make([]string, len(mts))
+	for i, mt := range mts {
+		names[i] = mt.Name
+	}
+	return names
+}

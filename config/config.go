@@ -1,0 +1,168 @@
+// Package config reads the optional --config.file: the plans query, default
+// limits, the metric types and the alert thresholds. Every setting has a
+// default (Default), so an absent file and an empty one mean the same.
+//
+//	plans_query: |          # optional, replaces the default query
+//	  SELECT ...
+//	defaults:
+//	  limits: {messages: 1000, storage: 104857600, users: 2, whatsappSessions: 1}
+//	metric_types:           # optional
+//	  - {name: messages, monthly_reset: true}
+//	  - {name: storage}
+//	  - {name: users}
+//	  - {name: whatsappSessions}
+//	thresholds: [50, 80, 90, 100]   # optional; percentages
+//
+// A file with a mistake is rejected whole, with an error "path:line:
+// problem"; fields the exporter does not know are mistakes.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/billing-exporter/billing_exporter/internal/yamlfile"
+	"github.com/billing-exporter/billing_exporter/plans"
+	"github.com/billing-exporter/billing_exporter/usage"
+)
+
+// Config is the exporter's file configuration.
+type Config struct {
+	// PlansQuery replaces the default plans query when not empty; see
+	// docs/plans-query.md for the columns it must return.
+	PlansQuery string
+	// Defaults are the limits of tenants with no active plan; nil when the
+	// file does not set them (another source, such as the plans file, may).
+	Defaults plans.Limits
+	// MetricTypes are the usage fields the exporter knows.
+	MetricTypes []MetricType
+	// Thresholds are the percentages counted by
+	// billing_tenants_over_threshold, ascending and distinct.
+	Thresholds []float64
+}
+
+// MetricType is a usage hash field the exporter knows about.
+type MetricType = usage.MetricType
+
+// Default returns the configuration used when there is no file, and the
+// value of every setting a file leaves out.
+func Default() *Config {
+	return &Config{
+		MetricTypes: slices.Clone(usage.DefaultMetricTypes),
+		Thresholds:  []float64{50, 80, 90, 100},
+	}
+}
+
+// MetricTypeNames returns the names of the metric types, in order.
+func (c *Config) MetricTypeNames() []string { return usage.MetricTypeNames(c.MetricTypes) }
+
+type rawConfig struct {
+	PlansQuery  *string          `yaml:"plans_query"`
+	Defaults    *rawDefaults     `yaml:"defaults"`
+	MetricTypes *[]rawMetricType `yaml:"metric_types"`
+	Thresholds  *[]float64       `yaml:"thresholds"`
+}
+
+type rawDefaults struct {
+	Limits map[string]yamlfile.Int `yaml:"limits"`
+}
+
+type rawMetricType struct {
+	Name         string `yaml:"name"`
+	MonthlyReset bool   `yaml:"monthly_reset"`
+}
+
+// Load reads and parses a configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse parses a configuration file; name is used in errors, which read
+// "name:line: problem".
+func Parse(data []byte, name string) (*Config, error) {
+	var raw rawConfig
+	doc, err := yamlfile.Decode(data, name, &raw)
+	if err != nil {
+		return nil, err
+	}
+	c := Default()
+	if raw.PlansQuery != nil {
+		if strings.TrimSpace(*raw.PlansQuery) == "" {
+			return nil, doc.Errorf(doc.Line("plans_query"), "plans_query is empty; leave it out for the default query")
+		}
+		c.PlansQuery = *raw.PlansQuery
+	}
+	if raw.Defaults != nil {
+		if c.Defaults, err = parseDefaults(doc, raw.Defaults); err != nil {
+			return nil, err
+		}
+	}
+	if raw.MetricTypes != nil {
+		if c.MetricTypes, err = parseMetricTypes(doc, *raw.MetricTypes); err != nil {
+			return nil, err
+		}
+	}
+	if raw.Thresholds != nil {
+		if c.Thresholds, err = parseThresholds(doc, *raw.Thresholds); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func parseDefaults(doc *yamlfile.Doc, raw *rawDefaults) (plans.Limits, error) {
+	limits, err := plans.ParseLimits(yamlfile.Ints(raw.Limits))
+	var le *plans.LimitError
+	if errors.As(err, &le) {
+		return nil, doc.Errorf(doc.Line("defaults", "limits", le.MetricType), "defaults: %v", le)
+	}
+	return limits, err
+}
+
+func parseMetricTypes(doc *yamlfile.Doc, raw []rawMetricType) ([]MetricType, error) {
+	if len(raw) == 0 {
+		return nil, doc.Errorf(doc.Line("metric_types"), "metric_types is empty; leave it out for the default list")
+	}
+	lines := map[string]int{}
+	types := make([]MetricType, 0, len(raw))
+	for i, mt := range raw {
+		line := doc.Line("metric_types", i)
+		if err := usage.ValidateMetricType(mt.Name); err != nil {
+			return nil, doc.Errorf(line, "metric type %q: %v", mt.Name, err)
+		}
+		if first, dup := lines[mt.Name]; dup {
+			return nil, doc.Errorf(line, "metric type %s listed twice (first on line %d)", mt.Name, first)
+		}
+		lines[mt.Name] = line
+		types = append(types, MetricType(mt))
+	}
+	return types, nil
+}
+
+func parseThresholds(doc *yamlfile.Doc, raw []float64) ([]float64, error) {
+	if len(raw) == 0 {
+		return nil, doc.Errorf(doc.Line("thresholds"), "thresholds is empty; leave it out for the defaults")
+	}
+	seen := map[float64]bool{}
+	out := make([]float64, 0, len(raw))
+	for i, t := range raw {
+		if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 {
+			return nil, doc.Errorf(doc.Line("thresholds", i), "threshold %v: must be a positive percentage", t)
+		}
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	sort.Float64s(out)
+	return out, nil
+}
