@@ -2,12 +2,17 @@ GO       ?= go
 BINARY   := billing_exporter
 PKGS     := ./...
 
-.PHONY: all build test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build test test-deps vet fmt-check lint clean
 
 all: lint test build
 
 build:
 	$(GO) build -o $(BINARY) .
+
+# Release build: version, revision and branch stamped by promu (kept in
+# tools/go.mod, out of the exporter's own dependencies).
+promu-build:
+	$(GO) tool -modfile=tools/go.mod promu build --prefix .build/$$($(GO) env GOOS)-$$($(GO) env GOARCH)
 
 # Installs what the tests need (Debian packages, when missing), then runs
 # every test against real servers the tests start themselves.

@@ -339,3 +339,24 @@ func get(t *testing.T, url string) string {
 	b, _ := io.ReadAll(bufio.NewReader(resp.Body))
 	return string(b)
 }
+
+// TestPromuBuildStampsRevision builds the release way and checks that
+// build_info carries the commit.
+func TestPromuBuildStampsRevision(t *testing.T) {
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD (the test needs the git checkout): %v", err)
+	}
+	prefix := t.TempDir()
+	cmd := exec.Command("go", "tool", "-modfile=tools/go.mod", "promu", "build", "--prefix", prefix)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promu build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(filepath.Join(prefix, "billing_exporter"), "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--version: %v\n%s", err, out)
+	}
+	if want := "revision: " + strings.TrimSpace(string(rev)); !strings.Contains(string(out), want) {
+		t.Errorf("--version says %q, want it to contain %q", out, want)
+	}
+}
