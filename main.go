@@ -183,6 +183,8 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		collector.WithMaxTimeout(o.maxTimeout),
 		collector.WithMaxRequests(o.maxRequests),
 	))
+	mux.HandleFunc("/-/healthy", healthHandler)
+	mux.HandleFunc("/-/ready", healthHandler)
 	if o.telemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "Billing Exporter",
@@ -190,6 +192,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
 				{Address: o.telemetryPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health", Description: "liveness and readiness; reads no data source"},
 			},
 		})
 		if err != nil {

@@ -360,3 +360,30 @@ func TestPromuBuildStampsRevision(t *testing.T) {
 		t.Errorf("--version says %q, want it to contain %q", out, want)
 	}
 }
+
+func TestHealthEndpointsReadNoSource(t *testing.T) {
+	redis := testserver.StartRedis(t)
+	e := startExporter(t, nil, "--redis.addr="+redis.Addr())
+	before := redis.CommandCalls("scan") + redis.CommandCalls("info")
+	for _, path := range []string{"/-/healthy", "/-/ready"} {
+		if body := get(t, e.URL+path); body != "OK\n" {
+			t.Errorf("%s = %q", path, body)
+		}
+	}
+	if after := redis.CommandCalls("scan") + redis.CommandCalls("info"); after != before {
+		t.Errorf("health probes sent %d SCAN/INFO commands to Redis", after-before)
+	}
+	// Redis down: still healthy and ready (see health.go for why).
+	redis.Stop()
+	if body := get(t, e.URL+"/-/ready"); body != "OK\n" {
+		t.Errorf("/-/ready with Redis down = %q", body)
+	}
+	resp, err := http.Post(e.URL+"/-/healthy", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /-/healthy = %d, want 405", resp.StatusCode)
+	}
+}
