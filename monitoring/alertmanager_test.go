@@ -1,0 +1,494 @@
+package monitoring
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// receiverFor is the seed's escalation: the receiver each severity must reach.
+var receiverFor = map[string]string{
+	"critical": "critical-pagerduty-slack-incidents",
+	"warning":  "warning-slack-monitoring",
+	"info":     "info-email-customer-success",
+}
+
+type amRoute struct {
+	Receiver       string    `yaml:"receiver"`
+	GroupBy        []string  `yaml:"group_by"`
+	GroupWait      string    `yaml:"group_wait"`
+	GroupInterval  string    `yaml:"group_interval"`
+	RepeatInterval string    `yaml:"repeat_interval"`
+	Matchers       []string  `yaml:"matchers"`
+	Continue       bool      `yaml:"continue"`
+	Routes         []amRoute `yaml:"routes"`
+}
+
+type amConfig struct {
+	Route        amRoute `yaml:"route"`
+	InhibitRules []struct {
+		SourceMatchers []string `yaml:"source_matchers"`
+		TargetMatchers []string `yaml:"target_matchers"`
+		Equal          []string `yaml:"equal"`
+	} `yaml:"inhibit_rules"`
+	Receivers []map[string]any `yaml:"receivers"`
+}
+
+func loadAlertmanagerConfig(t testing.TB) (amConfig, map[string]any) {
+	t.Helper()
+	var c amConfig
+	readYAML(t, repoPath(t, alertmanagerFile), &c)
+	var raw map[string]any
+	readYAML(t, repoPath(t, alertmanagerFile), &raw)
+	return c, raw
+}
+
+func TestAlertmanagerConfigValid(t *testing.T) {
+	out, err := runTool(t, "amtool", "check-config", alertmanagerFile)
+	if err != nil || !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("amtool check-config %s: %v\n%s", alertmanagerFile, err, out)
+	}
+}
+
+// TestAlertmanagerRoutes runs `amtool config routes test --verify.receivers`
+// for every shipped alert, with the labels its promtool test fires it with,
+// and for a few hand-made label sets.
+func TestAlertmanagerRoutes(t *testing.T) {
+	type routeCase struct {
+		name     string
+		labels   map[string]string
+		receiver string
+	}
+	cases := []routeCase{
+		{"critical", map[string]string{"alertname": "BillingRedisDown", "severity": "critical"}, receiverFor["critical"]},
+		{"warning", map[string]string{"alertname": "BillingRedisHighLatency", "severity": "warning", "operation": "scan"}, receiverFor["warning"]},
+		{"info", map[string]string{"alertname": "BillingTenantWithoutPlan", "severity": "info", "tenant_id": "7"}, receiverFor["info"]},
+		{"critical tenant alert", map[string]string{"alertname": "BillingLimitExceededFrequent", "severity": "critical", "tenant_id": "42", "limit_type": "messages"}, receiverFor["critical"]},
+		{"warning tenant alert", map[string]string{"alertname": "BillingUsageNearLimit", "severity": "warning", "tenant_id": "1", "limit_type": "messages"}, receiverFor["warning"]},
+		{"no severity falls back to Slack #monitoring", map[string]string{"alertname": "SomethingElse"}, receiverFor["warning"]},
+		{"unknown severity falls back to Slack #monitoring", map[string]string{"alertname": "SomethingElse", "severity": "page"}, receiverFor["warning"]},
+	}
+	for _, a := range loadAlerts(t) {
+		for i, f := range a.Fires {
+			cases = append(cases, routeCase{fmt.Sprintf("%s/%d", a.Name(), i), f.Labels, receiverFor[a.Rule.Labels["severity"]]})
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"config", "routes", "test", "--config.file=" + alertmanagerFile, "--verify.receivers=" + c.receiver}
+			for _, k := range slices.Sorted(maps.Keys(c.labels)) {
+				args = append(args, k+"="+c.labels[k])
+			}
+			out, err := runTool(t, "amtool", args...)
+			if err != nil {
+				t.Fatalf("amtool %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			if got := lastLine(out); got != c.receiver {
+				t.Errorf("labels %v route to %q, want %q", c.labels, got, c.receiver)
+			}
+		})
+	}
+}
+
+// lastLine returns the last non-empty line that is not an amtool warning.
+func lastLine(out string) string {
+	last := ""
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "Warning:") {
+			last = l
+		}
+	}
+	return last
+}
+
+// TestAlertmanagerReceivers checks that each receiver notifies where the
+// seed says: PagerDuty and Slack #incidents, Slack #monitoring, e-mail.
+func TestAlertmanagerReceivers(t *testing.T) {
+	c, _ := loadAlertmanagerConfig(t)
+	byName := map[string]map[string]any{}
+	for _, r := range c.Receivers {
+		byName[fmt.Sprint(r["name"])] = r
+	}
+	tests := []struct {
+		receiver     string
+		integrations []string
+		channel      string // Slack channel, if any
+	}{
+		{receiverFor["critical"], []string{"pagerduty_configs", "slack_configs"}, "#incidents"},
+		{receiverFor["warning"], []string{"slack_configs"}, "#monitoring"},
+		{receiverFor["info"], []string{"email_configs"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.receiver, func(t *testing.T) {
+			r := byName[tt.receiver]
+			if r == nil {
+				t.Fatalf("no receiver %q", tt.receiver)
+			}
+			var got []string
+			for k := range r {
+				if strings.HasSuffix(k, "_configs") {
+					got = append(got, k)
+				}
+			}
+			sort.Strings(got)
+			if !slices.Equal(got, tt.integrations) {
+				t.Errorf("integrations %v, want %v", got, tt.integrations)
+			}
+			if tt.channel != "" {
+				slack, _ := r["slack_configs"].([]any)
+				for _, s := range slack {
+					if ch := fmt.Sprint(s.(map[string]any)["channel"]); ch != tt.channel {
+						t.Errorf("Slack channel %q, want %q", ch, tt.channel)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestAlertmanagerInfoDigest checks that info alerts reach customer success
+// as a digest: not one message per tenant, not more than about once a day.
+func TestAlertmanagerInfoDigest(t *testing.T) {
+	c, _ := loadAlertmanagerConfig(t)
+	var info *amRoute
+	for i, r := range c.Route.Routes {
+		if slices.Contains(r.Matchers, `severity="info"`) {
+			info = &c.Route.Routes[i]
+		}
+	}
+	if info == nil {
+		t.Fatal(`no route with matcher severity="info"`)
+	}
+	groupBy := info.GroupBy
+	if groupBy == nil {
+		groupBy = c.Route.GroupBy
+	}
+	if slices.Contains(groupBy, "tenant_id") || slices.Contains(groupBy, "...") {
+		t.Errorf("info route groups by %v: a digest must not be split per tenant", groupBy)
+	}
+	for _, d := range []struct {
+		name, value string
+		min         time.Duration
+	}{
+		{"group_wait", info.GroupWait, time.Hour},
+		{"group_interval", info.GroupInterval, time.Hour},
+		{"repeat_interval", info.RepeatInterval, 24 * time.Hour},
+	} {
+		v, err := parseModelDuration(d.value)
+		if err != nil || v < d.min {
+			t.Errorf("info route %s is %q, want at least %v for a digest", d.name, d.value, d.min)
+		}
+	}
+}
+
+// parseModelDuration parses a Prometheus duration (1h, 24h, 1d, 1w).
+func parseModelDuration(s string) (time.Duration, error) {
+	var total time.Duration
+	re := regexp.MustCompile(`(\d+)(ms|s|m|h|d|w|y)`)
+	if s == "" || re.ReplaceAllString(s, "") != "" {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
+	units := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour,
+		"d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "y": 365 * 24 * time.Hour}
+	for _, m := range re.FindAllStringSubmatch(s, -1) {
+		n, _ := strconv.Atoi(m[1])
+		total += time.Duration(n) * units[m[2]]
+	}
+	return total, nil
+}
+
+// secretKeys are Alertmanager settings that hold a secret inline; each has a
+// *_file variant that must be used instead.
+var secretKeys = []string{"api_url", "slack_api_url", "routing_key", "service_key", "auth_password",
+	"smtp_auth_password", "auth_secret", "smtp_auth_secret", "password", "bearer_token", "credentials",
+	"api_key", "opsgenie_api_key", "victorops_api_key", "wechat_api_secret", "pagerduty_url", "token", "bot_token"}
+
+func TestAlertmanagerSecretsFromFiles(t *testing.T) {
+	_, raw := loadAlertmanagerConfig(t)
+	found := map[string]bool{}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				found[k] = true
+				if slices.Contains(secretKeys, k) && fmt.Sprint(x) != "" {
+					t.Errorf("%s.%s holds a secret inline: use %s_file", path, k, k)
+				}
+				walk(path+"."+k, x)
+			}
+		case []any:
+			for i, x := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), x)
+			}
+		}
+	}
+	walk("", raw)
+	for _, k := range []string{"routing_key_file", "slack_api_url_file", "smtp_auth_password_file"} {
+		if !found[k] {
+			t.Errorf("%s does not set %s: the PagerDuty key, Slack URL and SMTP password must come from files", alertmanagerFile, k)
+		}
+	}
+}
+
+// TestAlertmanagerInhibition starts the real Alertmanager with the example
+// configuration, sends it alerts with the labels the promtool tests fire
+// them with, and asks it which are inhibited: BillingRedisDown and
+// BillingExporterDown must mute the per-tenant alerts they make false, and
+// nothing else.
+func TestAlertmanagerInhibition(t *testing.T) {
+	alerts := loadAlerts(t)
+	labelsOf := func(name string) map[string]string {
+		a := alertByName(alerts, name)
+		if a == nil || len(a.Fires) == 0 {
+			t.Fatalf("alert %s has no firing promtool test to take its labels from", name)
+		}
+		return a.Fires[0].Labels
+	}
+	// The per-tenant alerts built on the exporter's usage series.
+	var tenantAlerts []string
+	for _, a := range alerts {
+		if a.File != backendRules && a.IsTenantAlert() {
+			tenantAlerts = append(tenantAlerts, a.Name())
+		}
+	}
+	if len(tenantAlerts) == 0 {
+		t.Fatal("no per-tenant exporter alert found")
+	}
+	exporterDown := alertByName(alerts, "BillingExporterDown")
+	if exporterDown == nil || len(exporterDown.Fires) < 2 {
+		t.Fatal("BillingExporterDown needs promtool cases firing both with an instance and from absent()")
+	}
+	otherRedisDown := maps.Clone(labelsOf("BillingRedisDown"))
+	otherRedisDown["instance"] = "other-exporter:9866"
+
+	// The alerts sent with each source. The two source alerts are left out:
+	// each would inhibit the others itself.
+	targets := []string{"BillingUsageNearLimit", "BillingLimitReached", "BillingUsagePredictedToExceed", "BillingTenantWithoutPlan",
+		"BillingRedisHighLatency", "BillingPostgresDown", "BillingPlansStale",
+		"BillingLimitExceededFrequent", "BillingUsageIncrementErrors"}
+	sourceMutes := append(slices.Clone(tenantAlerts), "BillingRedisHighLatency")
+	exporterMutes := append(slices.Clone(sourceMutes), "BillingPostgresDown", "BillingPlansStale", "BillingRedisDown")
+	scenarios := []struct {
+		name      string
+		source    map[string]string
+		targets   []string
+		inhibited []string // the targets that must be muted; the rest must not be
+	}{
+		{"BillingRedisDown", labelsOf("BillingRedisDown"), targets, sourceMutes},
+		{"BillingExporterDown with instance", exporterDown.Fires[0].Labels, targets, exporterMutes},
+		{"BillingExporterDown from absent", exporterDown.Fires[1].Labels, targets, exporterMutes},
+		{"BillingExporterDown mutes BillingRedisDown", exporterDown.Fires[0].Labels, []string{"BillingRedisDown"}, exporterMutes},
+		{"BillingRedisDown of another exporter", otherRedisDown, targets, []string{"BillingRedisHighLatency"}},
+		{"no source", nil, targets, nil},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			am := startAlertmanager(t)
+			var send []map[string]string
+			if sc.source != nil {
+				send = append(send, sc.source)
+			}
+			for _, name := range sc.targets {
+				send = append(send, labelsOf(name))
+			}
+			am.post(t, send)
+			// The inhibitor learns of the source asynchronously: wait until
+			// every alert that must be muted is (or a deadline passes), then
+			// the state is settled and the others must not be.
+			var status map[string]bool
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				status = am.inhibition(t)
+				settled := true
+				for _, labels := range send {
+					if slices.Contains(sc.inhibited, labels["alertname"]) && !status[labelsKey(labels)] {
+						settled = false
+					}
+				}
+				if settled || time.Now().After(deadline) {
+					break
+				}
+			}
+			for _, labels := range send {
+				if sc.source != nil && labelsKey(labels) == labelsKey(sc.source) {
+					continue
+				}
+				name := labels["alertname"]
+				got, ok := status[labelsKey(labels)]
+				if !ok {
+					t.Errorf("Alertmanager does not list %s %v", name, labels)
+					continue
+				}
+				if want := slices.Contains(sc.inhibited, name); got != want {
+					t.Errorf("%s %v: inhibited = %v, want %v", name, labels, got, want)
+				}
+			}
+		})
+	}
+}
+
+type alertmanager struct {
+	url string // base URL, route prefix included
+}
+
+var amCounter atomic.Int64
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer safe for a process to write while a test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startAlertmanager runs the Alertmanager binary (Debian's
+// prometheus-alertmanager, or alertmanager) on a free loopback port with the
+// example configuration, clustering off.
+func startAlertmanager(t *testing.T) *alertmanager {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	if err != nil {
+		if bin, err = exec.LookPath("alertmanager"); err != nil {
+			t.Fatal("the Alertmanager binary (prometheus-alertmanager or alertmanager) is not installed: the monitoring tests need it. On Debian: apt-get install -y prometheus-alertmanager")
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		// A route prefix of its own, so that a server that took the port
+		// first (another test's) cannot pass for this one.
+		base := fmt.Sprintf("http://%s/am-%d-%d", addr, os.Getpid(), amCounter.Add(1))
+		var logs syncBuffer
+		cmd := exec.Command(bin,
+			"--config.file="+repoPath(t, alertmanagerFile),
+			"--storage.path="+t.TempDir(),
+			"--web.listen-address="+addr,
+			"--web.external-url="+base,
+			"--cluster.listen-address=",
+			"--log.level=warn")
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		stop := func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case <-exited:
+				// Lost the port to another process: try another one.
+				if attempt < 3 {
+					goto retry
+				}
+				t.Fatalf("Alertmanager exited:\n%s", logs.String())
+			default:
+			}
+			if resp, err := http.Get(base + "/-/ready"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					t.Cleanup(stop)
+					return &alertmanager{url: base}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		stop()
+		t.Fatalf("Alertmanager did not get ready on %s:\n%s", addr, logs.String())
+	retry:
+	}
+}
+
+func (am *alertmanager) post(t *testing.T, alerts []map[string]string) {
+	t.Helper()
+	type postable struct {
+		Labels   map[string]string `json:"labels"`
+		StartsAt time.Time         `json:"startsAt"`
+		EndsAt   time.Time         `json:"endsAt"`
+	}
+	now := time.Now()
+	var body []postable
+	for _, l := range alerts {
+		body = append(body, postable{Labels: l, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour)})
+	}
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(am.url+"/api/v2/alerts", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v2/alerts: %s", resp.Status)
+	}
+}
+
+// inhibition returns, for every alert Alertmanager holds (keyed by
+// labelsKey), whether it is inhibited.
+func (am *alertmanager) inhibition(t *testing.T) map[string]bool {
+	t.Helper()
+	resp, err := http.Get(am.url + "/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got []struct {
+		Labels map[string]string `json:"labels"`
+		Status struct {
+			InhibitedBy []string `json:"inhibitedBy"`
+		} `json:"status"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, a := range got {
+		out[labelsKey(a.Labels)] = len(a.Status.InhibitedBy) > 0
+	}
+	return out
+}
+
+func labelsKey(l map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		fmt.Fprintf(&b, "%s=%q,", k, l[k])
+	}
+	return b.String()
+}

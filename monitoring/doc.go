@@ -1,0 +1,2 @@
+// Package monitoring holds the tests of the shipped alert rules, Alertmanager routing and dashboards.
+package monitoring
