@@ -2,7 +2,8 @@ GO       ?= go
 BINARY   := billing_exporter
 PKGS     := ./...
 
-.PHONY: all build promu-build test test-deps vet fmt-check lint clean
+
+.PHONY: all build promu-build stack test test-deps vet fmt-check lint clean
 
 all: lint test build
 
@@ -13,6 +14,10 @@ build:
 # tools/go.mod, out of the exporter's own dependencies).
 promu-build:
 	$(GO) tool -modfile=tools/go.mod promu build --prefix .build/$$($(GO) env GOOS)-$$($(GO) env GOARCH)
+
+# The whole monitoring stack on a machine with Docker (see README, Deploy).
+stack: promu-build
+	docker compose -f examples/docker-compose.yml up --build
 
 # Installs what the tests need (Debian packages, when missing), then runs
 # every test against real servers the tests start themselves.
