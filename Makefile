@@ -3,7 +3,7 @@ BINARY   := billing_exporter
 PKGS     := ./...
 
 
-.PHONY: all build promu-build stack test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build stack bench fuzz test test-deps vet fmt-check lint clean
 
 all: lint test build
 
@@ -15,6 +15,14 @@ build:
 promu-build:
 	$(GO) tool -modfile=tools/go.mod promu build --prefix .build/$$($(GO) env GOOS)-$$($(GO) env GOARCH)
 
+# Scrape benchmark: the exporter against a floor program and Debian's
+# redis_exporter on the same generated data (see bench/README.md and
+# BENCHMARKS.md). Run it on an otherwise idle machine.
+BENCH_TENANTS ?= 10000,100000
+bench: test-deps
+	@command -v prometheus-redis-exporter >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-redis-exporter; }
+	$(GO) run ./bench -tenants $(BENCH_TENANTS) -out bench-report.md
+
 # The whole monitoring stack on a machine with Docker (see README, Deploy).
 stack: promu-build
 	docker compose -f examples/docker-compose.yml up --build
@@ -23,6 +31,18 @@ stack: promu-build
 # every test against real servers the tests start themselves.
 test: test-deps vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+# Runs every Go fuzz target (seed corpora in testdata/fuzz and f.Add) for
+# FUZZTIME each; `make test` runs them briefly, `make fuzz FUZZTIME=5m` hunts.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/fuzz-$$$$.log 2>&1 || { cat /tmp/fuzz-$$$$.log; rm -f /tmp/fuzz-$$$$.log; exit 1; }; \
+	  done; \
+	done; rm -f /tmp/fuzz-$$$$.log
 
 test-deps:
 	./scripts/install-test-deps.sh

@@ -1,19 +1,15 @@
 package redisstore
 
-import (
-	"bufio"
-	"strings"
-)
+import "strings"
 
 // ParseInfo reads the text of an INFO reply into field → value. Section
-// headers, blank lines and lines without a colon are ignored, so a reply
-// from any Redis version (or something Redis-like) parses.
+// headers, blank lines and lines without a colon are ignored, and any of
+// \r and \n ends a line, so a reply from any Redis version (or something
+// Redis-like) parses, however long its lines.
 func ParseInfo(text string) map[string]string {
 	fields := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}

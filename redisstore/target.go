@@ -24,6 +24,10 @@ type Target struct {
 // or the same with rediss:// for TLS. Errors never repeat the password.
 func ParseTarget(addr string) (Target, error) {
 	if !strings.Contains(addr, "://") {
+		if strings.Contains(addr, "@") {
+			// Credentials without a scheme: say so without echoing them.
+			return Target{}, fmt.Errorf("redis address has credentials (@) but no redis:// or rediss:// scheme")
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return Target{}, fmt.Errorf("redis address %q: want host:port or a redis:// URL: %w", addr, err)
 		}
