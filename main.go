@@ -54,6 +54,8 @@ type options struct {
 	plansFile     string
 	configFile    string
 	demo          bool
+	tenantSeries  bool
+	maxTenants    int
 }
 
 func main() {
@@ -76,6 +78,8 @@ func main() {
 	app.Flag("plans.file", "YAML file of plans, tenant assignments and default limits, for deployments without PostgreSQL.").StringVar(&o.plansFile)
 	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds.").StringVar(&o.configFile)
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.demo)
+	app.Flag("metrics.tenant-series", "Export the per-tenant series (--no-metrics.tenant-series keeps only the fleet families, which stay exact).").Default("true").BoolVar(&o.tenantSeries)
+	intFlag(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those closest to a limit first; 0 means all.", "0", &o.maxTenants)
 	webConfig := kingpinflag.AddFlags(app, ":9866")
 	logConfig := &promslog.Config{}
 	flag.AddFlags(app, logConfig)
@@ -182,6 +186,8 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		collector.WithTimeoutOffset(o.timeoutOffset),
 		collector.WithMaxTimeout(o.maxTimeout),
 		collector.WithMaxRequests(o.maxRequests),
+		collector.WithTenantSeries(o.tenantSeries),
+		collector.WithMaxTenants(o.maxTenants),
 	))
 	mux.HandleFunc("/-/healthy", healthHandler)
 	mux.HandleFunc("/-/ready", healthHandler)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/redisstore"
 	"github.com/billing-exporter/billing_exporter/sharedread"
 )
 
@@ -22,11 +23,20 @@ type InfoReader interface {
 	Info(ctx context.Context) (map[string]string, error)
 }
 
+// NodeInfoReader is implemented by an InfoReader over a Redis Cluster
+// (redisstore.Cluster): INFO of every master, for per-node metrics. The
+// Scraper uses it instead of Info when it is there, and sums the nodes for
+// the cluster-wide memory and connections gauges.
+type NodeInfoReader interface {
+	NodeInfo(ctx context.Context) []redisstore.NodeInfo
+}
+
 // Scrape is everything one scrape reads: the joined report and Redis INFO.
 type Scrape struct {
 	Report   *billing.Report
 	Info     map[string]string
 	InfoErr  error
+	Nodes    []redisstore.NodeInfo // per master, in cluster mode only
 	Duration time.Duration
 }
 
@@ -54,6 +64,11 @@ func (s *Scraper) read(ctx context.Context) (*Scrape, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if nr, ok := s.info.(NodeInfoReader); ok {
+			sc.Nodes = nr.NodeInfo(ctx)
+			sc.Info, sc.InfoErr = redisstore.SumInfo(sc.Nodes)
+			return
+		}
 		sc.Info, sc.InfoErr = s.info.Info(ctx)
 	}()
 	sc.Report = s.service.Report(ctx)
@@ -62,18 +77,34 @@ func (s *Scraper) read(ctx context.Context) (*Scrape, error) {
 	return sc, nil
 }
 
-// Collector is a prometheus.Collector bound to one scrape's context: the
-// HTTP handler builds one per request so that the scrape deadline reaches
-// every Redis and PostgreSQL call.
+// TenantMode says how a Collector handles the per-tenant families.
+type TenantMode int
+
+const (
+	// TenantsWritten: the handler writes them with the fast text writer;
+	// Collect leaves them out.
+	TenantsWritten TenantMode = iota
+	// TenantsCollected: Collect emits them through client_golang (the
+	// reference path, and what a caller gathering a registry gets).
+	TenantsCollected
+)
+
+// Collector is a prometheus.Collector over one scrape's result: the HTTP
+// handler reads (under the request's deadline) and builds one per request.
 type Collector struct {
-	ctx     context.Context
-	scraper *Scraper
+	scrape  *Scrape
+	err     error // the read was abandoned: the scrape's context ended first
+	tenants []billing.TenantStatus
+	omitted int
+	mode    TenantMode
 	logger  *slog.Logger
 }
 
-// New returns a Collector for one scrape.
-func New(ctx context.Context, scraper *Scraper, logger *slog.Logger) *Collector {
-	return &Collector{ctx: ctx, scraper: scraper, logger: logger}
+// New returns a Collector for the result of one scrape. tenants are the
+// tenants whose series are exported (all, or the cap's selection) and
+// omitted how many were left out.
+func New(sc *Scrape, err error, tenants []billing.TenantStatus, omitted int, mode TenantMode, logger *slog.Logger) *Collector {
+	return &Collector{scrape: sc, err: err, tenants: tenants, omitted: omitted, mode: mode, logger: logger}
 }
 
 // Describe sends the descriptors of every metric Collect may send.
@@ -81,18 +112,23 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
 		ch <- d
 	}
+	if c.mode == TenantsCollected {
+		for _, f := range tenantFamilies {
+			ch <- f.desc
+		}
+	}
 }
 
-// Collect reads (or joins a read in flight) and emits the metrics.
+// Collect emits the metrics of the scrape.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	sc, err := c.scraper.Scrape(c.ctx)
-	if err != nil {
-		// The scrape's own context ended before the read did: every
-		// source is reported down rather than guessed.
-		c.logger.Warn("scrape abandoned before the read finished", "err", err)
+	if c.err != nil {
+		// The scrape's own context ended before the read did: Redis is
+		// reported down rather than guessed.
+		c.logger.Warn("scrape abandoned before the read finished", "err", c.err)
 		ch <- gauge(redisUpDesc, 0)
 		return
 	}
+	sc := c.scrape
 	r := sc.Report
 	if r.UsageErr != nil {
 		c.logger.Warn("reading usage from Redis failed", "err", r.UsageErr)
@@ -101,6 +137,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	collectUsage(ch, r)
 	collectPlans(ch, r)
 	collectExporter(ch, sc)
+	if r.UsageUp() {
+		ch <- gauge(tenantsOmittedDesc, float64(c.omitted))
+	}
+	if c.mode == TenantsCollected {
+		collectTenants(ch, c.tenants)
+	}
 }
 
 func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {

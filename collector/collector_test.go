@@ -31,7 +31,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, serviceOpts []billing.Option, storeOpts ...redisstore.Option) *fixture {
 	t.Helper()
-	f := &fixture{redis: testserver.StartRedis(t)}
+	return newFixtureOnRedis(t, &fixture{redis: testserver.StartRedis(t)}, serviceOpts, storeOpts...)
+}
+
+// newFixtureOnRedis builds the exporter side of a fixture over f's Redis.
+func newFixtureOnRedis(t *testing.T, f *fixture, serviceOpts []billing.Option, storeOpts ...redisstore.Option) *fixture {
+	t.Helper()
+	f = &fixture{redis: f.redis}
 	target, err := redisstore.ParseTarget(f.redis.Addr())
 	if err != nil {
 		t.Fatal(err)

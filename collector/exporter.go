@@ -6,8 +6,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-var scrapeDurationDesc = newDesc("exporter", "scrape_duration_seconds",
-	"Time this scrape spent reading each source.", "source")
+var (
+	scrapeDurationDesc = newDesc("exporter", "scrape_duration_seconds",
+		"Time this scrape spent reading each source.", "source")
+	tenantsOmittedDesc = newDesc("exporter", "tenants_omitted",
+		"Known tenants whose per-tenant series were left out (--metrics.max-tenants, --no-metrics.tenant-series).")
+)
 
 func collectExporter(ch chan<- prometheus.Metric, sc *Scrape) {
 	r := sc.Report

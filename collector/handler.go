@@ -1,19 +1,25 @@
 package collector
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/billing-exporter/billing_exporter/billing"
 )
 
-// Handler serves /metrics: a fresh registry per request holding a Collector
-// bound to the request's context and deadline, gathered together with the
-// exporter's long-lived metrics.
+// Handler serves /metrics. Per request it reads under the scrape's deadline
+// (sharing a read in flight), gathers the small families through
+// client_golang, and writes the per-tenant families with the fast writer.
 type Handler struct {
 	scraper       *Scraper
 	static        prometheus.Gatherer
@@ -21,6 +27,8 @@ type Handler struct {
 	timeoutOffset time.Duration
 	maxTimeout    time.Duration
 	inflight      chan struct{} // nil: unbounded
+	tenantSeries  bool
+	maxTenants    int
 }
 
 // HandlerOption configures a Handler.
@@ -49,6 +57,18 @@ func WithMaxRequests(n int) HandlerOption {
 	}
 }
 
+// WithTenantSeries turns the per-tenant families on or off. Off, the fleet
+// families (tenants per plan, over threshold) stay exact.
+func WithTenantSeries(on bool) HandlerOption {
+	return func(h *Handler) { h.tenantSeries = on }
+}
+
+// WithMaxTenants caps the tenants whose series are exported (0: no cap),
+// keeping those closest to their limits (billing.MostPressed).
+func WithMaxTenants(n int) HandlerOption {
+	return func(h *Handler) { h.maxTenants = n }
+}
+
 // NewHandler returns the /metrics handler.
 func NewHandler(scraper *Scraper, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {
 	h := &Handler{
@@ -57,6 +77,7 @@ func NewHandler(scraper *Scraper, static prometheus.Gatherer, logger *slog.Logge
 		logger:        logger,
 		timeoutOffset: 250 * time.Millisecond,
 		maxTimeout:    10 * time.Second,
+		tenantSeries:  true,
 	}
 	for _, o := range opts {
 		o(h)
@@ -84,6 +105,19 @@ func (h *Handler) ScrapeTimeout(r *http.Request) time.Duration {
 	return min(timeout, h.maxTimeout)
 }
 
+// selectTenants applies --metrics.tenant-series and --metrics.max-tenants.
+func (h *Handler) selectTenants(sc *Scrape) (tenants []billing.TenantStatus, omitted int) {
+	if sc == nil {
+		return nil, 0
+	}
+	all := sc.Report.Tenants
+	if !h.tenantSeries {
+		return nil, len(all)
+	}
+	tenants = billing.MostPressed(all, h.maxTenants)
+	return tenants, len(all) - len(tenants)
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.inflight != nil {
 		select {
@@ -96,13 +130,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.ScrapeTimeout(r))
 	defer cancel()
+	sc, err := h.scraper.Scrape(ctx)
+	tenants, omitted := h.selectTenants(sc)
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(New(ctx, h.scraper, h.logger))
+	reg.MustRegister(New(sc, err, tenants, omitted, TenantsWritten, h.logger))
 	// The per-scrape registry is gathered first so that the long-lived
 	// histograms include the Redis calls this very scrape made.
-	promhttp.HandlerFor(prometheus.Gatherers{reg, h.static}, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(h.logger.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	}).ServeHTTP(w, r)
+	families, gatherErr := prometheus.Gatherers{reg, h.static}.Gather()
+	if gatherErr != nil {
+		h.logger.Error("gathering metrics", "err", gatherErr)
+	}
+
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	w.Header().Set("Content-Type", string(format))
+	var out io.Writer = w
+	if acceptsGzip(r) {
+		w.Header().Set("Content-Encoding", "gzip")
+		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		defer gz.Close()
+		out = gz
+	}
+	bw := bufio.NewWriterSize(out, 64<<10)
+	enc := expfmt.NewEncoder(bw, format)
+	for _, mf := range families {
+		if err := enc.Encode(mf); err != nil {
+			h.logger.Debug("writing metrics", "err", err)
+			return
+		}
+	}
+	if err := writeTenants(bw, tenants); err != nil {
+		h.logger.Debug("writing tenant metrics", "err", err)
+		return
+	}
+	if err := bw.Flush(); err != nil {
+		h.logger.Debug("writing metrics", "err", err)
+	}
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(q, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }

@@ -11,18 +11,6 @@ import (
 )
 
 var (
-	limitDesc = newDesc("usage", "limit",
-		"Limit in force for the tenant (its plan's, else the defaults); absent when unlimited.",
-		"tenant_id", "limit_type")
-	percentageDesc = newDesc("usage", "percentage",
-		"100 × usage / limit for the current period; may exceed 100; absent when unlimited.",
-		"tenant_id", "limit_type")
-	usingDefaultsDesc = newDesc("tenant", "using_defaults",
-		"1 when the tenant has no active plan and default limits apply, else 0.",
-		"tenant_id")
-	planInfoDesc = newDesc("tenant", "plan_info",
-		"The tenant's plan (plan_id \"none\" without an active plan), for joins in PromQL.",
-		"tenant_id", "plan_id", "plan_name")
 	tenantsPerPlanDesc = newDesc("", "tenants_per_plan",
 		"Known tenants on each plan; tenants without an active plan under plan_id=\"none\".",
 		"plan_id", "plan_name")
@@ -56,20 +44,6 @@ func collectPlans(ch chan<- prometheus.Metric, r *billing.Report) {
 		}
 	}
 
-	for i := range r.Tenants {
-		t := &r.Tenants[i]
-		if !t.LimitsKnown {
-			continue
-		}
-		ch <- gauge(usingDefaultsDesc, boolFloat(t.UsingDefaults), t.ID)
-		ch <- gauge(planInfoDesc, 1, t.ID, t.PlanID, t.PlanName)
-		for lt, limit := range t.Limits {
-			ch <- gauge(limitDesc, float64(limit), t.ID, lt)
-			if pct, ok := t.Percentage(lt); ok {
-				ch <- gauge(percentageDesc, pct, t.ID, lt)
-			}
-		}
-	}
 	for _, pc := range r.PerPlan {
 		ch <- gauge(tenantsPerPlanDesc, float64(pc.Tenants), pc.PlanID, pc.PlanName)
 	}

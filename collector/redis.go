@@ -10,13 +10,33 @@ var (
 	redisUpDesc = newDesc("redis", "up",
 		"1 when this scrape read the usage state from Redis completely, else 0.")
 	redisMemoryDesc = newDesc("redis", "memory_bytes",
-		"Memory used by Redis (INFO used_memory).")
+		"Memory used by Redis (INFO used_memory); in a cluster, summed over the masters.")
 	redisConnectionsDesc = newDesc("redis", "connections_active",
-		"Client connections to Redis (INFO connected_clients).")
+		"Client connections to Redis (INFO connected_clients); in a cluster, summed over the masters.")
+
+	// Redis Cluster only: one series per master node.
+	redisNodeUpDesc = newDesc("redis", "node_up",
+		"Redis Cluster: 1 when this scrape reached the master node (INFO answered), else 0.", "node")
+	redisNodeMemoryDesc = newDesc("redis", "node_memory_bytes",
+		"Redis Cluster: memory used by the master node (INFO used_memory).", "node")
+	redisNodeConnectionsDesc = newDesc("redis", "node_connections_active",
+		"Redis Cluster: client connections to the master node (INFO connected_clients).", "node")
 )
 
 func collectRedis(ch chan<- prometheus.Metric, sc *Scrape) {
 	ch <- gauge(redisUpDesc, boolFloat(sc.Report.UsageUp()))
+	for _, n := range sc.Nodes {
+		ch <- gauge(redisNodeUpDesc, boolFloat(n.Err == nil), n.Node)
+		if n.Err != nil {
+			continue
+		}
+		if v, ok := redisstore.InfoInt(n.Fields, "used_memory"); ok {
+			ch <- gauge(redisNodeMemoryDesc, float64(v), n.Node)
+		}
+		if v, ok := redisstore.InfoInt(n.Fields, "connected_clients"); ok {
+			ch <- gauge(redisNodeConnectionsDesc, float64(v), n.Node)
+		}
+	}
 	if sc.InfoErr != nil {
 		return
 	}

@@ -8,9 +8,6 @@ import (
 )
 
 var (
-	usageDesc = newDesc("", "usage",
-		"Current-period value of a usage hash field (messages this period, storage bytes, users, WhatsApp sessions).",
-		"tenant_id", "metric_type")
 	usageKeysDesc = newDesc("redis", "usage_keys",
 		"Usage keys in Redis that match the key pattern, all periods.")
 	invalidDataDesc = newDesc("exporter", "invalid_data_items",
@@ -25,11 +22,5 @@ func collectUsage(ch chan<- prometheus.Metric, r *billing.Report) {
 	ch <- gauge(usageKeysDesc, float64(r.Usage.Keys))
 	for _, reason := range usage.Reasons {
 		ch <- gauge(invalidDataDesc, float64(r.Usage.Skipped[reason]), "redis", string(reason))
-	}
-	for i := range r.Tenants {
-		t := &r.Tenants[i]
-		for mt, v := range t.Usage {
-			ch <- gauge(usageDesc, float64(v), t.ID, mt)
-		}
 	}
 }

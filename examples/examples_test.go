@@ -213,9 +213,9 @@ type podSpec struct {
 		RunAsNonRoot *bool `yaml:"runAsNonRoot"`
 	} `yaml:"securityContext"`
 	Containers []struct {
-		Name      string   `yaml:"name"`
-		Args      []string `yaml:"args"`
-		Ports     []struct {
+		Name  string   `yaml:"name"`
+		Args  []string `yaml:"args"`
+		Ports []struct {
 			Name string `yaml:"name"`
 		} `yaml:"ports"`
 		Resources struct {

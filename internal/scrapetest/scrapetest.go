@@ -161,13 +161,20 @@ func PromtoolCheck(t testing.TB, body []byte) {
 	}
 }
 
-// Lines returns the exposition lines that start with prefix, for messages.
+// Lines returns the exposition lines that start with prefix, sorted (the
+// order of series within a family is not part of the format), for messages
+// and comparisons.
 func (r *Result) Lines(prefix string) string {
-	var b strings.Builder
+	var lines []string
 	for _, l := range strings.Split(string(r.Body), "\n") {
 		if strings.HasPrefix(l, prefix) {
-			fmt.Fprintln(&b, l)
+			lines = append(lines, l)
 		}
+	}
+	sort.Strings(lines)
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintln(&b, l)
 	}
 	return b.String()
 }

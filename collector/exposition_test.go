@@ -1,0 +1,194 @@
+package collector
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
+	"github.com/billing-exporter/billing_exporter/plans"
+	"github.com/billing-exporter/billing_exporter/usage"
+)
+
+// referenceCollector emits the per-tenant families through client_golang.
+type referenceCollector struct{ tenants []billing.TenantStatus }
+
+func (c referenceCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, f := range tenantFamilies {
+		ch <- f.desc
+	}
+}
+func (c referenceCollector) Collect(ch chan<- prometheus.Metric) { collectTenants(ch, c.tenants) }
+
+func oddTenants() []billing.TenantStatus {
+	limits := plans.Limits{"messages": 5000, "storage": 1073741824, "users": 5, "whatsappSessions": 1}
+	return []billing.TenantStatus{
+		{ID: "1", Usage: usage.Counters{"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1},
+			LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
+		{ID: `quo"te`, Usage: usage.Counters{"messages": 1, "apiCalls": math.MaxInt64},
+			LimitsKnown: true, PlanID: "2", PlanName: `O'Brien "pro" \ ✓`, Limits: plans.Limits{"messages": 3}},
+		{ID: "ação ✓", Usage: usage.Counters{"messages": 0}, LimitsKnown: true, PlanID: billing.NoPlanID, UsingDefaults: true,
+			Limits: plans.Limits{"messages": 1000}},
+		{ID: "plans-only", LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
+		{ID: "limits-unknown", Usage: usage.Counters{"messages": 7}},
+		{ID: "no-fields", Usage: usage.Counters{}, LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
+	}
+}
+
+// canonical renders families as sorted "name{labels} value" lines plus
+// their HELP and TYPE, for comparing two expositions.
+func canonical(t *testing.T, fams map[string]*dto.MetricFamily) []string {
+	t.Helper()
+	var lines []string
+	for name, mf := range fams {
+		lines = append(lines, fmt.Sprintf("%s HELP %q TYPE %v", name, mf.GetHelp(), mf.GetType()))
+		for _, m := range mf.Metric {
+			var ls []string
+			for _, lp := range m.GetLabel() {
+				ls = append(ls, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
+			}
+			slices.Sort(ls)
+			lines = append(lines, fmt.Sprintf("%s{%s} %v", name, strings.Join(ls, ","), m.GetGauge().GetValue()))
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+func TestFastExpositionMatchesClientGolang(t *testing.T) {
+	tenants := oddTenants()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(referenceCollector{tenants})
+	var want bytes.Buffer
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := expfmt.NewEncoder(&want, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var got bytes.Buffer
+	bw := bufio.NewWriter(&got)
+	if err := writeTenants(bw, tenants); err != nil {
+		t.Fatal(err)
+	}
+	bw.Flush()
+
+	wantLines, gotLines := canonical(t, scrapetest.Parse(t, want.Bytes())), canonical(t, scrapetest.Parse(t, got.Bytes()))
+	if !slices.Equal(wantLines, gotLines) {
+		t.Errorf("fast exposition differs from client_golang's\nfast:\n%s\nclient_golang:\n%s", strings.Join(gotLines, "\n"), strings.Join(wantLines, "\n"))
+	}
+	if len(gotLines) < 30 {
+		t.Errorf("only %d lines: the test data does not exercise the writer", len(gotLines))
+	}
+	scrapetest.PromtoolCheck(t, got.Bytes())
+	// Each family's samples stand together under one HELP and TYPE.
+	if n := strings.Count(got.String(), "# TYPE billing_usage gauge"); n != 1 {
+		t.Errorf("billing_usage has %d TYPE lines", n)
+	}
+}
+
+func TestAppendFloat(t *testing.T) {
+	for _, f := range []float64{0, 1, -1, 85, 0.1, 1e-9, 1048576, 9.223372036854776e18, 100.0 / 3, math.Inf(1), math.Inf(-1), math.NaN()} {
+		var want bytes.Buffer
+		mf := &dto.MetricFamily{Name: strPtr("x"), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: &f}}}}
+		if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
+			t.Fatal(err)
+		}
+		if got := "x " + string(appendFloat(nil, f)) + "\n"; !strings.HasSuffix(want.String(), got) {
+			t.Errorf("appendFloat(%v) line %q, expfmt wrote %q", f, got, want.String())
+		}
+	}
+}
+
+func strPtr(s string) *string { return &s }
+
+func TestHandlerGzipAndTenantControls(t *testing.T) {
+	f := newFixture(t, nil)
+	for i := range 5 {
+		f.redis.HSet(fmt.Sprintf("usage:%d:202611", i), "messages", 100*(i+1))
+	}
+	// Defaults make tenant 4 (500 of 500) the most pressed, then 3, ...
+	svcDefaults := plans.Limits{"messages": 500}
+	f = newFixtureOnRedis(t, f, []billing.Option{billing.WithDefaults(svcDefaults)})
+
+	t.Run("gzip", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, f.server.URL, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := http.DefaultTransport.RoundTrip(req) // no transparent decompression
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("Content-Encoding = %q", resp.Header.Get("Content-Encoding"))
+		}
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fams := scrapetest.Parse(t, body)
+		if n := len(fams["billing_usage"].GetMetric()); n != 5 {
+			t.Errorf("%d billing_usage series in the gzip body, want 5", n)
+		}
+		scrapetest.PromtoolCheck(t, body)
+	})
+
+	cases := []struct {
+		name        string
+		opts        []HandlerOption
+		wantTenants []string
+		omitted     float64
+	}{
+		{"all", nil, []string{"0", "1", "2", "3", "4"}, 0},
+		{"capped", []HandlerOption{WithMaxTenants(2)}, []string{"3", "4"}, 3},
+		{"off", []HandlerOption{WithTenantSeries(false)}, nil, 5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHandler(f.handler.scraper, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), tc.opts...)
+			ts := httptest.NewServer(h)
+			defer ts.Close()
+			r := scrapetest.Get(t, nil, ts.URL, nil)
+			for _, name := range []string{"billing_usage", "billing_usage_percentage", "billing_usage_limit", "billing_tenant_plan_info"} {
+				if got := r.LabelValues(name, "tenant_id"); !slices.Equal(got, tc.wantTenants) {
+					t.Errorf("%s tenants = %v, want %v", name, got, tc.wantTenants)
+				}
+			}
+			if got := r.MustValue(t, "billing_exporter_tenants_omitted"); got != tc.omitted {
+				t.Errorf("tenants omitted = %v, want %v", got, tc.omitted)
+			}
+			// The fleet families stay exact whatever is cut.
+			if got := r.MustValue(t, "billing_tenants_over_threshold", "limit_type", "messages", "threshold", "80"); got != 2 {
+				t.Errorf("over 80%% = %v, want 2 (tenants 3 and 4)", got)
+			}
+			if got := r.MustValue(t, "billing_tenants_per_plan", "plan_id", "none"); got != 5 {
+				t.Errorf("tenants per plan none = %v, want 5", got)
+			}
+			scrapetest.PromtoolCheck(t, r.Body)
+		})
+	}
+}
