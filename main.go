@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/billing-exporter/billing_exporter/api"
 	"github.com/billing-exporter/billing_exporter/billing"
 	"github.com/billing-exporter/billing_exporter/collector"
 	"github.com/billing-exporter/billing_exporter/config"
@@ -56,6 +57,7 @@ type options struct {
 	demo          bool
 	tenantSeries  bool
 	maxTenants    int
+	disableAPI    bool
 }
 
 func main() {
@@ -77,6 +79,7 @@ func main() {
 	app.Flag("postgres.dsn-file", "File holding the PostgreSQL DSN for plan limits (else env BILLING_EXPORTER_POSTGRES_DSN).").StringVar(&o.dsnFile)
 	app.Flag("plans.file", "YAML file of plans, tenant assignments and default limits, for deployments without PostgreSQL.").StringVar(&o.plansFile)
 	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds.").StringVar(&o.configFile)
+	app.Flag("web.disable-api", "Disable the read-only JSON API under /api/ (see /api/v1/openapi.yaml).").BoolVar(&o.disableAPI)
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.demo)
 	app.Flag("metrics.tenant-series", "Export the per-tenant series (--no-metrics.tenant-series keeps only the fleet families, which stay exact).").Default("true").BoolVar(&o.tenantSeries)
 	intFlag(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those closest to a limit first; 0 means all.", "0", &o.maxTenants)
@@ -191,8 +194,11 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	))
 	mux.HandleFunc("/-/healthy", healthHandler)
 	mux.HandleFunc("/-/ready", healthHandler)
+	if !o.disableAPI {
+		mux.Handle("/api/", api.New(service, api.WithLogger(logger), api.WithMetrics(api.NewMetrics(static))))
+	}
 	if o.telemetryPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
+		landingConfig := web.LandingConfig{
 			Name:        "Billing Exporter",
 			Description: "Per-tenant billing usage from Redis (" + target.String() + "), joined with plan limits from " + src.describe() + ".",
 			Version:     version.Info(),
@@ -200,7 +206,14 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 				{Address: o.telemetryPath, Text: "Metrics"},
 				{Address: "/-/healthy", Text: "Health", Description: "liveness and readiness; reads no data source"},
 			},
-		})
+		}
+		if !o.disableAPI {
+			landingConfig.Links = append(landingConfig.Links, web.LandingLinks{
+				Address: "/api/v1/openapi.yaml", Text: "API (OpenAPI document)",
+				Description: "read-only JSON: /api/v1/tenants/{tenant_id}/usage, /api/v1/tenants, /api/v1/plans",
+			})
+		}
+		landing, err := web.NewLandingPage(landingConfig)
 		if err != nil {
 			return fmt.Errorf("landing page: %w", err)
 		}

@@ -9,11 +9,7 @@ import (
 // of any limit, or -1 when it has no limit (unlimited or limits unknown).
 func (t *TenantStatus) Pressure() float64 {
 	top := -1.0
-	for lt := range t.Limits {
-		if pct, ok := t.Percentage(lt); ok && pct > top {
-			top = pct
-		}
-	}
+	t.EachLimit(func(_ string, _ int64, pct float64) { top = max(top, pct) })
 	return top
 }
 

@@ -62,8 +62,25 @@ func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 	if !ok || limit <= 0 {
 		return 0, false
 	}
-	return 100 * float64(t.Usage[limitType]) / float64(limit), true
+	return percentage(t.Usage[limitType], limit), true
 }
+
+// EachLimit calls f for every limit in force with the tenant's percentage
+// of it; nothing when limits are unknown. It is Percentage for all limit
+// types at once, with one map lookup per type (this runs for every tenant
+// on every scrape).
+func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
+	if !t.LimitsKnown {
+		return
+	}
+	for lt, limit := range t.Limits {
+		if limit > 0 {
+			f(lt, limit, percentage(t.Usage[lt], limit))
+		}
+	}
+}
+
+func percentage(used, limit int64) float64 { return 100 * float64(used) / float64(limit) }
 
 // PlanCount is the number of tenants on a plan.
 type PlanCount struct {
@@ -111,7 +128,11 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 		return
 	}
 	cat := r.Plans.Catalog
-	ids := map[string]struct{}{}
+	size := len(r.Usage.Tenants)
+	if cat != nil {
+		size = max(size, len(cat.Tenants))
+	}
+	ids := make(map[string]struct{}, size)
 	for id := range r.Usage.Tenants {
 		ids[id] = struct{}{}
 	}
@@ -180,16 +201,24 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 			}
 		}
 	}
-	var out []ThresholdCount
-	for _, lt := range slices.Sorted(maps.Keys(types)) {
-		for _, th := range thresholds {
-			n := 0
-			for i := range tenants {
-				if pct, ok := tenants[i].Percentage(lt); ok && pct >= th {
-					n++
+	counts := make(map[string][]int, len(types))
+	for lt := range types {
+		counts[lt] = make([]int, len(thresholds))
+	}
+	for i := range tenants {
+		tenants[i].EachLimit(func(lt string, _ int64, pct float64) {
+			c := counts[lt]
+			for k, th := range thresholds {
+				if pct >= th {
+					c[k]++
 				}
 			}
-			out = append(out, ThresholdCount{LimitType: lt, Threshold: th, Tenants: n})
+		})
+	}
+	var out []ThresholdCount
+	for _, lt := range slices.Sorted(maps.Keys(types)) {
+		for k, th := range thresholds {
+			out = append(out, ThresholdCount{LimitType: lt, Threshold: th, Tenants: counts[lt][k]})
 		}
 	}
 	return out

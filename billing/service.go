@@ -40,10 +40,10 @@ type Service struct {
 	thresholds  []float64
 	logger      *slog.Logger
 
-	mu         sync.Mutex
-	catalog    *plans.Catalog // last catalog read successfully
-	catalogAt  time.Time
-	everWarned bool
+	mu        sync.Mutex
+	catalog   *plans.Catalog // last catalog read successfully
+	catalogAt time.Time
+	plansErr  error // of the last read of the plans source; nil when it worked
 }
 
 // Option configures a Service.
@@ -142,6 +142,7 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.plansErr = err
 	if err == nil {
 		s.catalog, s.catalogAt = cat, now
 		st.Up = true
@@ -187,8 +188,13 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}
-	cat, at := s.LastCatalog()
-	plansState := PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: cat, LoadedAt: at, Up: cat != nil}
+	s.mu.Lock()
+	cat, at, plansErr := s.catalog, s.catalogAt, s.plansErr
+	s.mu.Unlock()
+	// The last read's outcome, so that a stale catalog is reported stale
+	// even when only scrapes (not this call) have tried the source.
+	plansState := PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: cat, LoadedAt: at,
+		Up: cat != nil && plansErr == nil, Err: plansErr}
 	if s.plans != nil && cat == nil {
 		plansState = s.loadPlans(ctx, now)
 		cat = plansState.Catalog

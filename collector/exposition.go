@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/billing-exporter/billing_exporter/billing"
 )
@@ -66,7 +65,7 @@ func appendSample(b []byte, f *family, value float64, labels []string) []byte {
 // appendEscaped escapes as the text format requires: backslash and newline
 // everywhere, and the double quote inside label values.
 func appendEscaped(b []byte, s string, quote bool) []byte {
-	if !strings.ContainsAny(s, "\\\n\"") {
+	if !needsEscape(s) {
 		return append(b, s...)
 	}
 	for i := 0; i < len(s); i++ {
@@ -82,6 +81,15 @@ func appendEscaped(b []byte, s string, quote bool) []byte {
 		}
 	}
 	return b
+}
+
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '\n' || c == '"' {
+			return true
+		}
+	}
+	return false
 }
 
 // appendFloat formats a value the way expfmt does.

@@ -62,20 +62,11 @@ func eachTenantSample(tenants []billing.TenantStatus, emit func(f *family, value
 	}
 	for i := range tenants {
 		t := &tenants[i]
-		if !t.LimitsKnown {
-			continue
-		}
-		for lt, limit := range t.Limits {
-			emit(limitFamily, float64(limit), t.ID, lt)
-		}
+		t.EachLimit(func(lt string, limit int64, _ float64) { emit(limitFamily, float64(limit), t.ID, lt) })
 	}
 	for i := range tenants {
 		t := &tenants[i]
-		for lt := range t.Limits {
-			if pct, ok := t.Percentage(lt); ok {
-				emit(percentageFamily, pct, t.ID, lt)
-			}
-		}
+		t.EachLimit(func(lt string, _ int64, pct float64) { emit(percentageFamily, pct, t.ID, lt) })
 	}
 	for i := range tenants {
 		t := &tenants[i]

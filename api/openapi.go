@@ -1,0 +1,19 @@
+package api
+
+import (
+	_ "embed"
+	"net/http"
+)
+
+// openapiYAML is the API's OpenAPI 3 document, served at EndpointOpenAPI.
+//
+//go:embed openapi.yaml
+var openapiYAML []byte
+
+func (h *Handler) serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ *request) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/yaml")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(openapiYAML)
+}

@@ -1,0 +1,80 @@
+package collector
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
+	"github.com/billing-exporter/billing_exporter/plans"
+	"github.com/billing-exporter/billing_exporter/redisstore"
+)
+
+type staticPlans struct{ cat *plans.Catalog }
+
+func (s staticPlans) Load(context.Context) (*plans.Catalog, error) { return s.cat, nil }
+
+// BenchmarkScrape profiles a whole scrape (Redis read, join, exposition)
+// against a real redis-server holding BENCH_TENANTS tenants (default 10000)
+// × 3 months. For profiles:
+//
+//	BENCH_TENANTS=100000 go test -run '^$' -bench Scrape -cpuprofile cpu.out ./collector/
+//
+// Wall-clock figures that count are in BENCHMARKS.md (go run ./bench).
+func BenchmarkScrape(b *testing.B) {
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_TENANTS")); err == nil && v > 0 {
+		n = v
+	}
+	srv := testserver.StartRedis(b)
+	c := srv.Conn()
+	for i := range n {
+		for _, p := range []string{"202611", "202610", "202609"} {
+			c.Send("HSET", "usage:"+strconv.Itoa(i)+":"+p, "messages", i%5000, "storage", i*1000, "users", i%7, "whatsappSessions", i%3)
+		}
+		if i%1000 == 999 {
+			if _, err := c.Do(""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if _, err := c.Do(""); err != nil {
+		b.Fatal(err)
+	}
+	cat := plans.NewCatalog()
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}}
+	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
+	for i := range n {
+		cat.Tenants[strconv.Itoa(i)] = strconv.Itoa(1 + i%2)
+	}
+	target, _ := redisstore.ParseTarget(srv.Addr())
+	store, err := redisstore.New(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	svc := billing.New(store, billing.WithClock(func() time.Time { return november }),
+		billing.WithPlans(staticPlans{cat}, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
+	h := NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
+	b.ResetTimer()
+	for b.Loop() {
+		rec := &discardRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	}
+}
+
+// discardRecorder is an http.ResponseWriter that throws the body away.
+type discardRecorder struct{ header http.Header }
+
+func (d *discardRecorder) Header() http.Header         { return d.header }
+func (d *discardRecorder) Write(p []byte) (int, error) { return io.Discard.Write(p) }
+func (d *discardRecorder) WriteHeader(int)             {}
