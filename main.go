@@ -58,6 +58,7 @@ type options struct {
 	tenantSeries  bool
 	maxTenants    int
 	disableAPI    bool
+	redisTLS      redisstore.TLSFiles
 }
 
 func main() {
@@ -67,6 +68,11 @@ func main() {
 	intFlag(app, "web.max-requests", "Maximum number of concurrent scrapes; 0 means no limit.", "40", &o.maxRequests)
 	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db).").Default("localhost:6379").StringVar(&o.redisAddr)
 	app.Flag("redis.password-file", "File holding the Redis password (else env REDIS_PASSWORD).").StringVar(&o.redisPassFile)
+	app.Flag("redis.tls-ca-file", "PEM CA bundle for rediss:// (else the system roots).").StringVar(&o.redisTLS.CAFile)
+	app.Flag("redis.tls-cert-file", "Client certificate for rediss://, when Redis requires one.").StringVar(&o.redisTLS.CertFile)
+	app.Flag("redis.tls-key-file", "Key of the client certificate.").StringVar(&o.redisTLS.KeyFile)
+	app.Flag("redis.tls-server-name", "Host name to verify in Redis' certificate (default: the address's host).").StringVar(&o.redisTLS.ServerName)
+	app.Flag("redis.tls-insecure-skip-verify", "Do not verify Redis' certificate (testing only).").BoolVar(&o.redisTLS.InsecureSkipVerify)
 	durationFlag(app, "redis.dial-timeout", "Timeout for connecting to Redis.", "2s", &o.redisDial)
 	durationFlag(app, "redis.read-timeout", "Timeout for one Redis reply (a scrape's deadline can shorten it).", "5s", &o.redisRead)
 	durationFlag(app, "redis.write-timeout", "Timeout for writing one Redis request.", "5s", &o.redisWrite)
@@ -122,6 +128,13 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	if err != nil {
 		return fmt.Errorf("--redis.addr: %w", err)
 	}
+	redisTLS, err := o.redisTLS.Config()
+	if err != nil {
+		return fmt.Errorf("--redis.tls-*: %w", err)
+	}
+	if redisTLS != nil && !target.TLS {
+		return fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
+	}
 	if webConfig.WebConfigFile != nil && *webConfig.WebConfigFile != "" {
 		if err := web.Validate(*webConfig.WebConfigFile); err != nil {
 			return fmt.Errorf("--web.config.file: %w", err)
@@ -164,6 +177,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		redisstore.WithScanCount(o.scanCount),
 		redisstore.WithBatchSize(o.batchSize),
 		redisstore.WithObserver(instruments.ObserveRedis),
+		redisstore.WithTLSConfig(redisTLS),
 	)
 	if err != nil {
 		return err

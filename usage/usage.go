@@ -3,7 +3,7 @@ package usage
 import (
 	"errors"
 	"fmt"
-	"strconv"
+	"math"
 )
 
 // Counters maps a metric type (the hash field name as written, such as
@@ -37,14 +37,16 @@ func ParseValue(b []byte) (int64, error) {
 	if len(b) == 0 {
 		return 0, errors.New("empty value")
 	}
+	var v int64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, fmt.Errorf("value %.32q is not a non-negative integer", b)
 		}
-	}
-	v, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("value %.32q is out of range", b)
+		d := int64(c - '0')
+		if v > (math.MaxInt64-d)/10 {
+			return 0, fmt.Errorf("value %.32q is out of range", b)
+		}
+		v = v*10 + d
 	}
 	return v, nil
 }
@@ -55,10 +57,15 @@ func ParseValue(b []byte) (int64, error) {
 func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	c := make(Counters, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
-		field := string(pairs[i])
-		if ValidateMetricType(field) != nil {
-			skipped[ReasonInvalidField]++
-			continue
+		// The usual field names come from one table instead of a fresh
+		// string per field per tenant (and need no validation).
+		field, known := knownFields[string(pairs[i])]
+		if !known {
+			field = string(pairs[i])
+			if ValidateMetricType(field) != nil {
+				skipped[ReasonInvalidField]++
+				continue
+			}
 		}
 		v, err := ParseValue(pairs[i+1])
 		if err != nil {
@@ -96,6 +103,15 @@ type MetricType struct {
 	// only these get an end-of-period projection.
 	MonthlyReset bool
 }
+
+// knownFields interns the default metric type names.
+var knownFields = func() map[string]string {
+	m := map[string]string{}
+	for _, mt := range DefaultMetricTypes {
+		m[mt.Name] = mt.Name
+	}
+	return m
+}()
 
 // DefaultMetricTypes are the fields the backend writes today.
 var DefaultMetricTypes = []MetricType{
