@@ -39,7 +39,8 @@ const exporterName = "billing_exporter"
 // options holds every command-line setting.
 type options struct {
 	telemetryPath string
-	redisAddr     string
+	redisAddrs    []string
+	redisCluster  bool
 	redisPassFile string
 	redisDial     time.Duration
 	redisRead     time.Duration
@@ -66,7 +67,8 @@ func main() {
 	var o options
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	intFlag(app, "web.max-requests", "Maximum number of concurrent scrapes; 0 means no limit.", "40", &o.maxRequests)
-	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db).").Default("localhost:6379").StringVar(&o.redisAddr)
+	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db). Repeatable with --redis.cluster: the cluster's seed nodes.").Default("localhost:6379").StringsVar(&o.redisAddrs)
+	app.Flag("redis.cluster", "Treat --redis.addr (repeatable) as Redis Cluster seed nodes: read every master of the cluster.").BoolVar(&o.redisCluster)
 	app.Flag("redis.password-file", "File holding the Redis password (else env REDIS_PASSWORD).").StringVar(&o.redisPassFile)
 	app.Flag("redis.tls-ca-file", "PEM CA bundle for rediss:// (else the system roots).").StringVar(&o.redisTLS.CAFile)
 	app.Flag("redis.tls-cert-file", "Client certificate for rediss://, when Redis requires one.").StringVar(&o.redisTLS.CertFile)
@@ -124,10 +126,21 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	if err != nil {
 		return fmt.Errorf("--redis.password-file: %w", err)
 	}
-	target, err := redisstore.ParseTarget(o.redisAddr)
-	if err != nil {
-		return fmt.Errorf("--redis.addr: %w", err)
+	if len(o.redisAddrs) > 1 && !o.redisCluster {
+		return fmt.Errorf("--redis.addr: given %d times; several addresses are the seed nodes of a Redis Cluster and need --redis.cluster", len(o.redisAddrs))
 	}
+	if o.redisCluster && o.demo {
+		return fmt.Errorf("--redis.cluster: --demo runs its own single Redis")
+	}
+	var targets []redisstore.Target
+	for _, addr := range o.redisAddrs {
+		t, err := redisstore.ParseTarget(addr)
+		if err != nil {
+			return fmt.Errorf("--redis.addr: %w", err)
+		}
+		targets = append(targets, t)
+	}
+	target := targets[0]
 	redisTLS, err := o.redisTLS.Config()
 	if err != nil {
 		return fmt.Errorf("--redis.tls-*: %w", err)
@@ -171,16 +184,32 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	)
 	instruments := collector.NewInstruments(static)
 
-	store, err := redisstore.New(target,
+	storeOpts := []redisstore.Option{
 		redisstore.WithPassword(password),
 		redisstore.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
 		redisstore.WithScanCount(o.scanCount),
 		redisstore.WithBatchSize(o.batchSize),
 		redisstore.WithObserver(instruments.ObserveRedis),
 		redisstore.WithTLSConfig(redisTLS),
-	)
-	if err != nil {
-		return err
+	}
+	var store interface {
+		billing.UsageReader
+		collector.InfoReader
+		Close() error
+	}
+	redisDesc := target.String()
+	if o.redisCluster {
+		cluster, err := redisstore.NewCluster(targets, storeOpts...)
+		if err != nil {
+			return fmt.Errorf("--redis.addr: %w", err)
+		}
+		store, redisDesc = cluster, cluster.String()
+	} else {
+		single, err := redisstore.New(target, storeOpts...)
+		if err != nil {
+			return err
+		}
+		store = single
 	}
 	defer store.Close()
 
@@ -214,7 +243,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	if o.telemetryPath != "/" {
 		landingConfig := web.LandingConfig{
 			Name:        "Billing Exporter",
-			Description: "Per-tenant billing usage from Redis (" + target.String() + "), joined with plan limits from " + src.describe() + ".",
+			Description: "Per-tenant billing usage from Redis (" + redisDesc + "), joined with plan limits from " + src.describe() + ".",
 			Version:     version.Info(),
 			Links: []web.LandingLinks{
 				{Address: o.telemetryPath, Text: "Metrics"},
@@ -234,7 +263,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		mux.Handle("/", landing)
 	}
 
-	logger.Info("reading usage", "redis", target.String(), "key_pattern", pattern.String(),
+	logger.Info("reading usage", "redis", redisDesc, "key_pattern", pattern.String(),
 		"timezone", loc.String(), "plans", src.describe())
 	if len(src.defaults) == 0 {
 		logger.Warn("no default limits configured: tenants without an active plan are reported as unlimited")

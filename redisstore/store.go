@@ -21,8 +21,17 @@ type Observer func(operation string, d time.Duration)
 
 // Store reads usage state from a single Redis server through a pool.
 type Store struct {
+	settings
+	pool *redis.Pool
+}
+
+// settings are what every Option sets; Store and Cluster share them, so
+// that a single server and a cluster are dialled, authenticated, bounded
+// and observed the same way.
+type settings struct {
+	// target holds the address (Store only) and the credentials, database
+	// and TLS choice every connection uses.
 	target    Target
-	pool      *redis.Pool
 	scanCount int
 	batchSize int
 	observe   Observer
@@ -31,13 +40,13 @@ type Store struct {
 	maxConns  int
 }
 
-// Option configures a Store.
-type Option func(*Store)
+// Option configures a Store or a Cluster.
+type Option func(*settings)
 
 // WithPassword sets the password, overriding one given in the URL. It is how
 // --redis.password-file and REDIS_PASSWORD reach the connection.
 func WithPassword(password string) Option {
-	return func(s *Store) {
+	return func(s *settings) {
 		if password != "" {
 			s.target.Password = password
 		}
@@ -47,29 +56,27 @@ func WithPassword(password string) Option {
 // WithTimeouts sets the dial, read and write timeouts of each connection.
 // Every call is further bounded by its context's deadline.
 func WithTimeouts(dial, read, write time.Duration) Option {
-	return func(s *Store) { s.timeouts.dial, s.timeouts.read, s.timeouts.write = dial, read, write }
+	return func(s *settings) { s.timeouts.dial, s.timeouts.read, s.timeouts.write = dial, read, write }
 }
 
 // WithScanCount sets the COUNT hint of each SCAN call.
-func WithScanCount(n int) Option { return func(s *Store) { s.scanCount = n } }
+func WithScanCount(n int) Option { return func(s *settings) { s.scanCount = n } }
 
 // WithBatchSize sets how many HGETALLs go in one pipelined round trip.
-func WithBatchSize(n int) Option { return func(s *Store) { s.batchSize = n } }
+func WithBatchSize(n int) Option { return func(s *settings) { s.batchSize = n } }
 
 // WithObserver sets where round-trip durations are reported.
-func WithObserver(o Observer) Option { return func(s *Store) { s.observe = o } }
+func WithObserver(o Observer) Option { return func(s *settings) { s.observe = o } }
 
 // WithTLSConfig sets the TLS configuration used for rediss:// targets.
-func WithTLSConfig(c *tls.Config) Option { return func(s *Store) { s.tls = c } }
+func WithTLSConfig(c *tls.Config) Option { return func(s *settings) { s.tls = c } }
 
-// WithMaxConnections bounds the pool.
-func WithMaxConnections(n int) Option { return func(s *Store) { s.maxConns = n } }
+// WithMaxConnections bounds the pool (of each node, in a cluster).
+func WithMaxConnections(n int) Option { return func(s *settings) { s.maxConns = n } }
 
-// New returns a Store for target. It does not connect: the first call does,
-// and every later call reconnects as needed, so a Redis that is down at
-// start or restarts later is picked up without restarting the exporter.
-func New(target Target, opts ...Option) (*Store, error) {
-	s := &Store{
+// newSettings applies opts over the defaults.
+func newSettings(target Target, opts []Option) (settings, error) {
+	s := settings{
 		target:    target,
 		scanCount: 1000,
 		batchSize: 1000,
@@ -78,17 +85,22 @@ func New(target Target, opts ...Option) (*Store, error) {
 	}
 	s.timeouts.dial, s.timeouts.read, s.timeouts.write = 2*time.Second, 5*time.Second, 5*time.Second
 	for _, o := range opts {
-		o(s)
+		o(&s)
 	}
 	if s.scanCount < 1 || s.batchSize < 1 {
-		return nil, fmt.Errorf("redis scan count (%d) and batch size (%d) must be positive", s.scanCount, s.batchSize)
+		return settings{}, fmt.Errorf("redis scan count (%d) and batch size (%d) must be positive", s.scanCount, s.batchSize)
 	}
-	s.pool = &redis.Pool{
+	return s, nil
+}
+
+// newPool returns a pool of connections to addr.
+func (s *settings) newPool(addr string) *redis.Pool {
+	return &redis.Pool{
 		MaxIdle:     2,
 		MaxActive:   s.maxConns,
 		Wait:        true,
 		IdleTimeout: 2 * time.Minute,
-		DialContext: s.dial,
+		DialContext: func(ctx context.Context) (redis.Conn, error) { return s.dial(ctx, addr) },
 		// A connection idle across a Redis restart is dead; find out with a
 		// PING before a scrape trips over it and reports Redis down.
 		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
@@ -99,10 +111,24 @@ func New(target Target, opts ...Option) (*Store, error) {
 			return err
 		},
 	}
+}
+
+// New returns a Store for target. It does not connect: the first call does,
+// and every later call reconnects as needed, so a Redis that is down at
+// start or restarts later is picked up without restarting the exporter.
+func New(target Target, opts ...Option) (*Store, error) {
+	st, err := newSettings(target, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{settings: st}
+	s.pool = s.newPool(s.target.Address)
 	return s, nil
 }
 
-func (s *Store) dial(ctx context.Context) (redis.Conn, error) {
+// dial connects to addr with the credentials, database, TLS and timeouts of
+// the settings.
+func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 	opts := []redis.DialOption{
 		redis.DialConnectTimeout(s.timeouts.dial),
 		redis.DialReadTimeout(s.timeouts.read),
@@ -123,10 +149,12 @@ func (s *Store) dial(ctx context.Context) (redis.Conn, error) {
 		}
 	}
 	start := time.Now()
-	c, err := redis.DialContext(ctx, "tcp", s.target.Address, opts...)
+	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
 	s.observe("connect", time.Since(start))
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", s.target, err)
+		t := s.target
+		t.Address = addr
+		return nil, fmt.Errorf("connect to %s: %w", t, err)
 	}
 	return c, nil
 }
@@ -139,7 +167,7 @@ func (s *Store) Target() Target { return s.target }
 func (s *Store) Close() error { return s.pool.Close() }
 
 // do runs one command under ctx and observes its duration.
-func (s *Store) do(ctx context.Context, c redis.Conn, op, cmd string, args ...any) (any, error) {
+func (s *settings) do(ctx context.Context, c redis.Conn, op, cmd string, args ...any) (any, error) {
 	start := time.Now()
 	reply, err := redis.DoContext(c, ctx, cmd, args...)
 	s.observe(op, time.Since(start))
@@ -300,7 +328,12 @@ func (s *Store) ReadTenant(ctx context.Context, key string) (counters usage.Coun
 // returns the parsed fields. Sections a server does not support are left
 // out rather than failing the call.
 func (s *Store) Info(ctx context.Context) (map[string]string, error) {
-	c, err := s.pool.GetContext(ctx)
+	return s.readInfo(ctx, s.pool)
+}
+
+// readInfo runs INFO memory and INFO clients on a connection from pool.
+func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]string, error) {
+	c, err := pool.GetContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("redis connection: %w", err)
 	}
