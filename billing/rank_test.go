@@ -17,6 +17,9 @@ func TestMostPressed(t *testing.T) {
 		{ID: "unlimited-small", LimitsKnown: true, Limits: plans.Limits{}, Usage: usage.Counters{"messages": 5}},
 		{ID: "a-tie", LimitsKnown: true, Limits: limits, Usage: usage.Counters{"messages": 10}},
 	}
+	for i := range tenants {
+		tenants[i].ComputeChecks()
+	}
 	cases := []struct {
 		n    int
 		want []string

@@ -47,6 +47,31 @@ type TenantStatus struct {
 	PlanName      string
 	UsingDefaults bool
 	Limits        plans.Limits // in force: the plan's, or the defaults
+
+	// checks holds Limits sorted by type with the tenant's percentage of
+	// each, computed once per join: every scrape walks them several times
+	// (thresholds, both limit families, ranking) for every tenant.
+	checks []LimitCheck
+}
+
+// ComputeChecks fills the limit checks from Limits and Usage. The join does
+// this itself; it is for a TenantStatus built by hand (tests, other views).
+func (t *TenantStatus) ComputeChecks() {
+	t.checks = nil
+	if !t.LimitsKnown {
+		return
+	}
+	for _, c := range sortedLimits(t.Limits) {
+		c.Percentage = percentage(t.Usage[c.Type], c.Limit)
+		t.checks = append(t.checks, c)
+	}
+}
+
+// LimitCheck is one limit in force and the tenant's percentage of it.
+type LimitCheck struct {
+	Type       string
+	Limit      int64
+	Percentage float64
 }
 
 // Used returns the usage of a metric type (0 when the field is absent).
@@ -65,18 +90,13 @@ func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 	return percentage(t.Usage[limitType], limit), true
 }
 
-// EachLimit calls f for every limit in force with the tenant's percentage
-// of it; nothing when limits are unknown. It is Percentage for all limit
-// types at once, with one map lookup per type (this runs for every tenant
-// on every scrape).
+// EachLimit calls f for every limit in force, in limit type order, with the
+// tenant's percentage of it; nothing when limits are unknown. It is
+// Percentage for all limit types at once, without a map lookup (this runs
+// for every tenant, several times, on every scrape).
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
-	if !t.LimitsKnown {
-		return
-	}
-	for lt, limit := range t.Limits {
-		if limit > 0 {
-			f(lt, limit, percentage(t.Usage[lt], limit))
-		}
+	for _, c := range t.checks {
+		f(c.Type, c.Limit, c.Percentage)
 	}
 }
 
@@ -128,26 +148,28 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 		return
 	}
 	cat := r.Plans.Catalog
-	size := len(r.Usage.Tenants)
-	if cat != nil {
-		size = max(size, len(cat.Tenants))
-	}
-	ids := make(map[string]struct{}, size)
+	// Every known tenant: those with usage, plus those only the plans know.
+	ids := make([]string, 0, len(r.Usage.Tenants))
 	for id := range r.Usage.Tenants {
-		ids[id] = struct{}{}
+		ids = append(ids, id)
 	}
 	if cat != nil {
 		for id := range cat.Tenants {
-			ids[id] = struct{}{}
+			if _, ok := r.Usage.Tenants[id]; !ok {
+				ids = append(ids, id)
+			}
 		}
 	}
-	r.Tenants = make([]TenantStatus, 0, len(ids))
-	for _, id := range slices.Sorted(maps.Keys(ids)) {
+	slices.Sort(ids)
+	ix := newLimitIndex(cat, defaults)
+	checks := make([]LimitCheck, 0, len(ids)*ix.widest)
+	r.Tenants = make([]TenantStatus, len(ids))
+	for i, id := range ids {
 		planID := ""
 		if cat != nil {
 			planID = cat.Tenants[id]
 		}
-		r.Tenants = append(r.Tenants, tenantStatus(id, r.Usage.Tenants[id], planID, r.Plans, defaults))
+		r.Tenants[i] = tenantStatus(id, r.Usage.Tenants[id], planID, r.Plans, ix, &checks)
 	}
 	if !r.Plans.LimitsKnown() {
 		return
@@ -156,18 +178,58 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
 }
 
-func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, defaults plans.Limits) TenantStatus {
+// limitIndex holds each plan's limits, and the defaults, as slices sorted
+// by type: built once per join for the few plans, used for every tenant.
+type limitIndex struct {
+	plans         map[string][]LimitCheck
+	defaults      []LimitCheck
+	defaultLimits plans.Limits
+	widest        int // most limits of any plan or the defaults
+}
+
+func newLimitIndex(cat *plans.Catalog, defaults plans.Limits) limitIndex {
+	ix := limitIndex{plans: map[string][]LimitCheck{}, defaults: sortedLimits(defaults), defaultLimits: defaults}
+	ix.widest = len(ix.defaults)
+	if cat != nil {
+		for id, p := range cat.Plans {
+			ix.plans[id] = sortedLimits(p.Limits)
+			ix.widest = max(ix.widest, len(ix.plans[id]))
+		}
+	}
+	return ix
+}
+
+func sortedLimits(l plans.Limits) []LimitCheck {
+	out := make([]LimitCheck, 0, len(l))
+	for _, lt := range slices.Sorted(maps.Keys(l)) {
+		if l[lt] > 0 {
+			out = append(out, LimitCheck{Type: lt, Limit: l[lt]})
+		}
+	}
+	return out
+}
+
+// tenantStatus joins one tenant. Its limit checks are appended to *buf (one
+// allocation for all tenants of a join) and kept as a capped sub-slice.
+func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]LimitCheck) TenantStatus {
 	st := TenantStatus{ID: id, Usage: counters, LimitsKnown: ps.LimitsKnown()}
 	if !st.LimitsKnown {
 		return st
 	}
+	limits := ix.defaults
+	st.PlanID, st.UsingDefaults, st.Limits = NoPlanID, true, ix.defaultLimits
 	if ps.Catalog != nil && planID != "" {
 		if plan, ok := ps.Catalog.Plans[planID]; ok {
-			st.PlanID, st.PlanName, st.Limits = plan.ID, plan.Name, plan.Limits
-			return st
+			st.PlanID, st.PlanName, st.UsingDefaults, st.Limits = plan.ID, plan.Name, false, plan.Limits
+			limits = ix.plans[planID]
 		}
 	}
-	st.PlanID, st.UsingDefaults, st.Limits = NoPlanID, true, defaults
+	start := len(*buf)
+	for _, c := range limits {
+		c.Percentage = percentage(counters[c.Type], c.Limit)
+		*buf = append(*buf, c)
+	}
+	st.checks = (*buf)[start:len(*buf):len(*buf)]
 	return st
 }
 

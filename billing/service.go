@@ -123,11 +123,33 @@ func (s *Service) Report(ctx context.Context) *Report {
 			r.Usage = nil
 		}
 	}()
-	r.Plans = s.loadPlans(ctx, now)
+	plansCtx, cancel := plansContext(ctx)
+	r.Plans = s.loadPlans(plansCtx, now)
+	cancel()
 	wg.Wait()
 
 	r.join(s.defaults, s.thresholds)
 	return r
+}
+
+// PlansBudget is the share of the time left before a Report's deadline
+// that the plans read may take. A plans source slower than the deadline (a
+// lock on the tenants table, a query stuck behind a vacuum) must fail in
+// time for the Report to be finished and returned, with the last plans
+// kept and flagged stale, before the caller's deadline: reading it until
+// the very deadline made the caller give up on the whole Report, Redis'
+// good numbers included.
+const PlansBudget = 0.8
+
+// plansContext bounds ctx by PlansBudget of the time left before its
+// deadline; without a deadline it is ctx.
+func plansContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	budget := time.Duration(float64(time.Until(dl)) * PlansBudget)
+	return context.WithDeadline(ctx, time.Now().Add(budget))
 }
 
 // loadPlans reads the plans source, or falls back to the last catalog read.
@@ -206,6 +228,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant
 	}
-	st := tenantStatus(tenantID, counters, planID, plansState, s.defaults)
+	var checks []LimitCheck
+	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, s.defaults), &checks)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }

@@ -36,7 +36,7 @@ func (c referenceCollector) Collect(ch chan<- prometheus.Metric) { collectTenant
 
 func oddTenants() []billing.TenantStatus {
 	limits := plans.Limits{"messages": 5000, "storage": 1073741824, "users": 5, "whatsappSessions": 1}
-	return []billing.TenantStatus{
+	tenants := []billing.TenantStatus{
 		{ID: "1", Usage: usage.Counters{"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1},
 			LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
 		{ID: `quo"te`, Usage: usage.Counters{"messages": 1, "apiCalls": math.MaxInt64},
@@ -47,6 +47,10 @@ func oddTenants() []billing.TenantStatus {
 		{ID: "limits-unknown", Usage: usage.Counters{"messages": 7}},
 		{ID: "no-fields", Usage: usage.Counters{}, LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
 	}
+	for i := range tenants {
+		tenants[i].ComputeChecks()
+	}
+	return tenants
 }
 
 // canonical renders families as sorted "name{labels} value" lines plus
@@ -108,19 +112,16 @@ func TestFastExpositionMatchesClientGolang(t *testing.T) {
 }
 
 func TestAppendFloat(t *testing.T) {
-	for _, f := range []float64{0, 1, -1, 85, 0.1, 1e-9, 1048576, 9.223372036854776e18, 100.0 / 3, math.Inf(1), math.Inf(-1), math.NaN()} {
-		var want bytes.Buffer
-		mf := &dto.MetricFamily{Name: strPtr("x"), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: &f}}}}
-		if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
-			t.Fatal(err)
-		}
-		if got := "x " + string(appendFloat(nil, f)) + "\n"; !strings.HasSuffix(want.String(), got) {
-			t.Errorf("appendFloat(%v) line %q, expfmt wrote %q", f, got, want.String())
+	for _, f := range []float64{0, 1, -1, 85, 0.1, 1e-9, 1048576, 1 << 53, 9.223372036854776e18, 100.0 / 3, -7, math.Inf(1), math.Inf(-1), math.NaN()} {
+		// Whatever the spelling, the text parser must read back the value.
+		line := "x " + string(appendFloat(nil, f)) + "\n"
+		fams := scrapetest.Parse(t, []byte(line))
+		got := fams["x"].GetMetric()[0].GetUntyped().GetValue()
+		if got != f && !(math.IsNaN(f) && math.IsNaN(got)) {
+			t.Errorf("appendFloat(%v) wrote %q, which reads as %v", f, line, got)
 		}
 	}
 }
-
-func strPtr(s string) *string { return &s }
 
 func TestHandlerGzipAndTenantControls(t *testing.T) {
 	f := newFixture(t, nil)
@@ -191,4 +192,47 @@ func TestHandlerGzipAndTenantControls(t *testing.T) {
 			scrapetest.PromtoolCheck(t, r.Body)
 		})
 	}
+}
+
+// TestFastExpositionManyTenants crosses chunk boundaries: the parallel
+// chunks must come out complete and in one group per family.
+func TestFastExpositionManyTenants(t *testing.T) {
+	limits := plans.Limits{"messages": 5000, "users": 5}
+	var tenants []billing.TenantStatus
+	for i := range 3*chunkTenants + 17 {
+		st := billing.TenantStatus{ID: fmt.Sprintf("t%05d", i), Usage: usage.Counters{"messages": int64(i), "users": int64(i % 9)},
+			LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}
+		st.ComputeChecks()
+		tenants = append(tenants, st)
+	}
+	var got bytes.Buffer
+	bw := bufio.NewWriter(&got)
+	if err := writeTenants(bw, tenants); err != nil {
+		t.Fatal(err)
+	}
+	bw.Flush()
+	fams := scrapetest.Parse(t, got.Bytes())
+	want := map[string]int{"billing_usage": 2 * len(tenants), "billing_usage_limit": 2 * len(tenants),
+		"billing_usage_percentage": 2 * len(tenants), "billing_tenant_using_defaults": len(tenants), "billing_tenant_plan_info": len(tenants)}
+	for name, n := range want {
+		if got := len(fams[name].GetMetric()); got != n {
+			t.Errorf("%s: %d series, want %d", name, got, n)
+		}
+		if c := strings.Count(got.String(), "# TYPE "+name+" gauge"); c != 1 {
+			t.Errorf("%s: %d TYPE lines", name, c)
+		}
+	}
+	// Every tenant once per family, none lost at a chunk edge.
+	seen := map[string]int{}
+	for _, m := range fams["billing_tenant_plan_info"].GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == "tenant_id" {
+				seen[lp.GetValue()]++
+			}
+		}
+	}
+	if len(seen) != len(tenants) {
+		t.Errorf("%d distinct tenants in plan_info, want %d", len(seen), len(tenants))
+	}
+	scrapetest.PromtoolCheck(t, got.Bytes())
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -21,6 +23,7 @@ type Observer func(operation string, d time.Duration)
 
 // Store reads usage state from a single Redis server through a pool.
 type Store struct {
+	lastKeys atomic.Int64 // keys seen by the last scan, to size the next one's set
 	settings
 	pool *redis.Pool
 }
@@ -185,34 +188,97 @@ func (s *settings) do(ctx context.Context, c redis.Conn, op, cmd string, args ..
 // of all periods, and reads the hashes of periodID with pipelined HGETALLs in
 // batches. It returns a complete snapshot or an error, never a partial
 // snapshot. Every round trip is bounded by ctx: when ctx ends, the
-// connection is closed and no further command is sent.
+// connections are closed and no further command is sent.
+//
+// SCAN and HGETALL run on two connections at once: while Redis answers one
+// batch, the other side's replies are being decoded, so a read costs about
+// the larger of the two rather than their sum. Redis still sees one command
+// at a time from each, never a burst.
 func (s *Store) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
-	c, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("redis connection: %w", err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel() // stop the other side too
 	}
-	defer c.Close()
 
 	snap := usage.NewSnapshot(periodID)
-	// SCAN may return a key more than once; count each key once.
-	seen := map[string]struct{}{}
-	var batch, batchTenants []string
+	scanned := usage.NewSnapshot(periodID) // Keys and key skips, owned by the scanner
+	batches := make(chan hashBatch, 2)
+	scanDone := make(chan struct{})
+	go func() {
+		defer close(scanDone)
+		defer close(batches)
+		if err := s.scanKeys(ctx, pattern, periodID, scanned, batches); err != nil {
+			fail(err)
+		}
+	}()
+	if err := s.readBatches(ctx, batches, snap); err != nil {
+		fail(err)
+	}
+	<-scanDone
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	snap.Keys = scanned.Keys
+	for reason, n := range scanned.Skipped {
+		snap.Skipped[reason] += n
+	}
+	return snap, nil
+}
+
+// hashBatch is one pipeline's worth of current-period keys.
+type hashBatch struct {
+	keys, tenants []string
+}
+
+// scanKeys SCANs the whole keyspace for the pattern, counting usage keys
+// into snap and sending the current period's keys in batches.
+func (s *Store) scanKeys(ctx context.Context, pattern usage.KeyPattern, periodID string, snap *usage.Snapshot, out chan<- hashBatch) error {
+	c, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return fmt.Errorf("redis connection: %w", err)
+	}
+	defer c.Close()
+	// SCAN may return a key more than once; count each key once. Sized
+	// from the last read: growing a map of 300k keys costs more than the
+	// SCANs.
+	seen := make(map[string]struct{}, s.lastKeys.Load()+s.lastKeys.Load()/8)
+	defer func() { s.lastKeys.Store(int64(len(seen))) }()
+	var batch hashBatch
+	send := func() error {
+		select {
+		case out <- batch:
+			batch = hashBatch{}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	glob := pattern.Glob()
 	cursor := "0"
 	for {
 		reply, err := redis.Values(s.do(ctx, c, "scan", "SCAN", cursor, "MATCH", glob, "COUNT", s.scanCount))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(reply) != 2 {
-			return nil, fmt.Errorf("SCAN: unexpected reply of %d elements", len(reply))
+			return fmt.Errorf("SCAN: unexpected reply of %d elements", len(reply))
 		}
 		if cursor, err = redis.String(reply[0], nil); err != nil {
-			return nil, fmt.Errorf("SCAN cursor: %w", err)
+			return fmt.Errorf("SCAN cursor: %w", err)
 		}
 		keys, err := redis.Strings(reply[1], nil)
 		if err != nil {
-			return nil, fmt.Errorf("SCAN keys: %w", err)
+			return fmt.Errorf("SCAN keys: %w", err)
 		}
 		for _, key := range keys {
 			if _, dup := seen[key]; dup {
@@ -228,25 +294,40 @@ func (s *Store) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodI
 			if pid != periodID {
 				continue
 			}
-			batch = append(batch, key)
-			batchTenants = append(batchTenants, tenant)
-			if len(batch) >= s.batchSize {
-				if err := s.readHashes(ctx, c, batch, batchTenants, snap); err != nil {
-					return nil, err
+			batch.keys = append(batch.keys, key)
+			batch.tenants = append(batch.tenants, tenant)
+			if len(batch.keys) >= s.batchSize {
+				if err := send(); err != nil {
+					return err
 				}
-				batch, batchTenants = batch[:0], batchTenants[:0]
 			}
 		}
 		if cursor == "0" {
 			break
 		}
 	}
-	if len(batch) > 0 {
-		if err := s.readHashes(ctx, c, batch, batchTenants, snap); err != nil {
-			return nil, err
+	if len(batch.keys) > 0 {
+		return send()
+	}
+	return nil
+}
+
+// readBatches reads every batch from in on its own connection.
+func (s *Store) readBatches(ctx context.Context, in <-chan hashBatch, snap *usage.Snapshot) error {
+	var c redis.Conn
+	for b := range in {
+		if c == nil {
+			var err error
+			if c, err = s.pool.GetContext(ctx); err != nil {
+				return fmt.Errorf("redis connection: %w", err)
+			}
+			defer c.Close()
+		}
+		if err := s.readHashes(ctx, c, b.keys, b.tenants, snap); err != nil {
+			return err
 		}
 	}
-	return snap, nil
+	return ctx.Err()
 }
 
 // readHashes sends one pipelined batch of HGETALLs and decodes the replies.
@@ -288,12 +369,23 @@ func decodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, boo
 		}
 		return nil, false, rerr
 	}
-	pairs, err := redis.ByteSlices(reply, nil)
-	if err != nil {
-		return nil, false, err
+	values, ok := reply.([]any)
+	if !ok {
+		return nil, false, fmt.Errorf("unexpected reply type %T", reply)
 	}
-	if len(pairs) == 0 {
+	if len(values) == 0 {
 		return nil, false, nil
+	}
+	// A stack array for the usual four fields instead of redis.ByteSlices'
+	// slice per hash (one per tenant per scrape).
+	var scratch [8][]byte
+	pairs := scratch[:0]
+	for _, v := range values {
+		b, ok := v.([]byte)
+		if !ok {
+			return nil, false, fmt.Errorf("unexpected element type %T", v)
+		}
+		pairs = append(pairs, b)
 	}
 	return usage.DecodeHash(pairs, skipped), true, nil
 }

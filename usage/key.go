@@ -162,9 +162,21 @@ func ValidateTenantID(id string) error {
 	case strings.ContainsAny(id, "*?[]\\"):
 		return errors.New("tenant id contains a glob character")
 	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("tenant id contains the non-printable character %U", r)
+	return checkPrintable(id, "tenant id")
+}
+
+// checkPrintable rejects control and other non-printable characters, with
+// a fast path for the printable ASCII that ids and field names almost
+// always are (this runs for every key of every scrape).
+func checkPrintable(s, what string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			for _, r := range s[i:] {
+				if !unicode.IsPrint(r) {
+					return fmt.Errorf("%s contains the non-printable character %U", what, r)
+				}
+			}
+			return nil
 		}
 	}
 	return nil
@@ -180,12 +192,7 @@ func ValidateMetricType(name string) error {
 	case !utf8.ValidString(name):
 		return errors.New("field name is not valid UTF-8")
 	}
-	for _, r := range name {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("field name contains the non-printable character %U", r)
-		}
-	}
-	return nil
+	return checkPrintable(name, "field name")
 }
 
 func globEscape(s string) string {

@@ -39,6 +39,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -188,17 +189,19 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
 	}
-	b := newBuilder()
+	b := newBuilder(lay)
 	values := make([]any, len(cols))
 	dest := make([]any, len(cols))
 	for i := range values {
 		dest[i] = &values[i]
 	}
+	limits := make([]int64, len(lay.limits)) // reused: most rows repeat their plan's limits
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
 		}
-		b.add(lay.row(values))
+		r, name := lay.row(values, limits)
+		b.add(r, name, limits)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
@@ -265,48 +268,45 @@ func (s *Source) metricType(suffix string) string {
 // row is one result row, checked on its own; reason is set when it must be
 // skipped.
 type row struct {
-	tenantID, planID, planName string
-	limits                     plans.Limits
-	reason                     string
+	tenantID, planID string
+	reason           string
 }
 
-func (l *layout) row(values []any) row {
+// row checks one result row. The plan's name is returned and its limits
+// are written to limits (one per layout limit column, 0 for unlimited)
+// rather than into a map per row: with one row per tenant, the same few
+// plans' limits arrive a hundred thousand times.
+func (l *layout) row(values []any, limits []int64) (r row, planName string) {
 	tenantID, ok := idString(values[l.tenantID])
 	if !ok || (tenantID != "" && usage.ValidateTenantID(tenantID) != nil) {
-		return row{reason: ReasonInvalidTenantID}
+		return row{reason: ReasonInvalidTenantID}, ""
 	}
 	planID, ok := idString(values[l.planID])
 	if !ok || (planID != "" && plans.ValidatePlanID(planID) != nil) {
-		return row{reason: ReasonInvalidPlanID}
+		return row{reason: ReasonInvalidPlanID}, ""
 	}
 	switch {
 	case tenantID == "" && planID == "":
-		return row{reason: ReasonEmptyRow}
+		return row{reason: ReasonEmptyRow}, ""
 	case planID == "":
-		// A tenant with no active plan; the plan columns mean nothing.
-		return row{tenantID: tenantID}
+		return row{tenantID: tenantID}, ""
 	case values[l.planName] == nil:
-		return row{reason: ReasonUnknownPlan}
+		return row{reason: ReasonUnknownPlan}, ""
 	}
 	name, ok := values[l.planName].(string)
 	if !ok || plans.ValidatePlanName(name) != nil {
-		return row{reason: ReasonInvalidPlanName}
+		return row{reason: ReasonInvalidPlanName}, ""
 	}
-	r := row{tenantID: tenantID, planID: planID, planName: name, limits: plans.Limits{}}
-	for _, c := range l.limits {
+	for i, c := range l.limits {
 		v, reason := limitValue(values[c.index])
 		if reason != "" {
-			return row{reason: reason}
+			return row{reason: reason}, ""
 		}
-		if v > 0 {
-			r.limits[c.metricType] = v
-		}
+		limits[i] = v
 	}
-	return r
+	return row{tenantID: tenantID, planID: planID}, name
 }
 
-// idString converts an integer or text id to its decimal or literal text;
-// NULL gives "" and ok. An empty text, or any other type, is not ok.
 func idString(v any) (s string, ok bool) {
 	switch v := v.(type) {
 	case nil:
@@ -368,16 +368,35 @@ func parseInteger(s string) (int64, error) {
 // builder collects checked rows and resolves them into a catalog once all
 // are read, so that the result does not depend on row order.
 type builder struct {
+	lay     *layout
 	rows    []row
+	plans   map[string]*planRows
 	invalid map[string]int
 }
 
-func newBuilder() *builder { return &builder{invalid: map[string]int{}} }
+// planRows is what the rows say about one plan: the name and limits of the
+// first row, and whether a later row disagreed.
+type planRows struct {
+	name        string
+	limits      []int64
+	conflicting bool
+}
 
-func (b *builder) add(r row) {
+func newBuilder(lay *layout) *builder {
+	return &builder{lay: lay, plans: map[string]*planRows{}, invalid: map[string]int{}}
+}
+
+func (b *builder) add(r row, planName string, limits []int64) {
 	if r.reason != "" {
 		b.invalid[r.reason]++
 		return
+	}
+	if r.planID != "" {
+		if p, seen := b.plans[r.planID]; !seen {
+			b.plans[r.planID] = &planRows{name: planName, limits: slices.Clone(limits)}
+		} else if p.name != planName || !slices.Equal(p.limits, limits) {
+			p.conflicting = true
+		}
 	}
 	b.rows = append(b.rows, r)
 }
@@ -387,14 +406,23 @@ func (b *builder) catalog() *plans.Catalog {
 	for reason, n := range b.invalid {
 		cat.Invalid[reason] = n
 	}
-	rows := b.dropConflictingPlans(cat)
-	for _, r := range rows {
-		if r.planID != "" {
-			cat.Plans[r.planID] = plans.Plan{ID: r.planID, Name: r.planName, Limits: r.limits}
+	// A plan that rows give different names or limits is left out with
+	// all its rows, rather than guessed at.
+	rows := b.keep(cat, b.rows, ReasonConflictingPlan, func(r row) bool {
+		return r.planID == "" || !b.plans[r.planID].conflicting
+	})
+	for id, p := range b.plans {
+		if p.conflicting {
+			continue
 		}
+		limits := plans.Limits{}
+		for i, c := range b.lay.limits {
+			if p.limits[i] > 0 {
+				limits[c.metricType] = p.limits[i]
+			}
+		}
+		cat.Plans[id] = plans.Plan{ID: id, Name: p.name, Limits: limits}
 	}
-	// A tenant on two plans loses its assignment, but the rows still
-	// define those plans well: they stay listed.
 	for _, r := range b.dropConflictingTenants(cat, rows) {
 		if r.tenantID != "" {
 			cat.Tenants[r.tenantID] = r.planID
@@ -403,29 +431,8 @@ func (b *builder) catalog() *plans.Catalog {
 	return cat
 }
 
-// dropConflictingPlans removes every row of a plan that the rows define in
-// more than one way.
-func (b *builder) dropConflictingPlans(cat *plans.Catalog) []row {
-	first := map[string]row{}
-	conflicting := map[string]bool{}
-	for _, r := range b.rows {
-		if r.planID == "" {
-			continue
-		}
-		if f, seen := first[r.planID]; !seen {
-			first[r.planID] = r
-		} else if f.planName != r.planName || !sameLimits(f.limits, r.limits) {
-			conflicting[r.planID] = true
-		}
-	}
-	return b.keep(cat, b.rows, ReasonConflictingPlan, func(r row) bool { return !conflicting[r.planID] })
-}
-
-// dropConflictingTenants removes every row of a tenant that the rows put on
-// more than one plan. The same tenant and plan twice is harmless; plan-only
-// rows are kept.
 func (b *builder) dropConflictingTenants(cat *plans.Catalog, rows []row) []row {
-	plan := map[string]string{}
+	plan := make(map[string]string, len(rows))
 	conflicting := map[string]bool{}
 	for _, r := range rows {
 		if r.tenantID == "" {
@@ -451,18 +458,6 @@ func (b *builder) keep(cat *plans.Catalog, rows []row, reason string, ok func(ro
 		}
 	}
 	return kept
-}
-
-func sameLimits(a, b plans.Limits) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // redact removes the password of dsn from msg. pgx already redacts
