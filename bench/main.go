@@ -34,6 +34,7 @@ type options struct {
 	timeout     time.Duration
 	peerTimeout time.Duration
 	seed        uint64
+	extraArgs   []string // appended to the exporter's flags
 }
 
 // cl holds everything to stop and remove, for the end, errors and signals.
@@ -49,9 +50,11 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 120*time.Second, "client timeout of each scrape of the exporter and the floor")
 	flag.DurationVar(&o.peerTimeout, "peer-timeout", 60*time.Second, "client timeout of each scrape of the peer; a timeout stops measuring it at this and larger tenant counts")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the data generator")
+	exporterArgs := flag.String("exporter.args", "", "space-separated extra flags for the exporter (e.g. \"--redis.scan-count=5000\"), to measure settings")
 	floorListen := flag.String("floor.listen", "", "internal: serve the floor on this address")
 	floorRedis := flag.String("floor.redis", "", "internal: the floor's Redis address")
 	flag.Parse()
+	o.extraArgs = strings.Fields(*exporterArgs)
 
 	if *floorListen != "" {
 		if err := runFloor(*floorListen, *floorRedis); err != nil {
@@ -228,10 +231,10 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 		return nil, err
 	}
 	expect := []string{"billing_redis_up 1", "billing_postgres_up 1"}
-	err = measureProc("billing_exporter", exporterBin, []string{
+	err = measureProc("billing_exporter", exporterBin, append([]string{
 		"--redis.addr=" + rs.addr, "--postgres.dsn-file=" + dsnFile,
 		"--web.listen-address=" + loopback(port), "--scrape.max-timeout=60s",
-	}, port, []target{
+	}, o.extraArgs...), port, []target{
 		{name: nameExporter, url: metricsURL(port), timeout: o.timeout, expect: expect},
 		{name: nameGzip, url: metricsURL(port), timeout: o.timeout, expect: expect, gzip: true},
 	})
