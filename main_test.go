@@ -277,26 +277,29 @@ func TestBasicAuthFromWebConfig(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	redis.HSet("usage:1:"+period.At(time.Now(), time.UTC).ID, "messages", 1)
 	e := startExporter(t, nil, "--redis.addr="+redis.Addr(), "--web.config.file="+cfg)
-	for _, tc := range []struct {
-		user, pass string
-		want       int
-	}{
-		{"", "", http.StatusUnauthorized},
-		{"prometheus", "wrong", http.StatusUnauthorized},
-		{"prometheus", "scrape-pw", http.StatusOK},
-	} {
-		req, _ := http.NewRequest(http.MethodGet, e.URL+"/metrics", nil)
-		if tc.user != "" {
-			req.SetBasicAuth(tc.user, tc.pass)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("user %q: status %d, want %d", tc.user, resp.StatusCode, tc.want)
+	for _, path := range []string{"/metrics", "/api/v1/tenants/1/usage", "/api/v1/plans"} {
+		for _, tc := range []struct {
+			user, pass string
+			want       int
+		}{
+			{"", "", http.StatusUnauthorized},
+			{"prometheus", "wrong", http.StatusUnauthorized},
+			{"prometheus", "scrape-pw", http.StatusOK},
+		} {
+			req, _ := http.NewRequest(http.MethodGet, e.URL+path, nil)
+			if tc.user != "" {
+				req.SetBasicAuth(tc.user, tc.pass)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s as %q: status %d, want %d", path, tc.user, resp.StatusCode, tc.want)
+			}
 		}
 	}
 }
