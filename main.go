@@ -102,7 +102,8 @@ func main() {
 	logger := promslog.New(logConfig)
 
 	if err := run(logger, o, webConfig); err != nil {
-		app.Fatalf("%v", err)
+		// One line, whatever the error (YAML errors span several).
+		app.Fatalf("%s", strings.Join(strings.Fields(err.Error()), " "))
 	}
 }
 
@@ -115,6 +116,9 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	pattern, err := usage.ParseKeyPattern(o.keyPattern)
 	if err != nil {
 		return fmt.Errorf("--usage.key-pattern: %w", err)
+	}
+	if err := checkTelemetryPath(o.telemetryPath, o.disableAPI); err != nil {
+		return fmt.Errorf("--web.telemetry-path: %w", err)
 	}
 	if o.maxTimeout <= 0 {
 		return fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
@@ -302,7 +306,9 @@ func serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig)
 
 // secret reads a secret from a file, else from an environment variable. The
 // value is trimmed of surrounding white space (files usually end in a
-// newline) and never logged.
+// newline) and never logged. A file that is given but empty is an error:
+// silently running without the secret (no PostgreSQL, no Redis password)
+// would look like working.
 func secret(path, env string) (string, error) {
 	if path == "" {
 		return os.Getenv(env), nil
@@ -311,5 +317,25 @@ func secret(path, env string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return strings.TrimSpace(string(b)), nil
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return v, nil
+}
+
+// checkTelemetryPath refuses paths the mux cannot take or that would
+// shadow the exporter's other endpoints.
+func checkTelemetryPath(path string, apiDisabled bool) error {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		return fmt.Errorf("%q must start with /", path)
+	case path == "/-/healthy" || path == "/-/ready":
+		return fmt.Errorf("%q is the health endpoint", path)
+	case !apiDisabled && (path == "/api" || strings.HasPrefix(path, "/api/")):
+		return fmt.Errorf("%q is under the API's /api/ (or use --web.disable-api)", path)
+	case strings.ContainsAny(path, " {}"):
+		return fmt.Errorf("%q is not a plain path", path)
+	}
+	return nil
 }

@@ -176,7 +176,10 @@ type request struct {
 // unescaped on its own, so that %2F inside a segment never acts as a
 // separator.
 func match(escapedPath string) (rt *route, rawTenantID string) {
-	segs := strings.Split(escapedPath, "/")
+	// No route has more than six segments: splitting off at most seven
+	// keeps the cost of a hostile path of a million slashes constant
+	// (this runs before the URI length check, to label the request).
+	segs := strings.SplitN(escapedPath, "/", 7)
 	if len(segs) < 4 || segs[0] != "" {
 		return nil, ""
 	}

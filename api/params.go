@@ -41,6 +41,9 @@ func parseQuery(raw string, allowed []string) (map[string]string, *problem) {
 	for _, name := range names {
 		vs := values[name]
 		switch {
+		case name == "":
+			// "?=1": there is no name to put in the parameter member.
+			return nil, errInvalidParam("query", "has a parameter without a name")
 		case !slices.Contains(allowed, name):
 			takes := "takes no query parameters"
 			if len(allowed) > 0 {

@@ -50,9 +50,15 @@ type Option func(*settings)
 // --redis.password-file and REDIS_PASSWORD reach the connection.
 func WithPassword(password string) Option {
 	return func(s *settings) {
-		if password != "" {
-			s.target.Password = password
+		if password == "" {
+			return
 		}
+		if s.target.loneName && s.target.Username == "" {
+			// redis://name@host with a password from elsewhere: the lone
+			// name is the user, not a password.
+			s.target.Username = s.target.Password
+		}
+		s.target.Password = password
 	}
 }
 
@@ -105,12 +111,15 @@ func (s *settings) newPool(addr string) *redis.Pool {
 		IdleTimeout: 2 * time.Minute,
 		DialContext: func(ctx context.Context) (redis.Conn, error) { return s.dial(ctx, addr) },
 		// A connection idle across a Redis restart is dead; find out with a
-		// PING before a scrape trips over it and reports Redis down.
-		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
-			if time.Since(idleSince) < time.Second {
+		// PING (bounded by the caller's deadline, like every command)
+		// before a scrape trips over it and reports Redis down. A short
+		// idle gap is trusted: a scrape borrows its connections back to
+		// back.
+		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
+			if time.Since(idleSince) < 100*time.Millisecond {
 				return nil
 			}
-			_, err := c.Do("PING")
+			_, err := redis.DoContext(c, ctx, "PING")
 			return err
 		},
 	}

@@ -18,6 +18,10 @@ type Target struct {
 	Password string
 	DB       int
 	TLS      bool
+	// loneName is the name of redis://name@host: the password of the
+	// default user, unless a password comes from elsewhere (file or
+	// environment), in which case it is the user name.
+	loneName bool
 }
 
 // ParseTarget accepts host:port, redis://[user[:password]@]host[:port][/db]
@@ -57,10 +61,10 @@ func ParseTarget(addr string) (Target, error) {
 	if u.User != nil {
 		t.Username = u.User.Username()
 		t.Password, _ = u.User.Password()
-		if t.Password == "" {
-			// redis://:password@host and redis://password@host are both in
-			// use; the second means a password with the default user.
-			t.Password, t.Username = t.Username, ""
+		if _, hasPassword := u.User.Password(); !hasPassword && t.Username != "" {
+			// redis://password@host is in use for a password with the
+			// default user; with a password file it names the user.
+			t.Password, t.Username, t.loneName = t.Username, "", true
 		}
 	}
 	if p := strings.Trim(u.Path, "/"); p != "" {

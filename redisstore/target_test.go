@@ -17,7 +17,7 @@ func TestParseTarget(t *testing.T) {
 		{"[::1]:6379", Target{Address: "[::1]:6379"}, false},
 		{"redis://127.0.0.1", Target{Address: "127.0.0.1:6379"}, false},
 		{"redis://:pw@127.0.0.1:7000/2", Target{Address: "127.0.0.1:7000", Password: "pw", DB: 2}, false},
-		{"redis://pw@127.0.0.1:7000", Target{Address: "127.0.0.1:7000", Password: "pw"}, false},
+		{"redis://pw@127.0.0.1:7000", Target{Address: "127.0.0.1:7000", Password: "pw", loneName: true}, false},
 		{"redis://exporter:pw@127.0.0.1:7000/0", Target{Address: "127.0.0.1:7000", Username: "exporter", Password: "pw"}, false},
 		{"rediss://h.example:6380", Target{Address: "h.example:6380", TLS: true}, false},
 		{"localhost", Target{}, true},
