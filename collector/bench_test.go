@@ -16,6 +16,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/billing"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 	"github.com/billing-exporter/billing_exporter/plans"
+	"github.com/billing-exporter/billing_exporter/plans/postgres"
 	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
@@ -28,6 +29,9 @@ func (s staticPlans) Load(context.Context) (*plans.Catalog, error) { return s.ca
 // × 3 months. For profiles:
 //
 //	BENCH_TENANTS=100000 go test -run '^$' -bench Scrape -cpuprofile cpu.out ./collector/
+//
+// BENCH_POSTGRES=1 reads the plans from a real PostgreSQL instead of a
+// static catalog.
 //
 // Wall-clock figures that count are in BENCHMARKS.md (go run ./bench).
 func BenchmarkScrape(b *testing.B) {
@@ -62,14 +66,33 @@ func BenchmarkScrape(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
+	var src plans.Source = staticPlans{cat}
+	if os.Getenv("BENCH_POSTGRES") != "" {
+		src = postgresPlans(b, n)
+	}
 	svc := billing.New(store, billing.WithClock(func() time.Time { return november }),
-		billing.WithPlans(staticPlans{cat}, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
+		billing.WithPlans(src, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
 	h := NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
 	b.ResetTimer()
 	for b.Loop() {
 		rec := &discardRecorder{header: http.Header{}}
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	}
+}
+
+// postgresPlans serves the same plans from a real PostgreSQL
+// (BENCH_POSTGRES=1), as in production.
+func postgresPlans(b *testing.B, n int) plans.Source {
+	pg := testserver.StartPostgres(b)
+	testserver.LoadSchema(b, pg, "../examples/schema.sql")
+	pg.Exec(`INSERT INTO plans VALUES (1, 'starter', 5000, 1073741824, 5, 1), (2, 'pro', 50000, 10737418240, 25, 5);
+INSERT INTO tenants SELECT g, 'tenant ' || g, 1 + g % 2 FROM generate_series(0, ` + strconv.Itoa(n-1) + `) g;`)
+	db, err := postgres.Open(pg.DSN())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return postgres.New(db)
 }
 
 // discardRecorder is an http.ResponseWriter that throws the body away.
