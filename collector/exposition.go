@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"math"
 	"runtime"
 	"strconv"
@@ -21,33 +20,22 @@ import (
 // family's samples stay together as the format requires. At most
 // 2 × GOMAXPROCS chunks are in flight, which bounds the memory to a few
 // small buffers whatever the number of tenants.
-func writeTenants(w *bufio.Writer, tenants []billing.TenantStatus) error {
+func writeTenants(out *stream, tenants []billing.TenantStatus) error {
 	window := 2 * runtime.GOMAXPROCS(0)
-	var err error
 	for _, f := range tenantFamilies {
-		if err == nil {
-			_, err = w.Write(appendHeader(nil, f))
-		}
+		out.writeText(appendHeader(nil, f))
 		chunks := (len(tenants) + chunkTenants - 1) / chunkTenants
-		results := make([]chan *[]byte, chunks)
+		results := make([]chan *rendered, chunks)
 		started := 0
 		start := func() {
-			if started == chunks || err != nil {
+			if started == chunks || out.err != nil {
 				return
 			}
 			i := started
 			started++
-			results[i] = make(chan *[]byte, 1)
+			results[i] = make(chan *rendered, 1)
 			part := tenants[i*chunkTenants : min((i+1)*chunkTenants, len(tenants))]
-			go func() {
-				b := renderBuffers.Get().(*[]byte)
-				buf := (*b)[:0]
-				f.samples(part, func(value float64, lv *labelValues) {
-					buf = appendSample(buf, f, value, lv)
-				})
-				*b = buf
-				results[i] <- b
-			}()
+			go func() { results[i] <- render(f, part, out.gzip) }()
 		}
 		for range window {
 			start()
@@ -55,22 +43,41 @@ func writeTenants(w *bufio.Writer, tenants []billing.TenantStatus) error {
 		// started grows inside the loop: every chunk started is drained,
 		// also after a write error (when no new one starts).
 		for i := 0; i < started; i++ {
-			b := <-results[i]
+			r := <-results[i]
 			start()
-			if err == nil {
-				_, err = w.Write(*b)
-			}
-			renderBuffers.Put(b)
+			out.writeChunk(r.text, r.deflated)
+			renderBuffers.Put(r)
 		}
 	}
-	return err
+	return out.err
+}
+
+// rendered is one chunk of a family: its text and, for gzip, its deflate
+// data. Recycled through renderBuffers.
+type rendered struct {
+	text, deflated []byte
+}
+
+// render renders one chunk of a family (and compresses it, for gzip).
+func render(f *family, part []billing.TenantStatus, gzip bool) *rendered {
+	r := renderBuffers.Get().(*rendered)
+	buf := r.text[:0]
+	f.samples(part, func(value float64, lv *labelValues) {
+		buf = appendSample(buf, f, value, lv)
+	})
+	r.text = buf
+	r.deflated = r.deflated[:0]
+	if gzip {
+		r.deflated = deflateChunk(r.deflated, r.text)
+	}
+	return r
 }
 
 // chunkTenants is how many tenants one rendering goroutine takes.
 const chunkTenants = 2048
 
 // renderBuffers recycles the chunk buffers between chunks and scrapes.
-var renderBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
+var renderBuffers = sync.Pool{New: func() any { return &rendered{text: make([]byte, 0, 256<<10)} }}
 
 func appendHeader(b []byte, f *family) []byte {
 	b = append(b, "# HELP "...)

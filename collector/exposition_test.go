@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"fmt"
@@ -90,12 +89,7 @@ func TestFastExpositionMatchesClientGolang(t *testing.T) {
 		}
 	}
 
-	var got bytes.Buffer
-	bw := bufio.NewWriter(&got)
-	if err := writeTenants(bw, tenants); err != nil {
-		t.Fatal(err)
-	}
-	bw.Flush()
+	got := renderAll(t, tenants, false)
 
 	wantLines, gotLines := canonical(t, scrapetest.Parse(t, want.Bytes())), canonical(t, scrapetest.Parse(t, got.Bytes()))
 	if !slices.Equal(wantLines, gotLines) {
@@ -205,12 +199,7 @@ func TestFastExpositionManyTenants(t *testing.T) {
 		st.ComputeChecks()
 		tenants = append(tenants, st)
 	}
-	var got bytes.Buffer
-	bw := bufio.NewWriter(&got)
-	if err := writeTenants(bw, tenants); err != nil {
-		t.Fatal(err)
-	}
-	bw.Flush()
+	got := renderAll(t, tenants, false)
 	fams := scrapetest.Parse(t, got.Bytes())
 	want := map[string]int{"billing_usage": 2 * len(tenants), "billing_usage_limit": 2 * len(tenants),
 		"billing_usage_percentage": 2 * len(tenants), "billing_tenant_using_defaults": len(tenants), "billing_tenant_plan_info": len(tenants)}
@@ -235,4 +224,49 @@ func TestFastExpositionManyTenants(t *testing.T) {
 		t.Errorf("%d distinct tenants in plan_info, want %d", len(seen), len(tenants))
 	}
 	scrapetest.PromtoolCheck(t, got.Bytes())
+}
+
+// renderAll runs writeTenants into a buffer, gzip compressed or not.
+func renderAll(t *testing.T, tenants []billing.TenantStatus, gz bool) *bytes.Buffer {
+	t.Helper()
+	var b bytes.Buffer
+	out := newStream(&b, gz)
+	if err := writeTenants(out, tenants); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.close(); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+// TestParallelGzipIsOneGzipStream: the chunk-wise compressed body is a
+// valid gzip file whose content is exactly the plain rendering.
+func TestParallelGzipIsOneGzipStream(t *testing.T) {
+	for _, n := range []int{0, 1, 6, chunkTenants + 1, 3*chunkTenants + 17} {
+		var tenants []billing.TenantStatus
+		for i := range n {
+			st := billing.TenantStatus{ID: fmt.Sprintf("t%d", i), Usage: usage.Counters{"messages": int64(i)},
+				LimitsKnown: true, PlanID: "1", PlanName: `star"ter`, Limits: plans.Limits{"messages": 100}}
+			st.ComputeChecks()
+			tenants = append(tenants, st)
+		}
+		plain := renderAll(t, tenants, false)
+		compressed := renderAll(t, tenants, true)
+		zr, err := gzip.NewReader(compressed)
+		if err != nil {
+			t.Fatalf("%d tenants: %v", n, err)
+		}
+		zr.Multistream(false) // one member, as a strict reader expects
+		got, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("%d tenants: gunzip: %v", n, err) // also checks the CRC and size
+		}
+		if !bytes.Equal(got, plain.Bytes()) {
+			t.Errorf("%d tenants: gunzipped body differs from the plain one (%d vs %d bytes)", n, len(got), plain.Len())
+		}
+		if n > 0 && compressed.Len()*4 > plain.Len() {
+			t.Errorf("%d tenants: %d bytes compressed from %d: not compressing", n, compressed.Len(), plain.Len())
+		}
+	}
 }

@@ -2,9 +2,8 @@ package collector
 
 import (
 	"bufio"
-	"compress/gzip"
+	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -144,23 +143,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)
 	w.Header().Set("Content-Type", string(format))
-	var out io.Writer = w
-	if acceptsGzip(r) {
+	gzip := acceptsGzip(r)
+	if gzip {
 		w.Header().Set("Content-Encoding", "gzip")
-		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-		defer gz.Close()
-		out = gz
 	}
-	bw := bufio.NewWriterSize(out, 64<<10)
-	enc := expfmt.NewEncoder(bw, format)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	out := newStream(bw, gzip)
+	// The small families, through client_golang's encoder.
+	var small bytes.Buffer
+	enc := expfmt.NewEncoder(&small, format)
 	for _, mf := range families {
 		if err := enc.Encode(mf); err != nil {
-			h.logger.Debug("writing metrics", "err", err)
-			return
+			h.logger.Error("encoding metrics", "family", mf.GetName(), "err", err)
 		}
 	}
-	if err := writeTenants(bw, tenants); err != nil {
+	out.writeText(small.Bytes())
+	if err := writeTenants(out, tenants); err != nil {
 		h.logger.Debug("writing tenant metrics", "err", err)
+		return
+	}
+	if err := out.close(); err != nil {
+		h.logger.Debug("writing metrics", "err", err)
 		return
 	}
 	if err := bw.Flush(); err != nil {
