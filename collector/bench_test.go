@@ -73,10 +73,15 @@ func BenchmarkScrape(b *testing.B) {
 	svc := billing.New(store, billing.WithClock(func() time.Time { return november }),
 		billing.WithPlans(src, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
 	h := NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
-	b.ResetTimer()
-	for b.Loop() {
-		rec := &discardRecorder{header: http.Header{}}
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, enc := range []string{"", "gzip"} {
+		b.Run("encoding="+enc, func(b *testing.B) {
+			for b.Loop() {
+				rec := &discardRecorder{header: http.Header{}}
+				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+				req.Header.Set("Accept-Encoding", enc)
+				h.ServeHTTP(rec, req)
+			}
+		})
 	}
 }
 
