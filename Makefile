@@ -3,7 +3,7 @@ BINARY   := billing_exporter
 PKGS     := ./...
 
 
-.PHONY: all build promu-build stack bench fuzz test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build stack bench soak fuzz test test-deps vet fmt-check lint clean
 
 all: lint test build
 
@@ -22,6 +22,12 @@ BENCH_TENANTS ?= 10000,100000
 bench: test-deps
 	@command -v prometheus-redis-exporter >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-redis-exporter; }
 	$(GO) run ./bench -tenants $(BENCH_TENANTS) -out bench-report.md
+
+# Soak: scrapers and API readers against a real Redis and PostgreSQL while
+# a writer increments usage; `make test` runs it for 10 s.
+SOAK_DURATION ?= 5m
+soak: test-deps
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -run '^TestSoak$$' -timeout 30m -v .
 
 # The whole monitoring stack on a machine with Docker (see README, Deploy).
 stack: promu-build
