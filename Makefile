@@ -36,8 +36,8 @@ stack: promu-build
 # Installs what the tests need (Debian packages, when missing), then runs
 # every test against real servers the tests start themselves.
 test: test-deps vet
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # Runs every Go fuzz target (seed corpora in testdata/fuzz and f.Add) for
 # FUZZTIME each; `make test` runs them briefly, `make fuzz FUZZTIME=5m` hunts.

@@ -71,8 +71,15 @@ func (e *exporter) Output() string {
 // serves. env adds environment variables.
 func startExporter(t *testing.T, env []string, args ...string) *exporter {
 	t.Helper()
+	return launchExporter(t, "http", http.DefaultClient, "/", env, args...)
+}
+
+// launchExporter runs the binary on a free loopback port and waits until
+// client gets any answer on probe (basic auth may refuse it) over scheme.
+func launchExporter(t *testing.T, scheme string, client *http.Client, probe string, env []string, args ...string) *exporter {
+	t.Helper()
 	port := testserver.FreePort(t)
-	e := &exporter{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
+	e := &exporter{t: t, URL: scheme + "://127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
 	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:" + strconv.Itoa(port)}, args...)...)
 	e.cmd.Env = append(os.Environ(), env...)
 	e.cmd.Stdout, e.cmd.Stderr = e, e
@@ -89,7 +96,7 @@ func startExporter(t *testing.T, env []string, args ...string) *exporter {
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(e.URL + "/")
+		resp, err := client.Get(e.URL + probe)
 		if err == nil {
 			resp.Body.Close()
 			return e
@@ -101,7 +108,7 @@ func startExporter(t *testing.T, env []string, args ...string) *exporter {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("exporter not serving after 20s:\n%s", e.Output())
+			t.Fatalf("exporter not serving %s after 20s (%v):\n%s", scheme, err, e.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,39 +35,7 @@ func knownBug(t *testing.T, what string) {
 // and waits until it answers client (any status: basic auth may refuse).
 func startExporterHTTPS(t *testing.T, client *http.Client, args ...string) *exporter {
 	t.Helper()
-	port := testserver.FreePort(t)
-	e := &exporter{t: t, URL: "https://127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
-	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:" + strconv.Itoa(port)}, args...)...)
-	e.cmd.Stdout, e.cmd.Stderr = e, e
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { e.exited <- e.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = e.cmd.Process.Kill()
-		<-e.exited
-		if t.Failed() {
-			t.Logf("exporter output:\n%s", e.Output())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := client.Get(e.URL + "/-/healthy")
-		if err == nil {
-			resp.Body.Close()
-			return e
-		}
-		select {
-		case err := <-e.exited:
-			e.exited <- err
-			t.Fatalf("exporter exited at start: %v\n%s", err, e.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("exporter not serving HTTPS after 20s (%v):\n%s", err, e.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return launchExporter(t, "https", client, "/-/healthy", nil, args...)
 }
 
 // TestWebConfigTLSAndBasicAuth: with --web.config.file holding a server
