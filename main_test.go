@@ -207,23 +207,7 @@ func TestInvalidStartupInputExits(t *testing.T) {
 // its exit code and standard error.
 func runToExit(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	port := testserver.FreePort(t)
-	cmd := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:" + strconv.Itoa(port)}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("still running after 20s: %s", stderr.String())
-	}
-	return cmd.ProcessState.ExitCode(), stderr.String()
+	return runExit(t, nil, args...)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
