@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -274,4 +275,57 @@ func TestTenant(t *testing.T) {
 	if _, err := down.Tenant(context.Background(), "1"); !errors.Is(err, ErrUsageUnavailable) {
 		t.Errorf("err = %v, want ErrUsageUnavailable", err)
 	}
+}
+
+// TestJoinManyTenants: at scale, every tenant comes out once, in order,
+// with its own numbers.
+func TestJoinManyTenants(t *testing.T) {
+	const n = 12345
+	u := &staticUsage{tenants: map[string]usage.Counters{}}
+	cat := catalog()
+	for i := range n {
+		id := fmt.Sprintf("m%06d", i)
+		u.tenants[id] = usage.Counters{"messages": int64(i % 5000)}
+		if i%2 == 0 {
+			cat.Tenants[id] = "1"
+		}
+	}
+	r := newService(u, &switchablePlans{cat: cat}).Report(context.Background())
+	seen := 0
+	for i := range r.Tenants {
+		st := &r.Tenants[i]
+		if i > 0 && r.Tenants[i-1].ID >= st.ID {
+			t.Fatalf("tenants out of order at %d: %s then %s", i, r.Tenants[i-1].ID, st.ID)
+		}
+		var k int
+		if _, err := fmt.Sscanf(st.ID, "m%06d", &k); err != nil {
+			continue // the catalog's own tenants
+		}
+		seen++
+		limit := 1000.0 // defaults
+		if k%2 == 0 {
+			limit = 5000 // starter
+		}
+		if got, want := mustPct(t, st, "messages"), 100*float64(k%5000)/limit; got != want {
+			t.Fatalf("tenant %s: %v%%, want %v", st.ID, got, want)
+		}
+	}
+	if seen != n {
+		t.Errorf("%d generated tenants joined, want %d", seen, n)
+	}
+}
+
+func mustPct(t *testing.T, st *TenantStatus, lt string) float64 {
+	t.Helper()
+	var got float64
+	found := false
+	st.EachLimit(func(limitType string, _ int64, pct float64) {
+		if limitType == lt {
+			got, found = pct, true
+		}
+	})
+	if !found {
+		t.Fatalf("tenant %s has no %s limit", st.ID, lt)
+	}
+	return got
 }
