@@ -21,6 +21,9 @@ type Redis struct {
 	dir  string
 	Port int
 	args []string
+	// dialOpts are how the tests' own connections reach the server (TLS
+	// settings for a TLS-only server).
+	dialOpts []redis.DialOption
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -31,24 +34,37 @@ type Redis struct {
 // (for example "--requirepass", "secret"). It is stopped at test cleanup.
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
-	r := &Redis{
+	r := newRedis(t)
+	r.start(append([]string{"--port", strconv.Itoa(r.Port)}, extra...))
+	return r
+}
+
+// newRedis prepares a server on a free port in a temp dir.
+func newRedis(t testing.TB) *Redis {
+	t.Helper()
+	return &Redis{
 		t:    t,
 		bin:  RequireBinary(t, "redis-server", "redis-server"),
 		dir:  t.TempDir(),
 		Port: FreePort(t),
 	}
+}
+
+// start runs the server with the common settings (loopback, no
+// persistence, DEBUG allowed for fault tests) plus args, and stops it at
+// test cleanup.
+func (r *Redis) start(args []string) {
+	r.t.Helper()
 	r.args = append([]string{
-		"--port", strconv.Itoa(r.Port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", r.dir,
 		"--logfile", filepath.Join(r.dir, "redis.log"),
 		"--enable-debug-command", "local",
-	}, extra...)
+	}, args...)
 	r.Start()
-	t.Cleanup(r.Stop)
-	return r
+	r.t.Cleanup(r.Stop)
 }
 
 // Addr is host:port of the server.
@@ -69,7 +85,7 @@ func (r *Redis) Start() {
 	}
 	r.cmd = cmd
 	err := waitFor(10*time.Second, func() error {
-		c, err := redis.Dial("tcp", r.Addr(), redis.DialConnectTimeout(time.Second))
+		c, err := r.dial()
 		if err != nil {
 			return err
 		}
@@ -99,10 +115,22 @@ func (r *Redis) Stop() {
 	r.cmd = nil
 }
 
+// dial opens a test connection to the server.
+func (r *Redis) dial(opts ...redis.DialOption) (redis.Conn, error) {
+	base := []redis.DialOption{redis.DialConnectTimeout(5 * time.Second), redis.DialReadTimeout(10 * time.Second)}
+	return redis.Dial("tcp", r.Addr(), append(append(base, r.dialOpts...), opts...)...)
+}
+
+// Log returns the server's log file.
+func (r *Redis) Log() string {
+	b, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+	return string(b)
+}
+
 // Conn opens a client connection for seeding and inspecting data.
 func (r *Redis) Conn(opts ...redis.DialOption) redis.Conn {
 	r.t.Helper()
-	c, err := redis.Dial("tcp", r.Addr(), append([]redis.DialOption{redis.DialConnectTimeout(5 * time.Second)}, opts...)...)
+	c, err := r.dial(opts...)
 	if err != nil {
 		r.t.Fatalf("connect to test redis: %v", err)
 	}

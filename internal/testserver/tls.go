@@ -11,7 +11,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -164,23 +163,15 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 	}
 }
 
-// TLSRedis is a redis-server that accepts TLS connections only (--port 0,
-// --tls-port), with a certificate from a test CA. It is stopped at test
-// cleanup.
+// TLSRedis is a redis-server that speaks only TLS, with certificates from
+// a test CA.
 type TLSRedis struct {
-	t      testing.TB
-	bin    string
-	dir    string
-	Port   int
+	*Redis
 	CA     *CA
 	Server KeyPair
-	// ClientCert is what Conn presents, issued by CA: Redis started with
-	// requireClientCert checks it.
+	// ClientCert is what the tests' connections present, issued by CA:
+	// Redis started with requireClientCert checks it.
 	ClientCert KeyPair
-	args       []string
-
-	mu  sync.Mutex
-	cmd *exec.Cmd
 }
 
 // StartRedisTLS starts redis-server with TLS on a free loopback port and no
@@ -188,118 +179,22 @@ type TLSRedis struct {
 // must present a certificate signed by ca. extra are further arguments.
 func StartRedisTLS(t testing.TB, ca *CA, requireClientCert bool, extra ...string) *TLSRedis {
 	t.Helper()
-	r := &TLSRedis{
-		t:    t,
-		bin:  RequireBinary(t, "redis-server", "redis-server"),
-		dir:  t.TempDir(),
-		Port: FreePort(t),
-		CA:   ca,
-	}
-	r.Server = ca.Server("redis-server")
-	r.ClientCert = ca.Client("redis-test-client")
+	r := &TLSRedis{Redis: newRedis(t), CA: ca, Server: ca.Server("redis-server"), ClientCert: ca.Client("redis-test-client")}
+	r.dialOpts = []redis.DialOption{redis.DialUseTLS(true), redis.DialTLSConfig(ca.ClientConfig(r.ClientCert))}
 	authClients := "no"
 	if requireClientCert {
 		authClients = "yes"
 	}
-	r.args = append([]string{
+	r.start(append([]string{
 		"--port", "0",
 		"--tls-port", strconv.Itoa(r.Port),
-		"--bind", "127.0.0.1",
 		"--tls-cert-file", r.Server.CertFile,
 		"--tls-key-file", r.Server.KeyFile,
 		"--tls-ca-cert-file", ca.CertFile,
 		"--tls-auth-clients", authClients,
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log"),
-		"--enable-debug-command", "local",
-	}, extra...)
-	r.start()
-	t.Cleanup(r.Stop)
+	}, extra...))
 	return r
 }
 
-// Addr is host:port of the server.
-func (r *TLSRedis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
-
 // URL is the rediss:// address of the server.
 func (r *TLSRedis) URL() string { return "rediss://" + r.Addr() }
-
-func (r *TLSRedis) start() {
-	r.t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	cmd := exec.Command(r.bin, r.args...)
-	cmd.Dir = r.dir
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.cmd = cmd
-	err := waitFor(10*time.Second, func() error {
-		c, err := r.dial()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Do("PING")
-		return err
-	})
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-		r.t.Fatalf("redis-server (TLS) on %s: %v\n%s", r.Addr(), err, log)
-	}
-}
-
-// Stop kills the server and waits for it to exit.
-func (r *TLSRedis) Stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
-
-func (r *TLSRedis) dial() (redis.Conn, error) {
-	return redis.Dial("tcp", r.Addr(),
-		redis.DialConnectTimeout(5*time.Second),
-		redis.DialReadTimeout(10*time.Second),
-		redis.DialUseTLS(true),
-		redis.DialTLSConfig(r.CA.ClientConfig(r.ClientCert)))
-}
-
-// Conn opens a verified TLS connection (presenting ClientCert) for seeding
-// and inspecting data; it is closed at test cleanup.
-func (r *TLSRedis) Conn() redis.Conn {
-	r.t.Helper()
-	c, err := r.dial()
-	if err != nil {
-		r.t.Fatalf("connect to test redis (TLS): %v", err)
-	}
-	r.t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// Do runs one command on a fresh connection and fails the test on error.
-func (r *TLSRedis) Do(cmd string, args ...any) any {
-	r.t.Helper()
-	c, err := r.dial()
-	if err != nil {
-		r.t.Fatalf("connect to test redis (TLS): %v", err)
-	}
-	defer c.Close()
-	reply, err := c.Do(cmd, args...)
-	if err != nil {
-		r.t.Fatalf("redis %s %v: %v", cmd, args, err)
-	}
-	return reply
-}
-
-// Log returns the server's log file.
-func (r *TLSRedis) Log() string {
-	b, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-	return string(b)
-}
