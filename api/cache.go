@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -137,4 +138,18 @@ func (s *snapshot) ranking(limitType string) []ranked {
 	// this map holds a handful of entries.
 	s.rankings[limitType] = rk
 	return rk
+}
+
+// recentReport returns the shared recent full read for the list and the
+// plans, or answers 503 and returns false when none could be had in the
+// request's time.
+func (h *Handler) recentReport(w http.ResponseWriter, r *http.Request) (*snapshot, bool) {
+	ctx, cancel := h.timeout(r)
+	defer cancel()
+	snap, err := h.cache.get(ctx)
+	if err != nil {
+		h.problem(w, r, errUsageUnavailable(err))
+		return nil, false
+	}
+	return snap, true
 }

@@ -40,11 +40,8 @@ type planView struct {
 // servePlans answers from the cached full read: the plans of its catalog,
 // and its per-plan tenant counts (those of billing_tenants_per_plan).
 func (h *Handler) servePlans(w http.ResponseWriter, r *http.Request, _ *request) {
-	ctx, cancel := h.timeout(r)
-	defer cancel()
-	snap, err := h.cache.get(ctx)
-	if err != nil {
-		h.problem(w, r, errUsageUnavailable(err))
+	snap, ok := h.recentReport(w, r)
+	if !ok {
 		return
 	}
 	rep := snap.report

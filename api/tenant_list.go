@@ -119,11 +119,8 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *requ
 		}
 	}
 
-	ctx, cancel := h.timeout(r)
-	defer cancel()
-	snap, err := h.cache.get(ctx)
-	if err != nil {
-		h.problem(w, r, errUsageUnavailable(err))
+	snap, ok := h.recentReport(w, r)
+	if !ok {
 		return
 	}
 	rep := snap.report
