@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/pgbin"
 )
 
 // peerBin is Debian's prometheus-redis-exporter (oliver006/redis_exporter).
@@ -346,7 +348,7 @@ func describeMachine() machine {
 			}
 		}
 	}
-	if bin, err := postgresBinDir(); err == nil {
+	if bin, err := pgbin.BinDir(); err == nil {
 		if out, err := exec.Command(filepath.Join(bin, "postgres"), "--version").Output(); err == nil {
 			m.postgres = strings.TrimPrefix(strings.TrimSpace(string(out)), "postgres (PostgreSQL) ")
 		}

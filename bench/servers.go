@@ -7,9 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/billing-exporter/billing_exporter/internal/pgbin"
 )
 
 // cleanups is a stack of functions that stop what the runner started. It is
@@ -174,35 +174,15 @@ func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 // makeBaseDir creates the run's temporary directory in a place the postgres
 // OS user can enter (its parents must be world-traversable).
 func makeBaseDir() (string, error) {
-	for _, parent := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
-		if !worldTraversable(parent) {
-			continue
-		}
-		dir, err := os.MkdirTemp(parent, "billing-bench-")
-		if err != nil {
-			return "", err
-		}
-		return dir, os.Chmod(dir, 0o755)
-	}
-	return "", errors.New("no temporary directory that the postgres user can enter (tried $TMPDIR, /tmp, /var/tmp)")
-}
-
-func worldTraversable(dir string) bool {
-	dir, err := filepath.Abs(dir)
+	parent, err := pgbin.TraversableTempDir()
 	if err != nil {
-		return false
+		return "", err
 	}
-	for {
-		fi, err := os.Stat(dir)
-		if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return true
-		}
-		dir = parent
+	dir, err := os.MkdirTemp(parent, "billing-bench-")
+	if err != nil {
+		return "", err
 	}
+	return dir, os.Chmod(dir, 0o755)
 }
 
 // redisServer is a redis-server with no persistence on a loopback port.
@@ -268,11 +248,11 @@ type pgServer struct {
 }
 
 func startPostgres(base string) (*pgServer, error) {
-	bin, err := postgresBinDir()
+	bin, err := pgbin.BinDir()
 	if err != nil {
 		return nil, err
 	}
-	cred, err := postgresCredential()
+	cred, err := pgbin.Credential()
 	if err != nil {
 		return nil, err
 	}
@@ -329,44 +309,6 @@ func (pg *pgServer) dsn(db string) string {
 // stopServer is a fast shutdown (SIGINT to the postmaster: clients are
 // disconnected at once).
 func (pg *pgServer) stopServer() { pg.stop(syscall.SIGINT, 30*time.Second) }
-
-func postgresCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root, PostgreSQL needs the postgres OS user (Debian package postgresql): %w", err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return nil, fmt.Errorf("postgres OS user has non-numeric uid %q or gid %q", u.Uid, u.Gid)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// postgresBinDir finds initdb and postgres: Debian keeps them off PATH in
-// /usr/lib/postgresql/<version>/bin; the newest version wins.
-func postgresBinDir() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	version := func(d string) float64 {
-		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
-		return v
-	}
-	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
-	if path, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(path); err == nil {
-			dirs = append(dirs, filepath.Dir(real))
-		}
-	}
-	for _, d := range dirs {
-		if isExecutable(filepath.Join(d, "initdb")) && isExecutable(filepath.Join(d, "postgres")) {
-			return d, nil
-		}
-	}
-	return "", errors.New("initdb and postgres not found in /usr/lib/postgresql/*/bin or on PATH (Debian package postgresql)")
-}
 
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)

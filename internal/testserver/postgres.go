@@ -4,13 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,10 +14,9 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-)
 
-// postgresPackage is what to install when the server binaries are missing.
-const postgresPackage = "postgresql"
+	"github.com/billing-exporter/billing_exporter/internal/pgbin"
+)
 
 // Postgres is a PostgreSQL cluster started for one test: its own data
 // directory, a free loopback port, trust authentication and no fsync.
@@ -45,8 +40,15 @@ type Postgres struct {
 // directory that user can reach.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	p := &Postgres{t: t, bin: postgresBinDir(t), Port: FreePort(t)}
-	p.cred = postgresCredential(t)
+	bin, err := pgbin.BinDir()
+	if err != nil {
+		t.Fatalf("%v: make test installs it", err)
+	}
+	cred, err := pgbin.Credential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Postgres{t: t, bin: bin, Port: FreePort(t), cred: cred}
 	p.dir = p.makeBaseDir()
 	t.Cleanup(p.cleanup)
 	p.data = filepath.Join(p.dir, "data")
@@ -232,7 +234,7 @@ func (p *Postgres) cleanup() {
 // no good: its parents are created 0700 for the user running the test.
 func (p *Postgres) makeBaseDir() string {
 	p.t.Helper()
-	parent, err := traversableTempDir()
+	parent, err := pgbin.TraversableTempDir()
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -249,91 +251,4 @@ func (p *Postgres) makeBaseDir() string {
 		}
 	}
 	return dir
-}
-
-// traversableTempDir returns os.TempDir, or /tmp when some parent of it
-// cannot be entered by other users.
-func traversableTempDir() (string, error) {
-	for _, dir := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
-		if worldTraversable(dir) {
-			return dir, nil
-		}
-	}
-	return "", fmt.Errorf("no temporary directory that the postgres user can enter (tried %s, /tmp, /var/tmp)", os.TempDir())
-}
-
-func worldTraversable(dir string) bool {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return false
-	}
-	for {
-		fi, err := os.Stat(dir)
-		if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return true
-		}
-		dir = parent
-	}
-}
-
-// postgresCredential returns the "postgres" OS user when running as root,
-// and nil (run as ourselves) otherwise.
-func postgresCredential(t testing.TB) *syscall.Credential {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Fatalf("running as root, PostgreSQL needs the postgres OS user: install the Debian package %s (make test does): %v", postgresPackage, err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("postgres OS user has non-numeric uid %q or gid %q", u.Uid, u.Gid)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-}
-
-// postgresBinDir finds the directory holding initdb, pg_ctl and postgres:
-// Debian keeps them in /usr/lib/postgresql/<version>/bin, off PATH; the
-// newest version wins. Otherwise PATH is searched.
-func postgresBinDir(t testing.TB) string {
-	t.Helper()
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool { return pgVersion(dirs[i]) > pgVersion(dirs[j]) })
-	for _, dir := range dirs {
-		if hasPostgresBinaries(dir) {
-			return dir
-		}
-	}
-	if path, err := exec.LookPath("initdb"); err == nil {
-		if real, err := filepath.EvalSymlinks(path); err == nil && hasPostgresBinaries(filepath.Dir(real)) {
-			return filepath.Dir(real)
-		}
-		if hasPostgresBinaries(filepath.Dir(path)) {
-			return filepath.Dir(path)
-		}
-	}
-	t.Fatalf("initdb and pg_ctl not found in /usr/lib/postgresql/*/bin or on PATH: install the Debian package %s (make test does)", postgresPackage)
-	return ""
-}
-
-func pgVersion(binDir string) float64 {
-	v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(binDir)), 64)
-	return v
-}
-
-func hasPostgresBinaries(dir string) bool {
-	for _, name := range []string{"initdb", "pg_ctl", "postgres"} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil || fi.Mode()&fs.ModePerm&0o111 == 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,103 @@
+// Package pgbin finds what it takes to run a throwaway PostgreSQL server
+// here: the server binaries (Debian keeps them off PATH), the OS user to
+// run them as (initdb refuses root), and a temporary directory that user
+// can enter. The tests' servers (internal/testserver) and the benchmark's
+// (bench) both start theirs with it.
+package pgbin
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+)
+
+// Package is the Debian package that provides the server.
+const Package = "postgresql"
+
+// BinDir returns the directory holding initdb, pg_ctl and postgres: the
+// newest /usr/lib/postgresql/<version>/bin, else where initdb on PATH is.
+func BinDir() (string, error) {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	if path, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			dirs = append(dirs, filepath.Dir(real))
+		}
+		dirs = append(dirs, filepath.Dir(path))
+	}
+	for _, dir := range dirs {
+		if hasBinaries(dir) {
+			return dir, nil
+		}
+	}
+	return "", fmt.Errorf("initdb, pg_ctl and postgres not found in /usr/lib/postgresql/*/bin or on PATH (Debian package %s)", Package)
+}
+
+func version(binDir string) float64 {
+	v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(binDir)), 64)
+	return v
+}
+
+func hasBinaries(dir string) bool {
+	for _, name := range []string{"initdb", "pg_ctl", "postgres"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&fs.ModePerm&0o111 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Credential returns the "postgres" OS user when running as root, and nil
+// (run as ourselves) otherwise.
+func Credential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, PostgreSQL needs the postgres OS user (Debian package %s): %w", Package, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("postgres OS user has non-numeric uid %q or gid %q", u.Uid, u.Gid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// TraversableTempDir returns os.TempDir, /tmp or /var/tmp: the first whose
+// every parent other users can enter, as the postgres user must.
+func TraversableTempDir() (string, error) {
+	for _, dir := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
+		if worldTraversable(dir) {
+			return dir, nil
+		}
+	}
+	return "", errors.New("no temporary directory that the postgres user can enter (tried $TMPDIR, /tmp, /var/tmp)")
+}
+
+func worldTraversable(dir string) bool {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	for {
+		fi, err := os.Stat(dir)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return true
+		}
+		dir = parent
+	}
+}
