@@ -39,8 +39,9 @@ const readAttempts = 3
 // redisc provides the slot hashing and the parsing of MOVED, ASK and
 // TRYAGAIN replies. Its Conn, RetryConn and Refresh are not used for the
 // reads themselves because they take no context: every command here runs
-// with redis.DoContext on a pooled connection, so a scrape's deadline or
-// cancellation closes the connection at once, as in Store.
+// through settings.do on a pooled connection, as in Store, so a scrape's
+// deadline bounds each round trip and a cancelled scrape sends no further
+// command.
 type Cluster struct {
 	settings
 	seeds []Target
