@@ -2,7 +2,10 @@ package billing
 
 import (
 	"maps"
+	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/period"
@@ -143,39 +146,111 @@ type Report struct {
 func (r *Report) UsageUp() bool { return r.UsageErr == nil && r.Usage != nil }
 
 // join fills Tenants, PerPlan and OverThreshold from Usage and Plans.
+//
+// It runs after both reads, before a scrape can write anything, on every
+// scrape: at 100k tenants it is the largest step between the reads and the
+// response, so the sort and the per-tenant work are split over the cores.
 func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 	if !r.UsageUp() {
 		return
 	}
 	cat := r.Plans.Catalog
 	// Every known tenant: those with usage, plus those only the plans know.
-	ids := make([]string, 0, len(r.Usage.Tenants))
-	for id := range r.Usage.Tenants {
-		ids = append(ids, id)
+	known := make([]knownTenant, 0, len(r.Usage.Tenants))
+	for id, counters := range r.Usage.Tenants {
+		known = append(known, knownTenant{id, counters})
 	}
 	if cat != nil {
 		for id := range cat.Tenants {
 			if _, ok := r.Usage.Tenants[id]; !ok {
-				ids = append(ids, id)
+				known = append(known, knownTenant{id: id})
 			}
 		}
 	}
-	slices.Sort(ids)
+	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
+	eachPart(parts, func(lo, hi int) {
+		slices.SortFunc(known[lo:hi], compareKnown)
+	})
+	known = mergeSorted(known, parts)
+
 	ix := newLimitIndex(cat, defaults)
-	checks := make([]LimitCheck, 0, len(ids)*ix.widest)
-	r.Tenants = make([]TenantStatus, len(ids))
-	for i, id := range ids {
-		planID := ""
-		if cat != nil {
-			planID = cat.Tenants[id]
+	r.Tenants = make([]TenantStatus, len(known))
+	eachPart(parts, func(lo, hi int) {
+		// Each part's limit checks in one allocation.
+		checks := make([]LimitCheck, 0, (hi-lo)*ix.widest)
+		for i := lo; i < hi; i++ {
+			planID := ""
+			if cat != nil {
+				planID = cat.Tenants[known[i].id]
+			}
+			r.Tenants[i] = tenantStatus(known[i].id, known[i].counters, planID, r.Plans, ix, &checks)
 		}
-		r.Tenants[i] = tenantStatus(id, r.Usage.Tenants[id], planID, r.Plans, ix, &checks)
-	}
+	})
 	if !r.Plans.LimitsKnown() {
 		return
 	}
 	r.PerPlan = perPlan(r.Tenants, cat)
 	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
+}
+
+// knownTenant is a tenant id and its usage (nil when only the plans know
+// it), as gathered for the join.
+type knownTenant struct {
+	id       string
+	counters usage.Counters
+}
+
+func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }
+
+// splitEven cuts n items into at most k contiguous parts of nearly equal
+// size and returns their boundaries: part i is [b[i], b[i+1]). Below a few
+// thousand items one part is cheaper than starting goroutines.
+func splitEven(n, k int) []int {
+	const minPart = 4096
+	k = max(1, min(k, n/minPart))
+	bounds := make([]int, k+1)
+	for i := range bounds {
+		bounds[i] = i * n / k
+	}
+	return bounds
+}
+
+// eachPart calls f for every part of bounds, in parallel.
+func eachPart(bounds []int, f func(lo, hi int)) {
+	var wg sync.WaitGroup
+	for i := 0; i+1 < len(bounds); i++ {
+		wg.Go(func() { f(bounds[i], bounds[i+1]) })
+	}
+	wg.Wait()
+}
+
+// mergeSorted merges the sorted parts of s (boundaries as from splitEven)
+// into one sorted slice. Ids are unique, so the order is total.
+func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
+	for len(bounds) > 2 {
+		// Merge neighbouring pairs of parts until one part is left.
+		out := make([]knownTenant, 0, len(s))
+		next := []int{0}
+		for i := 0; i+1 < len(bounds); i += 2 {
+			if i+2 >= len(bounds) { // an odd part out
+				out = append(out, s[bounds[i]:bounds[i+1]]...)
+				next = append(next, len(out))
+				break
+			}
+			a, b := s[bounds[i]:bounds[i+1]], s[bounds[i+1]:bounds[i+2]]
+			for len(a) > 0 && len(b) > 0 {
+				if a[0].id < b[0].id {
+					out, a = append(out, a[0]), a[1:]
+				} else {
+					out, b = append(out, b[0]), b[1:]
+				}
+			}
+			out = append(append(out, a...), b...)
+			next = append(next, len(out))
+		}
+		s, bounds = out, next
+	}
+	return s
 }
 
 // limitIndex holds each plan's limits, and the defaults, as slices sorted

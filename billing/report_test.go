@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -328,4 +329,50 @@ func mustPct(t *testing.T, st *TenantStatus, lt string) float64 {
 		t.Fatalf("tenant %s has no %s limit", st.ID, lt)
 	}
 	return got
+}
+
+// TestMergeSorted: the join sorts its parts apart and merges them; any
+// number of parts, odd ones included, gives one sorted list of every id.
+func TestMergeSorted(t *testing.T) {
+	for _, tc := range []struct{ n, parts int }{
+		{0, 1}, {1, 1}, {7, 2}, {10, 3}, {1000, 4}, {1001, 5}, {50, 7},
+	} {
+		t.Run(fmt.Sprintf("%d_in_%d", tc.n, tc.parts), func(t *testing.T) {
+			s := make([]knownTenant, tc.n)
+			for i := range s {
+				s[i].id = fmt.Sprintf("t%05d", (i*7919)%tc.n) // a permutation
+			}
+			bounds := make([]int, tc.parts+1)
+			for i := range bounds {
+				bounds[i] = i * tc.n / tc.parts
+			}
+			eachPart(bounds, func(lo, hi int) { slices.SortFunc(s[lo:hi], compareKnown) })
+			got := mergeSorted(s, bounds)
+			if len(got) != tc.n {
+				t.Fatalf("%d ids after the merge, want %d", len(got), tc.n)
+			}
+			for i := range got {
+				if want := fmt.Sprintf("t%05d", i); got[i].id != want {
+					t.Fatalf("position %d holds %s, want %s", i, got[i].id, want)
+				}
+			}
+		})
+	}
+}
+
+func TestSplitEven(t *testing.T) {
+	for _, tc := range []struct {
+		n, k int
+		want []int
+	}{
+		{0, 4, []int{0, 0}},
+		{4095, 2, []int{0, 4095}}, // too small to split
+		{10000, 2, []int{0, 5000, 10000}},
+		{10000, 8, []int{0, 5000, 10000}}, // parts of at least 4096
+		{100000, 3, []int{0, 33333, 66666, 100000}},
+	} {
+		if got := splitEven(tc.n, tc.k); !slices.Equal(got, tc.want) {
+			t.Errorf("splitEven(%d, %d) = %v, want %v", tc.n, tc.k, got, tc.want)
+		}
+	}
 }
