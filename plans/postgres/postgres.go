@@ -43,6 +43,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -118,6 +119,7 @@ type Source struct {
 	db          *sqlx.DB
 	query       string
 	metricTypes []string
+	lastRows    atomic.Int64 // rows of the last load, to size the next one's
 }
 
 // Option configures a Source.
@@ -189,7 +191,8 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
 	}
-	b := newBuilder(lay)
+	b := newBuilder(lay, int(s.lastRows.Load()))
+	defer func() { s.lastRows.Store(int64(len(b.rows))) }()
 	values := make([]any, len(cols))
 	dest := make([]any, len(cols))
 	for i := range values {
@@ -200,7 +203,7 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
 		}
-		r, name := lay.row(values, limits)
+		r, name := lay.row(values, limits, b.ids)
 		b.add(r, name, limits)
 	}
 	if err := rows.Err(); err != nil {
@@ -276,12 +279,12 @@ type row struct {
 // are written to limits (one per layout limit column, 0 for unlimited)
 // rather than into a map per row: with one row per tenant, the same few
 // plans' limits arrive a hundred thousand times.
-func (l *layout) row(values []any, limits []int64) (r row, planName string) {
+func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName string) {
 	tenantID, ok := idString(values[l.tenantID])
 	if !ok || (tenantID != "" && usage.ValidateTenantID(tenantID) != nil) {
 		return row{reason: ReasonInvalidTenantID}, ""
 	}
-	planID, ok := idString(values[l.planID])
+	planID, ok := ids.idString(values[l.planID])
 	if !ok || (planID != "" && plans.ValidatePlanID(planID) != nil) {
 		return row{reason: ReasonInvalidPlanID}, ""
 	}
@@ -305,6 +308,24 @@ func (l *layout) row(values []any, limits []int64) (r row, planName string) {
 		limits[i] = v
 	}
 	return row{tenantID: tenantID, planID: planID}, name
+}
+
+// planIDs holds the text of the integer plan ids seen so far: a hundred
+// thousand rows name the same few plans, and each would otherwise format
+// its own copy.
+type planIDs map[int64]string
+
+func (ids planIDs) idString(v any) (s string, ok bool) {
+	n, isInt := v.(int64)
+	if !isInt {
+		return idString(v)
+	}
+	if s, ok := ids[n]; ok {
+		return s, true
+	}
+	s = strconv.FormatInt(n, 10)
+	ids[n] = s
+	return s, true
 }
 
 func idString(v any) (s string, ok bool) {
@@ -371,6 +392,7 @@ type builder struct {
 	lay     *layout
 	rows    []row
 	plans   map[string]*planRows
+	ids     planIDs
 	invalid map[string]int
 }
 
@@ -382,8 +404,11 @@ type planRows struct {
 	conflicting bool
 }
 
-func newBuilder(lay *layout) *builder {
-	return &builder{lay: lay, plans: map[string]*planRows{}, invalid: map[string]int{}}
+// newBuilder returns a builder for about rows rows (the last load's count:
+// growing slices and maps of 100k entries row by row costs more than the
+// query).
+func newBuilder(lay *layout, rows int) *builder {
+	return &builder{lay: lay, rows: make([]row, 0, rows), plans: map[string]*planRows{}, ids: planIDs{}, invalid: map[string]int{}}
 }
 
 func (b *builder) add(r row, planName string, limits []int64) {
@@ -403,6 +428,7 @@ func (b *builder) add(r row, planName string, limits []int64) {
 
 func (b *builder) catalog() *plans.Catalog {
 	cat := plans.NewCatalog()
+	cat.Tenants = make(map[string]string, len(b.rows))
 	for reason, n := range b.invalid {
 		cat.Invalid[reason] = n
 	}
@@ -447,10 +473,16 @@ func (b *builder) dropConflictingTenants(cat *plans.Catalog, rows []row) []row {
 	return b.keep(cat, rows, ReasonConflictingTenantPlan, func(r row) bool { return r.tenantID == "" || !conflicting[r.tenantID] })
 }
 
-// keep returns the rows ok accepts and counts the others under reason.
+// keep returns the rows ok accepts and counts the others under reason. When
+// it accepts them all, as it almost always does, rows is returned as is.
 func (b *builder) keep(cat *plans.Catalog, rows []row, reason string, ok func(row) bool) []row {
-	kept := make([]row, 0, len(rows))
-	for _, r := range rows {
+	first := slices.IndexFunc(rows, func(r row) bool { return !ok(r) })
+	if first < 0 {
+		return rows
+	}
+	kept := make([]row, first, len(rows))
+	copy(kept, rows[:first])
+	for _, r := range rows[first:] {
 		if ok(r) {
 			kept = append(kept, r)
 		} else {
