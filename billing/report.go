@@ -155,18 +155,7 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 		return
 	}
 	cat := r.Plans.Catalog
-	// Every known tenant: those with usage, plus those only the plans know.
-	known := make([]knownTenant, 0, len(r.Usage.Tenants))
-	for id, counters := range r.Usage.Tenants {
-		known = append(known, knownTenant{id, counters})
-	}
-	if cat != nil {
-		for id := range cat.Tenants {
-			if _, ok := r.Usage.Tenants[id]; !ok {
-				known = append(known, knownTenant{id: id})
-			}
-		}
-	}
+	known := knownTenants(r.Usage.Tenants, cat)
 	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
 	eachPart(parts, func(lo, hi int) {
 		slices.SortFunc(known[lo:hi], compareKnown)
@@ -179,11 +168,8 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 		// Each part's limit checks in one allocation.
 		checks := make([]LimitCheck, 0, (hi-lo)*ix.widest)
 		for i := lo; i < hi; i++ {
-			planID := ""
-			if cat != nil {
-				planID = cat.Tenants[known[i].id]
-			}
-			r.Tenants[i] = tenantStatus(known[i].id, known[i].counters, planID, r.Plans, ix, &checks)
+			k := &known[i]
+			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &checks)
 		}
 	})
 	if !r.Plans.LimitsKnown() {
@@ -193,11 +179,45 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
 }
 
-// knownTenant is a tenant id and its usage (nil when only the plans know
-// it), as gathered for the join.
+// knownTenant is a tenant as gathered for the join: its id, its usage (nil
+// when only the plans know it) and its plan id ("" when the plans do not
+// know it or give it no plan).
 type knownTenant struct {
 	id       string
 	counters usage.Counters
+	planID   string
+}
+
+// knownTenants lists every known tenant: those with usage, plus those only
+// the plans know, with one map lookup per tenant. The catalog's tenants are
+// looked up in the usage; the usage's are looked up in the catalog only when
+// some have no row there (with the default query every tenant has one).
+func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTenant {
+	if cat == nil {
+		known := make([]knownTenant, 0, len(used))
+		for id, counters := range used {
+			known = append(known, knownTenant{id: id, counters: counters})
+		}
+		return known
+	}
+	known := make([]knownTenant, 0, max(len(used), len(cat.Tenants)))
+	withUsage := 0
+	for id, planID := range cat.Tenants {
+		counters, ok := used[id]
+		if ok {
+			withUsage++
+		}
+		known = append(known, knownTenant{id, counters, planID})
+	}
+	if withUsage == len(used) {
+		return known
+	}
+	for id, counters := range used {
+		if _, ok := cat.Tenants[id]; !ok {
+			known = append(known, knownTenant{id: id, counters: counters})
+		}
+	}
+	return known
 }
 
 func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }
