@@ -449,28 +449,39 @@ func (b *builder) catalog() *plans.Catalog {
 		}
 		cat.Plans[id] = plans.Plan{ID: id, Name: p.name, Limits: limits}
 	}
-	for _, r := range b.dropConflictingTenants(cat, rows) {
-		if r.tenantID != "" {
-			cat.Tenants[r.tenantID] = r.planID
-		}
-	}
+	b.addTenants(cat, rows)
 	return cat
 }
 
-func (b *builder) dropConflictingTenants(cat *plans.Catalog, rows []row) []row {
-	plan := make(map[string]string, len(rows))
-	conflicting := map[string]bool{}
+// addTenants maps the rows' tenants to their plans in cat. A tenant that
+// rows give different plans is left out with all its rows, rather than
+// guessed at.
+func (b *builder) addTenants(cat *plans.Catalog, rows []row) {
+	var conflicting map[string]bool
 	for _, r := range rows {
 		if r.tenantID == "" {
 			continue
 		}
-		if p, seen := plan[r.tenantID]; !seen {
-			plan[r.tenantID] = r.planID
+		if p, seen := cat.Tenants[r.tenantID]; !seen {
+			cat.Tenants[r.tenantID] = r.planID
 		} else if p != r.planID {
+			if conflicting == nil {
+				conflicting = map[string]bool{}
+			}
 			conflicting[r.tenantID] = true
 		}
 	}
-	return b.keep(cat, rows, ReasonConflictingTenantPlan, func(r row) bool { return r.tenantID == "" || !conflicting[r.tenantID] })
+	if conflicting == nil {
+		return
+	}
+	for _, r := range rows {
+		if conflicting[r.tenantID] {
+			cat.Invalid[ReasonConflictingTenantPlan]++
+		}
+	}
+	for id := range conflicting {
+		delete(cat.Tenants, id)
+	}
 }
 
 // keep returns the rows ok accepts and counts the others under reason. When
