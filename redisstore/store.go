@@ -26,9 +26,6 @@ type Observer func(operation string, d time.Duration)
 type Store struct {
 	lastKeys    atomic.Int64 // keys seen by the last scan, to size the next one's set
 	lastTenants atomic.Int64 // tenants of the last read, to size the next one's map
-	// seen is the scanner's set of keys, kept between reads (nil while a
-	// read has it; a concurrent read makes its own).
-	seen atomic.Pointer[map[string]struct{}]
 	settings
 	pool *redis.Pool
 }
@@ -335,19 +332,11 @@ func (s *Store) scanKeys(ctx context.Context, pattern usage.KeyPattern, out chan
 // sortKeys counts the usage keys of the pages into snap and sends the
 // current period's keys to out in batches.
 func (s *Store) sortKeys(ctx context.Context, pattern usage.KeyPattern, pages <-chan []any, snap *usage.Snapshot, out chan<- hashBatch) error {
-	// SCAN may return a key more than once; count each key once. The set
-	// is the last read's, emptied: making (and collecting) a map of 300k
-	// keys every scrape costs more than the SCANs.
-	seen := s.seen.Swap(nil)
-	if seen == nil {
-		seen = new(map[string]struct{})
-		*seen = make(map[string]struct{}, s.lastKeys.Load()+s.lastKeys.Load()/8)
-	}
-	defer func() {
-		s.lastKeys.Store(int64(len(*seen)))
-		clear(*seen) // drop the keys: they hold this read's replies
-		s.seen.Store(seen)
-	}()
+	// SCAN may return a key more than once; count each key once. Sized
+	// from the last read: growing a map of 300k keys costs more than the
+	// SCANs.
+	seen := make(map[string]struct{}, s.lastKeys.Load()+s.lastKeys.Load()/8)
+	defer func() { s.lastKeys.Store(int64(len(seen))) }()
 	var batch hashBatch
 	send := func() error {
 		select {
@@ -367,8 +356,8 @@ func (s *Store) sortKeys(ctx context.Context, pattern usage.KeyPattern, pages <-
 			key := bytesString(b)
 			// One map operation per key, not a lookup and then an insert:
 			// with 300k keys each is a cache miss.
-			n := len(*seen)
-			if (*seen)[key] = struct{}{}; len(*seen) == n {
+			n := len(seen)
+			if seen[key] = struct{}{}; len(seen) == n {
 				continue
 			}
 			tenant, pid, err := pattern.Parse(key)
