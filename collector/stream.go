@@ -2,11 +2,15 @@ package collector
 
 import (
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"hash/crc32"
 	"io"
 	"sync"
+
+	// The standard library's compress/flate at BestSpeed took 90 ms of
+	// CPU to deflate the 87 MB of 100k tenants; klauspost's, the same API
+	// and format, about half that (BenchmarkWriteTenants).
+	"github.com/klauspost/compress/flate"
 )
 
 // stream is the response body: plain text, or gzip compressed in parallel.
