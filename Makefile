@@ -20,7 +20,7 @@ promu-build:
 # BENCHMARKS.md). Run it on an otherwise idle machine.
 BENCH_TENANTS ?= 10000,100000
 bench: test-deps
-	@command -v prometheus-redis-exporter >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-redis-exporter; }
+	./scripts/install-test-deps.sh --bench
 	$(GO) run ./bench -tenants $(BENCH_TENANTS) -out bench-report.md
 
 # Soak: scrapers and API readers against a real Redis and PostgreSQL while

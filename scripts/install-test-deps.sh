@@ -3,9 +3,15 @@
 # Prometheus (promtool) and Alertmanager (amtool), and docker-compose to
 # validate the compose example. Debian packages, installed
 # only when missing; apt-get needs root.
+#
+# With --bench, also the benchmark's peer: Debian's
+# prometheus-redis-exporter (make bench).
 set -euo pipefail
 
 need=()
+if [ "${1:-}" = "--bench" ]; then
+  command -v prometheus-redis-exporter >/dev/null || [ -x /usr/bin/prometheus-redis-exporter ] || need+=(prometheus-redis-exporter)
+fi
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
