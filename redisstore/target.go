@@ -25,7 +25,10 @@ type Target struct {
 }
 
 // ParseTarget accepts host:port, redis://[user[:password]@]host[:port][/db]
-// or the same with rediss:// for TLS. Errors never repeat the password.
+// or the same with rediss:// for TLS. Errors about a URL repeat no part of
+// it: a password may sit in the user information (as user:password@ or as
+// the lone name of redis://password@host), and in a malformed URL anywhere
+// else, so the message names the problem and not the text.
 func ParseTarget(addr string) (Target, error) {
 	if !strings.Contains(addr, "://") {
 		if strings.Contains(addr, "@") {
@@ -48,11 +51,11 @@ func ParseTarget(addr string) (Target, error) {
 	case "rediss":
 		t.TLS = true
 	default:
-		return Target{}, fmt.Errorf("redis address %s: scheme %q is not redis or rediss", redactURL(u), u.Scheme)
+		return Target{}, fmt.Errorf("redis address: the scheme is not redis:// or rediss://")
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
-		return Target{}, fmt.Errorf("redis address %s has no host", redactURL(u))
+		return Target{}, fmt.Errorf("redis address: the URL has no host")
 	}
 	if port == "" {
 		port = "6379"
@@ -70,12 +73,12 @@ func ParseTarget(addr string) (Target, error) {
 	if p := strings.Trim(u.Path, "/"); p != "" {
 		db, err := strconv.Atoi(p)
 		if err != nil || db < 0 {
-			return Target{}, fmt.Errorf("redis address %s: database %q is not a non-negative number", redactURL(u), p)
+			return Target{}, fmt.Errorf("redis address: the database (the URL's path) is not a non-negative number")
 		}
 		t.DB = db
 	}
 	if len(u.Query()) > 0 {
-		return Target{}, fmt.Errorf("redis address %s: query parameters are not supported", redactURL(u))
+		return Target{}, fmt.Errorf("redis address: query parameters are not supported")
 	}
 	return t, nil
 }
@@ -96,8 +99,4 @@ func (t Target) String() string {
 		s += "/" + strconv.Itoa(t.DB)
 	}
 	return s
-}
-
-func redactURL(u *url.URL) string {
-	return u.Redacted()
 }

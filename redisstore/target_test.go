@@ -46,6 +46,9 @@ func TestTargetErrorsAndStringHidePassword(t *testing.T) {
 		"ftp://:topsecret@127.0.0.1",
 		"redis://:topsecret@127.0.0.1/?a=b",
 		"redis://:topsecret@%zz",
+		"redis://topsecret@127.0.0.1/x", // the lone name is a password
+		"A:topsecret@://0",              // opaque: found by FuzzParseTarget
+		"A://#topsecret@",               // in the fragment: found by FuzzParseTarget
 	} {
 		_, err := ParseTarget(in)
 		if err == nil {
