@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/billing-exporter/billing_exporter/billing"
@@ -277,8 +278,10 @@ func TestConcurrentScrapesShareOneRead(t *testing.T) {
 	f.scrape(t)
 	solo := f.redis.CommandCalls("scan")
 
-	// Start one scrape, freeze Redis while it is under way, and let four more
-	// arrive meanwhile: they must join it rather than start their own.
+	// Freeze Redis, then send five scrapes while it sleeps: the first starts
+	// a read that waits on Redis, and the other four must join it rather
+	// than start their own. (Freezing Redis only once the first read was
+	// under way raced with that read: it can finish in a few milliseconds.)
 	before := f.redis.CommandCalls("scan")
 	var wg sync.WaitGroup
 	results := make(chan float64, 5)
@@ -289,16 +292,12 @@ func TestConcurrentScrapesShareOneRead(t *testing.T) {
 		results <- v
 	}
 	sleeper := f.redis.Conn()
-	wg.Add(1)
-	go scrape()
-	waitUntil(t, func() bool { return f.redis.CommandCalls("scan") > before })
-	sleeping := make(chan struct{})
-	go func() { close(sleeping); sleeper.Do("DEBUG", "SLEEP", "0.5") }()
-	<-sleeping
-	time.Sleep(50 * time.Millisecond)
-	for range 4 {
+	go func() { sleeper.Do("DEBUG", "SLEEP", "1") }()
+	waitUntil(t, func() bool { return redisFrozen(f.redis) })
+	for range 5 {
 		wg.Add(1)
 		go scrape()
+		time.Sleep(20 * time.Millisecond)
 	}
 	wg.Wait()
 	close(results)
@@ -310,6 +309,18 @@ func TestConcurrentScrapesShareOneRead(t *testing.T) {
 	if got := f.redis.CommandCalls("scan") - before; got != solo {
 		t.Errorf("5 concurrent scrapes ran %d SCANs; one read takes %d", got, solo)
 	}
+}
+
+// redisFrozen reports whether r leaves a PING unanswered for 50 ms (it is
+// busy with DEBUG SLEEP).
+func redisFrozen(r *testserver.Redis) bool {
+	c, err := redis.Dial("tcp", r.Addr(), redis.DialReadTimeout(50*time.Millisecond))
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_, err = c.Do("PING")
+	return err != nil
 }
 
 func TestScrapeTimeout(t *testing.T) {
