@@ -79,7 +79,7 @@ func main() {
 	durationFlag(app, "redis.dial-timeout", "Timeout for connecting to Redis.", "2s", &o.redisDial)
 	durationFlag(app, "redis.read-timeout", "Timeout for one Redis reply (a scrape's deadline can shorten it).", "5s", &o.redisRead)
 	durationFlag(app, "redis.write-timeout", "Timeout for writing one Redis request.", "5s", &o.redisWrite)
-	intFlag(app, "redis.scan-count", "COUNT hint of each SCAN call.", "1000", &o.scanCount)
+	intFlag(app, "redis.scan-count", "COUNT hint of each SCAN call.", "2000", &o.scanCount)
 	intFlag(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
 	app.Flag("usage.key-pattern", "Name of the usage hashes, with {tenant_id} and {period} (YYYYMM).").Default(usage.DefaultKeyPattern).StringVar(&o.keyPattern)
 	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)

@@ -89,7 +89,7 @@ func WithMaxConnections(n int) Option { return func(s *settings) { s.maxConns = 
 func newSettings(target Target, opts []Option) (settings, error) {
 	s := settings{
 		target:    target,
-		scanCount: 1000,
+		scanCount: 2000,
 		batchSize: 1000,
 		observe:   func(string, time.Duration) {},
 		maxConns:  8,
