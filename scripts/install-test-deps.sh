@@ -10,7 +10,7 @@ set -euo pipefail
 
 need=()
 if [ "${1:-}" = "--bench" ]; then
-  command -v prometheus-redis-exporter >/dev/null || [ -x /usr/bin/prometheus-redis-exporter ] || need+=(prometheus-redis-exporter)
+  [ -x /usr/bin/prometheus-redis-exporter ] || need+=(prometheus-redis-exporter)   # the path bench/ runs
 fi
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
