@@ -91,7 +91,7 @@ func main() {
 	app.Flag("web.disable-api", "Disable the read-only JSON API under /api/ (see /api/v1/openapi.yaml).").BoolVar(&o.disableAPI)
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.demo)
 	app.Flag("metrics.tenant-series", "Export the per-tenant series (--no-metrics.tenant-series keeps only the fleet families, which stay exact).").Default("true").BoolVar(&o.tenantSeries)
-	intFlag(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those closest to a limit first; 0 means all.", "0", &o.maxTenants)
+	intFlag(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those the shipped alerts fire for first, then those closest to a limit; 0 means all.", "0", &o.maxTenants)
 	webConfig := kingpinflag.AddFlags(app, ":9866")
 	logConfig := &promslog.Config{}
 	flag.AddFlags(app, logConfig)

@@ -164,7 +164,11 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.plansErr = err
+	// A read its caller abandoned (every scrape waiting on it left) says
+	// nothing about the source: the last finished read's outcome stands.
+	if !errors.Is(err, context.Canceled) {
+		s.plansErr = err
+	}
 	if err == nil {
 		s.catalog, s.catalogAt = cat, now
 		st.Up = true
@@ -180,6 +184,26 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 	}
 	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt
 	return st
+}
+
+// lastPlans is the plans state the last read of the source left, without
+// reading it: the last read's outcome, so that a stale catalog is reported
+// stale even when only scrapes (not this caller) have tried the source.
+func (s *Service) lastPlans() PlansState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
+		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
+}
+
+// Unread returns the Report of a read that did not finish in time (err
+// says why): no usage and no tenants, the plans as the last read left them
+// and the current period. A scrape cut by its deadline still states its
+// sources' health with it, so that alerts on that health (and on the
+// period) do not see a gap.
+func (s *Service) Unread(err error) *Report {
+	now := s.now()
+	return &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans()}
 }
 
 // LastCatalog returns the last catalog read successfully and when; nil if
@@ -210,13 +234,8 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}
-	s.mu.Lock()
-	cat, at, plansErr := s.catalog, s.catalogAt, s.plansErr
-	s.mu.Unlock()
-	// The last read's outcome, so that a stale catalog is reported stale
-	// even when only scrapes (not this call) have tried the source.
-	plansState := PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: cat, LoadedAt: at,
-		Up: cat != nil && plansErr == nil, Err: plansErr}
+	plansState := s.lastPlans()
+	cat := plansState.Catalog
 	if s.plans != nil && cat == nil {
 		plansState = s.loadPlans(ctx, now)
 		cat = plansState.Catalog

@@ -54,8 +54,15 @@ func NewScraper(service *billing.Service, info InfoReader) *Scraper {
 }
 
 // Scrape returns the result of the read in flight or of a new one.
+// When ctx ends first (the scrape was cut by its deadline) it returns the
+// error with a Scrape of the sources' health as last known
+// (billing.Service.Unread), never nil.
 func (s *Scraper) Scrape(ctx context.Context) (*Scrape, error) {
-	return s.group.Do(ctx, s.read)
+	sc, err := s.group.Do(ctx, s.read)
+	if err != nil {
+		return &Scrape{Report: s.service.Unread(err), InfoErr: err}, err
+	}
+	return sc, nil
 }
 
 func (s *Scraper) read(ctx context.Context) (*Scrape, error) {
@@ -124,8 +131,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.err != nil {
 		// The scrape's own context ended before the read did: Redis is
 		// reported down rather than guessed.
+		// The plans' health as last known and the period are still
+		// stated: every scrape carries the source-health series, so that
+		// one cut scrape does not reset the alerts built on them.
 		c.logger.Warn("scrape abandoned before the read finished", "err", c.err)
 		ch <- gauge(redisUpDesc, 0)
+		if c.scrape != nil {
+			collectPlans(ch, c.scrape.Report)
+		}
 		return
 	}
 	sc := c.scrape

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/billing"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
+	"github.com/billing-exporter/billing_exporter/plans"
 	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
@@ -386,5 +388,67 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 30s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gatedPlans is a plans source that answers at once until blocked, then
+// holds every read until its context ends.
+type gatedPlans struct{ blocked atomic.Bool }
+
+func (g *gatedPlans) Load(ctx context.Context) (*plans.Catalog, error) {
+	if g.blocked.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return plans.NewCatalog(), nil
+}
+
+// TestCutScrapeKeepsSourceHealth checks that a scrape cut by its deadline
+// still carries the source-health series (Redis and PostgreSQL up, plans
+// age, period), so that one cut scrape does not reset the alerts on them.
+func TestCutScrapeKeepsSourceHealth(t *testing.T) {
+	src := &gatedPlans{}
+	f := newFixture(t, []billing.Option{billing.WithPlans(src, "postgres")})
+	f.redis.HSet("usage:1:202611", "messages", 10)
+	full := f.scrape(t)
+	if got := full.MustValue(t, "billing_postgres_up"); got != 1 {
+		t.Fatalf("billing_postgres_up = %v on a full scrape", got)
+	}
+
+	src.blocked.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	sc, err := f.handler.scraper.Scrape(ctx)
+	if err == nil {
+		t.Fatal("a scrape whose context ended during the read returned no error")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(New(sc, err, nil, 0, TenantsWritten, slog.New(slog.DiscardHandler)))
+	families, gatherErr := reg.Gather()
+	if gatherErr != nil {
+		t.Fatal(gatherErr)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 0 {
+				got[mf.GetName()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{
+		"billing_redis_up":                       0,
+		"billing_postgres_up":                    1, // the last read of the plans worked
+		"billing_period_start_timestamp_seconds": float64(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix()),
+		"billing_period_end_timestamp_seconds":   float64(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Unix()),
+		"billing_plans_age_seconds":              0, // the fixture's clock stands still
+	}
+	for name, v := range want {
+		if g, ok := got[name]; !ok || g != v {
+			t.Errorf("cut scrape: %s = %v (present %v), want %v", name, g, ok, v)
+		}
+	}
+	if _, ok := got["billing_usage"]; ok {
+		t.Error("usage exported from a cut scrape")
 	}
 }
