@@ -561,7 +561,7 @@ func checkBlips(t *testing.T, prom *testserver.Prometheus, redis *testserver.Red
 	sentBefore := len(hooks.all()) + len(smtp.emails())
 
 	var mu sync.Mutex
-	var changes []string
+	changes := map[string]string{} // the first change seen, by alert
 	stop := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
@@ -573,11 +573,14 @@ func checkBlips(t *testing.T, prom *testserver.Prometheus, redis *testserver.Red
 			}
 			mu.Lock()
 			for k, a := range before {
+				if _, ok := changes[k]; ok {
+					continue
+				}
 				switch now, ok := seen[k]; {
 				case !ok:
-					changes = append(changes, fmt.Sprintf("%s %v went away", a.Labels["alertname"], a.Labels))
+					changes[k] = fmt.Sprintf("%s %v went away", a.Labels["alertname"], a.Labels)
 				case !now.ActiveAt.Equal(a.ActiveAt):
-					changes = append(changes, fmt.Sprintf("%s %v: activeAt %v -> %v", a.Labels["alertname"], a.Labels, a.ActiveAt, now.ActiveAt))
+					changes[k] = fmt.Sprintf("%s %v: activeAt %v -> %v", a.Labels["alertname"], a.Labels, a.ActiveAt, now.ActiveAt)
 				}
 			}
 			mu.Unlock()
@@ -614,8 +617,8 @@ func checkBlips(t *testing.T, prom *testserver.Prometheus, redis *testserver.Red
 
 	mu.Lock()
 	defer mu.Unlock()
-	for _, c := range slices.Compact(changes) {
-		t.Error("during the blips: " + c)
+	for _, k := range slices.Sorted(maps.Keys(changes)) {
+		t.Error("during the blips: " + changes[k])
 	}
 	for _, n := range hooks.all() {
 		title, _ := slackTitleText(n)
