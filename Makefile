@@ -3,7 +3,7 @@ BINARY   := billing_exporter
 PKGS     := ./...
 
 
-.PHONY: all build promu-build stack bench soak fuzz test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build stack bench soak fuzz test test-monitoring mixin test-deps vet fmt-check lint clean
 
 all: lint test build
 
@@ -38,6 +38,19 @@ stack: promu-build
 test: test-deps vet
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5000x
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(MAKE) --no-print-directory test-monitoring
+
+# The monitoring content (alerts, dashboards, Alertmanager example, mixin)
+# is tested from its own module, monitoring/go.mod, which keeps Prometheus'
+# PromQL parser and go-jsonnet out of the exporter's dependencies.
+test-monitoring:
+	cd monitoring && $(GO) test -race -count=1 -timeout 15m ./...
+
+# Renders mixin/ into alerts/*.yml, dashboards/*.json and the Kubernetes
+# PrometheusRule and dashboards ConfigMap (examples/kubernetes/). Run it
+# after editing the mixin; the monitoring tests fail until you do.
+mixin:
+	cd monitoring && $(GO) run ./cmd/mixin -root ..
 
 # Runs every Go fuzz target (seed corpora in testdata/fuzz and f.Add) for
 # FUZZTIME each; `make test` runs them briefly, `make fuzz FUZZTIME=5m` hunts.
@@ -59,6 +72,7 @@ test-deps:
 
 vet:
 	$(GO) vet $(PKGS)
+	cd monitoring && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
