@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -450,5 +451,38 @@ func TestCutScrapeKeepsSourceHealth(t *testing.T) {
 	}
 	if _, ok := got["billing_usage"]; ok {
 		t.Error("usage exported from a cut scrape")
+	}
+}
+
+// TestMaxTenantsKeepsAlertingTenants checks --metrics.max-tenants through
+// the handler with seat and consumption limits: a tenant at its one allowed
+// WhatsApp session (100 %, normal use) does not push out one at 85 % of its
+// messages (BillingUsageNearLimit) or one over its users.
+func TestMaxTenantsKeepsAlertingTenants(t *testing.T) {
+	cat := plans.NewCatalog()
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "users": 5, "whatsappSessions": 1}}
+	for _, id := range []string{"one-session", "messages-85", "users-over", "low"} {
+		cat.Tenants[id] = "1"
+	}
+	f := newFixture(t, []billing.Option{billing.WithPlans(staticPlans{cat}, "postgres")})
+	f.handler = NewHandler(f.handler.scraper, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTenants(2))
+	srv := httptest.NewServer(f.handler)
+	t.Cleanup(srv.Close)
+	// Mid-month (the fixture's clock), 10 of 100 messages is not on course
+	// to pass the limit: only the session is at its limit.
+	f.redis.HSet("usage:one-session:202611", "messages", 10, "whatsappSessions", 1)
+	f.redis.HSet("usage:messages-85:202611", "messages", 85)
+	f.redis.HSet("usage:users-over:202611", "users", 6)
+	f.redis.HSet("usage:low:202611", "messages", 5)
+
+	r := scrapetest.Get(t, nil, srv.URL, nil)
+	got := r.LabelValues("billing_usage_percentage", "tenant_id")
+	slices.Sort(got)
+	got = slices.Compact(got)
+	if want := []string{"messages-85", "users-over"}; !slices.Equal(got, want) {
+		t.Errorf("with --metrics.max-tenants=2 the exported tenants are %v, want %v", got, want)
+	}
+	if omitted := r.MustValue(t, "billing_exporter_tenants_omitted"); omitted != 2 {
+		t.Errorf("billing_exporter_tenants_omitted = %v, want 2", omitted)
 	}
 }
