@@ -3,8 +3,8 @@
 // check that the committed ones are what this produces. config overrides
 // _config, e.g. {exporterSelector: 'job="billing"'}.
 //
-// Each file is {format: 'yaml' | 'json' | 'text', header: comment lines,
-// value}; yaml values are written with their keys in a fixed order.
+// Each file is {format: 'yaml' | 'json', header: comment lines, value};
+// yaml values are written with their keys in a fixed order.
 function(config={})
   local mixin = (import 'mixin.libsonnet') + { _config+:: config };
   local groups(names) = [g for g in mixin.prometheusAlerts.groups if std.member(names, g.name)];
