@@ -359,6 +359,18 @@ scrape_configs:
 		checkValue(t, prom, `billing_redis_up`, 0)
 		page := waitForPost(t, hooks, "/pagerduty", "BillingRedisDown")
 		checkPage(t, page, "trigger", runbookBase+"#billingredisdown")
+		// Past the continuity window the tenant alerts resolve in
+		// Prometheus; BillingRedisDown, firing, mutes them in Alertmanager:
+		// no RESOLVED reaches Slack #monitoring.
+		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingUsageNearLimit")) == 0 }, liveWait) {
+			t.Error("BillingUsageNearLimit still active 60 s without usage series")
+		}
+		time.Sleep(4 * time.Second) // two group intervals
+		for _, n := range hooks.posts("/slack/monitoring") {
+			if title, _ := slackTitleText(n); strings.Contains(title, "RESOLVED") {
+				t.Errorf("a RESOLVED reached Slack #monitoring while BillingRedisDown fired: %s", title)
+			}
+		}
 		redis.Start()
 		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingRedisDown")) == 0 }, liveWait) {
 			t.Error("BillingRedisDown still there after Redis came back")
@@ -625,6 +637,10 @@ func checkBlips(t *testing.T, prom *testserver.Prometheus, redis *testserver.Red
 		if strings.Contains(title, "RESOLVED") || n.Body["event_action"] == "resolve" {
 			t.Errorf("a RESOLVED notification was sent on %s: %v", n.Path, n.Body)
 		}
+	}
+	// The info digest is one e-mail: the blips did not start another.
+	if n := len(smtp.emails()); n != 1 {
+		t.Errorf("%d digest e-mails after the blips, want still 1", n)
 	}
 	t.Logf("notifications: %d before the blips, %d after", sentBefore, len(hooks.all())+len(smtp.emails()))
 }

@@ -168,6 +168,11 @@ func TestKubernetesFromMixin(t *testing.T) {
 		Data map[string]string `yaml:"data"`
 	}
 	readYAML(t, repoPath(t, "examples/kubernetes/grafana-dashboards.yaml"), &cm)
+	// kubectl apply keeps the whole object in an annotation of at most
+	// 256 KiB.
+	if fi, err := os.Stat(repoPath(t, "examples/kubernetes/grafana-dashboards.yaml")); err != nil || fi.Size() > 200<<10 {
+		t.Errorf("grafana-dashboards.yaml is too close to kubectl apply's 256 KiB (%v): split the ConfigMap", err)
+	}
 	if cm.Kind != "ConfigMap" || cm.Metadata.Labels["grafana_dashboard"] != "1" {
 		t.Errorf("grafana-dashboards.yaml: kind %q, labels %v; want a ConfigMap labelled grafana_dashboard: \"1\"", cm.Kind, cm.Metadata.Labels)
 	}
