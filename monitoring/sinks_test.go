@@ -147,15 +147,15 @@ func (s *smtpSink) serve(c net.Conn) error {
 		if err != nil {
 			return err
 		}
-		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
-		switch verb {
+		verb, arg, _ := strings.Cut(line, " ")
+		switch strings.ToUpper(verb) {
 		case "EHLO", "HELO":
 			err = tp.PrintfLine("250-sink\r\n250 8BITMIME")
 		case "MAIL":
-			from, to = strings.TrimPrefix(line[5:], "FROM:"), nil
+			from, to = strings.TrimPrefix(arg, "FROM:"), nil
 			err = tp.PrintfLine("250 OK")
 		case "RCPT":
-			to = append(to, strings.Trim(strings.TrimPrefix(line[5:], "TO:"), "<>"))
+			to = append(to, strings.Trim(strings.TrimPrefix(arg, "TO:"), "<>"))
 			err = tp.PrintfLine("250 OK")
 		case "DATA":
 			if err = tp.PrintfLine("354 end with <CRLF>.<CRLF>"); err != nil {
