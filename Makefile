@@ -16,12 +16,12 @@ promu-build:
 	$(GO) tool -modfile=tools/go.mod promu build --prefix .build/$$($(GO) env GOOS)-$$($(GO) env GOARCH)
 
 # Scrape benchmark: the exporter against a floor program and Debian's
-# redis_exporter on the same generated data (see bench/README.md and
+# redis_exporter on the same generated data (see cmd/bench/README.md and
 # BENCHMARKS.md). Run it on an otherwise idle machine.
 BENCH_TENANTS ?= 10000,100000
 bench: test-deps
 	./scripts/install-test-deps.sh --bench
-	$(GO) run ./bench -tenants $(BENCH_TENANTS) -out bench-report.md
+	$(GO) run ./cmd/bench -tenants $(BENCH_TENANTS) -out bench-report.md
 
 # Soak: scrapers and API readers against a real Redis and PostgreSQL while
 # a writer increments usage; `make test` runs it for 10 s.

@@ -25,14 +25,14 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/billing-exporter/billing_exporter/api"
-	"github.com/billing-exporter/billing_exporter/billing"
 	"github.com/billing-exporter/billing_exporter/collector"
 	"github.com/billing-exporter/billing_exporter/config"
-	"github.com/billing-exporter/billing_exporter/demo"
-	"github.com/billing-exporter/billing_exporter/period"
-	"github.com/billing-exporter/billing_exporter/redisstore"
-	"github.com/billing-exporter/billing_exporter/usage"
+	"github.com/billing-exporter/billing_exporter/internal/api"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/demo"
+	"github.com/billing-exporter/billing_exporter/internal/period"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 const exporterName = "billing_exporter"

@@ -19,9 +19,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 var binary string

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/billing-exporter/billing_exporter/config"
-	"github.com/billing-exporter/billing_exporter/plans"
-	"github.com/billing-exporter/billing_exporter/plans/postgres"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/plans/postgres"
 )
 
 // plansSetup is where plan limits come from, decided once at start.

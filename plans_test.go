@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // plansData is the plans issue's acceptance data, as SQL and as a plans

@@ -14,11 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/plans"
-	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
 // clusterPlans puts tenants 0-999 on a plan and leaves the rest on the

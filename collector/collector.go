@@ -11,9 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/billing"
-	"github.com/billing-exporter/billing_exporter/redisstore"
-	"github.com/billing-exporter/billing_exporter/sharedread"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/sharedread"
 )
 
 const namespace = "billing"

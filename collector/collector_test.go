@@ -14,10 +14,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
 // november is a fixed clock inside period 202611 (UTC).

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 // writeTenants writes the per-tenant families in the Prometheus text format

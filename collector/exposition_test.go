@@ -17,10 +17,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
-	"github.com/billing-exporter/billing_exporter/plans"
-	"github.com/billing-exporter/billing_exporter/usage"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 // referenceCollector emits the per-tenant families through client_golang.

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 // Handler serves /metrics. Per request it reads under the scrape's deadline

@@ -3,7 +3,7 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 )
 
 var (

@@ -3,7 +3,7 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 // The per-tenant families are the exporter's only high-cardinality output:

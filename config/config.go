@@ -26,9 +26,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 	"github.com/billing-exporter/billing_exporter/internal/yamlfile"
-	"github.com/billing-exporter/billing_exporter/plans"
-	"github.com/billing-exporter/billing_exporter/usage"
 )
 
 // Config is the exporter's file configuration.

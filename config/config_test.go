@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/billing-exporter/billing_exporter/config"
-	"github.com/billing-exporter/billing_exporter/plans"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
 )
 
 func TestParse(t *testing.T) {

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+)
+
+// plansView is GET /api/v1/plans.
+type plansView struct {
+	GeneratedAt    string  `json:"generated_at"`
+	DataAgeSeconds float64 `json:"data_age_seconds"`
+	// Source is "postgres" or "file"; null when no plans source is
+	// configured and every tenant is on the defaults.
+	Source          *string  `json:"source"`
+	PlansStale      bool     `json:"plans_stale"`
+	PlansAgeSeconds *float64 `json:"plans_age_seconds"`
+	// TenantCountsAvailable is false when usage could not be read: a
+	// tenant is known by its usage key or its plans row, so without Redis
+	// the counts (null) would be half a picture.
+	TenantCountsAvailable bool         `json:"tenant_counts_available"`
+	Defaults              defaultsView `json:"defaults"`
+	Plans                 []planView   `json:"plans"`
+}
+
+type defaultsView struct {
+	Limits  map[string]int64 `json:"limits"`
+	Tenants *int             `json:"tenants"`
+}
+
+type planView struct {
+	ID      string           `json:"id"`
+	Name    string           `json:"name"`
+	Limits  map[string]int64 `json:"limits"`
+	Tenants *int             `json:"tenants"`
+}
+
+// servePlans answers from the cached full read: the plans of its catalog,
+// and its per-plan tenant counts (those of billing_tenants_per_plan).
+func (h *Handler) servePlans(w http.ResponseWriter, r *http.Request, _ *request) {
+	snap, ok := h.recentReport(w, r)
+	if !ok {
+		return
+	}
+	rep := snap.report
+	if !rep.Plans.LimitsKnown() {
+		h.problem(w, r, errLimitsUnavailable(rep.Plans.Source, rep.Plans.Err))
+		return
+	}
+	writeJSON(w, "application/json", http.StatusOK, h.newPlansView(snap))
+}
+
+func (h *Handler) newPlansView(snap *snapshot) *plansView {
+	rep := snap.report
+	v := &plansView{
+		GeneratedAt:           timestamp(rep.At, rep.Period),
+		DataAgeSeconds:        round(snap.age().Seconds(), 3),
+		PlansStale:            rep.Plans.Stale(),
+		PlansAgeSeconds:       plansAge(rep.Plans, rep.At),
+		TenantCountsAvailable: rep.PerPlan != nil,
+		Defaults:              defaultsView{Limits: limitsView(h.service.Defaults())},
+		Plans:                 []planView{},
+	}
+	if rep.Plans.Configured {
+		v.Source = &rep.Plans.Source
+	}
+	counts := map[string]int{}
+	for _, pc := range rep.PerPlan {
+		counts[pc.PlanID] = pc.Tenants
+	}
+	count := func(id string) *int {
+		if rep.PerPlan == nil {
+			return nil
+		}
+		n := counts[id]
+		return &n
+	}
+	v.Defaults.Tenants = count(billing.NoPlanID)
+	if cat := rep.Plans.Catalog; cat != nil {
+		for _, id := range slices.Sorted(maps.Keys(cat.Plans)) {
+			p := cat.Plans[id]
+			v.Plans = append(v.Plans, planView{ID: p.ID, Name: p.Name, Limits: limitsView(p.Limits), Tenants: count(id)})
+		}
+	}
+	return v
+}
