@@ -205,8 +205,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		redisstore.WithTLSConfig(redisTLS),
 	}
 	var store interface {
-		billing.UsageReader
-		collector.InfoReader
+		billing.Store
 		Close() error
 	}
 	redisDesc := target.String()
@@ -237,10 +236,9 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		serviceOpts = append(serviceOpts, billing.WithPlans(src.source, src.name))
 	}
 	service := billing.New(store, serviceOpts...)
-	scraper := collector.NewScraper(service, store)
 
 	mux := http.NewServeMux()
-	mux.Handle(o.telemetryPath, collector.NewHandler(scraper, static, logger,
+	mux.Handle(o.telemetryPath, collector.NewHandler(service, static, logger,
 		collector.WithTimeoutOffset(o.timeoutOffset),
 		collector.WithMaxTimeout(o.maxTimeout),
 		collector.WithMaxRequests(o.maxRequests),

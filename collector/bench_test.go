@@ -72,7 +72,7 @@ func BenchmarkScrape(b *testing.B) {
 	}
 	svc := billing.New(store, billing.WithClock(func() time.Time { return november }),
 		billing.WithPlans(src, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
-	h := NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
+	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
 	for _, enc := range []string{"", "gzip"} {
 		b.Run("encoding="+enc, func(b *testing.B) {
 			for b.Loop() {

@@ -40,15 +40,12 @@ func clusterPlans(t *testing.T) *plans.FileSource {
 }
 
 // handlerOver serves /metrics over a usage reader, as main wires it.
-func handlerOver(t *testing.T, r interface {
-	billing.UsageReader
-	InfoReader
-}, src *plans.FileSource) *httptest.Server {
+func handlerOver(t *testing.T, r billing.Store, src *plans.FileSource) *httptest.Server {
 	t.Helper()
 	defaults, _ := src.Defaults()
 	svc := billing.New(r, billing.WithClock(func() time.Time { return november }),
 		billing.WithPlans(src, "file"), billing.WithDefaults(defaults))
-	srv := httptest.NewServer(NewHandler(NewScraper(svc, r), prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	return srv
 }

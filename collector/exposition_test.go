@@ -31,7 +31,14 @@ func (c referenceCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- f.desc
 	}
 }
-func (c referenceCollector) Collect(ch chan<- prometheus.Metric) { collectTenants(ch, c.tenants) }
+
+func (c referenceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, f := range tenantFamilies {
+		f.samples(c.tenants, func(value float64, lv *labelValues) {
+			ch <- gauge(f.desc, value, lv[:len(f.labels)]...)
+		})
+	}
+}
 
 func oddTenants() []billing.TenantStatus {
 	limits := plans.Limits{"messages": 5000, "storage": 1073741824, "users": 5, "whatsappSessions": 1}
@@ -164,7 +171,7 @@ func TestHandlerGzipAndTenantControls(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := NewHandler(f.handler.scraper, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), tc.opts...)
+			h := NewHandler(f.handler.service, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), tc.opts...)
 			ts := httptest.NewServer(h)
 			defer ts.Close()
 			r := scrapetest.Get(t, nil, ts.URL, nil)

@@ -1,5 +1,4 @@
-// Package api serves billing_exporter's read-only JSON API (PRODUCT.md §6)
-// under /api/v1: one tenant's usage, the tenants nearest their limits, and
+// Package api serves billing_exporter's read-only JSON API under /api/v1: one tenant's usage, the tenants nearest their limits, and
 // the plans. It is a view of the billing core, like the collector: it never
 // computes a limit or a percentage of its own, so that the API and /metrics
 // agree for the same state.
@@ -20,10 +19,11 @@
 // Decisions, also stated in openapi.yaml:
 //
 //   - The usage endpoint reads one key (billing.Service.Tenant), never
-//     scans. The tenant list and the plans read the whole state
-//     (billing.Service.Report), reused while younger than WithMaxAge and
-//     shared among concurrent requests (sharedread), so a burst of requests
-//     costs one SCAN pass.
+//     scans. The tenant list and the plans answer from the billing core's
+//     recent full read (billing.Service.Recent): shared with scrapes and
+//     other requests in flight, reused while younger than the core's max
+//     age, so a burst of requests costs one SCAN pass. The API keeps no
+//     read of its own.
 //   - remaining is limit - used clamped at 0; exceeded (used > limit) and
 //     percentage (unrounded, the value of billing_usage_percentage) say how
 //     far past it a tenant is.
@@ -74,7 +74,6 @@ const MaxURILength = 4096
 
 // Defaults of the options.
 const (
-	DefaultMaxAge               = 15 * time.Second
 	DefaultRequestTimeout       = 10 * time.Second
 	DefaultProjectionMinElapsed = 24 * time.Hour
 )
@@ -84,7 +83,7 @@ type Handler struct {
 	service              *billing.Service
 	logger               *slog.Logger
 	metrics              *Metrics
-	cache                *reportCache
+	rankings             rankings
 	requestTimeout       time.Duration
 	projectionMinElapsed time.Duration
 	monthlyReset         map[string]bool
@@ -107,14 +106,6 @@ func WithLogger(l *slog.Logger) Option {
 // API is not instrumented.
 func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
 
-// WithMaxAge sets how long a full read (billing.Service.Report) is reused
-// by the tenant list and the plans endpoint before a request triggers a new
-// one (default 15s). Zero reads on every request, still sharing one read
-// among concurrent requests. Failed reads are reused for at most a second.
-func WithMaxAge(d time.Duration) Option {
-	return func(h *Handler) { h.cache.maxAge = max(d, 0) }
-}
-
 // WithRequestTimeout bounds the reads one request may trigger (default 10s).
 func WithRequestTimeout(d time.Duration) Option {
 	return func(h *Handler) {
@@ -136,7 +127,6 @@ func New(service *billing.Service, opts ...Option) *Handler {
 	h := &Handler{
 		service:              service,
 		logger:               slog.New(slog.DiscardHandler),
-		cache:                &reportCache{service: service, maxAge: DefaultMaxAge},
 		requestTimeout:       DefaultRequestTimeout,
 		projectionMinElapsed: DefaultProjectionMinElapsed,
 		monthlyReset:         map[string]bool{},

@@ -53,6 +53,11 @@ func (m *memReader) ReadUsage(_ context.Context, _ usage.KeyPattern, periodID st
 	return snap, nil
 }
 
+// Info answers like a server whose INFO is empty: the API shows none of it.
+func (m *memReader) Info(context.Context) billing.Info {
+	return billing.Info{Fields: map[string]string{}}
+}
+
 func (m *memReader) ReadTenant(_ context.Context, key string) (usage.Counters, bool, map[usage.Reason]int, error) {
 	m.mu.Lock()
 	m.lookups = append(m.lookups, key)

@@ -140,6 +140,7 @@ type envConfig struct {
 	ticking   bool      // the clock advances with real time from clock
 	location  *time.Location
 	apiOpts   []Option
+	svcOpts   []billing.Option // after the env's own
 	storeOpts []redisstore.Option
 }
 
@@ -152,6 +153,7 @@ type env struct {
 	pg       *testserver.Postgres
 	store    *redisstore.Store
 	service  *billing.Service
+	svcOpts  []billing.Option // what service was built with
 	registry *prometheus.Registry
 	api      *Handler
 	server   *httptest.Server // the mux: /api/ and /metrics
@@ -209,12 +211,13 @@ func newEnvOnRedis(t *testing.T, redis *testserver.Redis, cfg envConfig) *env {
 		dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?connect_timeout=1&sslmode=disable", testserver.FreePort(t))
 		svcOpts = append(svcOpts, billing.WithPlans(e.postgresSource(dsn), "postgres"))
 	}
-	e.service = billing.New(e.store, svcOpts...)
+	e.svcOpts = append(svcOpts, cfg.svcOpts...)
+	e.service = billing.New(e.store, e.svcOpts...)
 	e.api = New(e.service, append([]Option{WithMetrics(NewMetrics(e.registry))}, cfg.apiOpts...)...)
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/", e.api)
-	mux.Handle("/metrics", collector.NewHandler(collector.NewScraper(e.service, e.store), e.registry, slog.New(slog.DiscardHandler)))
+	mux.Handle("/metrics", collector.NewHandler(e.service, e.registry, slog.New(slog.DiscardHandler)))
 	e.server = httptest.NewServer(mux)
 	t.Cleanup(e.server.Close)
 	e.direct = newAPIServer(t, e.api)

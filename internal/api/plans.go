@@ -37,26 +37,26 @@ type planView struct {
 	Tenants *int             `json:"tenants"`
 }
 
-// servePlans answers from the cached full read: the plans of its catalog,
+// servePlans answers from the billing core's recent full read: the plans of its catalog,
 // and its per-plan tenant counts (those of billing_tenants_per_plan).
 func (h *Handler) servePlans(w http.ResponseWriter, r *http.Request, _ *request) {
-	snap, ok := h.recentReport(w, r)
+	read, ok := h.recentRead(w, r)
 	if !ok {
 		return
 	}
-	rep := snap.report
+	rep := read.Report
 	if !rep.Plans.LimitsKnown() {
 		h.problem(w, r, errLimitsUnavailable(rep.Plans.Source, rep.Plans.Err))
 		return
 	}
-	writeJSON(w, "application/json", http.StatusOK, h.newPlansView(snap))
+	writeJSON(w, "application/json", http.StatusOK, h.newPlansView(read))
 }
 
-func (h *Handler) newPlansView(snap *snapshot) *plansView {
-	rep := snap.report
+func (h *Handler) newPlansView(read *billing.Read) *plansView {
+	rep := read.Report
 	v := &plansView{
 		GeneratedAt:           timestamp(rep.At, rep.Period),
-		DataAgeSeconds:        round(snap.age().Seconds(), 3),
+		DataAgeSeconds:        round(read.Age().Seconds(), 3),
 		PlansStale:            rep.Plans.Stale(),
 		PlansAgeSeconds:       plansAge(rep.Plans, rep.At),
 		TenantCountsAvailable: rep.PerPlan != nil,

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 func TestPlansEndpoint(t *testing.T) {
@@ -40,7 +42,7 @@ func TestPlansEndpoint(t *testing.T) {
 // TestPostgresDown: after one read, PostgreSQL stops; the API keeps the
 // same limits, says they are stale, and never flips tenants to defaults.
 func TestPostgresDown(t *testing.T) {
-	e := newEnv(t, envConfig{plans: plansPostgres, ticking: true, apiOpts: []Option{WithMaxAge(0)}})
+	e := newEnv(t, envConfig{plans: plansPostgres, ticking: true, svcOpts: []billing.Option{billing.WithMaxAge(0)}})
 	e.seedPlansIssue()
 	if p := e.plans(); p.PlansStale {
 		t.Fatal("stale with PostgreSQL up")
@@ -85,7 +87,7 @@ func TestPostgresDown(t *testing.T) {
 // TestRedisDown: no figures rather than stale ones, 503 problems, and
 // recovery without a restart.
 func TestRedisDown(t *testing.T) {
-	e := newEnv(t, envConfig{plans: plansPostgres, apiOpts: []Option{WithMaxAge(0)}})
+	e := newEnv(t, envConfig{plans: plansPostgres, svcOpts: []billing.Option{billing.WithMaxAge(0)}})
 	e.seedPlansIssue()
 	e.usage("1")
 	e.list("")

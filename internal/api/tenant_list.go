@@ -89,7 +89,7 @@ func (c *listCursor) after(pct float64, id string) bool {
 	return pct < c.Pct || (pct == c.Pct && id > c.TenantID)
 }
 
-// serveTenants answers from the cached full read (see reportCache).
+// serveTenants answers from the billing core's recent full read.
 func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *request) {
 	limitType, minPct, limit := DefaultLimitType, 0.0, DefaultListLimit
 	var perr *problem
@@ -119,11 +119,11 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *requ
 		}
 	}
 
-	snap, ok := h.recentReport(w, r)
+	read, ok := h.recentRead(w, r)
 	if !ok {
 		return
 	}
-	rep := snap.report
+	rep := read.Report
 	if !rep.UsageUp() {
 		h.problem(w, r, errUsageUnavailable(rep.UsageErr))
 		return
@@ -138,7 +138,7 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *requ
 		return
 	}
 
-	rk := snap.ranking(limitType)
+	rk := h.rankings.of(read, limitType)
 	// rk is sorted by percentage descending: the matches are a prefix, and
 	// the cursor's position is found by binary search.
 	end := sort.Search(len(rk), func(i int) bool { return rk[i].pct < minPct })
@@ -156,7 +156,7 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *requ
 		Limit:           limit,
 		Period:          newPeriodView(rep.Period, rep.At),
 		GeneratedAt:     timestamp(rep.At, rep.Period),
-		DataAgeSeconds:  round(snap.age().Seconds(), 3),
+		DataAgeSeconds:  round(read.Age().Seconds(), 3),
 		PlansStale:      rep.Plans.Stale(),
 		PlansAgeSeconds: plansAge(rep.Plans, rep.At),
 		Total:           end,

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 func TestListTenantsPlansIssue(t *testing.T) {
@@ -106,7 +108,7 @@ func TestListPagination(t *testing.T) {
 		l := e.list("?limit=4")
 		// A new tenant above the boundary does not shift the next page.
 		e.redis.HSet("usage:a-new:202611", "messages", 999)
-		e2 := New(e.service, WithMaxAge(0))
+		e2 := New(billing.New(e.store, append(e.svcOpts, billing.WithMaxAge(0))...))
 		srv := newAPIServer(t, e2)
 		r := do(t, e.client, http.MethodGet, srv+"/api/v1/tenants?limit=4&cursor="+url.QueryEscape(*l.NextCursor))
 		r.wantStatus(t, http.StatusOK)
@@ -195,16 +197,17 @@ func TestListParameterErrors(t *testing.T) {
 }
 
 // TestBurstSharesOneRead: concurrent list requests share one full read,
-// and the read is reused until it is older than the max age.
+// and the read is reused until it is older than the max age
+// (billing.WithMaxAge).
 func TestBurstSharesOneRead(t *testing.T) {
 	const maxAge = 1500 * time.Millisecond
-	e := newEnv(t, envConfig{plans: plansPostgres, apiOpts: []Option{WithMaxAge(maxAge)}})
+	e := newEnv(t, envConfig{plans: plansPostgres, svcOpts: []billing.Option{billing.WithMaxAge(maxAge)}})
 	e.seedPlansIssue()
 
 	// How many SCAN calls one full read takes here (one, with a keyspace
 	// this small; measured rather than assumed).
 	scans := e.redis.CommandCalls("scan")
-	probe := New(e.service)
+	probe := New(billing.New(e.store, append(e.svcOpts, billing.WithMaxAge(0))...))
 	r := do(t, e.client, http.MethodGet, newAPIServer(t, probe)+"/api/v1/tenants")
 	r.wantStatus(t, http.StatusOK)
 	perRead := e.redis.CommandCalls("scan") - scans

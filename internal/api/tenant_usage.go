@@ -57,7 +57,7 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 		Period:          newPeriodView(tr.Period, tr.At),
 		Plan:            newPlanRef(t),
 		LimitsKnown:     t.LimitsKnown,
-		PlansStale:      tr.Plans.Stale() || h.cache.knownStale(tr.Plans),
+		PlansStale:      tr.Plans.Stale(),
 		PlansAgeSeconds: plansAge(tr.Plans, tr.At),
 		UsageRecorded:   t.Usage != nil,
 		Metrics:         map[string]metricUsage{},

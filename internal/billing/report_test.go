@@ -30,6 +30,13 @@ func (s *staticUsage) ReadUsage(_ context.Context, _ usage.KeyPattern, periodID 
 	return snap, nil
 }
 
+func (s *staticUsage) Info(context.Context) Info {
+	if s.err != nil {
+		return Info{Err: s.err}
+	}
+	return Info{Fields: map[string]string{"used_memory": "1024"}}
+}
+
 func (s *staticUsage) ReadTenant(_ context.Context, key string) (usage.Counters, bool, map[usage.Reason]int, error) {
 	if s.err != nil {
 		return nil, false, nil, s.err
@@ -83,7 +90,7 @@ func usageState() *staticUsage {
 	}}
 }
 
-func newService(u UsageReader, p plans.Source) *Service {
+func newService(u Store, p plans.Source) *Service {
 	opts := []Option{WithClock(func() time.Time { return now }), WithDefaults(defaults)}
 	if p != nil {
 		opts = append(opts, WithPlans(p, "postgres"))
@@ -103,7 +110,7 @@ func tenant(t *testing.T, r *Report, id string) *TenantStatus {
 }
 
 func TestJoin(t *testing.T) {
-	r := newService(usageState(), &switchablePlans{cat: catalog()}).Report(context.Background())
+	r := newService(usageState(), &switchablePlans{cat: catalog()}).report(context.Background())
 	if !r.UsageUp() || !r.Plans.Up {
 		t.Fatalf("sources down: usage %v plans %v", r.UsageErr, r.Plans.Err)
 	}
@@ -181,7 +188,7 @@ func formatThreshold(f float64) string {
 }
 
 func TestNoPlansSourceEveryoneOnDefaults(t *testing.T) {
-	r := newService(usageState(), nil).Report(context.Background())
+	r := newService(usageState(), nil).report(context.Background())
 	for _, st := range r.Tenants {
 		if !st.UsingDefaults || st.PlanID != NoPlanID || !maps.Equal(st.Limits, defaults) {
 			t.Errorf("tenant %s: %+v, want defaults", st.ID, st)
@@ -195,12 +202,12 @@ func TestNoPlansSourceEveryoneOnDefaults(t *testing.T) {
 func TestPlansDownKeepsLastCatalog(t *testing.T) {
 	src := &switchablePlans{cat: catalog()}
 	svc := newService(usageState(), src)
-	fresh := svc.Report(context.Background())
+	fresh := svc.report(context.Background())
 
 	src.err = errors.New("connection refused")
 	later := now.Add(10 * time.Minute)
 	svc.now = func() time.Time { return later }
-	stale := svc.Report(context.Background())
+	stale := svc.report(context.Background())
 	if stale.Plans.Up || !stale.Plans.Stale() || stale.Plans.Err == nil {
 		t.Fatalf("plans state = %+v, want stale", stale.Plans)
 	}
@@ -217,7 +224,7 @@ func TestPlansDownKeepsLastCatalog(t *testing.T) {
 
 func TestPlansNeverRead(t *testing.T) {
 	svc := newService(usageState(), &switchablePlans{err: errors.New("connection refused")})
-	r := svc.Report(context.Background())
+	r := svc.report(context.Background())
 	if r.Plans.LimitsKnown() || r.PerPlan != nil || r.OverThreshold != nil {
 		t.Errorf("limits reported without ever reading plans: %+v", r)
 	}
@@ -235,7 +242,7 @@ func TestPlansNeverRead(t *testing.T) {
 }
 
 func TestUsageDownReportsNoTenants(t *testing.T) {
-	r := newService(&staticUsage{err: errors.New("redis down")}, &switchablePlans{cat: catalog()}).Report(context.Background())
+	r := newService(&staticUsage{err: errors.New("redis down")}, &switchablePlans{cat: catalog()}).report(context.Background())
 	if r.UsageUp() || len(r.Tenants) != 0 || r.PerPlan != nil || r.OverThreshold != nil {
 		t.Errorf("report with Redis down has tenant data: %+v", r)
 	}
@@ -291,7 +298,7 @@ func TestJoinManyTenants(t *testing.T) {
 			cat.Tenants[id] = "1"
 		}
 	}
-	r := newService(u, &switchablePlans{cat: cat}).Report(context.Background())
+	r := newService(u, &switchablePlans{cat: cat}).report(context.Background())
 	seen := 0
 	for i := range r.Tenants {
 		st := &r.Tenants[i]

@@ -1,7 +1,10 @@
-// Package billing is the exporter's core: it reads the usage state and the
-// plan limits, and joins them into one Report per read. The Prometheus
-// collector and the HTTP API are both views of the same Report; neither
-// computes a limit or a percentage on its own.
+// Package billing is the exporter's core and the one owner of every read:
+// it reads the usage state, Redis INFO and the plan limits, joins them into
+// one Report per read, shares that read among concurrent callers and
+// decides when a completed read may be reused (read.go). The Prometheus
+// collector and the HTTP API are both views of the same Read; neither
+// reads a source, computes a limit or a percentage, or judges the plans'
+// freshness on its own.
 package billing
 
 import (
@@ -17,8 +20,14 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// UsageReader reads usage hashes. redisstore implements it for one Redis
-// server; a cluster reader implements it for Redis Cluster.
+// Store is the Redis side of the core: usage hashes and INFO. redisstore
+// implements it for one server (Store) and for Redis Cluster (Cluster).
+type Store interface {
+	UsageReader
+	InfoReader
+}
+
+// UsageReader reads usage hashes.
 type UsageReader interface {
 	ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error)
 	ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error)
@@ -29,7 +38,7 @@ var DefaultThresholds = []float64{50, 80, 90, 100}
 
 // Service reads and joins. It is safe for concurrent use.
 type Service struct {
-	usage       UsageReader
+	store       Store
 	plans       plans.Source // nil: no plans source, every tenant on defaults
 	plansName   string
 	pattern     usage.KeyPattern
@@ -44,6 +53,8 @@ type Service struct {
 	catalog   *plans.Catalog // last catalog read successfully
 	catalogAt time.Time
 	plansErr  error // of the last read of the plans source; nil when it worked
+
+	reads reads
 }
 
 // Option configures a Service.
@@ -73,13 +84,17 @@ func WithMetricTypes(mt []usage.MetricType) Option { return func(s *Service) { s
 // WithThresholds sets the percentages counted by tenants-over-threshold.
 func WithThresholds(th []float64) Option { return func(s *Service) { s.thresholds = th } }
 
+// WithMaxAge sets how long Recent reuses a completed read (default
+// DefaultMaxAge). Zero reads on every call, still sharing a read in flight.
+func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
 
-// New returns a Service reading usage from r.
-func New(r UsageReader, opts ...Option) *Service {
+// New returns a Service reading usage and INFO from store.
+func New(store Store, opts ...Option) *Service {
 	s := &Service{
-		usage:       r,
+		store:       store,
 		pattern:     usage.MustParseKeyPattern(usage.DefaultKeyPattern),
 		loc:         time.UTC,
 		now:         time.Now,
@@ -87,6 +102,7 @@ func New(r UsageReader, opts ...Option) *Service {
 		metricTypes: usage.DefaultMetricTypes,
 		thresholds:  DefaultThresholds,
 		logger:      slog.New(slog.DiscardHandler),
+		reads:       reads{maxAge: DefaultMaxAge},
 	}
 	for _, o := range opts {
 		o(s)
@@ -94,21 +110,16 @@ func New(r UsageReader, opts ...Option) *Service {
 	return s
 }
 
-// Period returns the current billing period.
-func (s *Service) Period() period.Period { return period.At(s.now(), s.loc) }
-
 // MetricTypes returns the known metric types.
 func (s *Service) MetricTypes() []usage.MetricType { return s.metricTypes }
-
-// Thresholds returns the configured thresholds.
-func (s *Service) Thresholds() []float64 { return s.thresholds }
 
 // Defaults returns the default limits.
 func (s *Service) Defaults() plans.Limits { return s.defaults }
 
-// Report reads usage and plans concurrently and joins them. It always
+// report reads usage and plans concurrently and joins them. It always
 // returns a Report: a source that failed is described in it, never hidden.
-func (s *Service) Report(ctx context.Context) *Report {
+// Only read calls it: every full read goes through the shared read.
+func (s *Service) report(ctx context.Context) *Report {
 	now := s.now()
 	r := &Report{At: now, Period: period.At(now, s.loc)}
 
@@ -117,7 +128,7 @@ func (s *Service) Report(ctx context.Context) *Report {
 	go func() {
 		defer wg.Done()
 		start := time.Now()
-		r.Usage, r.UsageErr = s.usage.ReadUsage(ctx, s.pattern, r.Period.ID)
+		r.Usage, r.UsageErr = s.store.ReadUsage(ctx, s.pattern, r.Period.ID)
 		r.UsageDuration = time.Since(start)
 		if r.UsageErr != nil {
 			r.Usage = nil
@@ -182,14 +193,6 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 	return st
 }
 
-// LastCatalog returns the last catalog read successfully and when; nil if
-// none has been.
-func (s *Service) LastCatalog() (*plans.Catalog, time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.catalog, s.catalogAt
-}
-
 // ErrUnknownTenant is returned by Tenant for a tenant that has no usage key
 // this period and no row in the plans source.
 var ErrUnknownTenant = errors.New("unknown tenant")
@@ -199,14 +202,15 @@ var ErrUsageUnavailable = errors.New("usage state unavailable")
 
 // Tenant reads one tenant's usage key and joins it with the last catalog
 // read: no scan and no plans query per call. The catalog is refreshed by
-// Report (every scrape) and, when none has been read yet, here.
+// every full read and, when none has been read yet, here. Whether that
+// catalog is stale is what the last plans read found, whoever made it.
 func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, error) {
 	if err := usage.ValidateTenantID(tenantID); err != nil {
 		return nil, err
 	}
 	now := s.now()
 	p := period.At(now, s.loc)
-	counters, found, _, err := s.usage.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
+	counters, found, _, err := s.store.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}

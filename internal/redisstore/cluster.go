@@ -13,6 +13,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
 
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -866,18 +867,11 @@ func (c *Cluster) hgetallOne(ctx context.Context, addr, key string, asking bool)
 // ---------------------------------------------------------------------------
 // INFO
 
-// NodeInfo is the INFO of one master node of a cluster.
-type NodeInfo struct {
-	Node   string            // host:port, as the cluster announces it
-	Fields map[string]string // INFO memory and clients; nil when Err is set
-	Err    error
-}
-
 // NodeInfo runs INFO memory and clients on every master, concurrently. The
 // masters are those of the cluster's current view; when no node answers,
 // the last masters seen (or else the seeds) are reported, each with its
 // error.
-func (c *Cluster) NodeInfo(ctx context.Context) []NodeInfo {
+func (c *Cluster) NodeInfo(ctx context.Context) []billing.NodeInfo {
 	var addrs []string
 	if lines, _, err := c.view(ctx); err == nil {
 		addrs = masterAddrs(lines)
@@ -895,7 +889,7 @@ func (c *Cluster) NodeInfo(ctx context.Context) []NodeInfo {
 		}
 		slices.Sort(addrs)
 	}
-	out := make([]NodeInfo, len(addrs))
+	out := make([]billing.NodeInfo, len(addrs))
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
 		wg.Add(1)
@@ -915,21 +909,23 @@ func (c *Cluster) NodeInfo(ctx context.Context) []NodeInfo {
 	return out
 }
 
-// Info returns INFO used_memory and connected_clients summed over the
-// masters (see SumInfo), so that dashboards read a cluster as they read a
-// single server.
-func (c *Cluster) Info(ctx context.Context) (map[string]string, error) {
-	return SumInfo(c.NodeInfo(ctx))
+// Info returns every master's INFO, and used_memory and connected_clients
+// summed over the masters (see sumInfo), so that dashboards read a cluster
+// as they read a single server.
+func (c *Cluster) Info(ctx context.Context) billing.Info {
+	nodes := c.NodeInfo(ctx)
+	sum, err := sumInfo(nodes)
+	return billing.Info{Fields: sum, Err: err, Nodes: nodes}
 }
 
-// summedInfoFields are the INFO fields SumInfo adds up.
+// summedInfoFields are the INFO fields sumInfo adds up.
 var summedInfoFields = []string{"used_memory", "connected_clients"}
 
-// SumInfo adds up used_memory and connected_clients over nodes. A total
+// sumInfo adds up used_memory and connected_clients over nodes. A total
 // that would leave out a node (unreachable, or not reporting the field) is
 // not a total: it fails when any node failed, and leaves out a field any
 // node lacks.
-func SumInfo(nodes []NodeInfo) (map[string]string, error) {
+func sumInfo(nodes []billing.NodeInfo) (map[string]string, error) {
 	if len(nodes) == 0 {
 		return nil, errors.New("redis cluster: no master node")
 	}
@@ -947,7 +943,7 @@ func SumInfo(nodes []NodeInfo) (map[string]string, error) {
 		var total int64
 		ok := true
 		for _, n := range nodes {
-			v, present := InfoInt(n.Fields, f)
+			v, present := billing.InfoInt(n.Fields, f)
 			if !present {
 				ok = false
 				break

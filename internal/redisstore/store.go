@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -511,8 +511,9 @@ func (s *Store) ReadTenant(ctx context.Context, key string) (counters usage.Coun
 // Info runs INFO for the memory and clients sections in one round trip and
 // returns the parsed fields. Sections a server does not support are left
 // out rather than failing the call.
-func (s *Store) Info(ctx context.Context) (map[string]string, error) {
-	return s.readInfo(ctx, s.pool)
+func (s *Store) Info(ctx context.Context) billing.Info {
+	fields, err := s.readInfo(ctx, s.pool)
+	return billing.Info{Fields: fields, Err: err}
 }
 
 // readInfo runs INFO memory and INFO clients on a connection from pool.
@@ -546,15 +547,4 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]s
 		}
 	}
 	return fields, nil
-}
-
-// InfoInt returns an integer INFO field, and whether it was present and
-// numeric.
-func InfoInt(fields map[string]string, name string) (int64, bool) {
-	v, ok := fields[name]
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	return n, err == nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
@@ -188,14 +189,15 @@ func TestReadTenant(t *testing.T) {
 func TestInfo(t *testing.T) {
 	srv := testserver.StartRedis(t)
 	s := newStore(t, srv.Addr())
-	fields, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	info := s.Info(context.Background())
+	if info.Err != nil {
+		t.Fatal(info.Err)
 	}
-	if mem, ok := InfoInt(fields, "used_memory"); !ok || mem <= 0 {
+	fields := info.Fields
+	if mem, ok := billing.InfoInt(fields, "used_memory"); !ok || mem <= 0 {
 		t.Errorf("used_memory = %d, %v", mem, ok)
 	}
-	if n, ok := InfoInt(fields, "connected_clients"); !ok || n < 1 {
+	if n, ok := billing.InfoInt(fields, "connected_clients"); !ok || n < 1 {
 		t.Errorf("connected_clients = %d, %v", n, ok)
 	}
 }
@@ -217,7 +219,7 @@ func TestPasswordAndUser(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t, tc.addr, tc.opts...)
-			_, err := s.Info(context.Background())
+			err := s.Info(context.Background()).Err
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}

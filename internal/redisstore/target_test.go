@@ -4,6 +4,8 @@ import (
 	"maps"
 	"strings"
 	"testing"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -75,10 +77,10 @@ func TestParseInfo(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("ParseInfo = %v, want %v", got, want)
 	}
-	if v, ok := InfoInt(got, "used_memory_human"); ok {
+	if v, ok := billing.InfoInt(got, "used_memory_human"); ok {
 		t.Errorf("InfoInt of a non-number = %d, true", v)
 	}
-	if _, ok := InfoInt(got, "missing"); ok {
+	if _, ok := billing.InfoInt(got, "missing"); ok {
 		t.Error("InfoInt of a missing field succeeded")
 	}
 }
