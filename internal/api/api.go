@@ -244,7 +244,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (endpoint string
 }
 
 // parseTenantID unescapes and validates the {tenant_id} segment before
-// anything reaches Redis: usage.ValidateTenantID (non-empty, at most
+// anything reaches Redis: usage.ValidateID (non-empty, at most
 // usage.MaxTenantIDLen bytes, printable UTF-8, no glob characters), and no
 // '/' (an encoded %2F) or dot segment, which could only be a path trick.
 func parseTenantID(raw string) (string, *problem) {
@@ -252,7 +252,7 @@ func parseTenantID(raw string) (string, *problem) {
 	if err != nil {
 		return "", errInvalidParam("tenant_id", "is not validly percent-encoded")
 	}
-	if err := usage.ValidateTenantID(id); err != nil {
+	if err := usage.ValidateID(usage.TenantID, id); err != nil {
 		return "", errInvalidParam("tenant_id", "is not a valid tenant id: "+err.Error())
 	}
 	switch {

@@ -258,7 +258,7 @@ func FuzzTenantID(f *testing.F) {
 			if len(lookups) != 1 || lookups[0] != want {
 				t.Fatalf("tenant %q: looked up %q, want [%q]", id, lookups, want)
 			}
-			if usage.ValidateTenantID(id) != nil || strings.Contains(id, "/") {
+			if usage.ValidateID(usage.TenantID, id) != nil || strings.Contains(id, "/") {
 				t.Fatalf("an invalid id %q reached the store", id)
 			}
 		case len(lookups) > 0:

@@ -73,7 +73,7 @@ func decodeCursor(s, limitType string) (*listCursor, *problem) {
 	if err := dec.Decode(&c); err != nil || dec.More() {
 		return nil, bad
 	}
-	if c.Version != cursorVersion || usage.ValidateTenantID(c.TenantID) != nil ||
+	if c.Version != cursorVersion || usage.ValidateID(usage.TenantID, c.TenantID) != nil ||
 		math.IsNaN(c.Pct) || math.IsInf(c.Pct, 0) || c.Pct < 0 {
 		return nil, bad
 	}

@@ -205,7 +205,7 @@ var ErrUsageUnavailable = errors.New("usage state unavailable")
 // every full read and, when none has been read yet, here. Whether that
 // catalog is stale is what the last plans read found, whoever made it.
 func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, error) {
-	if err := usage.ValidateTenantID(tenantID); err != nil {
+	if err := usage.ValidateID(usage.TenantID, tenantID); err != nil {
 		return nil, err
 	}
 	now := s.now()

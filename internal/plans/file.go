@@ -108,7 +108,7 @@ func (s *FileSource) addPlans(doc *yamlfile.Doc, raw []filePlan) error {
 		if id == "" {
 			return doc.Errorf(line, "plan has no id")
 		}
-		if err := ValidatePlanID(id); err != nil {
+		if err := usage.ValidateID(usage.PlanID, id); err != nil {
 			return doc.Errorf(doc.Line("plans", i, "id"), "invalid plan id %q: %v", id, err)
 		}
 		if p.Name == "" {
@@ -138,7 +138,7 @@ func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 		if id == "" {
 			return doc.Errorf(line, "tenant has no id")
 		}
-		if err := usage.ValidateTenantID(id); err != nil {
+		if err := usage.ValidateID(usage.TenantID, id); err != nil {
 			return doc.Errorf(doc.Line("tenants", i, "id"), "invalid tenant id %q: %v", id, err)
 		}
 		if first, dup := lines[id]; dup {

@@ -29,7 +29,7 @@ func FuzzParseFile(f *testing.F) {
 			t.Fatal(err)
 		}
 		for id, planID := range cat.Tenants {
-			if usage.ValidateTenantID(id) != nil {
+			if usage.ValidateID(usage.TenantID, id) != nil {
 				t.Fatalf("tenant id %q accepted", id)
 			}
 			if _, ok := cat.Plans[planID]; planID != "" && !ok {

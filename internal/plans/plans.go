@@ -9,11 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 // Limits maps a metric type (the usage hash field name as written, such as
@@ -69,16 +66,6 @@ func (c *Catalog) Clone() *Catalog {
 
 // MaxPlanNameLen bounds plan names, which become label values.
 const MaxPlanNameLen = 256
-
-// ValidatePlanID applies the tenant id rule to plan ids: both end up as
-// label values and in API paths.
-func ValidatePlanID(id string) error {
-	if err := usage.ValidateTenantID(id); err != nil {
-		// Reworded: usage's messages speak of tenant ids.
-		return errors.New(strings.Replace(err.Error(), "tenant id", "plan id", 1))
-	}
-	return nil
-}
 
 // ValidatePlanName accepts any non-empty, printable UTF-8 name of bounded
 // length: plan names are written by people, in any language, and shown as

@@ -1,6 +1,14 @@
 package redisstore
 
-import "strings"
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+)
 
 // ParseInfo reads the text of an INFO reply into field → value. Section
 // headers, blank lines and lines without a colon are ignored, and any of
@@ -20,4 +28,45 @@ func ParseInfo(text string) map[string]string {
 		fields[k] = v
 	}
 	return fields
+}
+
+// Info runs INFO for the memory and clients sections in one round trip and
+// returns the parsed fields. Sections a server does not support are left
+// out rather than failing the call.
+func (s *Store) Info(ctx context.Context) billing.Info {
+	fields, err := s.readInfo(ctx, s.pool)
+	return billing.Info{Fields: fields, Err: err}
+}
+
+// readInfo runs INFO memory and INFO clients on a connection from pool.
+func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]string, error) {
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("redis connection: %w", err)
+	}
+	defer c.Close()
+	sections := []string{"memory", "clients"}
+	for _, sec := range sections {
+		if err := c.Send("INFO", sec); err != nil {
+			return nil, fmt.Errorf("INFO: %w", err)
+		}
+	}
+	replies, err := redis.Values(s.do(ctx, c, "info", ""))
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	for _, r := range replies {
+		if _, isErr := r.(redis.Error); isErr {
+			continue
+		}
+		text, err := redis.String(r, nil)
+		if err != nil {
+			return nil, fmt.Errorf("INFO: %w", err)
+		}
+		for k, v := range ParseInfo(text) {
+			fields[k] = v
+		}
+	}
+	return fields, nil
 }

@@ -24,7 +24,7 @@ func FuzzParseKey(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if ValidateTenantID(tenant) != nil || ValidatePeriodID(period) != nil {
+		if ValidateID(TenantID, tenant) != nil || ValidatePeriodID(period) != nil {
 			t.Fatalf("Parse(%q) accepted tenant %q period %q", key, tenant, period)
 		}
 		if back := p.Key(tenant, period); back != key {
@@ -57,14 +57,14 @@ func FuzzDecodeHash(f *testing.F) {
 	})
 }
 
-// FuzzValidateTenantID: an accepted id is safe as a label value and as a
+// FuzzValidateID: an accepted id is safe as a label value and as a
 // literal in a Redis key (no glob characters, no control characters).
-func FuzzValidateTenantID(f *testing.F) {
+func FuzzValidateID(f *testing.F) {
 	for _, s := range []string{"1", "*", "1*", "../1", "1\x00", strings.Repeat("9", 200), "ação"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		if ValidateTenantID(id) != nil {
+		if ValidateID(TenantID, id) != nil {
 			return
 		}
 		if !utf8.ValidString(id) || strings.ContainsAny(id, "*?[]\\\n\r\x00") || len(id) > MaxTenantIDLen {

@@ -125,7 +125,7 @@ func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 	if err := ValidatePeriodID(periodID); err != nil {
 		return "", "", fmt.Errorf("%w: %v", ErrMalformedKey, err)
 	}
-	if err := ValidateTenantID(tenantID); err != nil {
+	if err := ValidateID(TenantID, tenantID); err != nil {
 		return "", "", fmt.Errorf("%w: %v", ErrMalformedKey, err)
 	}
 	return tenantID, periodID, nil
@@ -147,22 +147,29 @@ func ValidatePeriodID(s string) error {
 	return nil
 }
 
-// ValidateTenantID is the one rule for tenant ids, whether they come from a
-// Redis key, a plans source or an API path: non-empty, bounded, valid UTF-8,
+// The kinds of id ValidateID names in its errors.
+const (
+	TenantID = "tenant id"
+	PlanID   = "plan id"
+)
+
+// ValidateID is the one rule for ids, tenant and plan ids alike, whether
+// they come from a Redis key, a plans source or an API path (both end up as
+// label values and in API paths): non-empty, bounded, valid UTF-8,
 // printable, and free of the glob characters that would turn a key lookup
-// into a pattern match.
-func ValidateTenantID(id string) error {
+// into a pattern match. kind (TenantID, PlanID) names the id in errors.
+func ValidateID(kind, id string) error {
 	switch {
 	case id == "":
-		return errors.New("tenant id is empty")
+		return fmt.Errorf("%s is empty", kind)
 	case len(id) > MaxTenantIDLen:
-		return fmt.Errorf("tenant id is longer than %d bytes", MaxTenantIDLen)
+		return fmt.Errorf("%s is longer than %d bytes", kind, MaxTenantIDLen)
 	case !utf8.ValidString(id):
-		return errors.New("tenant id is not valid UTF-8")
+		return fmt.Errorf("%s is not valid UTF-8", kind)
 	case strings.ContainsAny(id, "*?[]\\"):
-		return errors.New("tenant id contains a glob character")
+		return fmt.Errorf("%s contains a glob character", kind)
 	}
-	return checkPrintable(id, "tenant id")
+	return checkPrintable(id, kind)
 }
 
 // checkPrintable rejects control and other non-printable characters, with

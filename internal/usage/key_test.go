@@ -76,17 +76,17 @@ func TestKeyParseRoundTrip(t *testing.T) {
 	}
 }
 
-func TestValidateTenantID(t *testing.T) {
+func TestValidateID(t *testing.T) {
 	good := []string{"1", "42", "acme", "tenant with space", "ação", "a:b"}
 	bad := []string{"", "*", "1*", "a?b", "[1]", `a\b`, "1\x00", "a\tb", "\xff", strings.Repeat("1", 10000)}
 	for _, id := range good {
-		if err := ValidateTenantID(id); err != nil {
-			t.Errorf("ValidateTenantID(%q) = %v", id, err)
+		if err := ValidateID(TenantID, id); err != nil {
+			t.Errorf("ValidateID(TenantID, %q) = %v", id, err)
 		}
 	}
 	for _, id := range bad {
-		if err := ValidateTenantID(id); err == nil {
-			t.Errorf("ValidateTenantID(%.20q) accepted", id)
+		if err := ValidateID(TenantID, id); err == nil {
+			t.Errorf("ValidateID(TenantID, %.20q) accepted", id)
 		}
 	}
 }

@@ -76,7 +76,7 @@ var DefaultMetricTypes = usage.MetricTypeNames(usage.DefaultMetricTypes)
 const (
 	// ReasonEmptyRow: neither tenant_id nor plan_id is set.
 	ReasonEmptyRow = "empty_row"
-	// ReasonInvalidTenantID: tenant_id fails usage.ValidateTenantID, or is
+	// ReasonInvalidTenantID: tenant_id fails usage.ValidateID, or is
 	// of a type that is neither integer nor text.
 	ReasonInvalidTenantID = "invalid_tenant_id"
 	// ReasonInvalidPlanID: plan_id fails the same rule.
@@ -281,11 +281,11 @@ type row struct {
 // plans' limits arrive a hundred thousand times.
 func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName string) {
 	tenantID, ok := idString(values[l.tenantID])
-	if !ok || (tenantID != "" && usage.ValidateTenantID(tenantID) != nil) {
+	if !ok || (tenantID != "" && usage.ValidateID(usage.TenantID, tenantID) != nil) {
 		return row{reason: ReasonInvalidTenantID}, ""
 	}
 	planID, ok := ids.idString(values[l.planID])
-	if !ok || (planID != "" && plans.ValidatePlanID(planID) != nil) {
+	if !ok || (planID != "" && usage.ValidateID(usage.PlanID, planID) != nil) {
 		return row{reason: ReasonInvalidPlanID}, ""
 	}
 	switch {
