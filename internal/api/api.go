@@ -74,6 +74,7 @@ const MaxURILength = 4096
 
 // Defaults of the options.
 const (
+	// DefaultRequestTimeout bounds the reads one request may trigger.
 	DefaultRequestTimeout       = 10 * time.Second
 	DefaultProjectionMinElapsed = 24 * time.Hour
 )
@@ -105,15 +106,6 @@ func WithLogger(l *slog.Logger) Option {
 // WithMetrics sets where request counts and durations go; without it the
 // API is not instrumented.
 func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
-
-// WithRequestTimeout bounds the reads one request may trigger (default 10s).
-func WithRequestTimeout(d time.Duration) Option {
-	return func(h *Handler) {
-		if d > 0 {
-			h.requestTimeout = d
-		}
-	}
-}
 
 // WithProjectionMinElapsed sets how much of a period must have passed before
 // an end-of-period projection is given (default 24h): earlier, a few

@@ -5,6 +5,7 @@
 package demo
 
 import (
+	_ "embed"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -43,6 +44,16 @@ type tenant struct {
 	// perSecond is the share of the messages limit added every second.
 	perSecond float64
 }
+
+// plansFile is the demo's plans: three plans, fifty tenants (three of them
+// with no active plan) and default limits.
+//
+//go:embed plans.yaml
+var plansFile []byte
+
+// Plans returns the embedded demo plans, which --demo serves as its plans
+// source and seeds Redis from.
+func Plans() (*plans.FileSource, error) { return plans.ParseFile(plansFile, "demo plans") }
 
 // Start starts miniredis on a loopback port and seeds it. Growth is applied
 // every tick until Close.
@@ -92,7 +103,7 @@ func (d *Demo) key(id string, p period.Period) string { return d.pattern.Key(id,
 func (d *Demo) seed(t *tenant, share float64, rng *rand.Rand) {
 	cur := period.At(d.now(), d.loc)
 	values := map[string]int64{}
-	for _, mt := range []string{"messages", "storage", "users", "whatsappSessions"} {
+	for _, mt := range usage.MetricTypeNames(usage.DefaultMetricTypes) {
 		limit, ok := t.limits[mt]
 		if !ok {
 			limit = 100000 // unlimited: any plausible figure

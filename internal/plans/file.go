@@ -2,7 +2,6 @@ package plans
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -11,13 +10,6 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 	"github.com/billing-exporter/billing_exporter/internal/yamlfile"
 )
-
-// DemoFile is a plans file for --demo and for running without PostgreSQL:
-// three plans, fifty tenants (three of them with no active plan) and
-// default limits.
-//
-//go:embed demo.yaml
-var DemoFile []byte
 
 // FileSource is a plans file: plans, tenant assignments and default limits
 // written by an operator in YAML.
@@ -43,7 +35,7 @@ type FileSource struct {
 type fileDoc struct {
 	Plans    []filePlan    `yaml:"plans"`
 	Tenants  []fileTenant  `yaml:"tenants"`
-	Defaults *fileDefaults `yaml:"defaults"`
+	Defaults *FileDefaults `yaml:"defaults"`
 }
 
 type filePlan struct {
@@ -57,7 +49,8 @@ type fileTenant struct {
 	Plan yamlfile.ID `yaml:"plan"` // absent or null: no active plan
 }
 
-type fileDefaults struct {
+// FileDefaults is the defaults section of a plans file or a config file.
+type FileDefaults struct {
 	Limits map[string]yamlfile.Int `yaml:"limits"`
 }
 
@@ -91,7 +84,7 @@ func ParseFile(data []byte, name string) (*FileSource, error) {
 		return nil, err
 	}
 	if raw.Defaults != nil {
-		limits, err := parseLimits(doc, raw.Defaults.Limits, "defaults", "limits")
+		limits, err := ParseLimitsAt(doc, raw.Defaults.Limits, "defaults", "limits")
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +114,7 @@ func (s *FileSource) addPlans(doc *yamlfile.Doc, raw []filePlan) error {
 			return doc.Errorf(line, "duplicate plan id %s (first defined on line %d)", id, first)
 		}
 		lines[id] = line
-		limits, err := parseLimits(doc, p.Limits, "plans", i, "limits")
+		limits, err := ParseLimitsAt(doc, p.Limits, "plans", i, "limits")
 		if err != nil {
 			return err
 		}
@@ -153,9 +146,10 @@ func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 	return nil
 }
 
-// parseLimits checks operator-written limits, pointing errors at the line
-// of the offending entry under path.
-func parseLimits(doc *yamlfile.Doc, raw map[string]yamlfile.Int, path ...any) (Limits, error) {
+// ParseLimitsAt checks operator-written limits in a YAML document (a plans
+// file's or a config file's defaults), pointing errors at the line of the
+// offending entry under path.
+func ParseLimitsAt(doc *yamlfile.Doc, raw map[string]yamlfile.Int, path ...any) (Limits, error) {
 	limits, err := ParseLimits(yamlfile.Ints(raw))
 	var le *LimitError
 	if errors.As(err, &le) {

@@ -2,6 +2,7 @@ package plans
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -15,7 +16,11 @@ func FuzzParseFile(f *testing.F) {
 	f.Add("plans: [\n")
 	f.Add("defaults:\n  limits: {messages: -1}\n")
 	f.Add("tenants:\n  - {id: \"1*\", plan: 1}\n")
-	f.Add(string(DemoFile))
+	if demo, err := os.ReadFile("../demo/plans.yaml"); err == nil {
+		f.Add(string(demo))
+	} else {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data string) {
 		src, err := ParseFile([]byte(data), "fuzz.yml")
 		if err != nil {

@@ -358,7 +358,7 @@ func TestClusterHalfMigratedSlot(t *testing.T) {
 	// Which node's SCAN comes first varies, so read until one did.
 	asks := func() int {
 		text, _ := redis.String(cl.Node(from).Do("INFO", "errorstats"), nil)
-		v, _, _ := strings.Cut(ParseInfo(text)["errorstat_ASK"], ",")
+		v, _, _ := strings.Cut(parseInfo(text)["errorstat_ASK"], ",")
 		n, _ := strconv.Atoi(strings.TrimPrefix(v, "count="))
 		return n
 	}

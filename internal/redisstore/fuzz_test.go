@@ -12,7 +12,7 @@ func FuzzParseInfo(f *testing.F) {
 	f.Add(":\r\n#\r\n\r\nkey:value:with:colons\r\n")
 	f.Add(strings.Repeat("a", 5000) + ":1\r" + strings.Repeat("b", 5000) + ":2\n")
 	f.Fuzz(func(t *testing.T, text string) {
-		for k := range ParseInfo(text) {
+		for k := range parseInfo(text) {
 			if k == "" || strings.ContainsAny(k, ":\r\n") {
 				t.Fatalf("field name %q", k)
 			}

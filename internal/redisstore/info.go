@@ -10,11 +10,11 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
-// ParseInfo reads the text of an INFO reply into field → value. Section
+// parseInfo reads the text of an INFO reply into field → value. Section
 // headers, blank lines and lines without a colon are ignored, and any of
 // \r and \n ends a line, so a reply from any Redis version (or something
 // Redis-like) parses, however long its lines.
-func ParseInfo(text string) map[string]string {
+func parseInfo(text string) map[string]string {
 	fields := map[string]string{}
 	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\r' || r == '\n' }) {
 		line = strings.TrimSpace(line)
@@ -64,7 +64,7 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]s
 		if err != nil {
 			return nil, fmt.Errorf("INFO: %w", err)
 		}
-		for k, v := range ParseInfo(text) {
+		for k, v := range parseInfo(text) {
 			fields[k] = v
 		}
 	}

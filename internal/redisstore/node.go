@@ -193,7 +193,8 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 		}
 		for _, key := range keys {
 			// One map operation per key, not a lookup and then an insert:
-			// with 300k keys each is a cache miss (BENCHMARKS.md).
+			// with 300k keys each is a cache miss (BENCHMARKS.md, "Figures
+			// behind decisions in the code").
 			k := len(seen)
 			if seen[key] = struct{}{}; len(seen) == k {
 				continue
@@ -236,7 +237,8 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 // runs one command at a time whatever the number, so its CPU per read does
 // not change; what two buy is overlap: while Redis answers one connection's
 // batch, the other connection's replies are parsed and decoded here. Two
-// were measurably faster than one (BENCHMARKS.md).
+// were measurably faster than one; more would only queue at Redis
+// (BENCHMARKS.md, "Figures behind decisions in the code").
 const hashReaders = 2
 
 // readBatches is one hash reader: it reads the batches it takes from in on

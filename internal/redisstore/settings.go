@@ -150,8 +150,8 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 //
 // The deadline becomes the call's read timeout (redis.DoWithTimeout) rather
 // than going through redis.DoContext, which runs every call on a goroutine
-// of its own: with a few hundred calls per scrape on a busy two-core machine,
-// those hand-offs cost about 10 % of the read. A context cancelled without a
+// of its own: with a few hundred calls per scrape, those hand-offs cost a
+// measurable share of the read (BENCHMARKS.md). A context cancelled without a
 // deadline (the client went away) is seen before the next call, so a read
 // stops within one round trip, and each round trip is bounded by the read
 // timeout.

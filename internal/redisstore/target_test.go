@@ -72,10 +72,10 @@ func TestTargetErrorsAndStringHidePassword(t *testing.T) {
 
 func TestParseInfo(t *testing.T) {
 	text := "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n\r\n# Clients\r\nconnected_clients:3\r\nnot a field\r\n:novalue\r\n"
-	got := ParseInfo(text)
+	got := parseInfo(text)
 	want := map[string]string{"used_memory": "1048576", "used_memory_human": "1.00M", "connected_clients": "3"}
 	if !maps.Equal(got, want) {
-		t.Errorf("ParseInfo = %v, want %v", got, want)
+		t.Errorf("parseInfo = %v, want %v", got, want)
 	}
 	if v, ok := billing.InfoInt(got, "used_memory_human"); ok {
 		t.Errorf("InfoInt of a non-number = %d, true", v)

@@ -13,7 +13,7 @@ import (
 // BenchmarkLoad reads the plans of BENCH_TENANTS tenants (default 10000)
 // from a real PostgreSQL with the default query:
 //
-//	BENCH_TENANTS=100000 go test -run '^$' -bench Load -cpuprofile cpu.out ./plans/postgres/
+//	BENCH_TENANTS=100000 go test -run '^$' -bench Load -cpuprofile cpu.out ./internal/plans/postgres/
 func BenchmarkLoad(b *testing.B) {
 	n := 10000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_TENANTS")); err == nil && v > 0 {

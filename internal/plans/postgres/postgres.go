@@ -34,6 +34,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -48,7 +49,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
@@ -67,10 +67,6 @@ const DefaultQuery = `SELECT t.id                    AS tenant_id,
        p.max_whatsapp_sessions AS "limit_whatsappSessions"
 FROM tenants t
 FULL OUTER JOIN plans p ON p.id = t.plan_id`
-
-// DefaultMetricTypes are the metric types limit columns are mapped to when
-// WithMetricTypes is not given.
-var DefaultMetricTypes = usage.MetricTypeNames(usage.DefaultMetricTypes)
 
 // Reasons a row is skipped, the keys of Catalog.Invalid.
 const (
@@ -116,7 +112,7 @@ var ErrMissingColumn = errors.New("missing required column")
 
 // Source is a plans.Source over a PostgreSQL database.
 type Source struct {
-	db          *sqlx.DB
+	db          *sql.DB
 	query       string
 	metricTypes []string
 	lastRows    atomic.Int64 // rows of the last load, to size the next one's
@@ -137,7 +133,7 @@ func WithQuery(q string) Option {
 
 // WithMetricTypes sets the metric types that limit columns are matched
 // against, to recover their spelling from a lower-cased column name. An
-// empty list keeps DefaultMetricTypes.
+// empty list keeps usage.DefaultMetricTypes.
 func WithMetricTypes(types []string) Option {
 	return func(s *Source) {
 		if len(types) > 0 {
@@ -147,8 +143,8 @@ func WithMetricTypes(types []string) Option {
 }
 
 // New returns a Source reading db.
-func New(db *sqlx.DB, opts ...Option) *Source {
-	s := &Source{db: db, query: DefaultQuery, metricTypes: DefaultMetricTypes}
+func New(db *sql.DB, opts ...Option) *Source {
+	s := &Source{db: db, query: DefaultQuery, metricTypes: usage.MetricTypeNames(usage.DefaultMetricTypes)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -159,12 +155,12 @@ func New(db *sqlx.DB, opts ...Option) *Source {
 // key=value string) without connecting: the exporter must start, and
 // report billing_postgres_up 0, while the database is down. Errors never
 // contain the DSN's password.
-func Open(dsn string) (*sqlx.DB, error) {
+func Open(dsn string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres DSN: %s", redact(err.Error(), dsn))
 	}
-	db := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
+	db := stdlib.OpenDB(*cfg)
 	// One query per scrape, and concurrent scrapes share a read: a couple
 	// of connections is plenty, and the database's connection limit is
 	// shared with the application.

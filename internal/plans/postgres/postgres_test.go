@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
@@ -9,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/plans/postgres"
@@ -40,7 +39,7 @@ var databases atomic.Int64
 
 // database creates a fresh database on pg, runs the SQL files and then the
 // statements in it, and returns an open handle.
-func database(t *testing.T, pg *testserver.Postgres, files []string, stmts string) *sqlx.DB {
+func database(t *testing.T, pg *testserver.Postgres, files []string, stmts string) *sql.DB {
 	t.Helper()
 	// Subtest names are too long and too varied for database names.
 	dsn := pg.CreateDatabase(fmt.Sprintf("test_%d", databases.Add(1)))

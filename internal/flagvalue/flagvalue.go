@@ -1,4 +1,7 @@
-package main
+// Package flagvalue holds kingpin flag values whose errors name the flag:
+// kingpin's own duration and integer values report a bad value without the
+// flag's name, and every startup error must say what to fix.
+package flagvalue
 
 import (
 	"fmt"
@@ -7,9 +10,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 )
-
-// kingpin's own duration and integer values report a bad value without the
-// flag's name; these name it, so every startup error says what to fix.
 
 type durationValue struct {
 	name string
@@ -49,10 +49,12 @@ func (v intValue) Set(s string) error {
 
 func (v intValue) String() string { return strconv.Itoa(*v.n) }
 
-func durationFlag(app *kingpin.Application, name, help, def string, d *time.Duration) {
+// Duration adds a non-negative duration flag.
+func Duration(app *kingpin.Application, name, help, def string, d *time.Duration) {
 	app.Flag(name, help).Default(def).SetValue(durationValue{name: name, d: d})
 }
 
-func intFlag(app *kingpin.Application, name, help, def string, n *int) {
+// Int adds a non-negative whole-number flag.
+func Int(app *kingpin.Application, name, help, def string, n *int) {
 	app.Flag(name, help).Default(def).SetValue(intValue{name: name, n: n})
 }
