@@ -8,8 +8,8 @@ import (
 
 // The per-tenant families are the exporter's only high-cardinality output:
 // about 14 series per tenant. They are written by writeTenants (the fast
-// path, exposition.go); collectTenants emits the same series through
-// client_golang and is the reference the fast path is tested against.
+// path, exposition.go); the tests emit the same series through
+// client_golang as the reference the fast path is checked against.
 
 // family is a metric family's name, help and label names, shared by both
 // paths so that they cannot drift apart.

@@ -74,9 +74,9 @@ const MaxURILength = 4096
 
 // Defaults of the options.
 const (
-	// DefaultRequestTimeout bounds the reads one request may trigger.
-	DefaultRequestTimeout       = 10 * time.Second
-	DefaultProjectionMinElapsed = 24 * time.Hour
+	// defaultRequestTimeout bounds the reads one request may trigger.
+	defaultRequestTimeout       = 10 * time.Second
+	defaultProjectionMinElapsed = 24 * time.Hour
 )
 
 // Handler serves the API. It is safe for concurrent use.
@@ -119,8 +119,8 @@ func New(service *billing.Service, opts ...Option) *Handler {
 	h := &Handler{
 		service:              service,
 		logger:               slog.New(slog.DiscardHandler),
-		requestTimeout:       DefaultRequestTimeout,
-		projectionMinElapsed: DefaultProjectionMinElapsed,
+		requestTimeout:       defaultRequestTimeout,
+		projectionMinElapsed: defaultProjectionMinElapsed,
 		monthlyReset:         map[string]bool{},
 	}
 	for _, o := range opts {

@@ -64,8 +64,8 @@ func (c *Catalog) Clone() *Catalog {
 	return out
 }
 
-// MaxPlanNameLen bounds plan names, which become label values.
-const MaxPlanNameLen = 256
+// maxPlanNameLen bounds plan names, which become label values.
+const maxPlanNameLen = 256
 
 // ValidatePlanName accepts any non-empty, printable UTF-8 name of bounded
 // length: plan names are written by people, in any language, and shown as
@@ -74,8 +74,8 @@ func ValidatePlanName(name string) error {
 	switch {
 	case name == "":
 		return errors.New("plan name is empty")
-	case len(name) > MaxPlanNameLen:
-		return fmt.Errorf("plan name is longer than %d bytes", MaxPlanNameLen)
+	case len(name) > maxPlanNameLen:
+		return fmt.Errorf("plan name is longer than %d bytes", maxPlanNameLen)
 	case !utf8.ValidString(name):
 		return errors.New("plan name is not valid UTF-8")
 	}
