@@ -167,12 +167,10 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 	if err != nil {
 		return nil, err
 	}
-	cl.add(func() { rs.stop(syscall.SIGTERM, 10*time.Second) })
 	pg, err := startPostgres(dir)
 	if err != nil {
 		return nil, err
 	}
-	cl.add(pg.stopServer)
 
 	logf("%d tenants: generating %d months of usage and the plans", n, o.months)
 	rng := rand.New(rand.NewPCG(o.seed, uint64(n)))
@@ -223,7 +221,7 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 	if err != nil {
 		return nil, err
 	}
-	err = measureProc("floor", self, []string{"-floor.listen", loopback(port), "-floor.redis", rs.addr}, port,
+	err = measureProc("floor", self, []string{"-floor.listen", loopback(port), "-floor.redis", rs.Addr()}, port,
 		[]target{{name: nameFloor, url: metricsURL(port), timeout: o.timeout}})
 	if err != nil {
 		return nil, err
@@ -234,7 +232,7 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 	}
 	expect := []string{"billing_redis_up 1", "billing_postgres_up 1"}
 	err = measureProc("billing_exporter", exporterBin, append([]string{
-		"--redis.addr=" + rs.addr, "--postgres.dsn-file=" + dsnFile,
+		"--redis.addr=" + rs.Addr(), "--postgres.dsn-file=" + dsnFile,
 		"--web.listen-address=" + loopback(port), "--scrape.max-timeout=60s",
 	}, o.extraArgs...), port, []target{
 		{name: nameExporter, url: metricsURL(port), timeout: o.timeout, expect: expect},
@@ -255,7 +253,7 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 		// A timed-out scrape goes on inside the peer; stopping the process
 		// (SIGTERM, then SIGKILL) ends its load on Redis.
 		err = measureProc("redis_exporter", peerBin, []string{
-			"--redis.addr=redis://" + rs.addr, "--check-keys=usage:*",
+			"--redis.addr=redis://" + rs.Addr(), "--check-keys=usage:*",
 			"--web.listen-address=" + loopback(port),
 		}, port, []target{{name: namePeer, url: metricsURL(port), timeout: o.peerTimeout}})
 		if err != nil {

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,9 +14,8 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/billing-exporter/billing_exporter/internal/pgbin"
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
 
 // cleanups is a stack of functions that stop what the runner started. It is
@@ -171,66 +169,94 @@ func freePort() (int, error) {
 
 func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
-// makeBaseDir creates the run's temporary directory in a place the postgres
-// OS user can enter (its parents must be world-traversable).
+// makeBaseDir creates the run's temporary directory.
 func makeBaseDir() (string, error) {
-	parent, err := pgbin.TraversableTempDir()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp(parent, "billing-bench-")
-	if err != nil {
-		return "", err
-	}
-	return dir, os.Chmod(dir, 0o755)
+	return os.MkdirTemp("", "billing-bench-")
 }
 
-// redisServer is a redis-server with no persistence on a loopback port.
-type redisServer struct {
-	*proc
-	addr string
+// runnerTB lets the runner start redis-server and PostgreSQL with
+// internal/testserver's launchers, the tests' own: what they clean up joins
+// the runner's cleanups, and a failure ends the launching goroutine, as
+// testing's Fatal does, with its message kept for launch to return.
+type runnerTB struct {
+	cl  *cleanups
+	dir string // parent of the directories TempDir creates
+
+	mu  sync.Mutex
+	err error
 }
+
+func (tb *runnerTB) Helper() {}
+
+func (tb *runnerTB) Fatal(args ...any) { tb.fail(errors.New(fmt.Sprint(args...))) }
+
+func (tb *runnerTB) Fatalf(format string, args ...any) { tb.fail(fmt.Errorf(format, args...)) }
+
+func (tb *runnerTB) fail(err error) {
+	tb.mu.Lock()
+	if tb.err == nil {
+		tb.err = err
+	}
+	tb.mu.Unlock()
+	runtime.Goexit()
+}
+
+// Errorf is a failure that does not stop the launcher: only a cleanup
+// (stopping PostgreSQL) reports one, and the run goes on.
+func (tb *runnerTB) Errorf(format string, args ...any) { logf(format, args...) }
+
+func (tb *runnerTB) Cleanup(fn func()) { tb.cl.add(fn) }
+
+func (tb *runnerTB) TempDir() string {
+	dir, err := os.MkdirTemp(tb.dir, "server-")
+	if err != nil {
+		tb.Fatalf("temporary directory: %v", err)
+	}
+	return dir
+}
+
+// launch runs a testserver launcher in its own goroutine, which Fatalf
+// ends, and returns what it started or why it failed.
+func launch[S any](dir string, start func(testserver.TB) S) (S, error) {
+	tb := &runnerTB{cl: &cl, dir: dir}
+	done := make(chan S, 1)
+	go func() {
+		defer close(done) // also when Fatalf ends the goroutine
+		done <- start(tb)
+	}()
+	s, ok := <-done
+	if !ok {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		return s, tb.err
+	}
+	return s, nil
+}
+
+// redisServer is internal/testserver's redis-server (no persistence, a
+// loopback port), stopped when the runner unwinds.
+type redisServer struct{ *testserver.Redis }
 
 func startRedis(dir string) (*redisServer, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, errors.New("redis-server not found on PATH (Debian package redis-server)")
-	}
-	port, err := freePort()
+	r, err := launch(dir, func(tb testserver.TB) *testserver.Redis { return testserver.StartRedis(tb) })
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("redis-server", dir, filepath.Join(dir, "redis.log"), nil, bin,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir)
-	if err != nil {
-		return nil, err
-	}
-	r := &redisServer{proc: p, addr: loopback(port)}
-	err = p.waitReady(10*time.Second, func() error {
-		c, err := r.dial()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Do("PING")
-		return err
-	})
-	if err != nil {
-		r.stop(syscall.SIGKILL, time.Second)
-		return nil, err
-	}
-	return r, nil
+	return &redisServer{r}, nil
 }
 
-func (r *redisServer) dial() (redis.Conn, error) {
-	return redis.Dial("tcp", r.addr,
+func (r redisServer) pid() int { return r.PID() }
+
+// dial opens a connection with timeouts long enough for the generator's
+// pipelines of 1000 commands.
+func (r redisServer) dial() (redis.Conn, error) {
+	return redis.Dial("tcp", r.Addr(),
 		redis.DialConnectTimeout(2*time.Second),
 		redis.DialReadTimeout(2*time.Minute), redis.DialWriteTimeout(2*time.Minute))
 }
 
 // do runs one command on a fresh connection.
-func (r *redisServer) do(cmd string, args ...any) (any, error) {
+func (r redisServer) do(cmd string, args ...any) (any, error) {
 	c, err := r.dial()
 	if err != nil {
 		return nil, err
@@ -239,76 +265,20 @@ func (r *redisServer) do(cmd string, args ...any) (any, error) {
 	return c.Do(cmd, args...)
 }
 
-// pgServer is a PostgreSQL cluster (trust authentication, no fsync) run as
-// the postgres OS user when the runner is root, since initdb refuses root:
-// the approach of internal/testserver, without testing.TB.
-type pgServer struct {
-	*proc
-	port int
+// pgServer is internal/testserver's PostgreSQL cluster (trust
+// authentication, no fsync, run as the postgres OS user when the runner is
+// root), stopped and removed when the runner unwinds.
+type pgServer struct{ *testserver.Postgres }
+
+func startPostgres(dir string) (*pgServer, error) {
+	pg, err := launch(dir, func(tb testserver.TB) *testserver.Postgres { return testserver.StartPostgres(tb) })
+	if err != nil {
+		return nil, err
+	}
+	return &pgServer{pg}, nil
 }
 
-func startPostgres(base string) (*pgServer, error) {
-	bin, err := pgbin.BinDir()
-	if err != nil {
-		return nil, err
-	}
-	cred, err := pgbin.Credential()
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(base, "pg")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, err
-		}
-	}
-	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
-		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
-	initdb.Dir = dir
-	initdb.Env = childEnv()
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	p, err := startProc("postgres", dir, filepath.Join(dir, "postgres.log"), cred, filepath.Join(bin, "postgres"),
-		"-D", data, "-p", strconv.Itoa(port), "-k", dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=50", "-c", "log_min_messages=warning")
-	if err != nil {
-		return nil, err
-	}
-	pg := &pgServer{proc: p, port: port}
-	err = p.waitReady(30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, pg.dsn("postgres"))
-		if err != nil {
-			return err
-		}
-		return c.Close(ctx)
-	})
-	if err != nil {
-		pg.stopServer()
-		return nil, err
-	}
-	return pg, nil
-}
-
-func (pg *pgServer) dsn(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", pg.port, db)
-}
-
-// stopServer is a fast shutdown (SIGINT to the postmaster: clients are
-// disconnected at once).
-func (pg *pgServer) stopServer() { pg.stop(syscall.SIGINT, 30*time.Second) }
+func (pg pgServer) dsn(db string) string { return pg.DatabaseDSN(db) }
 
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)

@@ -2,10 +2,9 @@ package redisstore
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"os"
+
+	"github.com/prometheus/common/config"
 )
 
 // TLSFiles names the files of a rediss:// connection's TLS settings.
@@ -17,32 +16,25 @@ type TLSFiles struct {
 }
 
 // Config builds the tls.Config, or nil when nothing is set (the system
-// roots and the address's host name then apply).
+// roots and the address's host name then apply). It is prometheus/common's
+// tls_config, the one Prometheus and the exporters use: the files are
+// checked now, and the client certificate is read again at each handshake,
+// so a renewed one is picked up without a restart.
 func (f TLSFiles) Config() (*tls.Config, error) {
 	if f == (TLSFiles{}) {
 		return nil, nil
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName, InsecureSkipVerify: f.InsecureSkipVerify}
-	if f.CAFile != "" {
-		pem, err := os.ReadFile(f.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", f.CAFile)
-		}
-		c.RootCAs = pool
-	}
+	// Said here in terms of the flags: prometheus/common's message names
+	// its YAML fields.
 	if (f.CertFile == "") != (f.KeyFile == "") {
 		return nil, errors.New("a client certificate needs both the certificate and the key file")
 	}
-	if f.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
+	return config.NewTLSConfig(&config.TLSConfig{
+		CAFile:             f.CAFile,
+		CertFile:           f.CertFile,
+		KeyFile:            f.KeyFile,
+		ServerName:         f.ServerName,
+		InsecureSkipVerify: f.InsecureSkipVerify,
+		MinVersion:         config.TLSVersion(tls.VersionTLS12),
+	})
 }
