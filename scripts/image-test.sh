@@ -89,11 +89,15 @@ podman() {
     --storage-driver vfs --events-backend none --cgroup-manager cgroupfs "$@"
 }
 exporter_pid=
-# unshare --fork blocks SIGTERM while it waits for its child, and the
-# exporter is PID 1 of its namespace (which ignores signals it has no
-# handler for); SIGKILL to unshare makes --kill-child SIGKILL the exporter.
+# unshare and chroot exec the exporter, so $! is the exporter itself: it
+# stops on SIGTERM, or SIGKILL after 10 s.
 stop_exporter() {
   if [ -n "$exporter_pid" ]; then
+    kill -TERM "$exporter_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$exporter_pid" 2>/dev/null || break
+      sleep 0.1
+    done
     kill -KILL "$exporter_pid" 2>/dev/null || true
     wait "$exporter_pid" 2>/dev/null || true
     exporter_pid=
@@ -216,12 +220,11 @@ for arch in "${arches[@]}"; do
     grep -q "revision: $revision" <<<"$out" || fail "linux/$arch: --version does not show revision $revision: $out"
 
     step "linux/$arch: entrypoint --demo on a loopback port, scraped"
-    # A private mount and PID namespace gives the process the /proc a
-    # container has (process metrics read /proc/self); --kill-child ends
-    # the exporter with unshare. Port 0: the kernel picks a free port and
-    # the exporter logs it.
+    # A private mount namespace gives the process the /proc a container
+    # has (process metrics read /proc/self), gone with the process. Port 0:
+    # the kernel picks a free port and the exporter logs it.
     log="$work/demo.log"
-    unshare --mount --pid --fork --kill-child --mount-proc="$mnt/proc" \
+    unshare --mount --mount-proc="$mnt/proc" \
       chroot --userspec="$nobody" "$mnt" /bin/billing_exporter --demo \
       --web.listen-address=127.0.0.1:0 --billing.timezone=America/Sao_Paulo >"$log" 2>&1 &
     exporter_pid=$!
@@ -240,6 +243,7 @@ for arch in "${arches[@]}"; do
     grep -q "^billing_exporter_build_info{.*revision=\"$revision\".*} 1\$" <<<"$metrics" ||
       fail "linux/$arch: billing_exporter_build_info lacks revision $revision: $(grep build_info <<<"$metrics")"
     grep -q '^billing_usage{' <<<"$metrics" || fail "linux/$arch: /metrics has no billing_usage series"
+    grep -q '^process_cpu_seconds_total ' <<<"$metrics" || fail "linux/$arch: /metrics has no process metrics (/proc)"
     stop_exporter
     grep -q 'level=ERROR' "$log" && { cat "$log" >&2; fail "linux/$arch: the exporter logged errors"; }
   else
