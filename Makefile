@@ -2,13 +2,14 @@ GO       ?= go
 BINARY   := billing_exporter
 PKGS     := ./...
 
-# promu (kept in tools/go.mod, out of the exporter's own dependencies) is
-# built for this host once and then run by path: `go tool` itself would
-# build the tool for GOOS/GOARCH when those are set for a cross build.
 # promu names the project (and the tarball) after the git remote; a checkout
 # without one gets the repository path of .promu.yml.
 REPO_PATH := $(shell awk '/^repository:/ {c = 1; next} c && $$1 == "path:" {print $$2; exit}' .promu.yml)
 PROMU_ENV  = $(if $(shell git config --get remote.origin.url 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://$(REPO_PATH))
+# promu (kept in tools/go.mod, out of the exporter's own dependencies) is
+# built for this host and then run by path (`go tool -n` prints it): `go
+# tool promu` would build the tool itself for the GOOS/GOARCH of a cross
+# build.
 PROMU      = $(PROMU_ENV) $(shell $(GO) tool -n -modfile=tools/go.mod promu)
 VERSION  := $(shell cat VERSION)
 REVISION  = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
