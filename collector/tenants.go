@@ -70,10 +70,11 @@ func usageSamples(tenants []billing.TenantStatus, emit func(float64, *labelValue
 	for i := range tenants {
 		t := &tenants[i]
 		lv[0] = t.ID
-		for mt, v := range t.Usage {
+		// Readable fields only: one that could not be read has no value.
+		t.Usage.Each(func(mt string, v int64) {
 			lv[1] = mt
 			emit(float64(v), &lv)
-		}
+		})
 	}
 }
 
@@ -82,13 +83,17 @@ func limitSamples(tenants []billing.TenantStatus, emit func(float64, *labelValue
 	for i := range tenants {
 		t := &tenants[i]
 		lv[0] = t.ID
-		t.EachLimit(func(lt string, limit int64, _ float64) {
+		// Every limit that could be read, also where the usage could not:
+		// the limit does not depend on it.
+		t.EachKnownLimit(func(lt string, limit int64) {
 			lv[1] = lt
 			emit(float64(limit), &lv)
 		})
 	}
 }
 
+// percentageSamples leaves out every limit type whose usage or limit could
+// not be read (EachLimit does): a 0 % would be a wrong number.
 func percentageSamples(tenants []billing.TenantStatus, emit func(float64, *labelValues)) {
 	var lv labelValues
 	for i := range tenants {

@@ -451,13 +451,14 @@ func (s *Store) readHashes(ctx context.Context, c redis.Conn, keys, tenants []st
 }
 
 // decodeHGETALL turns one HGETALL reply into counters. A key holding another
-// type is a counted skip, not an error; found is false for a key that
+// type is a counted skip, not an error: its tenant is found, with counters
+// that say its usage is unreadable (not 0); found is false for a key that
 // vanished between SCAN and HGETALL (an empty reply).
 func decodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, bool, error) {
 	if rerr, ok := reply.(redis.Error); ok {
 		if strings.HasPrefix(string(rerr), "WRONGTYPE") {
 			skipped[usage.ReasonWrongType]++
-			return nil, false, nil
+			return usage.UnreadableHash(usage.ReasonWrongType), true, nil
 		}
 		return nil, false, rerr
 	}
@@ -483,7 +484,7 @@ func decodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, boo
 }
 
 // ReadTenant reads one usage hash. found is false when the key does not
-// exist (or holds another type, which is counted in skipped).
+// exist; a key of another type is found, unreadable, and counted in skipped.
 func (s *Store) ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error) {
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {
