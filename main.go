@@ -266,6 +266,9 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 			landingConfig.Links = append(landingConfig.Links, web.LandingLinks{
 				Address: "/api/v1/openapi.yaml", Text: "API (OpenAPI document)",
 				Description: "read-only JSON: /api/v1/tenants/{tenant_id}/usage, /api/v1/tenants, /api/v1/plans",
+			}, web.LandingLinks{
+				Address: "/api/v1/tenants?limit_type=messages&min_percentage=80", Text: "Tenants near a limit",
+				Description: "the near-limit list: tenants at or above 80% of their messages limit, highest first (JSON)",
 			})
 		}
 		landing, err := web.NewLandingPage(landingConfig)
