@@ -3,7 +3,7 @@ BINARY   := billing_exporter
 PKGS     := ./...
 
 
-.PHONY: all build promu-build stack bench soak fuzz test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build stack demo-stack bench soak fuzz test test-deps vet fmt-check lint clean
 
 all: lint test build
 
@@ -32,6 +32,13 @@ soak: test-deps
 # The whole monitoring stack on a machine with Docker (see README, Deploy).
 stack: promu-build
 	docker compose -f examples/docker-compose.yml up --build
+
+# The demo exporter, Prometheus loading alerts/ and Alertmanager on free
+# loopback ports, without Docker (Debian packages from test-deps); prints
+# the URLs, stops everything on Ctrl-C. DEMO_STACK_DURATION=90s stops it
+# by itself (CI).
+demo-stack: test-deps
+	DEMO_STACK_DURATION=$(DEMO_STACK_DURATION) GO=$(GO) BILLING_EXPORTER=$(BILLING_EXPORTER) ./scripts/demo-stack.sh
 
 # Installs what the tests need (Debian packages, when missing), then runs
 # every test against real servers the tests start themselves.
