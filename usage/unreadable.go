@@ -47,13 +47,8 @@ func UnreadableHash(reason Reason) Counters {
 // Unreadable reports whether metricType was present but could not be
 // read, and why: the field itself, or the whole hash.
 func (c Counters) Unreadable(metricType string) (Reason, bool) {
-	if v, ok := c[wholeHash]; ok && v < 0 {
-		return reasonOf(v), true
-	}
-	if v, ok := c[metricType]; ok && v < 0 {
-		return reasonOf(v), true
-	}
-	return "", false
+	_, reason, ok := c.lookup(metricType)
+	return reason, !ok
 }
 
 func reasonOf(v int64) Reason {
@@ -66,10 +61,23 @@ func reasonOf(v int64) Reason {
 // Value returns the value of a metric type: 0 when the field is absent
 // (nothing counted yet), and ok false when it is unreadable.
 func (c Counters) Value(metricType string) (v int64, ok bool) {
-	if _, bad := c.Unreadable(metricType); bad {
-		return 0, false
+	v, _, ok = c.lookup(metricType)
+	return v, ok
+}
+
+// lookup is Value and Unreadable in one map lookup in the usual case: the
+// join calls it for every limit of every tenant on every scrape. A whole
+// unreadable hash holds its marker only, so the marker is looked for only
+// when the field is absent from a one-entry map.
+func (c Counters) lookup(metricType string) (v int64, reason Reason, ok bool) {
+	v, present := c[metricType]
+	if !present && len(c) == 1 {
+		v = c[wholeHash]
 	}
-	return c[metricType], true
+	if v < 0 {
+		return 0, reasonOf(v), false
+	}
+	return v, "", true
 }
 
 // Each calls f for every readable field, in no particular order.
