@@ -50,7 +50,6 @@ type TenantStatus struct {
 	PlanName      string
 	UsingDefaults bool
 	Limits        plans.Limits // in force: the plan's, or the defaults
-	limitsSource  string       // the plans source, for Unavailable
 	// UnreadableLimits holds the plan's limits that the plans source could
 	// not read, by limit type, with the reason (plans.Plan.Unreadable).
 	UnreadableLimits map[string]string
@@ -79,9 +78,11 @@ type LimitCheck struct {
 	Type       string
 	Limit      int64 // 0 when the limit itself is unavailable
 	Percentage float64
-	// Unavailable says why the percentage cannot be computed; the zero
-	// value when it can.
-	Unavailable Unavailable
+	// Unavailable says why the percentage cannot be computed; nil when it
+	// can. A pointer to a value shared by every tenant with the same
+	// reason, read-only: a check is made per limit per tenant per scrape,
+	// and the value would double its size.
+	Unavailable *Unavailable
 }
 
 // Unavailable says why a figure of one limit type of one tenant is not
@@ -106,15 +107,25 @@ const UsageSource = "redis"
 // unavailable.
 func (u Unavailable) Is() bool { return u.Reason != "" }
 
+// usageUnavailable holds one Unavailable per usage skip reason, shared by
+// every check it applies to.
+var usageUnavailable = func() map[usage.Reason]*Unavailable {
+	m := make(map[usage.Reason]*Unavailable, len(usage.Reasons))
+	for _, r := range usage.Reasons {
+		m[r] = &Unavailable{Source: UsageSource, Reason: string(r)}
+	}
+	return m
+}()
+
 // check computes one limit check's percentage, or says why it cannot.
 func check(c LimitCheck, counters usage.Counters) LimitCheck {
-	if c.Unavailable.Is() { // the limit itself
+	if c.Unavailable != nil { // the limit itself
 		return c
 	}
 	used, ok := counters.Value(c.Type)
 	if !ok {
 		reason, _ := counters.Unreadable(c.Type)
-		c.Unavailable = Unavailable{Source: UsageSource, Reason: string(reason)}
+		c.Unavailable = usageUnavailable[reason]
 		return c
 	}
 	c.Percentage = percentage(used, c.Limit)
@@ -144,11 +155,12 @@ func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 // this tenant: its limit could not be read (when limits are known), or its
 // usage field could not. The zero value when nothing is missing.
 func (t *TenantStatus) Unavailable(metricType string) Unavailable {
-	if t.LimitsKnown {
-		if reason, ok := t.UnreadableLimits[metricType]; ok {
-			return Unavailable{Source: t.limitsSource, Reason: reason}
+	for _, c := range t.checks {
+		if c.Type == metricType && c.Unavailable != nil {
+			return *c.Unavailable
 		}
 	}
+	// A type without a limit can still have an unreadable usage field.
 	if reason, ok := t.Usage.Unreadable(metricType); ok {
 		return Unavailable{Source: UsageSource, Reason: string(reason)}
 	}
@@ -163,7 +175,7 @@ func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 // percentages all go through here, and none may count them.
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
 	for _, c := range t.checks {
-		if !c.Unavailable.Is() {
+		if c.Unavailable == nil {
 			f(c.Type, c.Limit, c.Percentage)
 		}
 	}
@@ -381,7 +393,7 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 		}
 	}
 	for lt, reason := range unreadable {
-		out = append(out, LimitCheck{Type: lt, Unavailable: Unavailable{Source: source, Reason: reason}})
+		out = append(out, LimitCheck{Type: lt, Unavailable: &Unavailable{Source: source, Reason: reason}})
 	}
 	slices.SortFunc(out, func(a, b LimitCheck) int { return strings.Compare(a.Type, b.Type) })
 	return out
@@ -396,7 +408,6 @@ func tenantStatus(id string, counters usage.Counters, planID string, ps PlansSta
 	}
 	limits := ix.defaults
 	st.PlanID, st.UsingDefaults, st.Limits = NoPlanID, true, ix.defaultLimits
-	st.limitsSource = ps.Source
 	if ps.Catalog != nil && planID != "" {
 		if plan, ok := ps.Catalog.Plans[planID]; ok {
 			st.PlanID, st.PlanName, st.UsingDefaults, st.Limits = plan.ID, plan.Name, false, plan.Limits
