@@ -25,7 +25,7 @@ IMAGE      ?= billing_exporter:$(VERSION)
 CROSSBUILD_PLATFORMS ?= $(shell awk '/^crossbuild:/ {c = 1; next} c && /^[^ ]/ {c = 0} c && $$1 == "-" {print $$2}' .promu.yml)
 CONTAINER_ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
 
-.PHONY: all build promu-build crossbuild tarball image image-test stack bench soak fuzz test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-deps vet fmt-check lint clean
 
 all: lint test build
 
@@ -84,6 +84,13 @@ soak: test-deps
 stack: promu-build
 	IMAGE_OS=$(IMAGE_OS) IMAGE_ARCH=$(IMAGE_ARCH) VERSION=$(VERSION) REVISION=$(REVISION) \
 	  docker compose -f examples/docker-compose.yml up --build
+
+# The demo exporter, Prometheus loading alerts/ and Alertmanager on free
+# loopback ports, without Docker (Debian packages from test-deps); prints
+# the URLs, stops everything on Ctrl-C. DEMO_STACK_DURATION=90s stops it
+# by itself (CI).
+demo-stack: test-deps
+	DEMO_STACK_DURATION=$(DEMO_STACK_DURATION) GO=$(GO) BILLING_EXPORTER=$(BILLING_EXPORTER) ./scripts/demo-stack.sh
 
 # Installs what the tests need (Debian packages, when missing), then runs
 # every test against real servers the tests start themselves.

@@ -243,6 +243,9 @@ func TestDemo(t *testing.T) {
 	if after := e.scrape().MustValue(t, "billing_usage", "tenant_id", "1", "metric_type", "messages"); after <= before {
 		t.Errorf("demo usage did not grow: %v then %v", before, after)
 	}
+	if landing := get(t, e.URL+"/"); !strings.Contains(landing, `href="/api/v1/tenants?limit_type=messages&min_percentage=80"`) {
+		t.Errorf("the landing page does not link the near-limit list:\n%s", landing)
+	}
 	if !strings.Contains(e.Output(), "demo running") {
 		t.Errorf("the demo does not say where to look:\n%s", e.Output())
 	}

@@ -30,25 +30,25 @@ func TestTenantUsagePlansIssue(t *testing.T) {
 			// Only messages: the plan limits nothing else and the hash has
 			// no other field.
 			metrics: map[string]metricJSON{
-				"messages": {Used: 4250, Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false),
+				"messages": {Used: ptr[int64](4250), Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false),
 					Percentage: ptr(85.0), MonthlyReset: true, Projected: ptr[int64](8793), ProjectedPercentage: ptr(175.86)},
 			},
 		},
 		{
 			tenant: "2", plan: &planJSON{"1", "starter"}, recorded: false,
 			metrics: map[string]metricJSON{
-				"messages": {Used: 0, Limit: ptr[int64](5000), Remaining: ptr[int64](5000), Exceeded: ptr(false),
+				"messages": {Used: ptr[int64](0), Limit: ptr[int64](5000), Remaining: ptr[int64](5000), Exceeded: ptr(false),
 					Percentage: ptr(0.0), MonthlyReset: true, Projected: ptr[int64](0), ProjectedPercentage: ptr(0.0)},
 			},
 		},
 		{
 			tenant: "3", usingDefaults: true, recorded: true,
 			metrics: map[string]metricJSON{
-				"messages": {Used: 10, Limit: ptr[int64](1000), Remaining: ptr[int64](990), Exceeded: ptr(false),
+				"messages": {Used: ptr[int64](10), Limit: ptr[int64](1000), Remaining: ptr[int64](990), Exceeded: ptr(false),
 					Percentage: ptr(1.0), MonthlyReset: true, Projected: ptr[int64](21), ProjectedPercentage: ptr(2.1)},
-				"storage":          {Used: 0, Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
-				"users":            {Used: 0, Limit: ptr[int64](2), Remaining: ptr[int64](2), Exceeded: ptr(false), Percentage: ptr(0.0)},
-				"whatsappSessions": {Used: 0, Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
+				"storage":          {Used: ptr[int64](0), Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
+				"users":            {Used: ptr[int64](0), Limit: ptr[int64](2), Remaining: ptr[int64](2), Exceeded: ptr(false), Percentage: ptr(0.0)},
+				"whatsappSessions": {Used: ptr[int64](0), Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
 			},
 		},
 	}
@@ -110,8 +110,8 @@ func dump(m map[string]metricJSON) string {
 	var b strings.Builder
 	for _, k := range sortedKeys(m) {
 		v := m[k]
-		fmt.Fprintf(&b, "%s:{used %d limit %v remaining %v exceeded %v pct %v monthly %v projected %v projected_pct %v} ",
-			k, v.Used, deref(v.Limit), deref(v.Remaining), deref(v.Exceeded), deref(v.Percentage), v.MonthlyReset,
+		fmt.Fprintf(&b, "%s:{used %v limit %v remaining %v exceeded %v pct %v monthly %v projected %v projected_pct %v} ",
+			k, deref(v.Used), deref(v.Limit), deref(v.Remaining), deref(v.Exceeded), deref(v.Percentage), v.MonthlyReset,
 			deref(v.Projected), deref(v.ProjectedPercentage))
 	}
 	return b.String()
@@ -212,7 +212,7 @@ func TestHostileTenantIDs(t *testing.T) {
 	if n := e.redis.CommandCalls("hgetall") - hgetalls; n != 0 {
 		t.Errorf("dot segments reached Redis (%d HGETALL)", n)
 	}
-	if u := e.usage(url.PathEscape("ação")); u.Metrics["messages"].Used != 5 || u.TenantID != "ação" {
+	if u := e.usage(url.PathEscape("ação")); deref(u.Metrics["messages"].Used) != int64(5) || u.TenantID != "ação" {
 		t.Errorf("ação: %+v", u)
 	}
 }
@@ -284,13 +284,13 @@ func TestExceededClampsRemaining(t *testing.T) {
 	e.redis.HSet("usage:over:202611", "messages", 1500, "users", 2, "apiCalls", 7)
 	u := e.usage("over")
 	want := map[string]metricJSON{
-		"messages": {Used: 1500, Limit: ptr[int64](1000), Remaining: ptr[int64](0), Exceeded: ptr(true), Percentage: ptr(150.0),
+		"messages": {Used: ptr[int64](1500), Limit: ptr[int64](1000), Remaining: ptr[int64](0), Exceeded: ptr(true), Percentage: ptr(150.0),
 			MonthlyReset: true, Projected: ptr[int64](3103), ProjectedPercentage: ptr(310.3)},
-		"users":            {Used: 2, Limit: ptr[int64](2), Remaining: ptr[int64](0), Exceeded: ptr(false), Percentage: ptr(100.0)},
-		"storage":          {Used: 0, Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
-		"whatsappSessions": {Used: 0, Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
+		"users":            {Used: ptr[int64](2), Limit: ptr[int64](2), Remaining: ptr[int64](0), Exceeded: ptr(false), Percentage: ptr(100.0)},
+		"storage":          {Used: ptr[int64](0), Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
+		"whatsappSessions": {Used: ptr[int64](0), Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
 		// A field nobody limits: used only.
-		"apiCalls": {Used: 7},
+		"apiCalls": {Used: ptr[int64](7)},
 	}
 	if !reflect.DeepEqual(u.Metrics, want) {
 		t.Errorf("metrics:\n got %s\nwant %s", dump(u.Metrics), dump(want))

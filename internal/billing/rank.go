@@ -28,7 +28,8 @@ func MostPressed(tenants []TenantStatus, n int) []TenantStatus {
 	}
 	rs := make([]ranked, len(tenants))
 	for i := range tenants {
-		rs[i] = ranked{i, tenants[i].Pressure(), tenants[i].Used("messages")}
+		messages, _ := tenants[i].Used("messages")
+		rs[i] = ranked{i, tenants[i].Pressure(), messages}
 	}
 	slices.SortFunc(rs, func(a, b ranked) int {
 		if c := cmp.Compare(b.pressure, a.pressure); c != 0 {

@@ -233,6 +233,6 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, ErrUnknownTenant
 	}
 	var checks []LimitCheck
-	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, s.defaults), &checks)
+	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, s.defaults, plansState.Source), &checks)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }

@@ -23,6 +23,11 @@ type Plan struct {
 	ID     string
 	Name   string
 	Limits Limits
+	// Unreadable holds the limit types whose limit the source holds but
+	// could not read (a negative or non-integer value), with the reason it
+	// was skipped; nil when there are none. Such a type is not unlimited:
+	// its limit is unknown, and nothing is derived from it.
+	Unreadable map[string]string
 }
 
 // Catalog is one complete read of a plans source.
@@ -57,6 +62,7 @@ func (c *Catalog) Clone() *Catalog {
 	out := NewCatalog()
 	for id, p := range c.Plans {
 		p.Limits = p.Limits.Clone()
+		p.Unreadable = maps.Clone(p.Unreadable)
 		out.Plans[id] = p
 	}
 	maps.Copy(out.Tenants, c.Tenants)

@@ -53,7 +53,10 @@ func ParseValue(b []byte) (int64, error) {
 
 // DecodeHash turns an HGETALL reply (field, value, field, value...) into
 // Counters. Bad fields are skipped one by one and tallied in skipped, so one
-// bad field never hides the good ones next to it.
+// bad field never hides the good ones next to it. A field with a usable
+// name but a bad value is kept as unreadable (see MarkUnreadable): it is
+// unknown, not 0. A bad name cannot be a metric type, so nothing derived
+// depends on it.
 func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	c := make(Counters, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
@@ -70,6 +73,7 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 		v, err := ParseValue(pairs[i+1])
 		if err != nil {
 			skipped[ReasonInvalidValue]++
+			c.MarkUnreadable(field, ReasonInvalidValue)
 			continue
 		}
 		c[field] = v

@@ -26,7 +26,10 @@
 // # Bad rows
 //
 // A row that cannot be used is skipped and counted in Catalog.Invalid under
-// one of the Reason* names; it never fails the Load. A Load fails only
+// one of the Reason* names; it never fails the Load. A limit value that
+// cannot be used (negative, not an integer) skips that limit only: the plan
+// and its tenants stay, with the limit in Plan.Unreadable, so that nothing
+// is derived from it and the tenants are not moved to the defaults. A Load fails only
 // when the query does, or when its columns cannot be used: a required one
 // missing (ErrMissingColumn) or appearing twice, or two columns for one
 // limit.
@@ -82,10 +85,11 @@ const (
 	// ReasonInvalidPlanName: plan_name is empty, not printable UTF-8, or
 	// too long (plans.ValidatePlanName).
 	ReasonInvalidPlanName = "invalid_plan_name"
-	// ReasonNegativeLimit: a limit column is negative.
+	// ReasonNegativeLimit: a limit column is negative. The limit is
+	// unreadable (Plan.Unreadable); the row is kept.
 	ReasonNegativeLimit = "negative_limit"
 	// ReasonNonIntegerLimit: a limit column is not an integer that fits in
-	// 64 bits (1.5, 'abc', true).
+	// 64 bits (1.5, 'abc', true). The limit is unreadable; the row is kept.
 	ReasonNonIntegerLimit = "non_integer_limit"
 	// ReasonConflictingPlan: rows give one plan id different names or
 	// limits. Every row of that plan is skipped, so the plan and its
@@ -272,9 +276,10 @@ type row struct {
 }
 
 // row checks one result row. The plan's name is returned and its limits
-// are written to limits (one per layout limit column, 0 for unlimited)
-// rather than into a map per row: with one row per tenant, the same few
-// plans' limits arrive a hundred thousand times.
+// are written to limits (one per layout limit column, 0 for unlimited, a
+// negative code for an unreadable one, see unreadableLimit) rather than
+// into a map per row: with one row per tenant, the same few plans' limits
+// arrive a hundred thousand times.
 func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName string) {
 	tenantID, ok := idString(values[l.tenantID])
 	if !ok || (tenantID != "" && usage.ValidateID(usage.TenantID, tenantID) != nil) {
@@ -299,7 +304,7 @@ func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName
 	for i, c := range l.limits {
 		v, reason := limitValue(values[c.index])
 		if reason != "" {
-			return row{reason: reason}, ""
+			v = unreadableLimit[reason]
 		}
 		limits[i] = v
 	}
@@ -372,6 +377,18 @@ func limitValue(v any) (int64, string) {
 	return n, ""
 }
 
+// unreadableLimit codes the reason a limit value is unreadable, as the
+// negative value it is kept as in a row's limits: rows of one plan that
+// disagree on it are then a conflict like any other difference.
+var unreadableLimit = map[string]int64{ReasonNegativeLimit: -1, ReasonNonIntegerLimit: -2}
+
+func unreadableReason(code int64) string {
+	if code == unreadableLimit[ReasonNegativeLimit] {
+		return ReasonNegativeLimit
+	}
+	return ReasonNonIntegerLimit
+}
+
 // parseInteger accepts an integer in decimal text, also as numeric prints
 // one with a scale ("5000.00").
 func parseInteger(s string) (int64, error) {
@@ -413,6 +430,11 @@ func (b *builder) add(r row, planName string, limits []int64) {
 		return
 	}
 	if r.planID != "" {
+		for _, v := range limits {
+			if v < 0 {
+				b.invalid[unreadableReason(v)]++
+			}
+		}
 		if p, seen := b.plans[r.planID]; !seen {
 			b.plans[r.planID] = &planRows{name: planName, limits: slices.Clone(limits)}
 		} else if p.name != planName || !slices.Equal(p.limits, limits) {
@@ -437,13 +459,19 @@ func (b *builder) catalog() *plans.Catalog {
 		if p.conflicting {
 			continue
 		}
-		limits := plans.Limits{}
+		plan := plans.Plan{ID: id, Name: p.name, Limits: plans.Limits{}}
 		for i, c := range b.lay.limits {
-			if p.limits[i] > 0 {
-				limits[c.metricType] = p.limits[i]
+			switch v := p.limits[i]; {
+			case v > 0:
+				plan.Limits[c.metricType] = v
+			case v < 0:
+				if plan.Unreadable == nil {
+					plan.Unreadable = map[string]string{}
+				}
+				plan.Unreadable[c.metricType] = unreadableReason(v)
 			}
 		}
-		cat.Plans[id] = plans.Plan{ID: id, Name: p.name, Limits: limits}
+		cat.Plans[id] = plan
 	}
 	b.addTenants(cat, rows)
 	return cat
