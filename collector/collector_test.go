@@ -16,11 +16,11 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/plans"
-	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
 // november is a fixed clock inside period 202611 (UTC).
@@ -55,7 +55,7 @@ func newFixtureOnRedis(t *testing.T, f *fixture, serviceOpts []billing.Option, s
 	t.Cleanup(func() { f.store.Close() })
 	opts := append([]billing.Option{billing.WithClock(func() time.Time { return november })}, serviceOpts...)
 	svc := billing.New(f.store, opts...)
-	f.handler = NewHandler(NewScraper(svc, f.store), static, slog.New(slog.DiscardHandler))
+	f.handler = NewHandler(svc, static, slog.New(slog.DiscardHandler))
 	f.server = httptest.NewServer(f.handler)
 	t.Cleanup(f.server.Close)
 	return f
@@ -171,7 +171,7 @@ func TestPeriodRollover(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := billing.New(store, billing.WithLocation(tc.loc), billing.WithClock(func() time.Time { return tc.now }))
-			h := NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+			h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 			ts := httptest.NewServer(h)
 			defer ts.Close()
 			r := scrapetest.Get(t, nil, ts.URL, nil)
@@ -419,12 +419,12 @@ func TestCutScrapeKeepsSourceHealth(t *testing.T) {
 	src.blocked.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	sc, err := f.handler.scraper.Scrape(ctx)
+	read, err := f.handler.service.Read(ctx)
 	if err == nil {
 		t.Fatal("a scrape whose context ended during the read returned no error")
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(New(sc, err, nil, 0, TenantsWritten, slog.New(slog.DiscardHandler)))
+	reg.MustRegister(New(read, err, 0, slog.New(slog.DiscardHandler)))
 	families, gatherErr := reg.Gather()
 	if gatherErr != nil {
 		t.Fatal(gatherErr)
@@ -465,7 +465,7 @@ func TestMaxTenantsKeepsAlertingTenants(t *testing.T) {
 		cat.Tenants[id] = "1"
 	}
 	f := newFixture(t, []billing.Option{billing.WithPlans(staticPlans{cat}, "postgres")})
-	f.handler = NewHandler(f.handler.scraper, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTenants(2))
+	f.handler = NewHandler(f.handler.service, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTenants(2))
 	srv := httptest.NewServer(f.handler)
 	t.Cleanup(srv.Close)
 	// Mid-month (the fixture's clock), 10 of 100 messages is not on course
