@@ -61,6 +61,8 @@ type options struct {
 	maxTenants    int
 	disableAPI    bool
 	redisTLS      redisstore.TLSFiles
+	readMode      string
+	resync        time.Duration
 }
 
 func main() {
@@ -80,6 +82,8 @@ func main() {
 	durationFlag(app, "redis.read-timeout", "Timeout for one Redis reply (a scrape's deadline can shorten it).", "5s", &o.redisRead)
 	durationFlag(app, "redis.write-timeout", "Timeout for writing one Redis request.", "5s", &o.redisWrite)
 	intFlag(app, "redis.scan-count", "COUNT hint of each SCAN call.", "2000", &o.scanCount)
+	app.Flag("redis.read-mode", "track: keep a mirror of the usage state current with Redis key tracking, re-reading only changed keys; scan: read every usage key on every scrape.").Default(redisstore.ModeTrack).EnumVar(&o.readMode, redisstore.ModeTrack, redisstore.ModeScan)
+	durationFlag(app, "redis.resync-interval", "How often a background full read checks the track mode's mirror and replaces it; 0 turns the check off.", "15m", &o.resync)
 	intFlag(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
 	app.Flag("usage.key-pattern", "Name of the usage hashes, with {tenant_id} and {period} (YYYYMM).").Default(usage.DefaultKeyPattern).StringVar(&o.keyPattern)
 	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)
@@ -224,6 +228,13 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		store = single
 	}
 	defer store.Close()
+	mirrorOpts := []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync), redisstore.WithMirrorLogger(logger)}
+	if o.readMode == redisstore.ModeScan {
+		mirrorOpts = append(mirrorOpts, redisstore.WithScanMode())
+	}
+	reader := redisstore.NewMirror(store, pattern, mirrorOpts...)
+	defer reader.Close()
+	static.MustRegister(reader)
 
 	serviceOpts := []billing.Option{
 		billing.WithKeyPattern(pattern),
@@ -236,7 +247,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	if src.source != nil {
 		serviceOpts = append(serviceOpts, billing.WithPlans(src.source, src.name))
 	}
-	service := billing.New(store, serviceOpts...)
+	service := billing.New(reader, serviceOpts...)
 	scraper := collector.NewScraper(service, store)
 
 	mux := http.NewServeMux()

@@ -1,0 +1,576 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/billing-exporter/billing_exporter/usage"
+)
+
+// Read modes of --redis.read-mode.
+const (
+	// ModeTrack keeps a mirror of the usage state current with Redis key
+	// tracking: a read re-reads only the keys changed since the last one.
+	ModeTrack = "track"
+	// ModeScan reads the whole usage state on every read.
+	ModeScan = "scan"
+)
+
+// FullReader is what a Mirror falls back to: a complete read per call
+// (Store, Cluster).
+type FullReader interface {
+	ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error)
+	ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error)
+}
+
+// Mirror reads usage from a copy of the usage state kept in memory, seeded
+// by one full read and kept current by Redis' server-assisted client-side
+// caching in broadcast mode (see trackingPair). A read proves the copy
+// current with a barrier, re-reads only the keys Redis said changed, and
+// returns the same Snapshot a full read would. Whenever the copy cannot be
+// proven current (a tracking connection lost, Redis restarted, a flush,
+// the period rolled over, a read failed part-way) the read is a full read
+// that seeds a new copy.
+//
+// Where Redis refuses tracking (Redis < 6, an ACL without the commands, a
+// key pattern without a literal prefix, Redis Cluster) the Mirror says so
+// once in the log and in billing_redis_read_mode, and every read is a full
+// read of the reader it wraps, as in scan mode.
+//
+// ReadTenant (the API's one-tenant read) stays a direct HGETALL: it is one
+// round trip either way (a mirror read costs a barrier of two), and it
+// needs no lock shared with scrapes.
+type Mirror struct {
+	scan    FullReader
+	store   *Store // nil when tracking is impossible (a cluster)
+	pattern usage.KeyPattern
+	logger  *slog.Logger
+	resync  time.Duration
+	now     func() time.Time
+
+	mu         sync.Mutex // one read (or resync swap) at a time
+	pair       *trackingPair
+	state      *mirrorState
+	nextReason string       // why the next read must be full, when the pair is gone
+	seededAt   atomic.Int64 // UnixNano of the full read the mirror comes from; 0 while there is none
+
+	scanReason atomic.Pointer[string] // set once: why reads are full reads
+
+	invalidated   atomic.Uint64
+	rereadLast    atomic.Int64
+	rereadTotal   atomic.Uint64
+	divergentLast atomic.Int64
+	lastSize      atomic.Int64 // current-period keys of the last full read, to size the next
+	fullReads     sync.Map     // reason → *atomic.Uint64
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+// MirrorOption configures a Mirror.
+type MirrorOption func(*Mirror)
+
+// WithResyncInterval sets how often a background full read checks the
+// mirror and replaces it; 0 turns the check off.
+func WithResyncInterval(d time.Duration) MirrorOption { return func(m *Mirror) { m.resync = d } }
+
+// WithMirrorLogger sets the logger.
+func WithMirrorLogger(l *slog.Logger) MirrorOption { return func(m *Mirror) { m.logger = l } }
+
+// scanRequested is the scan-mode reason of --redis.read-mode=scan.
+const scanRequested = "--redis.read-mode=scan"
+
+// WithScanMode makes every read a full read: --redis.read-mode=scan. The
+// Mirror then only reports the mode.
+func WithScanMode() MirrorOption {
+	return func(m *Mirror) { r := scanRequested; m.scanReason.Store(&r) }
+}
+
+// withMirrorClock replaces time.Now for the mirror age, for tests.
+func withMirrorClock(now func() time.Time) MirrorOption { return func(m *Mirror) { m.now = now } }
+
+// NewMirror returns a Mirror over r for pattern. r is a *Store for tracking
+// to be possible; any other reader (a *Cluster) is read in scan mode, with
+// the reason logged. The first read seeds the mirror.
+func NewMirror(r FullReader, pattern usage.KeyPattern, opts ...MirrorOption) *Mirror {
+	m := &Mirror{
+		scan:       r,
+		pattern:    pattern,
+		logger:     slog.New(slog.DiscardHandler),
+		resync:     15 * time.Minute,
+		now:        time.Now,
+		nextReason: reasonStart,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	for _, reason := range fullReadReasons {
+		m.fullReads.Store(reason, new(atomic.Uint64))
+	}
+	m.store, _ = r.(*Store)
+	switch {
+	case m.store == nil:
+		m.fallBack("key tracking is not implemented for Redis Cluster")
+	case pattern.LiteralPrefix() == "":
+		m.fallBack("the usage key pattern starts with a placeholder: no literal prefix to track")
+	}
+	if m.resync > 0 && m.scanReason.Load() == nil {
+		go m.resyncLoop()
+	} else {
+		close(m.done)
+	}
+	return m
+}
+
+// fallBack switches to scan mode for good, saying why once.
+func (m *Mirror) fallBack(reason string) {
+	if m.scanReason.CompareAndSwap(nil, &reason) {
+		m.logger.Warn("Redis key tracking unavailable: reading the whole usage state on every scrape (scan mode)",
+			"reason", reason)
+	}
+}
+
+// Mode returns the read mode in force.
+func (m *Mirror) Mode() string {
+	if m.scanReason.Load() != nil {
+		return ModeScan
+	}
+	return ModeTrack
+}
+
+// Close stops the self-check and closes the tracking connections.
+func (m *Mirror) Close() error {
+	m.stopOnce.Do(func() { close(m.stop) })
+	<-m.done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dropPair(reasonStart)
+	return nil
+}
+
+// ReadTenant reads one usage hash directly (see Mirror).
+func (m *Mirror) ReadTenant(ctx context.Context, key string) (usage.Counters, bool, map[usage.Reason]int, error) {
+	return m.scan.ReadTenant(ctx, key)
+}
+
+// ReadUsage returns the usage state of periodID: from the mirror after a
+// barrier and the re-read of the keys changed since the last read, or from
+// a full read that seeds it anew.
+func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
+	if m.scanReason.Load() != nil || pattern != m.pattern {
+		return m.scan.ReadUsage(ctx, pattern, periodID)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
+	reason := m.nextReason
+	if reason == "" && m.state.periodID != periodID {
+		reason = reasonPeriod
+	}
+	if reason == "" {
+		r, err := m.pair.barrier(ctx, &m.store.settings)
+		if err != nil && r == "" {
+			return nil, err
+		}
+		if err != nil {
+			m.logger.Debug("tracking barrier failed", "err", err)
+		}
+		reason = r
+	}
+	if reason != "" {
+		return m.seed(ctx, periodID, reason)
+	}
+	keys := m.pair.take()
+	if err := m.reread(ctx, m.state, keys); err != nil {
+		m.dropPair(reasonReadError)
+		return nil, err
+	}
+	m.rereadLast.Store(int64(len(keys)))
+	m.rereadTotal.Add(uint64(len(keys)))
+	return m.state.snapshot(), nil
+}
+
+// dropPair forgets the pair and the state; the next read is a full read for
+// reason.
+func (m *Mirror) dropPair(reason string) {
+	if m.pair != nil {
+		m.pair.close()
+		m.pair = nil
+	}
+	m.state = nil
+	m.seededAt.Store(0)
+	m.nextReason = reason
+}
+
+// seed makes a new mirror with a full read, opening a new tracking pair
+// first when the old one is lost. Under m.mu.
+func (m *Mirror) seed(ctx context.Context, periodID, reason string) (*usage.Snapshot, error) {
+	if reason != reasonStart && reason != reasonPeriod {
+		m.logger.Info("Redis usage mirror cannot be proven current: full read", "reason", reason)
+	}
+	if m.pair != nil && m.pair.lostReason() != "" {
+		m.dropPair(reason)
+	}
+	m.state = nil
+	m.seededAt.Store(0)
+	m.nextReason = reason
+	if m.pair == nil {
+		p, err := m.store.openTracking(ctx, m.store.target.Address, m.pattern.LiteralPrefix(), &m.invalidated)
+		if errors.Is(err, errTrackingRefused) {
+			m.fallBack(err.Error())
+			return m.scan.ReadUsage(ctx, m.pattern, periodID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redis key tracking: %w", err)
+		}
+		m.pair = p
+	}
+	// Tracking is on from here: a key changed from now on is in the dirty
+	// set, and any change before is in what the full read sees. Keys
+	// invalidated during the read are re-read by the next one.
+	m.pair.take()
+	st, err := m.fullRead(ctx, periodID, int(m.lastSize.Load()), false)
+	if err != nil && ctx.Err() == nil && reason == reasonConnectionLost {
+		// The pool's idle connections died with the tracking ones (a
+		// restart) and were trusted for being recently used; the failed
+		// one is gone now, so one more try reads on fresh connections.
+		st, err = m.fullRead(ctx, periodID, int(m.lastSize.Load()), false)
+	}
+	if err != nil {
+		m.dropPair(reason)
+		return nil, err
+	}
+	m.state, m.nextReason = st, ""
+	m.seededAt.Store(m.now().UnixNano())
+	m.lastSize.Store(int64(len(st.current)))
+	m.countFullRead(reason)
+	m.rereadLast.Store(0)
+	return st.snapshot(), nil
+}
+
+func (m *Mirror) countFullRead(reason string) {
+	if c, ok := m.fullReads.Load(reason); ok {
+		c.(*atomic.Uint64).Add(1)
+	}
+}
+
+// mirrorState is the mirror: every key the SCAN of a full read would
+// return, sorted the way a full read counts it.
+type mirrorState struct {
+	periodID  string
+	current   map[string]*keyEntry // usage keys of the period
+	others    map[string]struct{}  // usage keys of other periods
+	malformed map[string]struct{}  // keys that match the glob but do not parse
+	// Sums over current, kept as entries come and go.
+	wrongType, invalidField, invalidValue int
+}
+
+// keyEntry is one usage key of the period.
+type keyEntry struct {
+	tenant   string
+	counters usage.Counters // nil: the key holds another type than a hash
+	// Fields skipped when decoding the hash.
+	invalidField, invalidValue int
+}
+
+func newMirrorState(periodID string, sizeHint int) *mirrorState {
+	return &mirrorState{
+		periodID:  periodID,
+		current:   make(map[string]*keyEntry, sizeHint),
+		others:    map[string]struct{}{},
+		malformed: map[string]struct{}{},
+	}
+}
+
+// put records a current-period key's entry, nil when it no longer exists.
+func (st *mirrorState) put(key string, e *keyEntry) {
+	if old, ok := st.current[key]; ok {
+		if old.counters == nil {
+			st.wrongType--
+		}
+		st.invalidField -= old.invalidField
+		st.invalidValue -= old.invalidValue
+		delete(st.current, key)
+	}
+	if e == nil {
+		return
+	}
+	if e.counters == nil {
+		st.wrongType++
+	}
+	st.invalidField += e.invalidField
+	st.invalidValue += e.invalidValue
+	st.current[key] = e
+}
+
+// setMember adds or removes key from set.
+func setMember(set map[string]struct{}, key string, exists bool) {
+	if exists {
+		set[key] = struct{}{}
+	} else {
+		delete(set, key)
+	}
+}
+
+// snapshot renders the mirror as a full read would have returned it. The
+// counters are shared, never modified: a changed hash gets new counters.
+func (st *mirrorState) snapshot() *usage.Snapshot {
+	snap := usage.NewSnapshot(st.periodID)
+	snap.Tenants = make(map[string]usage.Counters, len(st.current))
+	for _, e := range st.current {
+		if e.counters != nil {
+			snap.Tenants[e.tenant] = e.counters
+		}
+	}
+	snap.Keys = len(st.current) + len(st.others)
+	for reason, n := range map[usage.Reason]int{
+		usage.ReasonMalformedKey: len(st.malformed),
+		usage.ReasonWrongType:    st.wrongType,
+		usage.ReasonInvalidField: st.invalidField,
+		usage.ReasonInvalidValue: st.invalidValue,
+	} {
+		if n > 0 {
+			snap.Skipped[reason] = n
+		}
+	}
+	return snap
+}
+
+// keyKind sorts a key the way a full read would: not a usage key at all
+// (ignored), malformed, of another period, or of the period (with its
+// tenant).
+type keyKind int
+
+const (
+	kindIgnored keyKind = iota
+	kindMalformed
+	kindOther
+	kindCurrent
+)
+
+func (st *mirrorState) classify(pattern usage.KeyPattern, key string) (keyKind, string) {
+	if !pattern.MatchesGlob(key) {
+		return kindIgnored, ""
+	}
+	tenant, pid, err := pattern.Parse(key)
+	switch {
+	case err != nil:
+		return kindMalformed, ""
+	case pid != st.periodID:
+		return kindOther, ""
+	}
+	return kindCurrent, tenant
+}
+
+// reread reads keys again and updates st: HGETALL for the period's keys,
+// EXISTS for the others that a full read would count, in pipelined batches.
+func (m *Mirror) reread(ctx context.Context, st *mirrorState, keys map[string]struct{}) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	type item struct {
+		key, tenant string
+		kind        keyKind
+	}
+	batch := make([]item, 0, min(len(keys), m.store.batchSize))
+	var c redis.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	skipped := map[usage.Reason]int{}
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if c == nil {
+			var err error
+			if c, err = m.store.pool.GetContext(ctx); err != nil {
+				return fmt.Errorf("redis connection: %w", err)
+			}
+		}
+		for _, it := range batch {
+			cmd := "EXISTS"
+			if it.kind == kindCurrent {
+				cmd = "HGETALL"
+			}
+			if err := c.Send(cmd, it.key); err != nil {
+				return fmt.Errorf("%s: %w", cmd, err)
+			}
+		}
+		replies, err := redis.Values(m.store.do(ctx, c, "hgetall", ""))
+		if err != nil {
+			return err
+		}
+		if len(replies) != len(batch) {
+			return fmt.Errorf("re-read: %d replies for %d keys", len(replies), len(batch))
+		}
+		for i, it := range batch {
+			if it.kind != kindCurrent {
+				n, err := redis.Int(replies[i], nil)
+				if err != nil {
+					return fmt.Errorf("EXISTS %q: %w", it.key, err)
+				}
+				if it.kind == kindMalformed {
+					setMember(st.malformed, it.key, n > 0)
+				} else {
+					setMember(st.others, it.key, n > 0)
+				}
+				continue
+			}
+			e, err := decodeEntry(replies[i], it.tenant, skipped)
+			if err != nil {
+				return fmt.Errorf("HGETALL %q: %w", it.key, err)
+			}
+			st.put(it.key, e)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for key := range keys {
+		kind, tenant := st.classify(m.pattern, key)
+		if kind == kindIgnored {
+			continue
+		}
+		batch = append(batch, item{key: key, tenant: tenant, kind: kind})
+		if len(batch) >= m.store.batchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// decodeEntry turns an HGETALL reply into a key's entry: nil for a key that
+// does not exist, an entry without counters for a key of another type.
+// skipped is scratch space, emptied here.
+func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEntry, error) {
+	clear(skipped)
+	counters, found, err := decodeHGETALL(reply, skipped)
+	if err != nil {
+		return nil, err
+	}
+	if skipped[usage.ReasonWrongType] > 0 {
+		return &keyEntry{tenant: tenant}, nil
+	}
+	if !found {
+		return nil, nil
+	}
+	return &keyEntry{tenant: tenant, counters: counters,
+		invalidField: skipped[usage.ReasonInvalidField], invalidValue: skipped[usage.ReasonInvalidValue]}, nil
+}
+
+// fullRead reads the whole usage state into a new mirrorState: SCAN for
+// every key of the pattern, HGETALL for the period's keys. Paced, it rests
+// after each page as long as the page took, so that a background check
+// takes at most half of one connection's worth of Redis time at any moment
+// instead of a burst.
+func (m *Mirror) fullRead(ctx context.Context, periodID string, hint int, paced bool) (*mirrorState, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st := newMirrorState(periodID, hint)
+	pages := make(chan []any, 2)
+	scanErr := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		scanErr <- m.store.scanKeys(ctx, m.pattern, pages)
+	}()
+	fail := func(err error) (*mirrorState, error) {
+		cancel()
+		for range pages {
+		}
+		return nil, err
+	}
+	var c redis.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	skipped := map[usage.Reason]int{}
+	var keys, tenants []string
+	readBatch := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		if c == nil {
+			var err error
+			if c, err = m.store.pool.GetContext(ctx); err != nil {
+				return fmt.Errorf("redis connection: %w", err)
+			}
+		}
+		for _, key := range keys {
+			if err := c.Send("HGETALL", key); err != nil {
+				return fmt.Errorf("HGETALL: %w", err)
+			}
+		}
+		replies, err := redis.Values(m.store.do(ctx, c, "hgetall", ""))
+		if err != nil {
+			return err
+		}
+		if len(replies) != len(keys) {
+			return fmt.Errorf("HGETALL: %d replies for %d keys", len(replies), len(keys))
+		}
+		for i, r := range replies {
+			e, err := decodeEntry(r, tenants[i], skipped)
+			if err != nil {
+				return fmt.Errorf("HGETALL %q: %w", keys[i], err)
+			}
+			st.put(keys[i], e)
+		}
+		keys, tenants = keys[:0], tenants[:0]
+		return nil
+	}
+	for page := range pages {
+		start := time.Now()
+		names, err := redis.Strings(page, nil)
+		if err != nil {
+			return fail(fmt.Errorf("SCAN keys: %w", err))
+		}
+		for _, key := range names {
+			switch kind, tenant := st.classify(m.pattern, key); kind {
+			case kindMalformed:
+				st.malformed[key] = struct{}{}
+			case kindOther:
+				st.others[key] = struct{}{}
+			case kindCurrent:
+				keys = append(keys, key)
+				tenants = append(tenants, tenant)
+				if len(keys) >= m.store.batchSize {
+					if err := readBatch(); err != nil {
+						return fail(err)
+					}
+				}
+			}
+		}
+		if paced {
+			if err := readBatch(); err != nil {
+				return fail(err)
+			}
+			select {
+			case <-time.After(time.Since(start)):
+			case <-ctx.Done():
+				return fail(ctx.Err())
+			}
+		}
+	}
+	if err := <-scanErr; err != nil {
+		return nil, err
+	}
+	if err := readBatch(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
