@@ -373,16 +373,90 @@ func (st *mirrorState) classify(pattern usage.KeyPattern, key string) (keyKind, 
 }
 
 // reread reads keys again and updates st: HGETALL for the period's keys,
-// EXISTS for the others that a full read would count, in pipelined batches.
+// EXISTS for the others that a full read would count, in pipelined batches
+// on up to hashReaders connections at once (as a full read's HGETALLs), so
+// that a read of many changed keys overlaps Redis' work on one batch with
+// the decoding of another. st is updated here only, one batch at a time.
 func (m *Mirror) reread(ctx context.Context, st *mirrorState, keys map[string]struct{}) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	type item struct {
-		key, tenant string
-		kind        keyKind
+	var batches [][]rereadItem
+	batch := make([]rereadItem, 0, min(len(keys), m.store.batchSize))
+	for key := range keys {
+		kind, tenant := st.classify(m.pattern, key)
+		if kind == kindIgnored {
+			continue
+		}
+		batch = append(batch, rereadItem{key: key, tenant: tenant, kind: kind})
+		if len(batch) >= m.store.batchSize {
+			batches = append(batches, batch)
+			batch = make([]rereadItem, 0, min(len(keys), m.store.batchSize))
+		}
 	}
-	batch := make([]item, 0, min(len(keys), m.store.batchSize))
+	if len(batch) > 0 {
+		batches = append(batches, batch)
+	}
+	if len(batches) == 0 {
+		return nil
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := make(chan []rereadItem)
+	out := make(chan []rereadItem)
+	errc := make(chan error, hashReaders)
+	var wg sync.WaitGroup
+	for range min(hashReaders, len(batches)) {
+		wg.Go(func() {
+			if err := m.rereadBatches(ctx, in, out); err != nil {
+				errc <- err
+				cancel()
+			}
+		})
+	}
+	go func() {
+		defer close(in)
+		for _, b := range batches {
+			select {
+			case in <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+	for b := range out {
+		for _, it := range b {
+			switch it.kind {
+			case kindMalformed:
+				setMember(st.malformed, it.key, it.exists)
+			case kindOther:
+				setMember(st.others, it.key, it.exists)
+			case kindCurrent:
+				st.put(it.key, it.entry)
+			}
+		}
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+// rereadItem is one key to read again, and what was read.
+type rereadItem struct {
+	key, tenant string
+	kind        keyKind
+	exists      bool      // kindMalformed, kindOther
+	entry       *keyEntry // kindCurrent; nil when the key is gone
+}
+
+// rereadBatches is one connection's share of a reread: it reads each batch
+// taken from in, fills in its items and sends it to out.
+func (m *Mirror) rereadBatches(ctx context.Context, in <-chan []rereadItem, out chan<- []rereadItem) error {
 	var c redis.Conn
 	defer func() {
 		if c != nil {
@@ -390,10 +464,7 @@ func (m *Mirror) reread(ctx context.Context, st *mirrorState, keys map[string]st
 		}
 	}()
 	skipped := map[usage.Reason]int{}
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
+	for batch := range in {
 		if c == nil {
 			var err error
 			if c, err = m.store.pool.GetContext(ctx); err != nil {
@@ -416,41 +487,27 @@ func (m *Mirror) reread(ctx context.Context, st *mirrorState, keys map[string]st
 		if len(replies) != len(batch) {
 			return fmt.Errorf("re-read: %d replies for %d keys", len(replies), len(batch))
 		}
-		for i, it := range batch {
+		for i := range batch {
+			it := &batch[i]
 			if it.kind != kindCurrent {
 				n, err := redis.Int(replies[i], nil)
 				if err != nil {
 					return fmt.Errorf("EXISTS %q: %w", it.key, err)
 				}
-				if it.kind == kindMalformed {
-					setMember(st.malformed, it.key, n > 0)
-				} else {
-					setMember(st.others, it.key, n > 0)
-				}
+				it.exists = n > 0
 				continue
 			}
-			e, err := decodeEntry(replies[i], it.tenant, skipped)
-			if err != nil {
+			if it.entry, err = decodeEntry(replies[i], it.tenant, skipped); err != nil {
 				return fmt.Errorf("HGETALL %q: %w", it.key, err)
 			}
-			st.put(it.key, e)
 		}
-		batch = batch[:0]
-		return nil
-	}
-	for key := range keys {
-		kind, tenant := st.classify(m.pattern, key)
-		if kind == kindIgnored {
-			continue
-		}
-		batch = append(batch, item{key: key, tenant: tenant, kind: kind})
-		if len(batch) >= m.store.batchSize {
-			if err := flush(); err != nil {
-				return err
-			}
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return flush()
+	return nil
 }
 
 // decodeEntry turns an HGETALL reply into a key's entry: nil for a key that
