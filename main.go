@@ -229,7 +229,8 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	}
 	defer store.Close()
 	mirrorOpts := []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync), redisstore.WithMirrorLogger(logger)}
-	if o.readMode == redisstore.ModeScan {
+	// The demo's in-process Redis (miniredis) has no key tracking.
+	if o.readMode == redisstore.ModeScan || o.demo {
 		mirrorOpts = append(mirrorOpts, redisstore.WithScanMode())
 	}
 	reader := redisstore.NewMirror(store, pattern, mirrorOpts...)
