@@ -40,9 +40,10 @@ type FullReader interface {
 // that seeds a new copy.
 //
 // Where Redis refuses tracking (Redis < 6, an ACL without the commands, a
-// key pattern without a literal prefix, Redis Cluster) the Mirror says so
-// once in the log and in billing_redis_read_mode, and every read is a full
-// read of the reader it wraps, as in scan mode.
+// key pattern without a literal prefix) the Mirror says so once in the log
+// and in billing_redis_tracking_unavailable, and every read is a full read
+// of the reader it wraps, as in scan mode. Over a Redis Cluster it keeps a
+// mirror per master (see clusterMirror).
 //
 // ReadTenant (the API's one-tenant read) stays a direct HGETALL: it is one
 // round trip either way (a mirror read costs a barrier of two), and it
@@ -63,16 +64,31 @@ type Mirror struct {
 
 	scanReason atomic.Pointer[string] // set once: why reads are full reads
 
-	invalidated   atomic.Uint64
-	rereadLast    atomic.Int64
-	rereadTotal   atomic.Uint64
-	divergentLast atomic.Int64
-	lastSize      atomic.Int64 // current-period keys of the last full read, to size the next
-	fullReads     sync.Map     // reason → *atomic.Uint64
+	lastSize atomic.Int64 // current-period keys of the last full read, to size the next
+	*mirrorStats
+	cluster *clusterMirror // nil for a single server
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
+}
+
+// mirrorStats are the counters a Mirror exports; the per-master mirrors of
+// a cluster share their parent's.
+type mirrorStats struct {
+	invalidated   atomic.Uint64
+	rereadLast    atomic.Int64
+	rereadTotal   atomic.Uint64
+	divergentLast atomic.Int64
+	fullReads     sync.Map // reason → *atomic.Uint64
+}
+
+func newMirrorStats() *mirrorStats {
+	st := &mirrorStats{}
+	for _, reason := range fullReadReasons {
+		st.fullReads.Store(reason, new(atomic.Uint64))
+	}
+	return st
 }
 
 // MirrorOption configures a Mirror.
@@ -94,12 +110,16 @@ func WithScanMode() MirrorOption {
 	return func(m *Mirror) { r := scanRequested; m.scanReason.Store(&r) }
 }
 
+// withStats makes a mirror count into another's stats (a cluster's
+// per-master mirrors).
+func withStats(st *mirrorStats) MirrorOption { return func(m *Mirror) { m.mirrorStats = st } }
+
 // withMirrorClock replaces time.Now for the mirror age, for tests.
 func withMirrorClock(now func() time.Time) MirrorOption { return func(m *Mirror) { m.now = now } }
 
-// NewMirror returns a Mirror over r for pattern. r is a *Store for tracking
-// to be possible; any other reader (a *Cluster) is read in scan mode, with
-// the reason logged. The first read seeds the mirror.
+// NewMirror returns a Mirror over r for pattern. r is a *Store or a
+// *Cluster for tracking to be possible; any other reader is read in scan
+// mode, with the reason logged. The first read seeds the mirror.
 func NewMirror(r FullReader, pattern usage.KeyPattern, opts ...MirrorOption) *Mirror {
 	m := &Mirror{
 		scan:       r,
@@ -114,13 +134,16 @@ func NewMirror(r FullReader, pattern usage.KeyPattern, opts ...MirrorOption) *Mi
 	for _, o := range opts {
 		o(m)
 	}
-	for _, reason := range fullReadReasons {
-		m.fullReads.Store(reason, new(atomic.Uint64))
+	if m.mirrorStats == nil {
+		m.mirrorStats = newMirrorStats()
 	}
 	m.store, _ = r.(*Store)
+	if c, ok := r.(*Cluster); ok {
+		m.cluster = &clusterMirror{c: c, parent: m}
+	}
 	switch {
-	case m.store == nil:
-		m.fallBack("key tracking is not implemented for Redis Cluster")
+	case m.store == nil && m.cluster == nil:
+		m.fallBack(fmt.Sprintf("key tracking needs a single Redis server or a cluster, not a %T", r))
 	case pattern.LiteralPrefix() == "":
 		m.fallBack("the usage key pattern starts with a placeholder: no literal prefix to track")
 	}
@@ -154,6 +177,9 @@ func (m *Mirror) Close() error {
 	<-m.done
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.cluster != nil {
+		m.cluster.drop()
+	}
 	m.dropPair(reasonStart)
 	return nil
 }
@@ -172,6 +198,9 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.cluster != nil {
+		return m.cluster.read(ctx, periodID)
+	}
 
 	reason := m.nextReason
 	if reason == "" && m.state.periodID != periodID {
@@ -225,7 +254,7 @@ func (m *Mirror) seed(ctx context.Context, periodID, reason string) (*usage.Snap
 	m.seededAt.Store(0)
 	m.nextReason = reason
 	if m.pair == nil {
-		p, err := m.store.openTracking(ctx, m.store.target.Address, m.pattern.LiteralPrefix(), &m.invalidated)
+		p, err := m.store.openTracking(ctx, m.store.target.Address, m.pattern.LiteralPrefix(), &m.mirrorStats.invalidated)
 		if errors.Is(err, errTrackingRefused) {
 			m.fallBack(err.Error())
 			return m.scan.ReadUsage(ctx, m.pattern, periodID)

@@ -44,6 +44,9 @@ func (m *Mirror) Resync(ctx context.Context) (int, error) {
 	if m.scanReason.Load() != nil {
 		return -1, nil
 	}
+	if m.cluster != nil {
+		return m.cluster.resync(ctx)
+	}
 	m.mu.Lock()
 	if m.state == nil || m.pair == nil {
 		m.mu.Unlock()

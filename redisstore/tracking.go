@@ -31,10 +31,11 @@ const (
 	reasonPeriod         = "period_change"   // the billing period rolled over
 	reasonReadError      = "read_error"      // a re-read failed part-way
 	reasonResync         = "resync"          // the periodic self-check
+	reasonTopology       = "topology_change" // Redis Cluster: slots moved, a failover, a master added or gone
 )
 
 // fullReadReasons lists every reason, so the counter reports zeros too.
-var fullReadReasons = []string{reasonStart, reasonConnectionLost, reasonRedirBroken, reasonFlush, reasonPeriod, reasonReadError, reasonResync}
+var fullReadReasons = []string{reasonStart, reasonConnectionLost, reasonRedirBroken, reasonFlush, reasonPeriod, reasonReadError, reasonResync, reasonTopology}
 
 // trackingPair is one tracking session with a Redis server: a subscribed
 // connection that receives the invalidations of every key under a prefix,
