@@ -12,6 +12,8 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
+
+	"github.com/billing-exporter/billing_exporter/usage"
 )
 
 // TestClusterMirror: a mirror per master is exact on its own, under writes,
@@ -195,4 +197,45 @@ func TestClusterMirrorStopped(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("no read after the master came back: %v", last)
+}
+
+// TestClusterMirrorFailover: a master failed over to its replica, with
+// writes before and after, gives exact numbers by the next read.
+func TestClusterMirrorFailover(t *testing.T) {
+	f := newClusterFixture(t)
+	cl := f.cluster
+	replica := cl.AddReplica(0)
+	c := newCluster(t, cl.Addrs()[:1])
+	ref := newCluster(t, cl.Addrs()[:1])
+	m := NewMirror(c, pattern, WithResyncInterval(0))
+	defer m.Close()
+	sameSnapshot(t, "seed", read(t, m, "202611"), f.want)
+	for i := range 200 {
+		cl.Do("HINCRBY", fmt.Sprintf("usage:%d:202611", i), "messages", 1000)
+	}
+	sameSnapshot(t, "before failover", read(t, m, "202611"), read(t, ref, "202611"))
+
+	cl.Failover(replica)
+	for i := range 200 {
+		cl.Do("HINCRBY", fmt.Sprintf("usage:%d:202611", i), "users", 1)
+	}
+	cl.Do("DEL", "usage:7:202611")
+	var got *usage.Snapshot
+	for range 50 { // the first reads may meet a layout still settling
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := m.ReadUsage(ctx, pattern, "202611")
+		cancel()
+		if err == nil {
+			got = s
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got == nil {
+		t.Fatal("no read after the failover")
+	}
+	sameSnapshot(t, "after failover", got, read(t, ref, "202611"))
+	if n := fullReads(m, reasonTopology); n == 0 {
+		t.Error("the failover caused no topology full read")
+	}
 }
