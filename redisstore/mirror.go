@@ -269,10 +269,11 @@ func (m *Mirror) seed(ctx context.Context, periodID, reason string) (*usage.Snap
 	// invalidated during the read are re-read by the next one.
 	m.pair.take()
 	st, err := m.fullRead(ctx, periodID, int(m.lastSize.Load()), false)
-	if err != nil && ctx.Err() == nil && reason == reasonConnectionLost {
-		// The pool's idle connections died with the tracking ones (a
-		// restart) and were trusted for being recently used; the failed
-		// one is gone now, so one more try reads on fresh connections.
+	// The pool's idle connections may have died with the tracking ones (a
+	// restart) and be trusted for being recently used; each failed one is
+	// gone after its failure, so a try per idle connection the pool may
+	// hold reaches fresh ones.
+	for try := 0; err != nil && ctx.Err() == nil && reason == reasonConnectionLost && try < maxIdle; try++ {
 		st, err = m.fullRead(ctx, periodID, int(m.lastSize.Load()), false)
 	}
 	if err != nil {
