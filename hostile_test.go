@@ -15,9 +15,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // TestHostileRedisContents fills Redis with what a buggy or hostile writer

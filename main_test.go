@@ -19,9 +19,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 var binary string
@@ -188,6 +188,8 @@ func TestInvalidStartupInputExits(t *testing.T) {
 		{"unreadable password file", []string{"--redis.password-file=" + unreadable}, "--redis.password-file"},
 		{"bad redis address", []string{"--redis.addr=ftp://x"}, "--redis.addr"},
 		{"bad duration", []string{"--scrape.max-timeout=soon"}, "scrape.max-timeout"},
+		{"bad read mode", []string{"--redis.read-mode=poll"}, "redis.read-mode"},
+		{"negative resync interval", []string{"--redis.resync-interval=-1m"}, "redis.resync-interval"},
 		{"bad web config", []string{"--web.config.file=" + unreadable}, "web"},
 	}
 	for _, tc := range cases {
@@ -367,7 +369,7 @@ func TestHealthEndpointsReadNoSource(t *testing.T) {
 	if after := redis.CommandCalls("scan") + redis.CommandCalls("hgetall"); after != before {
 		t.Errorf("health probes sent %d SCAN/HGETALL commands to Redis", after-before)
 	}
-	// Redis down: still healthy and ready (see health.go for why).
+	// Redis down: still healthy and ready (see internal/server.Health for why).
 	redis.Stop()
 	if body := get(t, e.URL+"/-/ready"); body != "OK\n" {
 		t.Errorf("/-/ready with Redis down = %q", body)

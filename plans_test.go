@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // plansData is the plans issue's acceptance data, as SQL and as a plans
@@ -242,6 +242,9 @@ func TestDemo(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if after := e.scrape().MustValue(t, "billing_usage", "tenant_id", "1", "metric_type", "messages"); after <= before {
 		t.Errorf("demo usage did not grow: %v then %v", before, after)
+	}
+	if landing := get(t, e.URL+"/"); !strings.Contains(landing, `href="/api/v1/tenants?limit_type=messages&min_percentage=80"`) {
+		t.Errorf("the landing page does not link the near-limit list:\n%s", landing)
 	}
 	if !strings.Contains(e.Output(), "demo running") {
 		t.Errorf("the demo does not say where to look:\n%s", e.Output())

@@ -11,8 +11,8 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // TestTrackModeSeriesForSeries runs one exporter in track mode and one in
