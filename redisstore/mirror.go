@@ -560,103 +560,104 @@ func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEn
 }
 
 // fullRead reads the whole usage state into a new mirrorState: SCAN for
-// every key of the pattern, HGETALL for the period's keys. Paced, it rests
-// after each page as long as the page took, so that a background check
-// takes at most half of one connection's worth of Redis time at any moment
-// instead of a burst.
+// every key of the pattern, HGETALL for the period's keys. As in Store's
+// full read, the stages overlap: one connection SCANs, this goroutine
+// sorts the keys, hashReaders connections read the hashes, and the state
+// is filled in as their batches come back. Paced (the self-check), the
+// hashes are read on one connection and the sorting rests after each page
+// as long as the page took, so that the check never bursts.
 func (m *Mirror) fullRead(ctx context.Context, periodID string, hint int, paced bool) (*mirrorState, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st := newMirrorState(periodID, hint)
 	pages := make(chan []any, 2)
-	scanErr := make(chan error, 1)
-	go func() {
-		defer close(pages)
-		scanErr <- m.store.scanKeys(ctx, m.pattern, pages)
-	}()
-	fail := func(err error) (*mirrorState, error) {
+	in := make(chan []rereadItem)
+	out := make(chan []rereadItem, 2)
+	errc := make(chan error, 2+hashReaders)
+	fail := func(err error) {
+		errc <- err
 		cancel()
-		for range pages {
-		}
-		return nil, err
 	}
-	var c redis.Conn
-	defer func() {
-		if c != nil {
-			c.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(pages)
+		if err := m.store.scanKeys(ctx, m.pattern, pages); err != nil {
+			fail(err)
 		}
-	}()
-	skipped := map[usage.Reason]int{}
-	var keys, tenants []string
-	readBatch := func() error {
-		if len(keys) == 0 {
-			return nil
-		}
-		if c == nil {
-			var err error
-			if c, err = m.store.pool.GetContext(ctx); err != nil {
-				return fmt.Errorf("redis connection: %w", err)
+	})
+	// The sorter fills malformed and others; the loop below, current.
+	wg.Go(func() {
+		defer close(in)
+		batch := make([]rereadItem, 0, m.store.batchSize)
+		send := func() bool {
+			select {
+			case in <- batch:
+				batch = make([]rereadItem, 0, m.store.batchSize)
+				return true
+			case <-ctx.Done():
+				return false
 			}
 		}
-		for _, key := range keys {
-			if err := c.Send("HGETALL", key); err != nil {
-				return fmt.Errorf("HGETALL: %w", err)
-			}
-		}
-		replies, err := redis.Values(m.store.do(ctx, c, "hgetall", ""))
-		if err != nil {
-			return err
-		}
-		if len(replies) != len(keys) {
-			return fmt.Errorf("HGETALL: %d replies for %d keys", len(replies), len(keys))
-		}
-		for i, r := range replies {
-			e, err := decodeEntry(r, tenants[i], skipped)
+		for page := range pages {
+			start := time.Now()
+			names, err := redis.Strings(page, nil)
 			if err != nil {
-				return fmt.Errorf("HGETALL %q: %w", keys[i], err)
+				fail(fmt.Errorf("SCAN keys: %w", err))
+				return
 			}
-			st.put(keys[i], e)
-		}
-		keys, tenants = keys[:0], tenants[:0]
-		return nil
-	}
-	for page := range pages {
-		start := time.Now()
-		names, err := redis.Strings(page, nil)
-		if err != nil {
-			return fail(fmt.Errorf("SCAN keys: %w", err))
-		}
-		for _, key := range names {
-			switch kind, tenant := st.classify(m.pattern, key); kind {
-			case kindMalformed:
-				st.malformed[key] = struct{}{}
-			case kindOther:
-				st.others[key] = struct{}{}
-			case kindCurrent:
-				keys = append(keys, key)
-				tenants = append(tenants, tenant)
-				if len(keys) >= m.store.batchSize {
-					if err := readBatch(); err != nil {
-						return fail(err)
+			for _, key := range names {
+				switch kind, tenant := st.classify(m.pattern, key); kind {
+				case kindMalformed:
+					st.malformed[key] = struct{}{}
+				case kindOther:
+					st.others[key] = struct{}{}
+				case kindCurrent:
+					batch = append(batch, rereadItem{key: key, tenant: tenant, kind: kindCurrent})
+					if len(batch) >= m.store.batchSize && !send() {
+						return
 					}
 				}
 			}
+			if paced {
+				if len(batch) > 0 && !send() {
+					return
+				}
+				select {
+				case <-time.After(time.Since(start)):
+				case <-ctx.Done():
+					return
+				}
+			}
 		}
-		if paced {
-			if err := readBatch(); err != nil {
-				return fail(err)
+		if len(batch) > 0 {
+			send()
+		}
+	})
+	readers := hashReaders
+	if paced {
+		readers = 1
+	}
+	var rg sync.WaitGroup
+	for range readers {
+		rg.Go(func() {
+			if err := m.rereadBatches(ctx, in, out); err != nil {
+				fail(err)
 			}
-			select {
-			case <-time.After(time.Since(start)):
-			case <-ctx.Done():
-				return fail(ctx.Err())
-			}
+		})
+	}
+	go func() { rg.Wait(); close(out) }()
+	for b := range out {
+		for _, it := range b {
+			st.put(it.key, it.entry)
 		}
 	}
-	if err := <-scanErr; err != nil {
+	wg.Wait()
+	select {
+	case err := <-errc:
 		return nil, err
+	default:
 	}
-	if err := readBatch(); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	return st, nil
