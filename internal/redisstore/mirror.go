@@ -562,11 +562,13 @@ func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEn
 }
 
 // fullRead reads the whole usage state into a new mirrorState with the
-// node reader (node.go): its SCAN and key sorting record each key of the
-// pattern, and its hash readers decode the period's hashes into entries.
-// Paced (the self-check), the reader rests after each round trip as long as
-// it took, so that the check takes about half of its connections' worth of
-// Redis time at any moment instead of a burst.
+// node reader (node.go), so its stages overlap as in a full read (at 1M
+// tenants a sequential seed did not fit a 60 s scrape): one connection
+// SCANs, the key sorting records each key of the pattern, and hashReaders
+// connections decode the period's hashes into entries. Paced (the
+// self-check), the hashes are read on one connection and every round trip
+// is followed by a rest as long as it took, so that the check never
+// bursts.
 func (m *Mirror) fullRead(ctx context.Context, periodID string, hint int, paced bool) (*mirrorState, error) {
 	st := newMirrorState(periodID, hint)
 	var mu sync.Mutex // st.current and its sums, shared by the hash readers

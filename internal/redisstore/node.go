@@ -58,8 +58,8 @@ type nodeReader struct {
 	// period or malformed (a track-mode mirror being seeded, mirror.go);
 	// its readBatch records the period's keys.
 	record *mirrorState
-	// paced makes every SCAN and batch rest as long as it took (the
-	// mirror's background self-check).
+	// paced reads the hashes on one connection and makes every SCAN and
+	// batch rest as long as it took (the mirror's background self-check).
 	paced bool
 }
 
@@ -117,7 +117,11 @@ func (n *nodeReader) read(ctx context.Context) (*nodeResult, error) {
 	run(func() error { defer close(pages); return n.scanKeys(ctx, pages) })
 	run(func() error { defer close(batches); return n.sortKeys(ctx, pages, scanned, res, batches) })
 	var snapMu sync.Mutex
-	for range hashReaders {
+	readers := hashReaders
+	if n.paced {
+		readers = 1 // a background check: no overlap needed
+	}
+	for range readers {
 		run(func() error { return n.readBatches(ctx, batches, snap, &snapMu) })
 	}
 	wg.Wait()
