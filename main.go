@@ -50,6 +50,8 @@ type options struct {
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout    time.Duration
 	scanCount, batchSize, maxRequests, maxTenants                  int
 	redisTLS                                                       redisstore.TLSFiles
+	readMode                                                       string
+	resync                                                         time.Duration
 	plans                                                          plansource.Flags
 	web                                                            *web.FlagConfig
 	log                                                            *promslog.Config
@@ -93,6 +95,8 @@ func addFlags(app *kingpin.Application) *options {
 	flagvalue.Duration(app, "redis.read-timeout", "Timeout for one Redis reply (a scrape's deadline can shorten it).", "5s", &o.redisRead)
 	flagvalue.Duration(app, "redis.write-timeout", "Timeout for writing one Redis request.", "5s", &o.redisWrite)
 	flagvalue.Int(app, "redis.scan-count", "COUNT hint of each SCAN call.", "2000", &o.scanCount)
+	flagvalue.Enum(app, "redis.read-mode", "track: keep a mirror of the usage state current with Redis key tracking, re-reading only changed keys; scan: read every usage key on every scrape.", redisstore.ModeTrack, &o.readMode, redisstore.ModeTrack, redisstore.ModeScan)
+	flagvalue.Duration(app, "redis.resync-interval", "How often a background full read checks the track mode's mirror and replaces it; 0 turns the check off.", "15m", &o.resync)
 	flagvalue.Int(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
 	app.Flag("usage.key-pattern", "Name of the usage hashes, with {tenant_id} and {period} (YYYYMM).").Default(usage.DefaultKeyPattern).StringVar(&o.keyPattern)
 	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)
@@ -118,6 +122,7 @@ type settings struct {
 	targets []redisstore.Target
 	cfg     *config.Config
 	store   []redisstore.Option
+	mirror  []redisstore.MirrorOption
 }
 
 // validate checks the options and turns them into settings (step 1, cont.).
@@ -167,6 +172,11 @@ func (o *options) validate() (*settings, error) {
 		redisstore.WithScanCount(o.scanCount),
 		redisstore.WithBatchSize(o.batchSize),
 		redisstore.WithTLSConfig(redisTLS),
+	}
+	s.mirror = []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync)}
+	// The demo's in-process Redis (miniredis) has no key tracking.
+	if o.readMode == redisstore.ModeScan || o.plans.Demo {
+		s.mirror = append(s.mirror, redisstore.WithScanMode())
 	}
 	if f := o.web.WebConfigFile; f != nil && *f != "" {
 		if err := web.Validate(*f); err != nil {
@@ -239,6 +249,11 @@ func run(logger *slog.Logger, o *options) error {
 		return err
 	}
 	defer closeStore()
+	// The mirror wraps the store before the billing core sees it: the core
+	// stays the one owner of reads, the mirror only makes each cheaper.
+	mirror := redisstore.NewMirror(st, s.pattern, append(s.mirror, redisstore.WithMirrorLogger(logger))...)
+	defer mirror.Close()
+	static.MustRegister(mirror)
 
 	serviceOpts := []billing.Option{
 		billing.WithKeyPattern(s.pattern),
@@ -251,7 +266,7 @@ func run(logger *slog.Logger, o *options) error {
 	if plans.Source != nil {
 		serviceOpts = append(serviceOpts, billing.WithPlans(plans.Source, plans.Name))
 	}
-	service := billing.New(st, serviceOpts...)
+	service := billing.New(mirror, serviceOpts...)
 
 	mux, err := newMux(o, service, static, logger,
 		"Per-tenant billing usage from Redis ("+st.String()+"), joined with plan limits from "+plans.Describe()+".")

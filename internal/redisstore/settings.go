@@ -90,10 +90,13 @@ func newSettings(target Target, opts []Option) (settings, error) {
 	return s, nil
 }
 
+// maxIdle is how many idle connections a pool keeps.
+const maxIdle = 2
+
 // newPool returns a pool of connections to addr.
 func (s *settings) newPool(addr string) *redis.Pool {
 	return &redis.Pool{
-		MaxIdle:     2,
+		MaxIdle:     maxIdle,
 		MaxActive:   maxConnsPerNode,
 		Wait:        true,
 		IdleTimeout: 2 * time.Minute,
