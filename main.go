@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -59,6 +60,8 @@ type options struct {
 	demo          bool
 	tenantSeries  bool
 	maxTenants    int
+	maxReply      units.Base2Bytes
+	maxTypes      int
 	disableAPI    bool
 	redisTLS      redisstore.TLSFiles
 }
@@ -81,6 +84,7 @@ func main() {
 	durationFlag(app, "redis.write-timeout", "Timeout for writing one Redis request.", "5s", &o.redisWrite)
 	intFlag(app, "redis.scan-count", "COUNT hint of each SCAN call.", "2000", &o.scanCount)
 	intFlag(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
+	app.Flag("redis.max-reply-bytes", "Largest Redis reply held in memory: a usage hash over it is skipped and counted (oversized_hash); a pipelined batch may hold 8 times it. 0 means no bound.").Default("1MiB").BytesVar(&o.maxReply)
 	app.Flag("usage.key-pattern", "Name of the usage hashes, with {tenant_id} and {period} (YYYYMM).").Default(usage.DefaultKeyPattern).StringVar(&o.keyPattern)
 	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)
 	durationFlag(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
@@ -130,6 +134,9 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	}
 	if o.maxTimeout <= 0 {
 		return fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
+	}
+	if o.maxReply < 0 {
+		return fmt.Errorf("--redis.max-reply-bytes must not be negative, got %v", o.maxReply)
 	}
 	if o.scanCount < 1 || o.batchSize < 1 {
 		return fmt.Errorf("--redis.scan-count and --redis.batch-size must be at least 1")
@@ -203,6 +210,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		redisstore.WithBatchSize(o.batchSize),
 		redisstore.WithObserver(instruments.ObserveRedis),
 		redisstore.WithTLSConfig(redisTLS),
+		redisstore.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 	}
 	var store interface {
 		billing.UsageReader

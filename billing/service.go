@@ -206,9 +206,13 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	}
 	now := s.now()
 	p := period.At(now, s.loc)
-	counters, found, _, err := s.usage.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
+	counters, found, skipped, err := s.usage.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
+	}
+	if skipped[usage.ReasonOversizedHash] > 0 {
+		// Not "no usage": the hash exists but is too large to read.
+		return nil, fmt.Errorf("%w: the usage hash of tenant %q is larger than the exporter reads (--redis.max-reply-bytes)", ErrUsageUnavailable, tenantID)
 	}
 	s.mu.Lock()
 	cat, at, plansErr := s.catalog, s.catalogAt, s.plansErr

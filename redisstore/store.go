@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ type settings struct {
 	tls       *tls.Config
 	timeouts  struct{ dial, read, write time.Duration }
 	maxConns  int
+	maxReply  int // bytes of one reply; 0: unbounded
 }
 
 // Option configures a Store or a Cluster.
@@ -81,6 +83,14 @@ func WithObserver(o Observer) Option { return func(s *settings) { s.observe = o 
 // WithTLSConfig sets the TLS configuration used for rediss:// targets.
 func WithTLSConfig(c *tls.Config) Option { return func(s *settings) { s.tls = c } }
 
+// WithMaxReplyBytes bounds the bytes of one reply held in memory (default
+// DefaultMaxReplyBytes; 0 or less: unbounded). A usage hash over the bound
+// is skipped and counted under usage.ReasonOversizedHash; any other reply
+// over it (a SCAN page, INFO) fails its call with an error that says so.
+// The replies to one pipelined batch are bounded to a few times it
+// together.
+func WithMaxReplyBytes(n int) Option { return func(s *settings) { s.maxReply = max(n, 0) } }
+
 // WithMaxConnections bounds the pool (of each node, in a cluster).
 func WithMaxConnections(n int) Option { return func(s *settings) { s.maxConns = n } }
 
@@ -92,6 +102,7 @@ func newSettings(target Target, opts []Option) (settings, error) {
 		batchSize: 1000,
 		observe:   func(string, time.Duration) {},
 		maxConns:  8,
+		maxReply:  DefaultMaxReplyBytes,
 	}
 	s.timeouts.dial, s.timeouts.read, s.timeouts.write = 2*time.Second, 5*time.Second, 5*time.Second
 	for _, o := range opts {
@@ -143,23 +154,20 @@ func New(target Target, opts ...Option) (*Store, error) {
 // the settings.
 func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 	opts := []redis.DialOption{
-		redis.DialConnectTimeout(s.timeouts.dial),
 		redis.DialReadTimeout(s.timeouts.read),
 		redis.DialWriteTimeout(s.timeouts.write),
 		redis.DialDatabase(s.target.DB),
 		redis.DialClientName("billing_exporter"),
+		// The connection (TLS included) is made here rather than by
+		// redigo, so that the bound on replies sits above TLS, on the
+		// bytes redigo parses.
+		redis.DialContextFunc(s.dialConn),
 	}
 	if s.target.Password != "" {
 		opts = append(opts, redis.DialPassword(s.target.Password))
 	}
 	if s.target.Username != "" {
 		opts = append(opts, redis.DialUsername(s.target.Username))
-	}
-	if s.target.TLS {
-		opts = append(opts, redis.DialUseTLS(true))
-		if s.tls != nil {
-			opts = append(opts, redis.DialTLSConfig(s.tls))
-		}
 	}
 	start := time.Now()
 	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
@@ -170,6 +178,44 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", t, err)
 	}
 	return c, nil
+}
+
+// dialConn opens the connection redigo speaks over: TCP, TLS for rediss://
+// (checking the address's host name unless the TLS settings name another),
+// and the bound on replies.
+func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn, error) {
+	if s.timeouts.dial > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeouts.dial)
+		defer cancel()
+	}
+	d := net.Dialer{KeepAlive: 5 * time.Minute}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.target.TLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.tls != nil {
+			cfg = s.tls.Clone()
+		}
+		if cfg.ServerName == "" {
+			if cfg.ServerName, _, err = net.SplitHostPort(addr); err != nil {
+				conn.Close()
+				return nil, err
+			}
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	if s.maxReply > 0 {
+		conn = newBoundedConn(conn, s.maxReply)
+	}
+	return conn, nil
 }
 
 // Target returns where the store connects (for logs; String() hides the
@@ -455,8 +501,12 @@ func (s *Store) readHashes(ctx context.Context, c redis.Conn, keys, tenants []st
 // vanished between SCAN and HGETALL (an empty reply).
 func decodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, bool, error) {
 	if rerr, ok := reply.(redis.Error); ok {
-		if strings.HasPrefix(string(rerr), "WRONGTYPE") {
+		switch {
+		case strings.HasPrefix(string(rerr), "WRONGTYPE"):
 			skipped[usage.ReasonWrongType]++
+			return nil, false, nil
+		case isOversized(rerr):
+			skipped[usage.ReasonOversizedHash]++
 			return nil, false, nil
 		}
 		return nil, false, rerr
@@ -534,6 +584,9 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]s
 	}
 	fields := map[string]string{}
 	for _, r := range replies {
+		if isOversized(r) {
+			return nil, fmt.Errorf("INFO: %w", r.(redis.Error))
+		}
 		if _, isErr := r.(redis.Error); isErr {
 			continue
 		}

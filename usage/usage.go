@@ -25,10 +25,14 @@ const (
 	// ReasonInvalidValue: a field whose value is not a non-negative integer
 	// that fits in int64.
 	ReasonInvalidValue Reason = "invalid_value"
+	// ReasonOversizedHash: a usage hash whose HGETALL reply is larger than
+	// the exporter holds for one hash (--redis.max-reply-bytes), such as
+	// one with a 200 MB value: left unread rather than held in memory.
+	ReasonOversizedHash Reason = "oversized_hash"
 )
 
 // Reasons lists every Reason, so that a metric can report zeros too.
-var Reasons = []Reason{ReasonMalformedKey, ReasonWrongType, ReasonInvalidField, ReasonInvalidValue}
+var Reasons = []Reason{ReasonMalformedKey, ReasonWrongType, ReasonInvalidField, ReasonInvalidValue, ReasonOversizedHash}
 
 // ParseValue accepts a non-negative base-10 integer that fits in int64,
 // which is what HINCRBY can produce. Anything else (floats, signs, spaces,
