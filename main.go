@@ -86,6 +86,7 @@ func main() {
 	intFlag(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
 	app.Flag("redis.max-reply-bytes", "Largest Redis reply held in memory: a usage hash over it is skipped and counted (oversized_hash); a pipelined batch may hold 8 times it. 0 means no bound.").Default("1MiB").BytesVar(&o.maxReply)
 	app.Flag("usage.key-pattern", "Name of the usage hashes, with {tenant_id} and {period} (YYYYMM).").Default(usage.DefaultKeyPattern).StringVar(&o.keyPattern)
+	intFlag(app, "usage.max-metric-types", "Most distinct metric types (hash fields) exported: the configured ones first, then those most tenants have; fields beyond are skipped and counted (metric_type_limit). 0 means no cap.", "16", &o.maxTypes)
 	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)
 	durationFlag(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
 	durationFlag(app, "scrape.max-timeout", "Longest a scrape may read; the deadline when Prometheus sends no timeout header.", "10s", &o.maxTimeout)
@@ -134,6 +135,9 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 	}
 	if o.maxTimeout <= 0 {
 		return fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
+	}
+	if o.maxTypes < 0 {
+		return fmt.Errorf("--usage.max-metric-types must not be negative, got %d", o.maxTypes)
 	}
 	if o.maxReply < 0 {
 		return fmt.Errorf("--redis.max-reply-bytes must not be negative, got %v", o.maxReply)
@@ -240,6 +244,7 @@ func run(logger *slog.Logger, o options, webConfig *web.FlagConfig) error {
 		billing.WithDefaults(src.defaults),
 		billing.WithMetricTypes(cfg.MetricTypes),
 		billing.WithThresholds(cfg.Thresholds),
+		billing.WithMaxMetricTypes(o.maxTypes),
 	}
 	if src.source != nil {
 		serviceOpts = append(serviceOpts, billing.WithPlans(src.source, src.name))

@@ -37,6 +37,7 @@ type Service struct {
 	now         func() time.Time
 	defaults    plans.Limits
 	metricTypes []usage.MetricType
+	maxTypes    int // distinct metric types kept; 0: no cap
 	thresholds  []float64
 	logger      *slog.Logger
 
@@ -44,6 +45,10 @@ type Service struct {
 	catalog   *plans.Catalog // last catalog read successfully
 	catalogAt time.Time
 	plansErr  error // of the last read of the plans source; nil when it worked
+	// otherTypes are the unconfigured metric types the last full read
+	// kept under the cap (nil before one): one tenant's read keeps the
+	// same ones, so that the API and /metrics agree.
+	otherTypes map[string]bool
 }
 
 // Option configures a Service.
@@ -69,6 +74,11 @@ func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.defaults 
 
 // WithMetricTypes sets the known metric types.
 func WithMetricTypes(mt []usage.MetricType) Option { return func(s *Service) { s.metricTypes = mt } }
+
+// WithMaxMetricTypes caps the distinct metric types of a read (the
+// configured ones always kept first; see usage.Snapshot.CapMetricTypes).
+// 0 means no cap.
+func WithMaxMetricTypes(n int) Option { return func(s *Service) { s.maxTypes = max(n, 0) } }
 
 // WithThresholds sets the percentages counted by tenants-over-threshold.
 func WithThresholds(th []float64) Option { return func(s *Service) { s.thresholds = th } }
@@ -100,6 +110,15 @@ func (s *Service) Period() period.Period { return period.At(s.now(), s.loc) }
 // MetricTypes returns the known metric types.
 func (s *Service) MetricTypes() []usage.MetricType { return s.metricTypes }
 
+// configuredTypes returns the configured metric type names as a set.
+func (s *Service) configuredTypes() map[string]bool {
+	names := make(map[string]bool, len(s.metricTypes))
+	for _, mt := range s.metricTypes {
+		names[mt.Name] = true
+	}
+	return names
+}
+
 // Thresholds returns the configured thresholds.
 func (s *Service) Thresholds() []float64 { return s.thresholds }
 
@@ -121,7 +140,12 @@ func (s *Service) Report(ctx context.Context) *Report {
 		r.UsageDuration = time.Since(start)
 		if r.UsageErr != nil {
 			r.Usage = nil
+			return
 		}
+		others := r.Usage.CapMetricTypes(s.metricTypes, s.maxTypes)
+		s.mu.Lock()
+		s.otherTypes = others
+		s.mu.Unlock()
 	}()
 	plansCtx, cancel := plansContext(ctx)
 	r.Plans = s.loadPlans(plansCtx, now)
@@ -215,8 +239,16 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, fmt.Errorf("%w: the usage hash of tenant %q is larger than the exporter reads (--redis.max-reply-bytes)", ErrUsageUnavailable, tenantID)
 	}
 	s.mu.Lock()
-	cat, at, plansErr := s.catalog, s.catalogAt, s.plansErr
+	cat, at, plansErr, others := s.catalog, s.catalogAt, s.plansErr, s.otherTypes
 	s.mu.Unlock()
+	if s.maxTypes > 0 && counters != nil {
+		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
+		if others == nil { // no full read yet: this hash alone decides
+			one.CapMetricTypes(s.metricTypes, s.maxTypes)
+		} else {
+			usage.KeepMetricTypes(counters, s.configuredTypes(), others, one.Skipped)
+		}
+	}
 	// The last read's outcome, so that a stale catalog is reported stale
 	// even when only scrapes (not this call) have tried the source.
 	plansState := PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: cat, LoadedAt: at,
