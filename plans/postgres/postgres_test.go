@@ -122,13 +122,13 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
-			name:  "negative limit skips the plan's rows and counts them",
+			name:  "negative limit leaves the plan out, its tenants on it, and counts the rows",
 			files: schema,
 			sql: `INSERT INTO plans VALUES (1, 'broken', 5000, -1, 5, 1), (2, 'fine', 10, 20, 30, 40), (3, 'broken unused', -5, NULL, NULL, NULL);
 			      INSERT INTO tenants VALUES (1, 'a', 1), (2, 'b', 1), (3, 'c', 2), (4, 'd', NULL)`,
 			want: &plans.Catalog{
 				Plans:   map[string]plans.Plan{"2": {ID: "2", Name: "fine", Limits: plans.Limits{"messages": 10, "storage": 20, "users": 30, "whatsappSessions": 40}}},
-				Tenants: map[string]string{"3": "2", "4": ""},
+				Tenants: map[string]string{"1": "1", "2": "1", "3": "2", "4": ""},
 				Invalid: map[string]int{"negative_limit": 3},
 			},
 		},
@@ -254,7 +254,10 @@ func TestLoad(t *testing.T) {
 					"5": {ID: "5", Name: "five", Limits: plans.Limits{"messages": 1}},
 					"6": {ID: "6", Name: "six", Limits: plans.Limits{"messages": 1}},
 				},
-				Tenants: map[string]string{"ok": "1", "ok2": "1"},
+				// A tenant whose plan row is missing, bad or conflicting
+				// stays on that plan id (the plan has no entry): it is
+				// not a tenant without a plan.
+				Tenants: map[string]string{"ok": "1", "ok2": "1", "t2": "99", "t3": "2", "t4": "3", "t5": "4", "t8": "7", "t9": "7", "t10": "8"},
 				Invalid: map[string]int{
 					"invalid_tenant_id":       2,
 					"invalid_plan_id":         1,
@@ -280,7 +283,7 @@ func TestLoad(t *testing.T) {
 				) AS v(tenant_id, plan_id, plan_name, limit_messages, limit_storage, limit_users)`)},
 			want: &plans.Catalog{
 				Plans:   map[string]plans.Plan{},
-				Tenants: map[string]string{},
+				Tenants: map[string]string{"1": "1", "2": "2", "3": "3", "4": "4", "5": "5"},
 				Invalid: map[string]int{"non_integer_limit": 5},
 			},
 		},
