@@ -344,3 +344,63 @@ func TestOversizedRequests(t *testing.T) {
 		t.Errorf("oversized requests reached Redis (%d commands)", after-before)
 	}
 }
+
+// TestOversizedValueKeepsMemoryBounded writes one 64 MiB field value (the
+// hostile-data case of a 200 MB value, scaled down to keep the test quick)
+// and checks, on the real binary, that a scrape and an API read of it leave
+// the process's peak RSS (VmHWM) near where it was: the reply is dropped as
+// it streams in, skipped and counted, never held. Unbounded, the same reads
+// raised the peak by several times the value.
+func TestOversizedValueKeepsMemoryBounded(t *testing.T) {
+	const valueBytes = 64 << 20
+	srv := testserver.StartRedis(t)
+	cur := period.At(time.Now(), time.UTC)
+	srv.Do("HSET", "usage:blob:"+cur.ID, "storage", strings.Repeat("9", valueBytes))
+	srv.HSet("usage:42:"+cur.ID, "messages", 5)
+	e := startExporter(t, nil, "--redis.addr="+srv.Addr(), "--redis.read-timeout=30s", "--scrape.max-timeout=30s")
+	idle := peakRSS(t, e.cmd.Process.Pid)
+
+	r := scrapetest.Get(t, nil, e.URL+"/metrics", map[string]string{"X-Prometheus-Scrape-Timeout-Seconds": "30"})
+	if got := r.MustValue(t, "billing_redis_up"); got != 1 {
+		t.Fatalf("billing_redis_up = %v", got)
+	}
+	if got := r.MustValue(t, "billing_exporter_invalid_data_items", "source", "redis", "reason", "oversized_hash"); got != 1 {
+		t.Errorf("oversized_hash = %v, want 1", got)
+	}
+	if got := r.MustValue(t, "billing_usage", "tenant_id", "42", "metric_type", "messages"); got != 5 {
+		t.Errorf("tenant 42's messages = %v, want 5", got)
+	}
+	resp, err := http.Get(e.URL + "/api/v1/tenants/blob/usage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("API for the oversized tenant: %d, want 503", resp.StatusCode)
+	}
+	peak := peakRSS(t, e.cmd.Process.Pid)
+	t.Logf("VmHWM: %d MiB idle, %d MiB after a scrape and an API read of a %d MiB value", idle>>20, peak>>20, valueBytes>>20)
+	if peak-idle > valueBytes/2 {
+		t.Errorf("peak RSS grew by %d MiB reading a %d MiB value it skips", (peak-idle)>>20, valueBytes>>20)
+	}
+}
+
+// peakRSS returns a process's peak resident set size (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Skipf("no procfs: %v", err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/<pid>/status")
+	return 0
+}
