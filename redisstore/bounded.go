@@ -57,15 +57,15 @@ func isOversized(v any) bool {
 //
 // Redis does the same work as before (no command is added, none needs
 // another ACL permission); only what reaches memory here is bounded. The
-// parsing is RESP2, which is what redigo speaks; a protocol error is left
-// for redigo to find.
+// parsing is RESP2, which is what redigo speaks; a stream that is not RESP2
+// fails the read with an error, like one that breaks off.
 type boundedConn struct {
 	net.Conn
 	max, maxExchange int
 
-	buf      []byte // read, not yet handed on from off: the end of ready, then the reply in progress
-	off      int    // buf[off:ready] are whole replies (or stand-ins) to hand on
-	ready    int
+	buf      []byte // read from the connection and not yet handed on (from off)
+	off      int    // buf[off:ready]: whole replies (or stand-ins) to hand on
+	ready    int    // buf[ready:]: the reply in progress, then bytes not yet parsed
 	pos      int   // parse position in buf, at a token boundary
 	skip     int   // bulk bytes (with their CRLF) still to pass over
 	open     []int // elements left in each array of the reply in progress
