@@ -66,15 +66,15 @@ type boundedConn struct {
 	buf      []byte // read from the connection and not yet handed on (from off)
 	off      int    // buf[off:ready]: whole replies (or stand-ins) to hand on
 	ready    int    // buf[ready:]: the reply in progress, then bytes not yet parsed
-	pos      int   // parse position in buf, at a token boundary
-	skip     int   // bulk bytes (with their CRLF) still to pass over
-	open     []int // elements left in each array of the reply in progress
-	size     int   // bytes of the reply in progress so far
-	discard  bool  // the reply in progress is over the bound: drop it
-	cut      int   // while discarding, buf[cut:pos] is parsed and to be dropped
-	exchange int   // bytes handed on since the last write
-	readErr  error // from the connection, returned once buf is drained
-	reading  bool  // the last call was a read: the next write starts an exchange
+	pos      int    // parse position in buf, at a token boundary
+	skip     int    // bulk bytes (with their CRLF) still to pass over
+	open     []int  // elements left in each array of the reply in progress
+	size     int    // bytes of the reply in progress so far
+	discard  bool   // the reply in progress is over the bound: drop it
+	cut      int    // while discarding, buf[cut:pos] is parsed and to be dropped
+	exchange int    // bytes handed on since the last write
+	readErr  error  // from the connection, returned once buf is drained
+	reading  bool   // the last call was a read: the next write starts an exchange
 }
 
 func newBoundedConn(c net.Conn, max int) *boundedConn {
