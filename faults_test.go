@@ -13,9 +13,9 @@ import (
 	"github.com/gomodule/redigo/redis"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for holding locks
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // The fault tests run the real binary against real servers and break

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,9 +16,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // TestHostileRedisContents fills Redis with what a buggy or hostile writer
@@ -359,7 +360,8 @@ func TestOversizedRequests(t *testing.T) {
 // hostile-data case of a 200 MB value, scaled down to keep the test quick)
 // and checks, on the real binary, that a scrape and an API read of it leave
 // the process's peak RSS (VmHWM) near where it was: the reply is dropped as
-// it streams in, skipped and counted, never held. Unbounded, the same reads
+// it streams in, skipped and counted, never held, and the tenant's usage
+// is unavailable rather than 0. Unbounded, the same reads
 // raised the peak by several times the value.
 func TestOversizedValueKeepsMemoryBounded(t *testing.T) {
 	const valueBytes = 64 << 20
@@ -380,13 +382,18 @@ func TestOversizedValueKeepsMemoryBounded(t *testing.T) {
 	if got := r.MustValue(t, "billing_usage", "tenant_id", "42", "metric_type", "messages"); got != 5 {
 		t.Errorf("tenant 42's messages = %v, want 5", got)
 	}
+	// The API: the tenant is known, its usage unavailable (not 0).
 	resp, err := http.Get(e.URL + "/api/v1/tenants/blob/usage")
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("API for the oversized tenant: %d, want 503", resp.StatusCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"reason":"oversized_hash"`) {
+		t.Errorf("API for the oversized tenant: %d %s, want 200 with its usage unavailable (oversized_hash)", resp.StatusCode, body)
 	}
 	peak := peakRSS(t, e.cmd.Process.Pid)
 	t.Logf("VmHWM: %d MiB idle, %d MiB after a scrape and an API read of a %d MiB value", idle>>20, peak>>20, valueBytes>>20)

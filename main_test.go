@@ -19,9 +19,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 var binary string
@@ -367,7 +367,7 @@ func TestHealthEndpointsReadNoSource(t *testing.T) {
 	if after := redis.CommandCalls("scan") + redis.CommandCalls("hgetall"); after != before {
 		t.Errorf("health probes sent %d SCAN/HGETALL commands to Redis", after-before)
 	}
-	// Redis down: still healthy and ready (see health.go for why).
+	// Redis down: still healthy and ready (see internal/server.Health for why).
 	redis.Stop()
 	if body := get(t, e.URL+"/-/ready"); body != "OK\n" {
 		t.Errorf("/-/ready with Redis down = %q", body)

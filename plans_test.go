@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // plansData is the plans issue's acceptance data, as SQL and as a plans
@@ -243,6 +243,9 @@ func TestDemo(t *testing.T) {
 	if after := e.scrape().MustValue(t, "billing_usage", "tenant_id", "1", "metric_type", "messages"); after <= before {
 		t.Errorf("demo usage did not grow: %v then %v", before, after)
 	}
+	if landing := get(t, e.URL+"/"); !strings.Contains(landing, `href="/api/v1/tenants?limit_type=messages&min_percentage=80"`) {
+		t.Errorf("the landing page does not link the near-limit list:\n%s", landing)
+	}
 	if !strings.Contains(e.Output(), "demo running") {
 		t.Errorf("the demo does not say where to look:\n%s", e.Output())
 	}
@@ -251,9 +254,10 @@ func TestDemo(t *testing.T) {
 
 // TestVanishedOrInvalidPlanIsNotDefaults deletes a plan row that tenants
 // still point at (no foreign key, as in many schemas) and breaks another
-// plan's limit, on real PostgreSQL and Redis: their tenants keep their plan
-// ids, are not on default limits, have no limit series (not the defaults'),
-// and the rows are counted.
+// plan's limit, on real PostgreSQL and Redis. The vanished plan's tenants
+// keep its plan id, are not on default limits and have no limit series
+// (not the defaults'); the broken plan keeps its tenants and its other
+// limits, only the broken one unreadable; the rows are counted.
 func TestVanishedOrInvalidPlanIsNotDefaults(t *testing.T) {
 	redis := testserver.StartRedis(t)
 	cur := period.At(time.Now(), time.UTC)
@@ -283,12 +287,14 @@ func TestVanishedOrInvalidPlanIsNotDefaults(t *testing.T) {
 		{"billing_tenant_using_defaults", []string{"tenant_id", "4"}, 0}, // plan 2 invalid
 		{"billing_tenant_using_defaults", []string{"tenant_id", "3"}, 1}, // no plan: defaults
 		{"billing_tenant_plan_info", []string{"tenant_id", "6", "plan_id", "3"}, 1},
-		{"billing_tenant_plan_info", []string{"tenant_id", "4", "plan_id", "2"}, 1},
+		{"billing_tenant_plan_info", []string{"tenant_id", "4", "plan_id", "2", "plan_name", "pro"}, 1},
 		{"billing_tenants_per_plan", []string{"plan_id", "3"}, 1},
 		{"billing_tenants_per_plan", []string{"plan_id", "2"}, 2},
 		{"billing_tenants_per_plan", []string{"plan_id", "none"}, 1},
 		{"billing_usage_limit", []string{"tenant_id", "1", "limit_type", "messages"}, 5000},
 		{"billing_usage_limit", []string{"tenant_id", "3", "limit_type", "messages"}, 1000},
+		{"billing_usage_limit", []string{"tenant_id", "4", "limit_type", "messages"}, 50000}, // plan 2's good limit
+		{"billing_usage_percentage", []string{"tenant_id", "4", "limit_type", "messages"}, 1.8},
 		{"billing_exporter_invalid_data_items", []string{"source", "postgres", "reason", "unknown_plan"}, 1},
 		{"billing_exporter_invalid_data_items", []string{"source", "postgres", "reason", "negative_limit"}, 2},
 	} {
@@ -296,12 +302,15 @@ func TestVanishedOrInvalidPlanIsNotDefaults(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	for _, id := range []string{"4", "6"} {
-		if s := r.Samples("billing_usage_limit", "tenant_id", id); len(s) != 0 {
-			t.Errorf("tenant %s on a vanished or invalid plan has %d limit series, want none", id, len(s))
-		}
-		if s := r.Samples("billing_usage_percentage", "tenant_id", id); len(s) != 0 {
-			t.Errorf("tenant %s on a vanished or invalid plan has %d percentage series, want none", id, len(s))
+	if s := r.Samples("billing_usage_limit", "tenant_id", "6"); len(s) != 0 {
+		t.Errorf("tenant 6 on a vanished plan has %d limit series, want none", len(s))
+	}
+	if s := r.Samples("billing_usage_percentage", "tenant_id", "6"); len(s) != 0 {
+		t.Errorf("tenant 6 on a vanished plan has %d percentage series, want none", len(s))
+	}
+	for _, name := range []string{"billing_usage_limit", "billing_usage_percentage"} {
+		if s := r.Samples(name, "tenant_id", "4", "limit_type", "users"); len(s) != 0 {
+			t.Errorf("tenant 4 has %s for its unreadable users limit: %v", name, s)
 		}
 	}
 

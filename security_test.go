@@ -15,9 +15,9 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // knownBug skips a test that pins down a bug in code outside this suite's

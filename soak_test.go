@@ -17,9 +17,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/period"
 )
 
 // soakTenants is how many tenants the soak reads, every one with usage in

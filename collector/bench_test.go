@@ -13,11 +13,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/plans/postgres"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/plans"
-	"github.com/billing-exporter/billing_exporter/plans/postgres"
-	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
 type staticPlans struct{ cat *plans.Catalog }
@@ -33,7 +33,7 @@ func (s staticPlans) Load(context.Context) (*plans.Catalog, error) { return s.ca
 // BENCH_POSTGRES=1 reads the plans from a real PostgreSQL instead of a
 // static catalog.
 //
-// Wall-clock figures that count are in BENCHMARKS.md (go run ./bench).
+// Wall-clock figures that count are in BENCHMARKS.md (go run ./cmd/bench).
 func BenchmarkScrape(b *testing.B) {
 	n := 10000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_TENANTS")); err == nil && v > 0 {
@@ -72,7 +72,7 @@ func BenchmarkScrape(b *testing.B) {
 	}
 	svc := billing.New(store, billing.WithClock(func() time.Time { return november }),
 		billing.WithPlans(src, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
-	h := NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
+	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
 	for _, enc := range []string{"", "gzip"} {
 		b.Run("encoding="+enc, func(b *testing.B) {
 			for b.Loop() {

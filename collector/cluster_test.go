@@ -14,11 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/plans"
-	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
 // clusterPlans puts tenants 0-999 on a plan and leaves the rest on the
@@ -40,15 +40,12 @@ func clusterPlans(t *testing.T) *plans.FileSource {
 }
 
 // handlerOver serves /metrics over a usage reader, as main wires it.
-func handlerOver(t *testing.T, r interface {
-	billing.UsageReader
-	InfoReader
-}, src *plans.FileSource) *httptest.Server {
+func handlerOver(t *testing.T, r billing.Store, src *plans.FileSource) *httptest.Server {
 	t.Helper()
 	defaults, _ := src.Defaults()
 	svc := billing.New(r, billing.WithClock(func() time.Time { return november }),
 		billing.WithPlans(src, "file"), billing.WithDefaults(defaults))
-	srv := httptest.NewServer(NewHandler(NewScraper(svc, r), prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -14,10 +14,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
 // november is a fixed clock inside period 202611 (UTC).
@@ -52,7 +52,7 @@ func newFixtureOnRedis(t *testing.T, f *fixture, serviceOpts []billing.Option, s
 	t.Cleanup(func() { f.store.Close() })
 	opts := append([]billing.Option{billing.WithClock(func() time.Time { return november })}, serviceOpts...)
 	svc := billing.New(f.store, opts...)
-	f.handler = NewHandler(NewScraper(svc, f.store), static, slog.New(slog.DiscardHandler))
+	f.handler = NewHandler(svc, static, slog.New(slog.DiscardHandler))
 	f.server = httptest.NewServer(f.handler)
 	t.Cleanup(f.server.Close)
 	return f
@@ -168,7 +168,7 @@ func TestPeriodRollover(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := billing.New(store, billing.WithLocation(tc.loc), billing.WithClock(func() time.Time { return tc.now }))
-			h := NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+			h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 			ts := httptest.NewServer(h)
 			defer ts.Close()
 			r := scrapetest.Get(t, nil, ts.URL, nil)

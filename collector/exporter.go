@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 var (
@@ -13,13 +15,13 @@ var (
 		"Known tenants whose per-tenant series were left out (--metrics.max-tenants, --no-metrics.tenant-series).")
 )
 
-func collectExporter(ch chan<- prometheus.Metric, sc *Scrape) {
-	r := sc.Report
+func collectExporter(ch chan<- prometheus.Metric, read *billing.Read) {
+	r := read.Report
 	ch <- gauge(scrapeDurationDesc, r.UsageDuration.Seconds(), "redis")
 	if r.Plans.Configured {
 		ch <- gauge(scrapeDurationDesc, r.Plans.Duration.Seconds(), r.Plans.Source)
 	}
-	ch <- gauge(scrapeDurationDesc, sc.Duration.Seconds(), "total")
+	ch <- gauge(scrapeDurationDesc, read.Duration.Seconds(), "total")
 }
 
 // Instruments are the exporter's long-lived self-observation metrics,

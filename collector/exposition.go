@@ -6,14 +6,14 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 // writeTenants writes the per-tenant families in the Prometheus text format
 // (version 0.0.4) to w. At 100k tenants that is about 1.4 million series:
 // going through client_golang's Gather would build, sort and encode a
 // protobuf object for each (seconds and hundreds of MB); this renders each
-// line with appends. Tested against collectTenants for identical series.
+// line with appends. Tested against client_golang (the test's referenceCollector) for identical series.
 //
 // Chunks of a family are rendered in parallel (by now Redis and PostgreSQL
 // have been read and the cores are free) and written in order, so that a

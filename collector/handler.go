@@ -12,14 +12,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
-// Handler serves /metrics. Per request it reads under the scrape's deadline
-// (sharing a read in flight), gathers the small families through
+// Handler serves /metrics. Per request it asks the billing core for a read
+// under the scrape's deadline (billing.Service.Read: a read in flight is
+// shared, a completed one never reused), gathers the small families through
 // client_golang, and writes the per-tenant families with the fast writer.
 type Handler struct {
-	scraper       *Scraper
+	service       *billing.Service
 	static        prometheus.Gatherer
 	logger        *slog.Logger
 	timeoutOffset time.Duration
@@ -68,9 +69,9 @@ func WithMaxTenants(n int) HandlerOption {
 }
 
 // NewHandler returns the /metrics handler.
-func NewHandler(scraper *Scraper, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {
+func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {
 	h := &Handler{
-		scraper:       scraper,
+		service:       service,
 		static:        static,
 		logger:        logger,
 		timeoutOffset: 250 * time.Millisecond,
@@ -104,11 +105,11 @@ func (h *Handler) ScrapeTimeout(r *http.Request) time.Duration {
 }
 
 // selectTenants applies --metrics.tenant-series and --metrics.max-tenants.
-func (h *Handler) selectTenants(sc *Scrape) (tenants []billing.TenantStatus, omitted int) {
-	if sc == nil {
+func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantStatus, omitted int) {
+	if read == nil {
 		return nil, 0
 	}
-	all := sc.Report.Tenants
+	all := read.Report.Tenants
 	if !h.tenantSeries {
 		return nil, len(all)
 	}
@@ -128,11 +129,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.ScrapeTimeout(r))
 	defer cancel()
-	sc, err := h.scraper.Scrape(ctx)
-	tenants, omitted := h.selectTenants(sc)
+	read, err := h.service.Read(ctx)
+	tenants, omitted := h.selectTenants(read)
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(New(sc, err, tenants, omitted, TenantsWritten, h.logger))
+	reg.MustRegister(New(read, err, omitted, h.logger))
 	// The per-scrape registry is gathered first so that the long-lived
 	// histograms include the Redis calls this very scrape made.
 	families, gatherErr := prometheus.Gatherers{reg, h.static}.Gather()

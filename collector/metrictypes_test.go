@@ -11,10 +11,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/billing"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
-	"github.com/billing-exporter/billing_exporter/redisstore"
 )
 
 // TestMaxMetricTypesBoundsSeries reproduces the cardinality attack on a
@@ -49,7 +49,7 @@ func TestMaxMetricTypesBoundsSeries(t *testing.T) {
 	defer store.Close()
 	const maxTypes, maxTenants = 6, 10
 	svc := billing.New(store, billing.WithClock(func() time.Time { return november }), billing.WithMaxMetricTypes(maxTypes))
-	server := httptest.NewServer(NewHandler(NewScraper(svc, store), prometheus.NewRegistry(), slog.New(slog.DiscardHandler),
+	server := httptest.NewServer(NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler),
 		WithMaxTenants(maxTenants)))
 	defer server.Close()
 

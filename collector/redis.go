@@ -3,7 +3,7 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
 var (
@@ -23,27 +23,28 @@ var (
 		"Redis Cluster: client connections to the master node (INFO connected_clients).", "node")
 )
 
-func collectRedis(ch chan<- prometheus.Metric, sc *Scrape) {
-	ch <- gauge(redisUpDesc, boolFloat(sc.Report.UsageUp()))
-	for _, n := range sc.Nodes {
+func collectRedis(ch chan<- prometheus.Metric, read *billing.Read) {
+	ch <- gauge(redisUpDesc, boolFloat(read.Report.UsageUp()))
+	info := read.Info
+	for _, n := range info.Nodes {
 		ch <- gauge(redisNodeUpDesc, boolFloat(n.Err == nil), n.Node)
 		if n.Err != nil {
 			continue
 		}
-		if v, ok := redisstore.InfoInt(n.Fields, "used_memory"); ok {
+		if v, ok := billing.InfoInt(n.Fields, "used_memory"); ok {
 			ch <- gauge(redisNodeMemoryDesc, float64(v), n.Node)
 		}
-		if v, ok := redisstore.InfoInt(n.Fields, "connected_clients"); ok {
+		if v, ok := billing.InfoInt(n.Fields, "connected_clients"); ok {
 			ch <- gauge(redisNodeConnectionsDesc, float64(v), n.Node)
 		}
 	}
-	if sc.InfoErr != nil {
+	if info.Err != nil {
 		return
 	}
-	if v, ok := redisstore.InfoInt(sc.Info, "used_memory"); ok {
+	if v, ok := billing.InfoInt(info.Fields, "used_memory"); ok {
 		ch <- gauge(redisMemoryDesc, float64(v))
 	}
-	if v, ok := redisstore.InfoInt(sc.Info, "connected_clients"); ok {
+	if v, ok := billing.InfoInt(info.Fields, "connected_clients"); ok {
 		ch <- gauge(redisConnectionsDesc, float64(v))
 	}
 }

@@ -7,17 +7,17 @@ import (
 	"io"
 	"sync"
 
-	// The standard library's compress/flate at BestSpeed took 90 ms of
-	// CPU to deflate the 87 MB of 100k tenants; klauspost's, the same API
-	// and format, about half that (BenchmarkWriteTenants).
+	// klauspost's flate rather than the standard library's: the same API
+	// and format, about half the CPU (BENCHMARKS.md, "Figures behind
+	// decisions in the code").
 	"github.com/klauspost/compress/flate"
 )
 
 // stream is the response body: plain text, or gzip compressed in parallel.
 //
-// Compressing 90 MB of exposition with one gzip.Writer costs about half a
-// second of one core after the rest of the scrape is done. Instead, as pigz
-// does, each rendered chunk is deflated on its own (by the goroutine that
+// Compressing the whole exposition with one gzip.Writer would cost most of
+// a core after the rest of the scrape is done (BENCHMARKS.md). Instead, as
+// pigz does, each rendered chunk is deflated on its own (by the goroutine that
 // rendered it) and ends with a sync flush, which leaves the output
 // byte-aligned; the chunks' deflate data, concatenated in order, is one valid
 // deflate stream, which the stream closes with an empty final block and

@@ -3,8 +3,8 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/billing-exporter/billing_exporter/billing"
-	"github.com/billing-exporter/billing_exporter/usage"
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 var (

@@ -18,7 +18,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -26,9 +25,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 	"github.com/billing-exporter/billing_exporter/internal/yamlfile"
-	"github.com/billing-exporter/billing_exporter/plans"
-	"github.com/billing-exporter/billing_exporter/usage"
 )
 
 // Config is the exporter's file configuration.
@@ -40,21 +40,18 @@ type Config struct {
 	// file does not set them (another source, such as the plans file, may).
 	Defaults plans.Limits
 	// MetricTypes are the usage fields the exporter knows.
-	MetricTypes []MetricType
+	MetricTypes []usage.MetricType
 	// Thresholds are the percentages counted by
 	// billing_tenants_over_threshold, ascending and distinct.
 	Thresholds []float64
 }
-
-// MetricType is a usage hash field the exporter knows about.
-type MetricType = usage.MetricType
 
 // Default returns the configuration used when there is no file, and the
 // value of every setting a file leaves out.
 func Default() *Config {
 	return &Config{
 		MetricTypes: slices.Clone(usage.DefaultMetricTypes),
-		Thresholds:  []float64{50, 80, 90, 100},
+		Thresholds:  slices.Clone(billing.DefaultThresholds),
 	}
 }
 
@@ -62,14 +59,10 @@ func Default() *Config {
 func (c *Config) MetricTypeNames() []string { return usage.MetricTypeNames(c.MetricTypes) }
 
 type rawConfig struct {
-	PlansQuery  *string          `yaml:"plans_query"`
-	Defaults    *rawDefaults     `yaml:"defaults"`
-	MetricTypes *[]rawMetricType `yaml:"metric_types"`
-	Thresholds  *[]float64       `yaml:"thresholds"`
-}
-
-type rawDefaults struct {
-	Limits map[string]yamlfile.Int `yaml:"limits"`
+	PlansQuery  *string             `yaml:"plans_query"`
+	Defaults    *plans.FileDefaults `yaml:"defaults"`
+	MetricTypes *[]rawMetricType    `yaml:"metric_types"`
+	Thresholds  *[]float64          `yaml:"thresholds"`
 }
 
 type rawMetricType struct {
@@ -102,7 +95,7 @@ func Parse(data []byte, name string) (*Config, error) {
 		c.PlansQuery = *raw.PlansQuery
 	}
 	if raw.Defaults != nil {
-		if c.Defaults, err = parseDefaults(doc, raw.Defaults); err != nil {
+		if c.Defaults, err = plans.ParseLimitsAt(doc, raw.Defaults.Limits, "defaults", "limits"); err != nil {
 			return nil, err
 		}
 	}
@@ -119,21 +112,12 @@ func Parse(data []byte, name string) (*Config, error) {
 	return c, nil
 }
 
-func parseDefaults(doc *yamlfile.Doc, raw *rawDefaults) (plans.Limits, error) {
-	limits, err := plans.ParseLimits(yamlfile.Ints(raw.Limits))
-	var le *plans.LimitError
-	if errors.As(err, &le) {
-		return nil, doc.Errorf(doc.Line("defaults", "limits", le.MetricType), "defaults: %v", le)
-	}
-	return limits, err
-}
-
-func parseMetricTypes(doc *yamlfile.Doc, raw []rawMetricType) ([]MetricType, error) {
+func parseMetricTypes(doc *yamlfile.Doc, raw []rawMetricType) ([]usage.MetricType, error) {
 	if len(raw) == 0 {
 		return nil, doc.Errorf(doc.Line("metric_types"), "metric_types is empty; leave it out for the default list")
 	}
 	lines := map[string]int{}
-	types := make([]MetricType, 0, len(raw))
+	types := make([]usage.MetricType, 0, len(raw))
 	for i, mt := range raw {
 		line := doc.Line("metric_types", i)
 		if err := usage.ValidateMetricType(mt.Name); err != nil {
@@ -143,7 +127,7 @@ func parseMetricTypes(doc *yamlfile.Doc, raw []rawMetricType) ([]MetricType, err
 			return nil, doc.Errorf(line, "metric type %s listed twice (first on line %d)", mt.Name, first)
 		}
 		lines[mt.Name] = line
-		types = append(types, MetricType(mt))
+		types = append(types, usage.MetricType(mt))
 	}
 	return types, nil
 }

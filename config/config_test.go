@@ -10,7 +10,8 @@ import (
 	"testing"
 
 	"github.com/billing-exporter/billing_exporter/config"
-	"github.com/billing-exporter/billing_exporter/plans"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 func TestParse(t *testing.T) {
@@ -56,7 +57,7 @@ thresholds: [50, 80, 90, 100]   # optional; percentages, > 0, sorted & deduplica
 			yaml: "metric_types:\n  - {name: messages, monthly_reset: true}\n  - {name: apiCalls, monthly_reset: true}\ndefaults:\n  limits: {messages: 0, apiCalls: 10}\n",
 			want: &config.Config{
 				Defaults:    plans.Limits{"apiCalls": 10},
-				MetricTypes: []config.MetricType{{Name: "messages", MonthlyReset: true}, {Name: "apiCalls", MonthlyReset: true}},
+				MetricTypes: []usage.MetricType{{Name: "messages", MonthlyReset: true}, {Name: "apiCalls", MonthlyReset: true}},
 				Thresholds:  []float64{50, 80, 90, 100},
 			},
 		},
@@ -88,7 +89,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown metric type field", "metric_types:\n  - {name: messages}\n  - {name: users, reset: true}\n", `config.yml:3: unknown field "reset"`},
 		{"unknown defaults field", "defaults:\n  messages: 5\n", `config.yml:2: unknown field "messages"`},
 		{"empty plans query", "plans_query: \"  \"\n", "config.yml:1: plans_query is empty; leave it out for the default query"},
-		{"negative default", "defaults:\n  limits:\n    users: 2\n    messages: -5\n", `config.yml:4: defaults: limit "messages": -5 is negative (use 0 or leave it out for unlimited)`},
+		{"negative default", "defaults:\n  limits:\n    users: 2\n    messages: -5\n", `config.yml:4: limit "messages": -5 is negative (use 0 or leave it out for unlimited)`},
 		{"non-integer default", "defaults:\n  limits: {users: 1.5}\n", `config.yml:2: expected an integer, found float "1.5"`},
 		{"empty metric type name", "metric_types:\n  - {name: messages}\n  - {monthly_reset: true}\n", `config.yml:3: metric type "": field name is empty`},
 		{"duplicate metric type", "metric_types:\n  - {name: users}\n  - {name: storage}\n  - {name: users}\n", "config.yml:4: metric type users listed twice (first on line 2)"},

@@ -10,7 +10,7 @@ set -euo pipefail
 
 need=()
 if [ "${1:-}" = "--bench" ]; then
-  [ -x /usr/bin/prometheus-redis-exporter ] || need+=(prometheus-redis-exporter)   # the path bench/ runs
+  [ -x /usr/bin/prometheus-redis-exporter ] || need+=(prometheus-redis-exporter)   # the path cmd/bench runs
 fi
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)

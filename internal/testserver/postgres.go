@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -21,7 +20,7 @@ import (
 // Postgres is a PostgreSQL cluster started for one test: its own data
 // directory, a free loopback port, trust authentication and no fsync.
 type Postgres struct {
-	t    testing.TB
+	t    TB
 	bin  string // directory holding initdb, pg_ctl and postgres
 	dir  string // base directory, owned by the server's OS user
 	data string
@@ -38,7 +37,7 @@ type Postgres struct {
 // initdb refuses to run as root, so when the test runs as root the server
 // runs as the "postgres" OS user (which the Debian package creates), in a
 // directory that user can reach.
-func StartPostgres(t testing.TB) *Postgres {
+func StartPostgres(t TB) *Postgres {
 	t.Helper()
 	bin, err := pgbin.BinDir()
 	if err != nil {
@@ -154,7 +153,7 @@ func (p *Postgres) ExecFiles(dsn string, paths ...string) {
 
 // LoadSchema runs SQL files (by default none: pass examples/schema.sql and
 // any data files) on the "postgres" database of pg.
-func LoadSchema(t testing.TB, pg *Postgres, paths ...string) {
+func LoadSchema(t TB, pg *Postgres, paths ...string) {
 	t.Helper()
 	pg.ExecFiles(pg.DSN(), paths...)
 }

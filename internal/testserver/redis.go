@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -16,7 +15,7 @@ import (
 
 // Redis is a redis-server started for one test.
 type Redis struct {
-	t    testing.TB
+	t    TB
 	bin  string
 	dir  string
 	Port int
@@ -32,7 +31,7 @@ type Redis struct {
 // StartRedis starts redis-server on a free loopback port with no
 // persistence. Extra arguments are passed as command-line config
 // (for example "--requirepass", "secret"). It is stopped at test cleanup.
-func StartRedis(t testing.TB, extra ...string) *Redis {
+func StartRedis(t TB, extra ...string) *Redis {
 	t.Helper()
 	r := newRedis(t)
 	r.start(append([]string{"--port", strconv.Itoa(r.Port)}, extra...))
@@ -40,7 +39,7 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 }
 
 // newRedis prepares a server on a free port in a temp dir.
-func newRedis(t testing.TB) *Redis {
+func newRedis(t TB) *Redis {
 	t.Helper()
 	return &Redis{
 		t:    t,
@@ -65,6 +64,17 @@ func (r *Redis) start(args []string) {
 	}, args...)
 	r.Start()
 	r.t.Cleanup(r.Stop)
+}
+
+// PID is the server's process id (bench measures its CPU time), 0 while
+// it is stopped.
+func (r *Redis) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
 }
 
 // Addr is host:port of the server.

@@ -7,12 +7,24 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"testing"
 	"time"
 )
 
+// TB is the part of testing.TB that the redis-server and PostgreSQL
+// launchers use, so that a program other than a test (bench) can start the
+// same servers: testing.TB satisfies it, and another implementation's
+// Fatal and Fatalf must end the calling goroutine as testing's do.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
+func FreePort(t TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -25,7 +37,7 @@ func FreePort(t testing.TB) int {
 // RequireBinary skips nothing: a missing server binary is a broken test
 // environment, and `make test` installs them. It fails with the package to
 // install.
-func RequireBinary(t testing.TB, name, debianPackage string) string {
+func RequireBinary(t TB, name, debianPackage string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {

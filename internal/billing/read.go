@@ -1,0 +1,119 @@
+package billing
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/sharedread"
+)
+
+// The freshness rule, the one place that decides when Redis is read in
+// full (a SCAN of the whole keyspace):
+//
+//   - A read in flight is shared by every caller that arrives while it
+//     runs, scrapes and API requests alike (sharedread): a scrape and a
+//     list request issued together cost Redis one read.
+//   - A scrape (Read) never gets a completed read: each scrape reports
+//     Redis as of that scrape, as Prometheus expects of an exporter.
+//   - The API's full-state endpoints (Recent) also take the last completed
+//     read, whoever started it, while it is younger than the max age
+//     (WithMaxAge, default DefaultMaxAge); a failed read (Redis down) only
+//     for failedMaxAge, so that recovery shows at once. A burst of API
+//     requests between scrapes therefore costs at most one read per max age.
+//   - A read cut short because every caller left is never kept: its failure
+//     says nothing about Redis.
+
+// DefaultMaxAge is how long Recent reuses a completed read.
+const DefaultMaxAge = 15 * time.Second
+
+// failedMaxAge bounds how long a read that failed is reused by Recent:
+// long enough that a burst of requests during an outage is one connection
+// attempt, short enough that recovery shows at once.
+const failedMaxAge = time.Second
+
+// Read is one full read of every source: the joined Report and Redis INFO.
+// It is shared: callers must not modify it.
+type Read struct {
+	Report   *Report
+	Info     Info
+	Duration time.Duration // the whole read, INFO and plans included
+
+	// completed is when the read ended, by this process's clock (the
+	// report's own At follows the service's clock, which tests may fix).
+	completed time.Time
+}
+
+// Age is how long ago the read completed.
+func (r *Read) Age() time.Duration { return time.Since(r.completed) }
+
+// reads is the Service's shared read and the last completed one.
+type reads struct {
+	maxAge time.Duration
+	group  sharedread.Group[*Read]
+
+	mu   sync.Mutex
+	last *Read
+}
+
+// Read returns the read in flight, or a new one: what a scrape reports.
+// The error is only ever ctx's (a failed source is described in the Read).
+func (s *Service) Read(ctx context.Context) (*Read, error) {
+	return s.reads.group.Do(ctx, s.read)
+}
+
+// Recent returns the last completed read while it is young enough (see the
+// freshness rule above), else the read in flight or a new one: what the
+// API's list and plans endpoints answer from.
+func (s *Service) Recent(ctx context.Context) (*Read, error) {
+	if r := s.fresh(); r != nil {
+		return r, nil
+	}
+	return s.reads.group.Do(ctx, func(ctx context.Context) (*Read, error) {
+		// A caller that found no fresh read may arrive just after another
+		// read completed: reuse that one rather than reading again.
+		if r := s.fresh(); r != nil {
+			return r, nil
+		}
+		return s.read(ctx)
+	})
+}
+
+// fresh returns the last completed read if Recent may reuse it.
+func (s *Service) fresh() *Read {
+	s.reads.mu.Lock()
+	r := s.reads.last
+	s.reads.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	maxAge := s.reads.maxAge
+	if !r.Report.UsageUp() {
+		maxAge = min(maxAge, failedMaxAge)
+	}
+	if r.Age() < maxAge {
+		return r
+	}
+	return nil
+}
+
+// read reads INFO, usage and plans concurrently.
+func (s *Service) read(ctx context.Context) (*Read, error) {
+	start := time.Now()
+	r := &Read{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Info = s.store.Info(ctx)
+	}()
+	r.Report = s.report(ctx)
+	<-done
+	r.completed = time.Now()
+	r.Duration = r.completed.Sub(start)
+	if ctx.Err() == nil {
+		s.reads.mu.Lock()
+		s.reads.last = r
+		s.reads.mu.Unlock()
+	}
+	return r, nil
+}

@@ -1,0 +1,81 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+// countingUsage counts full reads.
+type countingUsage struct {
+	staticUsage
+	reads atomic.Int32
+}
+
+func (c *countingUsage) ReadUsage(ctx context.Context, p usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
+	c.reads.Add(1)
+	return c.staticUsage.ReadUsage(ctx, p, periodID)
+}
+
+// TestFreshnessRule: a scrape (Read) reads every time; the API (Recent)
+// reuses a completed read, whoever made it, while it is young enough, and
+// never with a max age of zero.
+func TestFreshnessRule(t *testing.T) {
+	cases := []struct {
+		name   string
+		maxAge time.Duration
+		calls  []string // "read" or "recent", in order
+		want   int32    // full reads made
+	}{
+		{"scrapes always read", time.Hour, []string{"read", "read", "read"}, 3},
+		{"the API reuses a scrape's read", time.Hour, []string{"read", "recent", "recent"}, 1},
+		{"a scrape never reuses the API's read", time.Hour, []string{"recent", "read"}, 2},
+		{"max age zero: the API reads too", 0, []string{"read", "recent", "recent"}, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &countingUsage{staticUsage: *usageState()}
+			svc := New(u, WithClock(func() time.Time { return now }), WithDefaults(defaults), WithMaxAge(tc.maxAge))
+			for _, call := range tc.calls {
+				var r *Read
+				var err error
+				if call == "read" {
+					r, err = svc.Read(context.Background())
+				} else {
+					r, err = svc.Recent(context.Background())
+				}
+				if err != nil || !r.Report.UsageUp() || r.Info.Err != nil {
+					t.Fatalf("%s: %v, usage up %v, info %v", call, err, r.Report.UsageUp(), r.Info.Err)
+				}
+			}
+			if got := u.reads.Load(); got != tc.want {
+				t.Errorf("%d full reads, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFailedReadIsNotReusedLong: a read that failed (Redis down) is reused
+// by Recent for at most a second, however long the max age.
+func TestFailedReadIsNotReusedLong(t *testing.T) {
+	u := &countingUsage{staticUsage: staticUsage{err: errors.New("redis down")}}
+	svc := New(u, WithClock(func() time.Time { return now }), WithMaxAge(time.Hour))
+	r, _ := svc.Read(context.Background())
+	if r.Report.UsageUp() {
+		t.Fatal("usage up with Redis down")
+	}
+	// Age the failed read past failedMaxAge without waiting for it.
+	svc.reads.mu.Lock()
+	svc.reads.last.completed = time.Now().Add(-failedMaxAge)
+	svc.reads.mu.Unlock()
+	if _, err := svc.Recent(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.reads.Load(); got != 2 {
+		t.Errorf("%d full reads, want 2: a failed read older than %v was reused", got, failedMaxAge)
+	}
+}

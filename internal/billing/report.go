@@ -1,0 +1,503 @@
+package billing
+
+import (
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/period"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+// NoPlanID is the plan id under which tenants without an active plan are
+// counted.
+const NoPlanID = "none"
+
+// PlansState describes the plans data a report was joined with.
+type PlansState struct {
+	Configured bool   // a plans source is set
+	Source     string // "postgres", "file"
+	Up         bool   // this read of the source succeeded
+	Err        error  // why it did not
+	Duration   time.Duration
+	// Catalog is the data in use: this read's, or the last good one when
+	// the source is down (stale), or nil when it was never read.
+	Catalog  *plans.Catalog
+	LoadedAt time.Time
+}
+
+// Stale reports whether the catalog in use is older than this read.
+func (p PlansState) Stale() bool { return p.Configured && !p.Up && p.Catalog != nil }
+
+// LimitsKnown reports whether limits can be stated at all: with no plans
+// source every tenant is on defaults; with one that was never read nobody
+// can say.
+func (p PlansState) LimitsKnown() bool { return !p.Configured || p.Catalog != nil }
+
+// TenantStatus is one tenant joined with its limits.
+type TenantStatus struct {
+	ID string
+	// Usage holds the tenant's hash fields; nil when the tenant has no
+	// usage key this period.
+	Usage usage.Counters
+	// The following are meaningful only when LimitsKnown.
+	LimitsKnown   bool
+	PlanID        string // NoPlanID when no active plan
+	PlanName      string
+	UsingDefaults bool
+	Limits        plans.Limits // in force: the plan's, or the defaults
+	// PlanUnknown: the tenant is on PlanID, but that plan's row is
+	// missing from the plans data, so no limit is stated (Limits is empty)
+	// rather than the defaults, which would be wrong.
+	PlanUnknown bool
+	// UnreadableLimits holds the plan's limits that the plans source could
+	// not read, by limit type, with the reason (plans.Plan.Unreadable).
+	UnreadableLimits map[string]string
+
+	// checks holds Limits sorted by type with the tenant's percentage of
+	// each, computed once per join: every scrape walks them several times
+	// (thresholds, both limit families, ranking) for every tenant.
+	checks []LimitCheck
+}
+
+// ComputeChecks fills the limit checks from Limits, UnreadableLimits and
+// Usage. The join does this itself; it is for a TenantStatus built by hand
+// (tests, other views).
+func (t *TenantStatus) ComputeChecks() {
+	t.checks = nil
+	if !t.LimitsKnown {
+		return
+	}
+	for _, c := range sortedLimits(t.Limits, t.UnreadableLimits, "") {
+		t.checks = append(t.checks, check(c, t.Usage))
+	}
+}
+
+// LimitCheck is one limit in force and the tenant's percentage of it.
+type LimitCheck struct {
+	Type       string
+	Limit      int64 // 0 when the limit itself is unavailable
+	Percentage float64
+	// Unavailable says why the percentage cannot be computed; nil when it
+	// can. A pointer to a value shared by every tenant with the same
+	// reason, read-only: a check is made per limit per tenant per scrape,
+	// and the value would double its size.
+	Unavailable *Unavailable
+}
+
+// Unavailable says why a figure of one limit type of one tenant is not
+// given: the usage field or the limit it would be derived from could not
+// be read. A wrong 0 % would hide the tenant from the near-limit list and
+// the alerts, so no percentage, threshold count or projection is derived
+// for that limit type; the tenant's other limit types are unaffected.
+type Unavailable struct {
+	// Source is what could not be read: "redis" (the usage field), or the
+	// plans source ("postgres", "file") for the limit.
+	Source string
+	// Reason is the invalid-data reason it was skipped under, as counted by
+	// billing_exporter_invalid_data_items (invalid_value, wrong_type,
+	// negative_limit, non_integer_limit, ...).
+	Reason string
+}
+
+// UsageSource is the Unavailable.Source of a usage field.
+const UsageSource = "redis"
+
+// Is reports whether there is a reason, that is whether the figure is
+// unavailable.
+func (u Unavailable) Is() bool { return u.Reason != "" }
+
+// usageUnavailable holds one Unavailable per usage skip reason, shared by
+// every check it applies to.
+var usageUnavailable = func() map[usage.Reason]*Unavailable {
+	m := make(map[usage.Reason]*Unavailable, len(usage.Reasons))
+	for _, r := range usage.Reasons {
+		m[r] = &Unavailable{Source: UsageSource, Reason: string(r)}
+	}
+	return m
+}()
+
+// check computes one limit check's percentage, or says why it cannot.
+func check(c LimitCheck, counters usage.Counters) LimitCheck {
+	if c.Unavailable != nil { // the limit itself
+		return c
+	}
+	used, ok := counters.Value(c.Type)
+	if !ok {
+		reason, _ := counters.Unreadable(c.Type)
+		c.Unavailable = usageUnavailable[reason]
+		return c
+	}
+	c.Percentage = percentage(used, c.Limit)
+	return c
+}
+
+// Used returns the usage of a metric type: 0 when the field is absent, and
+// false when it was present but could not be read.
+func (t *TenantStatus) Used(metricType string) (int64, bool) { return t.Usage.Value(metricType) }
+
+// Percentage returns 100 × used / limit, and false when the metric type is
+// unlimited, limits are unknown, or the usage or the limit could not be
+// read (Unavailable says which).
+func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
+	if !t.LimitsKnown || t.Unavailable(limitType).Is() {
+		return 0, false
+	}
+	limit, ok := t.Limits[limitType]
+	if !ok || limit <= 0 {
+		return 0, false
+	}
+	used, _ := t.Usage.Value(limitType)
+	return percentage(used, limit), true
+}
+
+// Unavailable says why the figures of a metric type cannot be given for
+// this tenant: its limit could not be read (when limits are known), or its
+// usage field could not. The zero value when nothing is missing.
+func (t *TenantStatus) Unavailable(metricType string) Unavailable {
+	for _, c := range t.checks {
+		if c.Type == metricType && c.Unavailable != nil {
+			return *c.Unavailable
+		}
+	}
+	// A type without a limit can still have an unreadable usage field.
+	if reason, ok := t.Usage.Unreadable(metricType); ok {
+		return Unavailable{Source: UsageSource, Reason: string(reason)}
+	}
+	return Unavailable{}
+}
+
+// EachLimit calls f for every limit in force that the tenant's percentage
+// of is known, in limit type order; nothing when limits are unknown. It is
+// Percentage for all limit types at once, without a map lookup (this runs
+// for every tenant, several times, on every scrape). Limit types whose
+// usage or limit could not be read are left out: thresholds, rankings and
+// percentages all go through here, and none may count them.
+func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
+	for _, c := range t.checks {
+		if c.Unavailable == nil {
+			f(c.Type, c.Limit, c.Percentage)
+		}
+	}
+}
+
+// EachKnownLimit calls f for every limit in force that could be read, in
+// limit type order, whether or not the tenant's usage of it could: a limit
+// is not derived from the usage.
+func (t *TenantStatus) EachKnownLimit(f func(limitType string, limit int64)) {
+	for _, c := range t.checks {
+		if c.Limit > 0 {
+			f(c.Type, c.Limit)
+		}
+	}
+}
+
+func percentage(used, limit int64) float64 { return 100 * float64(used) / float64(limit) }
+
+// PlanCount is the number of tenants on a plan.
+type PlanCount struct {
+	PlanID, PlanName string
+	Tenants          int
+}
+
+// ThresholdCount is the number of tenants at or above a percentage of one
+// limit type.
+type ThresholdCount struct {
+	LimitType string
+	Threshold float64
+	Tenants   int
+}
+
+// Report is one joined read.
+type Report struct {
+	At     time.Time
+	Period period.Period
+
+	Usage         *usage.Snapshot // nil when the read failed
+	UsageErr      error
+	UsageDuration time.Duration
+
+	Plans PlansState
+
+	// Tenants is every known tenant (usage key this period or a row in the
+	// plans data), sorted by id. Empty when usage could not be read: no
+	// tenant is reported from half the picture.
+	Tenants []TenantStatus
+	// PerPlan counts tenants by plan, including plans with none and the
+	// NoPlanID bucket; nil when usage or limits are unavailable.
+	PerPlan []PlanCount
+	// OverThreshold counts tenants at or above each threshold of each limit
+	// type in force; nil when usage or limits are unavailable.
+	OverThreshold []ThresholdCount
+}
+
+// UsageUp reports whether the usage read succeeded.
+func (r *Report) UsageUp() bool { return r.UsageErr == nil && r.Usage != nil }
+
+// join fills Tenants, PerPlan and OverThreshold from Usage and Plans.
+//
+// It runs after both reads, before a scrape can write anything, on every
+// scrape: at 100k tenants it is the largest step between the reads and the
+// response, so the sort and the per-tenant work are split over the cores.
+func (r *Report) join(defaults plans.Limits, thresholds []float64) {
+	if !r.UsageUp() {
+		return
+	}
+	cat := r.Plans.Catalog
+	known := knownTenants(r.Usage.Tenants, cat)
+	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
+	eachPart(parts, func(lo, hi int) {
+		slices.SortFunc(known[lo:hi], compareKnown)
+	})
+	known = mergeSorted(known, parts)
+
+	ix := newLimitIndex(cat, defaults, r.Plans.Source)
+	r.Tenants = make([]TenantStatus, len(known))
+	eachPart(parts, func(lo, hi int) {
+		// Each part's limit checks in one allocation.
+		checks := make([]LimitCheck, 0, (hi-lo)*ix.widest)
+		for i := lo; i < hi; i++ {
+			k := &known[i]
+			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &checks)
+		}
+	})
+	if !r.Plans.LimitsKnown() {
+		return
+	}
+	r.PerPlan = perPlan(r.Tenants, cat)
+	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
+}
+
+// knownTenant is a tenant as gathered for the join: its id, its usage (nil
+// when only the plans know it) and its plan id ("" when the plans do not
+// know it or give it no plan).
+type knownTenant struct {
+	id       string
+	counters usage.Counters
+	planID   string
+}
+
+// knownTenants lists every known tenant: those with usage, plus those only
+// the plans know, with one map lookup per tenant. The catalog's tenants are
+// looked up in the usage; the usage's are looked up in the catalog only when
+// some have no row there (with the default query every tenant has one).
+func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTenant {
+	if cat == nil {
+		known := make([]knownTenant, 0, len(used))
+		for id, counters := range used {
+			known = append(known, knownTenant{id: id, counters: counters})
+		}
+		return known
+	}
+	known := make([]knownTenant, 0, max(len(used), len(cat.Tenants)))
+	withUsage := 0
+	for id, planID := range cat.Tenants {
+		counters, ok := used[id]
+		if ok {
+			withUsage++
+		}
+		known = append(known, knownTenant{id, counters, planID})
+	}
+	if withUsage == len(used) {
+		return known
+	}
+	for id, counters := range used {
+		if _, ok := cat.Tenants[id]; !ok {
+			known = append(known, knownTenant{id: id, counters: counters})
+		}
+	}
+	return known
+}
+
+func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }
+
+// splitEven cuts n items into at most k contiguous parts of nearly equal
+// size and returns their boundaries: part i is [b[i], b[i+1]). Below a few
+// thousand items one part is cheaper than starting goroutines.
+func splitEven(n, k int) []int {
+	const minPart = 4096
+	k = max(1, min(k, n/minPart))
+	bounds := make([]int, k+1)
+	for i := range bounds {
+		bounds[i] = i * n / k
+	}
+	return bounds
+}
+
+// eachPart calls f for every part of bounds, in parallel.
+func eachPart(bounds []int, f func(lo, hi int)) {
+	var wg sync.WaitGroup
+	for i := 0; i+1 < len(bounds); i++ {
+		wg.Go(func() { f(bounds[i], bounds[i+1]) })
+	}
+	wg.Wait()
+}
+
+// mergeSorted merges the sorted parts of s (boundaries as from splitEven)
+// into one sorted slice. Ids are unique, so the order is total.
+func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
+	for len(bounds) > 2 {
+		// Merge neighbouring pairs of parts until one part is left.
+		out := make([]knownTenant, 0, len(s))
+		next := []int{0}
+		for i := 0; i+1 < len(bounds); i += 2 {
+			if i+2 >= len(bounds) { // an odd part out
+				out = append(out, s[bounds[i]:bounds[i+1]]...)
+				next = append(next, len(out))
+				break
+			}
+			a, b := s[bounds[i]:bounds[i+1]], s[bounds[i+1]:bounds[i+2]]
+			for len(a) > 0 && len(b) > 0 {
+				if a[0].id < b[0].id {
+					out, a = append(out, a[0]), a[1:]
+				} else {
+					out, b = append(out, b[0]), b[1:]
+				}
+			}
+			out = append(append(out, a...), b...)
+			next = append(next, len(out))
+		}
+		s, bounds = out, next
+	}
+	return s
+}
+
+// limitIndex holds each plan's limits, and the defaults, as slices sorted
+// by type: built once per join for the few plans, used for every tenant.
+type limitIndex struct {
+	plans         map[string][]LimitCheck // readable and unreadable limits
+	defaults      []LimitCheck
+	defaultLimits plans.Limits
+	widest        int // most limits of any plan or the defaults
+}
+
+func newLimitIndex(cat *plans.Catalog, defaults plans.Limits, source string) limitIndex {
+	ix := limitIndex{plans: map[string][]LimitCheck{}, defaults: sortedLimits(defaults, nil, ""), defaultLimits: defaults}
+	ix.widest = len(ix.defaults)
+	if cat != nil {
+		for id, p := range cat.Plans {
+			ix.plans[id] = sortedLimits(p.Limits, p.Unreadable, source)
+			ix.widest = max(ix.widest, len(ix.plans[id]))
+		}
+	}
+	return ix
+}
+
+// sortedLimits lists the positive limits of l and the unreadable ones (from
+// the plans source named source), sorted by type.
+func sortedLimits(l plans.Limits, unreadable map[string]string, source string) []LimitCheck {
+	out := make([]LimitCheck, 0, len(l)+len(unreadable))
+	for lt, v := range l {
+		if _, bad := unreadable[lt]; v > 0 && !bad {
+			out = append(out, LimitCheck{Type: lt, Limit: v})
+		}
+	}
+	for lt, reason := range unreadable {
+		out = append(out, LimitCheck{Type: lt, Unavailable: &Unavailable{Source: source, Reason: reason}})
+	}
+	slices.SortFunc(out, func(a, b LimitCheck) int { return strings.Compare(a.Type, b.Type) })
+	return out
+}
+
+// tenantStatus joins one tenant. Its limit checks are appended to *buf (one
+// allocation for all tenants of a join) and kept as a capped sub-slice.
+func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]LimitCheck) TenantStatus {
+	st := TenantStatus{ID: id, Usage: counters, LimitsKnown: ps.LimitsKnown()}
+	if !st.LimitsKnown {
+		return st
+	}
+	limits := ix.defaults
+	st.PlanID, st.UsingDefaults, st.Limits = NoPlanID, true, ix.defaultLimits
+	if ps.Catalog != nil && planID != "" {
+		if plan, ok := ps.Catalog.Plans[planID]; ok {
+			st.PlanID, st.PlanName, st.UsingDefaults, st.Limits = plan.ID, plan.Name, false, plan.Limits
+			st.UnreadableLimits = plan.Unreadable
+			limits = ix.plans[planID]
+		} else {
+			st.PlanID, st.UsingDefaults, st.Limits, st.PlanUnknown = planID, false, plans.Limits{}, true
+			limits = nil
+		}
+	}
+	start := len(*buf)
+	for _, c := range limits {
+		*buf = append(*buf, check(c, counters))
+	}
+	st.checks = (*buf)[start:len(*buf):len(*buf)]
+	return st
+}
+
+func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {
+	counts := map[string]int{}
+	for _, t := range tenants {
+		counts[t.PlanID]++
+	}
+	var out []PlanCount
+	if cat != nil {
+		for _, id := range slices.Sorted(maps.Keys(cat.Plans)) {
+			out = append(out, PlanCount{PlanID: id, PlanName: cat.Plans[id].Name, Tenants: counts[id]})
+			delete(counts, id)
+		}
+	}
+	// Plans whose row is missing still count their tenants
+	// (without a name), so that the counts add up to every tenant.
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		if id != NoPlanID && id != "" {
+			out = append(out, PlanCount{PlanID: id, Tenants: counts[id]})
+		}
+	}
+	return append(out, PlanCount{PlanID: NoPlanID, Tenants: counts[NoPlanID]})
+}
+
+// overThreshold counts, for every limit type that some plan or the defaults
+// limit, the tenants at or above each threshold. Every combination is
+// present, zeros included, so that alerts and dashboards see 0 rather than
+// nothing.
+func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Limits, thresholds []float64) []ThresholdCount {
+	types := map[string]struct{}{}
+	for lt := range defaults {
+		types[lt] = struct{}{}
+	}
+	if cat != nil {
+		for _, p := range cat.Plans {
+			for lt := range p.Limits {
+				types[lt] = struct{}{}
+			}
+			for lt := range p.Unreadable {
+				types[lt] = struct{}{}
+			}
+		}
+	}
+	counts := make(map[string][]int, len(types))
+	for lt := range types {
+		counts[lt] = make([]int, len(thresholds))
+	}
+	for i := range tenants {
+		tenants[i].EachLimit(func(lt string, _ int64, pct float64) {
+			c := counts[lt]
+			for k, th := range thresholds {
+				if pct >= th {
+					c[k]++
+				}
+			}
+		})
+	}
+	var out []ThresholdCount
+	for _, lt := range slices.Sorted(maps.Keys(types)) {
+		for k, th := range thresholds {
+			out = append(out, ThresholdCount{LimitType: lt, Threshold: th, Tenants: counts[lt][k]})
+		}
+	}
+	return out
+}
+
+// TenantReport is one tenant's joined state, for the API.
+type TenantReport struct {
+	At     time.Time
+	Period period.Period
+	Status TenantStatus
+	Plans  PlansState
+}

@@ -1,0 +1,270 @@
+// Package billing is the exporter's core and the one owner of every read:
+// it reads the usage state, Redis INFO and the plan limits, joins them into
+// one Report per read, shares that read among concurrent callers and
+// decides when a completed read may be reused (read.go). The Prometheus
+// collector and the HTTP API are both views of the same Read; neither
+// reads a source, computes a limit or a percentage, or judges the plans'
+// freshness on its own.
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/period"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+// Store is the Redis side of the core: usage hashes and INFO. redisstore
+// implements it for one server (Store) and for Redis Cluster (Cluster).
+type Store interface {
+	UsageReader
+	InfoReader
+}
+
+// UsageReader reads usage hashes.
+type UsageReader interface {
+	ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error)
+	ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error)
+}
+
+// DefaultThresholds are the percentages counted by tenants-over-threshold.
+var DefaultThresholds = []float64{50, 80, 90, 100}
+
+// Service reads and joins. It is safe for concurrent use.
+type Service struct {
+	store       Store
+	plans       plans.Source // nil: no plans source, every tenant on defaults
+	plansName   string
+	pattern     usage.KeyPattern
+	loc         *time.Location
+	now         func() time.Time
+	defaults    plans.Limits
+	metricTypes []usage.MetricType
+	maxTypes    int // distinct metric types kept; 0: no cap
+	thresholds  []float64
+	logger      *slog.Logger
+
+	mu        sync.Mutex
+	catalog   *plans.Catalog // last catalog read successfully
+	catalogAt time.Time
+	plansErr  error // of the last read of the plans source; nil when it worked
+	// otherTypes are the unconfigured metric types the last full read
+	// kept under the cap (nil before one): one tenant's read keeps the
+	// same ones, so that the API and /metrics agree.
+	otherTypes map[string]bool
+
+	reads reads
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithPlans sets the plans source; name ("postgres", "file") is what reports
+// and logs call it.
+func WithPlans(src plans.Source, name string) Option {
+	return func(s *Service) { s.plans, s.plansName = src, name }
+}
+
+// WithKeyPattern sets the usage key pattern.
+func WithKeyPattern(p usage.KeyPattern) Option { return func(s *Service) { s.pattern = p } }
+
+// WithLocation sets the billing time zone.
+func WithLocation(loc *time.Location) Option { return func(s *Service) { s.loc = loc } }
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithDefaults sets the limits of tenants without an active plan.
+func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.defaults = l } }
+
+// WithMetricTypes sets the known metric types.
+func WithMetricTypes(mt []usage.MetricType) Option { return func(s *Service) { s.metricTypes = mt } }
+
+// WithMaxMetricTypes caps the distinct metric types of a read (the
+// configured ones always kept first; see usage.Snapshot.CapMetricTypes).
+// 0 means no cap.
+func WithMaxMetricTypes(n int) Option { return func(s *Service) { s.maxTypes = max(n, 0) } }
+
+// WithThresholds sets the percentages counted by tenants-over-threshold.
+func WithThresholds(th []float64) Option { return func(s *Service) { s.thresholds = th } }
+
+// WithMaxAge sets how long Recent reuses a completed read (default
+// DefaultMaxAge). Zero reads on every call, still sharing a read in flight.
+func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
+
+// New returns a Service reading usage and INFO from store.
+func New(store Store, opts ...Option) *Service {
+	s := &Service{
+		store:       store,
+		pattern:     usage.MustParseKeyPattern(usage.DefaultKeyPattern),
+		loc:         time.UTC,
+		now:         time.Now,
+		defaults:    plans.Limits{},
+		metricTypes: usage.DefaultMetricTypes,
+		thresholds:  DefaultThresholds,
+		logger:      slog.New(slog.DiscardHandler),
+		reads:       reads{maxAge: DefaultMaxAge},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// MetricTypes returns the known metric types.
+func (s *Service) MetricTypes() []usage.MetricType { return s.metricTypes }
+
+// configuredTypes returns the configured metric type names as a set.
+func (s *Service) configuredTypes() map[string]bool {
+	names := make(map[string]bool, len(s.metricTypes))
+	for _, mt := range s.metricTypes {
+		names[mt.Name] = true
+	}
+	return names
+}
+
+// Defaults returns the default limits.
+func (s *Service) Defaults() plans.Limits { return s.defaults }
+
+// report reads usage and plans concurrently and joins them. It always
+// returns a Report: a source that failed is described in it, never hidden.
+// Only read calls it: every full read goes through the shared read.
+func (s *Service) report(ctx context.Context) *Report {
+	now := s.now()
+	r := &Report{At: now, Period: period.At(now, s.loc)}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		r.Usage, r.UsageErr = s.store.ReadUsage(ctx, s.pattern, r.Period.ID)
+		r.UsageDuration = time.Since(start)
+		if r.UsageErr != nil {
+			r.Usage = nil
+			return
+		}
+		others := r.Usage.CapMetricTypes(s.metricTypes, s.maxTypes)
+		s.mu.Lock()
+		s.otherTypes = others
+		s.mu.Unlock()
+	}()
+	plansCtx, cancel := plansContext(ctx)
+	r.Plans = s.loadPlans(plansCtx, now)
+	cancel()
+	wg.Wait()
+
+	r.join(s.defaults, s.thresholds)
+	return r
+}
+
+// plansBudget is the share of the time left before a Report's deadline
+// that the plans read may take. A plans source slower than the deadline (a
+// lock on the tenants table, a query stuck behind a vacuum) must fail in
+// time for the Report to be finished and returned, with the last plans
+// kept and flagged stale, before the caller's deadline: reading it until
+// the very deadline made the caller give up on the whole Report, Redis'
+// good numbers included.
+const plansBudget = 0.8
+
+// plansContext bounds ctx by plansBudget of the time left before its
+// deadline; without a deadline it is ctx.
+func plansContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	budget := time.Duration(float64(time.Until(dl)) * plansBudget)
+	return context.WithDeadline(ctx, time.Now().Add(budget))
+}
+
+// loadPlans reads the plans source, or falls back to the last catalog read.
+func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
+	if s.plans == nil {
+		return PlansState{}
+	}
+	st := PlansState{Configured: true, Source: s.plansName}
+	start := time.Now()
+	cat, err := s.plans.Load(ctx)
+	st.Duration = time.Since(start)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.plansErr = err
+	if err == nil {
+		s.catalog, s.catalogAt = cat, now
+		st.Up = true
+	} else {
+		st.Err = err
+		if s.catalog == nil {
+			s.logger.Warn("plans source has never been read: no limits or percentages are exported until it is",
+				"source", s.plansName, "err", err)
+		} else {
+			s.logger.Warn("plans source unreachable: serving the last plans read",
+				"source", s.plansName, "age", now.Sub(s.catalogAt).Round(time.Second), "err", err)
+		}
+	}
+	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt
+	return st
+}
+
+// ErrUnknownTenant is returned by Tenant for a tenant that has no usage key
+// this period and no row in the plans source.
+var ErrUnknownTenant = errors.New("unknown tenant")
+
+// ErrUsageUnavailable wraps a failed usage read.
+var ErrUsageUnavailable = errors.New("usage state unavailable")
+
+// Tenant reads one tenant's usage key and joins it with the last catalog
+// read: no scan and no plans query per call. The catalog is refreshed by
+// every full read and, when none has been read yet, here. Whether that
+// catalog is stale is what the last plans read found, whoever made it.
+func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, error) {
+	if err := usage.ValidateID(usage.TenantID, tenantID); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	p := period.At(now, s.loc)
+	counters, found, _, err := s.store.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
+	}
+	s.mu.Lock()
+	cat, at, plansErr, others := s.catalog, s.catalogAt, s.plansErr, s.otherTypes
+	s.mu.Unlock()
+	if s.maxTypes > 0 && counters != nil {
+		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
+		if others == nil { // no full read yet: this hash alone decides
+			one.CapMetricTypes(s.metricTypes, s.maxTypes)
+		} else {
+			usage.KeepMetricTypes(counters, s.configuredTypes(), others, one.Skipped)
+		}
+	}
+	// The last read's outcome, so that a stale catalog is reported stale
+	// even when only scrapes (not this call) have tried the source.
+	plansState := PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: cat, LoadedAt: at,
+		Up: cat != nil && plansErr == nil, Err: plansErr}
+	if s.plans != nil && cat == nil {
+		plansState = s.loadPlans(ctx, now)
+		cat = plansState.Catalog
+	}
+	planID, inCatalog := "", false
+	if cat != nil {
+		planID, inCatalog = cat.Tenants[tenantID]
+	}
+	if !found && !inCatalog {
+		return nil, ErrUnknownTenant
+	}
+	var checks []LimitCheck
+	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, s.defaults, plansState.Source), &checks)
+	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
+}

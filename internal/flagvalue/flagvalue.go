@@ -1,0 +1,60 @@
+// Package flagvalue holds kingpin flag values whose errors name the flag:
+// kingpin's own duration and integer values report a bad value without the
+// flag's name, and every startup error must say what to fix.
+package flagvalue
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+)
+
+type durationValue struct {
+	name string
+	d    *time.Duration
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("--%s: %q is not a duration (e.g. 500ms, 10s)", v.name, s)
+	}
+	if d < 0 {
+		return fmt.Errorf("--%s: %q is negative", v.name, s)
+	}
+	*v.d = d
+	return nil
+}
+
+func (v durationValue) String() string { return v.d.String() }
+
+type intValue struct {
+	name string
+	n    *int
+}
+
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("--%s: %q is not a whole number", v.name, s)
+	}
+	if n < 0 {
+		return fmt.Errorf("--%s: %q is negative", v.name, s)
+	}
+	*v.n = n
+	return nil
+}
+
+func (v intValue) String() string { return strconv.Itoa(*v.n) }
+
+// Duration adds a non-negative duration flag.
+func Duration(app *kingpin.Application, name, help, def string, d *time.Duration) {
+	app.Flag(name, help).Default(def).SetValue(durationValue{name: name, d: d})
+}
+
+// Int adds a non-negative whole-number flag.
+func Int(app *kingpin.Application, name, help, def string, n *int) {
+	app.Flag(name, help).Default(def).SetValue(intValue{name: name, n: n})
+}

@@ -1,0 +1,75 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+)
+
+// parseInfo reads the text of an INFO reply into field → value. Section
+// headers, blank lines and lines without a colon are ignored, and any of
+// \r and \n ends a line, so a reply from any Redis version (or something
+// Redis-like) parses, however long its lines.
+func parseInfo(text string) map[string]string {
+	fields := map[string]string{}
+	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k == "" {
+			continue
+		}
+		fields[k] = v
+	}
+	return fields
+}
+
+// Info runs INFO for the memory and clients sections in one round trip and
+// returns the parsed fields. Sections a server does not support are left
+// out rather than failing the call.
+func (s *Store) Info(ctx context.Context) billing.Info {
+	fields, err := s.readInfo(ctx, s.pool)
+	return billing.Info{Fields: fields, Err: err}
+}
+
+// readInfo runs INFO memory and INFO clients on a connection from pool.
+func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]string, error) {
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("redis connection: %w", err)
+	}
+	defer c.Close()
+	sections := []string{"memory", "clients"}
+	for _, sec := range sections {
+		if err := c.Send("INFO", sec); err != nil {
+			return nil, fmt.Errorf("INFO: %w", err)
+		}
+	}
+	replies, err := redis.Values(s.do(ctx, c, "info", ""))
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	for _, r := range replies {
+		if isOversized(r) {
+			return nil, fmt.Errorf("INFO: %w", r.(redis.Error))
+		}
+		if _, isErr := r.(redis.Error); isErr {
+			continue
+		}
+		text, err := redis.String(r, nil)
+		if err != nil {
+			return nil, fmt.Errorf("INFO: %w", err)
+		}
+		for k, v := range parseInfo(text) {
+			fields[k] = v
+		}
+	}
+	return fields, nil
+}

@@ -1,0 +1,242 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Observer receives the duration of every round trip the store makes to
+// Redis, labelled by operation (scan, hgetall, info, ping). A pipelined batch
+// is one round trip and one observation.
+type Observer func(operation string, d time.Duration)
+
+// settings are the connection settings every Option sets, and how a
+// connection is dialled (dial) and a command run (do). Store and Cluster
+// share them, so that a single server and a cluster are dialled,
+// authenticated, bounded and observed the same way.
+type settings struct {
+	// target holds the address (Store only) and the credentials, database
+	// and TLS choice every connection uses.
+	target    Target
+	scanCount int
+	batchSize int
+	observe   Observer
+	tls       *tls.Config
+	timeouts  struct{ dial, read, write time.Duration }
+	maxReply  int // bytes of one reply held in memory; 0: unbounded
+}
+
+// maxConnsPerNode bounds the pool of the server, or of each node of a
+// cluster: a read takes 1 + hashReaders connections, INFO and the API's
+// single-key reads a few more.
+const maxConnsPerNode = 8
+
+// Option configures a Store or a Cluster.
+type Option func(*settings)
+
+// WithPassword sets the password, overriding one given in the URL. It is how
+// --redis.password-file and REDIS_PASSWORD reach the connection.
+func WithPassword(password string) Option {
+	return func(s *settings) {
+		if password == "" {
+			return
+		}
+		if s.target.loneName && s.target.Username == "" {
+			// redis://name@host with a password from elsewhere: the lone
+			// name is the user, not a password.
+			s.target.Username = s.target.Password
+		}
+		s.target.Password = password
+	}
+}
+
+// WithTimeouts sets the dial, read and write timeouts of each connection.
+// Every call is further bounded by its context's deadline.
+func WithTimeouts(dial, read, write time.Duration) Option {
+	return func(s *settings) { s.timeouts.dial, s.timeouts.read, s.timeouts.write = dial, read, write }
+}
+
+// WithScanCount sets the COUNT hint of each SCAN call.
+func WithScanCount(n int) Option { return func(s *settings) { s.scanCount = n } }
+
+// WithBatchSize sets how many HGETALLs go in one pipelined round trip.
+func WithBatchSize(n int) Option { return func(s *settings) { s.batchSize = n } }
+
+// WithObserver sets where round-trip durations are reported.
+func WithObserver(o Observer) Option { return func(s *settings) { s.observe = o } }
+
+// WithTLSConfig sets the TLS configuration used for rediss:// targets.
+func WithTLSConfig(c *tls.Config) Option { return func(s *settings) { s.tls = c } }
+
+// WithMaxReplyBytes bounds the bytes of one reply held in memory (default
+// DefaultMaxReplyBytes; 0 or less: unbounded). A usage hash over the bound
+// is unreadable and counted under usage.ReasonOversizedHash; any other
+// reply over it (a SCAN page, INFO, CLUSTER NODES) fails its call with an
+// error that says so. The replies to one pipelined batch are bounded to a
+// few times it together. Every connection is dialled with the bound, so
+// the node reader, the cluster's reads and the single-key read all have it.
+func WithMaxReplyBytes(n int) Option { return func(s *settings) { s.maxReply = max(n, 0) } }
+
+// newSettings applies opts over the defaults.
+func newSettings(target Target, opts []Option) (settings, error) {
+	s := settings{
+		target:    target,
+		scanCount: 2000,
+		batchSize: 1000,
+		observe:   func(string, time.Duration) {},
+		maxReply:  DefaultMaxReplyBytes,
+	}
+	s.timeouts.dial, s.timeouts.read, s.timeouts.write = 2*time.Second, 5*time.Second, 5*time.Second
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.scanCount < 1 || s.batchSize < 1 {
+		return settings{}, fmt.Errorf("redis scan count (%d) and batch size (%d) must be positive", s.scanCount, s.batchSize)
+	}
+	return s, nil
+}
+
+// newPool returns a pool of connections to addr.
+func (s *settings) newPool(addr string) *redis.Pool {
+	return &redis.Pool{
+		MaxIdle:     2,
+		MaxActive:   maxConnsPerNode,
+		Wait:        true,
+		IdleTimeout: 2 * time.Minute,
+		DialContext: func(ctx context.Context) (redis.Conn, error) { return s.dial(ctx, addr) },
+		// A connection idle across a Redis restart is dead; find out with a
+		// PING (bounded by the caller's deadline, like every command)
+		// before a scrape trips over it and reports Redis down. A short
+		// idle gap is trusted: a scrape borrows its connections back to
+		// back.
+		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
+			if time.Since(idleSince) < 100*time.Millisecond {
+				return nil
+			}
+			_, err := redis.DoContext(c, ctx, "PING")
+			return err
+		},
+	}
+}
+
+// dial connects to addr with the credentials, database, TLS, timeouts and
+// reply bound of the settings.
+func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
+	opts := []redis.DialOption{
+		redis.DialReadTimeout(s.timeouts.read),
+		redis.DialWriteTimeout(s.timeouts.write),
+		redis.DialDatabase(s.target.DB),
+		redis.DialClientName("billing_exporter"),
+		// The connection (TLS included) is made by dialConn rather than by
+		// redigo, so that the bound on replies sits above TLS, on the
+		// bytes redigo parses.
+		redis.DialContextFunc(s.dialConn),
+	}
+	if s.target.Password != "" {
+		opts = append(opts, redis.DialPassword(s.target.Password))
+	}
+	if s.target.Username != "" {
+		opts = append(opts, redis.DialUsername(s.target.Username))
+	}
+	start := time.Now()
+	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
+	s.observe("connect", time.Since(start))
+	if err != nil {
+		t := s.target
+		t.Address = addr
+		return nil, fmt.Errorf("connect to %s: %w", t, err)
+	}
+	return c, nil
+}
+
+// dialConn opens the connection redigo speaks over: TCP within the dial
+// timeout, TLS for rediss:// (checking the address's host name unless the
+// TLS settings name another, as redigo's own TLS does), and the bound on
+// replies (bounded.go).
+func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn, error) {
+	if s.timeouts.dial > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeouts.dial)
+		defer cancel()
+	}
+	d := net.Dialer{KeepAlive: 5 * time.Minute}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.target.TLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.tls != nil {
+			cfg = s.tls.Clone()
+		}
+		if cfg.ServerName == "" {
+			if cfg.ServerName, _, err = net.SplitHostPort(addr); err != nil {
+				conn.Close()
+				return nil, err
+			}
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	if s.maxReply > 0 {
+		conn = newBoundedConn(conn, s.maxReply)
+	}
+	return conn, nil
+}
+
+// do runs one command under ctx and observes its duration.
+//
+// The deadline becomes the call's read timeout (redis.DoWithTimeout) rather
+// than going through redis.DoContext, which runs every call on a goroutine
+// of its own: with a few hundred calls per scrape, those hand-offs cost a
+// measurable share of the read (BENCHMARKS.md). A context cancelled without a
+// deadline (the client went away) is seen before the next call, so a read
+// stops within one round trip, and each round trip is bounded by the read
+// timeout.
+func (s *settings) do(ctx context.Context, c redis.Conn, op, cmd string, args ...any) (any, error) {
+	timeout, err := s.callTimeout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	reply, err := redis.DoWithTimeout(c, timeout, cmd, args...)
+	s.observe(op, time.Since(start))
+	if err != nil {
+		name := cmd
+		if name == "" {
+			name = strings.ToUpper(op) + " pipeline"
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return reply, nil
+}
+
+// callTimeout is the read timeout of one call under ctx: the time left
+// before its deadline, capped by the connection's read timeout; an error
+// when ctx has already ended.
+func (s *settings) callTimeout(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	timeout := s.timeouts.read
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if left <= 0 {
+			return 0, context.DeadlineExceeded
+		}
+		if timeout <= 0 || left < timeout {
+			timeout = left
+		}
+	}
+	return timeout, nil
+}

@@ -1,0 +1,40 @@
+package redisstore
+
+import (
+	"crypto/tls"
+	"errors"
+
+	"github.com/prometheus/common/config"
+)
+
+// TLSFiles names the files of a rediss:// connection's TLS settings.
+type TLSFiles struct {
+	CAFile             string // PEM CA bundle that signs the server's certificate; system roots when empty
+	CertFile, KeyFile  string // client certificate, for servers that require one
+	ServerName         string // overrides the host name checked in the certificate
+	InsecureSkipVerify bool
+}
+
+// Config builds the tls.Config, or nil when nothing is set (the system
+// roots and the address's host name then apply). It is prometheus/common's
+// tls_config, the one Prometheus and the exporters use: the files are
+// checked now, and the client certificate is read again at each handshake,
+// so a renewed one is picked up without a restart.
+func (f TLSFiles) Config() (*tls.Config, error) {
+	if f == (TLSFiles{}) {
+		return nil, nil
+	}
+	// Said here in terms of the flags: prometheus/common's message names
+	// its YAML fields.
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		return nil, errors.New("a client certificate needs both the certificate and the key file")
+	}
+	return config.NewTLSConfig(&config.TLSConfig{
+		CAFile:             f.CAFile,
+		CertFile:           f.CertFile,
+		KeyFile:            f.KeyFile,
+		ServerName:         f.ServerName,
+		InsecureSkipVerify: f.InsecureSkipVerify,
+		MinVersion:         config.TLSVersion(tls.VersionTLS12),
+	})
+}
