@@ -25,7 +25,7 @@ IMAGE      ?= billing_exporter:$(VERSION)
 CROSSBUILD_PLATFORMS ?= $(shell awk '/^crossbuild:/ {c = 1; next} c && /^[^ ]/ {c = 0} c && $$1 == "-" {print $$2}' .promu.yml)
 CONTAINER_ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
 
-.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-monitoring mixin test-deps vet fmt-check lint clean
 
 all: lint test build
 
@@ -97,6 +97,19 @@ demo-stack: test-deps
 test: test-deps vet
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5000x
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(MAKE) --no-print-directory test-monitoring
+
+# The monitoring content (alerts, dashboards, Alertmanager example, mixin)
+# is tested from its own module, monitoring/go.mod, which keeps Prometheus'
+# PromQL parser and go-jsonnet out of the exporter's dependencies.
+test-monitoring:
+	cd monitoring && $(GO) test -race -count=1 -timeout 15m ./...
+
+# Renders mixin/ into alerts/*.yml, dashboards/*.json and the Kubernetes
+# PrometheusRule and dashboards ConfigMap (examples/kubernetes/). Run it
+# after editing the mixin; the monitoring tests fail until you do.
+mixin:
+	cd monitoring && $(GO) run ./cmd/mixin -root ..
 
 # Runs every Go fuzz target (seed corpora in testdata/fuzz and f.Add) for
 # FUZZTIME each; `make test` runs them briefly, `make fuzz FUZZTIME=5m` hunts.
@@ -118,6 +131,7 @@ test-deps:
 
 vet:
 	$(GO) vet $(PKGS)
+	cd monitoring && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

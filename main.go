@@ -107,7 +107,7 @@ func addFlags(app *kingpin.Application) *options {
 	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds.").StringVar(&o.configFile)
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.plans.Demo)
 	app.Flag("metrics.tenant-series", "Export the per-tenant series (--no-metrics.tenant-series keeps only the fleet families, which stay exact).").Default("true").BoolVar(&o.tenantSeries)
-	flagvalue.Int(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those closest to a limit first; 0 means all.", "0", &o.maxTenants)
+	flagvalue.Int(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those the shipped alerts fire for first, then those closest to a limit; 0 means all.", "0", &o.maxTenants)
 	o.web = kingpinflag.AddFlags(app, ":9866")
 	flag.AddFlags(app, o.log)
 	app.Version(version.Print(exporterName))

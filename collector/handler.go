@@ -63,7 +63,8 @@ func WithTenantSeries(on bool) HandlerOption {
 }
 
 // WithMaxTenants caps the tenants whose series are exported (0: no cap),
-// keeping those closest to their limits (billing.MostPressed).
+// keeping those the shipped alerts fire for, then those closest to their
+// limits (billing.MostPressed).
 func WithMaxTenants(n int) HandlerOption {
 	return func(h *Handler) { h.maxTenants = n }
 }
@@ -113,7 +114,7 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 	if !h.tenantSeries {
 		return nil, len(all)
 	}
-	tenants = billing.MostPressed(all, h.maxTenants)
+	tenants = billing.MostPressed(all, h.maxTenants, read.Report.Period, read.Report.At)
 	return tenants, len(all) - len(tenants)
 }
 

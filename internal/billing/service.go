@@ -199,7 +199,11 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.plansErr = err
+	// A read its caller abandoned (every scrape waiting on it left) says
+	// nothing about the source: the last finished read's outcome stands.
+	if !errors.Is(err, context.Canceled) {
+		s.plansErr = err
+	}
 	if err == nil {
 		s.catalog, s.catalogAt = cat, now
 		st.Up = true
@@ -215,6 +219,29 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 	}
 	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt
 	return st
+}
+
+// lastPlans is the plans state the last read of the source left, without
+// reading it: the last read's outcome, so that a stale catalog is reported
+// stale even when only scrapes (not this caller) have tried the source.
+func (s *Service) lastPlans() PlansState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
+		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
+}
+
+// unread returns the Read of a read that did not finish in time (err says
+// why): no usage, no INFO and no tenants, the plans as the last read left
+// them and the current period. A scrape cut by its deadline still states
+// its sources' health with it, so that alerts on that health (and on the
+// period) do not see a gap.
+func (s *Service) unread(err error) *Read {
+	now := s.now()
+	return &Read{
+		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans()},
+		Info:   Info{Err: err},
+	}
 }
 
 // ErrUnknownTenant is returned by Tenant for a tenant that has no usage key
@@ -239,7 +266,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}
 	s.mu.Lock()
-	cat, at, plansErr, others := s.catalog, s.catalogAt, s.plansErr, s.otherTypes
+	others := s.otherTypes
 	s.mu.Unlock()
 	if s.maxTypes > 0 && counters != nil {
 		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
@@ -249,10 +276,8 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 			usage.KeepMetricTypes(counters, s.configuredTypes(), others, one.Skipped)
 		}
 	}
-	// The last read's outcome, so that a stale catalog is reported stale
-	// even when only scrapes (not this call) have tried the source.
-	plansState := PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: cat, LoadedAt: at,
-		Up: cat != nil && plansErr == nil, Err: plansErr}
+	plansState := s.lastPlans()
+	cat := plansState.Catalog
 	if s.plans != nil && cat == nil {
 		plansState = s.loadPlans(ctx, now)
 		cat = plansState.Catalog
