@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -48,7 +49,8 @@ type options struct {
 	redisAddrs                                                     []string
 	redisCluster, tenantSeries, disableAPI                         bool
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout    time.Duration
-	scanCount, batchSize, maxRequests, maxTenants                  int
+	scanCount, batchSize, maxRequests, maxTenants, maxTypes        int
+	maxReply                                                       units.Base2Bytes
 	redisTLS                                                       redisstore.TLSFiles
 	readMode                                                       string
 	resync                                                         time.Duration
@@ -98,7 +100,9 @@ func addFlags(app *kingpin.Application) *options {
 	flagvalue.Enum(app, "redis.read-mode", "track: keep a mirror of the usage state current with Redis key tracking, re-reading only changed keys; scan: read every usage key on every scrape.", redisstore.ModeTrack, &o.readMode, redisstore.ModeTrack, redisstore.ModeScan)
 	flagvalue.Duration(app, "redis.resync-interval", "How often a background full read checks the track mode's mirror and replaces it; 0 turns the check off.", "15m", &o.resync)
 	flagvalue.Int(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
+	app.Flag("redis.max-reply-bytes", "Largest Redis reply held in memory: a usage hash over it is skipped and counted (oversized_hash); a pipelined batch may hold 8 times it. 0 means no bound.").Default("1MiB").BytesVar(&o.maxReply)
 	app.Flag("usage.key-pattern", "Name of the usage hashes, with {tenant_id} and {period} (YYYYMM).").Default(usage.DefaultKeyPattern).StringVar(&o.keyPattern)
+	flagvalue.Int(app, "usage.max-metric-types", "Most distinct metric types (hash fields) exported: the configured ones first, then those most tenants have; fields beyond are skipped and counted (metric_type_limit). 0 means no cap.", "16", &o.maxTypes)
 	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)
 	flagvalue.Duration(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
 	flagvalue.Duration(app, "scrape.max-timeout", "Longest a scrape may read; the deadline when Prometheus sends no timeout header.", "10s", &o.maxTimeout)
@@ -147,6 +151,10 @@ func (o *options) validate() (*settings, error) {
 		return nil, fmt.Errorf("--redis.addr: given %d times; several addresses are the seed nodes of a Redis Cluster and need --redis.cluster", len(o.redisAddrs))
 	case o.redisCluster && o.plans.Demo:
 		return nil, fmt.Errorf("--redis.cluster: --demo runs its own single Redis")
+	case o.maxTypes < 0:
+		return nil, fmt.Errorf("--usage.max-metric-types must not be negative, got %d", o.maxTypes)
+	case o.maxReply < 0:
+		return nil, fmt.Errorf("--redis.max-reply-bytes must not be negative, got %v", o.maxReply)
 	}
 	for _, addr := range o.redisAddrs {
 		t, err := redisstore.ParseTarget(addr)
@@ -172,6 +180,7 @@ func (o *options) validate() (*settings, error) {
 		redisstore.WithScanCount(o.scanCount),
 		redisstore.WithBatchSize(o.batchSize),
 		redisstore.WithTLSConfig(redisTLS),
+		redisstore.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 	}
 	s.mirror = []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync)}
 	// The demo's in-process Redis (miniredis) has no key tracking.
@@ -262,6 +271,7 @@ func run(logger *slog.Logger, o *options) error {
 		billing.WithDefaults(plans.Defaults),
 		billing.WithMetricTypes(s.cfg.MetricTypes),
 		billing.WithThresholds(s.cfg.Thresholds),
+		billing.WithMaxMetricTypes(o.maxTypes),
 	}
 	if plans.Source != nil {
 		serviceOpts = append(serviceOpts, billing.WithPlans(plans.Source, plans.Name))

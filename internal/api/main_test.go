@@ -364,6 +364,7 @@ type usageJSON struct {
 
 type listItemJSON struct {
 	TenantID      string    `json:"tenant_id"`
+	UsagePath     string    `json:"usage_path"`
 	Plan          *planJSON `json:"plan"`
 	UsingDefaults bool      `json:"using_defaults"`
 	metricJSON

@@ -57,7 +57,7 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 		GeneratedAt:     timestamp(tr.At, tr.Period),
 		Period:          newPeriodView(tr.Period, tr.At),
 		Plan:            newPlanRef(t),
-		LimitsKnown:     t.LimitsKnown,
+		LimitsKnown:     t.LimitsKnown && !t.PlanUnknown,
 		PlansStale:      tr.Plans.Stale(),
 		PlansAgeSeconds: plansAge(tr.Plans, tr.At),
 		UsageRecorded:   t.Usage != nil,

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func TestHostileTenantIDs(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	e.redis.HSet("usage:ação:202611", "messages", 5)
 	e.redis.HSet("usage:a:b:202611", "messages", 6)
-	e.redis.HSet("usage:..:202611", "messages", 7) // valid in Redis, unreachable by path
+	e.redis.HSet("usage:..:202611", "messages", 7) // reachable as %2E%2E
 
 	digits := func(n int) string { return strings.Repeat("9", n) }
 	// Raw dot segments and an empty segment are cleaned by an
@@ -141,11 +142,12 @@ func TestHostileTenantIDs(t *testing.T) {
 		{"question mark", "1%3F", 400, false},
 		{"brackets", "%5B1%5D", 400, false},
 		{"backslash", "1%5C", 400, false},
-		{"encoded slash", "1%2F2", 400, false},
-		{"encoded dot-dot slash", "..%2F1", 400, false},
-		{"encoded dot-dot", "%2E%2E", 400, false},
-		{"raw dot", ".", 400, true},
-		{"raw dot-dot", "..", 400, true},
+		{"encoded slash, unknown", "1%2F2", 404, false},
+		{"encoded slash", "a%2Fb", 404, false},
+		{"encoded dot-dot slash, unknown", "..%2F1", 404, false},
+		{"encoded dot-dot", "%2E%2E", 200, false},
+		{"raw dot, unknown", ".", 404, true},
+		{"raw dot-dot", "..", 200, true},
 		{"NUL", "1%00", 400, false},
 		{"newline", "1%0A", 400, false},
 		{"tab", "a%09b", 400, false},
@@ -215,6 +217,58 @@ func TestHostileTenantIDs(t *testing.T) {
 	if u := e.usage(url.PathEscape("ação")); deref(u.Metrics["messages"].Used) != int64(5) || u.TenantID != "ação" {
 		t.Errorf("ação: %+v", u)
 	}
+}
+
+// TestEveryListedTenantIsFetchable: tenant ids that the exporter accepts
+// from keys, whatever their characters (/, ., .., %, spaces, ...), are
+// listed with a usage_path that answers through the same mux as main's,
+// and percent-encoding them as the OpenAPI document says works too.
+func TestEveryListedTenantIsFetchable(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	ids := []string{"a/b", ".", "..", "...", "50%", "a%2Fb", "%", "with space", "a:b", "ação ✓", "~x", "a#c=1&d", "./..", "a//b", "/", "o'brien\"x", "1"}
+	for i, id := range ids {
+		e.redis.HSet("usage:"+id+":202611", "messages", 100+i)
+	}
+	// messages default limit 1000: every tenant is at 10 % or more.
+	l := e.list("?limit_type=messages&min_percentage=0&limit=100")
+	if len(l.Tenants) != len(ids) {
+		t.Fatalf("listed %d tenants %q, want %d", len(l.Tenants), l.ids(), len(ids))
+	}
+	for _, item := range l.Tenants {
+		for _, path := range []string{item.UsagePath, documentedPath(item.TenantID)} {
+			r := e.get(path)
+			if r.Status != http.StatusOK {
+				t.Errorf("tenant %q at %s: %d %s", item.TenantID, path, r.Status, r.Body)
+				continue
+			}
+			var u usageJSON
+			r.decode(t, &u)
+			got, want := u.Metrics["messages"].Used, item.Used
+			if u.TenantID != item.TenantID || got == nil || want == nil || *got != *want {
+				t.Errorf("tenant %q at %s: got tenant %q with %s messages, want %s", item.TenantID, path, u.TenantID, show(got), show(want))
+			}
+		}
+	}
+}
+
+// documentedPath encodes an id as openapi.yaml tells clients to, without
+// the API's own helper: every byte but the unreserved ones as %XX, and
+// . or .. as %2E.
+func documentedPath(id string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if ('A' <= c && c <= 'Z') || ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') || strings.IndexByte("-._~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	seg := b.String()
+	if id == "." || id == ".." {
+		seg = strings.Repeat("%2E", len(id))
+	}
+	return "/api/v1/tenants/" + seg + "/usage"
 }
 
 // TestProjection: only monthly-reset types are projected, and not before
@@ -298,4 +352,12 @@ func TestExceededClampsRemaining(t *testing.T) {
 	if u.Plan != nil || deref(u.UsingDefaults) != true || u.PlansAgeSeconds != nil || u.PlansStale {
 		t.Errorf("no plans source: plan %v using_defaults %v plans_age %v stale %v", u.Plan, deref(u.UsingDefaults), deref(u.PlansAgeSeconds), u.PlansStale)
 	}
+}
+
+// show prints a nullable JSON number.
+func show(v *int64) string {
+	if v == nil {
+		return "null"
+	}
+	return strconv.FormatInt(*v, 10)
 }

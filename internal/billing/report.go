@@ -50,6 +50,10 @@ type TenantStatus struct {
 	PlanName      string
 	UsingDefaults bool
 	Limits        plans.Limits // in force: the plan's, or the defaults
+	// PlanUnknown: the tenant is on PlanID, but that plan's row is
+	// missing from the plans data, so no limit is stated (Limits is empty)
+	// rather than the defaults, which would be wrong.
+	PlanUnknown bool
 	// UnreadableLimits holds the plan's limits that the plans source could
 	// not read, by limit type, with the reason (plans.Plan.Unreadable).
 	UnreadableLimits map[string]string
@@ -413,6 +417,9 @@ func tenantStatus(id string, counters usage.Counters, planID string, ps PlansSta
 			st.PlanID, st.PlanName, st.UsingDefaults, st.Limits = plan.ID, plan.Name, false, plan.Limits
 			st.UnreadableLimits = plan.Unreadable
 			limits = ix.plans[planID]
+		} else {
+			st.PlanID, st.UsingDefaults, st.Limits, st.PlanUnknown = planID, false, plans.Limits{}, true
+			limits = nil
 		}
 	}
 	start := len(*buf)
@@ -432,6 +439,14 @@ func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {
 	if cat != nil {
 		for _, id := range slices.Sorted(maps.Keys(cat.Plans)) {
 			out = append(out, PlanCount{PlanID: id, PlanName: cat.Plans[id].Name, Tenants: counts[id]})
+			delete(counts, id)
+		}
+	}
+	// Plans whose row is missing still count their tenants
+	// (without a name), so that the counts add up to every tenant.
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		if id != NoPlanID && id != "" {
+			out = append(out, PlanCount{PlanID: id, Tenants: counts[id]})
 		}
 	}
 	return append(out, PlanCount{PlanID: NoPlanID, Tenants: counts[NoPlanID]})

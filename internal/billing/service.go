@@ -46,6 +46,7 @@ type Service struct {
 	now         func() time.Time
 	defaults    plans.Limits
 	metricTypes []usage.MetricType
+	maxTypes    int // distinct metric types kept; 0: no cap
 	thresholds  []float64
 	logger      *slog.Logger
 
@@ -53,6 +54,10 @@ type Service struct {
 	catalog   *plans.Catalog // last catalog read successfully
 	catalogAt time.Time
 	plansErr  error // of the last read of the plans source; nil when it worked
+	// otherTypes are the unconfigured metric types the last full read
+	// kept under the cap (nil before one): one tenant's read keeps the
+	// same ones, so that the API and /metrics agree.
+	otherTypes map[string]bool
 
 	reads reads
 }
@@ -80,6 +85,11 @@ func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.defaults 
 
 // WithMetricTypes sets the known metric types.
 func WithMetricTypes(mt []usage.MetricType) Option { return func(s *Service) { s.metricTypes = mt } }
+
+// WithMaxMetricTypes caps the distinct metric types of a read (the
+// configured ones always kept first; see usage.Snapshot.CapMetricTypes).
+// 0 means no cap.
+func WithMaxMetricTypes(n int) Option { return func(s *Service) { s.maxTypes = max(n, 0) } }
 
 // WithThresholds sets the percentages counted by tenants-over-threshold.
 func WithThresholds(th []float64) Option { return func(s *Service) { s.thresholds = th } }
@@ -113,6 +123,15 @@ func New(store Store, opts ...Option) *Service {
 // MetricTypes returns the known metric types.
 func (s *Service) MetricTypes() []usage.MetricType { return s.metricTypes }
 
+// configuredTypes returns the configured metric type names as a set.
+func (s *Service) configuredTypes() map[string]bool {
+	names := make(map[string]bool, len(s.metricTypes))
+	for _, mt := range s.metricTypes {
+		names[mt.Name] = true
+	}
+	return names
+}
+
 // Defaults returns the default limits.
 func (s *Service) Defaults() plans.Limits { return s.defaults }
 
@@ -132,7 +151,12 @@ func (s *Service) report(ctx context.Context) *Report {
 		r.UsageDuration = time.Since(start)
 		if r.UsageErr != nil {
 			r.Usage = nil
+			return
 		}
+		others := r.Usage.CapMetricTypes(s.metricTypes, s.maxTypes)
+		s.mu.Lock()
+		s.otherTypes = others
+		s.mu.Unlock()
 	}()
 	plansCtx, cancel := plansContext(ctx)
 	r.Plans = s.loadPlans(plansCtx, now)
@@ -240,6 +264,17 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	counters, found, _, err := s.store.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
+	}
+	s.mu.Lock()
+	others := s.otherTypes
+	s.mu.Unlock()
+	if s.maxTypes > 0 && counters != nil {
+		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
+		if others == nil { // no full read yet: this hash alone decides
+			one.CapMetricTypes(s.metricTypes, s.maxTypes)
+		} else {
+			usage.KeepMetricTypes(counters, s.configuredTypes(), others, one.Skipped)
+		}
 	}
 	plansState := s.lastPlans()
 	cat := plansState.Catalog

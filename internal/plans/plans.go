@@ -35,7 +35,9 @@ type Catalog struct {
 	// Plans by plan id, including plans no tenant is on.
 	Plans map[string]Plan
 	// Tenants maps every tenant the source knows to its plan id; "" means
-	// the tenant has no active plan and default limits apply.
+	// the tenant has no active plan and default limits apply. A plan id
+	// that Plans lacks is a plan whose row vanished, is badly named or conflicts: the
+	// tenant is on it, and its limits are unknown (not the defaults).
 	Tenants map[string]string
 	// Invalid counts rows or entries the source skipped, by reason (for
 	// example "invalid_tenant_id", "negative_limit", "unknown_plan").

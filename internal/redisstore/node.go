@@ -392,14 +392,19 @@ func decodeInto(reply any, p pending, snap *usage.Snapshot) error {
 }
 
 // decodeHGETALL turns one HGETALL reply into counters. A key holding another
-// type is a counted skip, not an error: its tenant is found, with counters
-// that say its usage is unreadable (not 0); found is false for a key that
-// vanished between SCAN and HGETALL (an empty reply).
+// type, and a hash whose reply is over --redis.max-reply-bytes (dropped as
+// it streamed in, bounded.go), are counted skips, not errors: the tenant is
+// found, with counters that say its usage is unreadable (not 0); found is
+// false for a key that vanished between SCAN and HGETALL (an empty reply).
 func decodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, bool, error) {
 	if rerr, ok := reply.(redis.Error); ok {
-		if strings.HasPrefix(string(rerr), "WRONGTYPE") {
+		switch {
+		case strings.HasPrefix(string(rerr), "WRONGTYPE"):
 			skipped[usage.ReasonWrongType]++
 			return usage.UnreadableHash(usage.ReasonWrongType), true, nil
+		case isOversized(rerr):
+			skipped[usage.ReasonOversizedHash]++
+			return usage.UnreadableHash(usage.ReasonOversizedHash), true, nil
 		}
 		return nil, false, rerr
 	}

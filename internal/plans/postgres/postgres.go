@@ -11,7 +11,9 @@
 //   - plan_id: the tenant's plan, any integer or text type. NULL: the tenant
 //     has no active plan and default limits apply.
 //   - plan_name: the plan's name; NULL when plan_id is set means the plan
-//     does not exist (a LEFT JOIN found no plan row).
+//     does not exist (a LEFT JOIN found no plan row). Its tenants stay on
+//     that plan id with no limits (Catalog.Tenants names a plan that
+//     Catalog.Plans lacks), never on the default limits.
 //   - limit_<metric_type>: one column per limit, named after the usage hash
 //     field it limits, such as limit_messages or limit_whatsappSessions.
 //     Any integer or numeric type; NULL or 0 means unlimited.
@@ -29,7 +31,10 @@
 // one of the Reason* names; it never fails the Load. A limit value that
 // cannot be used (negative, not an integer) skips that limit only: the plan
 // and its tenants stay, with the limit in Plan.Unreadable, so that nothing
-// is derived from it and the tenants are not moved to the defaults. A Load fails only
+// is derived from it and the tenants are not moved to the defaults. When
+// the plan itself is bad (no plan row, a bad name, conflicting rows), the
+// plan is left out and the row's tenant stays on that plan id, its limits
+// unknown, again not on the defaults. A Load fails only
 // when the query does, or when its columns cannot be used: a required one
 // missing (ErrMissingColumn) or appearing twice, or two columns for one
 // limit.
@@ -80,7 +85,8 @@ const (
 	ReasonInvalidTenantID = "invalid_tenant_id"
 	// ReasonInvalidPlanID: plan_id fails the same rule.
 	ReasonInvalidPlanID = "invalid_plan_id"
-	// ReasonUnknownPlan: plan_id is set but plan_name is NULL.
+	// ReasonUnknownPlan: plan_id is set but plan_name is NULL (the plan's
+	// row is missing). The tenant stays on the plan id, without limits.
 	ReasonUnknownPlan = "unknown_plan"
 	// ReasonInvalidPlanName: plan_name is empty, not printable UTF-8, or
 	// too long (plans.ValidatePlanName).
@@ -92,8 +98,8 @@ const (
 	// 64 bits (1.5, 'abc', true). The limit is unreadable; the row is kept.
 	ReasonNonIntegerLimit = "non_integer_limit"
 	// ReasonConflictingPlan: rows give one plan id different names or
-	// limits. Every row of that plan is skipped, so the plan and its
-	// tenants are left out rather than guessed at.
+	// limits. The plan is left out rather than guessed at; its tenants stay
+	// on it, without limits.
 	ReasonConflictingPlan = "conflicting_plan"
 	// ReasonConflictingTenantPlan: rows put one tenant on different plans
 	// (or on a plan and on none). The tenant is left out; the plans those
@@ -269,7 +275,9 @@ func (s *Source) metricType(suffix string) string {
 }
 
 // row is one result row, checked on its own; reason is set when it must be
-// skipped.
+// skipped. A row whose plan is bad (a missing plan row, a bad name) keeps
+// its tenant and plan ids: the tenant stays on that plan, whose
+// limits are then unknown, rather than falling to the default limits.
 type row struct {
 	tenantID, planID string
 	reason           string
@@ -295,11 +303,13 @@ func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName
 	case planID == "":
 		return row{tenantID: tenantID}, ""
 	case values[l.planName] == nil:
-		return row{reason: ReasonUnknownPlan}, ""
+		// The plan's row is missing (a tenant whose plan was deleted, with
+		// no foreign key): the tenant stays on that plan id.
+		return row{tenantID: tenantID, planID: planID, reason: ReasonUnknownPlan}, ""
 	}
 	name, ok := values[l.planName].(string)
 	if !ok || plans.ValidatePlanName(name) != nil {
-		return row{reason: ReasonInvalidPlanName}, ""
+		return row{tenantID: tenantID, planID: planID, reason: ReasonInvalidPlanName}, ""
 	}
 	for i, c := range l.limits {
 		v, reason := limitValue(values[c.index])
@@ -414,7 +424,9 @@ type builder struct {
 type planRows struct {
 	name        string
 	limits      []int64
+	defined     bool // a valid row gave name and limits
 	conflicting bool
+	invalid     bool // a row of the plan is missing its plan row or has a bad name
 }
 
 // newBuilder returns a builder for about rows rows (the last load's count:
@@ -427,6 +439,15 @@ func newBuilder(lay *layout, rows int) *builder {
 func (b *builder) add(r row, planName string, limits []int64) {
 	if r.reason != "" {
 		b.invalid[r.reason]++
+		if r.planID == "" {
+			return // nothing to keep
+		}
+		// The plan is left out; its tenant stays on it.
+		b.plan(r.planID).invalid = true
+		r.reason = ""
+		if r.tenantID != "" {
+			b.rows = append(b.rows, r)
+		}
 		return
 	}
 	if r.planID != "" {
@@ -435,13 +456,22 @@ func (b *builder) add(r row, planName string, limits []int64) {
 				b.invalid[unreadableReason(v)]++
 			}
 		}
-		if p, seen := b.plans[r.planID]; !seen {
-			b.plans[r.planID] = &planRows{name: planName, limits: slices.Clone(limits)}
+		if p := b.plan(r.planID); !p.defined {
+			p.name, p.limits, p.defined = planName, slices.Clone(limits), true
 		} else if p.name != planName || !slices.Equal(p.limits, limits) {
 			p.conflicting = true
 		}
 	}
 	b.rows = append(b.rows, r)
+}
+
+func (b *builder) plan(id string) *planRows {
+	p, ok := b.plans[id]
+	if !ok {
+		p = &planRows{}
+		b.plans[id] = p
+	}
+	return p
 }
 
 func (b *builder) catalog() *plans.Catalog {
@@ -450,13 +480,20 @@ func (b *builder) catalog() *plans.Catalog {
 	for reason, n := range b.invalid {
 		cat.Invalid[reason] = n
 	}
-	// A plan that rows give different names or limits is left out with
-	// all its rows, rather than guessed at.
-	rows := b.keep(cat, b.rows, ReasonConflictingPlan, func(r row) bool {
-		return r.planID == "" || !b.plans[r.planID].conflicting
-	})
+	// A plan that rows give different names or limits is left out rather
+	// than guessed at, and so is one with a missing or bad row: their
+	// tenants stay on them, with no limits stated (they are not tenants
+	// without a plan, so the default limits would be wrong too).
+	for _, r := range b.rows {
+		if r.planID != "" {
+			if p := b.plans[r.planID]; p.conflicting && !p.invalid {
+				cat.Invalid[ReasonConflictingPlan]++
+			}
+		}
+	}
+	rows := b.rows
 	for id, p := range b.plans {
-		if p.conflicting {
+		if p.conflicting || p.invalid {
 			continue
 		}
 		plan := plans.Plan{ID: id, Name: p.name, Limits: plans.Limits{}}
@@ -506,25 +543,6 @@ func (b *builder) addTenants(cat *plans.Catalog, rows []row) {
 	for id := range conflicting {
 		delete(cat.Tenants, id)
 	}
-}
-
-// keep returns the rows ok accepts and counts the others under reason. When
-// it accepts them all, as it almost always does, rows is returned as is.
-func (b *builder) keep(cat *plans.Catalog, rows []row, reason string, ok func(row) bool) []row {
-	first := slices.IndexFunc(rows, func(r row) bool { return !ok(r) })
-	if first < 0 {
-		return rows
-	}
-	kept := make([]row, first, len(rows))
-	copy(kept, rows[:first])
-	for _, r := range rows[first:] {
-		if ok(r) {
-			kept = append(kept, r)
-		} else {
-			cat.Invalid[reason]++
-		}
-	}
-	return kept
 }
 
 // redact removes the password of dsn from msg. pgx already redacts

@@ -262,7 +262,10 @@ func TestLoad(t *testing.T) {
 					"5": {ID: "5", Name: "five", Limits: plans.Limits{"messages": 1}},
 					"6": {ID: "6", Name: "six", Limits: plans.Limits{"messages": 1}},
 				},
-				Tenants: map[string]string{"ok": "1", "ok2": "1", "t4": "3", "t5": "4"},
+				// A tenant whose plan row is missing, badly named or
+				// conflicting stays on that plan id (the plan has no
+				// entry): it is not a tenant without a plan.
+				Tenants: map[string]string{"ok": "1", "ok2": "1", "t2": "99", "t3": "2", "t4": "3", "t5": "4", "t8": "7", "t9": "7", "t10": "8"},
 				Invalid: map[string]int{
 					"invalid_tenant_id":       2,
 					"invalid_plan_id":         1,
