@@ -48,7 +48,8 @@ type options struct {
 	redisAddrs                                                     []string
 	redisCluster, tenantSeries, disableAPI                         bool
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout    time.Duration
-	scanCount, batchSize, maxRequests, maxTenants                  int
+	idleTimeout                                                    time.Duration
+	scanCount, batchSize, maxRequests, maxTenants, maxConnections  int
 	redisTLS                                                       redisstore.TLSFiles
 	plans                                                          plansource.Flags
 	web                                                            *web.FlagConfig
@@ -80,6 +81,8 @@ func addFlags(app *kingpin.Application) *options {
 	o := &options{log: &promslog.Config{}}
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	flagvalue.Int(app, "web.max-requests", "Maximum number of concurrent scrapes; 0 means no limit.", "40", &o.maxRequests)
+	flagvalue.Int(app, "web.max-connections", "Maximum number of open HTTP connections; over it a new connection replaces the longest idle one, or is closed. 0 means no limit.", "512", &o.maxConnections)
+	flagvalue.Duration(app, "web.idle-timeout", "How long an idle keep-alive connection is kept open.", "2m", &o.idleTimeout)
 	app.Flag("web.disable-api", "Disable the read-only JSON API under /api/ (see /api/v1/openapi.yaml).").BoolVar(&o.disableAPI)
 	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db). Repeatable with --redis.cluster: the cluster's seed nodes.").Default("localhost:6379").StringsVar(&o.redisAddrs)
 	app.Flag("redis.cluster", "Treat --redis.addr (repeatable) as Redis Cluster seed nodes: read every master of the cluster.").BoolVar(&o.redisCluster)
@@ -136,6 +139,8 @@ func (o *options) validate() (*settings, error) {
 	switch {
 	case o.maxTimeout <= 0:
 		return nil, fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
+	case o.idleTimeout <= 0:
+		return nil, fmt.Errorf("--web.idle-timeout must be positive, got %v", o.idleTimeout)
 	case o.scanCount < 1 || o.batchSize < 1:
 		return nil, fmt.Errorf("--redis.scan-count and --redis.batch-size must be at least 1")
 	case len(o.redisAddrs) > 1 && !o.redisCluster:
@@ -267,7 +272,7 @@ func run(logger *slog.Logger, o *options) error {
 		logger.Info("demo running: open the landing page, or curl the metrics", "redis", st.String(),
 			"metrics", "http://localhost"+server.ListenPort(o.web)+o.telemetryPath)
 	}
-	return server.Serve(logger, mux, o.web)
+	return server.Serve(logger, mux, o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
 }
 
 // newMux mounts the two views of the billing core and the exporter's own

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"log/slog"
@@ -119,17 +118,60 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Every other method would run a full read for nothing; the API
+		// and the health endpoints answer the same way.
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.ScrapeTimeout(r))
+	defer cancel()
+	gzip := acceptsGzip(r)
+	body, ok := h.render(ctx, w, gzip)
+	if !ok {
+		return
+	}
+	// The scrape slot is released: the body goes out under a deadline of
+	// its own, so a client that never reads holds one rendered body (not a
+	// slot) and only until then. Prometheus gives up at its own timeout,
+	// which the context's deadline plus the offset is; the offset is the
+	// least a fast reader is given.
+	deadline, _ := ctx.Deadline() // WithTimeout always sets one
+	if least := time.Now().Add(h.timeoutOffset); deadline.Add(h.timeoutOffset).Before(least) {
+		deadline = least
+	} else {
+		deadline = deadline.Add(h.timeoutOffset)
+	}
+	if err := http.NewResponseController(w).SetWriteDeadline(deadline); err != nil {
+		h.logger.Debug("setting the write deadline", "err", err)
+	}
+	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	if gzip {
+		w.Header().Set("Content-Encoding", "gzip")
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := w.Write(body.Bytes()); err != nil {
+		h.logger.Debug("writing metrics", "err", err)
+	}
+}
+
+// render reads under ctx and renders the whole exposition into memory,
+// holding a scrape slot (--web.max-requests) only meanwhile. ok is false
+// when the request was already answered (no slot free).
+func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) (body *bytes.Buffer, ok bool) {
 	if h.inflight != nil {
 		select {
 		case h.inflight <- struct{}{}:
 			defer func() { <-h.inflight }()
 		default:
 			http.Error(w, "too many concurrent scrapes (--web.max-requests)", http.StatusServiceUnavailable)
-			return
+			return nil, false
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.ScrapeTimeout(r))
-	defer cancel()
 	read, err := h.service.Read(ctx)
 	tenants, omitted := h.selectTenants(read)
 
@@ -142,34 +184,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Error("gathering metrics", "err", gatherErr)
 	}
 
-	format := expfmt.NewFormat(expfmt.TypeTextPlain)
-	w.Header().Set("Content-Type", string(format))
-	gzip := acceptsGzip(r)
-	if gzip {
-		w.Header().Set("Content-Encoding", "gzip")
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	out := newStream(bw, gzip)
+	body = &bytes.Buffer{}
+	out := newStream(body, gzip)
 	// The small families, through client_golang's encoder.
 	var small bytes.Buffer
-	enc := expfmt.NewEncoder(&small, format)
+	enc := expfmt.NewEncoder(&small, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range families {
 		if err := enc.Encode(mf); err != nil {
 			h.logger.Error("encoding metrics", "family", mf.GetName(), "err", err)
 		}
 	}
 	out.writeText(small.Bytes())
-	if err := writeTenants(out, tenants); err != nil {
-		h.logger.Debug("writing tenant metrics", "err", err)
-		return
-	}
-	if err := out.close(); err != nil {
-		h.logger.Debug("writing metrics", "err", err)
-		return
-	}
-	if err := bw.Flush(); err != nil {
-		h.logger.Debug("writing metrics", "err", err)
-	}
+	// Writes to a bytes.Buffer do not fail.
+	_ = writeTenants(out, tenants)
+	_ = out.close()
+	return body, true
 }
 
 func acceptsGzip(r *http.Request) bool {

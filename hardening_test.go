@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/billing-exporter/billing_exporter/internal/period"
+	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
+)
+
+// fillTenants writes n usage hashes for the current period in one Lua call.
+func fillTenants(t *testing.T, r *testserver.Redis, n int) {
+	t.Helper()
+	cur := period.At(time.Now(), time.UTC).ID
+	r.Do("EVAL", `for i=1,tonumber(ARGV[1]) do
+		redis.call('HSET','usage:tenant-'..i..':'..ARGV[2],'messages',i,'storage',i*1000,'users',i%50,'whatsappSessions',1)
+	end`, 0, n, cur)
+}
+
+// stalledClient connects with a small receive buffer, sends a GET for path
+// and reads only the status line: the server has answered, and the body
+// stays unread.
+func stalledClient(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: exporter\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	status, err := bufio.NewReaderSize(c, 16).ReadString('\n')
+	if err != nil {
+		t.Fatalf("stalled client: no status line: %v", err)
+	}
+	if !strings.HasPrefix(status, "HTTP/1.1 200") {
+		t.Fatalf("stalled client: %q", status)
+	}
+	return c
+}
+
+func exporterAddr(e *exporter) string { return strings.TrimPrefix(e.URL, "http://") }
+
+// peakRSS is the exporter's peak resident set size in MiB.
+func peakRSS(t *testing.T, e *exporter) float64 {
+	t.Helper()
+	p, err := procfs.NewProc(e.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.NewStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return float64(st.VmHWM) / (1 << 20)
+}
+
+// TestStalledReadersDoNotLockOutScrapes: twice --web.max-requests
+// clients ask for /metrics (plain text, several MB) and never read the
+// body. A scrape slot covers the read and the rendering only, so the next
+// scrape is served at once; the stalled connections are closed by the
+// write deadline (scrape timeout plus offset), releasing their bodies.
+func TestStalledReadersDoNotLockOutScrapes(t *testing.T) {
+	r := testserver.StartRedis(t)
+	fillTenants(t, r, 15000)
+	const slots, stalled = 4, 8
+	e := startExporter(t, nil, "--redis.addr="+r.Addr(), "--web.max-requests="+strconv.Itoa(slots),
+		"--scrape.max-timeout=15s")
+	before := peakRSS(t, e)
+	conns := make([]net.Conn, 0, stalled)
+	for range stalled {
+		conns = append(conns, stalledClient(t, exporterAddr(e), "/metrics"))
+	}
+	res := scrapetest.Get(t, nil, e.URL+"/metrics", map[string]string{"X-Prometheus-Scrape-Timeout-Seconds": "15"})
+	if res.Status != http.StatusOK {
+		t.Fatalf("scrape with %d stalled clients: status %d: %s", stalled, res.Status, res.Body)
+	}
+	if up := res.MustValue(t, "billing_redis_up"); up != 1 {
+		t.Errorf("billing_redis_up %v, want 1", up)
+	}
+	// Each stalled connection is closed once its write deadline passes:
+	// reading it to the end ends (EOF or reset) megabytes short of the
+	// whole body, which did not fit in the sockets' buffers.
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := io.Copy(io.Discard, c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("stalled client %d: connection still open after 30s (%d bytes read)", i, n)
+		}
+		if n > int64(len(res.Body))-1<<20 {
+			t.Errorf("stalled client %d read %d bytes of a %d-byte body: not cut short by the write deadline", i, n, len(res.Body))
+		}
+	}
+	t.Logf("peak RSS %.0f MiB before, %.0f MiB after %d stalled readers of a %d-byte body",
+		before, peakRSS(t, e), stalled, len(res.Body))
+}
+
+// TestIdleConnectionsDoNotExhaustDescriptors: under an open-file limit of
+// 128, 300 keep-alive connections left idle after one request each would
+// exhaust the descriptors (accept fails, scrapes hang); with
+// --web.max-connections=64 each new one replaces the longest idle one, and
+// a scrape still works.
+func TestIdleConnectionsDoNotExhaustDescriptors(t *testing.T) {
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("prlimit (util-linux) not installed")
+	}
+	r := testserver.StartRedis(t)
+	fillTenants(t, r, 10)
+	port := testserver.FreePort(t)
+	e := &exporter{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
+	e.cmd = exec.Command("prlimit", "--nofile=128:128", "--", binary, "--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+		"--redis.addr="+r.Addr(), "--web.max-connections=64")
+	e.cmd.Env = os.Environ()
+	e.cmd.Stdout, e.cmd.Stderr = e, e
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { e.exited <- e.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = e.cmd.Process.Kill()
+		<-e.exited
+		if t.Failed() {
+			t.Logf("exporter output:\n%s", e.Output())
+		}
+	})
+	waitServing(t, e)
+
+	const idle = 300
+	closedByServer := 0
+	conns := make([]net.Conn, 0, idle)
+	for i := range idle {
+		c, err := net.DialTimeout("tcp", exporterAddr(e), 5*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /-/healthy HTTP/1.1\r\nHost: exporter\r\n\r\n"); err != nil {
+			closedByServer++
+			continue
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			closedByServer++ // replaced before it was served
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		conns = append(conns, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape after %d idle connections: %v", idle, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape after %d idle connections: status %d", idle, resp.StatusCode)
+	}
+	// The server closed the connections it replaced: at most the cap stay.
+	open := 0
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				open++
+			}
+		}
+	}
+	if open > 64 {
+		t.Errorf("%d idle connections still open, want at most --web.max-connections=64", open)
+	}
+	t.Logf("%d connections opened, %d refused or replaced before served, %d still open", idle, closedByServer, open)
+}
+
+// TestIdleConnectionsReaped: a keep-alive connection left idle is closed
+// by the server after --web.idle-timeout.
+func TestIdleConnectionsReaped(t *testing.T) {
+	r := testserver.StartRedis(t)
+	e := startExporter(t, nil, "--redis.addr="+r.Addr(), "--web.idle-timeout=500ms")
+	c, err := net.DialTimeout("tcp", exporterAddr(e), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /-/healthy HTTP/1.1\r\nHost: exporter\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: read gave %v, want EOF (closed by the server)", err)
+	}
+}
+
+// waitServing waits until e answers on /-/healthy.
+func waitServing(t *testing.T, e *exporter) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(e.URL + "/-/healthy")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case err := <-e.exited:
+			e.exited <- err
+			t.Fatalf("exporter exited at start: %v\n%s", err, e.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exporter not serving after 20s: %v\n%s", err, e.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
