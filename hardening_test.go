@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -244,5 +245,77 @@ func waitServing(t *testing.T, e *exporter) {
 			t.Fatalf("exporter not serving after 20s: %v\n%s", err, e.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestImpatientScraperDoesNotPoisonSharedRead: a client scrapes in a loop
+// with X-Prometheus-Scrape-Timeout-Seconds: 0.1 while Redis is slowed
+// (DEBUG SLEEP), and real scrapes with 10 s join the reads it starts. The
+// shared read runs under the latest deadline of its waiters and is not
+// cancelled when the impatient one leaves: every real scrape sees Redis up.
+func TestImpatientScraperDoesNotPoisonSharedRead(t *testing.T) {
+	r := testserver.StartRedis(t)
+	fillTenants(t, r, 200)
+	e := startExporter(t, nil, "--redis.addr="+r.Addr())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // Redis stalls 0.3 s at a time
+		defer wg.Done()
+		c := r.Conn()
+		defer c.Close()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, _ = c.Do("DEBUG", "SLEEP", "0.3")
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	go func() { // the impatient client
+		defer wg.Done()
+		client := &http.Client{Timeout: 2 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest(http.MethodGet, e.URL+"/metrics", nil)
+			req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "0.1")
+			if resp, err := client.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+
+	// Five real scrapers, six scrapes each, back to back: most arrive while
+	// a read the impatient client started is in flight, and join it.
+	const scrapers, each = 5, 6
+	results := make(chan *scrapetest.Result, scrapers*each)
+	for range scrapers {
+		go func() {
+			for range each {
+				results <- scrapetest.Get(t, nil, e.URL+"/metrics", map[string]string{"X-Prometheus-Scrape-Timeout-Seconds": "10"})
+			}
+		}()
+	}
+	down := 0
+	for range scrapers * each {
+		res := <-results
+		if res.Status != http.StatusOK {
+			t.Errorf("real scrape: status %d", res.Status)
+			continue
+		}
+		if up, _ := res.Value("billing_redis_up"); up != 1 {
+			down++
+		}
+	}
+	if down > 0 {
+		t.Errorf("%d of %d real 10 s scrapes reported billing_redis_up 0 next to a 0.1 s client", down, scrapers*each)
 	}
 }
