@@ -319,3 +319,134 @@ func TestImpatientScraperDoesNotPoisonSharedRead(t *testing.T) {
 		t.Errorf("%d of %d real 10 s scrapes reported billing_redis_up 0 next to a 0.1 s client", down, scrapers*each)
 	}
 }
+
+// TestMetricsAnswersGETOnly: any other method on /metrics is 405 with
+// Allow: GET, and costs Redis nothing.
+func TestMetricsAnswersGETOnly(t *testing.T) {
+	r := testserver.StartRedis(t)
+	fillTenants(t, r, 10)
+	e := startExporter(t, nil, "--redis.addr="+r.Addr())
+	scans := r.CommandCalls("scan")
+	for _, method := range []string{http.MethodHead, http.MethodPost, http.MethodDelete, http.MethodTrace, "FOO"} {
+		req, _ := http.NewRequest(method, e.URL+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET" {
+			t.Errorf("%s /metrics: %d, Allow %q; want 405, Allow GET", method, resp.StatusCode, resp.Header.Get("Allow"))
+		}
+	}
+	if n := r.CommandCalls("scan"); n != scans {
+		t.Errorf("%d SCANs for requests refused, want none", n-scans)
+	}
+	if up := e.scrape().MustValue(t, "billing_redis_up"); up != 1 {
+		t.Errorf("GET: billing_redis_up %v", up)
+	}
+}
+
+// TestClientCommandRenamed: a Redis that renamed CLIENT away (a common
+// hardening) is read all the same: naming the connection is best effort.
+func TestClientCommandRenamed(t *testing.T) {
+	r := testserver.StartRedis(t, "--rename-command", "CLIENT", "")
+	fillTenants(t, r, 10)
+	e := startExporter(t, nil, "--redis.addr="+r.Addr())
+	if up := e.scrape().MustValue(t, "billing_redis_up"); up != 1 {
+		t.Errorf("billing_redis_up %v with CLIENT renamed, want 1", up)
+	}
+}
+
+// TestReplicaWithMasterLinkDown: a replica whose master went away still
+// answers (billing_redis_up 1: its data is read completely), and
+// billing_redis_master_link_up says the data may be stale.
+func TestReplicaWithMasterLinkDown(t *testing.T) {
+	master := testserver.StartRedis(t)
+	fillTenants(t, master, 10)
+	replica := testserver.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	linkStatus := func() string {
+		info, _ := replica.Do("INFO", "replication").([]byte)
+		for _, line := range strings.Split(string(info), "\r\n") {
+			if v, ok := strings.CutPrefix(line, "master_link_status:"); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	eventually(t, "the replica in sync", func() bool { return linkStatus() == "up" })
+	e := startExporter(t, nil, "--redis.addr="+replica.Addr())
+	res := e.scrape()
+	if v := res.MustValue(t, "billing_redis_master_link_up"); v != 1 {
+		t.Errorf("link up: billing_redis_master_link_up %v, want 1", v)
+	}
+	master.Stop()
+	eventually(t, "the link down", func() bool { return linkStatus() == "down" })
+	res = e.scrape()
+	if v := res.MustValue(t, "billing_redis_master_link_up"); v != 0 {
+		t.Errorf("link down: billing_redis_master_link_up %v, want 0", v)
+	}
+	if v := res.MustValue(t, "billing_redis_up"); v != 1 {
+		t.Errorf("link down: billing_redis_up %v, want 1 (the replica was read)", v)
+	}
+	if len(res.Samples("billing_usage")) == 0 {
+		t.Error("no per-tenant series from the replica")
+	}
+}
+
+// TestFailuresLoggedOnChange: with Redis down, five scrapes and three API
+// list requests log the failure once (with a count when it recovers), not
+// once per request.
+func TestFailuresLoggedOnChange(t *testing.T) {
+	r := testserver.StartRedis(t)
+	fillTenants(t, r, 10)
+	r.Stop()
+	e := startExporter(t, nil, "--redis.addr="+r.Addr())
+	for range 5 {
+		if up := e.scrape().MustValue(t, "billing_redis_up"); up != 0 {
+			t.Fatalf("billing_redis_up %v with Redis stopped", up)
+		}
+	}
+	for range 3 {
+		time.Sleep(1100 * time.Millisecond) // past the reuse of a failed read
+		resp, err := http.Get(e.URL + "/api/v1/tenants")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("API with Redis stopped: %d, want 503", resp.StatusCode)
+		}
+	}
+	if n := strings.Count(e.Output(), "reading usage from Redis failed"); n != 1 {
+		t.Errorf("failure logged %d times for 8 failed reads, want once:\n%s", n, e.Output())
+	}
+	if n := strings.Count(e.Output(), "level=WARN"); n > 3 {
+		t.Errorf("%d WARN lines for one outage:\n%s", n, e.Output())
+	}
+	r.Start()
+	if up := e.scrape().MustValue(t, "billing_redis_up"); up != 1 {
+		t.Fatalf("billing_redis_up %v after Redis came back", up)
+	}
+	if !strings.Contains(e.Output(), "reading usage from Redis works again") {
+		t.Errorf("recovery not logged:\n%s", e.Output())
+	}
+}
+
+// TestPasswordInRedisURLWarned: a password in --redis.addr works, but a
+// WARN says it is visible to anyone listing processes; the password itself
+// is never logged.
+func TestPasswordInRedisURLWarned(t *testing.T) {
+	const pw = "url-pw-5e1f"
+	r := testserver.StartRedis(t, "--requirepass", pw)
+	e := startExporter(t, nil, "--redis.addr=redis://:"+pw+"@"+r.Addr())
+	if up := e.scrape().MustValue(t, "billing_redis_up"); up != 1 {
+		t.Errorf("billing_redis_up %v", up)
+	}
+	out := e.Output()
+	if !strings.Contains(out, "--redis.addr carries a password") {
+		t.Errorf("no warning about the password in --redis.addr:\n%s", out)
+	}
+	if strings.Contains(out, pw) {
+		t.Errorf("password in the log:\n%s", out)
+	}
+}

@@ -231,6 +231,15 @@ func run(logger *slog.Logger, o *options) error {
 	}
 	defer plans.Close()
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	for _, t := range s.targets {
+		if t.Password != "" {
+			// Accepted (it works, and refusing would break a running
+			// deployment on upgrade), but said: anyone on the host sees
+			// the command line.
+			logger.Warn("--redis.addr carries a password, visible to anyone who can list processes (ps, /proc); put it in --redis.password-file or REDIS_PASSWORD instead",
+				"redis", t.String())
+		}
+	}
 
 	static := prometheus.NewRegistry()
 	static.MustRegister(

@@ -46,14 +46,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.err != nil {
 		// The scrape's own context ended before the read did: Redis is
 		// reported down rather than guessed.
-		c.logger.Warn("scrape abandoned before the read finished", "err", c.err)
+		c.logger.Debug("scrape abandoned before the read finished", "err", c.err)
 		ch <- gauge(redisUpDesc, 0)
 		return
 	}
 	r := c.read.Report
-	if r.UsageErr != nil {
-		c.logger.Warn("reading usage from Redis failed", "err", r.UsageErr)
-	}
+	// A failed usage read is logged by the billing core, on change.
 	collectRedis(ch, c.read)
 	collectUsage(ch, r)
 	collectPlans(ch, r)

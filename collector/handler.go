@@ -118,10 +118,11 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		// Every other method would run a full read for nothing; the API
-		// and the health endpoints answer the same way.
-		w.Header().Set("Allow", "GET, HEAD")
+	if r.Method != http.MethodGet {
+		// Any other method would run a full read for nothing (HEAD too:
+		// its headers would need the body rendered). The API answers the
+		// same way.
+		w.Header().Set("Allow", "GET")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
@@ -151,9 +152,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Encoding", "gzip")
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
-	if r.Method == http.MethodHead {
-		return
-	}
 	if _, err := w.Write(body.Bytes()); err != nil {
 		h.logger.Debug("writing metrics", "err", err)
 	}

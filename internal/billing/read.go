@@ -114,6 +114,9 @@ func (s *Service) read(ctx context.Context) (*Read, error) {
 	r.completed = time.Now()
 	r.Duration = r.completed.Sub(start)
 	if ctx.Err() == nil {
+		// A read cut short by its callers says nothing about Redis.
+		s.usageLog.observe(r.Report.UsageErr)
+		s.infoLog.observe(r.Info.Err)
 		s.reads.mu.Lock()
 		s.reads.last = r
 		s.reads.mu.Unlock()
