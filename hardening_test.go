@@ -95,6 +95,7 @@ func TestStalledReadersDoNotLockOutScrapes(t *testing.T) {
 	for range stalled {
 		conns = append(conns, stalledClient(t, exporterAddr(e), "/metrics"))
 	}
+	lastStatus := time.Now()
 	res := scrapetest.Get(t, nil, e.URL+"/metrics", map[string]string{"X-Prometheus-Scrape-Timeout-Seconds": "15"})
 	if res.Status != http.StatusOK {
 		t.Fatalf("scrape with %d stalled clients: status %d: %s", stalled, res.Status, res.Body)
@@ -102,6 +103,9 @@ func TestStalledReadersDoNotLockOutScrapes(t *testing.T) {
 	if up := res.MustValue(t, "billing_redis_up"); up != 1 {
 		t.Errorf("billing_redis_up %v, want 1", up)
 	}
+	// Every write deadline (the request's arrival, before its status line,
+	// plus --scrape.max-timeout and the 250 ms offset) has passed by then.
+	time.Sleep(time.Until(lastStatus.Add(15*time.Second + 750*time.Millisecond)))
 	// Each stalled connection is closed once its write deadline passes:
 	// reading it to the end ends (EOF or reset) megabytes short of the
 	// whole body, which did not fit in the sockets' buffers.

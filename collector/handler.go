@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,7 @@ type Handler struct {
 	inflight      chan struct{} // nil: unbounded
 	tenantSeries  bool
 	maxTenants    int
+	sections      sections
 }
 
 // HandlerOption configures a Handler.
@@ -129,7 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.ScrapeTimeout(r))
 	defer cancel()
 	gzip := acceptsGzip(r)
-	body, ok := h.render(ctx, w, gzip)
+	parts, ok := h.render(ctx, w, gzip)
 	if !ok {
 		return
 	}
@@ -151,16 +153,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if gzip {
 		w.Header().Set("Content-Encoding", "gzip")
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
-	if _, err := w.Write(body.Bytes()); err != nil {
-		h.logger.Debug("writing metrics", "err", err)
+	size := 0
+	for _, p := range parts {
+		size += len(p)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(size))
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			h.logger.Debug("writing metrics", "err", err)
+			return
+		}
 	}
 }
 
 // render reads under ctx and renders the whole exposition into memory,
-// holding a scrape slot (--web.max-requests) only meanwhile. ok is false
-// when the request was already answered (no slot free).
-func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) (body *bytes.Buffer, ok bool) {
+// holding a scrape slot (--web.max-requests) only meanwhile; the body is
+// parts, to be written in order. ok is false when the request was already
+// answered (no slot free).
+//
+// The per-tenant families, nearly all of the body, come first and are
+// rendered once per read and encoding, shared by every scrape of that read
+// (tenantSection): clients that never read their body then pin one copy
+// between them, not one each. The scrape's own small families follow; the
+// gzip trailer's CRC continues from the shared part's.
+func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) (parts [][]byte, ok bool) {
 	if h.inflight != nil {
 		select {
 		case h.inflight <- struct{}{}:
@@ -182,8 +198,7 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 		h.logger.Error("gathering metrics", "err", gatherErr)
 	}
 
-	body = &bytes.Buffer{}
-	out := newStream(body, gzip)
+	sec := h.tenantSection(read, tenants, gzip)
 	// The small families, through client_golang's encoder.
 	var small bytes.Buffer
 	enc := expfmt.NewEncoder(&small, expfmt.NewFormat(expfmt.TypeTextPlain))
@@ -192,11 +207,55 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 			h.logger.Error("encoding metrics", "family", mf.GetName(), "err", err)
 		}
 	}
+	var tail bytes.Buffer
+	out := &stream{w: &tail, gzip: gzip, crc: sec.crc, size: sec.size}
 	out.writeText(small.Bytes())
-	// Writes to a bytes.Buffer do not fail.
-	_ = writeTenants(out, tenants)
-	_ = out.close()
-	return body, true
+	_ = out.close() // writes to a bytes.Buffer do not fail
+	if gzip {
+		parts = append(parts, gzipHeader)
+	}
+	return append(parts, sec.body, tail.Bytes()), true
+}
+
+// section is the per-tenant families of one read, rendered in one
+// encoding: the text, or its deflate data with the CRC and size of the
+// text (no gzip header or trailer).
+type section struct {
+	once      sync.Once
+	body      []byte
+	crc, size uint32
+}
+
+// sections holds the sections of the latest read; a new read replaces them.
+type sections struct {
+	mu       sync.Mutex
+	read     *billing.Read
+	plain, z *section
+}
+
+// tenantSection returns the per-tenant families of read for tenants (which
+// the handler's settings derive from read alone), rendered once per read
+// and encoding.
+func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStatus, gzip bool) *section {
+	sec := &section{}
+	if read != nil {
+		h.sections.mu.Lock()
+		if h.sections.read != read {
+			h.sections.read, h.sections.plain, h.sections.z = read, &section{}, &section{}
+		}
+		sec = h.sections.plain
+		if gzip {
+			sec = h.sections.z
+		}
+		h.sections.mu.Unlock()
+	}
+	sec.once.Do(func() {
+		var buf bytes.Buffer
+		out := &stream{w: &buf, gzip: gzip}
+		_ = writeTenants(out, tenants) // writes to a bytes.Buffer do not fail
+		sec.body, sec.crc, sec.size = buf.Bytes(), out.crc, out.size
+	})
+	return sec
 }
 
 func acceptsGzip(r *http.Request) bool {
