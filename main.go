@@ -261,7 +261,6 @@ func run(logger *slog.Logger, o *options) error {
 		billing.WithDefaults(plans.Defaults),
 		billing.WithMetricTypes(s.cfg.MetricTypes),
 		billing.WithThresholds(s.cfg.Thresholds),
-		billing.WithMaxWait(o.maxTimeout),
 	}
 	if plans.Source != nil {
 		serviceOpts = append(serviceOpts, billing.WithPlans(plans.Source, plans.Name))

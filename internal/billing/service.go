@@ -17,7 +17,6 @@ import (
 
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
-	"github.com/billing-exporter/billing_exporter/internal/sharedread"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -92,11 +91,6 @@ func WithThresholds(th []float64) Option { return func(s *Service) { s.threshold
 // DefaultMaxAge). Zero reads on every call, still sharing a read in flight.
 func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
 
-// WithMaxWait sets the longest a caller of Read may wait
-// (--scrape.max-timeout): the shared read's round trips are bounded by it
-// rather than by the deadline of the caller that started the read.
-func WithMaxWait(d time.Duration) Option { return func(s *Service) { s.reads.group.MaxWait = d } }
-
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
 
@@ -167,9 +161,7 @@ const plansBudget = 0.8
 // plansContext bounds ctx by plansBudget of the time left before its
 // deadline; without a deadline it is ctx.
 func plansContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	// The waiters' deadline, not the read's (which MaxWait may raise): the
-	// plans must fail in time for the callers waiting now.
-	dl, ok := sharedread.WaitersDeadline(ctx)
+	dl, ok := ctx.Deadline()
 	if !ok {
 		return ctx, func() {}
 	}
@@ -198,10 +190,10 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 		st.Err = err
 		if s.catalog == nil {
 			s.plansLog.observe(err, "source", s.plansName,
-				"consequence", "no limits or percentages are exported until it is read")
+				"consequence", "plans source has never been read: no limits or percentages are exported until it is")
 		} else {
 			s.plansLog.observe(err, "source", s.plansName,
-				"consequence", "serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second))
+				"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second))
 		}
 	}
 	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt

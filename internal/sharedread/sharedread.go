@@ -20,15 +20,6 @@ import (
 // Group runs at most one read at a time and hands its result to every caller
 // that arrives while it runs.
 type Group[T any] struct {
-	// MaxWait, when set, is the longest any caller may wait (the /metrics
-	// handler's --scrape.max-timeout): the read's Deadline reports at
-	// least its start plus MaxWait, so that a step bounded by it (a Redis
-	// round trip) is not cut short by the deadline of a caller that
-	// happened to start the read, before patient callers join. The read
-	// still ends at the latest deadline of its waiters, or when they have
-	// all gone.
-	MaxWait time.Duration
-
 	mu   sync.Mutex
 	call *call[T]
 }
@@ -55,7 +46,7 @@ func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)
 		g.call, c = nil, nil
 	}
 	if c == nil {
-		c = &call[T]{done: make(chan struct{}), ctx: newReadContext(ctx, dl, hasDeadline, g.MaxWait)}
+		c = &call[T]{done: make(chan struct{}), ctx: newReadContext(ctx, dl, hasDeadline)}
 		g.call = c
 		go g.run(c, read)
 	}
@@ -115,20 +106,16 @@ type readContext struct {
 
 	mu          sync.Mutex
 	deadline    time.Time // the latest deadline of the waiters
-	floor       time.Time // start plus MaxWait; zero without it
 	hasDeadline bool
 	timer       *time.Timer
 	done        chan struct{}
 	err         error
 }
 
-func newReadContext(first context.Context, dl time.Time, hasDeadline bool, maxWait time.Duration) *readContext {
+func newReadContext(first context.Context, dl time.Time, hasDeadline bool) *readContext {
 	c := &readContext{Context: context.WithoutCancel(first), done: make(chan struct{})}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if maxWait > 0 {
-		c.floor = time.Now().Add(maxWait)
-	}
 	c.hasDeadline = hasDeadline
 	if hasDeadline {
 		c.deadline = dl
@@ -183,41 +170,10 @@ func (c *readContext) cancel(err error) {
 	close(c.done)
 }
 
-// Deadline is the latest deadline of the waiters, raised to the floor
-// (start plus MaxWait) when there is one.
 func (c *readContext) Deadline() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.hasDeadline && c.floor.After(c.deadline) {
-		return c.floor, true
-	}
 	return c.deadline, c.hasDeadline
-}
-
-type waitersKey struct{}
-
-// Value answers WaitersDeadline; other keys go to the first caller's
-// context.
-func (c *readContext) Value(key any) any {
-	if key == (waitersKey{}) {
-		return c
-	}
-	return c.Context.Value(key)
-}
-
-// WaitersDeadline returns the latest deadline of the callers waiting for
-// the shared read that ctx belongs to (or derives from), which may be
-// earlier than ctx.Deadline (raised by MaxWait). A step that must finish
-// in time for the callers to get its result (the plans query, which falls
-// back to the last plans read) budgets by it. Outside a shared read it is
-// ctx.Deadline.
-func WaitersDeadline(ctx context.Context) (time.Time, bool) {
-	if c, ok := ctx.Value(waitersKey{}).(*readContext); ok {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.deadline, c.hasDeadline
-	}
-	return ctx.Deadline()
 }
 
 func (c *readContext) Done() <-chan struct{} { return c.done }
