@@ -65,8 +65,8 @@ func stalledClient(t *testing.T, addr, path string) net.Conn {
 
 func exporterAddr(e *exporter) string { return strings.TrimPrefix(e.URL, "http://") }
 
-// peakRSS is the exporter's peak resident set size in MiB.
-func peakRSS(t *testing.T, e *exporter) float64 {
+// peakRSSMiB is the exporter's peak resident set size in MiB.
+func peakRSSMiB(t *testing.T, e *exporter) float64 {
 	t.Helper()
 	p, err := procfs.NewProc(e.cmd.Process.Pid)
 	if err != nil {
@@ -90,7 +90,7 @@ func TestStalledReadersDoNotLockOutScrapes(t *testing.T) {
 	const slots, stalled = 4, 8
 	e := startExporter(t, nil, "--redis.addr="+r.Addr(), "--web.max-requests="+strconv.Itoa(slots),
 		"--scrape.max-timeout=15s")
-	before := peakRSS(t, e)
+	before := peakRSSMiB(t, e)
 	conns := make([]net.Conn, 0, stalled)
 	for range stalled {
 		conns = append(conns, stalledClient(t, exporterAddr(e), "/metrics"))
@@ -120,7 +120,7 @@ func TestStalledReadersDoNotLockOutScrapes(t *testing.T) {
 		}
 	}
 	t.Logf("peak RSS %.0f MiB before, %.0f MiB after %d stalled readers of a %d-byte body",
-		before, peakRSS(t, e), stalled, len(res.Body))
+		before, peakRSSMiB(t, e), stalled, len(res.Body))
 }
 
 // TestIdleConnectionsDoNotExhaustDescriptors: under an open-file limit of
@@ -440,6 +440,21 @@ func TestFailuresLoggedOnChange(t *testing.T) {
 	}
 	if !strings.Contains(e.Output(), "reading usage from Redis works again") {
 		t.Errorf("recovery not logged:\n%s", e.Output())
+	}
+
+	// The track mode's mirror (the default) was seeded by that scrape; a
+	// second outage makes every scrape retry its full read for the same
+	// reason, which is said once, not per scrape.
+	const mirrorLine = "Redis usage mirror cannot be proven current"
+	before := strings.Count(e.Output(), mirrorLine)
+	r.Stop()
+	for range 5 {
+		if up := e.scrape().MustValue(t, "billing_redis_up"); up != 0 {
+			t.Fatalf("billing_redis_up %v with Redis stopped again", up)
+		}
+	}
+	if n := strings.Count(e.Output(), mirrorLine) - before; n != 1 {
+		t.Errorf("mirror's full read logged %d times for 5 failed scrapes, want once:\n%s", n, e.Output())
 	}
 }
 

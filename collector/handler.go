@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +64,8 @@ func WithTenantSeries(on bool) HandlerOption {
 }
 
 // WithMaxTenants caps the tenants whose series are exported (0: no cap),
-// keeping those closest to their limits (billing.MostPressed).
+// keeping those the shipped alerts fire for, then those closest to their
+// limits (billing.MostPressed).
 func WithMaxTenants(n int) HandlerOption {
 	return func(h *Handler) { h.maxTenants = n }
 }
@@ -115,7 +115,7 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 	if !h.tenantSeries {
 		return nil, len(all)
 	}
-	tenants = billing.MostPressed(all, h.maxTenants)
+	tenants = billing.MostPressed(all, h.maxTenants, read.Report.Period, read.Report.At)
 	return tenants, len(all) - len(tenants)
 }
 
@@ -130,7 +130,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.ScrapeTimeout(r))
 	defer cancel()
-	gzip := acceptsGzip(r)
+	gzip := acceptsGzip(r.Header.Get("Accept-Encoding"))
 	parts, ok := h.render(ctx, w, gzip)
 	if !ok {
 		return
@@ -256,14 +256,4 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		sec.body, sec.crc, sec.size = buf.Bytes(), out.crc, out.size
 	})
 	return sec
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(q, " ", "") != "q=0" {
-			return true
-		}
-	}
-	return false
 }

@@ -60,6 +60,9 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]s
 	fields := map[string]string{}
 	var refused error
 	for _, r := range replies {
+		if isOversized(r) {
+			return nil, fmt.Errorf("INFO: %w", r.(redis.Error))
+		}
 		if e, isErr := r.(redis.Error); isErr {
 			refused = e
 			continue
