@@ -235,10 +235,11 @@ type sections struct {
 
 // tenantSection returns the per-tenant families of read for tenants (which
 // the handler's settings derive from read alone), rendered once per read
-// and encoding.
+// and encoding. A read without tenants (a cut scrape's, which is its own)
+// is not kept: it would only evict the sections of the shared read.
 func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStatus, gzip bool) *section {
 	sec := &section{}
-	if read != nil {
+	if read != nil && len(tenants) > 0 {
 		h.sections.mu.Lock()
 		if h.sections.read != read {
 			h.sections.read, h.sections.plain, h.sections.z = read, &section{}, &section{}
