@@ -309,7 +309,7 @@ type mirrorState struct {
 	others    map[string]struct{}  // usage keys of other periods
 	malformed map[string]struct{}  // keys that match the glob but do not parse
 	// Sums over current, kept as entries come and go.
-	wrongType, invalidField, invalidValue int
+	wrongType, invalidField, invalidValue, oversized int
 }
 
 // keyEntry is one usage key of the period.
@@ -321,6 +321,7 @@ type keyEntry struct {
 	wrongType bool // the key holds another type than a hash
 	// Fields skipped when decoding the hash.
 	invalidField, invalidValue int
+	oversized                  bool // the reply was over --redis.max-reply-bytes
 }
 
 func newMirrorState(periodID string, sizeHint int) *mirrorState {
@@ -340,6 +341,9 @@ func (st *mirrorState) put(key string, e *keyEntry) {
 		}
 		st.invalidField -= old.invalidField
 		st.invalidValue -= old.invalidValue
+		if old.oversized {
+			st.oversized--
+		}
 		delete(st.current, key)
 	}
 	if e == nil {
@@ -350,6 +354,9 @@ func (st *mirrorState) put(key string, e *keyEntry) {
 	}
 	st.invalidField += e.invalidField
 	st.invalidValue += e.invalidValue
+	if e.oversized {
+		st.oversized++
+	}
 	st.current[key] = e
 }
 
@@ -372,10 +379,11 @@ func (st *mirrorState) snapshot() *usage.Snapshot {
 	}
 	snap.Keys = len(st.current) + len(st.others)
 	for reason, n := range map[usage.Reason]int{
-		usage.ReasonMalformedKey: len(st.malformed),
-		usage.ReasonWrongType:    st.wrongType,
-		usage.ReasonInvalidField: st.invalidField,
-		usage.ReasonInvalidValue: st.invalidValue,
+		usage.ReasonMalformedKey:  len(st.malformed),
+		usage.ReasonWrongType:     st.wrongType,
+		usage.ReasonInvalidField:  st.invalidField,
+		usage.ReasonInvalidValue:  st.invalidValue,
+		usage.ReasonOversizedHash: st.oversized,
 	} {
 		if n > 0 {
 			snap.Skipped[reason] = n
@@ -563,7 +571,8 @@ func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEn
 		return nil, nil
 	}
 	return &keyEntry{tenant: tenant, counters: counters, wrongType: skipped[usage.ReasonWrongType] > 0,
-		invalidField: skipped[usage.ReasonInvalidField], invalidValue: skipped[usage.ReasonInvalidValue]}, nil
+		invalidField: skipped[usage.ReasonInvalidField], invalidValue: skipped[usage.ReasonInvalidValue],
+		oversized: skipped[usage.ReasonOversizedHash] > 0}, nil
 }
 
 // fullRead reads the whole usage state into a new mirrorState with the

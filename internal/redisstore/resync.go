@@ -149,5 +149,5 @@ func divergence(a, b *mirrorState, skip map[string]struct{}) (int, string) {
 func sameEntry(a, b *keyEntry) bool {
 	return a.tenant == b.tenant && a.wrongType == b.wrongType &&
 		maps.Equal(a.counters, b.counters) &&
-		a.invalidField == b.invalidField && a.invalidValue == b.invalidValue
+		a.invalidField == b.invalidField && a.invalidValue == b.invalidValue && a.oversized == b.oversized
 }
