@@ -49,7 +49,9 @@ type options struct {
 	redisAddrs                                                     []string
 	redisCluster, tenantSeries, disableAPI                         bool
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout    time.Duration
+	idleTimeout                                                    time.Duration
 	scanCount, batchSize, maxRequests, maxTenants, maxTypes        int
+	maxConnections                                                 int
 	maxReply                                                       units.Base2Bytes
 	redisTLS                                                       redisstore.TLSFiles
 	readMode                                                       string
@@ -84,6 +86,8 @@ func addFlags(app *kingpin.Application) *options {
 	o := &options{log: &promslog.Config{}}
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	flagvalue.Int(app, "web.max-requests", "Maximum number of concurrent scrapes; 0 means no limit.", "40", &o.maxRequests)
+	flagvalue.Int(app, "web.max-connections", "Maximum number of open HTTP connections; over it a new connection replaces the longest idle one, or is closed. 0 means no limit.", "512", &o.maxConnections)
+	flagvalue.Duration(app, "web.idle-timeout", "How long an idle keep-alive connection is kept open.", "2m", &o.idleTimeout)
 	app.Flag("web.disable-api", "Disable the read-only JSON API under /api/ (see /api/v1/openapi.yaml).").BoolVar(&o.disableAPI)
 	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db). Repeatable with --redis.cluster: the cluster's seed nodes.").Default("localhost:6379").StringsVar(&o.redisAddrs)
 	app.Flag("redis.cluster", "Treat --redis.addr (repeatable) as Redis Cluster seed nodes: read every master of the cluster.").BoolVar(&o.redisCluster)
@@ -145,6 +149,8 @@ func (o *options) validate() (*settings, error) {
 	switch {
 	case o.maxTimeout <= 0:
 		return nil, fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
+	case o.idleTimeout <= 0:
+		return nil, fmt.Errorf("--web.idle-timeout must be positive, got %v", o.idleTimeout)
 	case o.scanCount < 1 || o.batchSize < 1:
 		return nil, fmt.Errorf("--redis.scan-count and --redis.batch-size must be at least 1")
 	case len(o.redisAddrs) > 1 && !o.redisCluster:
@@ -245,6 +251,15 @@ func run(logger *slog.Logger, o *options) error {
 	}
 	defer plans.Close()
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	for _, t := range s.targets {
+		if t.Password != "" {
+			// Accepted (it works, and refusing would break a running
+			// deployment on upgrade), but said: anyone on the host sees
+			// the command line.
+			logger.Warn("--redis.addr carries a password, visible to anyone who can list processes (ps, /proc); put it in --redis.password-file or REDIS_PASSWORD instead",
+				"redis", t.String())
+		}
+	}
 
 	static := prometheus.NewRegistry()
 	static.MustRegister(
@@ -292,7 +307,7 @@ func run(logger *slog.Logger, o *options) error {
 		logger.Info("demo running: open the landing page, or curl the metrics", "redis", st.String(),
 			"metrics", "http://localhost"+server.ListenPort(o.web)+o.telemetryPath)
 	}
-	return server.Serve(logger, mux, o.web)
+	return server.Serve(logger, mux, o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
 }
 
 // newMux mounts the two views of the billing core and the exporter's own

@@ -49,7 +49,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		// The plans' health as last known and the period are still
 		// stated: every scrape carries the source-health series, so that
 		// one cut scrape does not reset the alerts built on them.
-		c.logger.Warn("scrape abandoned before the read finished", "err", c.err)
+		c.logger.Debug("scrape abandoned before the read finished", "err", c.err)
 		ch <- gauge(redisUpDesc, 0)
 		if c.read != nil {
 			collectPlans(ch, c.read.Report)
@@ -57,9 +57,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	r := c.read.Report
-	if r.UsageErr != nil {
-		c.logger.Warn("reading usage from Redis failed", "err", r.UsageErr)
-	}
+	// A failed usage read is logged by the billing core, on change.
 	collectRedis(ch, c.read)
 	collectUsage(ch, r)
 	collectPlans(ch, r)

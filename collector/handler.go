@@ -1,12 +1,12 @@
 package collector
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +28,7 @@ type Handler struct {
 	inflight      chan struct{} // nil: unbounded
 	tenantSeries  bool
 	maxTenants    int
+	sections      sections
 }
 
 // HandlerOption configures a Handler.
@@ -119,17 +120,72 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		// Any other method would run a full read for nothing (HEAD too:
+		// its headers would need the body rendered). The API answers the
+		// same way.
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.ScrapeTimeout(r))
+	defer cancel()
+	gzip := acceptsGzip(r.Header.Get("Accept-Encoding"))
+	parts, ok := h.render(ctx, w, gzip)
+	if !ok {
+		return
+	}
+	// The scrape slot is released: the body goes out under a deadline of
+	// its own, so a client that never reads holds one rendered body (not a
+	// slot) and only until then. Prometheus gives up at its own timeout,
+	// which the context's deadline plus the offset is; the offset is the
+	// least a fast reader is given.
+	deadline, _ := ctx.Deadline() // WithTimeout always sets one
+	if least := time.Now().Add(h.timeoutOffset); deadline.Add(h.timeoutOffset).Before(least) {
+		deadline = least
+	} else {
+		deadline = deadline.Add(h.timeoutOffset)
+	}
+	if err := http.NewResponseController(w).SetWriteDeadline(deadline); err != nil {
+		h.logger.Debug("setting the write deadline", "err", err)
+	}
+	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	if gzip {
+		w.Header().Set("Content-Encoding", "gzip")
+	}
+	size := 0
+	for _, p := range parts {
+		size += len(p)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(size))
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			h.logger.Debug("writing metrics", "err", err)
+			return
+		}
+	}
+}
+
+// render reads under ctx and renders the whole exposition into memory,
+// holding a scrape slot (--web.max-requests) only meanwhile; the body is
+// parts, to be written in order. ok is false when the request was already
+// answered (no slot free).
+//
+// The per-tenant families, nearly all of the body, come first and are
+// rendered once per read and encoding, shared by every scrape of that read
+// (tenantSection): clients that never read their body then pin one copy
+// between them, not one each. The scrape's own small families follow; the
+// gzip trailer's CRC continues from the shared part's.
+func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) (parts [][]byte, ok bool) {
 	if h.inflight != nil {
 		select {
 		case h.inflight <- struct{}{}:
 			defer func() { <-h.inflight }()
 		default:
 			http.Error(w, "too many concurrent scrapes (--web.max-requests)", http.StatusServiceUnavailable)
-			return
+			return nil, false
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.ScrapeTimeout(r))
-	defer cancel()
 	read, err := h.service.Read(ctx)
 	tenants, omitted := h.selectTenants(read)
 
@@ -142,32 +198,63 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Error("gathering metrics", "err", gatherErr)
 	}
 
-	format := expfmt.NewFormat(expfmt.TypeTextPlain)
-	w.Header().Set("Content-Type", string(format))
-	gzip := acceptsGzip(r.Header.Get("Accept-Encoding"))
-	if gzip {
-		w.Header().Set("Content-Encoding", "gzip")
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	out := newStream(bw, gzip)
+	sec := h.tenantSection(read, tenants, gzip)
 	// The small families, through client_golang's encoder.
 	var small bytes.Buffer
-	enc := expfmt.NewEncoder(&small, format)
+	enc := expfmt.NewEncoder(&small, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range families {
 		if err := enc.Encode(mf); err != nil {
 			h.logger.Error("encoding metrics", "family", mf.GetName(), "err", err)
 		}
 	}
+	var tail bytes.Buffer
+	out := &stream{w: &tail, gzip: gzip, crc: sec.crc, size: sec.size}
 	out.writeText(small.Bytes())
-	if err := writeTenants(out, tenants); err != nil {
-		h.logger.Debug("writing tenant metrics", "err", err)
-		return
+	_ = out.close() // writes to a bytes.Buffer do not fail
+	if gzip {
+		parts = append(parts, gzipHeader)
 	}
-	if err := out.close(); err != nil {
-		h.logger.Debug("writing metrics", "err", err)
-		return
+	return append(parts, sec.body, tail.Bytes()), true
+}
+
+// section is the per-tenant families of one read, rendered in one
+// encoding: the text, or its deflate data with the CRC and size of the
+// text (no gzip header or trailer).
+type section struct {
+	once      sync.Once
+	body      []byte
+	crc, size uint32
+}
+
+// sections holds the sections of the latest read; a new read replaces them.
+type sections struct {
+	mu       sync.Mutex
+	read     *billing.Read
+	plain, z *section
+}
+
+// tenantSection returns the per-tenant families of read for tenants (which
+// the handler's settings derive from read alone), rendered once per read
+// and encoding. A read without tenants (a cut scrape's, which is its own)
+// is not kept: it would only evict the sections of the shared read.
+func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStatus, gzip bool) *section {
+	sec := &section{}
+	if read != nil && len(tenants) > 0 {
+		h.sections.mu.Lock()
+		if h.sections.read != read {
+			h.sections.read, h.sections.plain, h.sections.z = read, &section{}, &section{}
+		}
+		sec = h.sections.plain
+		if gzip {
+			sec = h.sections.z
+		}
+		h.sections.mu.Unlock()
 	}
-	if err := bw.Flush(); err != nil {
-		h.logger.Debug("writing metrics", "err", err)
-	}
+	sec.once.Do(func() {
+		var buf bytes.Buffer
+		out := &stream{w: &buf, gzip: gzip}
+		_ = writeTenants(out, tenants) // writes to a bytes.Buffer do not fail
+		sec.body, sec.crc, sec.size = buf.Bytes(), out.crc, out.size
+	})
+	return sec
 }

@@ -14,6 +14,11 @@ var (
 	redisConnectionsDesc = newDesc("redis", "connections_active",
 		"Client connections to Redis (INFO connected_clients); in a cluster, summed over the masters.")
 
+	redisInfoUpDesc = newDesc("redis", "info_up",
+		"1 when Redis answered INFO this scrape, else 0 (an ACL without INFO, for one): the memory, connection and replication gauges are absent then.")
+	redisMasterLinkUpDesc = newDesc("redis", "master_link_up",
+		"Only when Redis is a replica: 1 while its link to its master is up (INFO master_link_status), else 0, when the usage read may be stale.")
+
 	// Redis Cluster only: one series per master node.
 	redisNodeUpDesc = newDesc("redis", "node_up",
 		"Redis Cluster: 1 when this scrape reached the master node (INFO answered), else 0.", "node")
@@ -38,8 +43,12 @@ func collectRedis(ch chan<- prometheus.Metric, read *billing.Read) {
 			ch <- gauge(redisNodeConnectionsDesc, float64(v), n.Node)
 		}
 	}
+	ch <- gauge(redisInfoUpDesc, boolFloat(info.Err == nil))
 	if info.Err != nil {
 		return
+	}
+	if info.Fields["role"] == "slave" {
+		ch <- gauge(redisMasterLinkUpDesc, boolFloat(info.Fields["master_link_status"] == "up"))
 	}
 	if v, ok := billing.InfoInt(info.Fields, "used_memory"); ok {
 		ch <- gauge(redisMemoryDesc, float64(v))

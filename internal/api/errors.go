@@ -95,9 +95,14 @@ func (h *Handler) problem(w http.ResponseWriter, r *http.Request, p *problem) {
 	if !p.noInstance {
 		p.Instance = r.URL.EscapedPath()
 	}
-	if p.Status >= 500 {
+	switch {
+	case p.Status == http.StatusServiceUnavailable:
+		// A source is down: the billing core logs that on change, not
+		// once per request.
+		h.logger.Debug("API request failed", "path", p.Instance, "status", p.Status, "type", p.Type, "err", p.cause)
+	case p.Status >= 500:
 		h.logger.Warn("API request failed", "path", p.Instance, "status", p.Status, "type", p.Type, "err", p.cause)
-	} else {
+	default:
 		h.logger.Debug("API request rejected", "path", p.Instance, "status", p.Status, "detail", p.Detail)
 	}
 	if p.retryAfter != "" {

@@ -13,7 +13,10 @@ import (
 //
 //   - A read in flight is shared by every caller that arrives while it
 //     runs, scrapes and API requests alike (sharedread): a scrape and a
-//     list request issued together cost Redis one read.
+//     list request issued together cost Redis one read. It runs until the
+//     latest deadline among its waiters (each capped by its handler:
+//     --scrape.max-timeout for scrapes), so a client with a tiny timeout
+//     cannot make the read that others wait for fail.
 //   - A scrape (Read) never gets a completed read: each scrape reports
 //     Redis as of that scrape, as Prometheus expects of an exporter.
 //   - The API's full-state endpoints (Recent) also take the last completed
@@ -119,6 +122,9 @@ func (s *Service) read(ctx context.Context) (*Read, error) {
 	r.completed = time.Now()
 	r.Duration = r.completed.Sub(start)
 	if ctx.Err() == nil {
+		// A read cut short by its callers says nothing about Redis.
+		s.usageLog.observe(r.Report.UsageErr)
+		s.infoLog.observe(r.Info.Err)
 		s.reads.mu.Lock()
 		s.reads.last = r
 		s.reads.mu.Unlock()

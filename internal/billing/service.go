@@ -60,6 +60,9 @@ type Service struct {
 	otherTypes map[string]bool
 
 	reads reads
+
+	// Failures are logged on change (failureLog), not once per read.
+	usageLog, infoLog, plansLog failureLog
 }
 
 // Option configures a Service.
@@ -117,6 +120,9 @@ func New(store Store, opts ...Option) *Service {
 	for _, o := range opts {
 		o(s)
 	}
+	s.usageLog = failureLog{logger: s.logger, what: "reading usage from Redis"}
+	s.infoLog = failureLog{logger: s.logger, what: "reading Redis INFO (the memory, connection and replication gauges are absent meanwhile)"}
+	s.plansLog = failureLog{logger: s.logger, what: "reading the plans source"}
 	return s
 }
 
@@ -207,14 +213,15 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 	if err == nil {
 		s.catalog, s.catalogAt = cat, now
 		st.Up = true
+		s.plansLog.observe(nil, "source", s.plansName)
 	} else {
 		st.Err = err
 		if s.catalog == nil {
-			s.logger.Warn("plans source has never been read: no limits or percentages are exported until it is",
-				"source", s.plansName, "err", err)
+			s.plansLog.observe(err, "source", s.plansName,
+				"consequence", "plans source has never been read: no limits or percentages are exported until it is")
 		} else {
-			s.logger.Warn("plans source unreachable: serving the last plans read",
-				"source", s.plansName, "age", now.Sub(s.catalogAt).Round(time.Second), "err", err)
+			s.plansLog.observe(err, "source", s.plansName,
+				"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second))
 		}
 	}
 	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt
@@ -263,6 +270,9 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	p := period.At(now, s.loc)
 	counters, found, _, err := s.store.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
 	if err != nil {
+		if ctx.Err() == nil {
+			s.usageLog.observe(err) // a failure only: one key read says little of a full read
+		}
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}
 	s.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -74,24 +75,28 @@ type boundedConn struct {
 	cut      int    // while discarding, buf[cut:pos] is parsed and to be dropped
 	exchange int    // bytes handed on since the last write
 	readErr  error  // from the connection, returned once buf is drained
-	reading  bool   // the last call was a read: the next write starts an exchange
+	// wrote is set by Write and taken by the next Read, which starts a new
+	// exchange. Atomic: a subscribed connection (tracking.go) is written
+	// by one goroutine while another reads it, which redigo allows; every
+	// other field is the reader's alone.
+	wrote atomic.Bool
 }
 
 func newBoundedConn(c net.Conn, max int) *boundedConn {
 	return &boundedConn{Conn: c, max: max, maxExchange: maxPipelineReplies * max}
 }
 
-// Write starts a new exchange when it follows a read.
+// Write marks the start of a new exchange for the next Read.
 func (c *boundedConn) Write(p []byte) (int, error) {
-	if c.reading {
-		c.reading, c.exchange = false, 0
-	}
+	c.wrote.Store(true)
 	return c.Conn.Write(p)
 }
 
 // Read hands on whole replies, reading and parsing more as needed.
 func (c *boundedConn) Read(p []byte) (int, error) {
-	c.reading = true
+	if c.wrote.Swap(false) {
+		c.exchange = 0
+	}
 	for c.off == c.ready {
 		if c.readErr != nil {
 			return 0, c.readErr

@@ -30,9 +30,11 @@ func parseInfo(text string) map[string]string {
 	return fields
 }
 
-// Info runs INFO for the memory and clients sections in one round trip and
-// returns the parsed fields. Sections a server does not support are left
-// out rather than failing the call.
+// Info runs INFO for the memory, clients and replication sections in one
+// round trip and returns the parsed fields. Sections a server does not
+// support are left out rather than failing the call; when every section
+// is refused (an ACL without INFO) the call fails with Redis' reply, so
+// that the missing gauges are explained rather than silently absent.
 func (s *Store) Info(ctx context.Context) billing.Info {
 	fields, err := s.readInfo(ctx, s.pool)
 	return billing.Info{Fields: fields, Err: err}
@@ -45,7 +47,7 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]s
 		return nil, fmt.Errorf("redis connection: %w", err)
 	}
 	defer c.Close()
-	sections := []string{"memory", "clients"}
+	sections := []string{"memory", "clients", "replication"}
 	for _, sec := range sections {
 		if err := c.Send("INFO", sec); err != nil {
 			return nil, fmt.Errorf("INFO: %w", err)
@@ -56,11 +58,13 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]s
 		return nil, err
 	}
 	fields := map[string]string{}
+	var refused error
 	for _, r := range replies {
 		if isOversized(r) {
 			return nil, fmt.Errorf("INFO: %w", r.(redis.Error))
 		}
-		if _, isErr := r.(redis.Error); isErr {
+		if e, isErr := r.(redis.Error); isErr {
+			refused = e
 			continue
 		}
 		text, err := redis.String(r, nil)
@@ -70,6 +74,9 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]s
 		for k, v := range parseInfo(text) {
 			fields[k] = v
 		}
+	}
+	if len(fields) == 0 && refused != nil {
+		return nil, fmt.Errorf("INFO: %w", refused)
 	}
 	return fields, nil
 }

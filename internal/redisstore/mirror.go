@@ -57,8 +57,12 @@ type Mirror struct {
 	mu         sync.Mutex // one read (or resync swap) at a time
 	pair       *trackingPair
 	state      *mirrorState
-	nextReason string       // why the next read must be full, when the pair is gone
-	seededAt   atomic.Int64 // UnixNano of the full read the mirror comes from; 0 while there is none
+	nextReason string // why the next read must be full, when the pair is gone
+	// loggedReason is the reason last logged for a full read, "" once a
+	// full read worked: while Redis is down every scrape retries the seed
+	// with the same reason, and the log says so once, not per scrape.
+	loggedReason string
+	seededAt     atomic.Int64 // UnixNano of the full read the mirror comes from; 0 while there is none
 
 	scanReason atomic.Pointer[string] // set once: why reads are full reads
 
@@ -246,8 +250,9 @@ func (m *Mirror) dropPair(reason string) {
 // seed makes a new mirror with a full read, opening a new tracking pair
 // first when the old one is lost. Under m.mu.
 func (m *Mirror) seed(ctx context.Context, periodID, reason string) (*usage.Snapshot, error) {
-	if reason != reasonStart && reason != reasonPeriod {
-		m.logger.Info("Redis usage mirror cannot be proven current: full read", "reason", reason)
+	if reason != reasonStart && reason != reasonPeriod && reason != m.loggedReason {
+		m.logger.Info("Redis usage mirror cannot be proven current: full read (logged again when the reason changes or a full read works)", "reason", reason)
+		m.loggedReason = reason
 	}
 	if m.pair != nil && m.pair.lostReason() != "" {
 		m.dropPair(reason)
@@ -282,7 +287,7 @@ func (m *Mirror) seed(ctx context.Context, periodID, reason string) (*usage.Snap
 		m.dropPair(reason)
 		return nil, err
 	}
-	m.state, m.nextReason = st, ""
+	m.state, m.nextReason, m.loggedReason = st, "", ""
 	m.seededAt.Store(m.now().UnixNano())
 	m.lastSize.Store(int64(len(st.current)))
 	m.countFullRead(reason)
@@ -304,7 +309,7 @@ type mirrorState struct {
 	others    map[string]struct{}  // usage keys of other periods
 	malformed map[string]struct{}  // keys that match the glob but do not parse
 	// Sums over current, kept as entries come and go.
-	wrongType, invalidField, invalidValue int
+	wrongType, invalidField, invalidValue, oversized int
 }
 
 // keyEntry is one usage key of the period.
@@ -316,6 +321,7 @@ type keyEntry struct {
 	wrongType bool // the key holds another type than a hash
 	// Fields skipped when decoding the hash.
 	invalidField, invalidValue int
+	oversized                  bool // the reply was over --redis.max-reply-bytes
 }
 
 func newMirrorState(periodID string, sizeHint int) *mirrorState {
@@ -335,6 +341,9 @@ func (st *mirrorState) put(key string, e *keyEntry) {
 		}
 		st.invalidField -= old.invalidField
 		st.invalidValue -= old.invalidValue
+		if old.oversized {
+			st.oversized--
+		}
 		delete(st.current, key)
 	}
 	if e == nil {
@@ -345,6 +354,9 @@ func (st *mirrorState) put(key string, e *keyEntry) {
 	}
 	st.invalidField += e.invalidField
 	st.invalidValue += e.invalidValue
+	if e.oversized {
+		st.oversized++
+	}
 	st.current[key] = e
 }
 
@@ -367,10 +379,11 @@ func (st *mirrorState) snapshot() *usage.Snapshot {
 	}
 	snap.Keys = len(st.current) + len(st.others)
 	for reason, n := range map[usage.Reason]int{
-		usage.ReasonMalformedKey: len(st.malformed),
-		usage.ReasonWrongType:    st.wrongType,
-		usage.ReasonInvalidField: st.invalidField,
-		usage.ReasonInvalidValue: st.invalidValue,
+		usage.ReasonMalformedKey:  len(st.malformed),
+		usage.ReasonWrongType:     st.wrongType,
+		usage.ReasonInvalidField:  st.invalidField,
+		usage.ReasonInvalidValue:  st.invalidValue,
+		usage.ReasonOversizedHash: st.oversized,
 	} {
 		if n > 0 {
 			snap.Skipped[reason] = n
@@ -558,7 +571,8 @@ func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEn
 		return nil, nil
 	}
 	return &keyEntry{tenant: tenant, counters: counters, wrongType: skipped[usage.ReasonWrongType] > 0,
-		invalidField: skipped[usage.ReasonInvalidField], invalidValue: skipped[usage.ReasonInvalidValue]}, nil
+		invalidField: skipped[usage.ReasonInvalidField], invalidValue: skipped[usage.ReasonInvalidValue],
+		oversized: skipped[usage.ReasonOversizedHash] > 0}, nil
 }
 
 // fullRead reads the whole usage state into a new mirrorState with the

@@ -12,6 +12,7 @@ func (m *Mirror) resyncLoop() {
 	defer close(m.done)
 	t := time.NewTicker(m.resync)
 	defer t.Stop()
+	var lastErr string // the self-check's last error logged, "" while it works
 	for {
 		select {
 		case <-m.stop:
@@ -27,8 +28,15 @@ func (m *Mirror) resyncLoop() {
 			case <-ctx.Done():
 			}
 		}()
-		if _, err := m.Resync(ctx); err != nil {
-			m.logger.Warn("Redis usage mirror self-check failed", "err", err)
+		// Logged on change: an outage is one line, not one per interval.
+		_, err := m.Resync(ctx)
+		switch {
+		case err != nil && err.Error() != lastErr:
+			m.logger.Warn("Redis usage mirror self-check failed (logged again when the error changes or it works)", "err", err)
+			lastErr = err.Error()
+		case err == nil && lastErr != "":
+			m.logger.Info("Redis usage mirror self-check works again")
+			lastErr = ""
 		}
 		cancel()
 	}
@@ -141,5 +149,5 @@ func divergence(a, b *mirrorState, skip map[string]struct{}) (int, string) {
 func sameEntry(a, b *keyEntry) bool {
 	return a.tenant == b.tenant && a.wrongType == b.wrongType &&
 		maps.Equal(a.counters, b.counters) &&
-		a.invalidField == b.invalidField && a.invalidValue == b.invalidValue
+		a.invalidField == b.invalidField && a.invalidValue == b.invalidValue && a.oversized == b.oversized
 }

@@ -135,7 +135,6 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 		redis.DialReadTimeout(s.timeouts.read),
 		redis.DialWriteTimeout(s.timeouts.write),
 		redis.DialDatabase(s.target.DB),
-		redis.DialClientName("billing_exporter"),
 		// The connection (TLS included) is made by dialConn rather than by
 		// redigo, so that the bound on replies sits above TLS, on the
 		// bytes redigo parses.
@@ -149,6 +148,22 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 	}
 	start := time.Now()
 	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
+	if err == nil {
+		// The name only tells operators whose connection it is (CLIENT
+		// LIST): best effort, so that a server that renamed or denies
+		// CLIENT still serves the read. A reply that is not an error
+		// reply (the connection broke) fails the dial as any other.
+		var timeout time.Duration
+		if timeout, err = s.callTimeout(ctx); err == nil {
+			_, err = redis.DoWithTimeout(c, timeout, "CLIENT", "SETNAME", "billing_exporter")
+		}
+		if _, denied := err.(redis.Error); denied {
+			err = nil
+		}
+		if err != nil {
+			c.Close()
+		}
+	}
 	s.observe("connect", time.Since(start))
 	if err != nil {
 		t := s.target

@@ -96,12 +96,55 @@ func ListenPort(webConfig *web.FlagConfig) string {
 	return strings.TrimPrefix(addr, "localhost")
 }
 
+// Limits are what a client may hold of the server: how long it may take to
+// send its request's headers, to receive a response, and to sit idle
+// between requests, and how many connections may be open at once.
+type Limits struct {
+	ReadHeaderTimeout time.Duration
+	// WriteTimeout bounds a whole request from its headers to the end of
+	// its response; the /metrics handler sets its own, shorter, write
+	// deadline once its body is rendered.
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	MaxConnections int // 0: no cap
+}
+
+// LimitsFor sizes the limits from the longest a scrape may read
+// (--scrape.max-timeout): a request's headers must arrive within that, and
+// a request may take a read and the writing of its response, each as long.
+func LimitsFor(maxTimeout, idleTimeout time.Duration, maxConnections int) Limits {
+	return Limits{
+		ReadHeaderTimeout: maxTimeout,
+		WriteTimeout:      2*maxTimeout + 5*time.Second,
+		IdleTimeout:       idleTimeout,
+		MaxConnections:    maxConnections,
+	}
+}
+
+// NewServer returns the http.Server for handler under limits.
+func NewServer(handler http.Handler, limits Limits) *http.Server {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: limits.ReadHeaderTimeout,
+		// Requests carry no body: reading one is bounded like the headers.
+		ReadTimeout:  limits.ReadHeaderTimeout,
+		WriteTimeout: limits.WriteTimeout,
+		// Without it an idle keep-alive would be bounded by ReadTimeout;
+		// with it, by its own setting.
+		IdleTimeout: limits.IdleTimeout,
+	}
+	if limits.MaxConnections > 0 {
+		srv.ConnState = newConnLimiter(limits.MaxConnections).track
+	}
+	return srv
+}
+
 // Serve runs the HTTP server with exporter-toolkit (TLS and basic auth from
 // --web.config.file) until SIGINT or SIGTERM asks for a graceful shutdown.
-func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig) error {
+func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, limits Limits) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := NewServer(handler, limits)
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, webConfig, logger) }()
 	select {

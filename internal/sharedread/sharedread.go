@@ -1,14 +1,20 @@
 // Package sharedread lets concurrent callers share one in-flight read, so
 // that N scrapes arriving together cost the backing stores one read, not N.
 //
-// Unlike a plain singleflight, the shared read is cancelled when every
-// caller waiting for it has gone: a scrape whose client gave up stops
-// touching Redis instead of finishing a read nobody will look at.
+// Unlike a plain singleflight, the shared read belongs to all its waiters
+// at once: it runs until the latest deadline among the callers waiting for
+// it (so one impatient caller, say a client sending a 0.1 s scrape timeout
+// in a loop, cannot cut short the read that patient callers wait for), and
+// it is cancelled when every caller waiting for it has gone (a scrape whose
+// client gave up stops touching Redis instead of finishing a read nobody
+// will look at). Callers bound their own deadlines (the /metrics handler
+// caps them with --scrape.max-timeout), which bounds the read's.
 package sharedread
 
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Group runs at most one read at a time and hands its result to every caller
@@ -19,30 +25,30 @@ type Group[T any] struct {
 }
 
 type call[T any] struct {
-	done   chan struct{}
-	cancel context.CancelFunc
-	refs   int
-	val    T
-	err    error
+	done chan struct{}
+	ctx  *readContext
+	refs int
+	val  T
+	err  error
 }
 
 // Do returns the result of the read in flight, or starts read if none is.
-// The read runs under a context that carries the first caller's deadline and
-// values but is cancelled only when no caller is waiting any more. A caller
-// whose own context ends returns ctx.Err() at once.
+// The read runs under a context that carries the first caller's values
+// and the latest deadline of the callers waiting for it, and is cancelled
+// when no caller is waiting any more. A caller whose own context ends
+// returns ctx.Err() at once.
 func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)) (T, error) {
+	dl, hasDeadline := ctx.Deadline()
 	g.mu.Lock()
 	c := g.call
+	if c != nil && !c.ctx.extend(dl, hasDeadline) {
+		// Its deadline has passed: it is ending; start afresh.
+		g.call, c = nil, nil
+	}
 	if c == nil {
-		readCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		if dl, ok := ctx.Deadline(); ok {
-			var cancelDeadline context.CancelFunc
-			readCtx, cancelDeadline = context.WithDeadline(readCtx, dl)
-			cancel = joinCancel(cancel, cancelDeadline)
-		}
-		c = &call[T]{done: make(chan struct{}), cancel: cancel}
+		c = &call[T]{done: make(chan struct{}), ctx: newReadContext(ctx, dl, hasDeadline)}
 		g.call = c
-		go g.run(c, readCtx, read)
+		go g.run(c, read)
 	}
 	c.refs++
 	g.mu.Unlock()
@@ -58,14 +64,14 @@ func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)
 	}
 }
 
-func (g *Group[T]) run(c *call[T], ctx context.Context, read func(context.Context) (T, error)) {
-	c.val, c.err = read(ctx)
+func (g *Group[T]) run(c *call[T], read func(context.Context) (T, error)) {
+	c.val, c.err = read(c.ctx)
 	g.mu.Lock()
 	if g.call == c {
 		g.call = nil
 	}
 	g.mu.Unlock()
-	c.cancel()
+	c.ctx.cancel(context.Canceled)
 	close(c.done)
 }
 
@@ -83,12 +89,97 @@ func (g *Group[T]) leave(c *call[T]) {
 		return
 	default:
 	}
-	c.cancel()
+	c.ctx.cancel(context.Canceled)
 	if g.call == c {
 		g.call = nil
 	}
 }
 
-func joinCancel(a, b context.CancelFunc) context.CancelFunc {
-	return func() { b(); a() }
+// readContext is the shared read's context: the first caller's values, no
+// cancellation of its own, and a deadline that only ever moves later, to
+// the latest deadline of the callers that joined. Deadline reports the
+// deadline as it stands when called; code that bounds each step by it (a
+// Redis round trip, the plans query) gets the longer budget from the next
+// step on.
+type readContext struct {
+	context.Context // values of the first caller; Done and Err from done
+
+	mu          sync.Mutex
+	deadline    time.Time // the latest deadline of the waiters
+	hasDeadline bool
+	timer       *time.Timer
+	done        chan struct{}
+	err         error
+}
+
+func newReadContext(first context.Context, dl time.Time, hasDeadline bool) *readContext {
+	c := &readContext{Context: context.WithoutCancel(first), done: make(chan struct{})}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hasDeadline = hasDeadline
+	if hasDeadline {
+		c.deadline = dl
+		c.timer = time.AfterFunc(time.Until(dl), c.expire)
+	}
+	return c
+}
+
+// extend moves the deadline to dl when dl is later, or drops it when the
+// joining caller has none. It reports false when the context has already
+// ended: the caller must not join.
+func (c *readContext) extend(dl time.Time, hasDeadline bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false
+	}
+	switch {
+	case !c.hasDeadline:
+	case !hasDeadline:
+		c.hasDeadline = false
+		c.timer.Stop()
+	case dl.After(c.deadline):
+		c.deadline = dl
+		c.timer.Reset(time.Until(dl))
+	}
+	return true
+}
+
+// expire ends the context when its deadline has come; a timer that fires
+// late for a deadline since extended does nothing.
+func (c *readContext) expire() {
+	c.mu.Lock()
+	if !c.hasDeadline || time.Now().Before(c.deadline) {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.cancel(context.DeadlineExceeded)
+}
+
+func (c *readContext) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	close(c.done)
+}
+
+func (c *readContext) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline, c.hasDeadline
+}
+
+func (c *readContext) Done() <-chan struct{} { return c.done }
+
+func (c *readContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }

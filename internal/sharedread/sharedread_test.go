@@ -125,3 +125,61 @@ func TestReadCarriesFirstCallersDeadline(t *testing.T) {
 		t.Errorf("read context lacks the caller's deadline (got %v, err %v)", got, err)
 	}
 }
+
+// TestImpatientCallerDoesNotCutShortTheRead: a caller with a short
+// deadline starts the read, a patient caller joins; the impatient one
+// leaves at its deadline, and the read runs on under the patient caller's
+// deadline and hands it the result.
+func TestImpatientCallerDoesNotCutShortTheRead(t *testing.T) {
+	var g Group[int]
+	started, release := make(chan struct{}), make(chan struct{})
+	var readCtx context.Context
+	read := func(ctx context.Context) (int, error) {
+		readCtx = ctx
+		close(started)
+		select {
+		case <-release:
+			return 42, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	impatient, cancelImpatient := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelImpatient()
+	impatientErr := make(chan error, 1)
+	go func() {
+		_, err := g.Do(impatient, read)
+		impatientErr <- err
+	}()
+	<-started
+	patient, cancelPatient := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelPatient()
+	patientDeadline, _ := patient.Deadline()
+	result := make(chan int, 1)
+	go func() {
+		v, err := g.Do(patient, read)
+		if err != nil {
+			t.Errorf("patient caller: %v", err)
+		}
+		result <- v
+	}()
+	// Once the patient caller has joined, the read's deadline is its.
+	for {
+		if dl, ok := readCtx.Deadline(); ok && dl.Equal(patientDeadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := <-impatientErr; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("impatient caller: %v, want its own deadline", err)
+	}
+	// The impatient caller's deadline has passed and it has left: the read
+	// goes on.
+	if err := readCtx.Err(); err != nil {
+		t.Fatalf("read cancelled when the impatient caller left: %v", err)
+	}
+	close(release)
+	if v := <-result; v != 42 {
+		t.Errorf("patient caller got %d, want 42", v)
+	}
+}

@@ -149,8 +149,18 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
 		kept[field] = true
 	}
-	for _, c := range s.Tenants {
-		KeepMetricTypes(c, known, kept, s.Skipped)
+	for tenant, c := range s.Tenants {
+		// The counters may be shared with the reader that made the
+		// snapshot (the track mode's mirror keeps them across reads): a
+		// tenant with fields to remove gets a copy.
+		for field := range c {
+			if field != wholeHash && !known[field] && !kept[field] {
+				c = maps.Clone(c)
+				KeepMetricTypes(c, known, kept, s.Skipped)
+				s.Tenants[tenant] = c
+				break
+			}
+		}
 	}
 	return kept
 }

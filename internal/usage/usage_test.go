@@ -180,3 +180,24 @@ func TestCapMetricTypesUnreadable(t *testing.T) {
 		t.Errorf("whole unreadable hash after the cap: %v", s.Tenants["wrong"])
 	}
 }
+
+// TestCapMetricTypesLeavesSharedCounters: the counters a reader handed out
+// (the track mode's mirror keeps them across reads) are not modified, so
+// the next snapshot made from them is capped, and counted, the same way.
+func TestCapMetricTypesLeavesSharedCounters(t *testing.T) {
+	shared := map[string]Counters{"1": {"messages": 1, "a": 1, "b": 2}, "2": {"messages": 3}}
+	for read := range 2 {
+		s := NewSnapshot("202611")
+		s.Tenants = maps.Clone(shared)
+		s.CapMetricTypes([]MetricType{{Name: "messages"}}, 2)
+		if got := s.Skipped[ReasonMetricTypeLimit]; got != 1 {
+			t.Errorf("read %d: metric_type_limit = %d, want 1 (b)", read, got)
+		}
+		if _, ok := s.Tenants["1"]["b"]; ok {
+			t.Errorf("read %d: tenant 1 keeps the capped type b: %v", read, s.Tenants["1"])
+		}
+	}
+	if want := (Counters{"messages": 1, "a": 1, "b": 2}); !maps.Equal(shared["1"], want) {
+		t.Errorf("shared counters modified: %v, want %v", shared["1"], want)
+	}
+}
