@@ -70,10 +70,21 @@ type metricUsage struct {
 	ProjectedPercentage *float64 `json:"projected_percentage"`
 }
 
+// monthlyReset says whether metricType restarts each period, as the
+// metric types in force say (a reload may change them).
+func (h *Handler) monthlyReset(metricType string) bool {
+	for _, mt := range h.service.MetricTypes() {
+		if mt.Name == metricType {
+			return mt.MonthlyReset
+		}
+	}
+	return false
+}
+
 // newMetricUsage computes one metric type's figures. The limit and the
 // percentage come from billing.TenantStatus, as in /metrics.
 func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p period.Period, at time.Time) metricUsage {
-	m := metricUsage{Used: t.Used(metricType), MonthlyReset: h.monthlyReset[metricType]}
+	m := metricUsage{Used: t.Used(metricType), MonthlyReset: h.monthlyReset(metricType)}
 	var limit int64
 	if pct, ok := t.Percentage(metricType); ok {
 		limit = t.Limits[metricType]
