@@ -117,4 +117,3 @@ func TestRedisTLSClientCertificateRotates(t *testing.T) {
 		t.Errorf("messages = %v after the rotation", got)
 	}
 }
-
