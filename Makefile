@@ -3,7 +3,7 @@ BINARY   := billing_exporter
 PKGS     := ./...
 
 
-.PHONY: all build promu-build stack bench soak fuzz test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build stack bench soak fuzz test test-deps vet fmt-check golangci-lint tidy-check lint clean
 
 all: lint test build
 
@@ -64,7 +64,17 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-lint: fmt-check vet
+# golangci-lint, pinned in tools/go.mod; linters chosen in .golangci.yml.
+golangci-lint:
+	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
+
+# `go mod tidy` must have nothing to change, in the exporter's module and in
+# the tools' one.
+tidy-check:
+	$(GO) mod tidy -diff
+	cd tools && $(GO) mod tidy -diff
+
+lint: fmt-check vet golangci-lint tidy-check
 
 clean:
 	rm -rf $(BINARY) .build
