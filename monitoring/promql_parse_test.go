@@ -391,7 +391,7 @@ func (p *parser) aggregate(op string) (Node, error) {
 	a := &Aggregate{Op: op}
 	grouping := func() error {
 		t := p.peek()
-		if t.kind != tokIdent || !(strings.EqualFold(t.text, "by") || strings.EqualFold(t.text, "without")) {
+		if t.kind != tokIdent || !strings.EqualFold(t.text, "by") && !strings.EqualFold(t.text, "without") {
 			return nil
 		}
 		p.next()

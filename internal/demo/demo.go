@@ -138,8 +138,11 @@ func (d *Demo) grow(tick time.Duration) {
 				limit = 100000
 			}
 			inc := max(1, int(t.perSecond*tick.Seconds()*float64(limit)))
-			d.srv.HIncrBy(d.key(t.id, cur), "messages", inc)
-			d.srv.HIncrBy(d.key(t.id, cur), "storage", 4096*inc)
+			for field, by := range map[string]int{"messages": inc, "storage": 4096 * inc} {
+				if _, err := d.srv.HIncrBy(d.key(t.id, cur), field, by); err != nil {
+					d.logger.Warn("demo: usage not incremented", "tenant_id", t.id, "field", field, "err", err)
+				}
+			}
 		}
 	}
 }

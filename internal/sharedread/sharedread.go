@@ -42,7 +42,7 @@ func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)
 		}
 		c = &call[T]{done: make(chan struct{}), cancel: cancel}
 		g.call = c
-		go g.run(c, readCtx, read)
+		go g.run(readCtx, c, read)
 	}
 	c.refs++
 	g.mu.Unlock()
@@ -58,7 +58,7 @@ func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)
 	}
 }
 
-func (g *Group[T]) run(c *call[T], ctx context.Context, read func(context.Context) (T, error)) {
+func (g *Group[T]) run(ctx context.Context, c *call[T], read func(context.Context) (T, error)) {
 	c.val, c.err = read(ctx)
 	g.mu.Lock()
 	if g.call == c {
