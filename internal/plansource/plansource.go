@@ -54,8 +54,9 @@ func (s *Setup) Close() { s.close() }
 
 const dsnEnv = "BILLING_EXPORTER_POSTGRES_DSN"
 
-// readDSN reads the DSN file (or the environment) now: at each new
-// PostgreSQL connection, so that a rotated file needs no restart.
+// readDSN returns what reads the DSN file (or the environment) each time it
+// is called: at each new PostgreSQL connection, so that a rotated file
+// needs no restart.
 func readDSN(f Flags) func() (string, error) {
 	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
 }
