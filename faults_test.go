@@ -241,7 +241,9 @@ func TestRedisFaults(t *testing.T) {
 			name: "SIGKILL mid-scrape, restarted empty", keys: 20000,
 			// A small COUNT makes the read thousands of round trips, so the
 			// kill lands in the middle of it.
-			args: []string{"--redis.scan-count=2", "--redis.batch-size=5"},
+			// Scan mode: every scrape is a full read, so there is a SCAN
+			// under way to interrupt (in track mode only the first is).
+			args: []string{"--redis.scan-count=2", "--redis.batch-size=5", "--redis.read-mode=scan"},
 			inject: func(t *testing.T, f *faultEnv) time.Duration {
 				before := f.redis.CommandCalls("scan")
 				done := make(chan fetched, 1)
@@ -305,7 +307,9 @@ func TestRedisFaults(t *testing.T) {
 		},
 		{
 			name: "connections cut mid-scrape (proxy)", viaProxy: true, keys: 3000,
-			args: []string{"--redis.scan-count=2", "--redis.batch-size=5"},
+			// Scan mode: every scrape is a full read, so there is a SCAN
+			// under way to interrupt (in track mode only the first is).
+			args: []string{"--redis.scan-count=2", "--redis.batch-size=5", "--redis.read-mode=scan"},
 			inject: func(t *testing.T, f *faultEnv) time.Duration {
 				// Slow the read down so that it is surely running when cut.
 				f.proxy.SetLatency(20 * time.Millisecond)

@@ -34,7 +34,8 @@ func waitFor(t *testing.T, e *exporter, family string, want float64) {
 // again, with no restart and no reload.
 func TestRedisPasswordRotates(t *testing.T) {
 	redis := testserver.StartRedis(t)
-	redis.HSet("usage:1:"+period.At(time.Now(), time.UTC).ID, "messages", 42)
+	key := "usage:1:" + period.At(time.Now(), time.UTC).ID
+	redis.HSet(key, "messages", 42)
 	redis.Do("ACL", "SETUSER", "exporter", "on", ">old-pw-1f3a", "~*", "+@all")
 	passFile := writeFile(t, "redis-password", "old-pw-1f3a\n")
 	e := startExporter(t, nil, "--redis.addr=redis://exporter@"+redis.Addr(), "--redis.password-file="+passFile)
@@ -51,6 +52,25 @@ func TestRedisPasswordRotates(t *testing.T) {
 	waitFor(t, e, "billing_redis_up", 1)
 	if got := e.scrape().MustValue(t, "billing_usage", "tenant_id", "1", "metric_type", "messages"); got != 42 {
 		t.Errorf("messages = %v after the rotation", got)
+	}
+	// The mirror's key-tracking connections were cut too and dial with the
+	// new password, as every connection does: writes after the rotation
+	// reach the exporter as invalidations, their keys re-read alone.
+	before := e.scrape().MustValue(t, "billing_redis_mirror_reread_keys_total")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		redis.Do("HINCRBY", key, "messages", 1)
+		r := e.scrape()
+		if r.MustValue(t, "billing_redis_mirror_reread_keys_total") > before {
+			if r.MustValue(t, "billing_redis_tracking_unavailable") != 0 {
+				t.Error("key tracking unavailable after the rotation")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no key re-read through tracking within 10s of the rotation")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	for _, pw := range []string{"old-pw-1f3a", "new-pw-9c2e"} {
 		if strings.Contains(e.Output(), pw) {

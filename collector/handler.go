@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +63,8 @@ func WithTenantSeries(on bool) HandlerOption {
 }
 
 // WithMaxTenants caps the tenants whose series are exported (0: no cap),
-// keeping those closest to their limits (billing.MostPressed).
+// keeping those the shipped alerts fire for, then those closest to their
+// limits (billing.MostPressed).
 func WithMaxTenants(n int) HandlerOption {
 	return func(h *Handler) { h.maxTenants = n }
 }
@@ -114,7 +114,7 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 	if !h.tenantSeries {
 		return nil, len(all)
 	}
-	tenants = billing.MostPressed(all, h.maxTenants)
+	tenants = billing.MostPressed(all, h.maxTenants, read.Report.Period, read.Report.At)
 	return tenants, len(all) - len(tenants)
 }
 
@@ -144,7 +144,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)
 	w.Header().Set("Content-Type", string(format))
-	gzip := acceptsGzip(r)
+	gzip := acceptsGzip(r.Header.Get("Accept-Encoding"))
 	if gzip {
 		w.Header().Set("Content-Encoding", "gzip")
 	}
@@ -170,14 +170,4 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := bw.Flush(); err != nil {
 		h.logger.Debug("writing metrics", "err", err)
 	}
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(q, " ", "") != "q=0" {
-			return true
-		}
-	}
-	return false
 }

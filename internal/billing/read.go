@@ -59,9 +59,17 @@ type reads struct {
 
 // Read returns the read in flight, or a new one: what a scrape reports.
 // The error is only ever ctx's (a failed source is described in the Read).
+// When ctx ends before the read does (the scrape was cut by its deadline),
+// Read returns that error with a Read of the sources' health as last
+// known, never nil: no usage and no INFO, the plans as the last read of
+// them left them, and the current period.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
 	g := s.config()
-	return g.group.Do(ctx, func(ctx context.Context) (*Read, error) { return s.read(ctx, g) })
+	r, err := g.group.Do(ctx, func(ctx context.Context) (*Read, error) { return s.read(ctx, g) })
+	if err != nil {
+		return s.unread(g, err), err
+	}
+	return r, nil
 }
 
 // Recent returns the last completed read while it is young enough (see the

@@ -59,11 +59,12 @@ type generation struct {
 
 // Service reads and joins. It is safe for concurrent use.
 type Service struct {
-	store   Store
-	pattern usage.KeyPattern
-	loc     *time.Location
-	now     func() time.Time
-	logger  *slog.Logger
+	store    Store
+	pattern  usage.KeyPattern
+	loc      *time.Location
+	now      func() time.Time
+	maxTypes int // distinct metric types kept; 0: no cap (a flag: not reloaded)
+	logger   *slog.Logger
 
 	initial Config // what the options set, before New publishes it
 	gen     atomic.Pointer[generation]
@@ -72,6 +73,10 @@ type Service struct {
 	catalog   *plans.Catalog // last catalog read successfully
 	catalogAt time.Time
 	plansErr  error // of the last read of the plans source; nil when it worked
+	// otherTypes are the unconfigured metric types the last full read
+	// kept under the cap (nil before one): one tenant's read keeps the
+	// same ones, so that the API and /metrics agree.
+	otherTypes map[string]bool
 
 	reads reads
 }
@@ -101,6 +106,11 @@ func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.initial.D
 func WithMetricTypes(mt []usage.MetricType) Option {
 	return func(s *Service) { s.initial.MetricTypes = mt }
 }
+
+// WithMaxMetricTypes caps the distinct metric types of a read (the
+// configured ones always kept first; see usage.Snapshot.CapMetricTypes).
+// 0 means no cap.
+func WithMaxMetricTypes(n int) Option { return func(s *Service) { s.maxTypes = max(n, 0) } }
 
 // WithThresholds sets the percentages counted by tenants-over-threshold.
 func WithThresholds(th []float64) Option { return func(s *Service) { s.initial.Thresholds = th } }
@@ -145,6 +155,11 @@ func (s *Service) Reconfigure(c Config) {
 		c.Thresholds = DefaultThresholds
 	}
 	s.gen.Store(&generation{Config: c})
+	// The unconfigured types kept under the cap were chosen against the old
+	// configured ones: the next full read chooses again.
+	s.mu.Lock()
+	s.otherTypes = nil
+	s.mu.Unlock()
 }
 
 // config returns the Config in force.
@@ -152,6 +167,15 @@ func (s *Service) config() *generation { return s.gen.Load() }
 
 // MetricTypes returns the known metric types.
 func (s *Service) MetricTypes() []usage.MetricType { return s.config().MetricTypes }
+
+// configuredTypes returns the configured metric type names as a set.
+func configuredTypes(mts []usage.MetricType) map[string]bool {
+	names := make(map[string]bool, len(mts))
+	for _, mt := range mts {
+		names[mt.Name] = true
+	}
+	return names
+}
 
 // Defaults returns the default limits.
 func (s *Service) Defaults() plans.Limits { return s.config().Defaults }
@@ -172,7 +196,12 @@ func (s *Service) report(ctx context.Context, g *generation) *Report {
 		r.UsageDuration = time.Since(start)
 		if r.UsageErr != nil {
 			r.Usage = nil
+			return
 		}
+		others := r.Usage.CapMetricTypes(g.MetricTypes, s.maxTypes)
+		s.mu.Lock()
+		s.otherTypes = others
+		s.mu.Unlock()
 	}()
 	plansCtx, cancel := plansContext(ctx)
 	r.Plans = s.loadPlans(plansCtx, g, now)
@@ -225,7 +254,11 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		}
 		return st
 	}
-	s.plansErr = err
+	// A read its caller abandoned (every scrape waiting on it left) says
+	// nothing about the source: the last finished read's outcome stands.
+	if !errors.Is(err, context.Canceled) {
+		s.plansErr = err
+	}
 	if err == nil {
 		s.catalog, s.catalogAt = cat, now
 		st.Up = true
@@ -241,6 +274,30 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 	}
 	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt
 	return st
+}
+
+// lastPlans is the plans state the last read of the source left, without
+// reading it: the last read's outcome, so that a stale catalog is reported
+// stale even when only scrapes (not this caller) have tried the source.
+func (s *Service) lastPlans(g *generation) PlansState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return PlansState{Configured: g.Plans != nil, Source: g.PlansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
+		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
+}
+
+// unread returns the Read of a read that did not finish in time (err says
+// why): no usage, no INFO and no tenants, the plans as the last read left
+// them and the current period. A scrape cut by its deadline still states
+// its sources' health with it, so that alerts on that health (and on the
+// period) do not see a gap.
+func (s *Service) unread(g *generation, err error) *Read {
+	now := s.now()
+	return &Read{
+		gen:    g,
+		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans(g)},
+		Info:   Info{Err: err},
+	}
 }
 
 // ErrUnknownTenant is returned by Tenant for a tenant that has no usage key
@@ -266,12 +323,18 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}
 	s.mu.Lock()
-	cat, at, plansErr := s.catalog, s.catalogAt, s.plansErr
+	others := s.otherTypes
 	s.mu.Unlock()
-	// The last read's outcome, so that a stale catalog is reported stale
-	// even when only scrapes (not this call) have tried the source.
-	plansState := PlansState{Configured: g.Plans != nil, Source: g.PlansName, Catalog: cat, LoadedAt: at,
-		Up: cat != nil && plansErr == nil, Err: plansErr}
+	if s.maxTypes > 0 && counters != nil {
+		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
+		if others == nil { // no full read yet: this hash alone decides
+			one.CapMetricTypes(g.MetricTypes, s.maxTypes)
+		} else {
+			usage.KeepMetricTypes(counters, configuredTypes(g.MetricTypes), others, one.Skipped)
+		}
+	}
+	plansState := s.lastPlans(g)
+	cat := plansState.Catalog
 	if g.Plans != nil && cat == nil {
 		plansState = s.loadPlans(ctx, g, now)
 		cat = plansState.Catalog
@@ -284,6 +347,6 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, ErrUnknownTenant
 	}
 	var checks []LimitCheck
-	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, g.Defaults), &checks)
+	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, g.Defaults, plansState.Source), &checks)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }
