@@ -36,10 +36,13 @@ func TestRedisPasswordRotates(t *testing.T) {
 	redis := testserver.StartRedis(t)
 	key := "usage:1:" + period.At(time.Now(), time.UTC).ID
 	redis.HSet(key, "messages", 42)
-	redis.Do("ACL", "SETUSER", "exporter", "on", ">old-pw-1f3a", "~*", "+@all")
+	redis.Do("ACL", "SETUSER", "exporter", "on", ">old-pw-1f3a", "~*", "&__redis__:invalidate", "+@all")
 	passFile := writeFile(t, "redis-password", "old-pw-1f3a\n")
 	e := startExporter(t, nil, "--redis.addr=redis://exporter@"+redis.Addr(), "--redis.password-file="+passFile)
 	waitFor(t, e, "billing_redis_up", 1)
+	if got := e.scrape().MustValue(t, "billing_redis_tracking_unavailable"); got != 0 {
+		t.Fatalf("key tracking unavailable before the rotation:\n%s", e.Output())
+	}
 
 	redis.Do("ACL", "SETUSER", "exporter", "resetpass", ">new-pw-9c2e")
 	redis.Do("CLIENT", "KILL", "USER", "exporter")

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -63,18 +64,23 @@ type boundedConn struct {
 	net.Conn
 	max, maxExchange int
 
-	buf      []byte // read from the connection and not yet handed on (from off)
-	off      int    // buf[off:ready]: whole replies (or stand-ins) to hand on
-	ready    int    // buf[ready:]: the reply in progress, then bytes not yet parsed
-	pos      int    // parse position in buf, at a token boundary
-	skip     int    // bulk bytes (with their CRLF) still to pass over
-	open     []int  // elements left in each array of the reply in progress
-	size     int    // bytes of the reply in progress so far
-	discard  bool   // the reply in progress is over the bound: drop it
-	cut      int    // while discarding, buf[cut:pos] is parsed and to be dropped
-	exchange int    // bytes handed on since the last write
-	readErr  error  // from the connection, returned once buf is drained
-	reading  bool   // the last call was a read: the next write starts an exchange
+	buf     []byte // read from the connection and not yet handed on (from off)
+	off     int    // buf[off:ready]: whole replies (or stand-ins) to hand on
+	ready   int    // buf[ready:]: the reply in progress, then bytes not yet parsed
+	pos     int    // parse position in buf, at a token boundary
+	skip    int    // bulk bytes (with their CRLF) still to pass over
+	open    []int  // elements left in each array of the reply in progress
+	size    int    // bytes of the reply in progress so far
+	discard bool   // the reply in progress is over the bound: drop it
+	cut     int    // while discarding, buf[cut:pos] is parsed and to be dropped
+	readErr error  // from the connection, returned once buf is drained
+
+	// mu guards exchange and reading, which Write touches too: on a
+	// pub/sub connection (key tracking's invalidations) one goroutine
+	// writes while another reads.
+	mu       sync.Mutex
+	exchange int  // bytes handed on since the last write
+	reading  bool // the last call was a read: the next write starts an exchange
 }
 
 func newBoundedConn(c net.Conn, limit int) *boundedConn {
@@ -83,15 +89,19 @@ func newBoundedConn(c net.Conn, limit int) *boundedConn {
 
 // Write starts a new exchange when it follows a read.
 func (c *boundedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
 	if c.reading {
 		c.reading, c.exchange = false, 0
 	}
+	c.mu.Unlock()
 	return c.Conn.Write(p)
 }
 
 // Read hands on whole replies, reading and parsing more as needed.
 func (c *boundedConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
 	c.reading = true
+	c.mu.Unlock()
 	for c.off == c.ready {
 		if c.readErr != nil {
 			return 0, c.readErr
@@ -197,12 +207,14 @@ func (c *boundedConn) elementDone() {
 		}
 		c.open = c.open[:top]
 	}
+	c.mu.Lock()
 	if !c.discard && c.exchange+c.size > c.maxExchange {
 		c.overflow()
 	}
 	if !c.discard {
 		c.exchange += c.size
 	}
+	c.mu.Unlock()
 	c.drop()
 	c.ready, c.size, c.discard = c.pos, 0, false
 }
