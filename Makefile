@@ -25,7 +25,7 @@ IMAGE      ?= billing_exporter:$(VERSION)
 CROSSBUILD_PLATFORMS ?= $(shell awk '/^crossbuild:/ {c = 1; next} c && /^[^ ]/ {c = 0} c && $$1 == "-" {print $$2}' .promu.yml)
 CONTAINER_ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
 
-.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-monitoring mixin test-deps vet fmt-check lint clean
+.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-monitoring mixin test-deps vet fmt-check golangci-lint tidy-check lint clean
 
 all: lint test build
 
@@ -137,7 +137,17 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-lint: fmt-check vet
+# golangci-lint, pinned in tools/go.mod; linters chosen in .golangci.yml.
+golangci-lint:
+	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
+
+# `go mod tidy` must have nothing to change, in the exporter's module and in
+# the tools' one.
+tidy-check:
+	$(GO) mod tidy -diff
+	cd tools && $(GO) mod tidy -diff
+
+lint: fmt-check vet golangci-lint tidy-check
 
 clean:
 	rm -rf $(BINARY) .build .tarballs

@@ -179,26 +179,6 @@ func commandCalls(t *testing.T, c redis.Conn, cmds ...string) int {
 	return total
 }
 
-// infoInt reads one integer field of INFO over conn.
-func infoInt(t *testing.T, c redis.Conn, section, field string) int {
-	t.Helper()
-	text, err := redis.String(c.Do("INFO", section))
-	if err != nil {
-		t.Fatalf("INFO %s: %v", section, err)
-	}
-	for _, line := range strings.Split(text, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatalf("INFO %s: %q", field, line)
-			}
-			return n
-		}
-	}
-	t.Fatalf("INFO %s has no %s", section, field)
-	return 0
-}
-
 // exporterClients counts the connections Redis has from the exporter (it
 // names them billing_exporter with CLIENT SETNAME).
 func exporterClients(t *testing.T, c redis.Conn) int {

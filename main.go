@@ -2,18 +2,22 @@
 // hashes in Redis joined with plan limits) as Prometheus metrics.
 //
 // main only wires the packages together, in three steps: options (flags and
-// their validation), sources (the plans source, the Redis store and the
-// billing core that owns every read of them), and HTTP (the collector and
-// API views, health, landing page). ARCHITECTURE.md walks through it.
+// their validation, then the files they name), sources (the plans source,
+// the Redis store and the billing core that owns every read of them), and
+// HTTP (the collector and API views, health, reload, landing page).
+// ARCHITECTURE.md walks through it.
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -36,6 +40,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plansource"
 	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/reload"
 	"github.com/billing-exporter/billing_exporter/internal/secret"
 	"github.com/billing-exporter/billing_exporter/internal/server"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
@@ -111,8 +116,8 @@ func addFlags(app *kingpin.Application) *options {
 	flagvalue.Duration(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
 	flagvalue.Duration(app, "scrape.max-timeout", "Longest a scrape may read; the deadline when Prometheus sends no timeout header.", "10s", &o.maxTimeout)
 	app.Flag("postgres.dsn-file", "File holding the PostgreSQL DSN for plan limits (else env BILLING_EXPORTER_POSTGRES_DSN).").StringVar(&o.plans.DSNFile)
-	app.Flag("plans.file", "YAML file of plans, tenant assignments and default limits, for deployments without PostgreSQL.").StringVar(&o.plans.PlansFile)
-	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds.").StringVar(&o.configFile)
+	app.Flag("plans.file", "YAML file of plans, tenant assignments and default limits, for deployments without PostgreSQL; re-read on SIGHUP or POST /-/reload.").StringVar(&o.plans.PlansFile)
+	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds; re-read on SIGHUP or POST /-/reload.").StringVar(&o.configFile)
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.plans.Demo)
 	app.Flag("metrics.tenant-series", "Export the per-tenant series (--no-metrics.tenant-series keeps only the fleet families, which stay exact).").Default("true").BoolVar(&o.tenantSeries)
 	flagvalue.Int(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those the shipped alerts fire for first, then those closest to a limit; 0 means all.", "0", &o.maxTenants)
@@ -123,19 +128,19 @@ func addFlags(app *kingpin.Application) *options {
 	return o
 }
 
-// settings is what the options mean once validated.
+// settings is what the flags mean once validated. Flags are read once:
+// a reload reads the files they name again (files), never the flags.
 type settings struct {
 	loc     *time.Location
 	pattern usage.KeyPattern
 	targets []redisstore.Target
-	cfg     *config.Config
 	store   []redisstore.Option
 	mirror  []redisstore.MirrorOption
 }
 
-// validate checks the options and turns them into settings (step 1, cont.).
+// validate checks the flags and turns them into settings (step 1, cont.).
 func (o *options) validate() (*settings, error) {
-	s := &settings{cfg: config.Default()}
+	s := &settings{}
 	var err error
 	if s.loc, err = period.LoadLocation(o.timezone); err != nil {
 		return nil, fmt.Errorf("--billing.timezone: %w", err)
@@ -169,23 +174,15 @@ func (o *options) validate() (*settings, error) {
 		}
 		s.targets = append(s.targets, t)
 	}
-	password, err := secret.Read(o.redisPassFile, "REDIS_PASSWORD")
-	if err != nil {
-		return nil, fmt.Errorf("--redis.password-file: %w", err)
-	}
-	redisTLS, err := o.redisTLS.Config()
-	if err != nil {
-		return nil, fmt.Errorf("--redis.tls-*: %w", err)
-	}
-	if redisTLS != nil && !s.targets[0].TLS {
+	if o.redisTLS != (redisstore.TLSFiles{}) && !s.targets[0].TLS {
 		return nil, fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
 	}
 	s.store = []redisstore.Option{
-		redisstore.WithPassword(password),
+		// Asked at each dial: a rotated password file needs no reload.
+		redisstore.WithPasswordFunc(o.redisPassword),
 		redisstore.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
 		redisstore.WithScanCount(o.scanCount),
 		redisstore.WithBatchSize(o.batchSize),
-		redisstore.WithTLSConfig(redisTLS),
 		redisstore.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 	}
 	s.mirror = []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync)}
@@ -198,12 +195,61 @@ func (o *options) validate() (*settings, error) {
 			return nil, fmt.Errorf("--web.config.file: %w", err)
 		}
 	}
+	return s, nil
+}
+
+// redisPassword reads --redis.password-file (else REDIS_PASSWORD).
+func (o *options) redisPassword() (string, error) {
+	return secret.Read(o.redisPassFile, "REDIS_PASSWORD")
+}
+
+// files is what the files the flags name say: what the exporter reads at
+// start and a reload reads again, all of it, before any of it is used.
+type files struct {
+	cfg      *config.Config
+	plans    *plansource.Setup
+	redisTLS *tls.Config
+}
+
+// load reads and validates every file (step 1, cont.; and each reload).
+// prev is the plans setup in force, whose PostgreSQL pool a reload keeps;
+// nil at start.
+func (o *options) load(prev *plansource.Setup) (*files, error) {
+	f := &files{cfg: config.Default()}
+	var err error
 	if o.configFile != "" {
-		if s.cfg, err = config.Load(o.configFile); err != nil {
+		if f.cfg, err = config.Load(o.configFile); err != nil {
 			return nil, fmt.Errorf("--config.file: %w", err)
 		}
 	}
-	return s, nil
+	// Read here only to refuse a missing or empty file: each connection
+	// reads it again when it dials.
+	if _, err := o.redisPassword(); err != nil {
+		return nil, fmt.Errorf("--redis.password-file: %w", err)
+	}
+	if f.redisTLS, err = o.redisTLS.Config(); err != nil {
+		return nil, fmt.Errorf("--redis.tls-*: %w", err)
+	}
+	if prev == nil {
+		f.plans, err = plansource.Open(o.plans, f.cfg)
+	} else {
+		f.plans, err = prev.Reload(o.plans, f.cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// billing is the part of the billing core's settings that the files set.
+func (f *files) billing() billing.Config {
+	return billing.Config{
+		Plans:       f.plans.Source,
+		PlansName:   f.plans.Name,
+		Defaults:    f.plans.Defaults,
+		MetricTypes: f.cfg.MetricTypes,
+		Thresholds:  f.cfg.Thresholds,
+	}
 }
 
 // store is the Redis side the billing core reads, as main holds it.
@@ -239,17 +285,19 @@ func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Lo
 	return st, func() { st.Close(); demoClose() }, nil
 }
 
-// run wires the exporter and serves until SIGINT or SIGTERM.
+// run wires the exporter and serves until SIGINT or SIGTERM; SIGHUP and
+// POST /-/reload reload the files.
 func run(logger *slog.Logger, o *options) error {
 	s, err := o.validate()
 	if err != nil {
 		return err
 	}
-	plans, err := plansource.Open(o.plans, s.cfg)
+	f, err := o.load(nil)
 	if err != nil {
 		return err
 	}
-	defer plans.Close()
+	plans := f.plans
+	defer plans.Close() // the pool every reload's setup shares
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
 	for _, t := range s.targets {
 		if t.Password != "" {
@@ -268,7 +316,13 @@ func run(logger *slog.Logger, o *options) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	instruments := collector.NewInstruments(static)
-	st, closeStore, err := openStore(o, s, plans, logger, append(s.store, redisstore.WithObserver(instruments.ObserveRedis)))
+	// Each new Redis connection takes the TLS settings of the last
+	// successful load.
+	var redisTLS atomic.Pointer[tls.Config]
+	redisTLS.Store(f.redisTLS)
+	st, closeStore, err := openStore(o, s, plans, logger, append(s.store,
+		redisstore.WithTLSConfigFunc(redisTLS.Load),
+		redisstore.WithObserver(instruments.ObserveRedis)))
 	if err != nil {
 		return err
 	}
@@ -279,21 +333,33 @@ func run(logger *slog.Logger, o *options) error {
 	defer mirror.Close()
 	static.MustRegister(mirror)
 
-	serviceOpts := []billing.Option{
+	// The mirror holds usage only (keyed by the pattern, a flag): a reload
+	// of plans, metric types or thresholds leaves it as it is.
+	service := billing.New(mirror,
 		billing.WithKeyPattern(s.pattern),
 		billing.WithLocation(s.loc),
 		billing.WithLogger(logger),
-		billing.WithDefaults(plans.Defaults),
-		billing.WithMetricTypes(s.cfg.MetricTypes),
-		billing.WithThresholds(s.cfg.Thresholds),
+		// A flag, not a file: a reload keeps it.
 		billing.WithMaxMetricTypes(o.maxTypes),
-	}
-	if plans.Source != nil {
-		serviceOpts = append(serviceOpts, billing.WithPlans(plans.Source, plans.Name))
-	}
-	service := billing.New(mirror, serviceOpts...)
+	)
+	service.Reconfigure(f.billing())
 
-	mux, err := newMux(o, service, static, logger,
+	current := f // only the reloader's apply touches it, one at a time
+	reloader := reload.New(static, logger, func() error {
+		next, err := o.load(current.plans)
+		if err != nil {
+			return err
+		}
+		redisTLS.Store(next.redisTLS)
+		service.Reconfigure(next.billing())
+		current = next
+		return nil
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	reloader.WatchSIGHUP(ctx)
+
+	mux, err := newMux(o, service, reloader, static, logger,
 		"Per-tenant billing usage from Redis ("+st.String()+"), joined with plan limits from "+plans.Describe()+".")
 	if err != nil {
 		return err
@@ -312,7 +378,7 @@ func run(logger *slog.Logger, o *options) error {
 
 // newMux mounts the two views of the billing core and the exporter's own
 // endpoints (step 3: HTTP).
-func newMux(o *options, service *billing.Service, static *prometheus.Registry, logger *slog.Logger, description string) (*http.ServeMux, error) {
+func newMux(o *options, service *billing.Service, reloader http.Handler, static *prometheus.Registry, logger *slog.Logger, description string) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle(o.telemetryPath, collector.NewHandler(service, static, logger,
 		collector.WithTimeoutOffset(o.timeoutOffset),
@@ -323,6 +389,7 @@ func newMux(o *options, service *billing.Service, static *prometheus.Registry, l
 	))
 	mux.HandleFunc("/-/healthy", server.Health)
 	mux.HandleFunc("/-/ready", server.Health)
+	mux.Handle("/-/reload", reloader)
 	if !o.disableAPI {
 		mux.Handle("/api/", api.New(service, api.WithLogger(logger), api.WithMetrics(api.NewMetrics(static))))
 	}

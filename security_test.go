@@ -103,6 +103,24 @@ basic_auth_users:
 		}
 	}
 
+	// The reload endpoint too: POST without credentials is refused before
+	// anything is reloaded.
+	for _, c := range []struct {
+		user, pass string
+		want       int
+	}{{"", "", http.StatusUnauthorized}, {user, "wrong", http.StatusUnauthorized}, {user, password, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodPost, e.URL+"/-/reload", nil)
+		if c.user != "" {
+			req.SetBasicAuth(c.user, c.pass)
+		}
+		if f := doFetch(client, req); f.err != nil || f.status != c.want {
+			t.Errorf("POST /-/reload as %q: status %d, %v; want %d", c.user, f.status, f.err, c.want)
+		}
+	}
+	if n := strings.Count(e.Output(), "configuration reloaded"); n != 1 {
+		t.Errorf("%d reloads logged, want 1 (only the authenticated POST)", n)
+	}
+
 	// No other way in.
 	plainURL := strings.Replace(e.URL, "https://", "http://", 1)
 	for _, path := range []string{"/metrics", "/api/v1/tenants/1/usage"} {

@@ -117,7 +117,10 @@ func measureChanges(t target, scrapes int, rs *redisServer, ts []tenant, period 
 			return row
 		}
 		for i, idx := range rng.Perm(len(ts))[:row.changed] {
-			w.Send("HINCRBY", "usage:"+strconv.FormatInt(ts[idx].id, 10)+":"+period, "messages", 1)
+			if err := w.Send("HINCRBY", "usage:"+strconv.FormatInt(ts[idx].id, 10)+":"+period, "messages", 1); err != nil {
+				row.failure = "writer: " + err.Error()
+				return row
+			}
 			if (i+1)%1000 == 0 || i+1 == row.changed {
 				if _, err := w.Do(""); err != nil {
 					row.failure = "writer: " + err.Error()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -223,8 +224,11 @@ func takeSnapshot(pid int, r *redisServer) (snapshot, error) {
 		if !ok {
 			continue
 		}
-		var calls int64
-		fmt.Sscanf(rest, "%d", &calls)
+		rest, _, _ = strings.Cut(rest, ",") // calls=N,usec=…
+		calls, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil {
+			return s, fmt.Errorf("INFO commandstats: %q: %w", line, err)
+		}
 		s.calls[name] = calls
 	}
 	return s, nil

@@ -89,7 +89,6 @@ type Handler struct {
 	rankings             rankings
 	requestTimeout       time.Duration
 	projectionMinElapsed time.Duration
-	monthlyReset         map[string]bool
 }
 
 // Option configures a Handler.
@@ -123,13 +122,9 @@ func New(service *billing.Service, opts ...Option) *Handler {
 		logger:               slog.New(slog.DiscardHandler),
 		requestTimeout:       defaultRequestTimeout,
 		projectionMinElapsed: defaultProjectionMinElapsed,
-		monthlyReset:         map[string]bool{},
 	}
 	for _, o := range opts {
 		o(h)
-	}
-	for _, mt := range service.MetricTypes() {
-		h.monthlyReset[mt.Name] = mt.MonthlyReset
 	}
 	return h
 }

@@ -43,10 +43,6 @@ func TestSkippedDataYieldsNoNumber(t *testing.T) {
 		svcOpts: []billing.Option{billing.WithThresholds([]float64{0, 80})}})
 	key := func(id string) string { return "usage:" + id + ":202611" }
 
-	type limited struct {
-		limit int64   // 0: the limit is unavailable
-		pct   float64 // when the usage is known too
-	}
 	cases := []struct {
 		name, tenant string
 		seed         func(key string)

@@ -76,6 +76,17 @@ type metricUsage struct {
 	ProjectedPercentage *float64 `json:"projected_percentage"`
 }
 
+// monthlyReset says whether metricType restarts each period, as the
+// metric types in force say (a reload may change them).
+func (h *Handler) monthlyReset(metricType string) bool {
+	for _, mt := range h.service.MetricTypes() {
+		if mt.Name == metricType {
+			return mt.MonthlyReset
+		}
+	}
+	return false
+}
+
 // unavailableView is billing.Unavailable.
 type unavailableView struct {
 	// Source is "redis" for the usage field, else the plans source
@@ -88,7 +99,7 @@ type unavailableView struct {
 // percentage come from billing.TenantStatus, as in /metrics; where it says
 // the usage or the limit is unavailable, nothing is derived from it.
 func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p period.Period, at time.Time) metricUsage {
-	m := metricUsage{MonthlyReset: h.monthlyReset[metricType]}
+	m := metricUsage{MonthlyReset: h.monthlyReset(metricType)}
 	used, usedKnown := t.Used(metricType)
 	if usedKnown {
 		m.Used = &used

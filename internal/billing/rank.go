@@ -20,9 +20,9 @@ var SeatLimitTypes = []string{"users", "whatsappSessions"}
 // 100 % of a consumption limit or over 100 % of a seat limit, a projection
 // only after the first day of the period.
 const (
-	alertNearLimitPct  = 80
-	alertReachedPct    = 100
-	alertProjectionMin = 24 * time.Hour
+	alertNearLimitPct         = 80
+	alertReachedPct           = 100
+	alertProjectionMinElapsed = 24 * time.Hour
 )
 
 // Pressure is how close a tenant is to its limits: its highest percentage
@@ -65,7 +65,7 @@ func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
 // by the end of p; never in the period's first day (too little to go on).
 func projectedOver(used, limit int64, p period.Period, at time.Time) bool {
 	elapsed := at.Sub(p.Start)
-	if elapsed <= alertProjectionMin {
+	if elapsed <= alertProjectionMinElapsed {
 		return false
 	}
 	return float64(used)*float64(p.End.Sub(p.Start))/float64(elapsed) > float64(limit)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/billing-exporter/billing_exporter/internal/sharedread"
 )
 
 // The freshness rule, the one place that decides when Redis is read in
@@ -45,15 +43,18 @@ type Read struct {
 	// completed is when the read ended, by this process's clock (the
 	// report's own At follows the service's clock, which tests may fix).
 	completed time.Time
+	// gen is the Config the read was made under: Recent reuses no read
+	// made before a reload.
+	gen *generation
 }
 
 // Age is how long ago the read completed.
 func (r *Read) Age() time.Duration { return time.Since(r.completed) }
 
-// reads is the Service's shared read and the last completed one.
+// reads is the last completed read (the shared read in flight is the
+// generation's).
 type reads struct {
 	maxAge time.Duration
-	group  sharedread.Group[*Read]
 
 	mu   sync.Mutex
 	last *Read
@@ -66,9 +67,10 @@ type reads struct {
 // known, never nil: no usage and no INFO, the plans as the last read of
 // them left them, and the current period.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
-	r, err := s.reads.group.Do(ctx, s.read)
+	g := s.config()
+	r, err := g.group.Do(ctx, func(ctx context.Context) (*Read, error) { return s.read(ctx, g) })
 	if err != nil {
-		return s.unread(err), err
+		return s.unread(g, err), err
 	}
 	return r, nil
 }
@@ -77,25 +79,26 @@ func (s *Service) Read(ctx context.Context) (*Read, error) {
 // freshness rule above), else the read in flight or a new one: what the
 // API's list and plans endpoints answer from.
 func (s *Service) Recent(ctx context.Context) (*Read, error) {
-	if r := s.fresh(); r != nil {
+	g := s.config()
+	if r := s.fresh(g); r != nil {
 		return r, nil
 	}
-	return s.reads.group.Do(ctx, func(ctx context.Context) (*Read, error) {
+	return g.group.Do(ctx, func(ctx context.Context) (*Read, error) {
 		// A caller that found no fresh read may arrive just after another
 		// read completed: reuse that one rather than reading again.
-		if r := s.fresh(); r != nil {
+		if r := s.fresh(g); r != nil {
 			return r, nil
 		}
-		return s.read(ctx)
+		return s.read(ctx, g)
 	})
 }
 
-// fresh returns the last completed read if Recent may reuse it.
-func (s *Service) fresh() *Read {
+// fresh returns the last completed read if Recent may reuse it under g.
+func (s *Service) fresh(g *generation) *Read {
 	s.reads.mu.Lock()
 	r := s.reads.last
 	s.reads.mu.Unlock()
-	if r == nil {
+	if r == nil || r.gen != g {
 		return nil
 	}
 	maxAge := s.reads.maxAge
@@ -109,15 +112,15 @@ func (s *Service) fresh() *Read {
 }
 
 // read reads INFO, usage and plans concurrently.
-func (s *Service) read(ctx context.Context) (*Read, error) {
+func (s *Service) read(ctx context.Context, g *generation) (*Read, error) {
 	start := time.Now()
-	r := &Read{}
+	r := &Read{gen: g}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		r.Info = s.store.Info(ctx)
 	}()
-	r.Report = s.report(ctx)
+	r.Report = s.report(ctx, g)
 	<-done
 	r.completed = time.Now()
 	r.Duration = r.completed.Sub(start)

@@ -110,7 +110,7 @@ func tenant(t *testing.T, r *Report, id string) *TenantStatus {
 }
 
 func TestJoin(t *testing.T) {
-	r := newService(usageState(), &switchablePlans{cat: catalog()}).report(context.Background())
+	r := newService(usageState(), &switchablePlans{cat: catalog()}).testReport()
 	if !r.UsageUp() || !r.Plans.Up {
 		t.Fatalf("sources down: usage %v plans %v", r.UsageErr, r.Plans.Err)
 	}
@@ -188,7 +188,7 @@ func formatThreshold(f float64) string {
 }
 
 func TestNoPlansSourceEveryoneOnDefaults(t *testing.T) {
-	r := newService(usageState(), nil).report(context.Background())
+	r := newService(usageState(), nil).testReport()
 	for _, st := range r.Tenants {
 		if !st.UsingDefaults || st.PlanID != NoPlanID || !maps.Equal(st.Limits, defaults) {
 			t.Errorf("tenant %s: %+v, want defaults", st.ID, st)
@@ -202,12 +202,12 @@ func TestNoPlansSourceEveryoneOnDefaults(t *testing.T) {
 func TestPlansDownKeepsLastCatalog(t *testing.T) {
 	src := &switchablePlans{cat: catalog()}
 	svc := newService(usageState(), src)
-	fresh := svc.report(context.Background())
+	fresh := svc.testReport()
 
 	src.err = errors.New("connection refused")
 	later := now.Add(10 * time.Minute)
 	svc.now = func() time.Time { return later }
-	stale := svc.report(context.Background())
+	stale := svc.testReport()
 	if stale.Plans.Up || !stale.Plans.Stale() || stale.Plans.Err == nil {
 		t.Fatalf("plans state = %+v, want stale", stale.Plans)
 	}
@@ -224,7 +224,7 @@ func TestPlansDownKeepsLastCatalog(t *testing.T) {
 
 func TestPlansNeverRead(t *testing.T) {
 	svc := newService(usageState(), &switchablePlans{err: errors.New("connection refused")})
-	r := svc.report(context.Background())
+	r := svc.testReport()
 	if r.Plans.LimitsKnown() || r.PerPlan != nil || r.OverThreshold != nil {
 		t.Errorf("limits reported without ever reading plans: %+v", r)
 	}
@@ -242,7 +242,7 @@ func TestPlansNeverRead(t *testing.T) {
 }
 
 func TestUsageDownReportsNoTenants(t *testing.T) {
-	r := newService(&staticUsage{err: errors.New("redis down")}, &switchablePlans{cat: catalog()}).report(context.Background())
+	r := newService(&staticUsage{err: errors.New("redis down")}, &switchablePlans{cat: catalog()}).testReport()
 	if r.UsageUp() || len(r.Tenants) != 0 || r.PerPlan != nil || r.OverThreshold != nil {
 		t.Errorf("report with Redis down has tenant data: %+v", r)
 	}
@@ -298,7 +298,7 @@ func TestJoinManyTenants(t *testing.T) {
 			cat.Tenants[id] = "1"
 		}
 	}
-	r := newService(u, &switchablePlans{cat: cat}).report(context.Background())
+	r := newService(u, &switchablePlans{cat: cat}).testReport()
 	seen := 0
 	for i := range r.Tenants {
 		st := &r.Tenants[i]
@@ -384,6 +384,9 @@ func TestSplitEven(t *testing.T) {
 	}
 }
 
+// testReport is one report under the Config in force.
+func (s *Service) testReport() *Report { return s.report(context.Background(), s.config()) }
+
 // TestUnavailableYieldsNothingDerived: a usage field or a limit that could
 // not be read gives no percentage, no threshold count and no pressure for
 // that limit type of that tenant, in the full join and in the one-tenant
@@ -408,7 +411,7 @@ func TestUnavailableYieldsNothingDerived(t *testing.T) {
 	}}
 	svc := New(u, WithPlans(&switchablePlans{cat: cat}, "postgres"), WithClock(func() time.Time { return now }),
 		WithThresholds([]float64{0, 80}))
-	r := svc.report(context.Background())
+	r := svc.testReport()
 
 	cases := []struct {
 		tenant      string

@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/sharedread"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -36,19 +38,36 @@ type UsageReader interface {
 // DefaultThresholds are the percentages counted by tenants-over-threshold.
 var DefaultThresholds = []float64{50, 80, 90, 100}
 
+// Config is what a reload may replace: the plans source and the settings
+// of the join. A read takes the Config in force when it starts and keeps it
+// to the end, so a reload never changes a read in flight.
+type Config struct {
+	Plans       plans.Source // nil: no plans source, every tenant on defaults
+	PlansName   string       // "postgres" or "file": what reports and logs call it
+	Defaults    plans.Limits
+	MetricTypes []usage.MetricType // nil: usage.DefaultMetricTypes
+	Thresholds  []float64          // nil: DefaultThresholds
+}
+
+// generation is one Config and the shared read of the reads made under it.
+// A reload starts a new generation: callers arriving after it never join a
+// read started under the old Config, and reads in flight finish on theirs.
+type generation struct {
+	Config
+	group sharedread.Group[*Read]
+}
+
 // Service reads and joins. It is safe for concurrent use.
 type Service struct {
-	store       Store
-	plans       plans.Source // nil: no plans source, every tenant on defaults
-	plansName   string
-	pattern     usage.KeyPattern
-	loc         *time.Location
-	now         func() time.Time
-	defaults    plans.Limits
-	metricTypes []usage.MetricType
-	maxTypes    int // distinct metric types kept; 0: no cap
-	thresholds  []float64
-	logger      *slog.Logger
+	store    Store
+	pattern  usage.KeyPattern
+	loc      *time.Location
+	now      func() time.Time
+	maxTypes int // distinct metric types kept; 0: no cap (a flag: not reloaded)
+	logger   *slog.Logger
+
+	initial Config // what the options set, before New publishes it
+	gen     atomic.Pointer[generation]
 
 	mu        sync.Mutex
 	catalog   *plans.Catalog // last catalog read successfully
@@ -71,7 +90,7 @@ type Option func(*Service)
 // WithPlans sets the plans source; name ("postgres", "file") is what reports
 // and logs call it.
 func WithPlans(src plans.Source, name string) Option {
-	return func(s *Service) { s.plans, s.plansName = src, name }
+	return func(s *Service) { s.initial.Plans, s.initial.PlansName = src, name }
 }
 
 // WithKeyPattern sets the usage key pattern.
@@ -84,10 +103,12 @@ func WithLocation(loc *time.Location) Option { return func(s *Service) { s.loc =
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // WithDefaults sets the limits of tenants without an active plan.
-func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.defaults = l } }
+func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.initial.Defaults = l } }
 
 // WithMetricTypes sets the known metric types.
-func WithMetricTypes(mt []usage.MetricType) Option { return func(s *Service) { s.metricTypes = mt } }
+func WithMetricTypes(mt []usage.MetricType) Option {
+	return func(s *Service) { s.initial.MetricTypes = mt }
+}
 
 // WithMaxMetricTypes caps the distinct metric types of a read (the
 // configured ones always kept first; see usage.Snapshot.CapMetricTypes).
@@ -95,7 +116,7 @@ func WithMetricTypes(mt []usage.MetricType) Option { return func(s *Service) { s
 func WithMaxMetricTypes(n int) Option { return func(s *Service) { s.maxTypes = max(n, 0) } }
 
 // WithThresholds sets the percentages counted by tenants-over-threshold.
-func WithThresholds(th []float64) Option { return func(s *Service) { s.thresholds = th } }
+func WithThresholds(th []float64) Option { return func(s *Service) { s.initial.Thresholds = th } }
 
 // WithMaxAge sets how long Recent reuses a completed read (default
 // DefaultMaxAge). Zero reads on every call, still sharing a read in flight.
@@ -107,15 +128,12 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l 
 // New returns a Service reading usage and INFO from store.
 func New(store Store, opts ...Option) *Service {
 	s := &Service{
-		store:       store,
-		pattern:     usage.MustParseKeyPattern(usage.DefaultKeyPattern),
-		loc:         time.UTC,
-		now:         time.Now,
-		defaults:    plans.Limits{},
-		metricTypes: usage.DefaultMetricTypes,
-		thresholds:  DefaultThresholds,
-		logger:      slog.New(slog.DiscardHandler),
-		reads:       reads{maxAge: DefaultMaxAge},
+		store:   store,
+		pattern: usage.MustParseKeyPattern(usage.DefaultKeyPattern),
+		loc:     time.UTC,
+		now:     time.Now,
+		logger:  slog.New(slog.DiscardHandler),
+		reads:   reads{maxAge: DefaultMaxAge},
 	}
 	for _, o := range opts {
 		o(s)
@@ -123,28 +141,55 @@ func New(store Store, opts ...Option) *Service {
 	s.usageLog = failureLog{logger: s.logger, what: "reading usage from Redis"}
 	s.infoLog = failureLog{logger: s.logger, what: "reading Redis INFO (the memory, connection and replication gauges are absent meanwhile)"}
 	s.plansLog = failureLog{logger: s.logger, what: "reading the plans source"}
+	s.Reconfigure(s.initial)
 	return s
 }
 
+// Reconfigure replaces the Config atomically (a reload). Reads in flight
+// finish on the Config they started with; every read, scrape or API
+// request starting after Reconfigure returns uses c, and a completed read
+// made under an older Config is never reused. The last catalog read stays
+// the fallback for a plans source that fails, until the new source is read.
+func (s *Service) Reconfigure(c Config) {
+	if c.Defaults == nil {
+		c.Defaults = plans.Limits{}
+	}
+	if c.MetricTypes == nil {
+		c.MetricTypes = usage.DefaultMetricTypes
+	}
+	if c.Thresholds == nil {
+		c.Thresholds = DefaultThresholds
+	}
+	s.gen.Store(&generation{Config: c})
+	// The unconfigured types kept under the cap were chosen against the old
+	// configured ones: the next full read chooses again.
+	s.mu.Lock()
+	s.otherTypes = nil
+	s.mu.Unlock()
+}
+
+// config returns the Config in force.
+func (s *Service) config() *generation { return s.gen.Load() }
+
 // MetricTypes returns the known metric types.
-func (s *Service) MetricTypes() []usage.MetricType { return s.metricTypes }
+func (s *Service) MetricTypes() []usage.MetricType { return s.config().MetricTypes }
 
 // configuredTypes returns the configured metric type names as a set.
-func (s *Service) configuredTypes() map[string]bool {
-	names := make(map[string]bool, len(s.metricTypes))
-	for _, mt := range s.metricTypes {
+func configuredTypes(mts []usage.MetricType) map[string]bool {
+	names := make(map[string]bool, len(mts))
+	for _, mt := range mts {
 		names[mt.Name] = true
 	}
 	return names
 }
 
 // Defaults returns the default limits.
-func (s *Service) Defaults() plans.Limits { return s.defaults }
+func (s *Service) Defaults() plans.Limits { return s.config().Defaults }
 
 // report reads usage and plans concurrently and joins them. It always
 // returns a Report: a source that failed is described in it, never hidden.
 // Only read calls it: every full read goes through the shared read.
-func (s *Service) report(ctx context.Context) *Report {
+func (s *Service) report(ctx context.Context, g *generation) *Report {
 	now := s.now()
 	r := &Report{At: now, Period: period.At(now, s.loc)}
 
@@ -159,17 +204,17 @@ func (s *Service) report(ctx context.Context) *Report {
 			r.Usage = nil
 			return
 		}
-		others := r.Usage.CapMetricTypes(s.metricTypes, s.maxTypes)
+		others := r.Usage.CapMetricTypes(g.MetricTypes, s.maxTypes)
 		s.mu.Lock()
 		s.otherTypes = others
 		s.mu.Unlock()
 	}()
 	plansCtx, cancel := plansContext(ctx)
-	r.Plans = s.loadPlans(plansCtx, now)
+	r.Plans = s.loadPlans(plansCtx, g, now)
 	cancel()
 	wg.Wait()
 
-	r.join(s.defaults, s.thresholds)
+	r.join(g.Defaults, g.Thresholds)
 	return r
 }
 
@@ -194,17 +239,27 @@ func plansContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // loadPlans reads the plans source, or falls back to the last catalog read.
-func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
-	if s.plans == nil {
+func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) PlansState {
+	if g.Plans == nil {
 		return PlansState{}
 	}
-	st := PlansState{Configured: true, Source: s.plansName}
+	st := PlansState{Configured: true, Source: g.PlansName}
 	start := time.Now()
-	cat, err := s.plans.Load(ctx)
+	cat, err := g.Plans.Load(ctx)
 	st.Duration = time.Since(start)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.config() != g {
+		// Reloaded meanwhile: this read's catalog is the old source's, and
+		// must not become the fallback of the new one's reads.
+		if err == nil {
+			st.Up, st.Catalog, st.LoadedAt = true, cat, now
+		} else {
+			st.Err, st.Catalog, st.LoadedAt = err, s.catalog, s.catalogAt
+		}
+		return st
+	}
 	// A read its caller abandoned (every scrape waiting on it left) says
 	// nothing about the source: the last finished read's outcome stands.
 	if !errors.Is(err, context.Canceled) {
@@ -213,14 +268,14 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 	if err == nil {
 		s.catalog, s.catalogAt = cat, now
 		st.Up = true
-		s.plansLog.observe(nil, "source", s.plansName)
+		s.plansLog.observe(nil, "source", g.PlansName)
 	} else {
 		st.Err = err
 		if s.catalog == nil {
-			s.plansLog.observe(err, "source", s.plansName,
+			s.plansLog.observe(err, "source", g.PlansName,
 				"consequence", "plans source has never been read: no limits or percentages are exported until it is")
 		} else {
-			s.plansLog.observe(err, "source", s.plansName,
+			s.plansLog.observe(err, "source", g.PlansName,
 				"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second))
 		}
 	}
@@ -231,10 +286,10 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 // lastPlans is the plans state the last read of the source left, without
 // reading it: the last read's outcome, so that a stale catalog is reported
 // stale even when only scrapes (not this caller) have tried the source.
-func (s *Service) lastPlans() PlansState {
+func (s *Service) lastPlans(g *generation) PlansState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
+	return PlansState{Configured: g.Plans != nil, Source: g.PlansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
 		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
 }
 
@@ -243,10 +298,11 @@ func (s *Service) lastPlans() PlansState {
 // them and the current period. A scrape cut by its deadline still states
 // its sources' health with it, so that alerts on that health (and on the
 // period) do not see a gap.
-func (s *Service) unread(err error) *Read {
+func (s *Service) unread(g *generation, err error) *Read {
 	now := s.now()
 	return &Read{
-		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans()},
+		gen:    g,
+		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans(g)},
 		Info:   Info{Err: err},
 	}
 }
@@ -266,6 +322,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	if err := usage.ValidateID(usage.TenantID, tenantID); err != nil {
 		return nil, err
 	}
+	g := s.config()
 	now := s.now()
 	p := period.At(now, s.loc)
 	counters, found, _, err := s.store.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
@@ -281,15 +338,15 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	if s.maxTypes > 0 && counters != nil {
 		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
 		if others == nil { // no full read yet: this hash alone decides
-			one.CapMetricTypes(s.metricTypes, s.maxTypes)
+			one.CapMetricTypes(g.MetricTypes, s.maxTypes)
 		} else {
-			usage.KeepMetricTypes(counters, s.configuredTypes(), others, one.Skipped)
+			usage.KeepMetricTypes(counters, configuredTypes(g.MetricTypes), others, one.Skipped)
 		}
 	}
-	plansState := s.lastPlans()
+	plansState := s.lastPlans(g)
 	cat := plansState.Catalog
-	if s.plans != nil && cat == nil {
-		plansState = s.loadPlans(ctx, now)
+	if g.Plans != nil && cat == nil {
+		plansState = s.loadPlans(ctx, g, now)
 		cat = plansState.Catalog
 	}
 	planID, inCatalog := "", false
@@ -300,6 +357,6 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, ErrUnknownTenant
 	}
 	var checks []LimitCheck
-	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, s.defaults, plansState.Source), &checks)
+	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, g.Defaults, plansState.Source), &checks)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }

@@ -264,9 +264,17 @@ func (d *Demo) grow(tick time.Duration) {
 			}
 			if t.state != SkippedField {
 				// The skipped field stays unreadable (HINCRBY refuses it).
-				d.srv.HIncrBy(d.key(t.id, cur), "messages", inc)
+				d.incr(t.id, d.key(t.id, cur), "messages", inc)
 			}
-			d.srv.HIncrBy(d.key(t.id, cur), "storage", 4096*inc)
+			d.incr(t.id, d.key(t.id, cur), "storage", 4096*inc)
 		}
+	}
+}
+
+// incr adds by to the tenant's field; a failure is logged, the next tick
+// tries again.
+func (d *Demo) incr(id, key, field string, by int) {
+	if _, err := d.srv.HIncrBy(key, field, by); err != nil {
+		d.logger.Warn("demo: usage not incremented", "tenant_id", id, "field", field, "err", err)
 	}
 }

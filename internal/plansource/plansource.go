@@ -1,10 +1,12 @@
-// Package plansource decides, once at start, where plan limits come from:
-// PostgreSQL when a DSN is given, else a plans file, else the embedded demo
-// plans (--demo), else nowhere (every tenant on the default limits).
+// Package plansource decides where plan limits come from: PostgreSQL when a
+// DSN is given, else a plans file, else the embedded demo plans (--demo),
+// else nowhere (every tenant on the default limits). It decides at start
+// (Open) and again at each reload (Reload), from the same flags.
 package plansource
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -31,6 +33,7 @@ type Setup struct {
 	// DemoCatalog is the embedded demo plans, which --demo also seeds
 	// Redis from; nil without --demo.
 	DemoCatalog *plans.Catalog
+	db          *sql.DB // the PostgreSQL pool, kept across reloads
 	close       func()
 }
 
@@ -45,14 +48,32 @@ func (s *Setup) Describe() string {
 	return s.Name
 }
 
-// Close releases the source (the database pool).
+// Close releases the source (the database pool). Call it on the Setup
+// Open returned, once: the Setups of reloads share its pool.
 func (s *Setup) Close() { s.close() }
+
+const dsnEnv = "BILLING_EXPORTER_POSTGRES_DSN"
+
+// readDSN returns what reads the DSN file (or the environment) each time it
+// is called: at each new PostgreSQL connection, so that a rotated file
+// needs no restart.
+func readDSN(f Flags) func() (string, error) {
+	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
+}
 
 // Open picks the plans source. Giving both PostgreSQL and a plans file is a
 // mistake worth stopping for: the operator cannot have meant both.
-func Open(f Flags, cfg *config.Config) (*Setup, error) {
+func Open(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, nil) }
+
+// Reload reads the plans file and the DSN file again, with cfg (the config
+// file read again), and returns the Setup to use from now on; s keeps
+// serving meanwhile and is unchanged when Reload fails. A PostgreSQL pool
+// is kept: its new connections read the DSN file anyway.
+func (s *Setup) Reload(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, s.db) }
+
+func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
 	s := &Setup{Defaults: cfg.Defaults, close: func() {}}
-	dsn, err := secret.Read(f.DSNFile, "BILLING_EXPORTER_POSTGRES_DSN")
+	dsn, err := readDSN(f)()
 	if err != nil {
 		return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 	}
@@ -73,16 +94,19 @@ func Open(f Flags, cfg *config.Config) (*Setup, error) {
 	case dsn != "" && f.PlansFile != "":
 		return nil, errors.New("--plans.file and a PostgreSQL DSN are both set: use one plans source")
 	case dsn != "":
-		db, err := postgres.Open(dsn)
-		if err != nil {
+		if db == nil {
+			if db, err = postgres.OpenFunc(readDSN(f)); err != nil {
+				return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
+			}
+			s.close = func() { db.Close() }
+		} else if err := postgres.CheckDSN(dsn); err != nil {
 			return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 		}
 		opts := []postgres.Option{postgres.WithMetricTypes(cfg.MetricTypeNames())}
 		if cfg.PlansQuery != "" {
 			opts = append(opts, postgres.WithQuery(cfg.PlansQuery))
 		}
-		s.Source, s.Name = postgres.New(db, opts...), "postgres"
-		s.close = func() { db.Close() }
+		s.Source, s.Name, s.db = postgres.New(db, opts...), "postgres", db
 		return s, nil
 	case f.PlansFile != "":
 		file, err := plans.LoadFile(f.PlansFile)

@@ -28,8 +28,8 @@ type chunkConn struct {
 func (c *chunkConn) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.chunk)]) }
 
 func TestBoundedConnRewritesOnlyOversizedReplies(t *testing.T) {
-	stub := func(max int) string {
-		return fmt.Sprintf("-%s reply of more than %d bytes (or a batch of more than %d) skipped\r\n", oversizedPrefix, max, maxPipelineReplies*max)
+	stub := func(limit int) string {
+		return fmt.Sprintf("-%s reply of more than %d bytes (or a batch of more than %d) skipped\r\n", oversizedPrefix, limit, maxPipelineReplies*limit)
 	}
 	big := "$40\r\n" + strings.Repeat("9", 40) + "\r\n"
 	cases := []struct {
@@ -151,7 +151,7 @@ func TestInfoOverTheBound(t *testing.T) {
 // TestBoundedConnRandomStreams checks random replies, read in random
 // chunks, against what the bound should make of them.
 func TestBoundedConnRandomStreams(t *testing.T) {
-	const max = 48
+	const limit = 48
 	rng := rand.New(rand.NewPCG(1, 2))
 	var reply func(depth int) string
 	reply = func(depth int) string {
@@ -172,21 +172,21 @@ func TestBoundedConnRandomStreams(t *testing.T) {
 			return fmt.Sprintf("$%d\r\n%s\r\n", n, strings.Repeat("x", n))
 		}
 	}
-	stub := fmt.Sprintf("-%s reply of more than %d bytes (or a batch of more than %d) skipped\r\n", oversizedPrefix, max, maxPipelineReplies*max)
+	stub := fmt.Sprintf("-%s reply of more than %d bytes (or a batch of more than %d) skipped\r\n", oversizedPrefix, limit, maxPipelineReplies*limit)
 	for round := range 300 {
 		var in, want strings.Builder
 		exchange := 0
 		for range rng.IntN(12) {
 			r := reply(0)
 			in.WriteString(r)
-			if len(r) <= max && exchange+len(r) <= maxPipelineReplies*max {
+			if len(r) <= limit && exchange+len(r) <= maxPipelineReplies*limit {
 				exchange += len(r)
 				want.WriteString(r)
 			} else {
 				want.WriteString(stub)
 			}
 		}
-		c := newBoundedConn(&chunkConn{r: strings.NewReader(in.String()), chunk: 1 + rng.IntN(70)}, max)
+		c := newBoundedConn(&chunkConn{r: strings.NewReader(in.String()), chunk: 1 + rng.IntN(70)}, limit)
 		got, err := io.ReadAll(c)
 		if err != nil {
 			t.Fatal(err)

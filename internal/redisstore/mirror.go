@@ -261,7 +261,7 @@ func (m *Mirror) seed(ctx context.Context, periodID, reason string) (*usage.Snap
 	m.seededAt.Store(0)
 	m.nextReason = reason
 	if m.pair == nil {
-		p, err := m.store.openTracking(ctx, m.store.target.Address, m.pattern.LiteralPrefix(), &m.mirrorStats.invalidated)
+		p, err := m.store.openTracking(ctx, m.store.target.Address, m.pattern.LiteralPrefix(), &m.invalidated)
 		if errors.Is(err, errTrackingRefused) {
 			m.fallBack(err.Error())
 			return m.scan.ReadUsage(ctx, m.pattern, periodID)

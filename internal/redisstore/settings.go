@@ -27,9 +27,14 @@ type settings struct {
 	scanCount int
 	batchSize int
 	observe   Observer
-	tls       *tls.Config
-	timeouts  struct{ dial, read, write time.Duration }
-	maxReply  int // bytes of one reply held in memory; 0: unbounded
+	// tls, when set, is asked at each dial: a reload's new CA bundle or
+	// client certificate is used by the next connection.
+	tls func() *tls.Config
+	// password, when set, is asked at each dial: a password file rotated
+	// in place is used by the next connection, without a restart.
+	password func() (string, error)
+	timeouts struct{ dial, read, write time.Duration }
+	maxReply int // bytes of one reply held in memory; 0: unbounded
 }
 
 // maxConnsPerNode bounds the pool of the server, or of each node of a
@@ -43,17 +48,31 @@ type Option func(*settings)
 // WithPassword sets the password, overriding one given in the URL. It is how
 // --redis.password-file and REDIS_PASSWORD reach the connection.
 func WithPassword(password string) Option {
-	return func(s *settings) {
-		if password == "" {
-			return
-		}
-		if s.target.loneName && s.target.Username == "" {
-			// redis://name@host with a password from elsewhere: the lone
-			// name is the user, not a password.
-			s.target.Username = s.target.Password
-		}
-		s.target.Password = password
+	return func(s *settings) { s.target = s.target.withPassword(password) }
+}
+
+// WithPasswordFunc makes every new connection ask password for the
+// password, as WithPassword would set it ("" keeps the URL's). It is how
+// --redis.password-file rotates: the file is read when a connection is
+// dialled, so after Redis changes the password (and cuts the connections,
+// or a connection fails to authenticate and is dropped) the next dial uses
+// the new one.
+func WithPasswordFunc(password func() (string, error)) Option {
+	return func(s *settings) { s.password = password }
+}
+
+// withPassword is t with password from elsewhere than the URL.
+func (t Target) withPassword(password string) Target {
+	if password == "" {
+		return t
 	}
+	if t.loneName && t.Username == "" {
+		// redis://name@host with a password from elsewhere: the lone
+		// name is the user, not a password.
+		t.Username = t.Password
+	}
+	t.Password = password
+	return t
 }
 
 // WithTimeouts sets the dial, read and write timeouts of each connection.
@@ -72,7 +91,14 @@ func WithBatchSize(n int) Option { return func(s *settings) { s.batchSize = n } 
 func WithObserver(o Observer) Option { return func(s *settings) { s.observe = o } }
 
 // WithTLSConfig sets the TLS configuration used for rediss:// targets.
-func WithTLSConfig(c *tls.Config) Option { return func(s *settings) { s.tls = c } }
+func WithTLSConfig(c *tls.Config) Option {
+	return func(s *settings) { s.tls = func() *tls.Config { return c } }
+}
+
+// WithTLSConfigFunc makes every new connection ask c for its TLS
+// configuration, so that a reload can replace it (a new CA bundle) for the
+// connections dialled after it; nil from c means the defaults.
+func WithTLSConfigFunc(c func() *tls.Config) Option { return func(s *settings) { s.tls = c } }
 
 // WithMaxReplyBytes bounds the bytes of one reply held in memory (default
 // DefaultMaxReplyBytes; 0 or less: unbounded). A usage hash over the bound
@@ -131,20 +157,29 @@ func (s *settings) newPool(addr string) *redis.Pool {
 // dial connects to addr with the credentials, database, TLS, timeouts and
 // reply bound of the settings.
 func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
+	t := s.target
+	t.Address = addr
+	if s.password != nil {
+		password, err := s.password()
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: redis password: %w", t, err)
+		}
+		t = t.withPassword(password)
+	}
 	opts := []redis.DialOption{
 		redis.DialReadTimeout(s.timeouts.read),
 		redis.DialWriteTimeout(s.timeouts.write),
-		redis.DialDatabase(s.target.DB),
+		redis.DialDatabase(t.DB),
 		// The connection (TLS included) is made by dialConn rather than by
 		// redigo, so that the bound on replies sits above TLS, on the
 		// bytes redigo parses.
 		redis.DialContextFunc(s.dialConn),
 	}
-	if s.target.Password != "" {
-		opts = append(opts, redis.DialPassword(s.target.Password))
+	if t.Password != "" {
+		opts = append(opts, redis.DialPassword(t.Password))
 	}
-	if s.target.Username != "" {
-		opts = append(opts, redis.DialUsername(s.target.Username))
+	if t.Username != "" {
+		opts = append(opts, redis.DialUsername(t.Username))
 	}
 	start := time.Now()
 	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
@@ -166,8 +201,6 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 	}
 	s.observe("connect", time.Since(start))
 	if err != nil {
-		t := s.target
-		t.Address = addr
 		return nil, fmt.Errorf("connect to %s: %w", t, err)
 	}
 	return c, nil
@@ -191,7 +224,9 @@ func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn
 	if s.target.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.tls != nil {
-			cfg = s.tls.Clone()
+			if c := s.tls(); c != nil {
+				cfg = c.Clone()
+			}
 		}
 		if cfg.ServerName == "" {
 			if cfg.ServerName, _, err = net.SplitHostPort(addr); err != nil {

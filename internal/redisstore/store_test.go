@@ -226,6 +226,13 @@ func TestPasswordAndUser(t *testing.T) {
 		{"option overrides URL", "redis://:wrong@" + srv.Addr(), []Option{WithPassword("s3cret-pw")}, false},
 		{"no password", srv.Addr(), nil, true},
 		{"wrong password", srv.Addr(), []Option{WithPassword("nope")}, true},
+		{"password func", srv.Addr(), []Option{WithPasswordFunc(func() (string, error) { return "s3cret-pw", nil })}, false},
+		{"password func overrides URL", "redis://:wrong@" + srv.Addr(),
+			[]Option{WithPasswordFunc(func() (string, error) { return "s3cret-pw", nil })}, false},
+		{"password func empty: the URL's", "redis://:s3cret-pw@" + srv.Addr(),
+			[]Option{WithPasswordFunc(func() (string, error) { return "", nil })}, false},
+		{"password func fails", srv.Addr(),
+			[]Option{WithPasswordFunc(func() (string, error) { return "", errors.New("file gone") })}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,10 +1,12 @@
 package redisstore
 
 import (
+	"context"
 	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
@@ -66,5 +68,38 @@ func TestTLSFilesConfig(t *testing.T) {
 				t.Errorf("message %q: want one line naming %q, without the file's contents", msg, tc.want)
 			}
 		})
+	}
+}
+
+// TestTLSConfigFuncSwap: WithTLSConfigFunc is asked at each dial, under the
+// reply bound (our own TLS dial): connections dialled after a swap (a
+// reload's new CA bundle) use the new configuration, with the same Store.
+func TestTLSConfigFuncSwap(t *testing.T) {
+	ca := testserver.NewCA(t, "redis CA")
+	srv := testserver.StartRedisTLS(t, ca, false)
+	const key = "usage:1:2026-11"
+	srv.HSet(key, "messages", 7)
+	var cfg atomic.Pointer[tls.Config]
+	cfg.Store(testserver.NewCA(t, "another CA").ClientConfig())
+	target, err := ParseTarget(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := New(target, WithTLSConfigFunc(cfg.Load), WithMaxReplyBytes(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if _, _, _, err := st.ReadTenant(ctx, key); err == nil {
+		t.Fatal("read with a CA that did not sign the server's certificate")
+	}
+	cfg.Store(ca.ClientConfig())
+	c, found, _, err := st.ReadTenant(ctx, key)
+	if err != nil || !found {
+		t.Fatalf("after the swap: found %v, %v", found, err)
+	}
+	if v, ok := c.Value("messages"); !ok || v != 7 {
+		t.Errorf("messages = %v, %v; want 7", v, ok)
 	}
 }

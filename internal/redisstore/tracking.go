@@ -317,15 +317,6 @@ func (p *trackingPair) take() map[string]struct{} {
 	return d
 }
 
-// putBack returns keys to the dirty set, for a later read to re-read.
-func (p *trackingPair) putBack(keys map[string]struct{}) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for k := range keys {
-		p.dirty[k] = struct{}{}
-	}
-}
-
 // startTouch starts recording every key invalidated from now on, besides
 // the dirty set; stopTouch returns them and stops.
 func (p *trackingPair) startTouch() {

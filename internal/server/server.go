@@ -47,6 +47,8 @@ func CheckTelemetryPath(path string, apiDisabled bool) error {
 		return fmt.Errorf("%q must start with /", path)
 	case path == "/-/healthy" || path == "/-/ready":
 		return fmt.Errorf("%q is the health endpoint", path)
+	case path == "/-/reload":
+		return fmt.Errorf("%q is the reload endpoint", path)
 	case !apiDisabled && (path == "/api" || strings.HasPrefix(path, "/api/")):
 		return fmt.Errorf("%q is under the API's /api/ (or use --web.disable-api)", path)
 	case strings.ContainsAny(path, " {}"):

@@ -178,7 +178,9 @@ func (r *Redis) CommandCalls(cmd string) int {
 	prefix := "cmdstat_" + cmd + ":calls="
 	for _, line := range strings.Split(text, "\r\n") {
 		if len(line) > len(prefix) && line[:len(prefix)] == prefix {
-			fmt.Sscanf(line[len(prefix):], "%d", &calls)
+			if _, err := fmt.Sscanf(line[len(prefix):], "%d", &calls); err != nil {
+				r.t.Fatalf("INFO commandstats: %q: %v", line, err)
+			}
 		}
 	}
 	return calls

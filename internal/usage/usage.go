@@ -17,6 +17,7 @@ type Counters map[string]int64
 // values of the exporter's invalid-data metric: keep them stable.
 type Reason string
 
+// The reasons an item is skipped.
 const (
 	// ReasonMalformedKey: a key matched the SCAN pattern but does not parse
 	// (bad period, bad tenant id, missing separator).

@@ -166,19 +166,55 @@ func New(db *sql.DB, opts ...Option) *Source {
 // report billing_postgres_up 0, while the database is down. Errors never
 // contain the DSN's password.
 func Open(dsn string) (*sql.DB, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	return OpenFunc(func() (string, error) { return dsn, nil })
+}
+
+// OpenFunc is Open with the DSN asked of dsn at each new connection, so
+// that a DSN file rotated in place (a new password) is used from the next
+// connection the pool opens, without a restart. The DSN is checked now;
+// one that has become unusable fails that connection, and the scrape
+// reports billing_postgres_up 0.
+func OpenFunc(dsn func() (string, error)) (*sql.DB, error) {
+	cfg, err := parseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres DSN: %s", redact(err.Error(), dsn))
+		return nil, err
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := stdlib.OpenDB(*cfg, stdlib.OptionBeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error {
+		cfg, err := parseDSN(dsn)
+		if err != nil {
+			return err
+		}
+		*cc = *cfg
+		return nil
+	}))
 	// One query per scrape, and concurrent scrapes share a read: a couple
 	// of connections is plenty, and the database's connection limit is
 	// shared with the application.
 	db.SetMaxOpenConns(2)
 	db.SetMaxIdleConns(1)
-	// Recycle connections so that a failover or a DNS change is picked up.
+	// Recycle connections so that a failover, a DNS change or a rotated
+	// DSN is picked up.
 	db.SetConnMaxLifetime(10 * time.Minute)
 	return db, nil
+}
+
+// CheckDSN says whether dsn parses, in an error that never contains its
+// password.
+func CheckDSN(dsn string) error {
+	_, err := parseDSN(func() (string, error) { return dsn, nil })
+	return err
+}
+
+func parseDSN(dsn func() (string, error)) (*pgx.ConnConfig, error) {
+	d, err := dsn()
+	if err != nil {
+		return nil, fmt.Errorf("postgres DSN: %w", err)
+	}
+	cfg, err := pgx.ParseConfig(d)
+	if err != nil {
+		return nil, fmt.Errorf("postgres DSN: %s", redact(err.Error(), d))
+	}
+	return cfg, nil
 }
 
 // Load runs the plans query once and builds the catalog. The context's
