@@ -12,8 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
 // Handler serves /metrics. Per request it asks the billing core for a read
@@ -132,6 +134,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	read, err := h.service.Read(ctx)
 	tenants, omitted := h.selectTenants(read)
+	h.render(ctx, w, r, read, err, tenants, omitted)
+}
+
+// render writes the exposition of read: the small families through
+// client_golang, the per-tenant ones with the fast writer.
+func (h *Handler) render(ctx context.Context, w http.ResponseWriter, r *http.Request, read *billing.Read, err error, tenants []billing.TenantStatus, omitted int) {
+	_, span := tracing.Start(ctx, "render metrics")
+	var writeErr error
+	defer func() { tracing.End(span, writeErr) }()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("metrics.tenants", len(tenants)), attribute.Int("metrics.tenants_omitted", omitted))
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(New(read, err, omitted, h.logger))
@@ -159,16 +173,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out.writeText(small.Bytes())
-	if err := writeTenants(out, tenants); err != nil {
-		h.logger.Debug("writing tenant metrics", "err", err)
+	if writeErr = writeTenants(out, tenants); writeErr != nil {
+		h.logger.Debug("writing tenant metrics", "err", writeErr)
 		return
 	}
-	if err := out.close(); err != nil {
-		h.logger.Debug("writing metrics", "err", err)
+	if writeErr = out.close(); writeErr != nil {
+		h.logger.Debug("writing metrics", "err", writeErr)
 		return
 	}
-	if err := bw.Flush(); err != nil {
-		h.logger.Debug("writing metrics", "err", err)
+	if writeErr = bw.Flush(); writeErr != nil {
+		h.logger.Debug("writing metrics", "err", writeErr)
 	}
 }
 

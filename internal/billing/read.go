@@ -2,10 +2,15 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/billing-exporter/billing_exporter/internal/sharedread"
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
 // The freshness rule, the one place that decides when Redis is read in
@@ -42,6 +47,10 @@ type Read struct {
 	// completed is when the read ended, by this process's clock (the
 	// report's own At follows the service's clock, which tests may fix).
 	completed time.Time
+	// span is the read's span and starter the span of the caller that
+	// started it (both invalid with tracing off): a caller that joined the
+	// read, or reused it, links its own span to span.
+	span, starter trace.SpanContext
 }
 
 // Age is how long ago the read completed.
@@ -59,17 +68,22 @@ type reads struct {
 // Read returns the read in flight, or a new one: what a scrape reports.
 // The error is only ever ctx's (a failed source is described in the Read).
 func (s *Service) Read(ctx context.Context) (*Read, error) {
-	return s.reads.group.Do(ctx, s.read)
+	since := time.Now()
+	r, err := s.reads.group.Do(ctx, s.read)
+	noteRead(ctx, r, since)
+	return r, err
 }
 
 // Recent returns the last completed read while it is young enough (see the
 // freshness rule above), else the read in flight or a new one: what the
 // API's list and plans endpoints answer from.
 func (s *Service) Recent(ctx context.Context) (*Read, error) {
+	since := time.Now()
 	if r := s.fresh(); r != nil {
+		noteRead(ctx, r, since)
 		return r, nil
 	}
-	return s.reads.group.Do(ctx, func(ctx context.Context) (*Read, error) {
+	r, err := s.reads.group.Do(ctx, func(ctx context.Context) (*Read, error) {
 		// A caller that found no fresh read may arrive just after another
 		// read completed: reuse that one rather than reading again.
 		if r := s.fresh(); r != nil {
@@ -77,6 +91,31 @@ func (s *Service) Recent(ctx context.Context) (*Read, error) {
 		}
 		return s.read(ctx)
 	})
+	noteRead(ctx, r, since)
+	return r, err
+}
+
+// noteRead says on the caller's span (ctx's) how it got r: it "started"
+// the read, or it "joined" a read in flight that another request started,
+// or it "reused" one completed before it asked (since). A caller that did
+// not start the read links to the read's span, which lives in the trace of
+// the request that started it: in Jaeger, the request shows a reference to
+// the read it waited for.
+func noteRead(ctx context.Context, r *Read, since time.Time) {
+	caller := trace.SpanFromContext(ctx)
+	if r == nil || !caller.IsRecording() {
+		return
+	}
+	how := "joined"
+	switch {
+	case r.starter.Equal(caller.SpanContext()):
+		caller.SetAttributes(attribute.String("billing.read", "started"))
+		return
+	case r.completed.Before(since):
+		how = "reused"
+	}
+	caller.SetAttributes(attribute.String("billing.read", how))
+	tracing.Link(ctx, r.span, attribute.String("billing.read", how))
 }
 
 // fresh returns the last completed read if Recent may reuse it.
@@ -99,8 +138,22 @@ func (s *Service) fresh() *Read {
 
 // read reads INFO, usage and plans concurrently.
 func (s *Service) read(ctx context.Context) (*Read, error) {
+	starter := trace.SpanContextFromContext(ctx)
+	ctx, span := tracing.Start(ctx, "billing read")
 	start := time.Now()
-	r := &Read{}
+	r := &Read{span: span.SpanContext(), starter: starter}
+	defer func() {
+		if span.IsRecording() {
+			span.SetAttributes(
+				attribute.Int("billing.tenants", len(r.Report.Tenants)),
+				attribute.Bool("billing.usage_up", r.Report.UsageUp()),
+				attribute.Bool("billing.plans_stale", r.Report.Plans.Stale()),
+			)
+		}
+		// A failed source is part of the Report, not an error of Read, but
+		// it is what an operator looks for on the span.
+		tracing.End(span, errors.Join(r.Report.UsageErr, r.Info.Err, r.Report.Plans.Err))
+	}()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -15,8 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -139,7 +142,12 @@ func (s *Service) report(ctx context.Context) *Report {
 	cancel()
 	wg.Wait()
 
+	_, span := tracing.Start(ctx, "billing join")
 	r.join(s.defaults, s.thresholds)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("billing.tenants", len(r.Tenants)))
+	}
+	span.End()
 	return r
 }
 
@@ -169,9 +177,18 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 		return PlansState{}
 	}
 	st := PlansState{Configured: true, Source: s.plansName}
+	ctx, span := tracing.Start(ctx, "plans load")
 	start := time.Now()
 	cat, err := s.plans.Load(ctx)
 	st.Duration = time.Since(start)
+	if span.IsRecording() {
+		// The source's name, never its DSN or file path.
+		span.SetAttributes(attribute.String("plans.source", s.plansName))
+		if cat != nil {
+			span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", len(cat.Tenants)))
+		}
+	}
+	tracing.End(span, err)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
