@@ -51,6 +51,10 @@ func Enabled(getenv func(string) string) bool {
 	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
+// propagator reads (and, for any outgoing call, writes) W3C trace context
+// and baggage.
+var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
 // Tracing is the process's tracing: on (an exporter and a tracer provider)
 // or off (nothing at all).
 type Tracing struct {
@@ -93,7 +97,7 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	otel.SetTextMapPropagator(propagator)
 	return &Tracing{provider: tp}, nil
 }
 
@@ -123,6 +127,7 @@ func (t *Tracing) Handler(mux http.Handler) http.Handler {
 	}
 	traced := otelhttp.NewHandler(mux, "http",
 		otelhttp.WithTracerProvider(t.provider),
+		otelhttp.WithPropagators(propagator),
 		otelhttp.WithSpanNameFormatter(spanName),
 		// The exporter's own requests are not traced: no scrape of a
 		// health check should fill a trace store.
