@@ -3,7 +3,7 @@ BINARY   := billing_exporter
 PKGS     := ./...
 
 
-.PHONY: all build promu-build stack bench soak fuzz test test-deps vet fmt-check lint clean
+.PHONY: all build promu-build stack bench soak fuzz test test-tracing test-deps vet fmt-check lint clean
 
 all: lint test build
 
@@ -38,6 +38,16 @@ stack: promu-build
 test: test-deps vet
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5000x
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+# Tracing against a real Jaeger (v2, all in one, in-memory storage): builds
+# Jaeger from tools/jaeger/go.mod (its own module: its dependencies are
+# many and not the exporter's) and runs TestTracesInJaeger with it. Kept
+# out of `make test` because building Jaeger takes minutes (the Go build
+# cache makes later runs quick); .ci/run runs both.
+JAEGER := .build/jaeger
+test-tracing: test-deps
+	cd tools/jaeger && $(GO) build -o $(CURDIR)/$(JAEGER) github.com/jaegertracing/jaeger/cmd/jaeger
+	BILLING_EXPORTER_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test -race -count=1 -timeout 20m -run '^TestTracesInJaeger$$' -v .
 
 # Runs every Go fuzz target (seed corpora in testdata/fuzz and f.Add) for
 # FUZZTIME each; `make test` runs them briefly, `make fuzz FUZZTIME=5m` hunts.
