@@ -143,13 +143,14 @@ func (s *Service) read(ctx context.Context) (*Read, error) {
 	start := time.Now()
 	r := &Read{span: span.SpanContext(), starter: starter}
 	defer func() {
-		if span.IsRecording() {
-			span.SetAttributes(
-				attribute.Int("billing.tenants", len(r.Report.Tenants)),
-				attribute.Bool("billing.usage_up", r.Report.UsageUp()),
-				attribute.Bool("billing.plans_stale", r.Report.Plans.Stale()),
-			)
+		if !span.IsRecording() {
+			return
 		}
+		span.SetAttributes(
+			attribute.Int("billing.tenants", len(r.Report.Tenants)),
+			attribute.Bool("billing.usage_up", r.Report.UsageUp()),
+			attribute.Bool("billing.plans_stale", r.Report.Plans.Stale()),
+		)
 		// A failed source is part of the Report, not an error of Read, but
 		// it is what an operator looks for on the span.
 		tracing.End(span, errors.Join(r.Report.UsageErr, r.Info.Err, r.Report.Plans.Err))

@@ -28,15 +28,16 @@ type roundTrips struct {
 // startRoundTrips starts the span of command's round trips on node
 // (host:port in a cluster; "" for a single server).
 func startRoundTrips(ctx context.Context, command, node string) (context.Context, roundTrips) {
-	ctx, span := tracing.Start(ctx, "redis "+command)
-	rt := roundTrips{span: span}
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", command))
-		if node != "" {
-			span.SetAttributes(attribute.String("server.address", node))
-		}
+	if parent := trace.SpanFromContext(ctx); !parent.IsRecording() {
+		// Tracing off: not even the span name is built.
+		return ctx, roundTrips{span: parent}
 	}
-	return ctx, rt
+	ctx, span := tracing.Start(ctx, "redis "+command)
+	span.SetAttributes(attribute.String("db.system.name", "redis"), attribute.String("db.operation.name", command))
+	if node != "" {
+		span.SetAttributes(attribute.String("server.address", node))
+	}
+	return ctx, roundTrips{span: span}
 }
 
 // end records the counts and err, and ends the span.
