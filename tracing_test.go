@@ -293,8 +293,9 @@ func TestTracesInJaeger(t *testing.T) {
 	if v, _ := scan.tag("redis.round_trips"); v == nil || v.(float64) < 1 {
 		t.Errorf("redis SCAN redis.round_trips = %v", v)
 	}
-	if v, _ := read.tag("billing.tenants"); v != float64(2) {
-		t.Errorf("billing read billing.tenants = %v, want 2", v)
+	// Tenants 1, 2 and 3 of the plans file, and the one with usage only.
+	if v, _ := read.tag("billing.tenants"); v != float64(4) {
+		t.Errorf("billing read billing.tenants = %v, want 4", v)
 	}
 	if v, _ := root.tag("billing.read"); v != "started" {
 		t.Errorf("scrape's billing.read = %v, want started", v)

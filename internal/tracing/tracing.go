@@ -160,7 +160,8 @@ func spanName(_ string, r *http.Request) string {
 
 // SetRoute names the request's route template, for a handler that routes
 // below its mux pattern (the API under /api/). It sets http.route on the
-// request span; with tracing off it does nothing.
+// request span, and url.path to the same template so that no tenant id in
+// the path reaches a trace; with tracing off it does nothing.
 func SetRoute(ctx context.Context, route string) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
@@ -169,7 +170,9 @@ func SetRoute(ctx context.Context, route string) {
 	if p, ok := ctx.Value(routeKey{}).(*string); ok {
 		*p = route
 	}
-	span.SetAttributes(semconv.HTTPRoute(route))
+	// url.path (set by otelhttp from the raw path) would carry the tenant
+	// id the route template leaves out: it gets the template too.
+	span.SetAttributes(semconv.HTTPRoute(route), semconv.URLPath(route))
 }
 
 // Start starts a span named name as a child of ctx's span, only when that
