@@ -42,8 +42,9 @@ test: test-deps vet
 # Tracing against a real Jaeger (v2, all in one, in-memory storage): builds
 # Jaeger from tools/jaeger/go.mod (its own module: its dependencies are
 # many and not the exporter's) and runs TestTracesInJaeger with it. Kept
-# out of `make test` because building Jaeger takes minutes (the Go build
-# cache makes later runs quick); .ci/run runs both.
+# out of `make test` because building Jaeger is slow: about an hour cold on
+# a shared, loaded 2-core machine (the test itself then takes seconds; the
+# Go build cache makes later builds quick). .ci/run runs both.
 JAEGER := .build/jaeger
 test-tracing: test-deps
 	cd tools/jaeger && $(GO) build -o $(CURDIR)/$(JAEGER) github.com/jaegertracing/jaeger/cmd/jaeger
