@@ -2,18 +2,69 @@ GO       ?= go
 BINARY   := billing_exporter
 PKGS     := ./...
 
+# promu names the project (and the tarball) after the git remote; a checkout
+# without one gets the repository path of .promu.yml.
+REPO_PATH := $(shell awk '/^repository:/ {c = 1; next} c && $$1 == "path:" {print $$2; exit}' .promu.yml)
+PROMU_ENV  = $(if $(shell git config --get remote.origin.url 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://$(REPO_PATH))
+# promu (kept in tools/go.mod, out of the exporter's own dependencies) is
+# built for this host and then run by path (`go tool -n` prints it): `go
+# tool promu` would build the tool itself for the GOOS/GOARCH of a cross
+# build.
+PROMU      = $(PROMU_ENV) $(shell $(GO) tool -n -modfile=tools/go.mod promu)
+VERSION  := $(shell cat VERSION)
+REVISION  = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Where `make build` puts the binary.
+PREFIX   ?= $(CURDIR)
+# The image is a Linux one on this host's architecture, whatever the host
+# OS: promu-build, image and stack all use .build/$(IMAGE_OS)-$(IMAGE_ARCH),
+# the directory the Dockerfile copies from (its OS and ARCH build args).
+IMAGE_OS   ?= linux
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE      ?= billing_exporter:$(VERSION)
+# The crossbuild platforms listed in .promu.yml.
+CROSSBUILD_PLATFORMS ?= $(shell awk '/^crossbuild:/ {c = 1; next} c && /^[^ ]/ {c = 0} c && $$1 == "-" {print $$2}' .promu.yml)
+CONTAINER_ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
 
-.PHONY: all build promu-build stack bench soak fuzz test test-tracing test-deps vet fmt-check lint clean
+.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-tracing test-monitoring mixin test-deps vet fmt-check lint clean
 
 all: lint test build
 
+# The release build: static (CGO_ENABLED=0, netgo), with version, revision
+# and branch stamped by promu from VERSION and git (see .promu.yml).
 build:
-	$(GO) build -o $(BINARY) .
+	$(PROMU) build --prefix $(PREFIX)
 
-# Release build: version, revision and branch stamped by promu (kept in
-# tools/go.mod, out of the exporter's own dependencies).
+# The release build for the image's OS/ARCH into .build/OS-ARCH/.
 promu-build:
-	$(GO) tool -modfile=tools/go.mod promu build --prefix .build/$$($(GO) env GOOS)-$$($(GO) env GOARCH)
+	GOOS=$(IMAGE_OS) GOARCH=$(IMAGE_ARCH) $(PROMU) build --prefix .build/$(IMAGE_OS)-$(IMAGE_ARCH)
+
+# What `promu crossbuild` does inside its Docker builder image, without
+# Docker: one promu build per platform of .promu.yml.
+crossbuild:
+	@set -e; for p in $(CROSSBUILD_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; echo "promu build $$os/$$arch"; \
+	  GOOS=$$os GOARCH=$$arch $(PROMU) build --prefix .build/$$os-$$arch; \
+	done
+
+# The release tarball (.tarballs/): binary, LICENSE, NOTICE, README,
+# CHANGELOG (.promu.yml tarball files).
+tarball: promu-build
+	GOOS=$(IMAGE_OS) GOARCH=$(IMAGE_ARCH) $(PROMU) tarball --prefix .tarballs .build/$(IMAGE_OS)-$(IMAGE_ARCH)
+
+# The container image with Docker or podman (CONTAINER_ENGINE); the base is
+# the Prometheus busybox image from quay.io unless BASE_IMAGE names another.
+image: promu-build
+	$(CONTAINER_ENGINE) build --platform $(IMAGE_OS)/$(IMAGE_ARCH) \
+	  --build-arg OS=$(IMAGE_OS) --build-arg ARCH=$(IMAGE_ARCH) \
+	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+
+# Builds the image with podman from a local busybox base (no Docker engine,
+# no registry), checks its configuration, and runs its entrypoint from the
+# image's filesystem as nobody; the same build and checks for linux/arm64.
+# Needs root; installs podman and busybox-static when missing.
+image-test:
+	./scripts/image-test.sh
 
 # Scrape benchmark: the exporter against a floor program and Debian's
 # redis_exporter on the same generated data (see cmd/bench/README.md and
@@ -31,13 +82,34 @@ soak: test-deps
 
 # The whole monitoring stack on a machine with Docker (see README, Deploy).
 stack: promu-build
-	docker compose -f examples/docker-compose.yml up --build
+	IMAGE_OS=$(IMAGE_OS) IMAGE_ARCH=$(IMAGE_ARCH) VERSION=$(VERSION) REVISION=$(REVISION) \
+	  docker compose -f examples/docker-compose.yml up --build
+
+# The demo exporter, Prometheus loading alerts/ and Alertmanager on free
+# loopback ports, without Docker (Debian packages from test-deps); prints
+# the URLs, stops everything on Ctrl-C. DEMO_STACK_DURATION=90s stops it
+# by itself (CI).
+demo-stack: test-deps
+	DEMO_STACK_DURATION=$(DEMO_STACK_DURATION) GO=$(GO) BILLING_EXPORTER=$(BILLING_EXPORTER) ./scripts/demo-stack.sh
 
 # Installs what the tests need (Debian packages, when missing), then runs
 # every test against real servers the tests start themselves.
 test: test-deps vet
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5000x
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(MAKE) --no-print-directory test-monitoring
+
+# The monitoring content (alerts, dashboards, Alertmanager example, mixin)
+# is tested from its own module, monitoring/go.mod, which keeps Prometheus'
+# PromQL parser and go-jsonnet out of the exporter's dependencies.
+test-monitoring:
+	cd monitoring && $(GO) test -race -count=1 -timeout 15m ./...
+
+# Renders mixin/ into alerts/*.yml, dashboards/*.json and the Kubernetes
+# PrometheusRule and dashboards ConfigMap (examples/kubernetes/). Run it
+# after editing the mixin; the monitoring tests fail until you do.
+mixin:
+	cd monitoring && $(GO) run ./cmd/mixin -root ..
 
 # Tracing against a real Jaeger (v2, all in one, in-memory storage): builds
 # Jaeger from tools/jaeger/go.mod (its own module: its dependencies are
@@ -70,6 +142,7 @@ test-deps:
 
 vet:
 	$(GO) vet $(PKGS)
+	cd monitoring && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -78,4 +151,4 @@ fmt-check:
 lint: fmt-check vet
 
 clean:
-	rm -rf $(BINARY) .build
+	rm -rf $(BINARY) .build .tarballs

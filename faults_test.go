@@ -261,7 +261,9 @@ func TestRedisFaults(t *testing.T) {
 			name: "SIGKILL mid-scrape, restarted empty", keys: 20000,
 			// A small COUNT makes the read thousands of round trips, so the
 			// kill lands in the middle of it.
-			args: []string{"--redis.scan-count=2", "--redis.batch-size=5"},
+			// Scan mode: every scrape is a full read, so there is a SCAN
+			// under way to interrupt (in track mode only the first is).
+			args: []string{"--redis.scan-count=2", "--redis.batch-size=5", "--redis.read-mode=scan"},
 			inject: func(t *testing.T, f *faultEnv) time.Duration {
 				before := f.redis.CommandCalls("scan")
 				done := make(chan fetched, 1)
@@ -325,7 +327,9 @@ func TestRedisFaults(t *testing.T) {
 		},
 		{
 			name: "connections cut mid-scrape (proxy)", viaProxy: true, keys: 3000,
-			args: []string{"--redis.scan-count=2", "--redis.batch-size=5"},
+			// Scan mode: every scrape is a full read, so there is a SCAN
+			// under way to interrupt (in track mode only the first is).
+			args: []string{"--redis.scan-count=2", "--redis.batch-size=5", "--redis.read-mode=scan"},
 			inject: func(t *testing.T, f *faultEnv) time.Duration {
 				// Slow the read down so that it is surely running when cut.
 				f.proxy.SetLatency(20 * time.Millisecond)
@@ -666,7 +670,10 @@ func TestAbandonedScrapesNoPileUp(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFaultEnv(t, 5000, tc.viaProxy, "--redis.scan-count=10", "--redis.batch-size=10")
+			// Scan mode: every scrape is a full read, slow enough with a
+			// slow Redis to be abandoned (in track mode a scrape after the
+			// first is two round trips).
+			f := newFaultEnv(t, 5000, tc.viaProxy, "--redis.scan-count=10", "--redis.batch-size=10", "--redis.read-mode=scan")
 			// Baselines, after a scrape has warmed the pools up.
 			scrapeBy(t, f.e, 10*time.Second)
 			baseGoroutines := metricValue(t, f.e, "go_goroutines")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,7 +39,8 @@ func TestHostileRedisContents(t *testing.T) {
 			t.Fatalf("HSET %q: %v", k, err)
 		}
 	}
-	want := map[string]int{"malformed_key": 0, "wrong_type": 0, "invalid_field": 0, "invalid_value": 0}
+	want := map[string]int{"malformed_key": 0, "wrong_type": 0, "invalid_field": 0, "invalid_value": 0,
+		"oversized_hash": 0, "metric_type_limit": 0}
 	keys := 0 // keys that parse as usage keys, all periods
 
 	// Well-behaved tenants: their numbers must be exact.
@@ -51,16 +53,25 @@ func TestHostileRedisContents(t *testing.T) {
 	hset(key("huge"), "messages", "99999999999999999999", "users", "9223372036854775807")
 	hset(key("neg"), "messages", "-5", "users", 2)
 	hset(key("float"), "messages", "1.5", "storage", "1e3", "users", " 12", "whatsappSessions", "", "apiCalls", 0)
-	hset(key("junk"), "messages", "\x00\x01\xff", "storage", strings.Repeat("9", 1<<20), "users", 7)
+	hset(key("junk"), "messages", "\x00\x01\xff", "storage", strings.Repeat("9", 1000), "users", 7)
 	want["invalid_value"] += 1 + 1 + 4 + 2
 	keys += 4
+	// A hash larger than --redis.max-reply-bytes (1 MiB): skipped whole.
+	hset(key("blob"), "storage", strings.Repeat("9", 1<<20), "users", 7)
+	want["oversized_hash"]++
+	keys++
 
-	// A hash with 10,000 fields: 10,000 further metric types.
+	// A hash with 10,000 fields would be 10,000 further metric types: the
+	// cap of 16 keeps the 4 configured and 12 others, those most tenants
+	// have (one each here), by name: apiCalls, back\slash, f0, f1, f10,
+	// f100, f1000 ... f1005. The other 9,990 fields of this hash and 3 of
+	// tenant "fields" are skipped and counted.
 	wide := redis.Args{key("wide")}
 	for i := range 10000 {
 		wide = wide.Add("f"+strconv.Itoa(i), i)
 	}
 	hset(wide[0].(string), wide[1:]...)
+	want["metric_type_limit"] += 9990 + 3
 	keys++
 
 	// Field names: control characters, invalid UTF-8 and over 64 bytes are
@@ -141,9 +152,9 @@ func TestHostileRedisContents(t *testing.T) {
 		{"neg", "users", 2},
 		{"float", "apiCalls", 0},
 		{"junk", "users", 7},
-		{"fields", `quo"te`, 4}, {"fields", `back\slash`, 5}, {"fields", "{brace}", 6}, {"fields", "messages", 7}, {"fields", "sp ace", 8},
+		{"fields", `back\slash`, 5}, {"fields", "messages", 7},
 		{`quo"te`, "messages", 11}, {"sp ace", "messages", 12}, {strings.Repeat("b", 128), "messages", 13},
-		{"wide", "f0", 0}, {"wide", "f9999", 9999},
+		{"wide", "f0", 0}, {"wide", "f1005", 1005},
 	}
 	for _, x := range exact {
 		if got := res.MustValue(t, "billing_usage", "tenant_id", x.tenant, "metric_type", x.field); got != x.want {
@@ -159,7 +170,7 @@ func TestHostileRedisContents(t *testing.T) {
 		}
 	}
 	for tenant, n := range map[string]int{"1": 4, "2": 1, "huge": 1, "neg": 1, "float": 1, "junk": 1,
-		"fields": 5, "wide": 10000, `quo"te`: 1, "sp ace": 1} {
+		"fields": 2, "wide": 10, `quo"te`: 1, "sp ace": 1} {
 		if series[tenant] != n {
 			t.Errorf("tenant %q has %d billing_usage series, want %d", tenant, series[tenant], n)
 		}
@@ -343,4 +354,70 @@ func TestOversizedRequests(t *testing.T) {
 	if after := r.CommandCalls("hgetall") + r.CommandCalls("scan"); after != before {
 		t.Errorf("oversized requests reached Redis (%d commands)", after-before)
 	}
+}
+
+// TestOversizedValueKeepsMemoryBounded writes one 64 MiB field value (the
+// hostile-data case of a 200 MB value, scaled down to keep the test quick)
+// and checks, on the real binary, that a scrape and an API read of it leave
+// the process's peak RSS (VmHWM) near where it was: the reply is dropped as
+// it streams in, skipped and counted, never held, and the tenant's usage
+// is unavailable rather than 0. Unbounded, the same reads
+// raised the peak by several times the value.
+func TestOversizedValueKeepsMemoryBounded(t *testing.T) {
+	const valueBytes = 64 << 20
+	srv := testserver.StartRedis(t)
+	cur := period.At(time.Now(), time.UTC)
+	srv.Do("HSET", "usage:blob:"+cur.ID, "storage", strings.Repeat("9", valueBytes))
+	srv.HSet("usage:42:"+cur.ID, "messages", 5)
+	e := startExporter(t, nil, "--redis.addr="+srv.Addr(), "--redis.read-timeout=30s", "--scrape.max-timeout=30s")
+	idle := peakRSS(t, e.cmd.Process.Pid)
+
+	r := scrapetest.Get(t, nil, e.URL+"/metrics", map[string]string{"X-Prometheus-Scrape-Timeout-Seconds": "30"})
+	if got := r.MustValue(t, "billing_redis_up"); got != 1 {
+		t.Fatalf("billing_redis_up = %v", got)
+	}
+	if got := r.MustValue(t, "billing_exporter_invalid_data_items", "source", "redis", "reason", "oversized_hash"); got != 1 {
+		t.Errorf("oversized_hash = %v, want 1", got)
+	}
+	if got := r.MustValue(t, "billing_usage", "tenant_id", "42", "metric_type", "messages"); got != 5 {
+		t.Errorf("tenant 42's messages = %v, want 5", got)
+	}
+	// The API: the tenant is known, its usage unavailable (not 0).
+	resp, err := http.Get(e.URL + "/api/v1/tenants/blob/usage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"reason":"oversized_hash"`) {
+		t.Errorf("API for the oversized tenant: %d %s, want 200 with its usage unavailable (oversized_hash)", resp.StatusCode, body)
+	}
+	peak := peakRSS(t, e.cmd.Process.Pid)
+	t.Logf("VmHWM: %d MiB idle, %d MiB after a scrape and an API read of a %d MiB value", idle>>20, peak>>20, valueBytes>>20)
+	if peak-idle > valueBytes/2 {
+		t.Errorf("peak RSS grew by %d MiB reading a %d MiB value it skips", (peak-idle)>>20, valueBytes>>20)
+	}
+}
+
+// peakRSS returns a process's peak resident set size (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Skipf("no procfs: %v", err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/<pid>/status")
+	return 0
 }

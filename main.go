@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -50,8 +51,11 @@ type options struct {
 	redisAddrs                                                     []string
 	redisCluster, tenantSeries, disableAPI                         bool
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout    time.Duration
-	scanCount, batchSize, maxRequests, maxTenants                  int
+	scanCount, batchSize, maxRequests, maxTenants, maxTypes        int
+	maxReply                                                       units.Base2Bytes
 	redisTLS                                                       redisstore.TLSFiles
+	readMode                                                       string
+	resync                                                         time.Duration
 	plans                                                          plansource.Flags
 	web                                                            *web.FlagConfig
 	log                                                            *promslog.Config
@@ -95,8 +99,12 @@ func addFlags(app *kingpin.Application) *options {
 	flagvalue.Duration(app, "redis.read-timeout", "Timeout for one Redis reply (a scrape's deadline can shorten it).", "5s", &o.redisRead)
 	flagvalue.Duration(app, "redis.write-timeout", "Timeout for writing one Redis request.", "5s", &o.redisWrite)
 	flagvalue.Int(app, "redis.scan-count", "COUNT hint of each SCAN call.", "2000", &o.scanCount)
+	flagvalue.Enum(app, "redis.read-mode", "track: keep a mirror of the usage state current with Redis key tracking, re-reading only changed keys; scan: read every usage key on every scrape.", redisstore.ModeTrack, &o.readMode, redisstore.ModeTrack, redisstore.ModeScan)
+	flagvalue.Duration(app, "redis.resync-interval", "How often a background full read checks the track mode's mirror and replaces it; 0 turns the check off.", "15m", &o.resync)
 	flagvalue.Int(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
+	app.Flag("redis.max-reply-bytes", "Largest Redis reply held in memory: a usage hash over it is skipped and counted (oversized_hash); a pipelined batch may hold 8 times it. 0 means no bound.").Default("1MiB").BytesVar(&o.maxReply)
 	app.Flag("usage.key-pattern", "Name of the usage hashes, with {tenant_id} and {period} (YYYYMM).").Default(usage.DefaultKeyPattern).StringVar(&o.keyPattern)
+	flagvalue.Int(app, "usage.max-metric-types", "Most distinct metric types (hash fields) exported: the configured ones first, then those most tenants have; fields beyond are skipped and counted (metric_type_limit). 0 means no cap.", "16", &o.maxTypes)
 	app.Flag("billing.timezone", "IANA time zone that defines the billing month.").Default("UTC").StringVar(&o.timezone)
 	flagvalue.Duration(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
 	flagvalue.Duration(app, "scrape.max-timeout", "Longest a scrape may read; the deadline when Prometheus sends no timeout header.", "10s", &o.maxTimeout)
@@ -105,7 +113,7 @@ func addFlags(app *kingpin.Application) *options {
 	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds.").StringVar(&o.configFile)
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.plans.Demo)
 	app.Flag("metrics.tenant-series", "Export the per-tenant series (--no-metrics.tenant-series keeps only the fleet families, which stay exact).").Default("true").BoolVar(&o.tenantSeries)
-	flagvalue.Int(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those closest to a limit first; 0 means all.", "0", &o.maxTenants)
+	flagvalue.Int(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those the shipped alerts fire for first, then those closest to a limit; 0 means all.", "0", &o.maxTenants)
 	o.web = kingpinflag.AddFlags(app, ":9866")
 	flag.AddFlags(app, o.log)
 	app.Version(version.Print(exporterName))
@@ -120,6 +128,7 @@ type settings struct {
 	targets []redisstore.Target
 	cfg     *config.Config
 	store   []redisstore.Option
+	mirror  []redisstore.MirrorOption
 }
 
 // validate checks the options and turns them into settings (step 1, cont.).
@@ -144,6 +153,10 @@ func (o *options) validate() (*settings, error) {
 		return nil, fmt.Errorf("--redis.addr: given %d times; several addresses are the seed nodes of a Redis Cluster and need --redis.cluster", len(o.redisAddrs))
 	case o.redisCluster && o.plans.Demo:
 		return nil, fmt.Errorf("--redis.cluster: --demo runs its own single Redis")
+	case o.maxTypes < 0:
+		return nil, fmt.Errorf("--usage.max-metric-types must not be negative, got %d", o.maxTypes)
+	case o.maxReply < 0:
+		return nil, fmt.Errorf("--redis.max-reply-bytes must not be negative, got %v", o.maxReply)
 	}
 	for _, addr := range o.redisAddrs {
 		t, err := redisstore.ParseTarget(addr)
@@ -169,6 +182,12 @@ func (o *options) validate() (*settings, error) {
 		redisstore.WithScanCount(o.scanCount),
 		redisstore.WithBatchSize(o.batchSize),
 		redisstore.WithTLSConfig(redisTLS),
+		redisstore.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
+	}
+	s.mirror = []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync)}
+	// The demo's in-process Redis (miniredis) has no key tracking.
+	if o.readMode == redisstore.ModeScan || o.plans.Demo {
+		s.mirror = append(s.mirror, redisstore.WithScanMode())
 	}
 	if f := o.web.WebConfigFile; f != nil && *f != "" {
 		if err := web.Validate(*f); err != nil {
@@ -241,6 +260,11 @@ func run(logger *slog.Logger, o *options) error {
 		return err
 	}
 	defer closeStore()
+	// The mirror wraps the store before the billing core sees it: the core
+	// stays the one owner of reads, the mirror only makes each cheaper.
+	mirror := redisstore.NewMirror(st, s.pattern, append(s.mirror, redisstore.WithMirrorLogger(logger))...)
+	defer mirror.Close()
+	static.MustRegister(mirror)
 
 	serviceOpts := []billing.Option{
 		billing.WithKeyPattern(s.pattern),
@@ -249,11 +273,12 @@ func run(logger *slog.Logger, o *options) error {
 		billing.WithDefaults(plans.Defaults),
 		billing.WithMetricTypes(s.cfg.MetricTypes),
 		billing.WithThresholds(s.cfg.Thresholds),
+		billing.WithMaxMetricTypes(o.maxTypes),
 	}
 	if plans.Source != nil {
 		serviceOpts = append(serviceOpts, billing.WithPlans(plans.Source, plans.Name))
 	}
-	service := billing.New(st, serviceOpts...)
+	service := billing.New(mirror, serviceOpts...)
 
 	mux, err := newMux(o, service, static, logger,
 		"Per-tenant billing usage from Redis ("+st.String()+"), joined with plan limits from "+plans.Describe()+".")

@@ -188,6 +188,8 @@ func TestInvalidStartupInputExits(t *testing.T) {
 		{"unreadable password file", []string{"--redis.password-file=" + unreadable}, "--redis.password-file"},
 		{"bad redis address", []string{"--redis.addr=ftp://x"}, "--redis.addr"},
 		{"bad duration", []string{"--scrape.max-timeout=soon"}, "scrape.max-timeout"},
+		{"bad read mode", []string{"--redis.read-mode=poll"}, "redis.read-mode"},
+		{"negative resync interval", []string{"--redis.resync-interval=-1m"}, "redis.resync-interval"},
 		{"bad web config", []string{"--web.config.file=" + unreadable}, "web"},
 	}
 	for _, tc := range cases {

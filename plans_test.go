@@ -243,8 +243,81 @@ func TestDemo(t *testing.T) {
 	if after := e.scrape().MustValue(t, "billing_usage", "tenant_id", "1", "metric_type", "messages"); after <= before {
 		t.Errorf("demo usage did not grow: %v then %v", before, after)
 	}
+	if landing := get(t, e.URL+"/"); !strings.Contains(landing, `href="/api/v1/tenants?limit_type=messages&min_percentage=80"`) {
+		t.Errorf("the landing page does not link the near-limit list:\n%s", landing)
+	}
 	if !strings.Contains(e.Output(), "demo running") {
 		t.Errorf("the demo does not say where to look:\n%s", e.Output())
 	}
 	stopGracefully(t, e)
+}
+
+// TestVanishedOrInvalidPlanIsNotDefaults deletes a plan row that tenants
+// still point at (no foreign key, as in many schemas) and breaks another
+// plan's limit, on real PostgreSQL and Redis. The vanished plan's tenants
+// keep its plan id, are not on default limits and have no limit series
+// (not the defaults'); the broken plan keeps its tenants and its other
+// limits, only the broken one unreadable; the rows are counted.
+func TestVanishedOrInvalidPlanIsNotDefaults(t *testing.T) {
+	redis := testserver.StartRedis(t)
+	cur := period.At(time.Now(), time.UTC)
+	for _, id := range []string{"1", "3", "4", "6"} {
+		redis.HSet("usage:"+id+":"+cur.ID, "messages", 900, "users", 3)
+	}
+	pg := testserver.StartPostgres(t)
+	testserver.LoadSchema(t, pg, "examples/schema.sql")
+	pg.Exec(`ALTER TABLE tenants DROP CONSTRAINT tenants_plan_id_fkey`)
+	sample, err := os.ReadFile("examples/sample-data.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg.Exec(string(sample))
+	pg.Exec(`DELETE FROM plans WHERE id = 3; UPDATE plans SET max_users = -1 WHERE id = 2`)
+
+	e := startExporter(t, []string{"BILLING_EXPORTER_POSTGRES_DSN=" + pg.DSN()},
+		"--redis.addr="+redis.Addr(),
+		"--config.file="+writeFile(t, "config.yml", defaultsYAML))
+	r := e.scrape()
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"billing_tenant_using_defaults", []string{"tenant_id", "6"}, 0}, // plan 3 deleted
+		{"billing_tenant_using_defaults", []string{"tenant_id", "4"}, 0}, // plan 2 invalid
+		{"billing_tenant_using_defaults", []string{"tenant_id", "3"}, 1}, // no plan: defaults
+		{"billing_tenant_plan_info", []string{"tenant_id", "6", "plan_id", "3"}, 1},
+		{"billing_tenant_plan_info", []string{"tenant_id", "4", "plan_id", "2", "plan_name", "pro"}, 1},
+		{"billing_tenants_per_plan", []string{"plan_id", "3"}, 1},
+		{"billing_tenants_per_plan", []string{"plan_id", "2"}, 2},
+		{"billing_tenants_per_plan", []string{"plan_id", "none"}, 1},
+		{"billing_usage_limit", []string{"tenant_id", "1", "limit_type", "messages"}, 5000},
+		{"billing_usage_limit", []string{"tenant_id", "3", "limit_type", "messages"}, 1000},
+		{"billing_usage_limit", []string{"tenant_id", "4", "limit_type", "messages"}, 50000}, // plan 2's good limit
+		{"billing_usage_percentage", []string{"tenant_id", "4", "limit_type", "messages"}, 1.8},
+		{"billing_exporter_invalid_data_items", []string{"source", "postgres", "reason", "unknown_plan"}, 1},
+		{"billing_exporter_invalid_data_items", []string{"source", "postgres", "reason", "negative_limit"}, 2},
+	} {
+		if got := r.MustValue(t, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if s := r.Samples("billing_usage_limit", "tenant_id", "6"); len(s) != 0 {
+		t.Errorf("tenant 6 on a vanished plan has %d limit series, want none", len(s))
+	}
+	if s := r.Samples("billing_usage_percentage", "tenant_id", "6"); len(s) != 0 {
+		t.Errorf("tenant 6 on a vanished plan has %d percentage series, want none", len(s))
+	}
+	for _, name := range []string{"billing_usage_limit", "billing_usage_percentage"} {
+		if s := r.Samples(name, "tenant_id", "4", "limit_type", "users"); len(s) != 0 {
+			t.Errorf("tenant 4 has %s for its unreadable users limit: %v", name, s)
+		}
+	}
+
+	body := get(t, e.URL+"/api/v1/tenants/6/usage")
+	for _, want := range []string{`"plan":{"id":"3","name":""}`, `"using_defaults":false`, `"limits_known":false`, `"limit":null`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("API for tenant 6 lacks %s:\n%s", want, body)
+		}
+	}
 }

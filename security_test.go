@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,11 +202,19 @@ func TestRedisTLS(t *testing.T) {
 	}
 }
 
-// leastPrivilegeACL is the recommended Redis ACL of the exporter's user
-// (besides its password): read-only access to the usage keys and exactly
-// the commands it sends. AUTH needs no permission.
-var leastPrivilegeACL = []string{"on", "resetkeys", "%R~usage:*", "resetchannels", "-@all",
+// scanLeastPrivilegeACL is the recommended Redis ACL of the exporter's
+// user (besides its password) in --redis.read-mode=scan: read-only access
+// to the usage keys and exactly the commands it sends. AUTH needs no
+// permission.
+var scanLeastPrivilegeACL = []string{"on", "resetkeys", "%R~usage:*", "resetchannels", "-@all",
 	"+scan", "+hgetall", "+info", "+ping", "+client|setname"}
+
+// leastPrivilegeACL is the same for the default read mode, track: key
+// tracking on a connection of its own, its invalidations on a subscribed
+// one, EXISTS to learn whether a changed key of another period still
+// exists.
+var leastPrivilegeACL = append(slices.Clone(scanLeastPrivilegeACL),
+	"+exists", "+client|id", "+client|tracking", "+client|trackinginfo", "+subscribe", "&__redis__:invalidate")
 
 // aclDenials returns the commands ACL LOG recorded as denied for user.
 func aclDenials(t *testing.T, admin redis.Conn, user string) []string {
@@ -251,6 +260,14 @@ func TestRedisACLLeastPrivilege(t *testing.T) {
 		}
 		return out
 	}
+	args := map[string][]string{"least privilege, scan mode": {"--redis.read-mode=scan"}}
+	mode := func(want string) func(t *testing.T, r *scrapetest.Result) {
+		return func(t *testing.T, r *scrapetest.Result) {
+			if got := r.MustValue(t, "billing_redis_read_mode", "mode", want); got != 1 {
+				t.Errorf("billing_redis_read_mode{mode=%q} = %v", want, got)
+			}
+		}
+	}
 	cases := []struct {
 		name   string
 		acl    []string
@@ -262,7 +279,17 @@ func TestRedisACLLeastPrivilege(t *testing.T) {
 			if _, ok := r.Value("billing_redis_memory_bytes"); !ok {
 				t.Error("no INFO with the least-privilege user")
 			}
+			mode("track")(t, r)
 		}},
+		{"least privilege, scan mode", scanLeastPrivilegeACL, true, "", mode("scan")},
+		// Tracking refused: reads fall back to scan mode, exact.
+		{"scan mode's grants in track mode", scanLeastPrivilegeACL, true, "command:client|id", func(t *testing.T, r *scrapetest.Result) {
+			mode("scan")(t, r)
+			if got := r.MustValue(t, "billing_redis_tracking_unavailable"); got != 1 {
+				t.Errorf("billing_redis_tracking_unavailable = %v", got)
+			}
+		}},
+		{"without SUBSCRIBE", without("+subscribe"), true, "command:subscribe", mode("scan")},
 		{"without SCAN", without("+scan"), false, "command:scan", nil},
 		{"without HGETALL", without("+hgetall"), false, "command:hgetall", nil},
 		{"without CLIENT SETNAME", without("+client|setname"), false, "command:client|setname", nil},
@@ -287,8 +314,8 @@ func TestRedisACLLeastPrivilege(t *testing.T) {
 			if _, err := admin.Do("ACL", redis.Args{"SETUSER", "exporter"}.AddFlat(tc.acl).Add(">"+exporterPW)...); err != nil {
 				t.Fatalf("ACL SETUSER %v: %v", tc.acl, err)
 			}
-			e := startExporter(t, nil, "--redis.addr=redis://exporter:placeholder@"+r.Addr(),
-				"--redis.password-file="+writeFile(t, "pw", exporterPW+"\n"))
+			e := startExporter(t, nil, append([]string{"--redis.addr=redis://exporter:placeholder@" + r.Addr(),
+				"--redis.password-file=" + writeFile(t, "pw", exporterPW+"\n")}, args[tc.name]...)...)
 			var res *scrapetest.Result
 			if tc.denied == "command:ping" {
 				// Scrape a second apart until a pooled connection was

@@ -46,8 +46,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.err != nil {
 		// The scrape's own context ended before the read did: Redis is
 		// reported down rather than guessed.
+		// The plans' health as last known and the period are still
+		// stated: every scrape carries the source-health series, so that
+		// one cut scrape does not reset the alerts built on them.
 		c.logger.Warn("scrape abandoned before the read finished", "err", c.err)
 		ch <- gauge(redisUpDesc, 0)
+		if c.read != nil {
+			collectPlans(ch, c.read.Report)
+		}
 		return
 	}
 	r := c.read.Report

@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
@@ -386,5 +389,100 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 30s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gatedPlans is a plans source that answers at once until blocked, then
+// holds every read until its context ends.
+type gatedPlans struct{ blocked atomic.Bool }
+
+func (g *gatedPlans) Load(ctx context.Context) (*plans.Catalog, error) {
+	if g.blocked.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return plans.NewCatalog(), nil
+}
+
+// TestCutScrapeKeepsSourceHealth checks that a scrape cut by its deadline
+// still carries the source-health series (Redis and PostgreSQL up, plans
+// age, period), so that one cut scrape does not reset the alerts on them.
+func TestCutScrapeKeepsSourceHealth(t *testing.T) {
+	src := &gatedPlans{}
+	f := newFixture(t, []billing.Option{billing.WithPlans(src, "postgres")})
+	f.redis.HSet("usage:1:202611", "messages", 10)
+	full := f.scrape(t)
+	if got := full.MustValue(t, "billing_postgres_up"); got != 1 {
+		t.Fatalf("billing_postgres_up = %v on a full scrape", got)
+	}
+
+	src.blocked.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	read, err := f.handler.service.Read(ctx)
+	if err == nil {
+		t.Fatal("a scrape whose context ended during the read returned no error")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(New(read, err, 0, slog.New(slog.DiscardHandler)))
+	families, gatherErr := reg.Gather()
+	if gatherErr != nil {
+		t.Fatal(gatherErr)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 0 {
+				got[mf.GetName()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{
+		"billing_redis_up":                       0,
+		"billing_postgres_up":                    1, // the last read of the plans worked
+		"billing_period_start_timestamp_seconds": float64(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix()),
+		"billing_period_end_timestamp_seconds":   float64(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Unix()),
+		"billing_plans_age_seconds":              0, // the fixture's clock stands still
+	}
+	for name, v := range want {
+		if g, ok := got[name]; !ok || g != v {
+			t.Errorf("cut scrape: %s = %v (present %v), want %v", name, g, ok, v)
+		}
+	}
+	if _, ok := got["billing_usage"]; ok {
+		t.Error("usage exported from a cut scrape")
+	}
+}
+
+// TestMaxTenantsKeepsAlertingTenants checks --metrics.max-tenants through
+// the handler with seat and consumption limits: a tenant at its one allowed
+// WhatsApp session (100 %, normal use) does not push out one at 85 % of its
+// messages (BillingUsageNearLimit) or one over its users.
+func TestMaxTenantsKeepsAlertingTenants(t *testing.T) {
+	cat := plans.NewCatalog()
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "users": 5, "whatsappSessions": 1}}
+	for _, id := range []string{"one-session", "messages-85", "users-over", "low"} {
+		cat.Tenants[id] = "1"
+	}
+	f := newFixture(t, []billing.Option{billing.WithPlans(staticPlans{cat}, "postgres")})
+	f.handler = NewHandler(f.handler.service, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTenants(2))
+	srv := httptest.NewServer(f.handler)
+	t.Cleanup(srv.Close)
+	// Mid-month (the fixture's clock), 10 of 100 messages is not on course
+	// to pass the limit: only the session is at its limit.
+	f.redis.HSet("usage:one-session:202611", "messages", 10, "whatsappSessions", 1)
+	f.redis.HSet("usage:messages-85:202611", "messages", 85)
+	f.redis.HSet("usage:users-over:202611", "users", 6)
+	f.redis.HSet("usage:low:202611", "messages", 5)
+
+	r := scrapetest.Get(t, nil, srv.URL, nil)
+	got := r.LabelValues("billing_usage_percentage", "tenant_id")
+	slices.Sort(got)
+	got = slices.Compact(got)
+	if want := []string{"messages-85", "users-over"}; !slices.Equal(got, want) {
+		t.Errorf("with --metrics.max-tenants=2 the exported tenants are %v, want %v", got, want)
+	}
+	if omitted := r.MustValue(t, "billing_exporter_tenants_omitted"); omitted != 2 {
+		t.Errorf("billing_exporter_tenants_omitted = %v, want 2", omitted)
 	}
 }

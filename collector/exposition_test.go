@@ -52,11 +52,26 @@ func oddTenants() []billing.TenantStatus {
 		{ID: "plans-only", LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
 		{ID: "limits-unknown", Usage: usage.Counters{"messages": 7}},
 		{ID: "no-fields", Usage: usage.Counters{}, LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
+		{ID: "skipped-field", Usage: unreadable(usage.Counters{"users": 4}, "messages"),
+			LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
+		{ID: "wrong-type", Usage: usage.UnreadableHash(usage.ReasonWrongType),
+			LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits},
+		{ID: "unreadable-limit", Usage: usage.Counters{"messages": 10, "storage": 5},
+			LimitsKnown: true, PlanID: "3", PlanName: "broken", Limits: plans.Limits{"messages": 100},
+			UnreadableLimits: map[string]string{"storage": "negative_limit"}},
 	}
 	for i := range tenants {
 		tenants[i].ComputeChecks()
 	}
 	return tenants
+}
+
+// unreadable marks fields of c as skipped invalid values.
+func unreadable(c usage.Counters, fields ...string) usage.Counters {
+	for _, f := range fields {
+		c.MarkUnreadable(f, usage.ReasonInvalidValue)
+	}
+	return c
 }
 
 // canonical renders families as sorted "name{labels} value" lines plus
@@ -106,6 +121,31 @@ func TestFastExpositionMatchesClientGolang(t *testing.T) {
 		t.Errorf("only %d lines: the test data does not exercise the writer", len(gotLines))
 	}
 	scrapetest.PromtoolCheck(t, got.Bytes())
+	// Nothing derived from what could not be read: no value, no
+	// percentage; the limit stays where only the usage is unknown.
+	parsed := scrapetest.Parse(t, got.Bytes())
+	r := &scrapetest.Result{Families: parsed, Body: got.Bytes()}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   bool
+	}{
+		{"billing_usage", []string{"tenant_id", "skipped-field", "metric_type", "messages"}, false},
+		{"billing_usage_percentage", []string{"tenant_id", "skipped-field", "limit_type", "messages"}, false},
+		{"billing_usage_limit", []string{"tenant_id", "skipped-field", "limit_type", "messages"}, true},
+		{"billing_usage_percentage", []string{"tenant_id", "skipped-field", "limit_type", "users"}, true},
+		{"billing_usage", []string{"tenant_id", "wrong-type"}, false},
+		{"billing_usage_percentage", []string{"tenant_id", "wrong-type"}, false},
+		{"billing_usage_limit", []string{"tenant_id", "wrong-type", "limit_type", "users"}, true},
+		{"billing_usage_limit", []string{"tenant_id", "unreadable-limit", "limit_type", "storage"}, false},
+		{"billing_usage_percentage", []string{"tenant_id", "unreadable-limit", "limit_type", "storage"}, false},
+		{"billing_usage", []string{"tenant_id", "unreadable-limit", "metric_type", "storage"}, true},
+		{"billing_usage_percentage", []string{"tenant_id", "unreadable-limit", "limit_type", "messages"}, true},
+	} {
+		if got := len(r.Samples(c.name, c.labels...)) > 0; got != c.want {
+			t.Errorf("%s%v present %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
 	// Each family's samples stand together under one HELP and TYPE.
 	if n := strings.Count(got.String(), "# TYPE billing_usage gauge"); n != 1 {
 		t.Errorf("billing_usage has %d TYPE lines", n)

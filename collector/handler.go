@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,7 +65,8 @@ func WithTenantSeries(on bool) HandlerOption {
 }
 
 // WithMaxTenants caps the tenants whose series are exported (0: no cap),
-// keeping those closest to their limits (billing.MostPressed).
+// keeping those the shipped alerts fire for, then those closest to their
+// limits (billing.MostPressed).
 func WithMaxTenants(n int) HandlerOption {
 	return func(h *Handler) { h.maxTenants = n }
 }
@@ -116,7 +116,7 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 	if !h.tenantSeries {
 		return nil, len(all)
 	}
-	tenants = billing.MostPressed(all, h.maxTenants)
+	tenants = billing.MostPressed(all, h.maxTenants, read.Report.Period, read.Report.At)
 	return tenants, len(all) - len(tenants)
 }
 
@@ -158,7 +158,7 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, r *http.Req
 
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)
 	w.Header().Set("Content-Type", string(format))
-	gzip := acceptsGzip(r)
+	gzip := acceptsGzip(r.Header.Get("Accept-Encoding"))
 	if gzip {
 		w.Header().Set("Content-Encoding", "gzip")
 	}
@@ -184,14 +184,4 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if writeErr = bw.Flush(); writeErr != nil {
 		h.logger.Debug("writing metrics", "err", writeErr)
 	}
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(q, " ", "") != "q=0" {
-			return true
-		}
-	}
-	return false
 }

@@ -46,21 +46,26 @@ var (
 	usageFamily = newFamily("billing_usage",
 		"Current-period value of a usage hash field (messages this period, storage bytes, users, WhatsApp sessions).",
 		func(t *billing.TenantStatus, lv *labelValues, emit func(float64, *labelValues)) {
-			for mt, v := range t.Usage {
+			// Readable fields only: one that could not be read has no value.
+			t.Usage.Each(func(mt string, v int64) {
 				lv[1] = mt
 				emit(float64(v), lv)
-			}
+			})
 		}, "tenant_id", "metric_type")
 	limitFamily = newFamily("billing_usage_limit",
 		"Limit in force for the tenant (its plan's, else the defaults); absent when unlimited.",
 		func(t *billing.TenantStatus, lv *labelValues, emit func(float64, *labelValues)) {
-			t.EachLimit(func(lt string, limit int64, _ float64) {
+			// Every limit that could be read, also where the usage could
+			// not: the limit does not depend on it.
+			t.EachKnownLimit(func(lt string, limit int64) {
 				lv[1] = lt
 				emit(float64(limit), lv)
 			})
 		}, "tenant_id", "limit_type")
 	percentageFamily = newFamily("billing_usage_percentage",
 		"100 × usage / limit for the current period; may exceed 100; absent when unlimited.",
+		// EachLimit leaves out every limit type whose usage or limit could
+		// not be read: a 0 % would be a wrong number.
 		func(t *billing.TenantStatus, lv *labelValues, emit func(float64, *labelValues)) {
 			t.EachLimit(func(lt string, _ int64, pct float64) {
 				lv[1] = lt

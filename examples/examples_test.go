@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -203,7 +204,8 @@ type k8sObject struct {
 		Selector yaml.Node `yaml:"selector"`
 		Template struct {
 			Metadata struct {
-				Labels map[string]string `yaml:"labels"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"metadata"`
 			Spec podSpec `yaml:"spec"`
 		} `yaml:"template"`
@@ -211,10 +213,20 @@ type k8sObject struct {
 			Name       string `yaml:"name"`
 			TargetPort string `yaml:"targetPort"`
 		} `yaml:"ports"`
+		JobLabel            string `yaml:"jobLabel"`
 		PodMetricsEndpoints []struct {
-			Port string `yaml:"port"`
+			Port      string `yaml:"port"`
+			BasicAuth struct {
+				Username secretKeyRef `yaml:"username"`
+				Password secretKeyRef `yaml:"password"`
+			} `yaml:"basicAuth"`
 		} `yaml:"podMetricsEndpoints"`
 	} `yaml:"spec"`
+}
+
+type secretKeyRef struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
 }
 
 type podSpec struct {
@@ -360,7 +372,48 @@ func TestKubernetesManifests(t *testing.T) {
 		if !containerPorts[ep.Port] {
 			t.Errorf("PodMonitor port %q is not a container port", ep.Port)
 		}
+		// The web config requires basic auth: the scrape sends the
+		// credentials of the scrape Secret.
+		for _, ref := range []secretKeyRef{ep.BasicAuth.Username, ep.BasicAuth.Password} {
+			if _, ok := objs["Secret/"+ref.Name].StringData[ref.Key]; !ok || ref.Name == "" {
+				t.Errorf("PodMonitor basicAuth reads %s/%s, which no example Secret has", ref.Name, ref.Key)
+			}
+		}
 	}
+	// The job is what the mixin's rules and dashboards select.
+	if job := mixinJob(t); pm.Spec.JobLabel == "" || podLabels[pm.Spec.JobLabel] != job {
+		t.Errorf("PodMonitor jobLabel %q gives the job %q, want %q (the mixin's exporterSelector)", pm.Spec.JobLabel, podLabels[pm.Spec.JobLabel], job)
+	}
+	// Scrape annotations would have the common annotation-based job scrape
+	// the pod without credentials (401) under another job name.
+	for k := range sts.Spec.Template.Metadata.Annotations {
+		if strings.HasPrefix(k, "prometheus.io/") {
+			t.Errorf("pod annotation %s: an unauthenticated scrape of an exporter that requires basic auth", k)
+		}
+	}
+	// The alerts and dashboards come with the manifests.
+	for _, name := range []string{"PrometheusRule/billing-exporter", "ConfigMap/billing-exporter-dashboards"} {
+		if _, ok := objs[name]; !ok {
+			t.Errorf("no %s in kubernetes/", name)
+		}
+	}
+	if cm := objs["ConfigMap/billing-exporter-dashboards"]; cm.Metadata.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("the dashboards ConfigMap lacks the Grafana sidecar's label grafana_dashboard: \"1\"")
+	}
+}
+
+// mixinJob is the job the monitoring mixin selects by default.
+func mixinJob(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../mixin/config.libsonnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s+exporterSelector: 'job="([^"]+)"',`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("mixin/config.libsonnet: no exporterSelector: 'job=\"...\"'")
+	}
+	return string(m[1])
 }
 
 // checkSecretFile checks that path is a key of a Secret mounted in the

@@ -9,15 +9,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // receiverFor is the seed's escalation: the receiver each severity must reach.
@@ -188,34 +188,18 @@ func TestAlertmanagerInfoDigest(t *testing.T) {
 		{"group_interval", info.GroupInterval, time.Hour},
 		{"repeat_interval", info.RepeatInterval, 24 * time.Hour},
 	} {
-		v, err := parseModelDuration(d.value)
-		if err != nil || v < d.min {
+		v, err := model.ParseDuration(d.value)
+		if err != nil || time.Duration(v) < d.min {
 			t.Errorf("info route %s is %q, want at least %v for a digest", d.name, d.value, d.min)
 		}
 	}
-}
-
-// parseModelDuration parses a Prometheus duration (1h, 24h, 1d, 1w).
-func parseModelDuration(s string) (time.Duration, error) {
-	var total time.Duration
-	re := regexp.MustCompile(`(\d+)(ms|s|m|h|d|w|y)`)
-	if s == "" || re.ReplaceAllString(s, "") != "" {
-		return 0, fmt.Errorf("bad duration %q", s)
-	}
-	units := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour,
-		"d": 24 * time.Hour, "w": 7 * 24 * time.Hour, "y": 365 * 24 * time.Hour}
-	for _, m := range re.FindAllStringSubmatch(s, -1) {
-		n, _ := strconv.Atoi(m[1])
-		total += time.Duration(n) * units[m[2]]
-	}
-	return total, nil
 }
 
 // secretKeys are Alertmanager settings that hold a secret inline; each has a
 // *_file variant that must be used instead.
 var secretKeys = []string{"api_url", "slack_api_url", "routing_key", "service_key", "auth_password",
 	"smtp_auth_password", "auth_secret", "smtp_auth_secret", "password", "bearer_token", "credentials",
-	"api_key", "opsgenie_api_key", "victorops_api_key", "wechat_api_secret", "pagerduty_url", "token", "bot_token"}
+	"api_key", "opsgenie_api_key", "victorops_api_key", "wechat_api_secret", "token", "bot_token"}
 
 func TestAlertmanagerSecretsFromFiles(t *testing.T) {
 	_, raw := loadAlertmanagerConfig(t)
@@ -238,9 +222,71 @@ func TestAlertmanagerSecretsFromFiles(t *testing.T) {
 		}
 	}
 	walk("", raw)
-	for _, k := range []string{"routing_key_file", "slack_api_url_file", "smtp_auth_password_file"} {
+	for _, k := range []string{"routing_key_file", "api_url_file", "smtp_auth_password_file"} {
 		if !found[k] {
-			t.Errorf("%s does not set %s: the PagerDuty key, Slack URL and SMTP password must come from files", alertmanagerFile, k)
+			t.Errorf("%s does not set %s: the PagerDuty key, Slack URLs and SMTP password must come from files", alertmanagerFile, k)
+		}
+	}
+}
+
+// amSecretsDir is where examples/alertmanager.yml reads its secrets from
+// (docker-compose.yml mounts examples/secrets/ there). Alertmanager 0.25
+// opens a relative *_file path from its working directory, not from the
+// configuration's, so the paths are absolute.
+const amSecretsDir = "/etc/alertmanager/secrets/"
+
+// TestAlertmanagerSecretFiles checks that every file the example reads is
+// in amSecretsDir and is one of the placeholders in examples/secrets/, and
+// that each Slack channel has a
+// webhook of its own: a Slack app's webhook ignores channel:.
+func TestAlertmanagerSecretFiles(t *testing.T) {
+	_, raw := loadAlertmanagerConfig(t)
+	var files []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if strings.HasSuffix(k, "_file") {
+					files = append(files, fmt.Sprint(x))
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(raw)
+	if len(files) == 0 {
+		t.Fatal("no *_file setting")
+	}
+	for _, f := range files {
+		name, ok := strings.CutPrefix(f, amSecretsDir)
+		if !ok || strings.Contains(name, "/") {
+			t.Errorf("%s: %q is not a file of %s", alertmanagerFile, f, amSecretsDir)
+			continue
+		}
+		if _, err := os.Stat(repoPath(t, "examples/secrets/"+name)); err != nil {
+			t.Errorf("%s reads %s, which examples/secrets/ does not ship: %v", alertmanagerFile, f, err)
+		}
+	}
+	c, _ := loadAlertmanagerConfig(t)
+	webhooks := map[string]string{} // api_url_file -> channel
+	for _, r := range c.Receivers {
+		slack, _ := r["slack_configs"].([]any)
+		for _, s := range slack {
+			sc := s.(map[string]any)
+			file, channel := fmt.Sprint(sc["api_url_file"]), fmt.Sprint(sc["channel"])
+			if sc["api_url_file"] == nil {
+				t.Errorf("receiver %v: a Slack config without its own api_url_file", r["name"])
+				continue
+			}
+			if other, ok := webhooks[file]; ok && other != channel {
+				t.Errorf("Slack channels %s and %s share the webhook %s", other, channel, file)
+			}
+			webhooks[file] = channel
 		}
 	}
 }
@@ -343,7 +389,8 @@ func TestAlertmanagerInhibition(t *testing.T) {
 }
 
 type alertmanager struct {
-	url string // base URL, route prefix included
+	url  string // base URL, route prefix included
+	addr string // host:port
 }
 
 var amCounter atomic.Int64
@@ -382,6 +429,14 @@ func (s *syncBuffer) String() string {
 // example configuration, clustering off.
 func startAlertmanager(t *testing.T) *alertmanager {
 	t.Helper()
+	return startAlertmanagerConfig(t, repoPath(t, alertmanagerFile))
+}
+
+// startAlertmanagerConfig is startAlertmanager with another configuration
+// file. Alertmanager runs in a directory of its own, so that the *_file
+// paths relative to the configuration's directory must resolve as such.
+func startAlertmanagerConfig(t *testing.T, configPath string) *alertmanager {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus-alertmanager")
 	if err != nil {
 		if bin, err = exec.LookPath("alertmanager"); err != nil {
@@ -395,13 +450,14 @@ func startAlertmanager(t *testing.T) *alertmanager {
 		base := fmt.Sprintf("http://%s/am-%d-%d", addr, os.Getpid(), amCounter.Add(1))
 		var logs syncBuffer
 		cmd := exec.Command(bin,
-			"--config.file="+repoPath(t, alertmanagerFile),
+			"--config.file="+configPath,
 			"--storage.path="+t.TempDir(),
 			"--web.listen-address="+addr,
 			"--web.external-url="+base,
 			"--cluster.listen-address=",
 			"--log.level=warn")
 		cmd.Stdout, cmd.Stderr = &logs, &logs
+		cmd.Dir = t.TempDir()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -425,8 +481,13 @@ func startAlertmanager(t *testing.T) *alertmanager {
 			if resp, err := http.Get(base + "/-/ready"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
-					t.Cleanup(stop)
-					return &alertmanager{url: base}
+					t.Cleanup(func() {
+						stop()
+						if t.Failed() {
+							t.Logf("Alertmanager log:\n%s", logs.String())
+						}
+					})
+					return &alertmanager{url: base, addr: addr}
 				}
 			}
 			time.Sleep(50 * time.Millisecond)

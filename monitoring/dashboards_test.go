@@ -49,7 +49,7 @@ func TestDashboards(t *testing.T) {
 				`topk(10, billing_usage{metric_type="messages"})`,
 				`sum(billing_usage{metric_type="storage"})`,
 				`billing_tenants_over_threshold{threshold="100"}`,
-				`sum(rate(billing_limit_exceeded_total[1h]))`,
+				`sum(rate(billing_limit_exceeded_total[$__rate_interval]))`,
 				`billing_tenants_per_plan`,
 				`billing_tenant_using_defaults`,
 			},
@@ -60,14 +60,14 @@ func TestDashboards(t *testing.T) {
 		{
 			file: "redis-health.json", uid: "billing-redis",
 			exprs: []string{
-				`histogram_quantile(0.95, sum by (job, operation, le) (rate(billing_redis_operation_duration_seconds_bucket[5m])))`,
+				`histogram_quantile(0.95, sum by (job, operation, le) (rate(billing_redis_operation_duration_seconds_bucket[$__rate_interval])))`,
 				`billing_redis_connections_active`,
 				`billing_redis_usage_keys`,
 				`billing_redis_memory_bytes`,
 				`billing_redis_up`,
 				`billing_exporter_scrape_duration_seconds`,
 				`billing_exporter_invalid_data_items`,
-				`rate(billing_usage_increment_errors_total[5m])`,
+				`rate(billing_usage_increment_errors_total[$__rate_interval])`,
 			},
 			never: []string{"billing_redis_usage_keys_total"},
 		},
@@ -108,7 +108,8 @@ func TestDashboards(t *testing.T) {
 				}
 			}
 			for _, want := range tt.exprs {
-				if !slices.ContainsFunc(exprs, func(e string) bool { return strings.Contains(squash(e), squash(want)) }) {
+				// The scoping matchers are checked by checkDashboard.
+				if !slices.ContainsFunc(exprs, func(e string) bool { return strings.Contains(unscoped(e), squash(want)) }) {
 					t.Errorf("no panel queries %s", want)
 				}
 			}
@@ -130,6 +131,46 @@ func TestDashboards(t *testing.T) {
 
 // squash removes white space, for comparing expressions.
 func squash(s string) string { return strings.Join(strings.Fields(s), "") }
+
+// unscoped is squash without the job and instance matchers every query has.
+func unscoped(s string) string {
+	s = squash(s)
+	for _, m := range []string{`job=~"$job",instance=~"$instance",`, `{job=~"$job",instance=~"$instance"}`,
+		`job=~"$backend_job",`, `{job=~"$backend_job"}`} {
+		s = strings.ReplaceAll(s, m, "")
+	}
+	return s
+}
+
+// scopeMatchers are the matchers every selector of a dashboard query must
+// have: the exporter's job and instance, or the backend's job.
+var (
+	exporterScope = []Matcher{{Name: "job", Op: "=~", Value: "$job"}, {Name: "instance", Op: "=~", Value: "$instance"}}
+	backendScope  = []Matcher{{Name: "job", Op: "=~", Value: "$backend_job"}}
+)
+
+// checkScoped checks that every selector of expr is scoped by the
+// dashboard's variables, so that several exporters (or jobs) are never
+// summed together.
+func checkScoped(title, expr string) []string {
+	n, err := ParsePromQL(expr)
+	if err != nil {
+		return []string{fmt.Sprintf("panel %q: cannot parse %q: %v", title, expr, err)}
+	}
+	var errs []string
+	for _, s := range Selectors(n) {
+		want := exporterScope
+		if slices.Contains(BackendMetrics, s.Name) {
+			want = backendScope
+		}
+		for _, m := range want {
+			if !slices.Contains(s.Matchers, m) {
+				errs = append(errs, fmt.Sprintf("panel %q: %s is not scoped by %s%s%q in %q", title, s.Name, m.Name, m.Op, m.Value, expr))
+			}
+		}
+	}
+	return errs
+}
 
 // checkDashboard checks a dashboard's import-ability and conventions.
 func checkDashboard(d *dashboard, uid string, vars []string) []string {
@@ -176,11 +217,21 @@ func checkDashboard(d *dashboard, uid string, vars []string) []string {
 			errf("no %s variable", name)
 		}
 	}
-	if slices.Contains(vars, "tenant_id") {
-		for _, v := range d.Templating.List {
-			if v.Name == "tenant_id" && squash(v.QueryString()) != squash("label_values(billing_usage, tenant_id)") {
-				errf("tenant_id variable has query %q, want label_values(billing_usage, tenant_id)", v.QueryString())
-			}
+	// job and instance variables on every dashboard; the tenant variable
+	// lists every known tenant (plan info), not only those with usage.
+	wantQueries := map[string]string{
+		"job":       `label_values(billing_exporter_build_info{job="billing_exporter"}, job)`,
+		"instance":  `label_values(billing_exporter_build_info{job=~"$job"}, instance)`,
+		"tenant_id": `label_values({__name__=~"billing_tenant_plan_info|billing_usage",job=~"$job",instance=~"$instance"}, tenant_id)`,
+	}
+	for _, name := range []string{"job", "instance"} {
+		if !slices.Contains(defined, name) {
+			errf("no %s variable", name)
+		}
+	}
+	for _, v := range d.Templating.List {
+		if want, ok := wantQueries[v.Name]; ok && squash(v.QueryString()) != squash(want) {
+			errf("%s variable has query %q, want %s", v.Name, v.QueryString(), want)
 		}
 	}
 
@@ -240,6 +291,10 @@ func checkDashboard(d *dashboard, uid string, vars []string) []string {
 			if slices.Contains(vars, "tenant_id") {
 				errs = append(errs, checkTenantFiltered(p.Title, tg.Expr)...)
 			}
+			errs = append(errs, checkScoped(p.Title, tg.Expr)...)
+			if strings.Contains(tg.Expr, "rate(") && !strings.Contains(tg.Expr, "[$__rate_interval]") {
+				errf("panel %q: a rate over a fixed window, not $__rate_interval: %s", p.Title, tg.Expr)
+			}
 		}
 	}
 	return errs
@@ -282,7 +337,7 @@ func TestDashboardQueries(t *testing.T) {
 		}
 	}
 	// Every variable a query uses can be given a value, after which it parses.
-	vars := map[string]string{"tenant_id": "1", "__range": "1h", "__rate_interval": "1m", "__interval": "15s"}
+	vars := map[string]string{"tenant_id": "1", "job": "billing_exporter", "instance": ".+", "backend_job": ".+", "__range": "1h", "__rate_interval": "1m", "__interval": "15s"}
 	for _, q := range qs {
 		e, err := q.Expand(vars)
 		if err != nil {

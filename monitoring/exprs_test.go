@@ -132,7 +132,7 @@ type shippedExpr struct {
 
 // grafanaTestVars stand in for the Grafana variables of dashboard queries.
 var grafanaTestVars = map[string]string{
-	"tenant_id": "1", "datasource": "prometheus",
+	"tenant_id": "1", "datasource": "prometheus", "job": "billing_exporter", "instance": ".+", "backend_job": ".+",
 	"__range": "1h", "__rate_interval": "1m", "__interval": "15s", "__range_s": "3600", "__range_ms": "3600000", "__interval_ms": "15000",
 }
 

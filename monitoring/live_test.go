@@ -2,49 +2,86 @@ package monitoring
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
 
-// The live test's data. Plan 1 ("starter") allows 5000 messages and one
-// WhatsApp session. Tenants 1 and 2 are on it, tenant 3 has no plan (the
-// default limits apply) and tenant 4, also on plan 1, is over its message
-// limit, so that "tenants at or over a limit" has someone to show.
+// The live test's data. Plan 1 ("starter") allows 5000 messages, 5 users
+// and one WhatsApp session. Tenant 1 uses its one session (normal use, no
+// alert) and gets the seed's Test 3 (4250 messages, 85 %) during the test;
+// tenant 2 has 6 users of 5 (a seat limit passed); tenant 4 is over its
+// message limit; tenants 3 and 5 have no plan (the default limits apply).
 const (
 	livePlansSQL = `
 INSERT INTO plans (id, name, max_messages, max_storage_bytes, max_users, max_whatsapp_sessions)
 VALUES (1, 'starter', 5000, 1073741824, 5, 1);
-INSERT INTO tenants (id, name, plan_id) VALUES (1, 'one', 1), (2, 'two', 1), (3, 'three', NULL), (4, 'four', 1);`
+INSERT INTO tenants (id, name, plan_id) VALUES (1, 'one', 1), (2, 'two', 1), (3, 'three', NULL), (4, 'four', 1), (5, 'five', NULL);`
 	liveConfigYAML = `
 defaults:
   limits: {messages: 1000, storage: 104857600, users: 2, whatsappSessions: 1}
 `
-	// liveWait bounds every wait for something Prometheus must see; the
-	// scrape and evaluation intervals are 1 s.
+	// liveWait bounds every wait for something Prometheus or a receiver
+	// must see; the scrape and evaluation intervals are 1 s.
 	liveWait = 60 * time.Second
+
+	// liveJob is the exporter's scrape job: not the mixin's default, so
+	// that a rule or dashboard query that ignores the job selector fails.
+	liveJob = "billing-custom"
 )
+
+// liveMixinConfig renders the mixin for the live test: its own job name and
+// `for` durations of seconds. BillingLimitReached keeps a long one, so that
+// it is pending throughout (its activeAt is watched through the blips), as
+// does BillingRedisDown next to the blips' 2.5 s Redis pause.
+var liveMixinConfig = map[string]any{
+	"exporterSelector": `job="` + liveJob + `"`,
+	"backendSelector":  `job="backend"`,
+	"continuityWindow": "30s",
+	"for": map[string]any{
+		"BillingUsageNearLimit":         "3s",
+		"BillingLimitReached":           "10m",
+		"BillingUsagePredictedToExceed": "1h",
+		"BillingTenantWithoutPlan":      "3s",
+		"BillingRedisDown":              "15s",
+		"BillingRedisHighLatency":       "10m",
+		"BillingPostgresDown":           "10s",
+		"BillingPlansStale":             "1m",
+		"BillingExporterDown":           "15s",
+		"BillingLimitExceededFrequent":  "3s",
+		"BillingUsageIncrementErrors":   "3s",
+	},
+}
 
 // liveVars are the values the Grafana variables of the dashboards get.
 var liveVars = map[string]string{
 	"tenant_id":       "1",
+	"job":             liveJob,
+	"instance":        ".+",
+	"backend_job":     ".+",
 	"__range":         "1h",
 	"__range_s":       "3600",
 	"__range_ms":      "3600000",
@@ -54,20 +91,24 @@ var liveVars = map[string]string{
 	"datasource":      "prometheus",
 }
 
-// TestLiveMonitoring runs the shipped rules and dashboards on a real
-// Prometheus that scrapes the real exporter (over real Redis and PostgreSQL)
-// and a stand-in for the SaaS backend's instrumentation.
+// pagerDutyKey is what the test puts in secrets/pagerduty_routing_key.
+const pagerDutyKey = "live-test-routing-key"
+
+// TestLiveMonitoring runs the rules and dashboards rendered from the mixin
+// (with a non-default job) on a real Prometheus that scrapes the real
+// exporter (over real Redis and PostgreSQL) and a stand-in for the SaaS
+// backend's instrumentation, and sends its alerts to a real Alertmanager
+// with examples/alertmanager.yml, whose receivers are local sinks.
 func TestLiveMonitoring(t *testing.T) {
 	bin := buildExporterBinary(t)
 
 	redis := testserver.StartRedis(t)
-	cur := period.At(time.Now(), time.UTC)
-	// The seed's Test 3: tenant 1 at 85 % of its 5000 messages. It also
-	// uses its one WhatsApp session (100 %), which is why the backend
-	// stand-in blocks it on whatsappSessions.
-	redis.HSet("usage:1:"+cur.ID, "messages", 4250, "storage", 104857600, "users", 3, "whatsappSessions", 1)
-	redis.HSet("usage:3:"+cur.ID, "messages", 10)
-	redis.HSet("usage:4:"+cur.ID, "messages", 6000)
+	periodID := time.Now().UTC().Format("200601") // the exporter's default billing time zone is UTC
+	redis.HSet("usage:1:"+periodID, "messages", 100, "storage", 104857600, "users", 3, "whatsappSessions", 1)
+	redis.HSet("usage:2:"+periodID, "messages", 10, "users", 6)
+	redis.HSet("usage:3:"+periodID, "messages", 10)
+	redis.HSet("usage:4:"+periodID, "messages", 6000)
+	redis.HSet("usage:5:"+periodID, "messages", 20)
 
 	pg := testserver.StartPostgres(t)
 	testserver.LoadSchema(t, pg, repoPath(t, "examples/schema.sql"))
@@ -78,24 +119,41 @@ func TestLiveMonitoring(t *testing.T) {
 		"--redis.dial-timeout=500ms",
 		"--postgres.dsn-file="+writeLiveFile(t, "dsn", pg.DSN()+"\n"),
 		"--config.file="+writeLiveFile(t, "config.yml", liveConfigYAML))
+	// Prometheus scrapes through a proxy, which can make a scrape outlast
+	// its timeout (a scrape cut by its deadline).
+	scrapeProxy := testserver.StartFaultProxy(t, exp.addr)
+	instance := scrapeProxy.Addr()
 	backend := startBackendStandIn(t)
 
+	hooks := startWebhookSink(t)
+	smtp := startSMTPSink(t)
+	am := startAlertmanagerConfig(t, deliveryConfig(t, hooks, smtp))
+
+	rules, dashboards := renderLive(t)
+	amURL, err := url.Parse(am.url)
+	if err != nil {
+		t.Fatal(err)
+	}
 	prom := testserver.StartPrometheus(t, fmt.Sprintf(`
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+alerting:
+  alertmanagers:
+    - path_prefix: %q
+      static_configs:
+        - targets: [%q]
 scrape_configs:
-  - job_name: billing_exporter
+  - job_name: %s
     static_configs:
       - targets: [%q]
   - job_name: backend
     static_configs:
       - targets: [%q]
-`, exp.addr, backend.addr),
-		repoPath(t, "alerts/billing.rules.yml"), repoPath(t, "alerts/backend.rules.yml"))
+`, amURL.Path, am.addr, liveJob, instance, backend.addr), rules...)
 
-	for _, job := range []string{"billing_exporter", "backend"} {
+	for _, job := range []string{liveJob, "backend"} {
 		expr := fmt.Sprintf(`up{job=%q} == 1`, job)
 		if !prom.WaitFor(t, func() bool { return !prom.Query(t, expr).Empty() }, liveWait) {
 			t.Fatalf("Prometheus has not scraped job %s successfully after %v (up: %v)", job, liveWait, prom.Query(t, `up`).Series)
@@ -126,99 +184,109 @@ scrape_configs:
 		}
 	})
 
-	t.Run("near limit is pending for tenant 1 only", func(t *testing.T) {
+	// The seed's observability Test 3: HSET usage:1:<period> messages 4250
+	// with a 5000 limit is 85 %, and BillingUsageNearLimit reaches Slack
+	// #monitoring.
+	t.Run("seed test 3: 85 percent reaches Slack monitoring", func(t *testing.T) {
+		redis.HSet("usage:1:"+periodID, "messages", 4250)
 		near := waitForAlert(t, prom, "BillingUsageNearLimit")
 		if len(near) != 1 {
 			t.Fatalf("BillingUsageNearLimit: want one alert (tenant 1), got %d: %+v", len(near), near)
 		}
 		a := near[0]
-		want := map[string]string{
-			"alertname":  "BillingUsageNearLimit",
-			"severity":   "warning",
-			"limit_type": "messages",
-			"tenant_id":  "1",
-			"job":        "billing_exporter",
-			"instance":   exp.addr,
-		}
-		checkAlert(t, a, "pending", want)
+		checkAlert(t, a, a.State, map[string]string{"alertname": "BillingUsageNearLimit", "severity": "warning",
+			"limit_type": "messages", "tenant_id": "1", "job": liveJob, "instance": instance})
 		if v, err := strconv.ParseFloat(a.Value, 64); err != nil || v != 85 {
 			t.Errorf("BillingUsageNearLimit value %q, want 85", a.Value)
 		}
-		if d := a.Annotations["description"]; !strings.Contains(d, "Tenant 1 ") || !strings.Contains(d, "85.0%") {
-			t.Errorf("description %q does not say tenant 1 is at 85.0%%", d)
+		post := waitForPost(t, hooks, "/slack/monitoring", "BillingUsageNearLimit")
+		checkSlackPost(t, post, "#monitoring", "[FIRING] BillingUsageNearLimit", "Tenant 1 has used 85.0%", runbookBase+"#billingusagenearlimit")
+		if u := a.Annotations["dashboard_url"]; !strings.Contains(u, "var-job="+liveJob) || !strings.Contains(u, "var-tenant_id=1") {
+			t.Errorf("dashboard_url %q does not select job %s and tenant 1", u, liveJob)
 		}
-		if u := a.Annotations["runbook_url"]; !strings.HasSuffix(u, "#billingusagenearlimit") {
-			t.Errorf("runbook_url %q", u)
-		}
-		// The same through the ALERTS series, as a dashboard would see it.
-		// Written at the evaluation that updates /api/v1/alerts, committed
-		// a moment later.
-		alertsExpr := `ALERTS{alertname="BillingUsageNearLimit",alertstate="pending"}`
-		var series []testserver.Series
-		prom.WaitFor(t, func() bool { series = prom.Query(t, alertsExpr).Series; return len(series) > 0 }, liveWait)
-		if len(series) != 1 || series[0].Metric["tenant_id"] != "1" {
-			t.Errorf(`ALERTS{alertname="BillingUsageNearLimit",alertstate="pending"}: want tenant 1 only, got %v`, series)
-		}
+	})
 
-		// Tenant 4 is over its message limit: BillingLimitReached, not
-		// NearLimit. Tenant 1 is at its one WhatsApp session.
-		reached := alertsByTenant(waitForAlert(t, prom, "BillingLimitReached"))
+	t.Run("limit semantics: seats over the limit, consumption at it", func(t *testing.T) {
+		// Tenant 4 is over its messages, tenant 2 over its users; tenant 1
+		// at its one WhatsApp session is normal use.
+		var reached map[string]testserver.Alert
+		prom.WaitFor(t, func() bool {
+			reached = alertsByTenant(alertsNamed(prom.Alerts(t), "BillingLimitReached"))
+			return len(reached) >= 2
+		}, liveWait)
 		if len(reached) != 2 {
-			t.Errorf("BillingLimitReached: want tenant 4 (messages) and 1 (whatsappSessions), got %v", reached)
+			t.Errorf("BillingLimitReached: want tenant 4 (messages) and 2 (users), got %v", reached)
 		}
-		for key, tenant := range map[string]string{"4/messages": "4", "1/whatsappSessions": "1"} {
+		for key, tenant := range map[string]string{"4/messages": "4", "2/users": "2"} {
 			a, ok := reached[key]
 			if !ok {
 				t.Errorf("BillingLimitReached not pending for %s: %v", key, reached)
 				continue
 			}
 			checkAlert(t, a, "pending", map[string]string{"alertname": "BillingLimitReached", "severity": "warning",
-				"limit_type": a.Labels["limit_type"], "tenant_id": tenant, "job": "billing_exporter", "instance": exp.addr})
+				"limit_type": a.Labels["limit_type"], "tenant_id": tenant, "job": liveJob, "instance": instance})
 		}
-		// Tenant 3 has no plan.
-		noPlan := alertsByTenant(waitForAlert(t, prom, "BillingTenantWithoutPlan"))
-		if _, ok := noPlan["3/"]; !ok || len(noPlan) != 1 {
-			t.Errorf("BillingTenantWithoutPlan: want tenant 3 only, got %v", noPlan)
-		}
+		checkValue(t, prom, `billing_usage_percentage{tenant_id="1",limit_type="whatsappSessions"}`, 100)
 	})
 
-	t.Run("backend alerts fire on the backend's counters", func(t *testing.T) {
-		// rate(...[5m]) of a few seconds of samples is still small (it is
-		// divided by nearly the whole window): wait until both tenants pass
-		// the threshold.
+	t.Run("critical reaches PagerDuty and Slack incidents", func(t *testing.T) {
 		var frequent map[string]testserver.Alert
 		prom.WaitFor(t, func() bool {
 			frequent = alertsByTenant(alertsNamed(prom.Alerts(t), "BillingLimitExceededFrequent"))
 			return len(frequent) >= 2
 		}, liveWait)
-		if len(frequent) != 2 {
+		if _, ok := frequent["4/messages"]; !ok || len(frequent) != 2 {
 			t.Errorf("BillingLimitExceededFrequent: want tenant 1 (whatsappSessions) and 4 (messages), got %v", frequent)
 		}
-		for _, key := range []string{"1/whatsappSessions", "4/messages"} {
-			a, ok := frequent[key]
-			if !ok {
-				t.Errorf("BillingLimitExceededFrequent not pending for %s: %v", key, frequent)
-				continue
+		page := waitForPost(t, hooks, "/pagerduty", "BillingLimitExceededFrequent")
+		checkPage(t, page, "trigger", runbookBase+"#billinglimitexceededfrequent")
+		post := waitForPost(t, hooks, "/slack/incidents", "BillingLimitExceededFrequent")
+		checkSlackPost(t, post, "#incidents", "[FIRING] BillingLimitExceededFrequent", "is being blocked frequently", runbookBase+"#billinglimitexceededfrequent")
+		// The backend's increment errors are a warning.
+		post = waitForPost(t, hooks, "/slack/monitoring", "BillingUsageIncrementErrors")
+		checkSlackPost(t, post, "#monitoring", "[FIRING] BillingUsageIncrementErrors", "redis_timeout", runbookBase+"#billingusageincrementerrors")
+	})
+
+	t.Run("info arrives as one e-mail digest", func(t *testing.T) {
+		var digests []email
+		deadline := time.Now().Add(liveWait)
+		for time.Now().Before(deadline) {
+			if digests = smtp.emails(); len(digests) > 0 {
+				break
 			}
-			checkAlert(t, a, "pending", map[string]string{"alertname": "BillingLimitExceededFrequent", "severity": "critical",
-				"tenant_id": a.Labels["tenant_id"], "limit_type": a.Labels["limit_type"]})
+			time.Sleep(200 * time.Millisecond)
 		}
-		errs := waitForAlert(t, prom, "BillingUsageIncrementErrors")
-		if len(errs) != 1 {
-			t.Fatalf("BillingUsageIncrementErrors: want one alert, got %+v", errs)
+		if len(digests) != 1 {
+			t.Fatalf("want one digest e-mail, got %d: %+v", len(digests), digests)
 		}
-		checkAlert(t, errs[0], "pending", map[string]string{"alertname": "BillingUsageIncrementErrors", "severity": "warning",
-			"job": "backend", "error_type": "redis_timeout"})
+		d := digests[0]
+		if !slices.Equal(d.To, []string{"customer-success@example.com"}) {
+			t.Errorf("digest sent to %v, want customer-success@example.com", d.To)
+		}
+		if want := "Billing digest: BillingTenantWithoutPlan (2 tenants)"; d.Subject != want {
+			t.Errorf("digest subject %q, want %q", d.Subject, want)
+		}
+		for _, want := range []string{"Tenant 3 has no active plan", "Tenant 5 has no active plan", runbookBase + "#billingtenantwithoutplan"} {
+			if !strings.Contains(d.Body, want) {
+				t.Errorf("digest does not contain %q:\n%s", want, d.Body)
+			}
+		}
+	})
+
+	t.Run("blips resolve nothing and restart nothing", func(t *testing.T) {
+		checkBlips(t, prom, redis, scrapeProxy, hooks, smtp)
 	})
 
 	t.Run("every dashboard query returns data", func(t *testing.T) {
-		queries, err := DashboardQueries(repoPath(t, dashboardsDir))
+		vars := maps.Clone(liveVars)
+		vars["job"], vars["instance"], vars["backend_job"] = liveJob, instance, "backend"
+		queries, err := DashboardQueries(dashboards)
 		if err != nil {
 			t.Fatal(err)
 		}
 		exprs := make([]string, len(queries))
 		for i, q := range queries {
-			if exprs[i], err = q.Expand(liveVars); err != nil {
+			if exprs[i], err = q.Expand(vars); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -248,47 +316,333 @@ scrape_configs:
 			if len(r.Warnings) > 0 {
 				t.Errorf("panel %q (%s, %s): warnings %v", q.PanelTitle, q.File, q.RefID, r.Warnings)
 			}
-			if q.UsesBackendMetrics() {
-				t.Logf("panel %q gets its data from the backend stand-in: %v", q.PanelTitle, r.Series)
+		}
+		// The variables list what they should: the job of the mixin's
+		// selector, its instance, every known tenant.
+		rendered, _ := filepath.Glob(filepath.Join(dashboards, "*.json"))
+		if len(rendered) == 0 {
+			t.Fatal("the live render has no dashboard")
+		}
+		for _, f := range rendered {
+			d, err := readDashboard(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range d.Templating.List {
+				if v.Type != "query" {
+					continue
+				}
+				got := labelValues(t, prom, v.QueryString(), vars)
+				want := map[string][]string{"job": {liveJob}, "instance": {instance}, "backend_job": {"backend"},
+					"tenant_id": {"1", "2", "3", "4", "5"}}[v.Name]
+				if !slices.Equal(got, want) {
+					t.Errorf("dashboard %s variable %s lists %v, want %v", d.UID, v.Name, got, want)
+				}
 			}
 		}
 
 		// A few values, to show the data is the seeded data.
 		checkValue(t, prom, `billing_usage_percentage{tenant_id="1",limit_type="messages"}`, 85)
 		checkValue(t, prom, `billing_tenants_over_threshold{limit_type="messages",threshold="100"}`, 1)
-		checkValue(t, prom, `sum(billing_tenant_using_defaults)`, 1)
-		checkValue(t, prom, `sum(billing_tenants_per_plan)`, 4)
+		checkValue(t, prom, `sum(billing_tenant_using_defaults)`, 2)
+		checkValue(t, prom, `sum(billing_tenants_per_plan)`, 5)
 	})
 
-	t.Run("redis down", func(t *testing.T) {
+	t.Run("redis down pages", func(t *testing.T) {
 		redis.Stop()
-		down := waitForAlert(t, prom, "BillingRedisDown")
-		if len(down) != 1 {
-			t.Fatalf("BillingRedisDown: want one alert, got %+v", down)
-		}
-		checkAlert(t, down[0], "pending", map[string]string{"alertname": "BillingRedisDown", "severity": "critical",
-			"job": "billing_exporter", "instance": exp.addr})
-
 		// The exporter drops every per-tenant series; Prometheus marks them
 		// stale on the next scrape, so an instant query no longer sees them.
 		perTenant := `{__name__=~"billing_usage|billing_usage_limit|billing_usage_percentage|billing_tenant_using_defaults|billing_tenant_plan_info"}`
 		if !prom.WaitFor(t, func() bool { return prom.Query(t, perTenant).Empty() }, liveWait) {
 			t.Errorf("per-tenant series still there %v after Redis stopped: %v", liveWait, prom.Query(t, perTenant).Series)
 		}
-		// With them the per-tenant alerts go (Alertmanager would have muted
-		// them meanwhile; see the inhibition rules).
-		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingUsageNearLimit")) == 0 }, liveWait) {
-			t.Error("BillingUsageNearLimit still pending without usage series")
-		}
 		checkValue(t, prom, `billing_redis_up`, 0)
-
-		// Back up (empty: the test Redis keeps no data): the alert resolves.
+		page := waitForPost(t, hooks, "/pagerduty", "BillingRedisDown")
+		checkPage(t, page, "trigger", runbookBase+"#billingredisdown")
+		// Past the continuity window the tenant alerts resolve in
+		// Prometheus; BillingRedisDown, firing, mutes them in Alertmanager:
+		// no RESOLVED reaches Slack #monitoring.
+		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingUsageNearLimit")) == 0 }, liveWait) {
+			t.Error("BillingUsageNearLimit still active 60 s without usage series")
+		}
+		time.Sleep(4 * time.Second) // two group intervals
+		for _, n := range hooks.posts("/slack/monitoring") {
+			if title, _ := slackTitleText(n); strings.Contains(title, "RESOLVED") {
+				t.Errorf("a RESOLVED reached Slack #monitoring while BillingRedisDown fired: %s", title)
+			}
+		}
 		redis.Start()
 		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingRedisDown")) == 0 }, liveWait) {
-			t.Error("BillingRedisDown still pending after Redis came back")
+			t.Error("BillingRedisDown still there after Redis came back")
 		}
-		checkValue(t, prom, `billing_redis_up`, 1)
 	})
+}
+
+// renderLive renders the mixin with liveMixinConfig and writes its rule
+// files and dashboards to a temporary directory.
+func renderLive(t *testing.T) (rules []string, dashboards string) {
+	t.Helper()
+	files, err := RenderMixin(repoRoot(t), liveMixinConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dashboards = filepath.Join(dir, "dashboards")
+	if err := os.Mkdir(dashboards, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		var path string
+		switch {
+		case strings.HasPrefix(name, "alerts/"):
+			path = filepath.Join(dir, filepath.Base(name))
+			rules = append(rules, path)
+		case strings.HasPrefix(name, "dashboards/"):
+			path = filepath.Join(dashboards, filepath.Base(name))
+		default:
+			continue
+		}
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Strings(rules)
+	return rules, dashboards
+}
+
+// deliveryConfig copies examples/alertmanager.yml into a directory of its
+// own with the files it reads (amSecretsDir, moved into that directory)
+// pointed at the sinks. In the configuration itself only the global
+// block's endpoints change (the SMTP
+// relay, without TLS, and the PagerDuty URL, which Alertmanager 0.25 cannot
+// read from a file) and the grouping times shrink to seconds: a route that
+// waits an hour (the digest) waits 3 s, one that waits less waits 1 s,
+// group intervals of an hour or more become 1 h, shorter ones 2 s, and
+// repeat intervals 1 h, so that a test of minutes sees each notification
+// once and any RESOLVED at once.
+func deliveryConfig(t *testing.T, hooks *webhookSink, smtp *smtpSink) string {
+	t.Helper()
+	dir := t.TempDir()
+	secrets := map[string]string{
+		"slack_incidents_webhook_url":  hooks.url + "/slack/incidents",
+		"slack_monitoring_webhook_url": hooks.url + "/slack/monitoring",
+		"pagerduty_routing_key":        pagerDutyKey,
+		"smtp_password":                "live-test-smtp-password",
+	}
+	if err := os.Mkdir(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range secrets {
+		if err := os.WriteFile(filepath.Join(dir, "secrets", name), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The secret files: the example's paths, moved under dir.
+	b, err := os.ReadFile(repoPath(t, alertmanagerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.ReplaceAll(b, []byte(amSecretsDir), []byte(filepath.Join(dir, "secrets")+"/"))
+	var cfg map[string]any
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	global := cfg["global"].(map[string]any)
+	global["smtp_smarthost"] = smtp.addr
+	global["smtp_require_tls"] = false
+	global["pagerduty_url"] = hooks.url + "/pagerduty"
+	var shrink func(route map[string]any)
+	shrink = func(route map[string]any) {
+		if v, ok := route["group_wait"]; ok {
+			route["group_wait"] = "1s"
+			if d, err := model.ParseDuration(fmt.Sprint(v)); err == nil && time.Duration(d) >= time.Hour {
+				route["group_wait"] = "3s"
+			}
+		}
+		if v, ok := route["group_interval"]; ok {
+			route["group_interval"] = "2s"
+			if d, err := model.ParseDuration(fmt.Sprint(v)); err == nil && time.Duration(d) >= time.Hour {
+				route["group_interval"] = "1h"
+			}
+		}
+		if _, ok := route["repeat_interval"]; ok {
+			route["repeat_interval"] = "1h"
+		}
+		routes, _ := route["routes"].([]any)
+		for _, r := range routes {
+			shrink(r.(map[string]any))
+		}
+	}
+	shrink(cfg["route"].(map[string]any))
+	if b, err = yaml.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitForPost waits for a notification on path that names alertname.
+func waitForPost(t *testing.T, hooks *webhookSink, path, alertname string) notification {
+	t.Helper()
+	deadline := time.Now().Add(liveWait)
+	for {
+		for _, n := range hooks.posts(path) {
+			if b, _ := json.Marshal(n.Body); strings.Contains(string(b), alertname) {
+				return n
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no notification about %s on %s after %v; got %+v", alertname, path, liveWait, hooks.all())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func checkSlackPost(t *testing.T, n notification, channel, titlePrefix, textPart, runbook string) {
+	t.Helper()
+	if got := n.Body["channel"]; got != channel {
+		t.Errorf("Slack post on %s: channel %v, want %s", n.Path, got, channel)
+	}
+	title, text := slackTitleText(n)
+	if !strings.HasPrefix(title, titlePrefix) {
+		t.Errorf("Slack post on %s: title %q, want it to start with %q", n.Path, title, titlePrefix)
+	}
+	if !strings.Contains(text, textPart) || !strings.Contains(text, "Runbook: "+runbook) {
+		t.Errorf("Slack post on %s: text %q lacks %q or the runbook link %s", n.Path, text, textPart, runbook)
+	}
+}
+
+func checkPage(t *testing.T, n notification, action, runbook string) {
+	t.Helper()
+	if got := n.Body["routing_key"]; got != pagerDutyKey {
+		t.Errorf("PagerDuty event: routing_key %v, want the one in secrets/pagerduty_routing_key", got)
+	}
+	if got := n.Body["event_action"]; got != action {
+		t.Errorf("PagerDuty event: event_action %v, want %s", got, action)
+	}
+	links, _ := n.Body["links"].([]any)
+	found := false
+	for _, l := range links {
+		if m, _ := l.(map[string]any); m["href"] == runbook {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("PagerDuty event: links %v lack the runbook %s", links, runbook)
+	}
+}
+
+// labelValues evaluates a dashboard variable's label_values(selector,
+// label) query with the given variables, as Grafana would.
+func labelValues(t *testing.T, prom *testserver.Prometheus, query string, vars map[string]string) []string {
+	t.Helper()
+	m := regexp.MustCompile(`^label_values\((.+),\s*([A-Za-z_][A-Za-z0-9_]*)\)$`).FindStringSubmatch(strings.TrimSpace(query))
+	if m == nil {
+		t.Fatalf("variable query %q is not label_values(<selector>, <label>)", query)
+	}
+	sel, err := Query{Expr: m[1]}.Expand(vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range prom.Query(t, sel).Series {
+		out = append(out, s.Metric[m[2]])
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// checkBlips makes Redis fail for two scrapes (paused past the scrape's
+// deadline, so the exporter's own scrapes are cut too) and Prometheus cut a
+// scrape (the proxy delays the answer past scrape_timeout), while watching
+// Prometheus' alerts: none that was pending or firing before may go away
+// or change its activeAt, and no receiver may get a RESOLVED.
+func checkBlips(t *testing.T, prom *testserver.Prometheus, redis *testserver.Redis, proxy *testserver.FaultProxy, hooks *webhookSink, smtp *smtpSink) {
+	before := map[string]testserver.Alert{}
+	for _, a := range prom.Alerts(t) {
+		before[labelsKey(a.Labels)] = a
+	}
+	for _, name := range []string{"BillingUsageNearLimit", "BillingLimitReached", "BillingTenantWithoutPlan", "BillingLimitExceededFrequent"} {
+		if len(alertsNamed(prom.Alerts(t), name)) == 0 {
+			t.Fatalf("%s is not active before the blips: nothing to watch", name)
+		}
+	}
+	sentBefore := len(hooks.all()) + len(smtp.emails())
+
+	var mu sync.Mutex
+	changes := map[string]string{} // the first change seen, by alert
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			seen := map[string]testserver.Alert{}
+			for _, a := range prom.Alerts(t) {
+				seen[labelsKey(a.Labels)] = a
+			}
+			mu.Lock()
+			for k, a := range before {
+				if _, ok := changes[k]; ok {
+					continue
+				}
+				switch now, ok := seen[k]; {
+				case !ok:
+					changes[k] = fmt.Sprintf("%s %v went away", a.Labels["alertname"], a.Labels)
+				case !now.ActiveAt.Equal(a.ActiveAt):
+					changes[k] = fmt.Sprintf("%s %v: activeAt %v -> %v", a.Labels["alertname"], a.Labels, a.ActiveAt, now.ActiveAt)
+				}
+			}
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+
+	// Redis paused for 2.5 s: two or three scrapes (1 s apart, 0.75 s
+	// deadline) find it unresponsive, well under BillingRedisDown's `for`.
+	redis.Do("CLIENT", "PAUSE", "2500", "ALL")
+	time.Sleep(4 * time.Second)
+	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `min_over_time(billing_redis_up[20s]) == 0`).Empty() }, 5*time.Second) {
+		t.Error("the exporter never reported Redis down during the pause: the blip did not happen")
+	}
+	// A scrape cut by Prometheus' deadline: the answer is held past the
+	// 1 s scrape_timeout, so up is 0 and every series is marked stale.
+	proxy.SetLatency(1500 * time.Millisecond)
+	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `min_over_time(up{job="`+liveJob+`"}[10s]) == 0`).Empty() }, 10*time.Second) {
+		t.Error("no scrape was cut by Prometheus' deadline while the proxy held the answers")
+	}
+	proxy.SetLatency(0)
+	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `up{job="`+liveJob+`"} == 1`).Empty() }, liveWait) {
+		t.Fatal("the exporter's target did not come back after the cut scrape")
+	}
+	// Time for a false resolution to be evaluated and notified (group
+	// interval 2 s).
+	time.Sleep(5 * time.Second)
+	close(stop)
+	<-watched
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range slices.Sorted(maps.Keys(changes)) {
+		t.Error("during the blips: " + changes[k])
+	}
+	for _, n := range hooks.all() {
+		title, _ := slackTitleText(n)
+		if strings.Contains(title, "RESOLVED") || n.Body["event_action"] == "resolve" {
+			t.Errorf("a RESOLVED notification was sent on %s: %v", n.Path, n.Body)
+		}
+	}
+	// The info digest is one e-mail: the blips did not start another.
+	if n := len(smtp.emails()); n != 1 {
+		t.Errorf("%d digest e-mails after the blips, want still 1", n)
+	}
+	t.Logf("notifications: %d before the blips, %d after", sentBefore, len(hooks.all())+len(smtp.emails()))
 }
 
 // waitForAlert waits until Prometheus has at least one alert of that name
@@ -381,7 +735,8 @@ func allNaN(r testserver.QueryResult) bool {
 func buildExporterBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "billing_exporter")
-	cmd := exec.Command("go", "build", "-o", bin, "..")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = repoRoot(t) // the exporter's own module
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -38,10 +38,10 @@ func TestCheckHistogramQuantile(t *testing.T) {
 		{"grouping after, without le", `histogram_quantile(0.95, sum(rate(x_bucket[5m])) by (operation))`, "drops the le label"},
 		{"without le", `histogram_quantile(0.95, sum without (le) (rate(x_bucket[5m])))`, "drops the le label"},
 		{"nested aggregation dropping le", `histogram_quantile(0.95, max by (le) (sum by (job) (rate(x_bucket[5m]))))`, "drops the le label"},
-		{"range vector", `histogram_quantile(0.95, x_bucket[5m])`, "not an instant histogram"},
+		{"range vector", `histogram_quantile(0.95, x_bucket[5m])`, "expected type instant vector"}, // the parser's own check
 		{"delta of buckets", `histogram_quantile(0.95, delta(x_bucket[5m]))`, "not a rate of bucket series"},
 		{"count over buckets", `histogram_quantile(0.95, count by (le) (rate(x_bucket[5m])))`, "does not give a histogram"},
-		{"one argument", `histogram_quantile(rate(x_bucket[5m]))`, "takes 2 arguments"},
+		{"one argument", `histogram_quantile(rate(x_bucket[5m]))`, "expected 2 argument(s)"}, // the parser's own check
 		{"second of two is bad", `histogram_quantile(0.5, rate(x_bucket[5m])) / histogram_quantile(0.5, x)`, "not a rate of a _bucket series"},
 	}
 	for _, tt := range tests {
@@ -74,7 +74,11 @@ func TestParsePromQL(t *testing.T) {
 		{"aggregation with parameter", `topk(10, billing_usage{metric_type="messages"})`, []string{"billing_usage"}, false},
 		{"label_replace strings", `label_replace(billing_tenants_per_plan, "plan_name", "no plan", "plan_id", "none")`, []string{"billing_tenants_per_plan"}, false},
 		{"absent or", `up{job="billing_exporter"} == 0 or absent(up{job="billing_exporter"})`, []string{"up", "up"}, false},
-		{"subquery and offset", `max_over_time(rate(x_total[5m])[1h:1m]) offset 1d`, []string{"x_total"}, false},
+		{"subquery and offset", `max_over_time(rate(x_total[5m])[1h:1m] offset 1d)`, []string{"x_total"}, false},
+		{"Grafana variables", `sum(rate(x{tenant_id="$tenant_id"}[$__rate_interval])) + increase(y[${__range}])`, []string{"x", "y"}, false},
+		{"name regexp of alternatives", `label_values({__name__=~"a|b",job=~"$job"}, tenant_id)`, nil, true},
+		{"selector of alternatives", `{__name__=~"a|b",job=~"$job"}`, []string{"a", "b"}, false},
+		{"offset after a call", `max_over_time(rate(x_total[5m])[1h:1m]) offset 1d`, nil, true},
 		{"unary and power", `-a ^ 2 + 1e3`, []string{"a"}, false},
 		{"bool comparison", `a > bool 1`, []string{"a"}, false},
 

@@ -37,6 +37,7 @@ type options struct {
 	peerTimeout time.Duration
 	seed        uint64
 	extraArgs   []string // appended to the exporter's flags
+	changes     []float64
 }
 
 // cl holds everything to stop and remove, for the end, errors and signals.
@@ -53,10 +54,16 @@ func main() {
 	flag.DurationVar(&o.peerTimeout, "peer-timeout", 60*time.Second, "client timeout of each scrape of the peer; a timeout stops measuring it at this and larger tenant counts")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the data generator")
 	exporterArgs := flag.String("exporter.args", "", "space-separated extra flags for the exporter (e.g. \"--redis.scan-count=5000\"), to measure settings")
+	changes := flag.String("changes", "", "comma-separated shares of tenants (0 to 1, e.g. 0,0.001,0.01,0.1,1) changed before each scrape, to compare --redis.read-mode track and scan; empty: not measured")
 	floorListen := flag.String("floor.listen", "", "internal: serve the floor on this address")
 	floorRedis := flag.String("floor.redis", "", "internal: the floor's Redis address")
 	flag.Parse()
 	o.extraArgs = strings.Fields(*exporterArgs)
+	var err error
+	if o.changes, err = parseShares(*changes); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 
 	if *floorListen != "" {
 		if err := runFloor(*floorListen, *floorRedis); err != nil {
@@ -87,7 +94,7 @@ func main() {
 		os.Exit(130)
 	}()
 
-	err := run(o)
+	err = run(o)
 	cl.unwind(0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -234,6 +241,9 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 	err = measureProc("billing_exporter", exporterBin, append([]string{
 		"--redis.addr=" + rs.Addr(), "--postgres.dsn-file=" + dsnFile,
 		"--web.listen-address=" + loopback(port), "--scrape.max-timeout=60s",
+		// A full read per scrape, the cost the floor is the floor of;
+		// -changes measures track mode.
+		"--redis.read-mode=scan",
 	}, o.extraArgs...), port, []target{
 		{name: nameExporter, url: metricsURL(port), timeout: o.timeout, expect: expect},
 		{name: nameGzip, url: metricsURL(port), timeout: o.timeout, expect: expect, gzip: true},
@@ -257,6 +267,12 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 			"--web.listen-address=" + loopback(port),
 		}, port, []target{{name: namePeer, url: metricsURL(port), timeout: o.peerTimeout}})
 		if err != nil {
+			return nil, err
+		}
+	}
+
+	if len(o.changes) > 0 {
+		if r.changes, err = measureChangesRun(o, n, dir, exporterBin, dsnFile, rs, ts, periods(time.Now(), 1)[0]); err != nil {
 			return nil, err
 		}
 	}

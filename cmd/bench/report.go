@@ -22,6 +22,7 @@ type runResult struct {
 	gen     genStats
 	load    string // load averages before the scrapes
 	results []result
+	changes []changeRow
 	notes   []string
 }
 
@@ -90,6 +91,7 @@ func report(m machine, command string, scrapes int, runs []*runResult) string {
 		if len(notes) > 0 {
 			p("\n")
 		}
+		reportChanges(p, r)
 	}
 
 	p("### Ratios\n\n")

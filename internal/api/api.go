@@ -12,9 +12,11 @@
 //	mux.Handle("/api/", api.New(service, api.WithLogger(logger), api.WithMetrics(api.NewMetrics(registry))))
 //
 // The handler routes on the request's escaped path itself (no
-// http.StripPrefix in front of it). An http.ServeMux in front redirects
-// paths with dot segments or empty segments to their cleaned form before
-// the API sees them; the API rejects such ids anyway when served alone.
+// http.StripPrefix in front of it), segment by segment, so that a tenant id
+// holding '/' or '%' or being '..' is reachable percent-encoded (%2F, %25,
+// %2E%2E; see TenantUsagePath). An http.ServeMux in front cleans only the
+// escaped path, so encoded dots reach the API; a literal dot segment is
+// redirected by the mux before the API sees it.
 //
 // Decisions, also stated in openapi.yaml:
 //
@@ -240,8 +242,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (endpoint string
 
 // parseTenantID unescapes and validates the {tenant_id} segment before
 // anything reaches Redis: usage.ValidateID (non-empty, at most
-// usage.MaxTenantIDLen bytes, printable UTF-8, no glob characters), and no
-// '/' (an encoded %2F) or dot segment, which could only be a path trick.
+// usage.MaxTenantIDLen bytes, printable UTF-8, no glob characters). The
+// segment is unescaped on its own after routing, so an encoded '/' (%2F)
+// or dot segment (%2E%2E) is just part of the id: every id the exporter
+// reads from a key (a/b, .., 50%) can be asked for.
 func parseTenantID(raw string) (string, *problem) {
 	id, err := url.PathUnescape(raw)
 	if err != nil {
@@ -250,13 +254,19 @@ func parseTenantID(raw string) (string, *problem) {
 	if err := usage.ValidateID(usage.TenantID, id); err != nil {
 		return "", errInvalidParam("tenant_id", "is not a valid tenant id: "+err.Error())
 	}
-	switch {
-	case strings.Contains(id, "/"):
-		return "", errInvalidParam("tenant_id", "must not contain '/' (%2F)")
-	case id == "." || id == "..":
-		return "", errInvalidParam("tenant_id", "must not be a dot segment")
-	}
 	return id, nil
+}
+
+// TenantUsagePath returns the path of a tenant's usage, with the id
+// percent-encoded as one segment. '.' and '..' are encoded as %2E and
+// %2E%2E: left as they are, they are dot segments, which clients and
+// http.ServeMux remove from a path before it arrives.
+func TenantUsagePath(tenantID string) string {
+	seg := url.PathEscape(tenantID)
+	if tenantID == "." || tenantID == ".." {
+		seg = strings.Repeat("%2E", len(tenantID))
+	}
+	return "/api/v1/tenants/" + seg + "/usage"
 }
 
 // timeout returns the request's context bounded by the request timeout.

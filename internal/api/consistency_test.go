@@ -36,8 +36,8 @@ func TestAPIMatchesMetrics(t *testing.T) {
 		u := e.usage(url.PathEscape(id))
 		for _, s := range m.Samples("billing_usage", "tenant_id", id) {
 			mt := label(s.GetLabel(), "metric_type")
-			if got, ok := u.Metrics[mt]; !ok || float64(got.Used) != s.GetGauge().GetValue() {
-				t.Errorf("tenant %s %s: API used %v, /metrics %v", id, mt, got.Used, s.GetGauge().GetValue())
+			if got, ok := u.Metrics[mt]; !ok || got.Used == nil || float64(*got.Used) != s.GetGauge().GetValue() {
+				t.Errorf("tenant %s %s: API used %v, /metrics %v", id, mt, deref(got.Used), s.GetGauge().GetValue())
 			}
 		}
 		for _, s := range m.Samples("billing_usage_limit", "tenant_id", id) {
@@ -46,12 +46,13 @@ func TestAPIMatchesMetrics(t *testing.T) {
 			}
 		}
 		for mt, got := range u.Metrics {
-			// A field absent from the hash has no series and is used 0.
+			// A field absent from the hash has no series and is used 0; one
+			// that could not be read has no series and is used null.
 			switch v, ok := m.Value("billing_usage", "tenant_id", id, "metric_type", mt); {
-			case ok && float64(got.Used) != v:
-				t.Errorf("tenant %s %s: API used %d, /metrics %v", id, mt, got.Used, v)
-			case !ok && got.Used != 0:
-				t.Errorf("tenant %s %s: API used %d with no billing_usage series", id, mt, got.Used)
+			case ok && (got.Used == nil || float64(*got.Used) != v):
+				t.Errorf("tenant %s %s: API used %v, /metrics %v", id, mt, deref(got.Used), v)
+			case !ok && got.Used != nil && *got.Used != 0:
+				t.Errorf("tenant %s %s: API used %d with no billing_usage series", id, mt, *got.Used)
 			}
 			limit, hasLimit := m.Value("billing_usage_limit", "tenant_id", id, "limit_type", mt)
 			if hasLimit != (got.Limit != nil) || (hasLimit && float64(*got.Limit) != limit) {

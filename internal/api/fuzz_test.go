@@ -258,8 +258,14 @@ func FuzzTenantID(f *testing.F) {
 			if len(lookups) != 1 || lookups[0] != want {
 				t.Fatalf("tenant %q: looked up %q, want [%q]", id, lookups, want)
 			}
-			if usage.ValidateID(usage.TenantID, id) != nil || strings.Contains(id, "/") {
+			if usage.ValidateID(usage.TenantID, id) != nil {
 				t.Fatalf("an invalid id %q reached the store", id)
+			}
+			// The path the list gives for this id routes back to it.
+			if rt, raw := match(TenantUsagePath(id)); rt != tenantUsageRoute {
+				t.Fatalf("TenantUsagePath(%q) = %q does not route to the usage", id, TenantUsagePath(id))
+			} else if back, perr := parseTenantID(raw); perr != nil || back != id {
+				t.Fatalf("TenantUsagePath(%q) = %q reads back as %q (%v)", id, TenantUsagePath(id), back, perr)
 			}
 		case len(lookups) > 0:
 			t.Fatalf("%q (rejected: %d) reached the store as %q", segment, rec.Code, lookups)

@@ -142,6 +142,9 @@ type envConfig struct {
 	apiOpts   []Option
 	svcOpts   []billing.Option // after the env's own
 	storeOpts []redisstore.Option
+	// With plansPostgres: the data loaded (default plansIssueSQL), and the
+	// plans query (default postgres.DefaultQuery).
+	plansSQL, plansQuery string
 }
 
 // env is a real redis-server (and PostgreSQL when asked), a billing
@@ -205,8 +208,12 @@ func newEnvOnRedis(t *testing.T, redis *testserver.Redis, cfg envConfig) *env {
 	case plansPostgres:
 		e.pg = testserver.StartPostgres(t)
 		testserver.LoadSchema(t, e.pg, "../../examples/schema.sql")
-		e.pg.Exec(plansIssueSQL)
-		svcOpts = append(svcOpts, billing.WithPlans(e.postgresSource(e.pg.DSN()), "postgres"))
+		data := plansIssueSQL
+		if cfg.plansSQL != "" {
+			data = cfg.plansSQL
+		}
+		e.pg.Exec(data)
+		svcOpts = append(svcOpts, billing.WithPlans(e.postgresSource(e.pg.DSN(), postgres.WithQuery(cfg.plansQuery)), "postgres"))
 	case plansNeverRead:
 		dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?connect_timeout=1&sslmode=disable", testserver.FreePort(t))
 		svcOpts = append(svcOpts, billing.WithPlans(e.postgresSource(dsn), "postgres"))
@@ -224,14 +231,14 @@ func newEnvOnRedis(t *testing.T, redis *testserver.Redis, cfg envConfig) *env {
 	return e
 }
 
-func (e *env) postgresSource(dsn string) plans.Source {
+func (e *env) postgresSource(dsn string, opts ...postgres.Option) plans.Source {
 	e.t.Helper()
 	db, err := postgres.Open(dsn)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { db.Close() })
-	return postgres.New(db)
+	return postgres.New(db, opts...)
 }
 
 // seedPlansIssue writes the plans issue's usage for period 202611.
@@ -319,14 +326,15 @@ func (r *response) problem(t *testing.T) problemBody {
 
 // JSON views as a client sees them.
 type metricJSON struct {
-	Used                int64    `json:"used"`
-	Limit               *int64   `json:"limit"`
-	Remaining           *int64   `json:"remaining"`
-	Exceeded            *bool    `json:"exceeded"`
-	Percentage          *float64 `json:"percentage"`
-	MonthlyReset        bool     `json:"monthly_reset"`
-	Projected           *int64   `json:"projected"`
-	ProjectedPercentage *float64 `json:"projected_percentage"`
+	Used                *int64           `json:"used"`
+	Unavailable         *unavailableJSON `json:"unavailable"`
+	Limit               *int64           `json:"limit"`
+	Remaining           *int64           `json:"remaining"`
+	Exceeded            *bool            `json:"exceeded"`
+	Percentage          *float64         `json:"percentage"`
+	MonthlyReset        bool             `json:"monthly_reset"`
+	Projected           *int64           `json:"projected"`
+	ProjectedPercentage *float64         `json:"projected_percentage"`
 }
 
 type planJSON struct {
@@ -356,6 +364,7 @@ type usageJSON struct {
 
 type listItemJSON struct {
 	TenantID      string    `json:"tenant_id"`
+	UsagePath     string    `json:"usage_path"`
 	Plan          *planJSON `json:"plan"`
 	UsingDefaults bool      `json:"using_defaults"`
 	metricJSON

@@ -257,7 +257,7 @@ func TestValidatorRejects(t *testing.T) {
 	goodUsage := `{"tenant_id":"1","generated_at":"2026-11-15T12:00:00Z",
 		"period":{"id":"202611","start":"2026-11-01T00:00:00Z","end":"2026-12-01T00:00:00Z","elapsed_fraction":0.5},
 		"plan":null,"using_defaults":true,"limits_known":true,"plans_stale":false,"plans_age_seconds":null,"usage_recorded":true,
-		"metrics":{"messages":{"used":1,"limit":10,"remaining":9,"exceeded":false,"percentage":10,"monthly_reset":true,"projected":null,"projected_percentage":null}}}`
+		"metrics":{"messages":{"used":1,"unavailable":null,"limit":10,"remaining":9,"exceeded":false,"percentage":10,"monthly_reset":true,"projected":null,"projected_percentage":null}}}`
 	usageEx := func(body string) exchange {
 		return exchange{method: "GET", path: "/api/v1/tenants/1/usage", status: 200, header: jsonHdr, body: []byte(body)}
 	}
@@ -316,6 +316,7 @@ func TestValidatorRejects(t *testing.T) {
 		{"bad date-time", usageEx(strings.Replace(goodUsage, `"2026-11-15T12:00:00Z"`, `"yesterday"`, 1))},
 		{"bad period id", usageEx(strings.Replace(goodUsage, `"202611"`, `"202613"`, 1))},
 		{"extra metric property", usageEx(strings.Replace(goodUsage, `"used":1,`, `"used":1,"x":2,`, 1))},
+		{"unavailable without its reason", usageEx(strings.Replace(goodUsage, `"unavailable":null`, `"unavailable":{"source":"redis"}`, 1))},
 		{"limit 0 answered 200", listEx("limit=0")},
 		{"limit above 1000 answered 200", listEx("limit=1001")},
 		{"negative min_percentage answered 200", listEx("min_percentage=-1")},

@@ -31,10 +31,13 @@ type defaultsView struct {
 }
 
 type planView struct {
-	ID      string           `json:"id"`
-	Name    string           `json:"name"`
-	Limits  map[string]int64 `json:"limits"`
-	Tenants *int             `json:"tenants"`
+	ID     string           `json:"id"`
+	Name   string           `json:"name"`
+	Limits map[string]int64 `json:"limits"`
+	// UnreadableLimits are limits the source holds but could not read:
+	// absent from Limits, yet not unlimited.
+	UnreadableLimits map[string]string `json:"unreadable_limits"`
+	Tenants          *int              `json:"tenants"`
 }
 
 // servePlans answers from the billing core's recent full read: the plans of its catalog,
@@ -81,8 +84,18 @@ func (h *Handler) newPlansView(read *billing.Read) *plansView {
 	if cat := rep.Plans.Catalog; cat != nil {
 		for _, id := range slices.Sorted(maps.Keys(cat.Plans)) {
 			p := cat.Plans[id]
-			v.Plans = append(v.Plans, planView{ID: p.ID, Name: p.Name, Limits: limitsView(p.Limits), Tenants: count(id)})
+			v.Plans = append(v.Plans, planView{ID: p.ID, Name: p.Name, Limits: limitsView(p.Limits),
+				UnreadableLimits: unreadableView(p.Unreadable), Tenants: count(id)})
 		}
 	}
 	return v
+}
+
+// unreadableView is a plan's unreadable limits; an empty object, not null,
+// when there are none.
+func unreadableView(u map[string]string) map[string]string {
+	if u == nil {
+		return map[string]string{}
+	}
+	return u
 }

@@ -129,7 +129,7 @@ func TestLimitsNeverRead(t *testing.T) {
 		}
 	}
 	u := e.usage("1")
-	want := map[string]metricJSON{"messages": {Used: 4250, MonthlyReset: true, Projected: ptr[int64](8793)}}
+	want := map[string]metricJSON{"messages": {Used: ptr[int64](4250), MonthlyReset: true, Projected: ptr[int64](8793)}}
 	if u.LimitsKnown || u.Plan != nil || u.UsingDefaults != nil || u.PlansAgeSeconds != nil || u.PlansStale || !reflect.DeepEqual(u.Metrics, want) {
 		t.Errorf("usage with limits unknown: %+v %s", u, dump(u.Metrics))
 	}

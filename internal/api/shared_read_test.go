@@ -87,8 +87,8 @@ func TestScrapeAndListShareOneRead(t *testing.T) {
 			}
 			for _, item := range l.Tenants {
 				v, ok := scrape.Value("billing_usage", "tenant_id", item.TenantID, "metric_type", "messages")
-				if !ok || int64(v) != item.Used {
-					t.Errorf("tenant %s: list used %d, scrape %v (present %v)", item.TenantID, item.Used, v, ok)
+				if !ok || item.Used == nil || int64(v) != *item.Used {
+					t.Errorf("tenant %s: list used %v, scrape %v (present %v)", item.TenantID, item.Used, v, ok)
 				}
 			}
 		})

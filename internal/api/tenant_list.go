@@ -37,6 +37,7 @@ type tenantListView struct {
 
 type tenantListItem struct {
 	TenantID      string   `json:"tenant_id"`
+	UsagePath     string   `json:"usage_path"`
 	Plan          *planRef `json:"plan"`
 	UsingDefaults bool     `json:"using_defaults"`
 	metricUsage
@@ -166,6 +167,7 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *requ
 		t := &rep.Tenants[e.idx]
 		v.Tenants = append(v.Tenants, tenantListItem{
 			TenantID:      t.ID,
+			UsagePath:     TenantUsagePath(t.ID),
 			Plan:          newPlanRef(t),
 			UsingDefaults: t.UsingDefaults,
 			metricUsage:   h.newMetricUsage(t, limitType, rep.Period, rep.At),

@@ -51,8 +51,8 @@ func TestListTenantsPlansIssue(t *testing.T) {
 
 	t.Run("tenant 1's figures", func(t *testing.T) {
 		l := e.list("?min_percentage=80")
-		want := listItemJSON{TenantID: "1", Plan: &planJSON{"1", "starter"}, metricJSON: metricJSON{
-			Used: 4250, Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false), Percentage: ptr(85.0),
+		want := listItemJSON{TenantID: "1", UsagePath: "/api/v1/tenants/1/usage", Plan: &planJSON{"1", "starter"}, metricJSON: metricJSON{
+			Used: ptr[int64](4250), Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false), Percentage: ptr(85.0),
 			MonthlyReset: true, Projected: ptr[int64](8793), ProjectedPercentage: ptr(175.86),
 		}}
 		if len(l.Tenants) != 1 || !reflect.DeepEqual(l.Tenants[0], want) {

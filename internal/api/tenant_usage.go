@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 // tenantUsageView is GET /api/v1/tenants/{tenant_id}/usage.
@@ -56,7 +57,7 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 		GeneratedAt:     timestamp(tr.At, tr.Period),
 		Period:          newPeriodView(tr.Period, tr.At),
 		Plan:            newPlanRef(t),
-		LimitsKnown:     t.LimitsKnown,
+		LimitsKnown:     t.LimitsKnown && !t.PlanUnknown,
 		PlansStale:      tr.Plans.Stale(),
 		PlansAgeSeconds: plansAge(tr.Plans, tr.At),
 		UsageRecorded:   t.Usage != nil,
@@ -65,10 +66,20 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 	if t.LimitsKnown {
 		v.UsingDefaults = &t.UsingDefaults
 	}
-	// The tenant's hash fields, and every type it has a limit for.
-	types := slices.Collect(maps.Keys(t.Usage))
+	// The tenant's hash fields (those it could not read too), and every
+	// type it has a limit for; for a hash that could not be read at all,
+	// the configured metric types, each unavailable.
+	var types []string
+	t.Usage.Each(func(mt string, _ int64) { types = append(types, mt) })
+	t.Usage.EachUnreadable(func(mt string, _ usage.Reason) { types = append(types, mt) })
+	if _, ok := t.Usage.HashUnreadable(); ok {
+		for _, mt := range h.service.MetricTypes() {
+			types = append(types, mt.Name)
+		}
+	}
 	if t.LimitsKnown {
 		types = append(types, slices.Collect(maps.Keys(t.Limits))...)
+		types = append(types, slices.Collect(maps.Keys(t.UnreadableLimits))...)
 	}
 	for _, mt := range types {
 		v.Metrics[mt] = h.newMetricUsage(t, mt, tr.Period, tr.At)

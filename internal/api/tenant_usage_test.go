@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,25 +31,25 @@ func TestTenantUsagePlansIssue(t *testing.T) {
 			// Only messages: the plan limits nothing else and the hash has
 			// no other field.
 			metrics: map[string]metricJSON{
-				"messages": {Used: 4250, Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false),
+				"messages": {Used: ptr[int64](4250), Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false),
 					Percentage: ptr(85.0), MonthlyReset: true, Projected: ptr[int64](8793), ProjectedPercentage: ptr(175.86)},
 			},
 		},
 		{
 			tenant: "2", plan: &planJSON{"1", "starter"}, recorded: false,
 			metrics: map[string]metricJSON{
-				"messages": {Used: 0, Limit: ptr[int64](5000), Remaining: ptr[int64](5000), Exceeded: ptr(false),
+				"messages": {Used: ptr[int64](0), Limit: ptr[int64](5000), Remaining: ptr[int64](5000), Exceeded: ptr(false),
 					Percentage: ptr(0.0), MonthlyReset: true, Projected: ptr[int64](0), ProjectedPercentage: ptr(0.0)},
 			},
 		},
 		{
 			tenant: "3", usingDefaults: true, recorded: true,
 			metrics: map[string]metricJSON{
-				"messages": {Used: 10, Limit: ptr[int64](1000), Remaining: ptr[int64](990), Exceeded: ptr(false),
+				"messages": {Used: ptr[int64](10), Limit: ptr[int64](1000), Remaining: ptr[int64](990), Exceeded: ptr(false),
 					Percentage: ptr(1.0), MonthlyReset: true, Projected: ptr[int64](21), ProjectedPercentage: ptr(2.1)},
-				"storage":          {Used: 0, Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
-				"users":            {Used: 0, Limit: ptr[int64](2), Remaining: ptr[int64](2), Exceeded: ptr(false), Percentage: ptr(0.0)},
-				"whatsappSessions": {Used: 0, Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
+				"storage":          {Used: ptr[int64](0), Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
+				"users":            {Used: ptr[int64](0), Limit: ptr[int64](2), Remaining: ptr[int64](2), Exceeded: ptr(false), Percentage: ptr(0.0)},
+				"whatsappSessions": {Used: ptr[int64](0), Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
 			},
 		},
 	}
@@ -110,8 +111,8 @@ func dump(m map[string]metricJSON) string {
 	var b strings.Builder
 	for _, k := range sortedKeys(m) {
 		v := m[k]
-		fmt.Fprintf(&b, "%s:{used %d limit %v remaining %v exceeded %v pct %v monthly %v projected %v projected_pct %v} ",
-			k, v.Used, deref(v.Limit), deref(v.Remaining), deref(v.Exceeded), deref(v.Percentage), v.MonthlyReset,
+		fmt.Fprintf(&b, "%s:{used %v limit %v remaining %v exceeded %v pct %v monthly %v projected %v projected_pct %v} ",
+			k, deref(v.Used), deref(v.Limit), deref(v.Remaining), deref(v.Exceeded), deref(v.Percentage), v.MonthlyReset,
 			deref(v.Projected), deref(v.ProjectedPercentage))
 	}
 	return b.String()
@@ -123,7 +124,7 @@ func TestHostileTenantIDs(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	e.redis.HSet("usage:ação:202611", "messages", 5)
 	e.redis.HSet("usage:a:b:202611", "messages", 6)
-	e.redis.HSet("usage:..:202611", "messages", 7) // valid in Redis, unreachable by path
+	e.redis.HSet("usage:..:202611", "messages", 7) // reachable as %2E%2E
 
 	digits := func(n int) string { return strings.Repeat("9", n) }
 	// Raw dot segments and an empty segment are cleaned by an
@@ -141,11 +142,12 @@ func TestHostileTenantIDs(t *testing.T) {
 		{"question mark", "1%3F", 400, false},
 		{"brackets", "%5B1%5D", 400, false},
 		{"backslash", "1%5C", 400, false},
-		{"encoded slash", "1%2F2", 400, false},
-		{"encoded dot-dot slash", "..%2F1", 400, false},
-		{"encoded dot-dot", "%2E%2E", 400, false},
-		{"raw dot", ".", 400, true},
-		{"raw dot-dot", "..", 400, true},
+		{"encoded slash, unknown", "1%2F2", 404, false},
+		{"encoded slash", "a%2Fb", 404, false},
+		{"encoded dot-dot slash, unknown", "..%2F1", 404, false},
+		{"encoded dot-dot", "%2E%2E", 200, false},
+		{"raw dot, unknown", ".", 404, true},
+		{"raw dot-dot", "..", 200, true},
 		{"NUL", "1%00", 400, false},
 		{"newline", "1%0A", 400, false},
 		{"tab", "a%09b", 400, false},
@@ -212,9 +214,61 @@ func TestHostileTenantIDs(t *testing.T) {
 	if n := e.redis.CommandCalls("hgetall") - hgetalls; n != 0 {
 		t.Errorf("dot segments reached Redis (%d HGETALL)", n)
 	}
-	if u := e.usage(url.PathEscape("ação")); u.Metrics["messages"].Used != 5 || u.TenantID != "ação" {
+	if u := e.usage(url.PathEscape("ação")); deref(u.Metrics["messages"].Used) != int64(5) || u.TenantID != "ação" {
 		t.Errorf("ação: %+v", u)
 	}
+}
+
+// TestEveryListedTenantIsFetchable: tenant ids that the exporter accepts
+// from keys, whatever their characters (/, ., .., %, spaces, ...), are
+// listed with a usage_path that answers through the same mux as main's,
+// and percent-encoding them as the OpenAPI document says works too.
+func TestEveryListedTenantIsFetchable(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	ids := []string{"a/b", ".", "..", "...", "50%", "a%2Fb", "%", "with space", "a:b", "ação ✓", "~x", "a#c=1&d", "./..", "a//b", "/", "o'brien\"x", "1"}
+	for i, id := range ids {
+		e.redis.HSet("usage:"+id+":202611", "messages", 100+i)
+	}
+	// messages default limit 1000: every tenant is at 10 % or more.
+	l := e.list("?limit_type=messages&min_percentage=0&limit=100")
+	if len(l.Tenants) != len(ids) {
+		t.Fatalf("listed %d tenants %q, want %d", len(l.Tenants), l.ids(), len(ids))
+	}
+	for _, item := range l.Tenants {
+		for _, path := range []string{item.UsagePath, documentedPath(item.TenantID)} {
+			r := e.get(path)
+			if r.Status != http.StatusOK {
+				t.Errorf("tenant %q at %s: %d %s", item.TenantID, path, r.Status, r.Body)
+				continue
+			}
+			var u usageJSON
+			r.decode(t, &u)
+			got, want := u.Metrics["messages"].Used, item.Used
+			if u.TenantID != item.TenantID || got == nil || want == nil || *got != *want {
+				t.Errorf("tenant %q at %s: got tenant %q with %s messages, want %s", item.TenantID, path, u.TenantID, show(got), show(want))
+			}
+		}
+	}
+}
+
+// documentedPath encodes an id as openapi.yaml tells clients to, without
+// the API's own helper: every byte but the unreserved ones as %XX, and
+// . or .. as %2E.
+func documentedPath(id string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if ('A' <= c && c <= 'Z') || ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') || strings.IndexByte("-._~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	seg := b.String()
+	if id == "." || id == ".." {
+		seg = strings.Repeat("%2E", len(id))
+	}
+	return "/api/v1/tenants/" + seg + "/usage"
 }
 
 // TestProjection: only monthly-reset types are projected, and not before
@@ -284,13 +338,13 @@ func TestExceededClampsRemaining(t *testing.T) {
 	e.redis.HSet("usage:over:202611", "messages", 1500, "users", 2, "apiCalls", 7)
 	u := e.usage("over")
 	want := map[string]metricJSON{
-		"messages": {Used: 1500, Limit: ptr[int64](1000), Remaining: ptr[int64](0), Exceeded: ptr(true), Percentage: ptr(150.0),
+		"messages": {Used: ptr[int64](1500), Limit: ptr[int64](1000), Remaining: ptr[int64](0), Exceeded: ptr(true), Percentage: ptr(150.0),
 			MonthlyReset: true, Projected: ptr[int64](3103), ProjectedPercentage: ptr(310.3)},
-		"users":            {Used: 2, Limit: ptr[int64](2), Remaining: ptr[int64](0), Exceeded: ptr(false), Percentage: ptr(100.0)},
-		"storage":          {Used: 0, Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
-		"whatsappSessions": {Used: 0, Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
+		"users":            {Used: ptr[int64](2), Limit: ptr[int64](2), Remaining: ptr[int64](0), Exceeded: ptr(false), Percentage: ptr(100.0)},
+		"storage":          {Used: ptr[int64](0), Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
+		"whatsappSessions": {Used: ptr[int64](0), Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
 		// A field nobody limits: used only.
-		"apiCalls": {Used: 7},
+		"apiCalls": {Used: ptr[int64](7)},
 	}
 	if !reflect.DeepEqual(u.Metrics, want) {
 		t.Errorf("metrics:\n got %s\nwant %s", dump(u.Metrics), dump(want))
@@ -298,4 +352,12 @@ func TestExceededClampsRemaining(t *testing.T) {
 	if u.Plan != nil || deref(u.UsingDefaults) != true || u.PlansAgeSeconds != nil || u.PlansStale {
 		t.Errorf("no plans source: plan %v using_defaults %v plans_age %v stale %v", u.Plan, deref(u.UsingDefaults), deref(u.PlansAgeSeconds), u.PlansStale)
 	}
+}
+
+// show prints a nullable JSON number.
+func show(v *int64) string {
+	if v == nil {
+		return "null"
+	}
+	return strconv.FormatInt(*v, 10)
 }

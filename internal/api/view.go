@@ -51,9 +51,15 @@ func newPlanRef(t *billing.TenantStatus) *planRef {
 
 // metricUsage is one metric type of one tenant.
 type metricUsage struct {
-	Used int64 `json:"used"`
+	// Used is null when the usage field could not be read (Unavailable).
+	Used *int64 `json:"used"`
+	// Unavailable says why some figures are null although the type is
+	// limited or recorded: its usage field or its limit could not be read,
+	// and nothing is derived from a number the exporter does not know.
+	Unavailable *unavailableView `json:"unavailable"`
 	// Limit, Remaining, Exceeded and Percentage are null when the type is
-	// unlimited for the tenant, or when limits are unknown.
+	// unlimited for the tenant, or when limits are unknown. Remaining,
+	// Exceeded and Percentage are null too when the usage is unavailable.
 	Limit *int64 `json:"limit"`
 	// Remaining is limit - used, clamped at 0: Exceeded says when usage
 	// went past the limit, Percentage by how much.
@@ -70,27 +76,47 @@ type metricUsage struct {
 	ProjectedPercentage *float64 `json:"projected_percentage"`
 }
 
+// unavailableView is billing.Unavailable.
+type unavailableView struct {
+	// Source is "redis" for the usage field, else the plans source
+	// ("postgres", "file") for the limit.
+	Source string `json:"source"`
+	Reason string `json:"reason"`
+}
+
 // newMetricUsage computes one metric type's figures. The limit and the
-// percentage come from billing.TenantStatus, as in /metrics.
+// percentage come from billing.TenantStatus, as in /metrics; where it says
+// the usage or the limit is unavailable, nothing is derived from it.
 func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p period.Period, at time.Time) metricUsage {
-	m := metricUsage{Used: t.Used(metricType), MonthlyReset: h.monthlyReset[metricType]}
+	m := metricUsage{MonthlyReset: h.monthlyReset[metricType]}
+	used, usedKnown := t.Used(metricType)
+	if usedKnown {
+		m.Used = &used
+	}
+	if u := t.Unavailable(metricType); u.Is() {
+		m.Unavailable = &unavailableView{Source: u.Source, Reason: u.Reason}
+	}
 	var limit int64
 	if pct, ok := t.Percentage(metricType); ok {
 		limit = t.Limits[metricType]
-		remaining := max(limit-m.Used, 0)
-		exceeded := m.Used > limit
+		remaining := max(limit-used, 0)
+		exceeded := used > limit
 		m.Limit, m.Remaining, m.Exceeded, m.Percentage = &limit, &remaining, &exceeded, &pct
+	} else if l, ok := t.Limits[metricType]; ok && l > 0 && t.LimitsKnown && t.UnreadableLimits[metricType] == "" {
+		// The usage is unavailable, the limit is not: it is still the
+		// limit in force (as billing_usage_limit says).
+		m.Limit = &l
 	}
-	if !m.MonthlyReset || at.Sub(p.Start) < h.projectionMinElapsed {
+	if !usedKnown || !m.MonthlyReset || at.Sub(p.Start) < h.projectionMinElapsed {
 		return m
 	}
 	elapsed := p.Elapsed(at)
 	if elapsed <= 0 {
 		return m
 	}
-	projected := int64(math.Round(float64(m.Used) / elapsed))
+	projected := int64(math.Round(float64(used) / elapsed))
 	m.Projected = &projected
-	if m.Limit != nil {
+	if m.Percentage != nil {
 		pp := round(100*float64(projected)/float64(limit), 4)
 		m.ProjectedPercentage = &pp
 	}

@@ -3,6 +3,26 @@ package billing
 import (
 	"cmp"
 	"slices"
+	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/period"
+)
+
+// SeatLimitTypes are the limit types that count seats in use (current
+// counts, not monthly consumption): a tenant at its limit is using what it
+// pays for, only one over it is an event. messages and storage are
+// consumption: reaching the limit is the event, the backend refuses more.
+// The shipped alerts (mixin/) make the same distinction.
+var SeatLimitTypes = []string{"users", "whatsappSessions"}
+
+// The thresholds of the shipped tenant alerts at their defaults (mixin/
+// config.libsonnet): near limit above 80 % of messages, limit reached at
+// 100 % of a consumption limit or over 100 % of a seat limit, a projection
+// only after the first day of the period.
+const (
+	alertNearLimitPct  = 80
+	alertReachedPct    = 100
+	alertProjectionMin = 24 * time.Hour
 )
 
 // Pressure is how close a tenant is to its limits: its highest percentage
@@ -13,24 +33,72 @@ func (t *TenantStatus) Pressure() float64 {
 	return top
 }
 
-// MostPressed returns up to n tenants, those closest to (or furthest past)
-// a limit first; tenants without limits follow by messages used. It is how
-// a cap on exported tenants keeps the ones people need to see. n <= 0 or
-// n >= len(tenants) returns tenants unchanged.
-func MostPressed(tenants []TenantStatus, n int) []TenantStatus {
+// Alerting reports whether one of the shipped tenant alerts would fire for
+// the tenant (once its `for` has passed) at time at of period p:
+// BillingUsageNearLimit, BillingLimitReached (consumption at or over its
+// limit, seats over theirs), BillingTenantWithoutPlan or
+// BillingUsagePredictedToExceed.
+func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
+	if !t.LimitsKnown {
+		return false
+	}
+	if t.UsingDefaults {
+		return true
+	}
+	alerting := false
+	t.EachLimit(func(limitType string, limit int64, pct float64) {
+		switch {
+		case slices.Contains(SeatLimitTypes, limitType):
+			alerting = alerting || pct > alertReachedPct
+		case pct >= alertReachedPct:
+			alerting = true
+		case limitType == "messages":
+			// EachLimit passes readable usage only.
+			used, _ := t.Used("messages")
+			alerting = alerting || pct > alertNearLimitPct || projectedOver(used, limit, p, at)
+		}
+	})
+	return alerting
+}
+
+// projectedOver reports whether used, at its pace so far in p, passes limit
+// by the end of p; never in the period's first day (too little to go on).
+func projectedOver(used, limit int64, p period.Period, at time.Time) bool {
+	elapsed := at.Sub(p.Start)
+	if elapsed <= alertProjectionMin {
+		return false
+	}
+	return float64(used)*float64(p.End.Sub(p.Start))/float64(elapsed) > float64(limit)
+}
+
+// MostPressed returns up to n tenants: first those a shipped alert would
+// fire for (Alerting at time at of period p), then the others; within each
+// group those closest to (or furthest past) a limit first, then by messages
+// used. It is how a cap on exported tenants keeps the ones people need to
+// see: a tenant at its one allowed session does not push out one at 85 %
+// of its messages. n <= 0 or n >= len(tenants) returns tenants unchanged.
+func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) []TenantStatus {
 	if n <= 0 || n >= len(tenants) {
 		return tenants
 	}
 	type ranked struct {
 		i        int
+		alerting bool
 		pressure float64
 		messages int64
 	}
 	rs := make([]ranked, len(tenants))
 	for i := range tenants {
-		rs[i] = ranked{i, tenants[i].Pressure(), tenants[i].Used("messages")}
+		messages, _ := tenants[i].Used("messages")
+		rs[i] = ranked{i, tenants[i].Alerting(p, at), tenants[i].Pressure(), messages}
 	}
 	slices.SortFunc(rs, func(a, b ranked) int {
+		if a.alerting != b.alerting {
+			if a.alerting {
+				return -1
+			}
+			return 1
+		}
 		if c := cmp.Compare(b.pressure, a.pressure); c != 0 {
 			return c
 		}

@@ -1,50 +1,114 @@
 package billing
 
 import (
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 func TestMostPressed(t *testing.T) {
-	limits := plans.Limits{"messages": 100, "users": 10}
+	limits := plans.Limits{"messages": 100, "storage": 1000, "users": 10, "whatsappSessions": 1}
+	onPlan := func(id string, used usage.Counters) TenantStatus {
+		return TenantStatus{ID: id, LimitsKnown: true, PlanID: "1", Limits: limits, Usage: used}
+	}
 	tenants := []TenantStatus{
-		{ID: "low", LimitsKnown: true, Limits: limits, Usage: usage.Counters{"messages": 10}},
-		{ID: "over", LimitsKnown: true, Limits: limits, Usage: usage.Counters{"messages": 150}},
-		{ID: "users", LimitsKnown: true, Limits: limits, Usage: usage.Counters{"users": 9}},
+		onPlan("low", usage.Counters{"messages": 10}),
+		// Consumption limits: at 100 % the backend refuses more.
+		onPlan("messages-over", usage.Counters{"messages": 150}),
+		onPlan("storage-full", usage.Counters{"storage": 1000}),
+		// BillingUsageNearLimit: above 80 % of messages.
+		onPlan("messages-85", usage.Counters{"messages": 85}),
+		onPlan("messages-80", usage.Counters{"messages": 80}),
+		// Seat limits: at the limit is normal use, over it the event.
+		onPlan("one-session", usage.Counters{"whatsappSessions": 1}),
+		onPlan("users-full", usage.Counters{"users": 10}),
+		onPlan("users-over", usage.Counters{"users": 12}),
+		// BillingTenantWithoutPlan.
+		{ID: "no-plan", LimitsKnown: true, PlanID: NoPlanID, UsingDefaults: true, Limits: plans.Limits{"messages": 1000}, Usage: usage.Counters{"messages": 1}},
 		{ID: "unlimited-big", LimitsKnown: true, Limits: plans.Limits{}, Usage: usage.Counters{"messages": 1e6}},
-		{ID: "unlimited-small", LimitsKnown: true, Limits: plans.Limits{}, Usage: usage.Counters{"messages": 5}},
-		{ID: "a-tie", LimitsKnown: true, Limits: limits, Usage: usage.Counters{"messages": 10}},
+		{ID: "unknown-limits", Usage: usage.Counters{"messages": 5}},
 	}
 	for i := range tenants {
 		tenants[i].ComputeChecks()
 	}
+	nov := period.At(time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC), time.UTC)
+	firstDay := nov.Start.Add(12 * time.Hour) // no projection yet
+	alerting := []string{"messages-over", "users-over", "storage-full", "messages-85", "no-plan"}
 	cases := []struct {
+		name string
 		n    int
+		at   time.Time
 		want []string
 	}{
-		{1, []string{"over"}},
-		{3, []string{"over", "users", "a-tie"}},
-		{5, []string{"over", "users", "a-tie", "low", "unlimited-big"}},
-		{0, []string{"low", "over", "users", "unlimited-big", "unlimited-small", "a-tie"}},
-		{99, []string{"low", "over", "users", "unlimited-big", "unlimited-small", "a-tie"}},
+		{"one", 1, firstDay, []string{"messages-over"}},
+		// The alerting tenants first, by pressure: a tenant at its one
+		// session (100 %) comes after one at 85 % of its messages.
+		{"alerting first", 5, firstDay, alerting},
+		{"then the others by pressure", 8, firstDay, append(slices.Clone(alerting), "one-session", "users-full", "messages-80")},
+		{"all but one", 10, firstDay, append(slices.Clone(alerting), "one-session", "users-full", "messages-80", "low", "unlimited-big")},
+		// Mid-month, "messages-80" and "low" are on course to exceed
+		// their 100 messages (80 and 10 in half the period: 160 and 20);
+		// only the first is over, and joins the alerting ones by pressure.
+		{"projection mid-month", 6, nov.Start.Add(15 * 24 * time.Hour), []string{"messages-over", "users-over", "storage-full", "messages-85", "messages-80", "no-plan"}},
+		{"no cap", 0, firstDay, ids(tenants)},
+		{"cap above the count", 99, firstDay, ids(tenants)},
 	}
 	for _, tc := range cases {
-		got := MostPressed(tenants, tc.n)
-		ids := make([]string, len(got))
-		for i := range got {
-			ids[i] = got[i].ID
-		}
-		if len(ids) != len(tc.want) {
-			t.Errorf("n=%d: %v, want %v", tc.n, ids, tc.want)
-			continue
-		}
-		for i := range ids {
-			if ids[i] != tc.want[i] {
-				t.Errorf("n=%d: %v, want %v", tc.n, ids, tc.want)
-				break
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ids(MostPressed(tenants, tc.n, nov, tc.at)); !slices.Equal(got, tc.want) {
+				t.Errorf("n=%d: %v, want %v", tc.n, got, tc.want)
 			}
+		})
+	}
+}
+
+func ids(ts []TenantStatus) []string {
+	out := make([]string, len(ts))
+	for i := range ts {
+		out[i] = ts[i].ID
+	}
+	return out
+}
+
+// TestAlertingSkipsUnreadable checks that a figure that could not be read
+// (an unreadable usage field or limit) makes no shipped alert fire, on its
+// own or through a projection, while the tenant's readable limits still do.
+func TestAlertingSkipsUnreadable(t *testing.T) {
+	limits := plans.Limits{"messages": 100, "users": 10}
+	unreadableMessages := func(other usage.Counters) usage.Counters {
+		c := usage.Counters{}
+		for k, v := range other {
+			c[k] = v
 		}
+		c.MarkUnreadable("messages", usage.ReasonInvalidValue)
+		return c
+	}
+	nov := period.At(time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC), time.UTC)
+	midMonth := nov.Start.Add(15 * 24 * time.Hour)
+	cases := []struct {
+		name   string
+		tenant TenantStatus
+		want   bool
+	}{
+		{"messages unreadable", TenantStatus{ID: "a", LimitsKnown: true, PlanID: "1", Limits: limits,
+			Usage: unreadableMessages(nil)}, false},
+		{"messages limit unreadable", TenantStatus{ID: "b", LimitsKnown: true, PlanID: "1", Limits: plans.Limits{"users": 10},
+			UnreadableLimits: map[string]string{"messages": "invalid_value"}, Usage: usage.Counters{"messages": 95}}, false},
+		{"readable seats still count", TenantStatus{ID: "c", LimitsKnown: true, PlanID: "1", Limits: limits,
+			Usage: unreadableMessages(usage.Counters{"users": 11})}, true},
+		{"readable messages near the limit", TenantStatus{ID: "d", LimitsKnown: true, PlanID: "1", Limits: limits,
+			Usage: usage.Counters{"messages": 85}}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.tenant.ComputeChecks()
+			if got := tc.tenant.Alerting(nov, midMonth); got != tc.want {
+				t.Errorf("Alerting = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

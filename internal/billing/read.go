@@ -67,11 +67,18 @@ type reads struct {
 
 // Read returns the read in flight, or a new one: what a scrape reports.
 // The error is only ever ctx's (a failed source is described in the Read).
+// When ctx ends before the read does (the scrape was cut by its deadline),
+// Read returns that error with a Read of the sources' health as last
+// known, never nil: no usage and no INFO, the plans as the last read of
+// them left them, and the current period.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
 	since := time.Now()
 	r, err := s.reads.group.Do(ctx, s.read)
 	noteRead(ctx, r, since)
-	return r, err
+	if err != nil {
+		return s.unread(err), err
+	}
+	return r, nil
 }
 
 // Recent returns the last completed read while it is young enough (see the

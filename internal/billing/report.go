@@ -50,6 +50,13 @@ type TenantStatus struct {
 	PlanName      string
 	UsingDefaults bool
 	Limits        plans.Limits // in force: the plan's, or the defaults
+	// PlanUnknown: the tenant is on PlanID, but that plan's row is
+	// missing from the plans data, so no limit is stated (Limits is empty)
+	// rather than the defaults, which would be wrong.
+	PlanUnknown bool
+	// UnreadableLimits holds the plan's limits that the plans source could
+	// not read, by limit type, with the reason (plans.Plan.Unreadable).
+	UnreadableLimits map[string]string
 
 	// checks holds Limits sorted by type with the tenant's percentage of
 	// each, computed once per join: every scrape walks them several times
@@ -57,49 +64,135 @@ type TenantStatus struct {
 	checks []LimitCheck
 }
 
-// ComputeChecks fills the limit checks from Limits and Usage. The join does
-// this itself; it is for a TenantStatus built by hand (tests, other views).
+// ComputeChecks fills the limit checks from Limits, UnreadableLimits and
+// Usage. The join does this itself; it is for a TenantStatus built by hand
+// (tests, other views).
 func (t *TenantStatus) ComputeChecks() {
 	t.checks = nil
 	if !t.LimitsKnown {
 		return
 	}
-	for _, c := range sortedLimits(t.Limits) {
-		c.Percentage = percentage(t.Usage[c.Type], c.Limit)
-		t.checks = append(t.checks, c)
+	for _, c := range sortedLimits(t.Limits, t.UnreadableLimits, "") {
+		t.checks = append(t.checks, check(c, t.Usage))
 	}
 }
 
 // LimitCheck is one limit in force and the tenant's percentage of it.
 type LimitCheck struct {
 	Type       string
-	Limit      int64
+	Limit      int64 // 0 when the limit itself is unavailable
 	Percentage float64
+	// Unavailable says why the percentage cannot be computed; nil when it
+	// can. A pointer to a value shared by every tenant with the same
+	// reason, read-only: a check is made per limit per tenant per scrape,
+	// and the value would double its size.
+	Unavailable *Unavailable
 }
 
-// Used returns the usage of a metric type (0 when the field is absent).
-func (t *TenantStatus) Used(metricType string) int64 { return t.Usage[metricType] }
+// Unavailable says why a figure of one limit type of one tenant is not
+// given: the usage field or the limit it would be derived from could not
+// be read. A wrong 0 % would hide the tenant from the near-limit list and
+// the alerts, so no percentage, threshold count or projection is derived
+// for that limit type; the tenant's other limit types are unaffected.
+type Unavailable struct {
+	// Source is what could not be read: "redis" (the usage field), or the
+	// plans source ("postgres", "file") for the limit.
+	Source string
+	// Reason is the invalid-data reason it was skipped under, as counted by
+	// billing_exporter_invalid_data_items (invalid_value, wrong_type,
+	// negative_limit, non_integer_limit, ...).
+	Reason string
+}
+
+// UsageSource is the Unavailable.Source of a usage field.
+const UsageSource = "redis"
+
+// Is reports whether there is a reason, that is whether the figure is
+// unavailable.
+func (u Unavailable) Is() bool { return u.Reason != "" }
+
+// usageUnavailable holds one Unavailable per usage skip reason, shared by
+// every check it applies to.
+var usageUnavailable = func() map[usage.Reason]*Unavailable {
+	m := make(map[usage.Reason]*Unavailable, len(usage.Reasons))
+	for _, r := range usage.Reasons {
+		m[r] = &Unavailable{Source: UsageSource, Reason: string(r)}
+	}
+	return m
+}()
+
+// check computes one limit check's percentage, or says why it cannot.
+func check(c LimitCheck, counters usage.Counters) LimitCheck {
+	if c.Unavailable != nil { // the limit itself
+		return c
+	}
+	used, ok := counters.Value(c.Type)
+	if !ok {
+		reason, _ := counters.Unreadable(c.Type)
+		c.Unavailable = usageUnavailable[reason]
+		return c
+	}
+	c.Percentage = percentage(used, c.Limit)
+	return c
+}
+
+// Used returns the usage of a metric type: 0 when the field is absent, and
+// false when it was present but could not be read.
+func (t *TenantStatus) Used(metricType string) (int64, bool) { return t.Usage.Value(metricType) }
 
 // Percentage returns 100 × used / limit, and false when the metric type is
-// unlimited or limits are unknown.
+// unlimited, limits are unknown, or the usage or the limit could not be
+// read (Unavailable says which).
 func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
-	if !t.LimitsKnown {
+	if !t.LimitsKnown || t.Unavailable(limitType).Is() {
 		return 0, false
 	}
 	limit, ok := t.Limits[limitType]
 	if !ok || limit <= 0 {
 		return 0, false
 	}
-	return percentage(t.Usage[limitType], limit), true
+	used, _ := t.Usage.Value(limitType)
+	return percentage(used, limit), true
 }
 
-// EachLimit calls f for every limit in force, in limit type order, with the
-// tenant's percentage of it; nothing when limits are unknown. It is
+// Unavailable says why the figures of a metric type cannot be given for
+// this tenant: its limit could not be read (when limits are known), or its
+// usage field could not. The zero value when nothing is missing.
+func (t *TenantStatus) Unavailable(metricType string) Unavailable {
+	for _, c := range t.checks {
+		if c.Type == metricType && c.Unavailable != nil {
+			return *c.Unavailable
+		}
+	}
+	// A type without a limit can still have an unreadable usage field.
+	if reason, ok := t.Usage.Unreadable(metricType); ok {
+		return Unavailable{Source: UsageSource, Reason: string(reason)}
+	}
+	return Unavailable{}
+}
+
+// EachLimit calls f for every limit in force that the tenant's percentage
+// of is known, in limit type order; nothing when limits are unknown. It is
 // Percentage for all limit types at once, without a map lookup (this runs
-// for every tenant, several times, on every scrape).
+// for every tenant, several times, on every scrape). Limit types whose
+// usage or limit could not be read are left out: thresholds, rankings and
+// percentages all go through here, and none may count them.
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
 	for _, c := range t.checks {
-		f(c.Type, c.Limit, c.Percentage)
+		if c.Unavailable == nil {
+			f(c.Type, c.Limit, c.Percentage)
+		}
+	}
+}
+
+// EachKnownLimit calls f for every limit in force that could be read, in
+// limit type order, whether or not the tenant's usage of it could: a limit
+// is not derived from the usage.
+func (t *TenantStatus) EachKnownLimit(f func(limitType string, limit int64)) {
+	for _, c := range t.checks {
+		if c.Limit > 0 {
+			f(c.Type, c.Limit)
+		}
 	}
 }
 
@@ -162,7 +255,7 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 	})
 	known = mergeSorted(known, parts)
 
-	ix := newLimitIndex(cat, defaults)
+	ix := newLimitIndex(cat, defaults, r.Plans.Source)
 	r.Tenants = make([]TenantStatus, len(known))
 	eachPart(parts, func(lo, hi int) {
 		// Each part's limit checks in one allocation.
@@ -276,31 +369,37 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 // limitIndex holds each plan's limits, and the defaults, as slices sorted
 // by type: built once per join for the few plans, used for every tenant.
 type limitIndex struct {
-	plans         map[string][]LimitCheck
+	plans         map[string][]LimitCheck // readable and unreadable limits
 	defaults      []LimitCheck
 	defaultLimits plans.Limits
 	widest        int // most limits of any plan or the defaults
 }
 
-func newLimitIndex(cat *plans.Catalog, defaults plans.Limits) limitIndex {
-	ix := limitIndex{plans: map[string][]LimitCheck{}, defaults: sortedLimits(defaults), defaultLimits: defaults}
+func newLimitIndex(cat *plans.Catalog, defaults plans.Limits, source string) limitIndex {
+	ix := limitIndex{plans: map[string][]LimitCheck{}, defaults: sortedLimits(defaults, nil, ""), defaultLimits: defaults}
 	ix.widest = len(ix.defaults)
 	if cat != nil {
 		for id, p := range cat.Plans {
-			ix.plans[id] = sortedLimits(p.Limits)
+			ix.plans[id] = sortedLimits(p.Limits, p.Unreadable, source)
 			ix.widest = max(ix.widest, len(ix.plans[id]))
 		}
 	}
 	return ix
 }
 
-func sortedLimits(l plans.Limits) []LimitCheck {
-	out := make([]LimitCheck, 0, len(l))
-	for _, lt := range slices.Sorted(maps.Keys(l)) {
-		if l[lt] > 0 {
-			out = append(out, LimitCheck{Type: lt, Limit: l[lt]})
+// sortedLimits lists the positive limits of l and the unreadable ones (from
+// the plans source named source), sorted by type.
+func sortedLimits(l plans.Limits, unreadable map[string]string, source string) []LimitCheck {
+	out := make([]LimitCheck, 0, len(l)+len(unreadable))
+	for lt, v := range l {
+		if _, bad := unreadable[lt]; v > 0 && !bad {
+			out = append(out, LimitCheck{Type: lt, Limit: v})
 		}
 	}
+	for lt, reason := range unreadable {
+		out = append(out, LimitCheck{Type: lt, Unavailable: &Unavailable{Source: source, Reason: reason}})
+	}
+	slices.SortFunc(out, func(a, b LimitCheck) int { return strings.Compare(a.Type, b.Type) })
 	return out
 }
 
@@ -316,13 +415,16 @@ func tenantStatus(id string, counters usage.Counters, planID string, ps PlansSta
 	if ps.Catalog != nil && planID != "" {
 		if plan, ok := ps.Catalog.Plans[planID]; ok {
 			st.PlanID, st.PlanName, st.UsingDefaults, st.Limits = plan.ID, plan.Name, false, plan.Limits
+			st.UnreadableLimits = plan.Unreadable
 			limits = ix.plans[planID]
+		} else {
+			st.PlanID, st.UsingDefaults, st.Limits, st.PlanUnknown = planID, false, plans.Limits{}, true
+			limits = nil
 		}
 	}
 	start := len(*buf)
 	for _, c := range limits {
-		c.Percentage = percentage(counters[c.Type], c.Limit)
-		*buf = append(*buf, c)
+		*buf = append(*buf, check(c, counters))
 	}
 	st.checks = (*buf)[start:len(*buf):len(*buf)]
 	return st
@@ -337,6 +439,14 @@ func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {
 	if cat != nil {
 		for _, id := range slices.Sorted(maps.Keys(cat.Plans)) {
 			out = append(out, PlanCount{PlanID: id, PlanName: cat.Plans[id].Name, Tenants: counts[id]})
+			delete(counts, id)
+		}
+	}
+	// Plans whose row is missing still count their tenants
+	// (without a name), so that the counts add up to every tenant.
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		if id != NoPlanID && id != "" {
+			out = append(out, PlanCount{PlanID: id, Tenants: counts[id]})
 		}
 	}
 	return append(out, PlanCount{PlanID: NoPlanID, Tenants: counts[NoPlanID]})
@@ -354,6 +464,9 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 	if cat != nil {
 		for _, p := range cat.Plans {
 			for lt := range p.Limits {
+				types[lt] = struct{}{}
+			}
+			for lt := range p.Unreadable {
 				types[lt] = struct{}{}
 			}
 		}

@@ -383,3 +383,100 @@ func TestSplitEven(t *testing.T) {
 		}
 	}
 }
+
+// TestUnavailableYieldsNothingDerived: a usage field or a limit that could
+// not be read gives no percentage, no threshold count and no pressure for
+// that limit type of that tenant, in the full join and in the one-tenant
+// read alike; the limit of an unreadable usage field stays; the tenant's
+// other limit types are intact.
+func TestUnavailableYieldsNothingDerived(t *testing.T) {
+	cat := plans.NewCatalog()
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "users": 5}}
+	cat.Plans["2"] = plans.Plan{ID: "2", Name: "broken", Limits: plans.Limits{"messages": 5000},
+		Unreadable: map[string]string{"users": "negative_limit"}}
+	for _, id := range []string{"field", "hash", "limit", "ok"} {
+		cat.Tenants[id] = "1"
+	}
+	cat.Tenants["limit"] = "2"
+	field := usage.Counters{"users": 4}
+	field.MarkUnreadable("messages", usage.ReasonInvalidValue)
+	u := &staticUsage{tenants: map[string]usage.Counters{
+		"field": field,
+		"hash":  usage.UnreadableHash(usage.ReasonWrongType),
+		"limit": {"messages": 4500, "users": 4},
+		"ok":    {"messages": 4500, "users": 4},
+	}}
+	svc := New(u, WithPlans(&switchablePlans{cat: cat}, "postgres"), WithClock(func() time.Time { return now }),
+		WithThresholds([]float64{0, 80}))
+	r := svc.report(context.Background())
+
+	cases := []struct {
+		tenant      string
+		unavailable map[string]Unavailable
+		pct         map[string]float64
+		knownLimits []string
+		pressure    float64
+	}{
+		{"field", map[string]Unavailable{"messages": {"redis", "invalid_value"}}, map[string]float64{"users": 80}, []string{"messages", "users"}, 80},
+		{"hash", map[string]Unavailable{"messages": {"redis", "wrong_type"}, "users": {"redis", "wrong_type"}}, nil, []string{"messages", "users"}, -1},
+		{"limit", map[string]Unavailable{"users": {"postgres", "negative_limit"}}, map[string]float64{"messages": 90}, []string{"messages"}, 90},
+		{"ok", nil, map[string]float64{"messages": 90, "users": 80}, []string{"messages", "users"}, 90},
+	}
+	byID := map[string]*TenantStatus{}
+	for i := range r.Tenants {
+		byID[r.Tenants[i].ID] = &r.Tenants[i]
+	}
+	for _, tc := range cases {
+		tr, err := svc.Tenant(context.Background(), tc.tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, st := range map[string]*TenantStatus{"Report": byID[tc.tenant], "Tenant": &tr.Status} {
+			if st == nil {
+				t.Fatalf("%s: tenant %s missing", path, tc.tenant)
+			}
+			for _, lt := range []string{"messages", "users"} {
+				pct, ok := st.Percentage(lt)
+				want, wantOK := tc.pct[lt]
+				if ok != wantOK || pct != want {
+					t.Errorf("%s %s: Percentage(%s) = %v, %v; want %v, %v", path, tc.tenant, lt, pct, ok, want, wantOK)
+				}
+				if got := st.Unavailable(lt); got != tc.unavailable[lt] {
+					t.Errorf("%s %s: Unavailable(%s) = %+v, want %+v", path, tc.tenant, lt, got, tc.unavailable[lt])
+				}
+			}
+			each := map[string]float64{}
+			st.EachLimit(func(lt string, _ int64, pct float64) { each[lt] = pct })
+			if len(tc.pct) > 0 && !maps.Equal(each, tc.pct) || len(tc.pct) == 0 && len(each) > 0 {
+				t.Errorf("%s %s: EachLimit gives %v, want %v", path, tc.tenant, each, tc.pct)
+			}
+			var known []string
+			st.EachKnownLimit(func(lt string, _ int64) { known = append(known, lt) })
+			if !slices.Equal(known, tc.knownLimits) {
+				t.Errorf("%s %s: EachKnownLimit gives %v, want %v", path, tc.tenant, known, tc.knownLimits)
+			}
+			if got := st.Pressure(); got != tc.pressure {
+				t.Errorf("%s %s: Pressure = %v, want %v", path, tc.tenant, got, tc.pressure)
+			}
+		}
+	}
+
+	// Threshold 0 counts every tenant with a percentage: a skipped value
+	// read as 0 % would be counted there.
+	want := map[string]int{"messages": 2, "users": 2} // limit and ok; field and ok
+	for _, c := range r.OverThreshold {
+		if c.Tenants != want[c.LimitType] {
+			t.Errorf("over threshold %s %v: %d tenants, want %d", c.LimitType, c.Threshold, c.Tenants, want[c.LimitType])
+		}
+	}
+
+	// A TenantStatus built by hand computes the same.
+	st := TenantStatus{ID: "x", Usage: field, LimitsKnown: true, Limits: plans.Limits{"messages": 5000, "users": 5}}
+	st.ComputeChecks()
+	if _, ok := st.Percentage("messages"); ok {
+		t.Error("ComputeChecks: a percentage of an unreadable field")
+	}
+	if got := st.Pressure(); got != 80 {
+		t.Errorf("ComputeChecks: pressure %v, want 80", got)
+	}
+}

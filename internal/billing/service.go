@@ -49,6 +49,7 @@ type Service struct {
 	now         func() time.Time
 	defaults    plans.Limits
 	metricTypes []usage.MetricType
+	maxTypes    int // distinct metric types kept; 0: no cap
 	thresholds  []float64
 	logger      *slog.Logger
 
@@ -56,6 +57,10 @@ type Service struct {
 	catalog   *plans.Catalog // last catalog read successfully
 	catalogAt time.Time
 	plansErr  error // of the last read of the plans source; nil when it worked
+	// otherTypes are the unconfigured metric types the last full read
+	// kept under the cap (nil before one): one tenant's read keeps the
+	// same ones, so that the API and /metrics agree.
+	otherTypes map[string]bool
 
 	reads reads
 }
@@ -83,6 +88,11 @@ func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.defaults 
 
 // WithMetricTypes sets the known metric types.
 func WithMetricTypes(mt []usage.MetricType) Option { return func(s *Service) { s.metricTypes = mt } }
+
+// WithMaxMetricTypes caps the distinct metric types of a read (the
+// configured ones always kept first; see usage.Snapshot.CapMetricTypes).
+// 0 means no cap.
+func WithMaxMetricTypes(n int) Option { return func(s *Service) { s.maxTypes = max(n, 0) } }
 
 // WithThresholds sets the percentages counted by tenants-over-threshold.
 func WithThresholds(th []float64) Option { return func(s *Service) { s.thresholds = th } }
@@ -116,6 +126,15 @@ func New(store Store, opts ...Option) *Service {
 // MetricTypes returns the known metric types.
 func (s *Service) MetricTypes() []usage.MetricType { return s.metricTypes }
 
+// configuredTypes returns the configured metric type names as a set.
+func (s *Service) configuredTypes() map[string]bool {
+	names := make(map[string]bool, len(s.metricTypes))
+	for _, mt := range s.metricTypes {
+		names[mt.Name] = true
+	}
+	return names
+}
+
 // Defaults returns the default limits.
 func (s *Service) Defaults() plans.Limits { return s.defaults }
 
@@ -135,7 +154,12 @@ func (s *Service) report(ctx context.Context) *Report {
 		r.UsageDuration = time.Since(start)
 		if r.UsageErr != nil {
 			r.Usage = nil
+			return
 		}
+		others := r.Usage.CapMetricTypes(s.metricTypes, s.maxTypes)
+		s.mu.Lock()
+		s.otherTypes = others
+		s.mu.Unlock()
 	}()
 	plansCtx, cancel := plansContext(ctx)
 	r.Plans = s.loadPlans(plansCtx, now)
@@ -192,7 +216,11 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.plansErr = err
+	// A read its caller abandoned (every scrape waiting on it left) says
+	// nothing about the source: the last finished read's outcome stands.
+	if !errors.Is(err, context.Canceled) {
+		s.plansErr = err
+	}
 	if err == nil {
 		s.catalog, s.catalogAt = cat, now
 		st.Up = true
@@ -208,6 +236,29 @@ func (s *Service) loadPlans(ctx context.Context, now time.Time) PlansState {
 	}
 	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt
 	return st
+}
+
+// lastPlans is the plans state the last read of the source left, without
+// reading it: the last read's outcome, so that a stale catalog is reported
+// stale even when only scrapes (not this caller) have tried the source.
+func (s *Service) lastPlans() PlansState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
+		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
+}
+
+// unread returns the Read of a read that did not finish in time (err says
+// why): no usage, no INFO and no tenants, the plans as the last read left
+// them and the current period. A scrape cut by its deadline still states
+// its sources' health with it, so that alerts on that health (and on the
+// period) do not see a gap.
+func (s *Service) unread(err error) *Read {
+	now := s.now()
+	return &Read{
+		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans()},
+		Info:   Info{Err: err},
+	}
 }
 
 // ErrUnknownTenant is returned by Tenant for a tenant that has no usage key
@@ -232,12 +283,18 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}
 	s.mu.Lock()
-	cat, at, plansErr := s.catalog, s.catalogAt, s.plansErr
+	others := s.otherTypes
 	s.mu.Unlock()
-	// The last read's outcome, so that a stale catalog is reported stale
-	// even when only scrapes (not this call) have tried the source.
-	plansState := PlansState{Configured: s.plans != nil, Source: s.plansName, Catalog: cat, LoadedAt: at,
-		Up: cat != nil && plansErr == nil, Err: plansErr}
+	if s.maxTypes > 0 && counters != nil {
+		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
+		if others == nil { // no full read yet: this hash alone decides
+			one.CapMetricTypes(s.metricTypes, s.maxTypes)
+		} else {
+			usage.KeepMetricTypes(counters, s.configuredTypes(), others, one.Skipped)
+		}
+	}
+	plansState := s.lastPlans()
+	cat := plansState.Catalog
 	if s.plans != nil && cat == nil {
 		plansState = s.loadPlans(ctx, now)
 		cat = plansState.Catalog
@@ -250,6 +307,6 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, ErrUnknownTenant
 	}
 	var checks []LimitCheck
-	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, s.defaults), &checks)
+	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, s.defaults, plansState.Source), &checks)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }

@@ -5,7 +5,9 @@ package flagvalue
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -49,6 +51,22 @@ func (v intValue) Set(s string) error {
 
 func (v intValue) String() string { return strconv.Itoa(*v.n) }
 
+type enumValue struct {
+	name    string
+	s       *string
+	allowed []string
+}
+
+func (v enumValue) Set(s string) error {
+	if !slices.Contains(v.allowed, s) {
+		return fmt.Errorf("--%s: %q is not one of %s", v.name, s, strings.Join(v.allowed, ", "))
+	}
+	*v.s = s
+	return nil
+}
+
+func (v enumValue) String() string { return *v.s }
+
 // Duration adds a non-negative duration flag.
 func Duration(app *kingpin.Application, name, help, def string, d *time.Duration) {
 	app.Flag(name, help).Default(def).SetValue(durationValue{name: name, d: d})
@@ -57,4 +75,9 @@ func Duration(app *kingpin.Application, name, help, def string, d *time.Duration
 // Int adds a non-negative whole-number flag.
 func Int(app *kingpin.Application, name, help, def string, n *int) {
 	app.Flag(name, help).Default(def).SetValue(intValue{name: name, n: n})
+}
+
+// Enum adds a flag that takes one of allowed.
+func Enum(app *kingpin.Application, name, help, def string, s *string, allowed ...string) {
+	app.Flag(name, help).Default(def).SetValue(enumValue{name: name, s: s, allowed: allowed})
 }

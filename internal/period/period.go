@@ -8,8 +8,9 @@ import (
 )
 
 // Period is one billing month. Start is inclusive, End exclusive: End is the
-// instant the usage counters reset (midnight of the first day of the next
-// month in the billing time zone).
+// instant the usage counters reset: the first instant of the 1st day of the
+// next month in the billing time zone (midnight, or the end of the clock
+// change where a zone skips that midnight).
 type Period struct {
 	ID    string // YYYYMM, as in usage:{tenant_id}:{period}
 	Start time.Time
@@ -17,20 +18,73 @@ type Period struct {
 }
 
 // At returns the period that contains t in loc.
+//
+// The period is found from t's calendar date in loc, and its bounds are the
+// first instants of the 1st local days of this month and the next. They are
+// not time.Date(y, m, 1, 0, 0, 0, 0, loc): in a zone whose clocks jump
+// forward at 00:00 on the 1st that midnight does not exist, and time.Date
+// normalises it to 23:00 the day before, which would put the last hour of
+// the previous month (and with it the month's ID) in the wrong period.
 func At(t time.Time, loc *time.Location) Period {
-	local := t.In(loc)
-	start := time.Date(local.Year(), local.Month(), 1, 0, 0, 0, 0, loc)
-	end := start.AddDate(0, 1, 0)
-	return Period{
-		ID:    fmt.Sprintf("%04d%02d", start.Year(), int(start.Month())),
-		Start: start,
-		End:   end,
+	y, m, _ := t.In(loc).Date()
+	return month(y, m, loc)
+}
+
+// month returns the period of calendar month m of year y in loc.
+func month(y int, m time.Month, loc *time.Location) Period {
+	ny, nm := y, m+1
+	if nm > time.December {
+		ny, nm = y+1, time.January
 	}
+	return Period{
+		ID:    fmt.Sprintf("%04d%02d", y, int(m)),
+		Start: firstInstant(y, m, loc),
+		End:   firstInstant(ny, nm, loc),
+	}
+}
+
+// firstInstant returns the first instant whose local date in loc is the 1st
+// of month m of year y.
+func firstInstant(y int, m time.Month, loc *time.Location) time.Time {
+	want := dayNumber(y, m, 1)
+	t := time.Date(y, m, 1, 0, 0, 0, 0, loc)
+	// Midnight fell in a gap and was normalised to the day before: the 1st
+	// starts where that zone period ends, at the transition (a few steps
+	// at most, for zones with several transitions close together).
+	for i := 0; i < 4 && localDay(t, loc) < want; i++ {
+		_, end := t.ZoneBounds()
+		if end.IsZero() {
+			break
+		}
+		t = end
+	}
+	// Midnight exists twice (clocks went back across it): take the first.
+	if start, _ := t.ZoneBounds(); !start.IsZero() {
+		_, offset := start.Add(-time.Nanosecond).Zone()
+		early := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC).Add(-time.Duration(offset) * time.Second)
+		if early.Before(t) && localDay(early, loc) == want {
+			t = early
+		}
+	}
+	return t.In(loc)
+}
+
+// dayNumber orders calendar dates: a larger number is a later date.
+func dayNumber(y int, m time.Month, d int) int { return (y*100+int(m))*100 + d }
+
+func localDay(t time.Time, loc *time.Location) int {
+	y, m, d := t.In(loc).Date()
+	return dayNumber(y, m, d)
 }
 
 // Previous returns the period just before p.
 func (p Period) Previous() Period {
-	return At(p.Start.Add(-time.Nanosecond), p.Start.Location())
+	loc := p.Start.Location()
+	y, m, _ := p.Start.In(loc).Date()
+	if m == time.January {
+		return month(y-1, time.December, loc)
+	}
+	return month(y, m-1, loc)
 }
 
 // Elapsed returns the fraction of the period that has passed at t, clamped

@@ -23,6 +23,11 @@ type Plan struct {
 	ID     string
 	Name   string
 	Limits Limits
+	// Unreadable holds the limit types whose limit the source holds but
+	// could not read (a negative or non-integer value), with the reason it
+	// was skipped; nil when there are none. Such a type is not unlimited:
+	// its limit is unknown, and nothing is derived from it.
+	Unreadable map[string]string
 }
 
 // Catalog is one complete read of a plans source.
@@ -30,7 +35,9 @@ type Catalog struct {
 	// Plans by plan id, including plans no tenant is on.
 	Plans map[string]Plan
 	// Tenants maps every tenant the source knows to its plan id; "" means
-	// the tenant has no active plan and default limits apply.
+	// the tenant has no active plan and default limits apply. A plan id
+	// that Plans lacks is a plan whose row vanished, is badly named or conflicts: the
+	// tenant is on it, and its limits are unknown (not the defaults).
 	Tenants map[string]string
 	// Invalid counts rows or entries the source skipped, by reason (for
 	// example "invalid_tenant_id", "negative_limit", "unknown_plan").
@@ -57,6 +64,7 @@ func (c *Catalog) Clone() *Catalog {
 	out := NewCatalog()
 	for id, p := range c.Plans {
 		p.Limits = p.Limits.Clone()
+		p.Unreadable = maps.Clone(p.Unreadable)
 		out.Plans[id] = p
 	}
 	maps.Copy(out.Tenants, c.Tenants)

@@ -140,7 +140,8 @@ func newClusterFixture(t *testing.T) *clusterFixture {
 	if f.want, err = newStore(t, single.Addr()).ReadUsage(context.Background(), pattern, "202611"); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.want.Tenants) != 3000+groupTenants+3 {
+	// apicalls, bad, badfield, and the two wrong-type keys (known, unreadable).
+	if len(f.want.Tenants) != 3000+groupTenants+5 {
 		t.Fatalf("reference snapshot has %d tenants", len(f.want.Tenants))
 	}
 	return f
@@ -275,12 +276,12 @@ func TestClusterReadTenantOnEveryNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s (node %d): %v", key, n, err)
 		}
-		want := usage.Counters{"messages": int64(1000 + n)}
+		want := unreadable(usage.Counters{"messages": int64(1000 + n)}, usage.ReasonInvalidValue, "users")
 		if !found || !maps.Equal(got, want) || skipped[usage.ReasonInvalidValue] != 1 {
 			t.Errorf("%s (node %d): %v found=%v skipped=%v, want %v", key, n, got, found, skipped, want)
 		}
 	}
-	if _, found, skipped, err := c.ReadTenant(context.Background(), "usage:wt:202611"); err != nil || found || skipped[usage.ReasonWrongType] != 1 {
+	if _, found, skipped, err := c.ReadTenant(context.Background(), "usage:wt:202611"); err != nil || !found || skipped[usage.ReasonWrongType] != 1 {
 		t.Errorf("wrong type: found=%v skipped=%v err=%v", found, skipped, err)
 	}
 	if _, found, _, err := c.ReadTenant(context.Background(), "usage:nobody:202611"); err != nil || found {

@@ -60,6 +60,9 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool, node string) 
 	}
 	fields := map[string]string{}
 	for _, r := range replies {
+		if isOversized(r) {
+			return nil, fmt.Errorf("INFO: %w", r.(redis.Error))
+		}
 		if _, isErr := r.(redis.Error); isErr {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
@@ -53,6 +54,13 @@ type nodeReader struct {
 	// readBatch reads one batch; nil: pipelineHGETALL and decode.
 	readBatch batchReader
 	hints     *sizeHints // nil: no hints
+	// record, when set, receives every usage key the read sees of another
+	// period or malformed (a track-mode mirror being seeded, mirror.go);
+	// its readBatch records the period's keys.
+	record *mirrorState
+	// paced reads the hashes on one connection and makes every SCAN and
+	// batch rest as long as it took (the mirror's background self-check).
+	paced bool
 }
 
 // nodeResult is what one node contributed to a read.
@@ -109,7 +117,11 @@ func (n *nodeReader) read(ctx context.Context) (*nodeResult, error) {
 	run(func() error { defer close(pages); return n.scanKeys(ctx, pages) })
 	run(func() error { defer close(batches); return n.sortKeys(ctx, pages, scanned, res, batches) })
 	var snapMu sync.Mutex
-	for range hashReaders {
+	readers := hashReaders
+	if n.paced {
+		readers = 1 // a background check: no overlap needed
+	}
+	for range readers {
 		run(func() error { return n.readBatches(ctx, batches, snap, &snapMu) })
 	}
 	wg.Wait()
@@ -141,6 +153,7 @@ func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) (err error)
 	glob := n.pattern.Glob()
 	cursor := "0"
 	for {
+		start := time.Now()
 		reply, err := redis.Values(n.do(ctx, c, "scan", "SCAN", cursor, "MATCH", glob, "COUNT", n.scanCount))
 		rt.calls++
 		if err != nil {
@@ -164,6 +177,9 @@ func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) (err error)
 		}
 		if cursor == "0" {
 			return nil
+		}
+		if err := n.rest(ctx, start); err != nil {
+			return err
 		}
 	}
 }
@@ -217,10 +233,16 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 			tenant, pid, err := n.pattern.Parse(key)
 			if err != nil {
 				snap.Skipped[usage.ReasonMalformedKey]++
+				if n.record != nil {
+					n.record.malformed[key] = struct{}{}
+				}
 				continue
 			}
 			snap.Keys++
 			if pid != snap.PeriodID {
+				if n.record != nil {
+					n.record.others[key] = struct{}{}
+				}
 				continue
 			}
 			batch = append(batch, pending{key: key, tenant: tenant, asking: asking})
@@ -267,7 +289,11 @@ func (n *nodeReader) readBatches(ctx context.Context, in <-chan []pending, snap 
 		}
 		rt.calls++
 		rt.keys += len(b)
+		start := time.Now()
 		if err := readBatch(ctx, c, b, dec); err != nil {
+			return err
+		}
+		if err := n.rest(ctx, start); err != nil {
 			return err
 		}
 		mu.Lock()
@@ -282,6 +308,20 @@ func (n *nodeReader) readBatches(ctx context.Context, in <-chan []pending, snap 
 		clear(dec.Skipped)
 	}
 	return ctx.Err()
+}
+
+// rest waits, when the read is paced, as long as the round trip begun at
+// start took.
+func (n *nodeReader) rest(ctx context.Context, start time.Time) error {
+	if !n.paced {
+		return nil
+	}
+	select {
+	case <-time.After(time.Since(start)):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // hgetall is the batch reader of a single server: one pipeline, every reply
@@ -360,13 +400,19 @@ func decodeInto(reply any, p pending, snap *usage.Snapshot) error {
 }
 
 // decodeHGETALL turns one HGETALL reply into counters. A key holding another
-// type is a counted skip, not an error; found is false for a key that
-// vanished between SCAN and HGETALL (an empty reply).
+// type, and a hash whose reply is over --redis.max-reply-bytes (dropped as
+// it streamed in, bounded.go), are counted skips, not errors: the tenant is
+// found, with counters that say its usage is unreadable (not 0); found is
+// false for a key that vanished between SCAN and HGETALL (an empty reply).
 func decodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, bool, error) {
 	if rerr, ok := reply.(redis.Error); ok {
-		if strings.HasPrefix(string(rerr), "WRONGTYPE") {
+		switch {
+		case strings.HasPrefix(string(rerr), "WRONGTYPE"):
 			skipped[usage.ReasonWrongType]++
-			return nil, false, nil
+			return usage.UnreadableHash(usage.ReasonWrongType), true, nil
+		case isOversized(rerr):
+			skipped[usage.ReasonOversizedHash]++
+			return usage.UnreadableHash(usage.ReasonOversizedHash), true, nil
 		}
 		return nil, false, rerr
 	}

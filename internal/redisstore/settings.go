@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type settings struct {
 	observe   Observer
 	tls       *tls.Config
 	timeouts  struct{ dial, read, write time.Duration }
+	maxReply  int // bytes of one reply held in memory; 0: unbounded
 }
 
 // maxConnsPerNode bounds the pool of the server, or of each node of a
@@ -72,6 +74,15 @@ func WithObserver(o Observer) Option { return func(s *settings) { s.observe = o 
 // WithTLSConfig sets the TLS configuration used for rediss:// targets.
 func WithTLSConfig(c *tls.Config) Option { return func(s *settings) { s.tls = c } }
 
+// WithMaxReplyBytes bounds the bytes of one reply held in memory (default
+// DefaultMaxReplyBytes; 0 or less: unbounded). A usage hash over the bound
+// is unreadable and counted under usage.ReasonOversizedHash; any other
+// reply over it (a SCAN page, INFO, CLUSTER NODES) fails its call with an
+// error that says so. The replies to one pipelined batch are bounded to a
+// few times it together. Every connection is dialled with the bound, so
+// the node reader, the cluster's reads and the single-key read all have it.
+func WithMaxReplyBytes(n int) Option { return func(s *settings) { s.maxReply = max(n, 0) } }
+
 // newSettings applies opts over the defaults.
 func newSettings(target Target, opts []Option) (settings, error) {
 	s := settings{
@@ -79,6 +90,7 @@ func newSettings(target Target, opts []Option) (settings, error) {
 		scanCount: 2000,
 		batchSize: 1000,
 		observe:   func(string, time.Duration) {},
+		maxReply:  DefaultMaxReplyBytes,
 	}
 	s.timeouts.dial, s.timeouts.read, s.timeouts.write = 2*time.Second, 5*time.Second, 5*time.Second
 	for _, o := range opts {
@@ -90,10 +102,13 @@ func newSettings(target Target, opts []Option) (settings, error) {
 	return s, nil
 }
 
+// maxIdle is how many idle connections a pool keeps.
+const maxIdle = 2
+
 // newPool returns a pool of connections to addr.
 func (s *settings) newPool(addr string) *redis.Pool {
 	return &redis.Pool{
-		MaxIdle:     2,
+		MaxIdle:     maxIdle,
 		MaxActive:   maxConnsPerNode,
 		Wait:        true,
 		IdleTimeout: 2 * time.Minute,
@@ -113,27 +128,24 @@ func (s *settings) newPool(addr string) *redis.Pool {
 	}
 }
 
-// dial connects to addr with the credentials, database, TLS and timeouts of
-// the settings.
+// dial connects to addr with the credentials, database, TLS, timeouts and
+// reply bound of the settings.
 func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 	opts := []redis.DialOption{
-		redis.DialConnectTimeout(s.timeouts.dial),
 		redis.DialReadTimeout(s.timeouts.read),
 		redis.DialWriteTimeout(s.timeouts.write),
 		redis.DialDatabase(s.target.DB),
 		redis.DialClientName("billing_exporter"),
+		// The connection (TLS included) is made by dialConn rather than by
+		// redigo, so that the bound on replies sits above TLS, on the
+		// bytes redigo parses.
+		redis.DialContextFunc(s.dialConn),
 	}
 	if s.target.Password != "" {
 		opts = append(opts, redis.DialPassword(s.target.Password))
 	}
 	if s.target.Username != "" {
 		opts = append(opts, redis.DialUsername(s.target.Username))
-	}
-	if s.target.TLS {
-		opts = append(opts, redis.DialUseTLS(true))
-		if s.tls != nil {
-			opts = append(opts, redis.DialTLSConfig(s.tls))
-		}
 	}
 	start := time.Now()
 	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
@@ -144,6 +156,45 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", t, err)
 	}
 	return c, nil
+}
+
+// dialConn opens the connection redigo speaks over: TCP within the dial
+// timeout, TLS for rediss:// (checking the address's host name unless the
+// TLS settings name another, as redigo's own TLS does), and the bound on
+// replies (bounded.go).
+func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn, error) {
+	if s.timeouts.dial > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeouts.dial)
+		defer cancel()
+	}
+	d := net.Dialer{KeepAlive: 5 * time.Minute}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.target.TLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.tls != nil {
+			cfg = s.tls.Clone()
+		}
+		if cfg.ServerName == "" {
+			if cfg.ServerName, _, err = net.SplitHostPort(addr); err != nil {
+				conn.Close()
+				return nil, err
+			}
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	if s.maxReply > 0 {
+		conn = newBoundedConn(conn, s.maxReply)
+	}
+	return conn, nil
 }
 
 // do runs one command under ctx and observes its duration.

@@ -50,8 +50,10 @@ func TestReadUsage(t *testing.T) {
 	wantTenants := map[string]usage.Counters{
 		"1":       {"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1},
 		"2":       {"messages": 10, "apiCalls": 7},
-		"4":       {"users": 2},
-		"5":       {},
+		"4":       unreadable(usage.Counters{"users": 2}, usage.ReasonInvalidValue, "messages", "storage"),
+		"5":       unreadable(usage.Counters{}, usage.ReasonInvalidValue, "messages"),
+		"6":       usage.UnreadableHash(usage.ReasonWrongType), // known, its usage unknown
+		"7":       usage.UnreadableHash(usage.ReasonWrongType),
 		"ação ✓":  {"messages": 5},
 		`o"brien`: {"messages": 6},
 		"a:b":     {"messages": 8},
@@ -160,6 +162,15 @@ func TestReadUsageHonoursDeadline(t *testing.T) {
 	}
 }
 
+// unreadable returns c with fields marked unreadable for reason: what a
+// read returns for fields it had to skip.
+func unreadable(c usage.Counters, reason usage.Reason, fields ...string) usage.Counters {
+	for _, f := range fields {
+		c.MarkUnreadable(f, reason)
+	}
+	return c
+}
+
 func TestReadTenant(t *testing.T) {
 	srv := testserver.StartRedis(t)
 	srv.HSet("usage:1:202611", "messages", 4250, "users", "x")
@@ -171,8 +182,8 @@ func TestReadTenant(t *testing.T) {
 		found       bool
 		wantSkipped map[usage.Reason]int
 	}{
-		{"usage:1:202611", usage.Counters{"messages": 4250}, true, map[usage.Reason]int{usage.ReasonInvalidValue: 1}},
-		{"usage:2:202611", nil, false, map[usage.Reason]int{usage.ReasonWrongType: 1}},
+		{"usage:1:202611", unreadable(usage.Counters{"messages": 4250}, usage.ReasonInvalidValue, "users"), true, map[usage.Reason]int{usage.ReasonInvalidValue: 1}},
+		{"usage:2:202611", usage.UnreadableHash(usage.ReasonWrongType), true, map[usage.Reason]int{usage.ReasonWrongType: 1}},
 		{"usage:3:202611", nil, false, map[usage.Reason]int{}},
 	}
 	for _, tc := range cases {

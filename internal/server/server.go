@@ -71,6 +71,9 @@ func Landing(description, version, telemetryPath string, withAPI bool) (http.Han
 		cfg.Links = append(cfg.Links, web.LandingLinks{
 			Address: "/api/v1/openapi.yaml", Text: "API (OpenAPI document)",
 			Description: "read-only JSON: /api/v1/tenants/{tenant_id}/usage, /api/v1/tenants, /api/v1/plans",
+		}, web.LandingLinks{
+			Address: "/api/v1/tenants?limit_type=messages&min_percentage=80", Text: "Tenants near a limit",
+			Description: "the near-limit list: tenants at or above 80% of their messages limit, highest first (JSON)",
 		})
 	}
 	landing, err := web.NewLandingPage(cfg)

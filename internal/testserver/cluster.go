@@ -95,8 +95,15 @@ func (c *Cluster) Node(i int) *Redis { return c.nodes[i] }
 // NodeID returns the cluster node id of node i.
 func (c *Cluster) NodeID(i int) string { return c.ids[i] }
 
-// StopNode kills node i (SIGKILL: an abrupt loss).
-func (c *Cluster) StopNode(i int) { c.nodes[i].Stop() }
+// StopNode takes node i down: to its clients an abrupt loss. It is told to
+// SHUTDOWN first so that its append-only file holds every write it
+// acknowledged (with appendfsync everysec a loaded machine can postpone
+// AOF writes by seconds, and a SIGKILL then lost keys a restart should
+// bring back), then it is killed if still there and reaped.
+func (c *Cluster) StopNode(i int) {
+	_, _ = doOnce(c.nodes[i].Addr(), "SHUTDOWN")
+	c.nodes[i].Stop()
+}
 
 // StartNode restarts node i on the same port with the same nodes.conf and
 // append-only file, so it rejoins with its slots and keys, and waits until

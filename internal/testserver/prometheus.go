@@ -2,11 +2,9 @@ package testserver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
+	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 )
 
 // prometheusPackage is what to install when the server binary is missing.
@@ -32,6 +34,8 @@ type Prometheus struct {
 	logPath string
 	Port    int
 	prefix  string // route prefix, unique to this server
+
+	api promv1.API // client_golang's HTTP API client
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -67,7 +71,12 @@ func StartPrometheus(t testing.TB, configYAML string, ruleFiles ...string) *Prom
 			prefix:  fmt.Sprintf("/prometheus-%d-%d", os.Getpid(), prometheusCounter.Add(1)),
 			exited:  make(chan struct{}),
 		}
-		err := p.start(bin, configPath, filepath.Join(dir, fmt.Sprintf("data-%d", attempt)))
+		client, err := api.NewClient(api.Config{Address: p.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.api = promv1.NewAPI(client)
+		err = p.start(bin, configPath, filepath.Join(dir, fmt.Sprintf("data-%d", attempt)))
 		if err == nil {
 			return p
 		}
@@ -268,98 +277,106 @@ func (p *Prometheus) Query(t testing.TB, expr string) QueryResult {
 
 // TryQuery is Query returning the error instead of failing the test.
 func (p *Prometheus) TryQuery(expr string) (QueryResult, error) {
-	var data struct {
-		ResultType string          `json:"resultType"`
-		Result     json.RawMessage `json:"result"`
-	}
-	warnings, err := p.api("/api/v1/query", url.Values{"query": {expr}}, &data)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	v, warnings, _, err := p.api.Query(ctx, expr, time.Now())
 	if err != nil {
 		return QueryResult{}, fmt.Errorf("query %q: %w", expr, err)
 	}
-	r := QueryResult{Type: data.ResultType, Warnings: warnings}
-	switch data.ResultType {
-	case "vector", "matrix":
-		var raw []struct {
-			Metric map[string]string `json:"metric"`
-			Value  *rawPoint         `json:"value"`
-			Values []rawPoint        `json:"values"`
+	r := QueryResult{Type: v.Type().String(), Warnings: warnings}
+	switch v := v.(type) {
+	case model.Vector:
+		for _, s := range v {
+			r.Series = append(r.Series, Series{Metric: labelMap(s.Metric), Points: []Point{{s.Timestamp.Time(), float64(s.Value)}}})
 		}
-		if err := json.Unmarshal(data.Result, &raw); err != nil {
-			return r, fmt.Errorf("query %q: %v", expr, err)
-		}
-		for _, s := range raw {
-			out := Series{Metric: s.Metric}
-			if s.Value != nil {
-				out.Points = append(out.Points, Point(*s.Value))
-			}
-			for _, v := range s.Values {
-				out.Points = append(out.Points, Point(v))
+	case model.Matrix:
+		for _, s := range v {
+			out := Series{Metric: labelMap(s.Metric)}
+			for _, pt := range s.Values {
+				out.Points = append(out.Points, Point{pt.Timestamp.Time(), float64(pt.Value)})
 			}
 			r.Series = append(r.Series, out)
 		}
-	case "scalar", "string":
-		var v rawPoint
-		if err := json.Unmarshal(data.Result, &v); err != nil {
-			return r, fmt.Errorf("query %q: %v", expr, err)
-		}
-		r.Series = []Series{{Metric: map[string]string{}, Points: []Point{Point(v)}}}
+	case *model.Scalar:
+		r.Series = []Series{{Metric: map[string]string{}, Points: []Point{{v.Timestamp.Time(), float64(v.Value)}}}}
+	case *model.String:
+		// The value is not a number: keep the time.
+		r.Series = []Series{{Metric: map[string]string{}, Points: []Point{{v.Timestamp.Time(), math.NaN()}}}}
 	default:
-		return r, fmt.Errorf("query %q: unknown result type %q", expr, data.ResultType)
+		return r, fmt.Errorf("query %q: unknown result type %q", expr, v.Type())
 	}
 	return r, nil
 }
 
+func labelMap[T ~map[model.LabelName]model.LabelValue](m T) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[string(k)] = string(v)
+	}
+	return out
+}
+
+// apiTimeout bounds every HTTP API call.
+const apiTimeout = 10 * time.Second
+
 // Alert is one entry of /api/v1/alerts: an alert that is pending or firing.
 type Alert struct {
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
-	State       string            `json:"state"` // "pending" or "firing"
-	ActiveAt    time.Time         `json:"activeAt"`
-	Value       string            `json:"value"`
+	Labels      map[string]string
+	Annotations map[string]string
+	State       string // "pending" or "firing"
+	ActiveAt    time.Time
+	Value       string
 }
 
 // Alerts returns the pending and firing alerts (/api/v1/alerts).
 func (p *Prometheus) Alerts(t testing.TB) []Alert {
 	t.Helper()
-	var data struct {
-		Alerts []Alert `json:"alerts"`
-	}
-	if _, err := p.api("/api/v1/alerts", nil, &data); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	res, err := p.api.Alerts(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return data.Alerts
+	out := make([]Alert, 0, len(res.Alerts))
+	for _, a := range res.Alerts {
+		out = append(out, Alert{Labels: labelMap(a.Labels), Annotations: labelMap(a.Annotations),
+			State: string(a.State), ActiveAt: a.ActiveAt, Value: a.Value})
+	}
+	return out
 }
 
 // Rule is one rule of /api/v1/rules, with its evaluation health.
 type Rule struct {
-	Group     string `json:"-"`
-	File      string `json:"-"`
-	Name      string `json:"name"`
-	Query     string `json:"query"`
-	Type      string `json:"type"`   // "alerting" or "recording"
-	Health    string `json:"health"` // "ok", "err" or "unknown" (not evaluated yet)
-	LastError string `json:"lastError"`
-	State     string `json:"state"` // alerting rules: "inactive", "pending" or "firing"
+	Group     string
+	File      string
+	Name      string
+	Query     string
+	Type      string // "alerting" or "recording"
+	Health    string // "ok", "err" or "unknown" (not evaluated yet)
+	LastError string
+	State     string // alerting rules: "inactive", "pending" or "firing"
 }
 
 // Rules returns every loaded rule (/api/v1/rules).
 func (p *Prometheus) Rules(t testing.TB) []Rule {
 	t.Helper()
-	var data struct {
-		Groups []struct {
-			Name  string `json:"name"`
-			File  string `json:"file"`
-			Rules []Rule `json:"rules"`
-		} `json:"groups"`
-	}
-	if _, err := p.api("/api/v1/rules", nil, &data); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	res, err := p.api.Rules(ctx, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var out []Rule
-	for _, g := range data.Groups {
+	for _, g := range res.Groups {
 		for _, r := range g.Rules {
-			r.Group, r.File = g.Name, g.File
-			out = append(out, r)
+			switch r := r.(type) {
+			case promv1.AlertingRule:
+				out = append(out, Rule{Group: g.Name, File: g.File, Name: r.Name, Query: r.Query, Type: "alerting",
+					Health: string(r.Health), LastError: r.LastError, State: r.State})
+			case promv1.RecordingRule:
+				out = append(out, Rule{Group: g.Name, File: g.File, Name: r.Name, Query: r.Query, Type: "recording",
+					Health: string(r.Health), LastError: r.LastError})
+			}
 		}
 	}
 	return out
@@ -386,71 +403,4 @@ func (p *Prometheus) WaitFor(t testing.TB, cond func() bool, timeout time.Durati
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// api GETs an HTTP API endpoint and decodes the "data" of a successful
-// answer into data; it returns the answer's warnings.
-func (p *Prometheus) api(path string, params url.Values, data any) ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	u := p.URL() + path
-	if len(params) > 0 {
-		u += "?" + params.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	var env struct {
-		Status    string          `json:"status"`
-		Data      json.RawMessage `json:"data"`
-		ErrorType string          `json:"errorType"`
-		Error     string          `json:"error"`
-		Warnings  []string        `json:"warnings"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, fmt.Errorf("%s: %s: %v: %.200s", path, resp.Status, err, body)
-	}
-	if env.Status != "success" {
-		return env.Warnings, fmt.Errorf("%s: %s: %s: %s", path, resp.Status, env.ErrorType, env.Error)
-	}
-	if err := json.Unmarshal(env.Data, data); err != nil {
-		return env.Warnings, fmt.Errorf("%s: %v", path, err)
-	}
-	return env.Warnings, nil
-}
-
-// rawPoint is the API's [<unix time>, "<value>"] pair.
-type rawPoint Point
-
-func (rp *rawPoint) UnmarshalJSON(b []byte) error {
-	var pair [2]json.RawMessage
-	if err := json.Unmarshal(b, &pair); err != nil {
-		return err
-	}
-	var ts float64
-	if err := json.Unmarshal(pair[0], &ts); err != nil {
-		return fmt.Errorf("sample time: %v", err)
-	}
-	var s string
-	if err := json.Unmarshal(pair[1], &s); err != nil {
-		return fmt.Errorf("sample value: %v", err)
-	}
-	v, err := strconv.ParseFloat(s, 64) // also parses NaN, +Inf and -Inf
-	if err != nil {
-		// A "string" result: keep the time, the value is not a number.
-		v = 0
-	}
-	rp.T = time.Unix(0, int64(ts*1e9))
-	rp.V = v
-	return nil
 }

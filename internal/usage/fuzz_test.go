@@ -42,12 +42,18 @@ func FuzzDecodeHash(f *testing.F) {
 	f.Fuzz(func(t *testing.T, f1, v1, f2, v2 string) {
 		skipped := map[Reason]int{}
 		c := DecodeHash([][]byte{[]byte(f1), []byte(v1), []byte(f2), []byte(v2)}, skipped)
-		for field, v := range c {
+		total := 0
+		c.Each(func(field string, v int64) {
 			if v < 0 || ValidateMetricType(field) != nil || !utf8.ValidString(field) {
 				t.Fatalf("kept %q = %d", field, v)
 			}
-		}
-		total := len(c)
+			total++
+		})
+		c.EachUnreadable(func(field string, _ Reason) {
+			if ValidateMetricType(field) != nil {
+				t.Fatalf("kept unreadable %q", field)
+			}
+		})
 		for _, n := range skipped {
 			total += n
 		}

@@ -3,7 +3,10 @@ package usage
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 )
 
 // Counters maps a metric type (the hash field name as written, such as
@@ -25,10 +28,17 @@ const (
 	// ReasonInvalidValue: a field whose value is not a non-negative integer
 	// that fits in int64.
 	ReasonInvalidValue Reason = "invalid_value"
+	// ReasonOversizedHash: a usage hash whose HGETALL reply is larger than
+	// the exporter holds for one hash (--redis.max-reply-bytes), such as
+	// one with a 200 MB value: left unread rather than held in memory.
+	ReasonOversizedHash Reason = "oversized_hash"
+	// ReasonMetricTypeLimit: a field of a metric type beyond the cap on
+	// distinct metric types (--usage.max-metric-types).
+	ReasonMetricTypeLimit Reason = "metric_type_limit"
 )
 
 // Reasons lists every Reason, so that a metric can report zeros too.
-var Reasons = []Reason{ReasonMalformedKey, ReasonWrongType, ReasonInvalidField, ReasonInvalidValue}
+var Reasons = []Reason{ReasonMalformedKey, ReasonWrongType, ReasonInvalidField, ReasonInvalidValue, ReasonOversizedHash, ReasonMetricTypeLimit}
 
 // ParseValue accepts a non-negative base-10 integer that fits in int64,
 // which is what HINCRBY can produce. Anything else (floats, signs, spaces,
@@ -53,7 +63,10 @@ func ParseValue(b []byte) (int64, error) {
 
 // DecodeHash turns an HGETALL reply (field, value, field, value...) into
 // Counters. Bad fields are skipped one by one and tallied in skipped, so one
-// bad field never hides the good ones next to it.
+// bad field never hides the good ones next to it. A field with a usable
+// name but a bad value is kept as unreadable (see MarkUnreadable): it is
+// unknown, not 0. A bad name cannot be a metric type, so nothing derived
+// depends on it.
 func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	c := make(Counters, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
@@ -70,6 +83,7 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 		v, err := ParseValue(pairs[i+1])
 		if err != nil {
 			skipped[ReasonInvalidValue]++
+			c.MarkUnreadable(field, ReasonInvalidValue)
 			continue
 		}
 		c[field] = v
@@ -93,6 +107,68 @@ type Snapshot struct {
 // NewSnapshot returns an empty snapshot for a period.
 func NewSnapshot(periodID string) *Snapshot {
 	return &Snapshot{PeriodID: periodID, Tenants: map[string]Counters{}, Skipped: map[Reason]int{}}
+}
+
+// CapMetricTypes keeps at most limit distinct metric types in the snapshot,
+// so that hash fields nobody configured (a backend bug, hostile data: one
+// unique field per tenant, one hash of 100k fields) cannot multiply the
+// per-tenant series without bound. The configured types are always kept
+// and come first; the remaining room goes to the other types held by the
+// most tenants, then in name order, so that the choice is the same from
+// one read to the next. Every field of a type left out is removed and
+// counted under ReasonMetricTypeLimit. limit <= 0 keeps every type. It
+// returns the types kept that are not configured.
+func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string]bool {
+	known := make(map[string]bool, len(configured))
+	for _, mt := range configured {
+		known[mt.Name] = true
+	}
+	tenants := map[string]int{} // other types -> tenants holding them
+	for _, c := range s.Tenants {
+		for field := range c {
+			// An unreadable field is of its type too; a whole unreadable
+			// hash has no type.
+			if field != wholeHash && !known[field] {
+				tenants[field]++
+			}
+		}
+	}
+	kept := make(map[string]bool, len(tenants))
+	if limit <= 0 || len(known)+len(tenants) <= limit {
+		for field := range tenants {
+			kept[field] = true
+		}
+		return kept
+	}
+	others := slices.SortedFunc(maps.Keys(tenants), func(a, b string) int {
+		if d := tenants[b] - tenants[a]; d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
+		kept[field] = true
+	}
+	for _, c := range s.Tenants {
+		KeepMetricTypes(c, known, kept, s.Skipped)
+	}
+	return kept
+}
+
+// KeepMetricTypes removes from c every field that is neither configured
+// nor kept, counting each in skipped. An unreadable field removed was
+// already counted under its own reason, and is not counted twice; the
+// marker of a whole unreadable hash stays.
+func KeepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) {
+	for field, v := range c {
+		if field == wholeHash || configured[field] || kept[field] {
+			continue
+		}
+		delete(c, field)
+		if v >= 0 {
+			skipped[ReasonMetricTypeLimit]++
+		}
+	}
 }
 
 // MetricType describes a usage hash field the exporter knows about.

@@ -1,7 +1,9 @@
 package usage
 
 import (
+	"fmt"
 	"maps"
+	"slices"
 	"testing"
 )
 
@@ -43,12 +45,138 @@ func TestDecodeHash(t *testing.T) {
 	}
 	skipped := map[Reason]int{}
 	got := DecodeHash(pairs, skipped)
+	readable := Counters{}
+	got.Each(func(mt string, v int64) { readable[mt] = v })
 	want := Counters{"messages": 4250, "whatsappSessions": 1, "newThing": 7}
-	if !maps.Equal(got, want) {
-		t.Errorf("counters = %v, want %v", got, want)
+	if !maps.Equal(readable, want) {
+		t.Errorf("readable counters = %v, want %v", readable, want)
+	}
+	// The fields with a bad value are unknown, not absent: neither is 0.
+	for _, mt := range []string{"storage", "users"} {
+		if r, ok := got.Unreadable(mt); !ok || r != ReasonInvalidValue {
+			t.Errorf("Unreadable(%q) = %q, %v; want %q, true", mt, r, ok, ReasonInvalidValue)
+		}
+		if v, ok := got.Value(mt); ok {
+			t.Errorf("Value(%q) = %d, true; want not ok", mt, v)
+		}
+	}
+	unreadable := map[string]Reason{}
+	got.EachUnreadable(func(mt string, r Reason) { unreadable[mt] = r })
+	if want := map[string]Reason{"storage": ReasonInvalidValue, "users": ReasonInvalidValue}; !maps.Equal(unreadable, want) {
+		t.Errorf("EachUnreadable = %v, want %v", unreadable, want)
+	}
+	// An absent field is a real 0.
+	if v, ok := got.Value("absent"); !ok || v != 0 {
+		t.Errorf("Value(absent) = %d, %v; want 0, true", v, ok)
 	}
 	wantSkipped := map[Reason]int{ReasonInvalidValue: 2, ReasonInvalidField: 2}
 	if !maps.Equal(skipped, wantSkipped) {
 		t.Errorf("skipped = %v, want %v", skipped, wantSkipped)
+	}
+}
+
+func TestUnreadable(t *testing.T) {
+	for _, reason := range Reasons {
+		t.Run(string(reason), func(t *testing.T) {
+			c := Counters{"messages": 5, "users": 2}
+			c.MarkUnreadable("users", reason)
+			if r, ok := c.Unreadable("users"); !ok || r != reason {
+				t.Errorf("Unreadable(users) = %q, %v; want %q", r, ok, reason)
+			}
+			if v, ok := c.Value("messages"); !ok || v != 5 {
+				t.Errorf("Value(messages) = %d, %v; want 5, true", v, ok)
+			}
+			if _, ok := c.HashUnreadable(); ok {
+				t.Error("one unreadable field made the whole hash unreadable")
+			}
+
+			whole := UnreadableHash(reason)
+			for _, mt := range []string{"messages", "storage", "anything"} {
+				if r, ok := whole.Unreadable(mt); !ok || r != reason {
+					t.Errorf("whole hash: Unreadable(%q) = %q, %v; want %q", mt, r, ok, reason)
+				}
+			}
+			if r, ok := whole.HashUnreadable(); !ok || r != reason {
+				t.Errorf("HashUnreadable = %q, %v", r, ok)
+			}
+			whole.Each(func(mt string, v int64) { t.Errorf("whole unreadable hash has a readable %q = %d", mt, v) })
+			whole.EachUnreadable(func(mt string, _ Reason) { t.Errorf("whole unreadable hash lists field %q", mt) })
+		})
+	}
+}
+
+func TestCapMetricTypes(t *testing.T) {
+	configured := []MetricType{{Name: "messages"}, {Name: "storage"}}
+	snapshot := func() *Snapshot {
+		s := NewSnapshot("202611")
+		s.Tenants = map[string]Counters{
+			"1": {"messages": 1, "apiCalls": 1, "b": 1, "z1": 1},
+			"2": {"messages": 2, "apiCalls": 2, "a": 2, "z2": 2},
+			"3": {"storage": 3, "apiCalls": 3, "a": 3, "b": 3, "z3": 3},
+		}
+		return s
+	}
+	cases := []struct {
+		limit   int
+		kept    []string // unconfigured types kept
+		skipped int
+	}{
+		{0, []string{"a", "apiCalls", "b", "z1", "z2", "z3"}, 0}, // no cap
+		{8, []string{"a", "apiCalls", "b", "z1", "z2", "z3"}, 0}, // room for all
+		{3, []string{"apiCalls"}, 7},                             // most tenants first
+		{4, []string{"a", "apiCalls"}, 5},                        // a and b tie at 2: name order
+		{1, nil, 10},                                             // configured kept even over the cap
+		{2, nil, 10},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.limit), func(t *testing.T) {
+			s := snapshot()
+			kept := s.CapMetricTypes(configured, tc.limit)
+			if got := slices.Sorted(maps.Keys(kept)); !slices.Equal(got, tc.kept) {
+				t.Errorf("kept %v, want %v", got, tc.kept)
+			}
+			if s.Skipped[ReasonMetricTypeLimit] != tc.skipped {
+				t.Errorf("skipped %d fields, want %d", s.Skipped[ReasonMetricTypeLimit], tc.skipped)
+			}
+			types := map[string]bool{}
+			for _, c := range s.Tenants {
+				for f := range c {
+					types[f] = true
+				}
+			}
+			if tc.limit > 0 && len(types) > max(tc.limit, 2) {
+				t.Errorf("%d types left: %v", len(types), types)
+			}
+			if s.Tenants["1"]["messages"] != 1 || s.Tenants["3"]["storage"] != 3 {
+				t.Errorf("configured fields lost: %v", s.Tenants)
+			}
+		})
+	}
+}
+
+// TestCapMetricTypesUnreadable: the cap sees an unreadable field as one of
+// its type (removed with it, not counted twice), and leaves a whole
+// unreadable hash as it is.
+func TestCapMetricTypesUnreadable(t *testing.T) {
+	s := NewSnapshot("202611")
+	bad := Counters{"messages": 1, "x": 1}
+	bad.MarkUnreadable("y", ReasonInvalidValue)
+	s.Tenants = map[string]Counters{
+		"1":     bad,
+		"2":     {"x": 2, "y": 2},
+		"wrong": UnreadableHash(ReasonWrongType),
+	}
+	kept := s.CapMetricTypes([]MetricType{{Name: "messages"}}, 2)
+	if want := []string{"x"}; !slices.Equal(slices.Sorted(maps.Keys(kept)), want) {
+		t.Errorf("kept %v, want %v (x and y tie at 2 tenants: name order)", slices.Sorted(maps.Keys(kept)), want)
+	}
+	if _, ok := s.Tenants["1"].Unreadable("y"); ok {
+		t.Errorf("tenant 1 keeps the capped type y: %v", s.Tenants["1"])
+	}
+	if got := s.Skipped[ReasonMetricTypeLimit]; got != 1 {
+		t.Errorf("metric_type_limit = %d, want 1 (tenant 2's readable y only)", got)
+	}
+	if r, ok := s.Tenants["wrong"].HashUnreadable(); !ok || r != ReasonWrongType {
+		t.Errorf("whole unreadable hash after the cap: %v", s.Tenants["wrong"])
 	}
 }

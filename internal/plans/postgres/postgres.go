@@ -11,7 +11,9 @@
 //   - plan_id: the tenant's plan, any integer or text type. NULL: the tenant
 //     has no active plan and default limits apply.
 //   - plan_name: the plan's name; NULL when plan_id is set means the plan
-//     does not exist (a LEFT JOIN found no plan row).
+//     does not exist (a LEFT JOIN found no plan row). Its tenants stay on
+//     that plan id with no limits (Catalog.Tenants names a plan that
+//     Catalog.Plans lacks), never on the default limits.
 //   - limit_<metric_type>: one column per limit, named after the usage hash
 //     field it limits, such as limit_messages or limit_whatsappSessions.
 //     Any integer or numeric type; NULL or 0 means unlimited.
@@ -26,7 +28,13 @@
 // # Bad rows
 //
 // A row that cannot be used is skipped and counted in Catalog.Invalid under
-// one of the Reason* names; it never fails the Load. A Load fails only
+// one of the Reason* names; it never fails the Load. A limit value that
+// cannot be used (negative, not an integer) skips that limit only: the plan
+// and its tenants stay, with the limit in Plan.Unreadable, so that nothing
+// is derived from it and the tenants are not moved to the defaults. When
+// the plan itself is bad (no plan row, a bad name, conflicting rows), the
+// plan is left out and the row's tenant stays on that plan id, its limits
+// unknown, again not on the defaults. A Load fails only
 // when the query does, or when its columns cannot be used: a required one
 // missing (ErrMissingColumn) or appearing twice, or two columns for one
 // limit.
@@ -77,19 +85,21 @@ const (
 	ReasonInvalidTenantID = "invalid_tenant_id"
 	// ReasonInvalidPlanID: plan_id fails the same rule.
 	ReasonInvalidPlanID = "invalid_plan_id"
-	// ReasonUnknownPlan: plan_id is set but plan_name is NULL.
+	// ReasonUnknownPlan: plan_id is set but plan_name is NULL (the plan's
+	// row is missing). The tenant stays on the plan id, without limits.
 	ReasonUnknownPlan = "unknown_plan"
 	// ReasonInvalidPlanName: plan_name is empty, not printable UTF-8, or
 	// too long (plans.ValidatePlanName).
 	ReasonInvalidPlanName = "invalid_plan_name"
-	// ReasonNegativeLimit: a limit column is negative.
+	// ReasonNegativeLimit: a limit column is negative. The limit is
+	// unreadable (Plan.Unreadable); the row is kept.
 	ReasonNegativeLimit = "negative_limit"
 	// ReasonNonIntegerLimit: a limit column is not an integer that fits in
-	// 64 bits (1.5, 'abc', true).
+	// 64 bits (1.5, 'abc', true). The limit is unreadable; the row is kept.
 	ReasonNonIntegerLimit = "non_integer_limit"
 	// ReasonConflictingPlan: rows give one plan id different names or
-	// limits. Every row of that plan is skipped, so the plan and its
-	// tenants are left out rather than guessed at.
+	// limits. The plan is left out rather than guessed at; its tenants stay
+	// on it, without limits.
 	ReasonConflictingPlan = "conflicting_plan"
 	// ReasonConflictingTenantPlan: rows put one tenant on different plans
 	// (or on a plan and on none). The tenant is left out; the plans those
@@ -265,16 +275,19 @@ func (s *Source) metricType(suffix string) string {
 }
 
 // row is one result row, checked on its own; reason is set when it must be
-// skipped.
+// skipped. A row whose plan is bad (a missing plan row, a bad name) keeps
+// its tenant and plan ids: the tenant stays on that plan, whose
+// limits are then unknown, rather than falling to the default limits.
 type row struct {
 	tenantID, planID string
 	reason           string
 }
 
 // row checks one result row. The plan's name is returned and its limits
-// are written to limits (one per layout limit column, 0 for unlimited)
-// rather than into a map per row: with one row per tenant, the same few
-// plans' limits arrive a hundred thousand times.
+// are written to limits (one per layout limit column, 0 for unlimited, a
+// negative code for an unreadable one, see unreadableLimit) rather than
+// into a map per row: with one row per tenant, the same few plans' limits
+// arrive a hundred thousand times.
 func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName string) {
 	tenantID, ok := idString(values[l.tenantID])
 	if !ok || (tenantID != "" && usage.ValidateID(usage.TenantID, tenantID) != nil) {
@@ -290,16 +303,18 @@ func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName
 	case planID == "":
 		return row{tenantID: tenantID}, ""
 	case values[l.planName] == nil:
-		return row{reason: ReasonUnknownPlan}, ""
+		// The plan's row is missing (a tenant whose plan was deleted, with
+		// no foreign key): the tenant stays on that plan id.
+		return row{tenantID: tenantID, planID: planID, reason: ReasonUnknownPlan}, ""
 	}
 	name, ok := values[l.planName].(string)
 	if !ok || plans.ValidatePlanName(name) != nil {
-		return row{reason: ReasonInvalidPlanName}, ""
+		return row{tenantID: tenantID, planID: planID, reason: ReasonInvalidPlanName}, ""
 	}
 	for i, c := range l.limits {
 		v, reason := limitValue(values[c.index])
 		if reason != "" {
-			return row{reason: reason}, ""
+			v = unreadableLimit[reason]
 		}
 		limits[i] = v
 	}
@@ -372,6 +387,18 @@ func limitValue(v any) (int64, string) {
 	return n, ""
 }
 
+// unreadableLimit codes the reason a limit value is unreadable, as the
+// negative value it is kept as in a row's limits: rows of one plan that
+// disagree on it are then a conflict like any other difference.
+var unreadableLimit = map[string]int64{ReasonNegativeLimit: -1, ReasonNonIntegerLimit: -2}
+
+func unreadableReason(code int64) string {
+	if code == unreadableLimit[ReasonNegativeLimit] {
+		return ReasonNegativeLimit
+	}
+	return ReasonNonIntegerLimit
+}
+
 // parseInteger accepts an integer in decimal text, also as numeric prints
 // one with a scale ("5000.00").
 func parseInteger(s string) (int64, error) {
@@ -397,7 +424,9 @@ type builder struct {
 type planRows struct {
 	name        string
 	limits      []int64
+	defined     bool // a valid row gave name and limits
 	conflicting bool
+	invalid     bool // a row of the plan is missing its plan row or has a bad name
 }
 
 // newBuilder returns a builder for about rows rows (the last load's count:
@@ -410,16 +439,39 @@ func newBuilder(lay *layout, rows int) *builder {
 func (b *builder) add(r row, planName string, limits []int64) {
 	if r.reason != "" {
 		b.invalid[r.reason]++
+		if r.planID == "" {
+			return // nothing to keep
+		}
+		// The plan is left out; its tenant stays on it.
+		b.plan(r.planID).invalid = true
+		r.reason = ""
+		if r.tenantID != "" {
+			b.rows = append(b.rows, r)
+		}
 		return
 	}
 	if r.planID != "" {
-		if p, seen := b.plans[r.planID]; !seen {
-			b.plans[r.planID] = &planRows{name: planName, limits: slices.Clone(limits)}
+		for _, v := range limits {
+			if v < 0 {
+				b.invalid[unreadableReason(v)]++
+			}
+		}
+		if p := b.plan(r.planID); !p.defined {
+			p.name, p.limits, p.defined = planName, slices.Clone(limits), true
 		} else if p.name != planName || !slices.Equal(p.limits, limits) {
 			p.conflicting = true
 		}
 	}
 	b.rows = append(b.rows, r)
+}
+
+func (b *builder) plan(id string) *planRows {
+	p, ok := b.plans[id]
+	if !ok {
+		p = &planRows{}
+		b.plans[id] = p
+	}
+	return p
 }
 
 func (b *builder) catalog() *plans.Catalog {
@@ -428,22 +480,35 @@ func (b *builder) catalog() *plans.Catalog {
 	for reason, n := range b.invalid {
 		cat.Invalid[reason] = n
 	}
-	// A plan that rows give different names or limits is left out with
-	// all its rows, rather than guessed at.
-	rows := b.keep(cat, b.rows, ReasonConflictingPlan, func(r row) bool {
-		return r.planID == "" || !b.plans[r.planID].conflicting
-	})
-	for id, p := range b.plans {
-		if p.conflicting {
-			continue
-		}
-		limits := plans.Limits{}
-		for i, c := range b.lay.limits {
-			if p.limits[i] > 0 {
-				limits[c.metricType] = p.limits[i]
+	// A plan that rows give different names or limits is left out rather
+	// than guessed at, and so is one with a missing or bad row: their
+	// tenants stay on them, with no limits stated (they are not tenants
+	// without a plan, so the default limits would be wrong too).
+	for _, r := range b.rows {
+		if r.planID != "" {
+			if p := b.plans[r.planID]; p.conflicting && !p.invalid {
+				cat.Invalid[ReasonConflictingPlan]++
 			}
 		}
-		cat.Plans[id] = plans.Plan{ID: id, Name: p.name, Limits: limits}
+	}
+	rows := b.rows
+	for id, p := range b.plans {
+		if p.conflicting || p.invalid {
+			continue
+		}
+		plan := plans.Plan{ID: id, Name: p.name, Limits: plans.Limits{}}
+		for i, c := range b.lay.limits {
+			switch v := p.limits[i]; {
+			case v > 0:
+				plan.Limits[c.metricType] = v
+			case v < 0:
+				if plan.Unreadable == nil {
+					plan.Unreadable = map[string]string{}
+				}
+				plan.Unreadable[c.metricType] = unreadableReason(v)
+			}
+		}
+		cat.Plans[id] = plan
 	}
 	b.addTenants(cat, rows)
 	return cat
@@ -478,25 +543,6 @@ func (b *builder) addTenants(cat *plans.Catalog, rows []row) {
 	for id := range conflicting {
 		delete(cat.Tenants, id)
 	}
-}
-
-// keep returns the rows ok accepts and counts the others under reason. When
-// it accepts them all, as it almost always does, rows is returned as is.
-func (b *builder) keep(cat *plans.Catalog, rows []row, reason string, ok func(row) bool) []row {
-	first := slices.IndexFunc(rows, func(r row) bool { return !ok(r) })
-	if first < 0 {
-		return rows
-	}
-	kept := make([]row, first, len(rows))
-	copy(kept, rows[:first])
-	for _, r := range rows[first:] {
-		if ok(r) {
-			kept = append(kept, r)
-		} else {
-			cat.Invalid[reason]++
-		}
-	}
-	return kept
 }
 
 // redact removes the password of dsn from msg. pgx already redacts

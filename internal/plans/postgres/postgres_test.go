@@ -121,13 +121,20 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
-			name:  "negative limit skips the plan's rows and counts them",
+			// The plan and its tenants stay (never moved to the defaults);
+			// only the bad limit is unreadable, counted once per row.
+			name:  "negative limit is unreadable, counted, and the plan's other limits kept",
 			files: schema,
 			sql: `INSERT INTO plans VALUES (1, 'broken', 5000, -1, 5, 1), (2, 'fine', 10, 20, 30, 40), (3, 'broken unused', -5, NULL, NULL, NULL);
 			      INSERT INTO tenants VALUES (1, 'a', 1), (2, 'b', 1), (3, 'c', 2), (4, 'd', NULL)`,
 			want: &plans.Catalog{
-				Plans:   map[string]plans.Plan{"2": {ID: "2", Name: "fine", Limits: plans.Limits{"messages": 10, "storage": 20, "users": 30, "whatsappSessions": 40}}},
-				Tenants: map[string]string{"3": "2", "4": ""},
+				Plans: map[string]plans.Plan{
+					"1": {ID: "1", Name: "broken", Limits: plans.Limits{"messages": 5000, "users": 5, "whatsappSessions": 1},
+						Unreadable: map[string]string{"storage": "negative_limit"}},
+					"2": {ID: "2", Name: "fine", Limits: plans.Limits{"messages": 10, "storage": 20, "users": 30, "whatsappSessions": 40}},
+					"3": {ID: "3", Name: "broken unused", Limits: plans.Limits{}, Unreadable: map[string]string{"messages": "negative_limit"}},
+				},
+				Tenants: map[string]string{"1": "1", "2": "1", "3": "2", "4": ""},
 				Invalid: map[string]int{"negative_limit": 3},
 			},
 		},
@@ -250,10 +257,15 @@ func TestLoad(t *testing.T) {
 			want: &plans.Catalog{
 				Plans: map[string]plans.Plan{
 					"1": {ID: "1", Name: "good", Limits: plans.Limits{"messages": 10}},
+					"3": {ID: "3", Name: "frac", Limits: plans.Limits{}, Unreadable: map[string]string{"messages": "non_integer_limit"}},
+					"4": {ID: "4", Name: "neg", Limits: plans.Limits{}, Unreadable: map[string]string{"messages": "negative_limit"}},
 					"5": {ID: "5", Name: "five", Limits: plans.Limits{"messages": 1}},
 					"6": {ID: "6", Name: "six", Limits: plans.Limits{"messages": 1}},
 				},
-				Tenants: map[string]string{"ok": "1", "ok2": "1"},
+				// A tenant whose plan row is missing, badly named or
+				// conflicting stays on that plan id (the plan has no
+				// entry): it is not a tenant without a plan.
+				Tenants: map[string]string{"ok": "1", "ok2": "1", "t2": "99", "t3": "2", "t4": "3", "t5": "4", "t8": "7", "t9": "7", "t10": "8"},
 				Invalid: map[string]int{
 					"invalid_tenant_id":       2,
 					"invalid_plan_id":         1,
@@ -278,8 +290,14 @@ func TestLoad(t *testing.T) {
 					(5, 5, 'nan',   NULL,        'NaN',        NULL)
 				) AS v(tenant_id, plan_id, plan_name, limit_messages, limit_storage, limit_users)`)},
 			want: &plans.Catalog{
-				Plans:   map[string]plans.Plan{},
-				Tenants: map[string]string{},
+				Plans: map[string]plans.Plan{
+					"1": {ID: "1", Name: "text", Limits: plans.Limits{}, Unreadable: map[string]string{"messages": "non_integer_limit"}},
+					"2": {ID: "2", Name: "float", Limits: plans.Limits{}, Unreadable: map[string]string{"storage": "non_integer_limit"}},
+					"3": {ID: "3", Name: "bool", Limits: plans.Limits{}, Unreadable: map[string]string{"users": "non_integer_limit"}},
+					"4": {ID: "4", Name: "huge", Limits: plans.Limits{}, Unreadable: map[string]string{"messages": "non_integer_limit"}},
+					"5": {ID: "5", Name: "nan", Limits: plans.Limits{}, Unreadable: map[string]string{"storage": "non_integer_limit"}},
+				},
+				Tenants: map[string]string{"1": "1", "2": "2", "3": "3", "4": "4", "5": "5"},
 				Invalid: map[string]int{"non_integer_limit": 5},
 			},
 		},

@@ -1,0 +1,606 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+// Read modes of --redis.read-mode.
+const (
+	// ModeTrack keeps a mirror of the usage state current with Redis key
+	// tracking: a read re-reads only the keys changed since the last one.
+	ModeTrack = "track"
+	// ModeScan reads the whole usage state on every read.
+	ModeScan = "scan"
+)
+
+// FullReader is what a Mirror falls back to: a complete read per call
+// (Store, Cluster). INFO always goes to it.
+type FullReader = billing.Store
+
+// Mirror reads usage from a copy of the usage state kept in memory, seeded
+// by one full read and kept current by Redis' server-assisted client-side
+// caching in broadcast mode (see trackingPair). A read proves the copy
+// current with a barrier, re-reads only the keys Redis said changed, and
+// returns the same Snapshot a full read would. Whenever the copy cannot be
+// proven current (a tracking connection lost, Redis restarted, a flush,
+// the period rolled over, a read failed part-way) the read is a full read
+// that seeds a new copy.
+//
+// Where Redis refuses tracking (Redis < 6, an ACL without the commands, a
+// key pattern without a literal prefix) the Mirror says so once in the log
+// and in billing_redis_tracking_unavailable, and every read is a full read
+// of the reader it wraps, as in scan mode. Over a Redis Cluster it keeps a
+// mirror per master (see clusterMirror).
+//
+// ReadTenant (the API's one-tenant read) stays a direct HGETALL: it is one
+// round trip either way (a mirror read costs a barrier of two), and it
+// needs no lock shared with scrapes.
+type Mirror struct {
+	scan    FullReader
+	store   *Store // nil when tracking is impossible (a cluster)
+	pattern usage.KeyPattern
+	logger  *slog.Logger
+	resync  time.Duration
+	now     func() time.Time
+
+	mu         sync.Mutex // one read (or resync swap) at a time
+	pair       *trackingPair
+	state      *mirrorState
+	nextReason string       // why the next read must be full, when the pair is gone
+	seededAt   atomic.Int64 // UnixNano of the full read the mirror comes from; 0 while there is none
+
+	scanReason atomic.Pointer[string] // set once: why reads are full reads
+
+	lastSize atomic.Int64 // current-period keys of the last full read, to size the next
+	*mirrorStats
+	cluster *clusterMirror // nil for a single server
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+// mirrorStats are the counters a Mirror exports; the per-master mirrors of
+// a cluster share their parent's.
+type mirrorStats struct {
+	invalidated   atomic.Uint64
+	rereadLast    atomic.Int64
+	rereadTotal   atomic.Uint64
+	divergentLast atomic.Int64
+	fullReads     sync.Map // reason → *atomic.Uint64
+}
+
+func newMirrorStats() *mirrorStats {
+	st := &mirrorStats{}
+	for _, reason := range fullReadReasons {
+		st.fullReads.Store(reason, new(atomic.Uint64))
+	}
+	return st
+}
+
+// MirrorOption configures a Mirror.
+type MirrorOption func(*Mirror)
+
+// WithResyncInterval sets how often a background full read checks the
+// mirror and replaces it; 0 turns the check off.
+func WithResyncInterval(d time.Duration) MirrorOption { return func(m *Mirror) { m.resync = d } }
+
+// WithMirrorLogger sets the logger.
+func WithMirrorLogger(l *slog.Logger) MirrorOption { return func(m *Mirror) { m.logger = l } }
+
+// scanRequested is the scan-mode reason of --redis.read-mode=scan.
+const scanRequested = "--redis.read-mode=scan"
+
+// WithScanMode makes every read a full read: --redis.read-mode=scan. The
+// Mirror then only reports the mode.
+func WithScanMode() MirrorOption {
+	return func(m *Mirror) { r := scanRequested; m.scanReason.Store(&r) }
+}
+
+// withStats makes a mirror count into another's stats (a cluster's
+// per-master mirrors).
+func withStats(st *mirrorStats) MirrorOption { return func(m *Mirror) { m.mirrorStats = st } }
+
+// withMirrorClock replaces time.Now for the mirror age, for tests.
+func withMirrorClock(now func() time.Time) MirrorOption { return func(m *Mirror) { m.now = now } }
+
+// NewMirror returns a Mirror over r for pattern. r is a *Store or a
+// *Cluster for tracking to be possible; any other reader is read in scan
+// mode, with the reason logged. The first read seeds the mirror.
+func NewMirror(r FullReader, pattern usage.KeyPattern, opts ...MirrorOption) *Mirror {
+	m := &Mirror{
+		scan:       r,
+		pattern:    pattern,
+		logger:     slog.New(slog.DiscardHandler),
+		resync:     15 * time.Minute,
+		now:        time.Now,
+		nextReason: reasonStart,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.mirrorStats == nil {
+		m.mirrorStats = newMirrorStats()
+	}
+	m.store, _ = r.(*Store)
+	if c, ok := r.(*Cluster); ok {
+		m.cluster = &clusterMirror{c: c, parent: m}
+	}
+	switch {
+	case m.store == nil && m.cluster == nil:
+		m.fallBack(fmt.Sprintf("key tracking needs a single Redis server or a cluster, not a %T", r))
+	case pattern.LiteralPrefix() == "":
+		m.fallBack("the usage key pattern starts with a placeholder: no literal prefix to track")
+	}
+	if m.resync > 0 && m.scanReason.Load() == nil {
+		go m.resyncLoop()
+	} else {
+		close(m.done)
+	}
+	return m
+}
+
+// fallBack switches to scan mode for good, saying why once.
+func (m *Mirror) fallBack(reason string) {
+	if m.scanReason.CompareAndSwap(nil, &reason) {
+		m.logger.Warn("Redis key tracking unavailable: reading the whole usage state on every scrape (scan mode)",
+			"reason", reason)
+	}
+}
+
+// Mode returns the read mode in force.
+func (m *Mirror) Mode() string {
+	if m.scanReason.Load() != nil {
+		return ModeScan
+	}
+	return ModeTrack
+}
+
+// Close stops the self-check and closes the tracking connections.
+func (m *Mirror) Close() error {
+	m.stopOnce.Do(func() { close(m.stop) })
+	<-m.done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cluster != nil {
+		m.cluster.drop()
+	}
+	m.dropPair(reasonStart)
+	return nil
+}
+
+// Info reads INFO from the reader the Mirror wraps: the mirror holds usage
+// hashes only.
+func (m *Mirror) Info(ctx context.Context) billing.Info { return m.scan.Info(ctx) }
+
+// ReadTenant reads one usage hash directly (see Mirror).
+func (m *Mirror) ReadTenant(ctx context.Context, key string) (usage.Counters, bool, map[usage.Reason]int, error) {
+	return m.scan.ReadTenant(ctx, key)
+}
+
+// ReadUsage returns the usage state of periodID: from the mirror after a
+// barrier and the re-read of the keys changed since the last read, or from
+// a full read that seeds it anew.
+func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
+	if m.scanReason.Load() != nil || pattern != m.pattern {
+		return m.scan.ReadUsage(ctx, pattern, periodID)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cluster != nil {
+		return m.cluster.read(ctx, periodID)
+	}
+
+	reason := m.nextReason
+	if reason == "" && m.state.periodID != periodID {
+		reason = reasonPeriod
+	}
+	if reason == "" {
+		r, err := m.pair.barrier(ctx, &m.store.settings)
+		if err != nil && r == "" {
+			return nil, err
+		}
+		if err != nil {
+			m.logger.Debug("tracking barrier failed", "err", err)
+		}
+		reason = r
+	}
+	if reason != "" {
+		return m.seed(ctx, periodID, reason)
+	}
+	keys := m.pair.take()
+	if err := m.reread(ctx, m.state, keys); err != nil {
+		m.dropPair(reasonReadError)
+		return nil, err
+	}
+	m.rereadLast.Store(int64(len(keys)))
+	m.rereadTotal.Add(uint64(len(keys)))
+	return m.state.snapshot(), nil
+}
+
+// dropPair forgets the pair and the state; the next read is a full read for
+// reason.
+func (m *Mirror) dropPair(reason string) {
+	if m.pair != nil {
+		m.pair.close()
+		m.pair = nil
+	}
+	m.state = nil
+	m.seededAt.Store(0)
+	m.nextReason = reason
+}
+
+// seed makes a new mirror with a full read, opening a new tracking pair
+// first when the old one is lost. Under m.mu.
+func (m *Mirror) seed(ctx context.Context, periodID, reason string) (*usage.Snapshot, error) {
+	if reason != reasonStart && reason != reasonPeriod {
+		m.logger.Info("Redis usage mirror cannot be proven current: full read", "reason", reason)
+	}
+	if m.pair != nil && m.pair.lostReason() != "" {
+		m.dropPair(reason)
+	}
+	m.state = nil
+	m.seededAt.Store(0)
+	m.nextReason = reason
+	if m.pair == nil {
+		p, err := m.store.openTracking(ctx, m.store.target.Address, m.pattern.LiteralPrefix(), &m.mirrorStats.invalidated)
+		if errors.Is(err, errTrackingRefused) {
+			m.fallBack(err.Error())
+			return m.scan.ReadUsage(ctx, m.pattern, periodID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redis key tracking: %w", err)
+		}
+		m.pair = p
+	}
+	// Tracking is on from here: a key changed from now on is in the dirty
+	// set, and any change before is in what the full read sees. Keys
+	// invalidated during the read are re-read by the next one.
+	m.pair.take()
+	st, err := m.fullRead(ctx, periodID, int(m.lastSize.Load()), false)
+	// The pool's idle connections may have died with the tracking ones (a
+	// restart) and be trusted for being recently used; each failed one is
+	// gone after its failure, so a try per idle connection the pool may
+	// hold reaches fresh ones.
+	for try := 0; err != nil && ctx.Err() == nil && reason == reasonConnectionLost && try < maxIdle; try++ {
+		st, err = m.fullRead(ctx, periodID, int(m.lastSize.Load()), false)
+	}
+	if err != nil {
+		m.dropPair(reason)
+		return nil, err
+	}
+	m.state, m.nextReason = st, ""
+	m.seededAt.Store(m.now().UnixNano())
+	m.lastSize.Store(int64(len(st.current)))
+	m.countFullRead(reason)
+	m.rereadLast.Store(0)
+	return st.snapshot(), nil
+}
+
+func (m *Mirror) countFullRead(reason string) {
+	if c, ok := m.fullReads.Load(reason); ok {
+		c.(*atomic.Uint64).Add(1)
+	}
+}
+
+// mirrorState is the mirror: every key the SCAN of a full read would
+// return, sorted the way a full read counts it.
+type mirrorState struct {
+	periodID  string
+	current   map[string]*keyEntry // usage keys of the period
+	others    map[string]struct{}  // usage keys of other periods
+	malformed map[string]struct{}  // keys that match the glob but do not parse
+	// Sums over current, kept as entries come and go.
+	wrongType, invalidField, invalidValue int
+}
+
+// keyEntry is one usage key of the period.
+type keyEntry struct {
+	tenant string
+	// counters as a full read decodes them, unreadable markers included
+	// (a key of another type is found, with every metric type unreadable).
+	counters  usage.Counters
+	wrongType bool // the key holds another type than a hash
+	// Fields skipped when decoding the hash.
+	invalidField, invalidValue int
+}
+
+func newMirrorState(periodID string, sizeHint int) *mirrorState {
+	return &mirrorState{
+		periodID:  periodID,
+		current:   make(map[string]*keyEntry, sizeHint),
+		others:    map[string]struct{}{},
+		malformed: map[string]struct{}{},
+	}
+}
+
+// put records a current-period key's entry, nil when it no longer exists.
+func (st *mirrorState) put(key string, e *keyEntry) {
+	if old, ok := st.current[key]; ok {
+		if old.wrongType {
+			st.wrongType--
+		}
+		st.invalidField -= old.invalidField
+		st.invalidValue -= old.invalidValue
+		delete(st.current, key)
+	}
+	if e == nil {
+		return
+	}
+	if e.wrongType {
+		st.wrongType++
+	}
+	st.invalidField += e.invalidField
+	st.invalidValue += e.invalidValue
+	st.current[key] = e
+}
+
+// setMember adds or removes key from set.
+func setMember(set map[string]struct{}, key string, exists bool) {
+	if exists {
+		set[key] = struct{}{}
+	} else {
+		delete(set, key)
+	}
+}
+
+// snapshot renders the mirror as a full read would have returned it. The
+// counters are shared, never modified: a changed hash gets new counters.
+func (st *mirrorState) snapshot() *usage.Snapshot {
+	snap := usage.NewSnapshot(st.periodID)
+	snap.Tenants = make(map[string]usage.Counters, len(st.current))
+	for _, e := range st.current {
+		snap.Tenants[e.tenant] = e.counters
+	}
+	snap.Keys = len(st.current) + len(st.others)
+	for reason, n := range map[usage.Reason]int{
+		usage.ReasonMalformedKey: len(st.malformed),
+		usage.ReasonWrongType:    st.wrongType,
+		usage.ReasonInvalidField: st.invalidField,
+		usage.ReasonInvalidValue: st.invalidValue,
+	} {
+		if n > 0 {
+			snap.Skipped[reason] = n
+		}
+	}
+	return snap
+}
+
+// keyKind sorts a key the way a full read would: not a usage key at all
+// (ignored), malformed, of another period, or of the period (with its
+// tenant).
+type keyKind int
+
+const (
+	kindIgnored keyKind = iota
+	kindMalformed
+	kindOther
+	kindCurrent
+)
+
+func (st *mirrorState) classify(pattern usage.KeyPattern, key string) (keyKind, string) {
+	if !pattern.MatchesGlob(key) {
+		return kindIgnored, ""
+	}
+	tenant, pid, err := pattern.Parse(key)
+	switch {
+	case err != nil:
+		return kindMalformed, ""
+	case pid != st.periodID:
+		return kindOther, ""
+	}
+	return kindCurrent, tenant
+}
+
+// reread reads keys again and updates st: HGETALL for the period's keys,
+// EXISTS for the others that a full read would count, in pipelined batches
+// on up to hashReaders connections at once (as a full read's HGETALLs), so
+// that a read of many changed keys overlaps Redis' work on one batch with
+// the decoding of another. st is updated here only, one batch at a time.
+func (m *Mirror) reread(ctx context.Context, st *mirrorState, keys map[string]struct{}) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var batches [][]rereadItem
+	batch := make([]rereadItem, 0, min(len(keys), m.store.batchSize))
+	for key := range keys {
+		kind, tenant := st.classify(m.pattern, key)
+		if kind == kindIgnored {
+			continue
+		}
+		batch = append(batch, rereadItem{key: key, tenant: tenant, kind: kind})
+		if len(batch) >= m.store.batchSize {
+			batches = append(batches, batch)
+			batch = make([]rereadItem, 0, min(len(keys), m.store.batchSize))
+		}
+	}
+	if len(batch) > 0 {
+		batches = append(batches, batch)
+	}
+	if len(batches) == 0 {
+		return nil
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := make(chan []rereadItem)
+	out := make(chan []rereadItem)
+	errc := make(chan error, hashReaders)
+	var wg sync.WaitGroup
+	for range min(hashReaders, len(batches)) {
+		wg.Go(func() {
+			if err := m.rereadBatches(ctx, in, out); err != nil {
+				errc <- err
+				cancel()
+			}
+		})
+	}
+	go func() {
+		defer close(in)
+		for _, b := range batches {
+			select {
+			case in <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+	for b := range out {
+		for _, it := range b {
+			switch it.kind {
+			case kindMalformed:
+				setMember(st.malformed, it.key, it.exists)
+			case kindOther:
+				setMember(st.others, it.key, it.exists)
+			case kindCurrent:
+				st.put(it.key, it.entry)
+			}
+		}
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+// rereadItem is one key to read again, and what was read.
+type rereadItem struct {
+	key, tenant string
+	kind        keyKind
+	exists      bool      // kindMalformed, kindOther
+	entry       *keyEntry // kindCurrent; nil when the key is gone
+}
+
+// rereadBatches is one connection's share of a reread: it reads each batch
+// taken from in, fills in its items and sends it to out.
+func (m *Mirror) rereadBatches(ctx context.Context, in <-chan []rereadItem, out chan<- []rereadItem) error {
+	var c redis.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	skipped := map[usage.Reason]int{}
+	for batch := range in {
+		if c == nil {
+			var err error
+			if c, err = m.store.pool.GetContext(ctx); err != nil {
+				return fmt.Errorf("redis connection: %w", err)
+			}
+		}
+		for _, it := range batch {
+			cmd := "EXISTS"
+			if it.kind == kindCurrent {
+				cmd = "HGETALL"
+			}
+			if err := c.Send(cmd, it.key); err != nil {
+				return fmt.Errorf("%s: %w", cmd, err)
+			}
+		}
+		replies, err := redis.Values(m.store.do(ctx, c, "hgetall", ""))
+		if err != nil {
+			return err
+		}
+		if len(replies) != len(batch) {
+			return fmt.Errorf("re-read: %d replies for %d keys", len(replies), len(batch))
+		}
+		for i := range batch {
+			it := &batch[i]
+			if it.kind != kindCurrent {
+				n, err := redis.Int(replies[i], nil)
+				if err != nil {
+					return fmt.Errorf("EXISTS %q: %w", it.key, err)
+				}
+				it.exists = n > 0
+				continue
+			}
+			if it.entry, err = decodeEntry(replies[i], it.tenant, skipped); err != nil {
+				return fmt.Errorf("HGETALL %q: %w", it.key, err)
+			}
+		}
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// decodeEntry turns an HGETALL reply into a key's entry with the full
+// read's decoder (decodeHGETALL), unreadable markers included: nil for a
+// key that does not exist, an entry whose counters say the whole hash is
+// unreadable for a key of another type. skipped is scratch space, emptied
+// here.
+func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEntry, error) {
+	clear(skipped)
+	counters, found, err := decodeHGETALL(reply, skipped)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, nil
+	}
+	return &keyEntry{tenant: tenant, counters: counters, wrongType: skipped[usage.ReasonWrongType] > 0,
+		invalidField: skipped[usage.ReasonInvalidField], invalidValue: skipped[usage.ReasonInvalidValue]}, nil
+}
+
+// fullRead reads the whole usage state into a new mirrorState with the
+// node reader (node.go), so its stages overlap as in a full read (at 1M
+// tenants a sequential seed did not fit a 60 s scrape): one connection
+// SCANs, the key sorting records each key of the pattern, and hashReaders
+// connections decode the period's hashes into entries. Paced (the
+// self-check), the hashes are read on one connection and every round trip
+// is followed by a rest as long as it took, so that the check never
+// bursts.
+func (m *Mirror) fullRead(ctx context.Context, periodID string, hint int, paced bool) (*mirrorState, error) {
+	st := newMirrorState(periodID, hint)
+	var mu sync.Mutex // st.current and its sums, shared by the hash readers
+	n := &nodeReader{
+		settings: &m.store.settings,
+		pool:     m.store.pool,
+		pattern:  m.pattern,
+		periodID: periodID,
+		record:   st,
+		paced:    paced,
+		readBatch: func(ctx context.Context, c redis.Conn, batch []pending, _ *usage.Snapshot) error {
+			replies, err := m.store.pipelineHGETALL(ctx, c, batch)
+			if err != nil {
+				return err
+			}
+			entries := make([]*keyEntry, len(batch))
+			skipped := map[usage.Reason]int{}
+			for i, r := range replies {
+				if entries[i], err = decodeEntry(r, batch[i].tenant, skipped); err != nil {
+					return fmt.Errorf("HGETALL %q: %w", batch[i].key, err)
+				}
+			}
+			mu.Lock()
+			for i, p := range batch {
+				st.put(p.key, entries[i])
+			}
+			mu.Unlock()
+			return nil
+		},
+	}
+	if _, err := n.read(ctx); err != nil {
+		return nil, err
+	}
+	return st, nil
+}

@@ -1,0 +1,576 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+const (
+	thisPeriod = "202611"
+	lastPeriod = "202610"
+)
+
+func newMirror(t *testing.T, addr string, opts ...MirrorOption) (*Mirror, *Store) {
+	t.Helper()
+	s := newStore(t, addr, WithBatchSize(7)) // small batches: several round trips per re-read
+	m := NewMirror(s, pattern, append([]MirrorOption{WithResyncInterval(0)}, opts...)...)
+	t.Cleanup(func() { m.Close() })
+	return m, s
+}
+
+// read is a scrape's read with a bounded deadline.
+func read(t *testing.T, r FullReader, periodID string) *usage.Snapshot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	snap, err := r.ReadUsage(ctx, pattern, periodID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+func fullReads(m *Mirror, reason string) int {
+	c, _ := m.fullReads.Load(reason)
+	return int(c.(*atomic.Uint64).Load())
+}
+
+// clientIDs returns the ids of the mirror's invalidation (pub/sub) and
+// tracking connections, from CLIENT LIST.
+func clientIDs(t *testing.T, srv *testserver.Redis) (sub, trk string) {
+	t.Helper()
+	list, err := redis.String(srv.Do("CLIENT", "LIST"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		var id, flags string
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "id="); ok {
+				id = v
+			}
+			if v, ok := strings.CutPrefix(f, "flags="); ok {
+				flags = v
+			}
+		}
+		switch {
+		case strings.Contains(flags, "P"):
+			sub = id
+		case strings.Contains(flags, "t"):
+			trk = id
+		}
+	}
+	if sub == "" || trk == "" {
+		t.Fatalf("tracking connections not found in CLIENT LIST:\n%s", list)
+	}
+	return sub, trk
+}
+
+// writer applies a fixed-seed mix of every kind of change a backend (or a
+// hostile neighbour) makes to the keyspace.
+type writer struct {
+	rng *rand.Rand
+	c   redis.Conn
+}
+
+func (w *writer) key() string {
+	p := thisPeriod
+	if w.rng.IntN(4) == 0 {
+		p = lastPeriod
+	}
+	return "usage:" + fmt.Sprint(w.rng.IntN(120)) + ":" + p
+}
+
+func (w *writer) step() error {
+	key := w.key()
+	var err error
+	switch op := w.rng.IntN(100); {
+	case op < 40:
+		_, err = w.c.Do("HINCRBY", key, []string{"messages", "storage", "users"}[w.rng.IntN(3)], w.rng.IntN(50))
+	case op < 50:
+		_, err = w.c.Do("HSET", key, "field"+fmt.Sprint(w.rng.IntN(3)), w.rng.IntN(9))
+	case op < 53:
+		_, err = w.c.Do("HSET", key, "messages", "-1") // invalid value
+	case op < 55:
+		_, err = w.c.Do("HSET", key, "bad\x01field", 1) // invalid field
+	case op < 63:
+		_, err = w.c.Do("HDEL", key, "messages", "field0")
+	case op < 70:
+		_, err = w.c.Do("DEL", key)
+	case op < 75:
+		_, err = w.c.Do("PEXPIRE", key, 5+w.rng.IntN(30))
+	case op < 80:
+		to := w.key()
+		if w.rng.IntN(3) == 0 {
+			to = "other:" + to
+		}
+		if _, err = w.c.Do("RENAME", key, to); err != nil && strings.Contains(err.Error(), "no such key") {
+			err = nil
+		}
+	case op < 85:
+		_, err = w.c.Do("HSET", "other:"+key, "messages", 1) // another prefix
+	case op < 88:
+		_, err = w.c.Do("SET", key, "x") // wrong type
+	case op < 91:
+		_, err = w.c.Do("HSET", "usage:bad:"+fmt.Sprint(w.rng.IntN(5)), "messages", 1) // malformed
+	case op < 93:
+		_, err = w.c.Do("DEL", "usage:bad:"+fmt.Sprint(w.rng.IntN(5)))
+	case op < 95:
+		_, err = w.c.Do("SET", "usage:x", "1") // matches the prefix, not the glob
+	default:
+		_, err = w.c.Do("HSET", "usage:new"+fmt.Sprint(w.rng.IntN(1000))+":"+thisPeriod, "messages", 1) // a new tenant
+	}
+	if err != nil && strings.Contains(err.Error(), "WRONGTYPE") {
+		err = nil
+	}
+	return err
+}
+
+// settle waits out the TTLs given and SCANs the whole keyspace, which
+// deletes every key past its TTL (sending its invalidation) before a
+// checkpoint compares: an expired key that Redis has not deleted yet is
+// still in the mirror, and may be deleted between the two reads compared.
+func (w *writer) settle() error {
+	time.Sleep(40 * time.Millisecond)
+	cursor := "0"
+	for {
+		reply, err := redis.Values(w.c.Do("SCAN", cursor, "COUNT", 1000))
+		if err != nil {
+			return err
+		}
+		if cursor, err = redis.String(reply[0], nil); err != nil || cursor == "0" {
+			return err
+		}
+	}
+}
+
+func TestMirrorEquivalenceUnderLoad(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, s := newMirror(t, srv.Addr())
+	w := &writer{rng: rand.New(rand.NewPCG(13, 1)), c: srv.Conn()}
+	defer w.c.Close()
+	for range 300 {
+		if err := w.step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.settle(); err != nil {
+		t.Fatal(err)
+	}
+	sameSnapshot(t, "seed", read(t, m, thisPeriod), read(t, s, thisPeriod))
+
+	// Scrapes run all along, while the writer writes.
+	stop := make(chan struct{})
+	var scrapes sync.WaitGroup
+	scrapes.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if _, err := m.ReadUsage(ctx, pattern, thisPeriod); err != nil {
+				t.Error(err)
+			}
+			cancel()
+		}
+	})
+	for cp := range 6 {
+		for range 500 {
+			if err := w.step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.settle(); err != nil {
+			t.Fatal(err)
+		}
+		sameSnapshot(t, fmt.Sprintf("checkpoint %d", cp), read(t, m, thisPeriod), read(t, s, thisPeriod))
+	}
+	close(stop)
+	scrapes.Wait()
+	if n := fullReads(m, reasonStart); n != 1 {
+		t.Errorf("full reads at start = %d, want 1", n)
+	}
+	for _, r := range fullReadReasons[1:] {
+		if n := fullReads(m, r); n != 0 {
+			t.Errorf("full reads for %s = %d, want 0: the mirror was not kept current", r, n)
+		}
+	}
+	if m.rereadTotal.Load() == 0 || m.invalidated.Load() == 0 {
+		t.Errorf("re-read %d keys after %d invalidations, want some", m.rereadTotal.Load(), m.invalidated.Load())
+	}
+}
+
+func TestMirrorReadYourWrites(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, _ := newMirror(t, srv.Addr())
+	c := srv.Conn()
+	defer c.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	read(t, m, thisPeriod)
+	for i := range 500 {
+		id := fmt.Sprint(rng.IntN(50))
+		v, err := redis.Int64(c.Do("HINCRBY", "usage:"+id+":"+thisPeriod, "messages", 1+rng.IntN(3)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, m, thisPeriod).Tenants[id]["messages"]; got != v {
+			t.Fatalf("write %d: tenant %s messages = %d right after HINCRBY answered %d", i, id, got, v)
+		}
+	}
+	if n := fullReads(m, reasonStart); n != 1 {
+		t.Errorf("full reads = %d, want the first only", n)
+	}
+}
+
+// TestMirrorUnreadable: a key re-read by the mirror is decoded as a full
+// read decodes it, so a usage key turned into another type, or a field
+// that stops parsing, is an unreadable marker on its tenant (never a 0 or
+// a vanished tenant), and readable again once rewritten.
+func TestMirrorUnreadable(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, s := newMirror(t, srv.Addr())
+	key := "usage:t1:" + thisPeriod
+	srv.HSet(key, "messages", 5)
+	srv.HSet("usage:t2:"+thisPeriod, "messages", 6)
+	read(t, m, thisPeriod) // seed
+	steps := []struct {
+		name   string
+		write  []any
+		reason usage.Reason // "" for readable
+		want   int64
+	}{
+		{"another type", []any{"SET", key, "x"}, usage.ReasonWrongType, 0},
+		{"a hash again", []any{"HSET", key, "messages", 9}, "", 9},
+		{"an invalid value", []any{"HSET", key, "messages", "-3"}, usage.ReasonInvalidValue, 0},
+	}
+	for _, st := range steps {
+		if st.name == "a hash again" {
+			srv.Do("DEL", key) // HSET on a string is refused
+		}
+		srv.Do(st.write[0].(string), st.write[1:]...)
+		got := read(t, m, thisPeriod)
+		sameSnapshot(t, st.name, got, read(t, s, thisPeriod))
+		c, ok := got.Tenants["t1"]
+		if !ok {
+			t.Fatalf("%s: tenant t1 missing from the mirror's read", st.name)
+		}
+		reason, unreadable := c.Unreadable("messages")
+		v, _ := c.Value("messages")
+		if unreadable != (st.reason != "") || reason != st.reason || v != st.want {
+			t.Errorf("%s: messages = %d, unreadable %v (%q); want %d, reason %q", st.name, v, unreadable, reason, st.want, st.reason)
+		}
+	}
+	if n := fullReads(m, reasonStart); n != 1 || m.rereadTotal.Load() == 0 {
+		t.Errorf("full reads = %d, re-read %d keys: want the seed only and re-reads", n, m.rereadTotal.Load())
+	}
+}
+
+// TestMirrorLoss breaks the mirror's proof of currency in every way the
+// issue lists; each time, the next read has the exact numbers.
+func TestMirrorLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		reasons []string // any of them
+		breakIt func(t *testing.T, srv *testserver.Redis)
+	}{
+		{"flushall", []string{reasonFlush}, func(t *testing.T, srv *testserver.Redis) {
+			srv.Do("FLUSHALL")
+		}},
+		{"flushdb of another database", []string{reasonFlush}, func(t *testing.T, srv *testserver.Redis) {
+			c := srv.Conn(redis.DialDatabase(3))
+			defer c.Close()
+			if _, err := c.Do("FLUSHDB"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"restart", []string{reasonConnectionLost}, func(t *testing.T, srv *testserver.Redis) {
+			srv.Stop()
+			srv.Start()
+		}},
+		{"kill invalidation connection", []string{reasonConnectionLost, reasonRedirBroken}, func(t *testing.T, srv *testserver.Redis) {
+			sub, _ := clientIDs(t, srv)
+			srv.Do("CLIENT", "KILL", "ID", sub)
+		}},
+		{"kill tracking connection", []string{reasonConnectionLost}, func(t *testing.T, srv *testserver.Redis) {
+			_, trk := clientIDs(t, srv)
+			srv.Do("CLIENT", "KILL", "ID", trk)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testserver.StartRedis(t)
+			m, s := newMirror(t, srv.Addr())
+			for i := range 20 {
+				srv.HSet(fmt.Sprintf("usage:%d:%s", i, thisPeriod), "messages", i)
+			}
+			read(t, m, thisPeriod)
+			tc.breakIt(t, srv)
+			// Writes after the break, and one key that no read has seen.
+			srv.HSet("usage:3:"+thisPeriod, "messages", 1000)
+			srv.HSet("usage:new:"+thisPeriod, "users", 4)
+			srv.HSet("usage:old:"+lastPeriod, "users", 4)
+			sameSnapshot(t, "after "+tc.name, read(t, m, thisPeriod), read(t, s, thisPeriod))
+			n := 0
+			for _, r := range tc.reasons {
+				n += fullReads(m, r)
+			}
+			if n != 1 {
+				t.Errorf("full reads for %v = %d, want 1", tc.reasons, n)
+			}
+			// And the new pair keeps the mirror current.
+			srv.HSet("usage:4:"+thisPeriod, "messages", 2000)
+			srv.Do("DEL", "usage:5:"+thisPeriod)
+			sameSnapshot(t, "then", read(t, m, thisPeriod), read(t, s, thisPeriod))
+			if n := fullReads(m, reasonStart); n != 1 {
+				t.Errorf("start full reads = %d, want 1", n)
+			}
+		})
+	}
+}
+
+// TestMirrorClientPause: writes held by CLIENT PAUSE are acknowledged after
+// it ends, and a read that follows has them.
+func TestMirrorClientPause(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, s := newMirror(t, srv.Addr())
+	srv.HSet("usage:1:"+thisPeriod, "messages", 1)
+	read(t, m, thisPeriod)
+	srv.Do("CLIENT", "PAUSE", 300, "ALL")
+	acked := make(chan error, 1)
+	go func() {
+		c := srv.Conn()
+		defer c.Close()
+		_, err := c.Do("HINCRBY", "usage:1:"+thisPeriod, "messages", 41)
+		acked <- err
+	}()
+	read(t, m, thisPeriod) // waits out the pause, or re-seeds after it
+	if err := <-acked; err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, m, thisPeriod)
+	if v := got.Tenants["1"]["messages"]; v != 42 {
+		t.Errorf("messages = %d after the paused write was acknowledged, want 42", v)
+	}
+	sameSnapshot(t, "after pause", got, read(t, s, thisPeriod))
+}
+
+// TestMirrorPeriodRollover: a read of another period is a full read of it.
+func TestMirrorPeriodRollover(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, s := newMirror(t, srv.Addr())
+	srv.HSet("usage:1:"+lastPeriod, "messages", 7)
+	srv.HSet("usage:1:"+thisPeriod, "messages", 1)
+	sameSnapshot(t, "before", read(t, m, lastPeriod), read(t, s, lastPeriod))
+	srv.HSet("usage:1:"+lastPeriod, "messages", 8)
+	sameSnapshot(t, "after rollover", read(t, m, thisPeriod), read(t, s, thisPeriod))
+	srv.HSet("usage:1:"+thisPeriod, "messages", 2)
+	sameSnapshot(t, "next", read(t, m, thisPeriod), read(t, s, thisPeriod))
+	if n := fullReads(m, reasonPeriod); n != 1 {
+		t.Errorf("period full reads = %d, want 1", n)
+	}
+}
+
+// TestMirrorIdle: with nothing changed, a read sends Redis two commands
+// (the barrier) and no SCAN or HGETALL.
+func TestMirrorIdle(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, _ := newMirror(t, srv.Addr())
+	for i := range 50 {
+		srv.HSet(fmt.Sprintf("usage:%d:%s", i, thisPeriod), "messages", i)
+	}
+	read(t, m, thisPeriod)
+	total := func() int {
+		n := 0
+		for _, cmd := range []string{"scan", "hgetall", "exists", "ping", "client|trackinginfo"} {
+			n += srv.CommandCalls(cmd)
+		}
+		return n
+	}
+	before, scans := total(), srv.CommandCalls("scan")
+	const reads = 5
+	for range reads {
+		read(t, m, thisPeriod)
+	}
+	if n := total() - before; n != 2*reads {
+		t.Errorf("%d idle reads sent %d commands, want %d", reads, n, 2*reads)
+	}
+	if srv.CommandCalls("scan") != scans {
+		t.Error("an idle read scanned")
+	}
+}
+
+// TestMirrorFallback: where tracking is refused, reads are full reads with
+// exact numbers, said once in the mode.
+func TestMirrorFallback(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	scanACL := []any{"on", ">pw", "resetkeys", "%R~usage:*", "resetchannels", "-@all", "+scan", "+hgetall", "+info", "+ping", "+client|setname"}
+	// The README's least-privilege ACL of each mode.
+	srv.Do("ACL", append([]any{"SETUSER", "scanonly"}, scanACL...)...)
+	srv.Do("ACL", append([]any{"SETUSER", "tracker"}, append(scanACL, "+exists", "+client|id", "+client|tracking",
+		"+client|trackinginfo", "+subscribe", "&__redis__:invalidate")...)...)
+	srv.Do("ACL", append([]any{"SETUSER", "nosubscribe"}, append(scanACL, "+exists", "+client|id", "+client|tracking")...)...)
+	srv.HSet("usage:1:"+thisPeriod, "messages", 5)
+	srv.Do("SET", "usage:2:"+thisPeriod, "x")
+
+	for _, tc := range []struct {
+		name, user, pattern string
+		want                string
+	}{
+		{"no tracking rights", "scanonly", usage.DefaultKeyPattern, ModeScan},
+		{"no subscribe rights", "nosubscribe", usage.DefaultKeyPattern, ModeScan},
+		{"empty literal prefix", "tracker", "{tenant_id}:usage:{period}", ModeScan},
+		{"tracking rights", "tracker", usage.DefaultKeyPattern, ModeTrack},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, "redis://"+tc.user+":pw@"+srv.Addr())
+			kp := usage.MustParseKeyPattern(tc.pattern)
+			m := NewMirror(s, kp, WithResyncInterval(0))
+			defer m.Close()
+			for i := range 3 {
+				srv.HSet("usage:1:"+thisPeriod, "messages", 5+i)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				got, err := m.ReadUsage(ctx, kp, thisPeriod)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := s.ReadUsage(context.Background(), kp, thisPeriod)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameSnapshot(t, tc.name, got, want)
+			}
+			if m.Mode() != tc.want {
+				t.Errorf("mode = %s, want %s", m.Mode(), tc.want)
+			}
+			unavailable := testutil.ToFloat64(onlyDesc(m, "billing_redis_tracking_unavailable"))
+			if want := map[string]float64{ModeScan: 1, ModeTrack: 0}[tc.want]; unavailable != want {
+				t.Errorf("billing_redis_tracking_unavailable = %v, want %v", unavailable, want)
+			}
+		})
+	}
+}
+
+// TestMirrorResync: the self-check finds what differs, says how much, and
+// replaces the mirror; with writes going on meanwhile it finds nothing.
+func TestMirrorResync(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, s := newMirror(t, srv.Addr())
+	for i := range 100 {
+		srv.HSet(fmt.Sprintf("usage:%d:%s", i, thisPeriod), "messages", i)
+	}
+	read(t, m, thisPeriod)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Writes during the check: changed keys are no divergence.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		c := srv.Conn()
+		defer c.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := c.Do("HINCRBY", fmt.Sprintf("usage:%d:%s", i%100, thisPeriod), "messages", 1); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	n, err := m.Resync(ctx)
+	close(stop)
+	wg.Wait()
+	if err != nil || n != 0 {
+		t.Fatalf("Resync = %d, %v; want 0 divergent keys", n, err)
+	}
+	sameSnapshot(t, "after resync", read(t, m, thisPeriod), read(t, s, thisPeriod))
+
+	// A mirror gone wrong (as a bug would make it): two keys.
+	m.mu.Lock()
+	m.state.put("usage:5:"+thisPeriod, &keyEntry{tenant: "5", counters: usage.Counters{"messages": 999}})
+	m.state.others["usage:9:"+lastPeriod] = struct{}{}
+	m.mu.Unlock()
+	if n, err := m.Resync(ctx); err != nil || n != 2 {
+		t.Fatalf("Resync = %d, %v; want 2 divergent keys", n, err)
+	}
+	if got := testutil.ToFloat64(onlyDesc(m, "billing_redis_mirror_divergent_keys")); got != 2 {
+		t.Errorf("billing_redis_mirror_divergent_keys = %v, want 2", got)
+	}
+	sameSnapshot(t, "after repair", read(t, m, thisPeriod), read(t, s, thisPeriod))
+	if n := fullReads(m, reasonResync); n != 2 {
+		t.Errorf("resync full reads = %d, want 2", n)
+	}
+}
+
+// TestMirrorMetrics checks the exported families after a few reads.
+func TestMirrorMetrics(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	m, _ := newMirror(t, srv.Addr(), withMirrorClock(func() time.Time { return now }))
+	srv.HSet("usage:1:"+thisPeriod, "messages", 1)
+	read(t, m, thisPeriod)
+	srv.HSet("usage:1:"+thisPeriod, "messages", 2)
+	srv.HSet("usage:2:"+thisPeriod, "messages", 2)
+	read(t, m, thisPeriod)
+	now = now.Add(90 * time.Second)
+	for name, want := range map[string]float64{
+		"billing_redis_mirror_reread_keys":       2,
+		"billing_redis_mirror_reread_keys_total": 2,
+		"billing_redis_invalidations_total":      2,
+		"billing_redis_mirror_age_seconds":       90,
+		"billing_redis_mirror_divergent_keys":    0,
+		"billing_redis_tracking_unavailable":     0,
+	} {
+		if got := testutil.ToFloat64(onlyDesc(m, name)); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if n := testutil.CollectAndCount(m, "billing_redis_full_reads_total"); n != len(fullReadReasons) {
+		t.Errorf("billing_redis_full_reads_total has %d series, want %d", n, len(fullReadReasons))
+	}
+	scan := NewMirror(newStore(t, srv.Addr()), pattern, WithScanMode())
+	defer scan.Close()
+	if n := testutil.CollectAndCount(scan); n != 2 {
+		t.Errorf("scan mode exports %d series, want 2 (mode, unavailable)", n)
+	}
+}
+
+// onlyDesc is the metrics of c named name.
+func onlyDesc(c prometheus.Collector, name string) prometheus.Collector {
+	return filtered{c, name}
+}
+
+type filtered struct {
+	c    prometheus.Collector
+	name string
+}
+
+func (f filtered) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
+
+func (f filtered) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric)
+	go func() { f.c.Collect(all); close(all) }()
+	for metric := range all {
+		if strings.Contains(metric.Desc().String(), `fqName: "`+f.name+`"`) {
+			ch <- metric
+		}
+	}
+}

@@ -1,0 +1,178 @@
+// Alerting rules. Group names decide the rendered file: billing-tenants and
+// billing-sources go to alerts/billing.rules.yml, billing-backend (rules on
+// the SaaS backend's own counters) to alerts/backend.rules.yml.
+
+{
+  local cfg = $._config,
+
+  // selector('billing_usage', 'metric_type="messages"') =
+  // billing_usage{job="billing_exporter",metric_type="messages"}.
+  local selectorOf(base, metric, extra) =
+    local ms = std.filter(function(m) m != '', [base, extra]);
+    if std.length(ms) == 0 then metric else metric + '{' + std.join(',', ms) + '}',
+  local exporter(metric, extra='') = selectorOf(cfg.exporterSelector, metric, extra),
+  local backend(metric, extra='') = selectorOf(cfg.backendSelector, metric, extra),
+  // The last sample within the continuity window: a gap of failed or cut
+  // scrapes does not make the series (and the alert on it) go away.
+  local last(metric, extra='') = 'last_over_time(' + exporter(metric, extra) + '[' + cfg.continuityWindow + '])',
+  local oneOf(types) = std.join('|', types),
+  local num(x) = if std.isString(x) then x else std.toString(x),
+
+  local runbook(alert) = cfg.runbookURL + '#' + std.asciiLower(alert),
+  local tenantDashboard = cfg.grafanaURL + '/d/billing-tenant/billing-per-tenant?var-job={{ $labels.job | urlquery }}&var-instance={{ $labels.instance | urlquery }}&var-tenant_id={{ $labels.tenant_id | urlquery }}',
+  local backendTenantDashboard = cfg.grafanaURL + '/d/billing-tenant/billing-per-tenant?var-tenant_id={{ $labels.tenant_id | urlquery }}',
+  local healthDashboard = cfg.grafanaURL + '/d/billing-redis/billing-redis-health?var-job={{ $labels.job | urlquery }}&var-instance={{ $labels.instance | urlquery }}',
+  local jobHealthDashboard = cfg.grafanaURL + '/d/billing-redis/billing-redis-health?var-job={{ $labels.job | urlquery }}',
+  local isSeat = 'or ' + std.join(' ', ['(eq $labels.limit_type "' + t + '")' for t in cfg.seatLimitTypes]),
+
+  local alert(name, severity, expr, summary, description, dashboard) = {
+    alert: name,
+    expr: expr,
+    'for': cfg['for'][name],
+    labels: { severity: severity },
+    annotations: {
+      summary: summary,
+      description: description,
+      runbook_url: runbook(name),
+      dashboard_url: dashboard,
+    },
+  },
+
+  prometheusAlerts+:: {
+    groups+: [
+      {
+        name: 'billing-tenants',
+        rules: [
+          // Messages only (the seed's alert), and only below the limit:
+          // from there BillingLimitReached takes over.
+          alert(
+            'BillingUsageNearLimit', 'warning',
+            last('billing_usage_percentage', 'limit_type="messages"') + ' > ' + num(cfg.nearLimitPercent) + ' < ' + num(cfg.limitPercent),
+            'Tenant {{ $labels.tenant_id }} is near its monthly message limit',
+            'Tenant {{ $labels.tenant_id }} has used {{ printf "%.1f" $value }}% of its message limit for the current billing period (alert above ' + num(cfg.nearLimitPercent) + '%).',
+            tenantDashboard,
+          ),
+          // Consumption limits at 100 %, seat limits over 100 %.
+          alert(
+            'BillingLimitReached', 'warning',
+            last('billing_usage_percentage', 'limit_type=~"' + oneOf(cfg.consumptionLimitTypes) + '"') + ' >= ' + num(cfg.limitPercent) + '\nor\n' +
+            last('billing_usage_percentage', 'limit_type=~"' + oneOf(cfg.seatLimitTypes) + '"') + ' > ' + num(cfg.limitPercent) + '\n',
+            'Tenant {{ $labels.tenant_id }} has {{ if ' + isSeat + ' }}gone over{{ else }}reached{{ end }} its {{ $labels.limit_type }} limit',
+            'Tenant {{ $labels.tenant_id }} is at {{ printf "%.1f" $value }}% of its {{ $labels.limit_type }} limit: {{ if ' + isSeat + ' }}it has more {{ $labels.limit_type }} than its plan allows (being at the limit is normal use, over it is not){{ else }}the backend refuses further {{ $labels.limit_type }} until the limit is raised or usage goes down{{ end }}.',
+            tenantDashboard,
+          ),
+          // Messages are the only monthly counter that can be projected:
+          // usage so far × period length / time elapsed. Not in the
+          // period's first day, nor for a tenant already at its limit.
+          alert(
+            'BillingUsagePredictedToExceed', 'info',
+            |||
+              (
+                  %(usage)s
+                * ignoring(tenant_id, metric_type) group_left()
+                  (
+                      (%(end)s - %(start)s)
+                    / (time() - %(start)s)
+                  )
+              )
+              > ignoring(metric_type, limit_type)
+                %(limit)s
+              and ignoring(tenant_id, metric_type)
+                (time() - %(start)s > %(minAge)s)
+              unless ignoring(metric_type, limit_type)
+                %(pct)s >= %(limitPercent)s
+            ||| % {
+              usage: last('billing_usage', 'metric_type="messages"'),
+              start: last('billing_period_start_timestamp_seconds'),
+              end: last('billing_period_end_timestamp_seconds'),
+              limit: last('billing_usage_limit', 'limit_type="messages"'),
+              pct: last('billing_usage_percentage', 'limit_type="messages"'),
+              minAge: num(cfg.predictionMinAgeSeconds),
+              limitPercent: num(cfg.limitPercent),
+            },
+            'Tenant {{ $labels.tenant_id }} is on course to exceed its monthly message limit',
+            'At its pace so far this billing period, tenant {{ $labels.tenant_id }} will have sent about {{ $value | humanize }} messages by the end of the period, more than its plan allows.',
+            tenantDashboard,
+          ),
+          alert(
+            'BillingTenantWithoutPlan', 'info',
+            last('billing_tenant_using_defaults') + ' == 1',
+            'Tenant {{ $labels.tenant_id }} has no active plan',
+            'Tenant {{ $labels.tenant_id }} has had no active plan for ' + cfg['for'].BillingTenantWithoutPlan + ' or more and is held to the default limits.',
+            tenantDashboard,
+          ),
+        ],
+      },
+      {
+        name: 'billing-sources',
+        rules: [
+          alert(
+            'BillingRedisDown', 'critical',
+            last('billing_redis_up') + ' == 0',
+            'Billing Redis is unreachable from {{ $labels.instance }}',
+            "billing_exporter {{ $labels.instance }} has failed to read the usage state from Redis for %s or more. No per-tenant usage is exported (usage alerts and dashboards are blind), and the backend's usage tracking, which writes to the same Redis, is probably failing too." % cfg['for'].BillingRedisDown,
+            healthDashboard,
+          ),
+          // A quantile needs the per-bucket rates, keeping le.
+          alert(
+            'BillingRedisHighLatency', 'warning',
+            |||
+              histogram_quantile(0.95,
+                sum by (job, operation, le) (rate(%s[%s]))
+              ) > %s
+            ||| % [exporter('billing_redis_operation_duration_seconds_bucket'), cfg.rateWindow, num(cfg.redisLatencySeconds)],
+            'Billing Redis {{ $labels.operation }} latency is high (seen by {{ $labels.job }})',
+            'The p95 latency of Redis {{ $labels.operation }} calls made by {{ $labels.job }} is {{ $value | humanizeDuration }} over the last ' + cfg.rateWindow + ' (threshold ' + num(cfg.redisLatencySeconds) + 's).',
+            jobHealthDashboard,
+          ),
+          alert(
+            'BillingPostgresDown', 'warning',
+            last('billing_postgres_up') + ' == 0',
+            'Plans database is unreachable from {{ $labels.instance }}',
+            'billing_exporter {{ $labels.instance }} has failed to read the plans from PostgreSQL for ' + cfg['for'].BillingPostgresDown + ' or more. It keeps serving the last plans it read (see billing_plans_age_seconds); plan changes made since then are not reflected in limits and percentages.',
+            healthDashboard,
+          ),
+          alert(
+            'BillingPlansStale', 'warning',
+            last('billing_plans_age_seconds') + ' > ' + num(cfg.plansStaleSeconds),
+            'Plans data used by {{ $labels.instance }} is stale',
+            'The plans and limits billing_exporter {{ $labels.instance }} is using were read {{ $value | humanizeDuration }} ago (threshold ' + num(cfg.plansStaleSeconds) + 's): limits, percentages and limit alerts may be wrong for tenants whose plan changed since.',
+            healthDashboard,
+          ),
+          // The exporter runs beside Redis: when that host or pod goes,
+          // the exporter goes too and BillingRedisDown cannot fire, so this
+          // is as critical. absent() covers a target discovery lost.
+          alert(
+            'BillingExporterDown', 'critical',
+            exporter('up') + ' == 0 or absent(' + exporter('up') + ')',
+            'billing_exporter is down{{ with $labels.instance }} on {{ . }}{{ end }}',
+            '{{ if $labels.instance }}Prometheus has failed to scrape billing_exporter at {{ $labels.instance }}{{ else }}Prometheus has no billing_exporter target to scrape{{ end }} for ' + cfg['for'].BillingExporterDown + ' or more. Billing usage, limits and the Redis behind them are unmonitored meanwhile.',
+            jobHealthDashboard,
+          ),
+        ],
+      },
+      {
+        name: 'billing-backend',
+        rules: [
+          // Summed over the backend's replicas: a tenant blocked 0.06/s on
+          // each of three (0.18/s) is not missed.
+          alert(
+            'BillingLimitExceededFrequent', 'critical',
+            'sum by (tenant_id, limit_type) (rate(%s[%s])) > %s' % [backend('billing_limit_exceeded_total'), cfg.rateWindow, num(cfg.limitExceededPerSecond)],
+            'Tenant {{ $labels.tenant_id }} is being blocked frequently on its {{ $labels.limit_type }} limit',
+            "The backend has been refusing {{ printf \"%.2f\" $value }} requests/s from tenant {{ $labels.tenant_id }} for exceeding its {{ $labels.limit_type }} limit (threshold " + num(cfg.limitExceededPerSecond) + '/s, for ' + cfg['for'].BillingLimitExceededFrequent + "): the customer's users are being turned away.",
+            backendTenantDashboard,
+          ),
+          // Summed over tenants: errors spread over many tenants count.
+          alert(
+            'BillingUsageIncrementErrors', 'warning',
+            'sum by (job, error_type) (rate(%s[%s])) > %s' % [backend('billing_usage_increment_errors_total'), cfg.rateWindow, num(cfg.incrementErrorsPerSecond)],
+            'Usage increments are failing in {{ $labels.job }} ({{ $labels.error_type }})',
+            'The backend ({{ $labels.job }}) has been failing {{ printf "%.3f" $value }} usage increments/s with {{ $labels.error_type }} over the last ' + cfg.rateWindow + ' (threshold ' + num(cfg.incrementErrorsPerSecond) + '/s): usage that is not recorded is not billed and not limited.',
+            cfg.grafanaURL + '/d/billing-redis/billing-redis-health',
+          ),
+        ],
+      },
+    ],
+  },
+}

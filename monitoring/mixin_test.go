@@ -1,0 +1,190 @@
+package monitoring
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestMixinDeterministic renders the mixin twice: same files, same bytes.
+func TestMixinDeterministic(t *testing.T) {
+	a, err := RenderMixin(repoRoot(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := RenderMixin(repoRoot(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(slices.Sorted(maps.Keys(a)), slices.Sorted(maps.Keys(b))) {
+		t.Fatalf("two renders give different files: %v and %v", slices.Sorted(maps.Keys(a)), slices.Sorted(maps.Keys(b)))
+	}
+	for path := range a {
+		if !bytes.Equal(a[path], b[path]) {
+			t.Errorf("%s differs between two renders", path)
+		}
+	}
+}
+
+// TestMixinFilesUpToDate checks that every committed generated file is what
+// the mixin renders, and that no dashboard or rule file is left over that
+// the mixin no longer renders. Fix with `make mixin`.
+func TestMixinFilesUpToDate(t *testing.T) {
+	files, err := RenderMixin(repoRoot(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"alerts/billing.rules.yml", "alerts/backend.rules.yml", "examples/kubernetes/prometheusrule.yaml",
+		"examples/kubernetes/grafana-dashboards.yaml", "dashboards/billing-overview.json", "dashboards/billing-tenant.json",
+		"dashboards/redis-health.json"}
+	if got := slices.Sorted(maps.Keys(files)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Errorf("the mixin renders %v, want %v", got, want)
+	}
+	for path, content := range files {
+		committed, err := os.ReadFile(repoPath(t, path))
+		if err != nil {
+			t.Errorf("%s: %v (run make mixin)", path, err)
+			continue
+		}
+		if !bytes.Equal(committed, content) {
+			t.Errorf("%s is not what the mixin renders: run make mixin (and edit mixin/, not the file)", path)
+		}
+	}
+	for _, pattern := range []string{alertsGlob, dashboardsDir + "/*.json"} {
+		for _, f := range glob(t, pattern) {
+			rel, _ := filepath.Rel(repoRoot(t), f)
+			if _, ok := files[filepath.ToSlash(rel)]; !ok {
+				t.Errorf("%s is not rendered by the mixin", rel)
+			}
+		}
+	}
+}
+
+// TestMixinConfig renders the mixin with another job, Grafana and runbook
+// host, and checks that they reach every rule and the dashboards' job
+// variable, and that nothing of the defaults is left.
+func TestMixinConfig(t *testing.T) {
+	files, err := RenderMixin(repoRoot(t), map[string]any{
+		"exporterSelector": `job="billing",cluster="eu1"`,
+		"grafanaURL":       "https://grafana.mycorp.test",
+		"runbookURL":       "https://wiki.mycorp.test/billing-runbooks",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := string(files["alerts/billing.rules.yml"])
+	for _, stale := range []string{`job="billing_exporter"`, "grafana.example.com", "github.com/billing-exporter"} {
+		if strings.Contains(rules, stale) {
+			t.Errorf("alerts/billing.rules.yml rendered with another config still holds %s", stale)
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "billing.rules.yml")
+	if err := os.WriteFile(path, files["alerts/billing.rules.yml"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runTool(t, "promtool", "check", "rules", path); err != nil {
+		t.Fatalf("promtool check rules on the reconfigured rules: %v\n%s", err, out)
+	}
+	var rf ruleFile
+	readYAML(t, path, &rf)
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			n, err := ParsePromQL(r.Expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range Selectors(n) {
+				if !slices.Contains(s.Matchers, Matcher{Name: "job", Op: "=", Value: "billing"}) ||
+					!slices.Contains(s.Matchers, Matcher{Name: "cluster", Op: "=", Value: "eu1"}) {
+					t.Errorf("%s: %s is not selected by the configured exporterSelector", r.Alert, s.Name)
+				}
+			}
+			if !strings.HasPrefix(r.Annotations["runbook_url"], "https://wiki.mycorp.test/billing-runbooks#") ||
+				!strings.HasPrefix(r.Annotations["dashboard_url"], "https://grafana.mycorp.test/d/") {
+				t.Errorf("%s: runbook_url %q, dashboard_url %q do not use the configured hosts", r.Alert, r.Annotations["runbook_url"], r.Annotations["dashboard_url"])
+			}
+		}
+	}
+	if !strings.Contains(string(files["dashboards/billing-tenant.json"]), `label_values(billing_exporter_build_info{job=\"billing\",cluster=\"eu1\"}, job)`) {
+		t.Error("the dashboards' job variable does not use the configured exporterSelector")
+	}
+}
+
+// TestKubernetesFromMixin checks the Kubernetes objects rendered from the
+// mixin: the PrometheusRule holds every rule group (and promtool accepts
+// them), the ConfigMap every dashboard under the Grafana sidecar's label.
+func TestKubernetesFromMixin(t *testing.T) {
+	var rule struct {
+		Kind string `yaml:"kind"`
+		Spec struct {
+			Groups []map[string]any `yaml:"groups"`
+		} `yaml:"spec"`
+	}
+	readYAML(t, repoPath(t, "examples/kubernetes/prometheusrule.yaml"), &rule)
+	if rule.Kind != "PrometheusRule" {
+		t.Errorf("prometheusrule.yaml: kind %q", rule.Kind)
+	}
+	var groups []string
+	for _, f := range glob(t, alertsGlob) {
+		var rf ruleFile
+		readYAML(t, f, &rf)
+		for _, g := range rf.Groups {
+			groups = append(groups, g.Name)
+		}
+	}
+	var got []string
+	for _, g := range rule.Spec.Groups {
+		got = append(got, g["name"].(string))
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(groups))) {
+		t.Errorf("PrometheusRule groups %v, want those of alerts/: %v", got, groups)
+	}
+	// promtool reads rule groups: the spec is one.
+	b, err := os.ReadFile(repoPath(t, "examples/kubernetes/prometheusrule.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := b[bytes.Index(b, []byte("\nspec:\n"))+len("\nspec:\n"):]
+	path := filepath.Join(t.TempDir(), "spec.rules.yml")
+	if err := os.WriteFile(path, spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runTool(t, "promtool", "check", "rules", path); err != nil || !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool check rules on the PrometheusRule's spec: %v\n%s", err, out)
+	}
+
+	var cm struct {
+		Kind     string `yaml:"kind"`
+		Metadata struct {
+			Labels map[string]string `yaml:"labels"`
+		} `yaml:"metadata"`
+		Data map[string]string `yaml:"data"`
+	}
+	readYAML(t, repoPath(t, "examples/kubernetes/grafana-dashboards.yaml"), &cm)
+	// kubectl apply keeps the whole object in an annotation of at most
+	// 256 KiB.
+	if fi, err := os.Stat(repoPath(t, "examples/kubernetes/grafana-dashboards.yaml")); err != nil || fi.Size() > 200<<10 {
+		t.Errorf("grafana-dashboards.yaml is too close to kubectl apply's 256 KiB (%v): split the ConfigMap", err)
+	}
+	if cm.Kind != "ConfigMap" || cm.Metadata.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("grafana-dashboards.yaml: kind %q, labels %v; want a ConfigMap labelled grafana_dashboard: \"1\"", cm.Kind, cm.Metadata.Labels)
+	}
+	for _, f := range glob(t, dashboardsDir+"/*.json") {
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := cm.Data[filepath.Base(f)]
+		var gotDash, wantDash any
+		if !ok || json.Unmarshal([]byte(got), &gotDash) != nil || json.Unmarshal(want, &wantDash) != nil || !reflect.DeepEqual(gotDash, wantDash) {
+			t.Errorf("the ConfigMap's %s is missing or is not the dashboard of %s", filepath.Base(f), f)
+		}
+	}
+}
