@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -63,18 +64,21 @@ type boundedConn struct {
 	net.Conn
 	max, maxExchange int
 
-	buf      []byte // read from the connection and not yet handed on (from off)
-	off      int    // buf[off:ready]: whole replies (or stand-ins) to hand on
-	ready    int    // buf[ready:]: the reply in progress, then bytes not yet parsed
-	pos      int    // parse position in buf, at a token boundary
-	skip     int    // bulk bytes (with their CRLF) still to pass over
-	open     []int  // elements left in each array of the reply in progress
-	size     int    // bytes of the reply in progress so far
-	discard  bool   // the reply in progress is over the bound: drop it
-	cut      int    // while discarding, buf[cut:pos] is parsed and to be dropped
-	exchange int    // bytes handed on since the last write
-	readErr  error  // from the connection, returned once buf is drained
-	reading  bool   // the last call was a read: the next write starts an exchange
+	buf     []byte // read from the connection and not yet handed on (from off)
+	off     int    // buf[off:ready]: whole replies (or stand-ins) to hand on
+	ready   int    // buf[ready:]: the reply in progress, then bytes not yet parsed
+	pos     int    // parse position in buf, at a token boundary
+	skip    int    // bulk bytes (with their CRLF) still to pass over
+	open    []int  // elements left in each array of the reply in progress
+	size    int    // bytes of the reply in progress so far
+	discard bool   // the reply in progress is over the bound: drop it
+	cut     int    // while discarding, buf[cut:pos] is parsed and to be dropped
+	// exchange and reading are atomic: on the tracking pair's invalidation
+	// connection one goroutine writes (the barrier's PING) while another
+	// is blocked reading (the receiver).
+	exchange atomic.Int64 // bytes handed on since the last write
+	readErr  error        // from the connection, returned once buf is drained
+	reading  atomic.Bool  // the last call was a read: the next write starts an exchange
 }
 
 func newBoundedConn(c net.Conn, max int) *boundedConn {
@@ -83,15 +87,15 @@ func newBoundedConn(c net.Conn, max int) *boundedConn {
 
 // Write starts a new exchange when it follows a read.
 func (c *boundedConn) Write(p []byte) (int, error) {
-	if c.reading {
-		c.reading, c.exchange = false, 0
+	if c.reading.Swap(false) {
+		c.exchange.Store(0)
 	}
 	return c.Conn.Write(p)
 }
 
 // Read hands on whole replies, reading and parsing more as needed.
 func (c *boundedConn) Read(p []byte) (int, error) {
-	c.reading = true
+	c.reading.Store(true)
 	for c.off == c.ready {
 		if c.readErr != nil {
 			return 0, c.readErr
@@ -197,11 +201,11 @@ func (c *boundedConn) elementDone() {
 		}
 		c.open = c.open[:top]
 	}
-	if !c.discard && c.exchange+c.size > c.maxExchange {
+	if !c.discard && int(c.exchange.Load())+c.size > c.maxExchange {
 		c.overflow()
 	}
 	if !c.discard {
-		c.exchange += c.size
+		c.exchange.Add(int64(c.size))
 	}
 	c.drop()
 	c.ready, c.size, c.discard = c.pos, 0, false
