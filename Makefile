@@ -25,7 +25,7 @@ IMAGE      ?= billing_exporter:$(VERSION)
 CROSSBUILD_PLATFORMS ?= $(shell awk '/^crossbuild:/ {c = 1; next} c && /^[^ ]/ {c = 0} c && $$1 == "-" {print $$2}' .promu.yml)
 CONTAINER_ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
 
-.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-monitoring mixin test-deps vet fmt-check golangci-lint tidy-check lint clean
+.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-tracing test-monitoring mixin test-deps vet fmt-check golangci-lint tidy-check lint clean
 
 all: lint test build
 
@@ -110,6 +110,17 @@ test-monitoring:
 # after editing the mixin; the monitoring tests fail until you do.
 mixin:
 	cd monitoring && $(GO) run ./cmd/mixin -root ..
+
+# Tracing against a real Jaeger (v2, all in one, in-memory storage): builds
+# Jaeger from tools/jaeger/go.mod (its own module: its dependencies are
+# many and not the exporter's) and runs TestTracesInJaeger with it. Kept
+# out of `make test` because building Jaeger is slow: about an hour cold on
+# a shared, loaded 2-core machine (the test itself then takes seconds; the
+# Go build cache makes later builds quick). .ci/run runs both.
+JAEGER := .build/jaeger
+test-tracing: test-deps
+	cd tools/jaeger && $(GO) build -o $(CURDIR)/$(JAEGER) github.com/jaegertracing/jaeger/cmd/jaeger
+	BILLING_EXPORTER_JAEGER=$(CURDIR)/$(JAEGER) $(GO) test -race -count=1 -timeout 20m -run '^TestTracesInJaeger$$' -v .
 
 # Runs every Go fuzz target (seed corpora in testdata/fuzz and f.Add) for
 # FUZZTIME each; `make test` runs them briefly, `make fuzz FUZZTIME=5m` hunts.

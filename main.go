@@ -43,6 +43,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/reload"
 	"github.com/billing-exporter/billing_exporter/internal/secret"
 	"github.com/billing-exporter/billing_exporter/internal/server"
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -364,6 +365,22 @@ func run(logger *slog.Logger, o *options) error {
 	if err != nil {
 		return err
 	}
+	// Tracing is off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set;
+	// off, the mux is served as it is.
+	traces, err := tracing.Setup(context.Background(), version.Version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := traces.Shutdown(ctx); err != nil {
+			logger.Warn("flushing traces", "err", err)
+		}
+	}()
+	if traces.On() {
+		logger.Info("tracing on: spans are sent over OTLP/HTTP (OTEL_EXPORTER_OTLP_* settings)")
+	}
 	logger.Info("reading usage", "redis", st.String(), "key_pattern", s.pattern.String(),
 		"timezone", s.loc.String(), "plans", plans.Describe())
 	if len(plans.Defaults) == 0 {
@@ -373,7 +390,7 @@ func run(logger *slog.Logger, o *options) error {
 		logger.Info("demo running: open the landing page, or curl the metrics", "redis", st.String(),
 			"metrics", "http://localhost"+server.ListenPort(o.web)+o.telemetryPath)
 	}
-	return server.Serve(logger, mux, o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
+	return server.Serve(logger, traces.Handler(mux), o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
 }
 
 // newMux mounts the two views of the billing core and the exporter's own

@@ -11,8 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
 // Handler serves /metrics. Per request it asks the billing core for a read
@@ -188,6 +190,12 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 	}
 	read, err := h.service.Read(ctx)
 	tenants, omitted := h.selectTenants(read)
+
+	_, span := tracing.Start(ctx, "render metrics")
+	defer tracing.End(span, nil)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("metrics.tenants", len(tenants)), attribute.Int("metrics.tenants_omitted", omitted))
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(New(read, err, omitted, h.logger))

@@ -90,6 +90,7 @@ type composeFile struct {
 			Context    string `yaml:"context"`
 			Dockerfile string `yaml:"dockerfile"`
 		} `yaml:"build"`
+		Image       string            `yaml:"image"`
 		Command     []string          `yaml:"command"`
 		Volumes     []string          `yaml:"volumes"`
 		Environment map[string]string `yaml:"environment"`
@@ -180,6 +181,14 @@ func TestDockerCompose(t *testing.T) {
 	}
 	if !sawDSN {
 		t.Error("the exporter does not read its DSN from a compose secret")
+	}
+
+	// Traces go to the stack's Jaeger, over OTLP/HTTP (port 4318).
+	if img := c.Services["jaeger"].Image; !strings.HasPrefix(img, "jaegertracing/jaeger:2.") {
+		t.Errorf("jaeger image = %q, want the Jaeger v2 all-in-one", img)
+	}
+	if ep := exporter.Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; ep != "http://jaeger:4318" {
+		t.Errorf("exporter OTEL_EXPORTER_OTLP_ENDPOINT = %q, want the jaeger service's OTLP/HTTP port", ep)
 	}
 }
 

@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -199,6 +200,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (endpoint string
 	endpoint = EndpointOther
 	if rt != nil {
 		endpoint = rt.endpoint
+		// The template, never the path: the path may hold a tenant id.
+		tracing.SetRoute(r.Context(), endpoint)
 	}
 	if len(path)+len(r.URL.RawQuery) > MaxURILength {
 		h.problem(w, r, errURITooLong())

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
 // Problem types (RFC 9457 "type" members). They are opaque identifiers a
@@ -126,4 +129,12 @@ func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// renderJSON writes a successful answer, under a span of its own: encoding
+// a long tenant list is the request's own work, apart from the read.
+func renderJSON(ctx context.Context, w http.ResponseWriter, v any) {
+	_, span := tracing.Start(ctx, "render JSON")
+	writeJSON(w, "application/json", http.StatusOK, v)
+	span.End()
 }

@@ -52,7 +52,7 @@ func (h *Handler) servePlans(w http.ResponseWriter, r *http.Request, _ *request)
 		h.problem(w, r, errLimitsUnavailable(rep.Plans.Source, rep.Plans.Err))
 		return
 	}
-	writeJSON(w, "application/json", http.StatusOK, h.newPlansView(read))
+	renderJSON(r.Context(), w, h.newPlansView(read))
 }
 
 func (h *Handler) newPlansView(read *billing.Read) *plansView {

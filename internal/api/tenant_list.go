@@ -178,7 +178,7 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *requ
 		next := listCursor{Version: cursorVersion, LimitType: limitType, Pct: last.pct, TenantID: rep.Tenants[last.idx].ID}.encode()
 		v.NextCursor = &next
 	}
-	writeJSON(w, "application/json", http.StatusOK, v)
+	renderJSON(r.Context(), w, v)
 }
 
 // limitTypes are the types a list can be asked about: those the defaults

@@ -47,7 +47,7 @@ func (h *Handler) serveTenantUsage(w http.ResponseWriter, r *http.Request, req *
 		h.problem(w, r, errUsageUnavailable(err))
 		return
 	}
-	writeJSON(w, "application/json", http.StatusOK, h.newTenantUsageView(tr))
+	renderJSON(r.Context(), w, h.newTenantUsageView(tr))
 }
 
 func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView {

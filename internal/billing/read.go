@@ -2,8 +2,14 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
 // The freshness rule, the one place that decides when Redis is read in
@@ -46,6 +52,10 @@ type Read struct {
 	// gen is the Config the read was made under: Recent reuses no read
 	// made before a reload.
 	gen *generation
+	// span is the read's span and starter the span of the caller that
+	// started it (both invalid with tracing off): a caller that joined the
+	// read, or reused it, links its own span to span.
+	span, starter trace.SpanContext
 }
 
 // Age is how long ago the read completed.
@@ -68,7 +78,9 @@ type reads struct {
 // them left them, and the current period.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
 	g := s.config()
+	since := time.Now()
 	r, err := g.group.Do(ctx, func(ctx context.Context) (*Read, error) { return s.read(ctx, g) })
+	noteRead(ctx, r, since)
 	if err != nil {
 		return s.unread(g, err), err
 	}
@@ -80,10 +92,12 @@ func (s *Service) Read(ctx context.Context) (*Read, error) {
 // API's list and plans endpoints answer from.
 func (s *Service) Recent(ctx context.Context) (*Read, error) {
 	g := s.config()
+	since := time.Now()
 	if r := s.fresh(g); r != nil {
+		noteRead(ctx, r, since)
 		return r, nil
 	}
-	return g.group.Do(ctx, func(ctx context.Context) (*Read, error) {
+	r, err := g.group.Do(ctx, func(ctx context.Context) (*Read, error) {
 		// A caller that found no fresh read may arrive just after another
 		// read completed: reuse that one rather than reading again.
 		if r := s.fresh(g); r != nil {
@@ -91,6 +105,31 @@ func (s *Service) Recent(ctx context.Context) (*Read, error) {
 		}
 		return s.read(ctx, g)
 	})
+	noteRead(ctx, r, since)
+	return r, err
+}
+
+// noteRead says on the caller's span (ctx's) how it got r: it "started"
+// the read, or it "joined" a read in flight that another request started,
+// or it "reused" one completed before it asked (since). A caller that did
+// not start the read links to the read's span, which lives in the trace of
+// the request that started it: in Jaeger, the request shows a reference to
+// the read it waited for.
+func noteRead(ctx context.Context, r *Read, since time.Time) {
+	caller := trace.SpanFromContext(ctx)
+	if r == nil || !caller.IsRecording() {
+		return
+	}
+	how := "joined"
+	switch {
+	case r.starter.Equal(caller.SpanContext()):
+		caller.SetAttributes(attribute.String("billing.read", "started"))
+		return
+	case r.completed.Before(since):
+		how = "reused"
+	}
+	caller.SetAttributes(attribute.String("billing.read", how))
+	tracing.Link(ctx, r.span, attribute.String("billing.read", how))
 }
 
 // fresh returns the last completed read if Recent may reuse it under g.
@@ -113,8 +152,23 @@ func (s *Service) fresh(g *generation) *Read {
 
 // read reads INFO, usage and plans concurrently.
 func (s *Service) read(ctx context.Context, g *generation) (*Read, error) {
+	starter := trace.SpanContextFromContext(ctx)
+	ctx, span := tracing.Start(ctx, "billing read")
 	start := time.Now()
-	r := &Read{gen: g}
+	r := &Read{gen: g, span: span.SpanContext(), starter: starter}
+	defer func() {
+		if !span.IsRecording() {
+			return
+		}
+		span.SetAttributes(
+			attribute.Int("billing.tenants", len(r.Report.Tenants)),
+			attribute.Bool("billing.usage_up", r.Report.UsageUp()),
+			attribute.Bool("billing.plans_stale", r.Report.Plans.Stale()),
+		)
+		// A failed source is part of the Report, not an error of Read, but
+		// it is what an operator looks for on the span.
+		tracing.End(span, errors.Join(r.Report.UsageErr, r.Info.Err, r.Report.Plans.Err))
+	}()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -16,9 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/sharedread"
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -214,7 +217,12 @@ func (s *Service) report(ctx context.Context, g *generation) *Report {
 	cancel()
 	wg.Wait()
 
+	_, span := tracing.Start(ctx, "billing join")
 	r.join(g.Defaults, g.Thresholds)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("billing.tenants", len(r.Tenants)))
+	}
+	span.End()
 	return r
 }
 
@@ -244,9 +252,18 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		return PlansState{}
 	}
 	st := PlansState{Configured: true, Source: g.PlansName}
+	ctx, span := tracing.Start(ctx, "plans load")
 	start := time.Now()
 	cat, err := g.Plans.Load(ctx)
 	st.Duration = time.Since(start)
+	if span.IsRecording() {
+		// The source's name, never its DSN or file path.
+		span.SetAttributes(attribute.String("plans.source", g.PlansName))
+		if cat != nil {
+			span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", len(cat.Tenants)))
+		}
+	}
+	tracing.End(span, err)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

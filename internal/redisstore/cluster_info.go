@@ -42,7 +42,7 @@ func (c *Cluster) NodeInfo(ctx context.Context) []billing.NodeInfo {
 			out[i].Node = addr
 			p, err := c.pool(addr)
 			if err == nil {
-				out[i].Fields, err = c.readInfo(ctx, p)
+				out[i].Fields, err = c.readInfo(ctx, p, addr)
 			}
 			if err != nil {
 				out[i].Fields, out[i].Err = nil, fmt.Errorf("redis node %s: %w", addr, err)

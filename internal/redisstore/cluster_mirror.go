@@ -70,6 +70,7 @@ func (cm *clusterMirror) build(t *topology, fp, reason string) error {
 		child := NewMirror(st, m.pattern, WithResyncInterval(0), WithMirrorLogger(m.logger.With("node", ms.addr)),
 			withStats(m.mirrorStats), withMirrorClock(m.now))
 		child.nextReason = reason
+		child.node = ms.addr
 		cm.nodes = append(cm.nodes, child)
 	}
 	cm.fp = fp

@@ -9,7 +9,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
+	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/billing-exporter/billing_exporter/internal/tracing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -57,9 +59,19 @@ func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) er
 // that cannot be read fails the read, and a read during which the slot
 // layout changed is done again, up to three times within ctx, then fails
 // with ErrTopologyChanged.
-func (c *Cluster) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
-	var err error
+func (c *Cluster) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (_ *usage.Snapshot, err error) {
+	// One span over the attempts: each master's SCAN and HGETALL spans,
+	// and the CLUSTER NODES of discovery and verification, are its children.
+	ctx, span := tracing.Start(ctx, "redis cluster read")
+	attempts := 0
+	defer func() {
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int("redis.read_attempts", attempts))
+		}
+		tracing.End(span, err)
+	}()
 	for attempt := 0; attempt < readAttempts; attempt++ {
+		attempts++
 		var snap *usage.Snapshot
 		snap, err = c.readOnce(ctx, pattern, periodID)
 		if err == nil {
@@ -277,7 +289,10 @@ func (c *Cluster) refreshOwner(ctx context.Context, slot int) (string, error) {
 	return c.owners[slot], nil
 }
 
-func (c *Cluster) hgetallOne(ctx context.Context, addr, key string, asking bool) (any, error) {
+func (c *Cluster) hgetallOne(ctx context.Context, addr, key string, asking bool) (_ any, err error) {
+	ctx, rt := startRoundTrips(ctx, "HGETALL", addr)
+	defer func() { rt.end(err) }()
+	rt.calls, rt.keys = 1, 1
 	conn, err := c.conn(ctx, addr)
 	if err != nil {
 		return nil, err

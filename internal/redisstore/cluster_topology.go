@@ -152,12 +152,15 @@ func (c *Cluster) view(ctx context.Context) ([]nodeLine, string, error) {
 
 // clusterNodes runs CLUSTER NODES on the node at addr. The node's own line
 // gets addr when the node does not know its address.
-func (c *Cluster) clusterNodes(ctx context.Context, addr string) ([]nodeLine, error) {
+func (c *Cluster) clusterNodes(ctx context.Context, addr string) (_ []nodeLine, err error) {
+	ctx, rt := startRoundTrips(ctx, "CLUSTER NODES", addr)
+	defer func() { rt.end(err) }()
 	conn, err := c.conn(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
+	rt.calls++
 	text, err := redis.String(c.do(ctx, conn, "cluster_nodes", "CLUSTER", "NODES"))
 	if err != nil {
 		return nil, fmt.Errorf("redis node %s: %w", addr, err)

@@ -36,12 +36,14 @@ func parseInfo(text string) map[string]string {
 // is refused (an ACL without INFO) the call fails with Redis' reply, so
 // that the missing gauges are explained rather than silently absent.
 func (s *Store) Info(ctx context.Context) billing.Info {
-	fields, err := s.readInfo(ctx, s.pool)
+	fields, err := s.readInfo(ctx, s.pool, "")
 	return billing.Info{Fields: fields, Err: err}
 }
 
 // readInfo runs INFO memory and INFO clients on a connection from pool.
-func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]string, error) {
+func (s *settings) readInfo(ctx context.Context, pool *redis.Pool, node string) (_ map[string]string, err error) {
+	ctx, rt := startRoundTrips(ctx, "INFO", node)
+	defer func() { rt.end(err) }()
 	c, err := pool.GetContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("redis connection: %w", err)
@@ -53,6 +55,7 @@ func (s *settings) readInfo(ctx context.Context, pool *redis.Pool) (map[string]s
 			return nil, fmt.Errorf("INFO: %w", err)
 		}
 	}
+	rt.calls++
 	replies, err := redis.Values(s.do(ctx, c, "info", ""))
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
@@ -69,6 +70,7 @@ type Mirror struct {
 	lastSize atomic.Int64 // current-period keys of the last full read, to size the next
 	*mirrorStats
 	cluster *clusterMirror // nil for a single server
+	node    string         // a cluster master's host:port, named in spans; "" for a single server
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -213,7 +215,7 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 		reason = reasonPeriod
 	}
 	if reason == "" {
-		r, err := m.pair.barrier(ctx, &m.store.settings)
+		r, err := m.pair.barrier(ctx, &m.store.settings, m.node)
 		if err != nil && r == "" {
 			return nil, err
 		}
@@ -501,8 +503,18 @@ type rereadItem struct {
 }
 
 // rereadBatches is one connection's share of a reread: it reads each batch
-// taken from in, fills in its items and sends it to out.
-func (m *Mirror) rereadBatches(ctx context.Context, in <-chan []rereadItem, out chan<- []rereadItem) error {
+// taken from in, fills in its items and sends it to out. Its span (one per
+// connection, as a full read's hash readers) counts the pipelined batches
+// as round trips and the keys re-read, the EXISTS among them apart.
+func (m *Mirror) rereadBatches(ctx context.Context, in <-chan []rereadItem, out chan<- []rereadItem) (err error) {
+	ctx, rt := startRoundTrips(ctx, "HGETALL", m.node)
+	exists := 0
+	defer func() {
+		if rt.span.IsRecording() {
+			rt.span.SetAttributes(attribute.Int("redis.exists_keys", exists))
+		}
+		rt.end(err)
+	}()
 	var c redis.Conn
 	defer func() {
 		if c != nil {
@@ -517,10 +529,14 @@ func (m *Mirror) rereadBatches(ctx context.Context, in <-chan []rereadItem, out 
 				return fmt.Errorf("redis connection: %w", err)
 			}
 		}
+		rt.calls++
+		rt.keys += len(batch)
 		for _, it := range batch {
 			cmd := "EXISTS"
 			if it.kind == kindCurrent {
 				cmd = "HGETALL"
+			} else {
+				exists++
 			}
 			if err := c.Send(cmd, it.key); err != nil {
 				return fmt.Errorf("%s: %w", cmd, err)

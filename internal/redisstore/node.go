@@ -142,7 +142,9 @@ func (n *nodeReader) read(ctx context.Context) (*nodeResult, error) {
 // keys to out. It does nothing else: a SCAN waits for the previous one's
 // reply, so any work done between them would add to every one of the
 // hundreds of round trips of a read.
-func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) error {
+func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) (err error) {
+	ctx, rt := startRoundTrips(ctx, "SCAN", n.node)
+	defer func() { rt.end(err) }()
 	c, err := n.pool.GetContext(ctx)
 	if err != nil {
 		return fmt.Errorf("redis connection: %w", err)
@@ -153,6 +155,7 @@ func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) error {
 	for {
 		start := time.Now()
 		reply, err := redis.Values(n.do(ctx, c, "scan", "SCAN", cursor, "MATCH", glob, "COUNT", n.scanCount))
+		rt.calls++
 		if err != nil {
 			return err
 		}
@@ -166,6 +169,7 @@ func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) error {
 		if !ok {
 			return fmt.Errorf("SCAN keys: unexpected reply type %T", reply[1])
 		}
+		rt.keys += len(keys)
 		select {
 		case out <- keys:
 		case <-ctx.Done():
@@ -266,7 +270,9 @@ const hashReaders = 2
 // readBatches is one hash reader: it reads the batches it takes from in on
 // one connection until in is closed, and adds each batch's hashes to snap
 // under mu.
-func (n *nodeReader) readBatches(ctx context.Context, in <-chan []pending, snap *usage.Snapshot, mu *sync.Mutex) error {
+func (n *nodeReader) readBatches(ctx context.Context, in <-chan []pending, snap *usage.Snapshot, mu *sync.Mutex) (err error) {
+	ctx, rt := startRoundTrips(ctx, "HGETALL", n.node)
+	defer func() { rt.end(err) }()
 	readBatch := n.readBatch
 	if readBatch == nil {
 		readBatch = n.hgetall
@@ -281,6 +287,8 @@ func (n *nodeReader) readBatches(ctx context.Context, in <-chan []pending, snap 
 			}
 			defer c.Close()
 		}
+		rt.calls++
+		rt.keys += len(b)
 		start := time.Now()
 		if err := readBatch(ctx, c, b, dec); err != nil {
 			return err

@@ -75,7 +75,7 @@ func (m *Mirror) Resync(ctx context.Context) (int, error) {
 	if m.pair != pair || m.state == nil || m.state.periodID != periodID {
 		return -1, nil // the mirror was seeded anew meanwhile
 	}
-	reason, err := pair.barrier(ctx, &m.store.settings)
+	reason, err := pair.barrier(ctx, &m.store.settings, m.node)
 	if reason != "" {
 		m.nextReason = reason
 		return -1, nil

@@ -54,6 +54,9 @@ func (s *Store) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodI
 // ReadTenant reads one usage hash. found is false when the key does not
 // exist; a key of another type is found, unreadable, and counted in skipped.
 func (s *Store) ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error) {
+	ctx, rt := startRoundTrips(ctx, "HGETALL", "")
+	defer func() { rt.end(err) }()
+	rt.calls, rt.keys = 1, 1
 	c, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("redis connection: %w", err)

@@ -226,11 +226,16 @@ func (p *trackingPair) handle(reply any) bool {
 // TRACKINGINFO also saying whether the redirection still works; then a PING
 // on the invalidation connection, answered in order after every
 // invalidation Redis queued for it before the PING. It returns the loss
-// reason, or an error when Redis could not be asked.
-func (p *trackingPair) barrier(ctx context.Context, s *settings) (string, error) {
+// reason, or an error when Redis could not be asked. Its span ("redis
+// PING", the command of both variants) counts its round trips: two when it
+// got as far as the invalidation connection's PING.
+func (p *trackingPair) barrier(ctx context.Context, s *settings, node string) (_ string, err error) {
 	if r := p.lostReason(); r != "" {
 		return r, nil
 	}
+	ctx, rt := startRoundTrips(ctx, "PING", node)
+	defer func() { rt.end(err) }()
+	rt.calls++
 	if p.trackingInfo {
 		info, err := redis.Values(s.do(ctx, p.trk, "client", "CLIENT", "TRACKINGINFO"))
 		if err != nil {
@@ -265,6 +270,7 @@ func (p *trackingPair) barrier(ctx context.Context, s *settings) (string, error)
 		p.setLost(reasonConnectionLost)
 		return reasonConnectionLost, fmt.Errorf("PING: %w", err)
 	}
+	rt.calls++
 	start := time.Now()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()

@@ -64,6 +64,17 @@ func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)
 	}
 }
 
+// Waiters returns how many callers wait for the read in flight (0: none
+// runs), so that a test can tell when a caller has joined it.
+func (g *Group[T]) Waiters() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.call == nil {
+		return 0
+	}
+	return g.call.refs
+}
+
 func (g *Group[T]) run(c *call[T], read func(context.Context) (T, error)) {
 	c.val, c.err = read(c.ctx)
 	g.mu.Lock()
