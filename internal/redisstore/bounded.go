@@ -82,8 +82,8 @@ type boundedConn struct {
 	wrote atomic.Bool
 }
 
-func newBoundedConn(c net.Conn, max int) *boundedConn {
-	return &boundedConn{Conn: c, max: max, maxExchange: maxPipelineReplies * max}
+func newBoundedConn(c net.Conn, limit int) *boundedConn {
+	return &boundedConn{Conn: c, max: limit, maxExchange: maxPipelineReplies * limit}
 }
 
 // Write marks the start of a new exchange for the next Read.

@@ -75,10 +75,3 @@ func (l *connLimiter) oldestIdle() net.Conn {
 	}
 	return oldest
 }
-
-// open returns how many connections are tracked, for tests.
-func (l *connLimiter) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
