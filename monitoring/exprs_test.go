@@ -14,7 +14,7 @@ import (
 
 // knownMetrics are the metrics the shipped queries may use, with their own
 // labels (job and instance come from the scrape): the exporter's contract
-// (PRODUCT.md §4), the backend's prom-client counters, and up.
+// (README, Metrics), the backend's prom-client counters, and up.
 var knownMetrics = map[string][]string{
 	"billing_usage":                                   {"tenant_id", "metric_type"},
 	"billing_usage_limit":                             {"tenant_id", "limit_type"},
