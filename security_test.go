@@ -117,6 +117,11 @@ basic_auth_users:
 			t.Errorf("POST /-/reload as %q: status %d, %v; want %d", c.user, f.status, f.err, c.want)
 		}
 	}
+	// The exporter's log reaches the test through a pipe: wait for the
+	// line before counting.
+	eventually(t, "the authenticated reload logged", func() bool {
+		return strings.Contains(e.Output(), "configuration reloaded")
+	})
 	if n := strings.Count(e.Output(), "configuration reloaded"); n != 1 {
 		t.Errorf("%d reloads logged, want 1 (only the authenticated POST)", n)
 	}
