@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -134,24 +133,8 @@ func TestIdleConnectionsDoNotExhaustDescriptors(t *testing.T) {
 	}
 	r := testserver.StartRedis(t)
 	fillTenants(t, r, 10)
-	port := testserver.FreePort(t)
-	e := &exporter{t: t, URL: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
-	e.cmd = exec.Command("prlimit", "--nofile=128:128", "--", binary, "--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+	e := launchWrappedExporter(t, []string{"prlimit", "--nofile=128:128", "--"}, "http", http.DefaultClient, "/-/healthy", nil,
 		"--redis.addr="+r.Addr(), "--web.max-connections=64")
-	e.cmd.Env = os.Environ()
-	e.cmd.Stdout, e.cmd.Stderr = e, e
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { e.exited <- e.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = e.cmd.Process.Kill()
-		<-e.exited
-		if t.Failed() {
-			t.Logf("exporter output:\n%s", e.Output())
-		}
-	})
-	waitServing(t, e)
 
 	const idle = 300
 	closedByServer := 0
@@ -226,29 +209,6 @@ func TestIdleConnectionsReaped(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("idle connection: read gave %v, want EOF (closed by the server)", err)
-	}
-}
-
-// waitServing waits until e answers on /-/healthy.
-func waitServing(t *testing.T, e *exporter) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(e.URL + "/-/healthy")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case err := <-e.exited:
-			e.exited <- err
-			t.Fatalf("exporter exited at start: %v\n%s", err, e.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("exporter not serving after 20s: %v\n%s", err, e.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

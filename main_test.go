@@ -78,9 +78,17 @@ func startExporter(t *testing.T, env []string, args ...string) *exporter {
 // client gets any answer on probe (basic auth may refuse it) over scheme.
 func launchExporter(t *testing.T, scheme string, client *http.Client, probe string, env []string, args ...string) *exporter {
 	t.Helper()
+	return launchWrappedExporter(t, nil, scheme, client, probe, env, args...)
+}
+
+// launchWrappedExporter is launchExporter with the binary run under a
+// wrapper command (e.g. prlimit … --); nil runs it directly.
+func launchWrappedExporter(t *testing.T, wrapper []string, scheme string, client *http.Client, probe string, env []string, args ...string) *exporter {
+	t.Helper()
 	port := testserver.FreePort(t)
 	e := &exporter{t: t, URL: scheme + "://127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
-	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:" + strconv.Itoa(port)}, args...)...)
+	argv := append(append(append([]string{}, wrapper...), binary, "--web.listen-address=127.0.0.1:"+strconv.Itoa(port)), args...)
+	e.cmd = exec.Command(argv[0], argv[1:]...)
 	e.cmd.Env = append(os.Environ(), env...)
 	e.cmd.Stdout, e.cmd.Stderr = e, e
 	if err := e.cmd.Start(); err != nil {
