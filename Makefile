@@ -2,10 +2,14 @@ GO       ?= go
 BINARY   := billing_exporter
 PKGS     := ./...
 
-# promu names the project (and the tarball) after the git remote; a checkout
-# without one gets the repository path of .promu.yml.
+# promu names the project (and so the tarball and its directory) after the
+# URL of the current branch's git remote, whatever the clone is called or
+# where it came from: every promu call sees the repository path of
+# .promu.yml as that remote, through git's environment configuration.
 REPO_PATH := $(shell awk '/^repository:/ {c = 1; next} c && $$1 == "path:" {print $$2; exit}' .promu.yml)
-PROMU_ENV  = $(if $(shell git config --get remote.origin.url 2>/dev/null),,GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://$(REPO_PATH))
+GIT_BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+PROMU_ENV  = GIT_CONFIG_COUNT=2 GIT_CONFIG_KEY_0=branch.$(GIT_BRANCH).remote GIT_CONFIG_VALUE_0=origin \
+	GIT_CONFIG_KEY_1=remote.origin.url GIT_CONFIG_VALUE_1=https://$(REPO_PATH)
 # promu (kept in tools/go.mod, out of the exporter's own dependencies) is
 # built for this host and then run by path (`go tool -n` prints it): `go
 # tool promu` would build the tool itself for the GOOS/GOARCH of a cross
