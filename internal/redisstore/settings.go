@@ -166,14 +166,20 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 		}
 		t = t.withPassword(password)
 	}
+	var tcp *deadlineConn
 	opts := []redis.DialOption{
 		redis.DialReadTimeout(s.timeouts.read),
 		redis.DialWriteTimeout(s.timeouts.write),
 		redis.DialDatabase(t.DB),
 		// The connection (TLS included) is made by dialConn rather than by
 		// redigo, so that the bound on replies sits above TLS, on the
-		// bytes redigo parses.
-		redis.DialContextFunc(s.dialConn),
+		// bytes redigo parses, and the deadline that follows a context
+		// (deadline.go) below it, on the TCP connection.
+		redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, dc, err := s.dialConn(ctx, network, addr)
+			tcp = dc
+			return conn, err
+		}),
 	}
 	if t.Password != "" {
 		opts = append(opts, redis.DialPassword(t.Password))
@@ -182,16 +188,15 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 		opts = append(opts, redis.DialUsername(t.Username))
 	}
 	start := time.Now()
-	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
+	var c redis.Conn
+	rc, err := redis.DialContext(ctx, "tcp", addr, opts...)
 	if err == nil {
+		c = &contextConn{Conn: rc, net: tcp, timeout: s.timeouts.read}
 		// The name only tells operators whose connection it is (CLIENT
 		// LIST): best effort, so that a server that renamed or denies
 		// CLIENT still serves the read. A reply that is not an error
 		// reply (the connection broke) fails the dial as any other.
-		var timeout time.Duration
-		if timeout, err = s.callTimeout(ctx); err == nil {
-			_, err = redis.DoWithTimeout(c, timeout, "CLIENT", "SETNAME", "billing_exporter")
-		}
+		_, err = redis.DoContext(c, ctx, "CLIENT", "SETNAME", "billing_exporter")
 		if _, denied := err.(redis.Error); denied {
 			err = nil
 		}
@@ -209,18 +214,21 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 // dialConn opens the connection redigo speaks over: TCP within the dial
 // timeout, TLS for rediss:// (checking the address's host name unless the
 // TLS settings name another, as redigo's own TLS does), and the bound on
-// replies (bounded.go).
-func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn, error) {
+// replies (bounded.go). It also returns the TCP connection, whose reads
+// follow the context of the command in flight (deadline.go).
+func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn, *deadlineConn, error) {
 	if s.timeouts.dial > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeouts.dial)
 		defer cancel()
 	}
 	d := net.Dialer{KeepAlive: 5 * time.Minute}
-	conn, err := d.DialContext(ctx, network, addr)
+	tcp, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	dc := newDeadlineConn(tcp)
+	var conn net.Conn = dc
 	if s.target.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.tls != nil {
@@ -231,38 +239,34 @@ func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn
 		if cfg.ServerName == "" {
 			if cfg.ServerName, _, err = net.SplitHostPort(addr); err != nil {
 				conn.Close()
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		conn = tc
 	}
 	if s.maxReply > 0 {
 		conn = newBoundedConn(conn, s.maxReply)
 	}
-	return conn, nil
+	return conn, dc, nil
 }
 
 // do runs one command under ctx and observes its duration.
 //
-// The deadline becomes the call's read timeout (redis.DoWithTimeout) rather
-// than going through redis.DoContext, which runs every call on a goroutine
-// of its own: with a few hundred calls per scrape, those hand-offs cost a
-// measurable share of the read (BENCHMARKS.md). A context cancelled without a
-// deadline (the client went away) is seen before the next call, so a read
-// stops within one round trip, and each round trip is bounded by the read
-// timeout.
+// The wait for the reply follows ctx as it stands while waiting (a shared
+// read's deadline moves later when a patient scrape joins it) and ends at
+// once when ctx is cancelled; the connection's read timeout caps it
+// (contextConn, deadline.go).
 func (s *settings) do(ctx context.Context, c redis.Conn, op, cmd string, args ...any) (any, error) {
-	timeout, err := s.callTimeout(ctx)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	reply, err := redis.DoWithTimeout(c, timeout, cmd, args...)
+	reply, err := redis.DoContext(c, ctx, cmd, args...)
 	s.observe(op, time.Since(start))
 	if err != nil {
 		name := cmd
@@ -272,24 +276,4 @@ func (s *settings) do(ctx context.Context, c redis.Conn, op, cmd string, args ..
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return reply, nil
-}
-
-// callTimeout is the read timeout of one call under ctx: the time left
-// before its deadline, capped by the connection's read timeout; an error
-// when ctx has already ended.
-func (s *settings) callTimeout(ctx context.Context) (time.Duration, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	timeout := s.timeouts.read
-	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl)
-		if left <= 0 {
-			return 0, context.DeadlineExceeded
-		}
-		if timeout <= 0 || left < timeout {
-			timeout = left
-		}
-	}
-	return timeout, nil
 }

@@ -258,7 +258,7 @@ func (p *trackingPair) barrier(ctx context.Context, s *settings, node string) (_
 	p.mu.Lock()
 	p.pongs[tag] = ch
 	p.mu.Unlock()
-	timeout, err := s.callTimeout(ctx)
+	err = ctx.Err()
 	if err == nil {
 		err = p.sub.Send("PING", tag)
 	}
@@ -272,11 +272,18 @@ func (p *trackingPair) barrier(ctx context.Context, s *settings, node string) (_
 	}
 	rt.calls++
 	start := time.Now()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	// The wait follows ctx (a shared read's deadline moves later when a
+	// patient scrape joins it: ctx.Done comes at the latest), capped like
+	// any call by the read timeout.
+	var capped <-chan time.Time
+	if s.timeouts.read > 0 {
+		timer := time.NewTimer(s.timeouts.read)
+		defer timer.Stop()
+		capped = timer.C
+	}
 	select {
 	case <-ch:
-	case <-timer.C:
+	case <-capped:
 		// The PONG may still come, after invalidations we would then
 		// not wait for: the pair is no longer provably current.
 		p.setLost(reasonConnectionLost)

@@ -121,6 +121,7 @@ type readContext struct {
 	timer       *time.Timer
 	done        chan struct{}
 	err         error
+	afterFuncs  map[*func()]struct{} // to run when the context ends
 }
 
 func newReadContext(first context.Context, dl time.Time, hasDeadline bool) *readContext {
@@ -179,6 +180,38 @@ func (c *readContext) cancel(err error) {
 		c.timer.Stop()
 	}
 	close(c.done)
+	for f := range c.afterFuncs {
+		go (*f)()
+	}
+	c.afterFuncs = nil
+}
+
+// AfterFunc runs f on a goroutine of its own once the context ends, as
+// context.AfterFunc does; stop unregisters it. context.AfterFunc calls it
+// for this context (and for contexts derived from it): without it, each
+// registration would cost a goroutine waiting on Done, and a Redis
+// connection registers one per command it sends under the read.
+func (c *readContext) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	if c.afterFuncs == nil {
+		c.afterFuncs = map[*func()]struct{}{}
+	}
+	key := &f
+	c.afterFuncs[key] = struct{}{}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, ok := c.afterFuncs[key]; !ok {
+			return false
+		}
+		delete(c.afterFuncs, key)
+		return true
+	}
 }
 
 func (c *readContext) Deadline() (time.Time, bool) {

@@ -3,6 +3,7 @@ package sharedread
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,5 +182,45 @@ func TestImpatientCallerDoesNotCutShortTheRead(t *testing.T) {
 	close(release)
 	if v := <-result; v != 42 {
 		t.Errorf("patient caller got %d, want 42", v)
+	}
+}
+
+// TestAfterFuncOnTheRead: context.AfterFunc on the read's context runs the
+// registered functions once the read ends (here: every caller left), not
+// the stopped one, and costs no goroutine per registration while it runs
+// (a Redis connection registers one per command it sends).
+func TestAfterFuncOnTheRead(t *testing.T) {
+	var g Group[int]
+	const registrations = 200
+	ran := make(chan int, registrations+1)
+	registered := make(chan int, 1)
+	read := func(ctx context.Context) (int, error) {
+		before := runtime.NumGoroutine()
+		for i := range registrations {
+			stop := context.AfterFunc(ctx, func() { ran <- i })
+			if i == 0 && !stop() {
+				t.Error("stop before the end: false, want true")
+			}
+		}
+		registered <- runtime.NumGoroutine() - before
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	go func() { _, err := g.Do(ctx, read); errs <- err }()
+	if extra := <-registered; extra >= registrations/2 {
+		t.Errorf("%d goroutines more after %d registrations, want none per registration", extra, registrations)
+	}
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("caller: %v", err)
+	}
+	seen := map[int]bool{}
+	for range registrations - 1 {
+		seen[<-ran] = true
+	}
+	if seen[0] || len(seen) != registrations-1 {
+		t.Errorf("ran %d distinct functions (the stopped one: %v), want %d without it", len(seen), seen[0], registrations-1)
 	}
 }
