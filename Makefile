@@ -153,8 +153,10 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # golangci-lint, pinned in tools/go.mod; linters chosen in .golangci.yml.
+# A second run on the machine waits for the first (--allow-serial-runners)
+# instead of failing on its lock.
 golangci-lint:
-	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
+	$(GO) tool -modfile=tools/go.mod golangci-lint run --allow-serial-runners ./...
 
 # `go mod tidy` must have nothing to change, in the exporter's module and in
 # the tools' one.

@@ -62,7 +62,7 @@ func (c *deadlineConn) SetReadDeadline(t time.Time) error {
 // read deadline.
 func (c *deadlineConn) SetDeadline(t time.Time) error {
 	_ = c.SetReadDeadline(t)
-	return c.Conn.SetWriteDeadline(t)
+	return c.SetWriteDeadline(t)
 }
 
 // readDeadline is the deadline a read waits for now: redigo's, or the
