@@ -86,6 +86,16 @@ func newBoundedConn(c net.Conn, limit int) *boundedConn {
 	return &boundedConn{Conn: c, max: limit, maxExchange: maxPipelineReplies * limit}
 }
 
+// newStreamBoundedConn bounds each reply only: for the subscribed
+// connection of key tracking (tracking.go), whose replies are pushed
+// messages that arrive between writes for as long as keys change, so that
+// an "exchange" there is everything since the last barrier PING. Each
+// message is handed on, and freed, as it arrives; bounding their sum would
+// turn a busy minute of writes into a lost tracking pair and a full read.
+func newStreamBoundedConn(c net.Conn, limit int) *boundedConn {
+	return &boundedConn{Conn: c, max: limit}
+}
+
 // Write marks the start of a new exchange for the next Read.
 func (c *boundedConn) Write(p []byte) (int, error) {
 	c.wrote.Store(true)
@@ -202,7 +212,7 @@ func (c *boundedConn) elementDone() {
 		}
 		c.open = c.open[:top]
 	}
-	if !c.discard && c.exchange+c.size > c.maxExchange {
+	if !c.discard && c.maxExchange > 0 && c.exchange+c.size > c.maxExchange {
 		c.overflow()
 	}
 	if !c.discard {

@@ -58,20 +58,36 @@ func TestBoundedConnRewritesOnlyOversizedReplies(t *testing.T) {
 }
 
 func TestBoundedConnBoundsAPipeline(t *testing.T) {
-	// 10 replies of 10 bytes under a bound of 8 × 4 bytes... of 40 bytes
-	// per batch at max=5: the first replies that fit pass, the rest are
-	// replaced, and a write starts a new batch.
+	// 10 replies of 10 bytes, then one of 11, with no write between them,
+	// at max=10: a command connection passes the first replies that fit
+	// the batch bound (8 × 10 bytes) and replaces the rest; the subscribed
+	// connection of key tracking (stream-bounded) passes every reply of
+	// at most 10 bytes and replaces only the one over it.
 	reply := "$4\r\nabcd\r\n" // 10 bytes
-	c := newBoundedConn(&chunkConn{r: strings.NewReader(strings.Repeat(reply, 10)), chunk: 4096}, 10)
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
+	over := "$5\r\nabcde\r\n" // 11 bytes
+	in := strings.Repeat(reply, 10) + over
+	tests := []struct {
+		name             string
+		conn             func(net.Conn, int) *boundedConn
+		passed, replaced int
+	}{
+		{"command connection", newBoundedConn, maxPipelineReplies, 10 - maxPipelineReplies + 1},
+		{"subscribed connection", newStreamBoundedConn, 10, 1},
 	}
-	if n := strings.Count(string(got), reply); n != maxPipelineReplies {
-		t.Errorf("%d replies passed of a batch bounded to %d of them: %q", n, maxPipelineReplies, got)
-	}
-	if n := strings.Count(string(got), oversizedPrefix); n != 10-maxPipelineReplies {
-		t.Errorf("%d replies replaced, want %d", n, 10-maxPipelineReplies)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.conn(&chunkConn{r: strings.NewReader(in), chunk: 4096}, 10)
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(got), reply); n != tt.passed {
+				t.Errorf("%d replies passed, want %d: %q", n, tt.passed, got)
+			}
+			if n := strings.Count(string(got), oversizedPrefix); n != tt.replaced {
+				t.Errorf("%d replies replaced, want %d", n, tt.replaced)
+			}
+		})
 	}
 }
 

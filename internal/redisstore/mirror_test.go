@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -410,6 +411,47 @@ func TestMirrorIdle(t *testing.T) {
 	}
 	if srv.CommandCalls("scan") != scans {
 		t.Error("an idle read scanned")
+	}
+}
+
+// TestMirrorManyInvalidationsBetweenReads: invalidations are bounded one
+// message at a time, not by their sum between two reads. With replies
+// bounded to 1 KiB (so 8 KiB for one exchange of a command connection),
+// 1,000 keys changed between two reads bring about 80 KB of invalidation
+// messages; the next read re-reads them from the mirror, exactly, without
+// losing the tracking pair to a full read.
+func TestMirrorManyInvalidationsBetweenReads(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	const tenants = 1000
+	for i := range tenants {
+		srv.HSet(fmt.Sprintf("usage:%d:%s", i, thisPeriod), "messages", i)
+	}
+	s := newStore(t, srv.Addr(), WithMaxReplyBytes(1024), WithScanCount(10), WithBatchSize(5))
+	m := NewMirror(s, pattern, WithResyncInterval(0))
+	t.Cleanup(func() { m.Close() })
+	read(t, m, thisPeriod)
+	c := srv.Conn()
+	defer c.Close()
+	for i := range tenants { // one command at a time: one invalidation message each
+		if _, err := c.Do("HINCRBY", fmt.Sprintf("usage:%d:%s", i, thisPeriod), "messages", 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := read(t, m, thisPeriod)
+	if n := fullReads(m, reasonConnectionLost); n != 0 {
+		t.Fatalf("%d full reads for a lost tracking pair after %d invalidations, want 0", n, tenants)
+	}
+	if n := m.rereadLast.Load(); n != tenants {
+		t.Errorf("re-read %d keys, want %d", n, tenants)
+	}
+	want := read(t, s, thisPeriod)
+	if !maps.EqualFunc(got.Tenants, want.Tenants, maps.Equal) {
+		t.Errorf("mirror differs from a full read after %d changes", tenants)
+	}
+	for i := range tenants {
+		if v := got.Tenants[fmt.Sprint(i)]["messages"]; v != int64(i+1000) {
+			t.Fatalf("tenant %d: messages %d, want %d", i, v, i+1000)
+		}
 	}
 }
 

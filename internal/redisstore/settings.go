@@ -157,6 +157,17 @@ func (s *settings) newPool(addr string) *redis.Pool {
 // dial connects to addr with the credentials, database, TLS, timeouts and
 // reply bound of the settings.
 func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
+	return s.dialBounded(ctx, addr, newBoundedConn)
+}
+
+// dialSubscriber connects like dial, for a connection that only receives
+// pushed messages: the bound applies to each message, not to their sum
+// between two writes (newStreamBoundedConn).
+func (s *settings) dialSubscriber(ctx context.Context, addr string) (redis.Conn, error) {
+	return s.dialBounded(ctx, addr, newStreamBoundedConn)
+}
+
+func (s *settings) dialBounded(ctx context.Context, addr string, bound func(net.Conn, int) *boundedConn) (redis.Conn, error) {
 	t := s.target
 	t.Address = addr
 	if s.password != nil {
@@ -176,7 +187,7 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 		// bytes redigo parses, and the deadline that follows a context
 		// (deadline.go) below it, on the TCP connection.
 		redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, dc, err := s.dialConn(ctx, network, addr)
+			conn, dc, err := s.dialConn(ctx, network, addr, bound)
 			tcp = dc
 			return conn, err
 		}),
@@ -216,7 +227,7 @@ func (s *settings) dial(ctx context.Context, addr string) (redis.Conn, error) {
 // TLS settings name another, as redigo's own TLS does), and the bound on
 // replies (bounded.go). It also returns the TCP connection, whose reads
 // follow the context of the command in flight (deadline.go).
-func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn, *deadlineConn, error) {
+func (s *settings) dialConn(ctx context.Context, network, addr string, bound func(net.Conn, int) *boundedConn) (net.Conn, *deadlineConn, error) {
 	if s.timeouts.dial > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeouts.dial)
@@ -250,7 +261,7 @@ func (s *settings) dialConn(ctx context.Context, network, addr string) (net.Conn
 		conn = tc
 	}
 	if s.maxReply > 0 {
-		conn = newBoundedConn(conn, s.maxReply)
+		conn = bound(conn, s.maxReply)
 	}
 	return conn, dc, nil
 }

@@ -68,7 +68,7 @@ type trackingPair struct {
 // to a connection not yet listening. A server's refusal is wrapped in
 // errTrackingRefused.
 func (s *settings) openTracking(ctx context.Context, addr, prefix string, invalidated *atomic.Uint64) (*trackingPair, error) {
-	sub, err := s.dial(ctx, addr)
+	sub, err := s.dialSubscriber(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
