@@ -226,26 +226,6 @@ func (s *Service) report(ctx context.Context, g *generation) *Report {
 	return r
 }
 
-// plansBudget is the share of the time left before a Report's deadline
-// that the plans read may take. A plans source slower than the deadline (a
-// lock on the tenants table, a query stuck behind a vacuum) must fail in
-// time for the Report to be finished and returned, with the last plans
-// kept and flagged stale, before the caller's deadline: reading it until
-// the very deadline made the caller give up on the whole Report, Redis'
-// good numbers included.
-const plansBudget = 0.8
-
-// plansContext bounds ctx by plansBudget of the time left before its
-// deadline; without a deadline it is ctx.
-func plansContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return ctx, func() {}
-	}
-	budget := time.Duration(float64(time.Until(dl)) * plansBudget)
-	return context.WithDeadline(ctx, time.Now().Add(budget))
-}
-
 // loadPlans reads the plans source, or falls back to the last catalog read.
 func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) PlansState {
 	if g.Plans == nil {
