@@ -4,6 +4,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
@@ -31,8 +32,10 @@ type defaultsView struct {
 }
 
 type planView struct {
-	ID     string           `json:"id"`
-	Name   string           `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Limits is null for a plan id tenants point at with no readable plan
+	// row: its limits are unknown.
 	Limits map[string]int64 `json:"limits"`
 	// UnreadableLimits are limits the source holds but could not read:
 	// absent from Limits, yet not unlimited.
@@ -81,13 +84,29 @@ func (h *Handler) newPlansView(read *billing.Read) *plansView {
 		return &n
 	}
 	v.Defaults.Tenants = count(billing.NoPlanID)
-	if cat := rep.Plans.Catalog; cat != nil {
+	cat := rep.Plans.Catalog
+	if cat != nil {
 		for _, id := range slices.Sorted(maps.Keys(cat.Plans)) {
 			p := cat.Plans[id]
 			v.Plans = append(v.Plans, planView{ID: p.ID, Name: p.Name, Limits: limitsView(p.Limits),
 				UnreadableLimits: unreadableView(p.Unreadable), Tenants: count(id)})
 		}
 	}
+	// A plan id tenants point at without a readable plan row (deleted with
+	// no foreign key, or badly named): listed, as billing_tenants_per_plan
+	// counts it, with null limits, which are unknown, not unlimited.
+	for _, pc := range rep.PerPlan {
+		if pc.PlanID == billing.NoPlanID {
+			continue
+		}
+		if cat != nil {
+			if _, listed := cat.Plans[pc.PlanID]; listed {
+				continue
+			}
+		}
+		v.Plans = append(v.Plans, planView{ID: pc.PlanID, UnreadableLimits: map[string]string{}, Tenants: count(pc.PlanID)})
+	}
+	slices.SortStableFunc(v.Plans, func(a, b planView) int { return strings.Compare(a.ID, b.ID) })
 	return v
 }
 

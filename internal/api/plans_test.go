@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +27,33 @@ func TestPlansEndpoint(t *testing.T) {
 		}
 		if !reflect.DeepEqual(p.Defaults.Limits, map[string]int64(plansIssueDefaults)) || deref(p.Defaults.Tenants) != 1 {
 			t.Errorf("defaults %+v (tenants %v)", p.Defaults, deref(p.Defaults.Tenants))
+		}
+	})
+	t.Run("a plan row that vanished", func(t *testing.T) {
+		// Plan 3 is deleted while tenant 4 still points at it (no foreign
+		// key): listed with its tenant and null limits, as
+		// billing_tenants_per_plan{plan_id="3"} counts it.
+		e := newEnv(t, envConfig{plans: plansPostgres, plansSQL: plansIssueSQL + `
+ALTER TABLE tenants DROP CONSTRAINT tenants_plan_id_fkey;
+INSERT INTO tenants (id, name, plan_id) VALUES (4, 'four', 3);`})
+		e.seedPlansIssue()
+		e.redis.HSet("usage:4:202611", "messages", 7)
+		p := e.plans()
+		if len(p.Plans) != 2 {
+			t.Fatalf("plans %+v", p.Plans)
+		}
+		if pl := p.Plans[0]; pl.ID != "1" || pl.Limits == nil || deref(pl.Tenants) != 2 {
+			t.Errorf("plan 1: %+v (tenants %v)", pl, deref(pl.Tenants))
+		}
+		if pl := p.Plans[1]; pl.ID != "3" || pl.Name != "" || pl.Limits != nil || deref(pl.Tenants) != 1 {
+			t.Errorf("vanished plan 3: %+v (tenants %v), want no name, null limits, 1 tenant", pl, deref(pl.Tenants))
+		}
+		if deref(p.Defaults.Tenants) != 1 {
+			t.Errorf("defaults: %v tenants, want 1 (tenant 3; tenant 4 stays on plan 3)", deref(p.Defaults.Tenants))
+		}
+		body := string(e.get("/api/v1/plans").Body)
+		if !strings.Contains(body, `"id":"3","name":"","limits":null`) {
+			t.Errorf("plan 3 without null limits in %s", body)
 		}
 	})
 	t.Run("no plans source", func(t *testing.T) {
