@@ -31,6 +31,7 @@ var knownMetrics = map[string][]string{
 	"billing_redis_memory_bytes":                      {},
 	"billing_redis_connections_active":                {},
 	"billing_redis_usage_keys":                        {},
+	"billing_redis_info_up":                           {},
 	"billing_redis_master_link_up":                    {},
 	"billing_redis_mirror_divergent_keys":             {},
 	"billing_redis_operation_duration_seconds_bucket": {"operation", "le"},
