@@ -125,6 +125,30 @@
             'The p95 latency of Redis {{ $labels.operation }} calls made by {{ $labels.job }} is {{ $value | humanizeDuration }} over the last ' + cfg.rateWindow + ' (threshold ' + num(cfg.redisLatencySeconds) + 's).',
             jobHealthDashboard,
           ),
+          // billing_redis_up says the replica answered, not that what it
+          // holds is current: a replica cut from its master serves the
+          // usage as of the cut. The series exists only on a replica (a
+          // primary, a cluster or a Redis without INFO has none), so absent
+          // is quiet. last(): a scrape cut by its deadline can lose its
+          // INFO and the series with it, which must not resolve the alert.
+          alert(
+            'BillingRedisReplicaLinkDown', 'warning',
+            last('billing_redis_master_link_up') + ' == 0',
+            'Billing Redis replica read by {{ $labels.instance }} has lost its master',
+            "The Redis that billing_exporter {{ $labels.instance }} reads is a replica whose link to its master has been down for %s or more. The exporter still reads it (billing_redis_up is 1), but the usage it exports is frozen at the moment the link broke: usage alerts, limits and dashboards lag the backend, which writes to the master." % cfg['for'].BillingRedisReplicaLinkDown,
+            healthDashboard,
+          ),
+          // track mode's self-check: any key the mirror held differently
+          // from a full read is a missed invalidation, i.e. a bug. The
+          // gauge holds until the next self-check; last() keeps a failed
+          // scrape from resolving it meanwhile.
+          alert(
+            'BillingRedisMirrorDiverged', 'warning',
+            last('billing_redis_mirror_divergent_keys') + ' > 0',
+            'Redis usage mirror of {{ $labels.instance }} differed from Redis',
+            "The last self-check of billing_exporter {{ $labels.instance }}'s usage mirror (--redis.read-mode=track) found {{ printf \"%.0f\" $value }} usage keys that differed from a full read of Redis: the usage exported for those tenants had missed changes. The self-check replaced the mirror with the full read; the alert holds until the next self-check finds no difference. The exporter logged one example key at warn: report it as a bug.",
+            healthDashboard,
+          ),
           alert(
             'BillingPostgresDown', 'warning',
             last('billing_postgres_up') + ' == 0',
@@ -148,6 +172,19 @@
             'billing_exporter is down{{ with $labels.instance }} on {{ . }}{{ end }}',
             '{{ if $labels.instance }}Prometheus has failed to scrape billing_exporter at {{ $labels.instance }}{{ else }}Prometheus has no billing_exporter target to scrape{{ end }} for ' + cfg['for'].BillingExporterDown + ' or more. Billing usage, limits and the Redis behind them are unmonitored meanwhile.',
             jobHealthDashboard,
+          ),
+          // A failed reload keeps the previous configuration and the gauge
+          // at 0 until a reload succeeds: it never clears by itself, so the
+          // `for` only lets a follow-up reload (one per changed file, files
+          // that arrive minutes apart) land first. last(): a scrape gap
+          // must not resolve it. The annotation says since when the
+          // configuration in force dates.
+          alert(
+            'BillingExporterConfigReloadFailed', 'warning',
+            last('billing_exporter_config_last_reload_successful') + ' == 0',
+            'billing_exporter {{ $labels.instance }} failed to reload its configuration',
+            'The last configuration reload of billing_exporter {{ $labels.instance }} (SIGHUP or POST /-/reload) failed ' + cfg['for'].BillingExporterConfigReloadFailed + ' or more ago, and it kept the previous configuration{{ with query (printf "billing_exporter_config_last_reload_success_timestamp_seconds{job=%q,instance=%q}" $labels.job $labels.instance) }}, loaded {{ . | first | value | humanizeTimestamp }}{{ end }}: changes made since then to --config.file, --plans.file or the Redis TLS files are not in force. The exporter keeps serving with the old configuration; its log line "reload failed" names the file and line.',
+            healthDashboard,
           ),
         ],
       },

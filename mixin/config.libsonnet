@@ -55,6 +55,12 @@
       BillingPostgresDown: '5m',
       BillingPlansStale: '1m',
       BillingExporterDown: '2m',
+      BillingExporterConfigReloadFailed: '5m',
+      BillingRedisReplicaLinkDown: '5m',
+      // The gauge is the verdict of a finished self-check and holds until
+      // the next one (--redis.resync-interval): nothing to wait out, and a
+      // `for` as long as that interval would never fire.
+      BillingRedisMirrorDiverged: '0s',
       BillingLimitExceededFrequent: '10m',
       BillingUsageIncrementErrors: '5m',
     },

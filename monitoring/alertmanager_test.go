@@ -325,10 +325,14 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	// The alerts sent with each source. The two source alerts are left out:
 	// each would inhibit the others itself.
 	targets := []string{"BillingUsageNearLimit", "BillingLimitReached", "BillingUsagePredictedToExceed", "BillingTenantWithoutPlan",
-		"BillingRedisHighLatency", "BillingPostgresDown", "BillingPlansStale",
+		"BillingRedisHighLatency", "BillingRedisReplicaLinkDown", "BillingRedisMirrorDiverged", "BillingPostgresDown",
+		"BillingPlansStale", "BillingExporterConfigReloadFailed",
 		"BillingLimitExceededFrequent", "BillingUsageIncrementErrors"}
-	sourceMutes := append(slices.Clone(tenantAlerts), "BillingRedisHighLatency")
-	exporterMutes := append(slices.Clone(sourceMutes), "BillingPostgresDown", "BillingPlansStale", "BillingRedisDown")
+	// Redis down hides the replica's link state, not the mirror's last
+	// self-check nor the reload's result; the exporter down hides all.
+	sourceMutes := append(slices.Clone(tenantAlerts), "BillingRedisHighLatency", "BillingRedisReplicaLinkDown")
+	exporterMutes := append(slices.Clone(sourceMutes), "BillingPostgresDown", "BillingPlansStale", "BillingRedisDown",
+		"BillingRedisMirrorDiverged", "BillingExporterConfigReloadFailed")
 	scenarios := []struct {
 		name      string
 		source    map[string]string

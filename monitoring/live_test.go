@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net/http"
@@ -62,17 +63,20 @@ var liveMixinConfig = map[string]any{
 	"backendSelector":  `job="backend"`,
 	"continuityWindow": "30s",
 	"for": map[string]any{
-		"BillingUsageNearLimit":         "3s",
-		"BillingLimitReached":           "10m",
-		"BillingUsagePredictedToExceed": "1h",
-		"BillingTenantWithoutPlan":      "3s",
-		"BillingRedisDown":              "15s",
-		"BillingRedisHighLatency":       "10m",
-		"BillingPostgresDown":           "10s",
-		"BillingPlansStale":             "1m",
-		"BillingExporterDown":           "15s",
-		"BillingLimitExceededFrequent":  "3s",
-		"BillingUsageIncrementErrors":   "3s",
+		"BillingUsageNearLimit":             "3s",
+		"BillingLimitReached":               "10m",
+		"BillingUsagePredictedToExceed":     "1h",
+		"BillingTenantWithoutPlan":          "3s",
+		"BillingRedisDown":                  "15s",
+		"BillingRedisHighLatency":           "10m",
+		"BillingPostgresDown":               "10s",
+		"BillingPlansStale":                 "1m",
+		"BillingExporterDown":               "15s",
+		"BillingExporterConfigReloadFailed": "3s",
+		"BillingRedisReplicaLinkDown":       "3s",
+		"BillingRedisMirrorDiverged":        "0s",
+		"BillingLimitExceededFrequent":      "3s",
+		"BillingUsageIncrementErrors":       "3s",
 	},
 }
 
@@ -114,11 +118,12 @@ func TestLiveMonitoring(t *testing.T) {
 	testserver.LoadSchema(t, pg, repoPath(t, "examples/schema.sql"))
 	pg.Exec(livePlansSQL)
 
+	configFile := writeLiveFile(t, "config.yml", liveConfigYAML)
 	exp := startLiveExporter(t, bin,
 		"--redis.addr="+redis.Addr(),
 		"--redis.dial-timeout=500ms",
 		"--postgres.dsn-file="+writeLiveFile(t, "dsn", pg.DSN()+"\n"),
-		"--config.file="+writeLiveFile(t, "config.yml", liveConfigYAML))
+		"--config.file="+configFile)
 	// Prometheus scrapes through a proxy, which can make a scrape outlast
 	// its timeout (a scrape cut by its deadline).
 	scrapeProxy := testserver.StartFaultProxy(t, exp.addr)
@@ -374,6 +379,43 @@ scrape_configs:
 		redis.Start()
 		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingRedisDown")) == 0 }, liveWait) {
 			t.Error("BillingRedisDown still there after Redis came back")
+		}
+	})
+
+	// Last: its RESOLVED would be one more post on Slack #monitoring, which
+	// "redis down pages" requires to hold none.
+	t.Run("a refused reload reaches Slack monitoring, a good one resolves it", func(t *testing.T) {
+		reload := func(want int) {
+			t.Helper()
+			resp, err := http.Post("http://"+exp.addr+"/-/reload", "text/plain", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("POST /-/reload: %s %s, want %d", resp.Status, body, want)
+			}
+		}
+		if err := os.WriteFile(configFile, []byte("defaults: [\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		reload(http.StatusInternalServerError)
+		failed := waitForAlert(t, prom, "BillingExporterConfigReloadFailed")
+		checkAlert(t, failed[0], failed[0].State, map[string]string{"alertname": "BillingExporterConfigReloadFailed",
+			"severity": "warning", "job": liveJob, "instance": instance})
+		post := waitForPost(t, hooks, "/slack/monitoring", "BillingExporterConfigReloadFailed")
+		// "loaded ...": the annotation's query found the time of the
+		// configuration in force.
+		checkSlackPost(t, post, "#monitoring", "[FIRING] BillingExporterConfigReloadFailed",
+			"kept the previous configuration, loaded ", runbookBase+"#billingexporterconfigreloadfailed")
+
+		if err := os.WriteFile(configFile, []byte(liveConfigYAML), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		reload(http.StatusOK)
+		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingExporterConfigReloadFailed")) == 0 }, liveWait) {
+			t.Error("BillingExporterConfigReloadFailed still there after a successful reload")
 		}
 	})
 }

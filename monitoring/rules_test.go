@@ -50,7 +50,8 @@ var (
 	seedAlerts = []string{"BillingUsageNearLimit", "BillingLimitExceededFrequent", "BillingRedisDown",
 		"BillingRedisHighLatency", "BillingUsageIncrementErrors", "BillingTenantWithoutPlan"}
 	newAlerts = []string{"BillingLimitReached", "BillingUsagePredictedToExceed", "BillingPostgresDown",
-		"BillingPlansStale", "BillingExporterDown"}
+		"BillingPlansStale", "BillingExporterDown", "BillingRedisReplicaLinkDown", "BillingRedisMirrorDiverged",
+		"BillingExporterConfigReloadFailed"}
 )
 
 func TestEveryExpectedAlertIsShipped(t *testing.T) {
