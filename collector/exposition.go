@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"math"
 	"runtime"
 	"strconv"
@@ -45,7 +46,18 @@ func writeTenants(out *stream, tenants []billing.TenantStatus) error {
 		for i := 0; i < started; i++ {
 			r := <-results[i]
 			start()
-			out.writeChunk(r.text, r.deflated)
+			text, deflated := r.text, r.deflated
+			if out.keeps() {
+				// The stream holds on to what it is given: it gets a copy
+				// of the exact size, and the rendering buffer (sized for
+				// any chunk) goes back to the pool.
+				if out.gzip {
+					deflated = bytes.Clone(deflated)
+				} else {
+					text = bytes.Clone(text)
+				}
+			}
+			out.writeChunk(text, deflated)
 			renderBuffers.Put(r)
 		}
 	}
