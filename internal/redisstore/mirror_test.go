@@ -505,7 +505,7 @@ func TestMirrorResync(t *testing.T) {
 
 	// A mirror gone wrong (as a bug would make it): two keys.
 	m.mu.Lock()
-	m.state.put("usage:5:"+thisPeriod, &keyEntry{tenant: "5", counters: usage.Counters{"messages": 999}})
+	m.state.put("5", &keyEntry{counters: usage.Counters{"messages": 999}})
 	m.state.others["usage:9:"+lastPeriod] = struct{}{}
 	m.mu.Unlock()
 	if n, err := m.Resync(ctx); err != nil || n != 2 {
