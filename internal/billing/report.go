@@ -2,6 +2,7 @@ package billing
 
 import (
 	"maps"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -243,17 +244,30 @@ func (r *Report) UsageUp() bool { return r.UsageErr == nil && r.Usage != nil }
 // It runs after both reads, before a scrape can write anything, on every
 // scrape: at 100k tenants it is the largest step between the reads and the
 // response, so the sort and the per-tenant work are split over the cores.
-func (r *Report) join(defaults plans.Limits, thresholds []float64) {
+//
+// prev, when not nil, is the last join made with the same defaults: when
+// it holds the same tenants, they are taken in its order instead of being
+// sorted again, and a tenant whose counters are the very same (a reader
+// that keeps the usage state between reads shares the counters of the
+// hashes that did not change) and whose plan and limits are the same gets
+// its limit checks copied rather than computed again.
+func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
 	if !r.UsageUp() {
 		return
 	}
 	cat := r.Plans.Catalog
-	known := knownTenants(r.Usage.Tenants, cat)
-	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-	eachPart(parts, func(lo, hi int) {
-		slices.SortFunc(known[lo:hi], compareKnown)
-	})
-	known = mergeSorted(known, parts)
+	parts := []int{0}
+	known, base := r.sameTenants(prev)
+	if known != nil {
+		parts = splitEven(len(known), runtime.GOMAXPROCS(0))
+	} else {
+		known = knownTenants(r.Usage.Tenants, cat)
+		parts = splitEven(len(known), runtime.GOMAXPROCS(0))
+		eachPart(parts, func(lo, hi int) {
+			slices.SortFunc(known[lo:hi], compareKnown)
+		})
+		known = mergeSorted(known, parts)
+	}
 
 	ix := newLimitIndex(cat, defaults, r.Plans.Source)
 	r.Tenants = make([]TenantStatus, len(known))
@@ -262,7 +276,11 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 		checks := make([]LimitCheck, 0, (hi-lo)*ix.widest)
 		for i := lo; i < hi; i++ {
 			k := &known[i]
-			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &checks)
+			var was *TenantStatus
+			if base != nil && base[i].joinedFrom(k.counters, k.planID) {
+				was = &base[i]
+			}
+			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &checks, was)
 		}
 	})
 	if !r.Plans.LimitsKnown() {
@@ -270,6 +288,101 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 	}
 	r.PerPlan = perPlan(r.Tenants, cat)
 	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
+}
+
+// sameTenants returns the tenants to join in the order of prev's, when
+// prev joined exactly the same tenants (nil otherwise), and prev's
+// statuses when their limit checks may be reused: prev's plans are the
+// same as r's. It costs a lookup in the usage and the catalog per tenant,
+// which the join makes anyway, instead of a sort.
+func (r *Report) sameTenants(prev *Report) ([]knownTenant, []TenantStatus) {
+	if prev == nil || len(prev.Tenants) == 0 {
+		return nil, nil
+	}
+	used, cat := r.Usage.Tenants, r.Plans.Catalog
+	catTenants := 0
+	if cat != nil {
+		catTenants = len(cat.Tenants)
+	}
+	// Every tenant of prev is known now, and there are as many with usage
+	// and as many in the catalog as now: the same tenants.
+	if n := len(prev.Tenants); n < len(used) || n < catTenants {
+		return nil, nil
+	}
+	known := make([]knownTenant, len(prev.Tenants))
+	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
+	inUse, inCat := make([]int, len(parts)), make([]int, len(parts))
+	missing := make([]bool, len(parts))
+	eachPart(parts, func(lo, hi int) {
+		p := slices.Index(parts, lo)
+		for i := lo; i < hi; i++ {
+			id := prev.Tenants[i].ID
+			k := knownTenant{id: id}
+			var okUse, okCat bool
+			k.counters, okUse = used[id]
+			if cat != nil {
+				k.planID, okCat = cat.Tenants[id]
+			}
+			if !okUse && !okCat {
+				missing[p] = true
+				return
+			}
+			if okUse {
+				inUse[p]++
+			}
+			if okCat {
+				inCat[p]++
+			}
+			known[i] = k
+		}
+	})
+	if slices.Contains(missing, true) || sum(inUse) != len(used) || sum(inCat) != catTenants {
+		return nil, nil
+	}
+	if !samePlans(prev.Plans, r.Plans) {
+		return known, nil
+	}
+	return known, prev.Tenants
+}
+
+func sum(ns []int) int {
+	t := 0
+	for _, n := range ns {
+		t += n
+	}
+	return t
+}
+
+// samePlans reports whether a join with a gives every tenant the same
+// plan and limits as one with b (given the same defaults).
+func samePlans(a, b PlansState) bool {
+	if a.LimitsKnown() != b.LimitsKnown() || a.Source != b.Source {
+		return false
+	}
+	switch {
+	case a.Catalog == b.Catalog:
+		return true
+	case a.Catalog == nil || b.Catalog == nil:
+		return false
+	}
+	return reflect.DeepEqual(a.Catalog.Plans, b.Catalog.Plans)
+}
+
+// joinedFrom reports whether t was joined from exactly these counters
+// (the same map, which a reader never modifies once read) and this plan
+// id from the catalog: then, with the same plans, its limit checks are
+// what joining them again would compute.
+func (t *TenantStatus) joinedFrom(counters usage.Counters, planID string) bool {
+	if reflect.ValueOf(t.Usage).UnsafePointer() != reflect.ValueOf(counters).UnsafePointer() {
+		return false
+	}
+	if !t.LimitsKnown {
+		return true // nothing derived from the plan
+	}
+	if planID == "" {
+		return t.UsingDefaults
+	}
+	return !t.UsingDefaults && t.PlanID == planID
 }
 
 // knownTenant is a tenant as gathered for the join: its id, its usage (nil
@@ -404,8 +517,9 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 }
 
 // tenantStatus joins one tenant. Its limit checks are appended to *buf (one
-// allocation for all tenants of a join) and kept as a capped sub-slice.
-func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]LimitCheck) TenantStatus {
+// allocation for all tenants of a join) and kept as a capped sub-slice;
+// they are copied from was when not nil (see Report.join).
+func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]LimitCheck, was *TenantStatus) TenantStatus {
 	st := TenantStatus{ID: id, Usage: counters, LimitsKnown: ps.LimitsKnown()}
 	if !st.LimitsKnown {
 		return st
@@ -423,8 +537,12 @@ func tenantStatus(id string, counters usage.Counters, planID string, ps PlansSta
 		}
 	}
 	start := len(*buf)
-	for _, c := range limits {
-		*buf = append(*buf, check(c, counters))
+	if was != nil {
+		*buf = append(*buf, was.checks...)
+	} else {
+		for _, c := range limits {
+			*buf = append(*buf, check(c, counters))
+		}
 	}
 	st.checks = (*buf)[start:len(*buf):len(*buf)]
 	return st
