@@ -240,6 +240,10 @@ type sections struct {
 	mu       sync.Mutex
 	read     *billing.Read
 	plain, z *section
+	// text is the text of the section rendered last, whatever its read
+	// and encoding: what the next rendering copies unchanged tenants from
+	// (writeTenants).
+	text *tenantText
 }
 
 // tenantSection returns the per-tenant families of read for tenants (which
@@ -260,12 +264,18 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		h.sections.mu.Unlock()
 	}
 	sec.once.Do(func() {
+		h.sections.mu.Lock()
+		prev := h.sections.text
+		h.sections.mu.Unlock()
 		// Kept as the rendered chunks: one buffer grown to the whole body
 		// (tens of MB at 100k tenants) allocated and copied it about twice
 		// over, the largest allocation of a scrape.
 		out := &stream{gzip: gzip}
-		_ = writeTenants(out, tenants) // kept parts: no write fails
+		text, _ := writeTenants(out, tenants, prev, true) // kept parts: no write fails
 		sec.body, sec.crc, sec.size = out.parts, out.crc, out.size
+		h.sections.mu.Lock()
+		h.sections.text = text
+		h.sections.mu.Unlock()
 	})
 	return sec
 }

@@ -119,6 +119,20 @@ func TestJoinReuse(t *testing.T) {
 					t.Errorf("tenant %d:\n got %+v\nwant %+v", i, reused.Tenants[i], fresh.Tenants[i])
 				}
 			}
+			// Same: the very same counters and the same figures.
+			before := map[string]*TenantStatus{}
+			for i := range first.Tenants {
+				before[first.Tenants[i].ID] = &first.Tenants[i]
+			}
+			for i := range reused.Tenants {
+				now := &reused.Tenants[i]
+				if was, ok := before[now.ID]; ok {
+					want := sameMap(now.Usage, was.Usage) && reflect.DeepEqual(*now, *was)
+					if got := now.Same(was); got != want {
+						t.Errorf("tenant %s: Same = %v, want %v", now.ID, got, want)
+					}
+				}
+			}
 			if !reflect.DeepEqual(reused.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(reused.OverThreshold, fresh.OverThreshold) {
 				t.Errorf("fleet counts differ:\n got %v %v\nwant %v %v", reused.PerPlan, reused.OverThreshold, fresh.PerPlan, fresh.OverThreshold)
 			}

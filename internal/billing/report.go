@@ -368,12 +368,35 @@ func samePlans(a, b PlansState) bool {
 	return reflect.DeepEqual(a.Catalog.Plans, b.Catalog.Plans)
 }
 
+// Same reports whether t and o state the same figures for the same tenant
+// (plan, limits, usage, checks), so that a view may show what it rendered
+// for o as t's. The counters are compared by identity, not content: a
+// reader that keeps the usage state between reads shares the counters of
+// the hashes that did not change, and then this costs no map lookup;
+// counters read anew are never the same, whatever they hold.
+func (t *TenantStatus) Same(o *TenantStatus) bool {
+	return t.ID == o.ID && sameMap(t.Usage, o.Usage) &&
+		t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
+		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
+		(sameMap(t.Limits, o.Limits) || maps.Equal(t.Limits, o.Limits)) &&
+		(sameMap(t.UnreadableLimits, o.UnreadableLimits) || maps.Equal(t.UnreadableLimits, o.UnreadableLimits)) &&
+		slices.EqualFunc(t.checks, o.checks, func(a, b LimitCheck) bool {
+			return a.Type == b.Type && a.Limit == b.Limit && a.Percentage == b.Percentage &&
+				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
+		})
+}
+
+// sameMap reports whether a and b are the same map (or both nil).
+func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
 // joinedFrom reports whether t was joined from exactly these counters
 // (the same map, which a reader never modifies once read) and this plan
 // id from the catalog: then, with the same plans, its limit checks are
 // what joining them again would compute.
 func (t *TenantStatus) joinedFrom(counters usage.Counters, planID string) bool {
-	if reflect.ValueOf(t.Usage).UnsafePointer() != reflect.ValueOf(counters).UnsafePointer() {
+	if !sameMap(t.Usage, counters) {
 		return false
 	}
 	if !t.LimitsKnown {
