@@ -52,9 +52,9 @@ func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
 			alerting = alerting || pct > alertReachedPct
 		case pct >= alertReachedPct:
 			alerting = true
-		case limitType == "messages":
+		case limitType == messagesType:
 			// EachLimit passes readable usage only.
-			used, _ := t.Used("messages")
+			used, _ := t.Used(messagesType)
 			alerting = alerting || pct > alertNearLimitPct || projectedOver(used, limit, p, at)
 		}
 	})
@@ -83,7 +83,7 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 	}
 	rs := make([]ranked, len(tenants))
 	for i := range tenants {
-		messages, _ := tenants[i].Used("messages")
+		messages, _ := tenants[i].Used(messagesType)
 		rs[i] = ranked{i, tenants[i].Alerting(p, at), tenants[i].Pressure(), messages}
 	}
 	cmpRanked := func(a, b ranked) int {

@@ -63,13 +63,28 @@ type TenantStatus struct {
 	// each, computed once per join: every scrape walks them several times
 	// (thresholds, both limit families, ranking) for every tenant.
 	checks []LimitCheck
+	// messages is Used("messages"), looked up once per join: ranking the
+	// tenants for --metrics.max-tenants and the alerts' projection need it
+	// for every tenant on every scrape, and at 1M tenants each lookup in
+	// a tenant's counters is a cache miss. Unset in a status built by hand.
+	messages usedValue
 }
+
+// usedValue is a cached Used result.
+type usedValue struct {
+	set, ok bool
+	v       int64
+}
+
+// messagesType is the metric type the ranking and the alerts single out.
+const messagesType = "messages"
 
 // ComputeChecks fills the limit checks from Limits, UnreadableLimits and
 // Usage. The join does this itself; it is for a TenantStatus built by hand
 // (tests, other views).
 func (t *TenantStatus) ComputeChecks() {
 	t.checks = nil
+	t.messages = lookupMessages(t.Usage)
 	if !t.LimitsKnown {
 		return
 	}
@@ -139,7 +154,17 @@ func check(c LimitCheck, counters usage.Counters) LimitCheck {
 
 // Used returns the usage of a metric type: 0 when the field is absent, and
 // false when it was present but could not be read.
-func (t *TenantStatus) Used(metricType string) (int64, bool) { return t.Usage.Value(metricType) }
+func (t *TenantStatus) Used(metricType string) (int64, bool) {
+	if metricType == messagesType && t.messages.set {
+		return t.messages.v, t.messages.ok
+	}
+	return t.Usage.Value(metricType)
+}
+
+func lookupMessages(c usage.Counters) usedValue {
+	v, ok := c.Value(messagesType)
+	return usedValue{set: true, ok: ok, v: v}
+}
 
 // Percentage returns 100 × used / limit, and false when the metric type is
 // unlimited, limits are unknown, or the usage or the limit could not be
@@ -544,6 +569,11 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 // they are copied from was when not nil (see Report.join).
 func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]LimitCheck, was *TenantStatus) TenantStatus {
 	st := TenantStatus{ID: id, Usage: counters, LimitsKnown: ps.LimitsKnown()}
+	if was != nil {
+		st.messages = was.messages
+	} else {
+		st.messages = lookupMessages(counters)
+	}
 	if !st.LimitsKnown {
 		return st
 	}
