@@ -332,7 +332,7 @@ type mirrorState struct {
 	// something skipped (few, if any), by tenant; the sums below are kept
 	// from it.
 	flawed    map[string]flaws
-	others    map[string]struct{} // usage keys of other periods
+	others    *keySet             // usage keys of other periods
 	malformed map[string]struct{} // keys that match the glob but do not parse
 	// Sums over flawed, kept as entries come and go.
 	wrongType, invalidField, invalidValue, oversized int
@@ -360,7 +360,7 @@ func newMirrorState(periodID string, sizeHint int) *mirrorState {
 		tenants:   make(map[string]usage.Counters, sizeHint),
 		types:     usage.TypeCounts{},
 		flawed:    map[string]flaws{},
-		others:    map[string]struct{}{},
+		others:    newKeySet(),
 		malformed: map[string]struct{}{},
 	}
 }
@@ -424,7 +424,7 @@ func (st *mirrorState) snapshot() *usage.Snapshot {
 	snap := usage.NewSnapshot(st.periodID)
 	snap.Tenants, snap.Types = st.tenants, st.types
 	st.tenantsShared, st.typesShared = true, true
-	snap.Keys = len(st.tenants) + len(st.others)
+	snap.Keys = len(st.tenants) + st.others.Len()
 	for reason, n := range map[usage.Reason]int{
 		usage.ReasonMalformedKey:  len(st.malformed),
 		usage.ReasonWrongType:     st.wrongType,
@@ -525,7 +525,11 @@ func (m *Mirror) reread(ctx context.Context, st *mirrorState, keys map[string]st
 			case kindMalformed:
 				setMember(st.malformed, it.key, it.exists)
 			case kindOther:
-				setMember(st.others, it.key, it.exists)
+				if it.exists {
+					st.others.Add(it.key)
+				} else {
+					st.others.Remove(it.key)
+				}
 			case kindCurrent:
 				st.put(it.tenant, it.entry)
 			}

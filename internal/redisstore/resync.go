@@ -123,16 +123,24 @@ func divergence(a, b *mirrorState, skip map[string]struct{}, pattern usage.KeyPa
 		}
 		n++
 	}
-	for _, sets := range [][2]map[string]struct{}{{a.others, b.others}, {a.malformed, b.malformed}} {
-		for k := range sets[0] {
-			if _, ok := sets[1][k]; !ok {
-				diff(k)
-			}
+	for k := range a.others.All() {
+		if !b.others.Has(k) {
+			diff(k)
 		}
-		for k := range sets[1] {
-			if _, ok := sets[0][k]; !ok {
-				diff(k)
-			}
+	}
+	for k := range b.others.All() {
+		if !a.others.Has(k) {
+			diff(k)
+		}
+	}
+	for k := range a.malformed {
+		if _, ok := b.malformed[k]; !ok {
+			diff(k)
+		}
+	}
+	for k := range b.malformed {
+		if _, ok := a.malformed[k]; !ok {
+			diff(k)
 		}
 	}
 	for id, ca := range a.tenants {
