@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -114,7 +115,8 @@ func (d *discardRecorder) WriteHeader(int)             {}
 // BENCH_TENANTS tenants (default 10000) × 3 months changed, the writes
 // outside the timer. BENCH_MAX_TENANTS sets --metrics.max-tenants. It
 // reports the live heap after the scrapes (live-MB), what the mirror and
-// the last read keep between scrapes. For profiles:
+// the last read keep between scrapes; BENCH_HEAPPROFILE=file writes a heap
+// profile of it. For profiles:
 //
 //	BENCH_TENANTS=100000 go test -run '^$' -bench ScrapeTrack -cpuprofile cpu.out ./collector/
 func BenchmarkScrapeTrack(b *testing.B) {
@@ -188,4 +190,17 @@ func BenchmarkScrapeTrack(b *testing.B) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-MB")
+	if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
+		// What stays live between scrapes (the mirror, the last read),
+		// while the handler still holds it.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.KeepAlive(h)
 }

@@ -94,23 +94,25 @@ func (s *keySet) Has(key string) bool {
 
 // Add adds key; it reports whether key was not a member yet.
 func (s *keySet) Add(key string) bool {
-	if s.Has(key) {
+	if _, ok := s.big[key]; ok {
 		return false
 	}
-	size := binary.MaxVarintLen64 + len(key)
-	if len(s.arena)+size > math.MaxUint32-2 {
+	// At most 3/4 of the slots in use, tombstones included, so that
+	// probes stay short and an empty slot always ends them.
+	if 4*(s.n+s.dead+1) > 3*len(s.slots) {
+		s.rebuild(max(16, 3*(s.n+1)/2))
+	}
+	at, free := s.find(key)
+	if at >= 0 {
+		return false
+	}
+	if len(s.arena)+binary.MaxVarintLen64+len(key) > math.MaxUint32-2 {
 		if s.big == nil {
 			s.big = map[string]struct{}{}
 		}
 		s.big[key] = struct{}{}
 		return true
 	}
-	// At most 3/4 of the slots in use, tombstones included, so that
-	// probes stay short and an empty slot always ends them.
-	if 4*(s.n+s.dead+1) > 3*len(s.slots) {
-		s.rebuild(max(16, 2*(s.n+1)))
-	}
-	_, free := s.find(key)
 	off := uint32(len(s.arena))
 	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))
 	s.arena = append(s.arena, key...)
@@ -144,16 +146,20 @@ func (s *keySet) Remove(key string) bool {
 	return true
 }
 
-// rebuild makes an index of at least want/0.75 slots (a power of two)
-// and an arena holding the live members only.
+// rebuild makes an index of at least want/0.75 slots (a power of two),
+// so that want members fit, and drops the tombstones; the arena is
+// compacted to the live members when removals left bytes in it.
 func (s *keySet) rebuild(want int) {
 	size := 16
 	for 3*size < 4*want {
 		size *= 2
 	}
 	old, oldArena := s.slots, s.arena
+	compact := s.deadBytes > 0
 	s.slots = make([]uint32, size)
-	s.arena = make([]byte, 0, len(oldArena)-s.deadBytes+len(oldArena)/4)
+	if compact {
+		s.arena = make([]byte, 0, len(oldArena)-s.deadBytes+len(oldArena)/4)
+	}
 	s.n, s.dead, s.deadBytes = 0, 0, 0
 	mask := size - 1
 	for _, v := range old {
@@ -167,9 +173,13 @@ func (s *keySet) rebuild(want int) {
 		for s.slots[i] != emptySlot {
 			i = (i + 1) & mask
 		}
-		s.slots[i] = uint32(len(s.arena)) + 2
-		s.arena = binary.AppendUvarint(s.arena, l)
-		s.arena = append(s.arena, key...)
+		if compact {
+			s.slots[i] = uint32(len(s.arena)) + 2
+			s.arena = binary.AppendUvarint(s.arena, l)
+			s.arena = append(s.arena, key...)
+		} else {
+			s.slots[i] = v
+		}
 		s.n++
 	}
 }
