@@ -273,9 +273,11 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		out := &stream{gzip: gzip}
 		text, _ := writeTenants(out, tenants, prev, true) // kept parts: no write fails
 		sec.body, sec.crc, sec.size = out.parts, out.crc, out.size
-		h.sections.mu.Lock()
-		h.sections.text = text
-		h.sections.mu.Unlock()
+		if len(tenants) > 0 { // a cut scrape's empty rendering is nothing to copy from
+			h.sections.mu.Lock()
+			h.sections.text = text
+			h.sections.mu.Unlock()
+		}
 	})
 	return sec
 }
