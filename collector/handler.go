@@ -268,8 +268,8 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		prev := h.sections.text
 		h.sections.mu.Unlock()
 		// Kept as the rendered chunks: one buffer grown to the whole body
-		// (tens of MB at 100k tenants) allocated and copied it about twice
-		// over, the largest allocation of a scrape.
+		// allocated and copied it about twice over, the largest allocation
+		// of a scrape (BENCHMARKS.md, "Read modes").
 		out := &stream{gzip: gzip}
 		text, _ := writeTenants(out, tenants, prev, true) // kept parts: no write fails
 		sec.body, sec.crc, sec.size = out.parts, out.crc, out.size

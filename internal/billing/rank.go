@@ -120,8 +120,8 @@ type ranked struct {
 // topN returns the n first of rs in the order of cmp (a total order), sorted,
 // reusing rs. It keeps the n best seen so far in a heap whose root is the
 // worst of them, so that the many tenants that do not make the cut cost
-// one comparison each: with a cap of 10k out of 1M tenants, sorting them
-// all was most of the selection.
+// one comparison each: with a cap far below the number of tenants,
+// sorting them all was most of the selection.
 func topN(rs []ranked, n int, cmp func(a, b ranked) int) []ranked {
 	h := rs[:n]
 	// worse(i, j): h[i] comes after h[j]; the root is the worst.

@@ -65,8 +65,9 @@ type TenantStatus struct {
 	checks []LimitCheck
 	// messages is Used("messages"), looked up once per join: ranking the
 	// tenants for --metrics.max-tenants and the alerts' projection need it
-	// for every tenant on every scrape, and at 1M tenants each lookup in
-	// a tenant's counters is a cache miss. Unset in a status built by hand.
+	// for every tenant on every scrape, and with many tenants each lookup
+	// in a tenant's counters is a cache miss. Unset in a status built by
+	// hand.
 	messages usedValue
 }
 

@@ -9,10 +9,10 @@ import (
 
 // keySet is an exact set of strings kept in one byte arena: the mirror's
 // keys of other periods, which are only counted (billing_redis_usage_keys)
-// and compared by the self-check. A map[string]struct{} costs a 16-byte
-// string header per slot plus a heap object per key, about twice what the
-// keys themselves take; here a member is its bytes in the arena (after a
-// varint length) and a 4-byte slot of an open-addressing index. Members
+// and compared by the self-check. A map[string]struct{} costs a string
+// header per slot plus a heap object per key; here a member is its bytes
+// in the arena (after a varint length) and a 4-byte slot of an
+// open-addressing index (BENCHMARKS.md, "Read modes"). Members
 // are compared byte for byte, so two keys with the same hash are two
 // members: nothing is counted from a hash alone.
 //
