@@ -282,18 +282,16 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 		return
 	}
 	cat := r.Plans.Catalog
-	parts := []int{0}
 	known, base := r.sameTenants(prev)
-	if known != nil {
-		parts = splitEven(len(known), runtime.GOMAXPROCS(0))
-	} else {
+	if known == nil {
 		known = knownTenants(r.Usage.Tenants, cat)
-		parts = splitEven(len(known), runtime.GOMAXPROCS(0))
+		parts := splitEven(len(known), runtime.GOMAXPROCS(0))
 		eachPart(parts, func(lo, hi int) {
 			slices.SortFunc(known[lo:hi], compareKnown)
 		})
 		known = mergeSorted(known, parts)
 	}
+	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
 
 	ix := newLimitIndex(cat, defaults, r.Plans.Source)
 	r.Tenants = make([]TenantStatus, len(known))
