@@ -97,7 +97,10 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 // partial snapshot, so no tenant is reported with stale or missing numbers.
 type Snapshot struct {
 	PeriodID string
-	// Tenants holds every tenant with a usage key for the period.
+	// Tenants holds every tenant with a usage key for the period. The map
+	// and the counters may be shared with the reader that made the
+	// snapshot (the track mode's mirror keeps them across reads): never
+	// modified in place (CapMetricTypes replaces them with copies).
 	Tenants map[string]Counters
 	// Keys counts keys that parse as usage keys, over all periods.
 	Keys int
