@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/plans/postgres"
 	"github.com/billing-exporter/billing_exporter/internal/redisstore"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 type staticPlans struct{ cat *plans.Catalog }
@@ -106,3 +109,98 @@ type discardRecorder struct{ header http.Header }
 func (d *discardRecorder) Header() http.Header         { return d.header }
 func (d *discardRecorder) Write(p []byte) (int, error) { return io.Discard.Write(p) }
 func (d *discardRecorder) WriteHeader(int)             {}
+
+// BenchmarkScrapeTrack profiles a track-mode scrape (the mirror of
+// --redis.read-mode=track) after BENCH_CHANGED (a share, default 0.01) of
+// BENCH_TENANTS tenants (default 10000) × 3 months changed, the writes
+// outside the timer. BENCH_MAX_TENANTS sets --metrics.max-tenants. It
+// reports the live heap after the scrapes (live-MB), what the mirror and
+// the last read keep between scrapes; BENCH_HEAPPROFILE=file writes a heap
+// profile of it. For profiles:
+//
+//	BENCH_TENANTS=100000 go test -run '^$' -bench ScrapeTrack -cpuprofile cpu.out ./collector/
+func BenchmarkScrapeTrack(b *testing.B) {
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_TENANTS")); err == nil && v > 0 {
+		n = v
+	}
+	share := 0.01
+	if v, err := strconv.ParseFloat(os.Getenv("BENCH_CHANGED"), 64); err == nil {
+		share = v
+	}
+	maxTenants, _ := strconv.Atoi(os.Getenv("BENCH_MAX_TENANTS"))
+	srv := testserver.StartRedis(b)
+	c := srv.Conn()
+	for i := range n {
+		for _, p := range []string{"202611", "202610", "202609"} {
+			c.Send("HSET", "usage:"+strconv.Itoa(i)+":"+p, "messages", i%5000, "storage", i*1000, "users", i%7, "whatsappSessions", i%3)
+		}
+		if i%1000 == 999 {
+			if _, err := c.Do(""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if _, err := c.Do(""); err != nil {
+		b.Fatal(err)
+	}
+	cat := plans.NewCatalog()
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}}
+	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
+	for i := range n {
+		cat.Tenants[strconv.Itoa(i)] = strconv.Itoa(1 + i%2)
+	}
+	target, _ := redisstore.ParseTarget(srv.Addr())
+	store, err := redisstore.New(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	mirror := redisstore.NewMirror(store, usage.MustParseKeyPattern(usage.DefaultKeyPattern), redisstore.WithResyncInterval(0))
+	defer mirror.Close()
+	var src plans.Source = staticPlans{cat}
+	if os.Getenv("BENCH_POSTGRES") != "" {
+		src = postgresPlans(b, n)
+	}
+	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }),
+		billing.WithPlans(src, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
+	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute), WithMaxTenants(maxTenants))
+	scrape := func() {
+		rec := &discardRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	}
+	scrape() // seeds the mirror
+	changed := int(share * float64(n))
+	next := 0
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		for range changed {
+			c.Send("HINCRBY", "usage:"+strconv.Itoa(next%n)+":202611", "messages", 1)
+			next++
+		}
+		if _, err := c.Do(""); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		scrape()
+	}
+	b.StopTimer()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-MB")
+	if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
+		// What stays live between scrapes (the mirror, the last read),
+		// while the handler still holds it.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.KeepAlive(h)
+}

@@ -278,7 +278,7 @@ func renderAll(t *testing.T, tenants []billing.TenantStatus, gz bool) *bytes.Buf
 	t.Helper()
 	var b bytes.Buffer
 	out := newStream(&b, gz)
-	if err := writeTenants(out, tenants); err != nil {
+	if _, err := writeTenants(out, tenants, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := out.close(); err != nil {
@@ -334,7 +334,7 @@ func BenchmarkWriteTenants(b *testing.B) {
 		b.Run(fmt.Sprintf("gzip=%v", gz), func(b *testing.B) {
 			for b.Loop() {
 				out := newStream(io.Discard, gz)
-				if err := writeTenants(out, tenants); err != nil {
+				if _, err := writeTenants(out, tenants, nil, false); err != nil {
 					b.Fatal(err)
 				}
 			}

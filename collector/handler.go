@@ -222,7 +222,8 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 	if gzip {
 		parts = append(parts, gzipHeader)
 	}
-	return append(parts, sec.body, tail.Bytes()), true
+	parts = append(parts, sec.body...)
+	return append(parts, tail.Bytes()), true
 }
 
 // section is the per-tenant families of one read, rendered in one
@@ -230,7 +231,7 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 // text (no gzip header or trailer).
 type section struct {
 	once      sync.Once
-	body      []byte
+	body      [][]byte // in order; chunks rather than one buffer grown to the whole size
 	crc, size uint32
 }
 
@@ -239,6 +240,10 @@ type sections struct {
 	mu       sync.Mutex
 	read     *billing.Read
 	plain, z *section
+	// text is the text of the section rendered last, whatever its read
+	// and encoding: what the next rendering copies unchanged tenants from
+	// (writeTenants).
+	text *tenantText
 }
 
 // tenantSection returns the per-tenant families of read for tenants (which
@@ -259,10 +264,20 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		h.sections.mu.Unlock()
 	}
 	sec.once.Do(func() {
-		var buf bytes.Buffer
-		out := &stream{w: &buf, gzip: gzip}
-		_ = writeTenants(out, tenants) // writes to a bytes.Buffer do not fail
-		sec.body, sec.crc, sec.size = buf.Bytes(), out.crc, out.size
+		h.sections.mu.Lock()
+		prev := h.sections.text
+		h.sections.mu.Unlock()
+		// Kept as the rendered chunks: one buffer grown to the whole body
+		// allocated and copied it about twice over, the largest allocation
+		// of a scrape (BENCHMARKS.md, "Read modes").
+		out := &stream{gzip: gzip}
+		text, _ := writeTenants(out, tenants, prev, true) // kept parts: no write fails
+		sec.body, sec.crc, sec.size = out.parts, out.crc, out.size
+		if len(tenants) > 0 { // a cut scrape's empty rendering is nothing to copy from
+			h.sections.mu.Lock()
+			h.sections.text = text
+			h.sections.mu.Unlock()
+		}
 	})
 	return sec
 }

@@ -24,11 +24,14 @@ import (
 // wraps in a gzip header and trailer (CRC-32 and size of the whole text). Any
 // gzip reader reads it as an ordinary single-member gzip file.
 type stream struct {
-	w    io.Writer
-	gzip bool
-	crc  uint32
-	size uint32 // ISIZE: the length modulo 2^32
-	err  error
+	w io.Writer // nil: the body is kept in parts
+	// parts is the body as written, when w is nil: each write is one part,
+	// never copied, so a writer hands its bytes over (keeps says so).
+	parts [][]byte
+	gzip  bool
+	crc   uint32
+	size  uint32 // ISIZE: the length modulo 2^32
+	err   error
 }
 
 // gzipHeader is a minimal RFC 1952 header: deflate, no name, no time, OS
@@ -48,10 +51,18 @@ func newStream(w io.Writer, gzip bool) *stream {
 }
 
 func (s *stream) write(b []byte) {
+	if s.w == nil {
+		s.parts = append(s.parts, b)
+		return
+	}
 	if s.err == nil {
 		_, s.err = s.w.Write(b)
 	}
 }
+
+// keeps reports whether the stream keeps the slices written to it rather
+// than copying them: the writer must not reuse them.
+func (s *stream) keeps() bool { return s.w == nil }
 
 // writeText writes text that was not compressed by a worker.
 func (s *stream) writeText(text []byte) {

@@ -29,7 +29,7 @@ func BenchmarkJoin(b *testing.B) {
 	defaults := plans.Limits{"messages": 1000}
 	for b.Loop() {
 		r := &Report{Usage: snap, Plans: ps}
-		r.join(defaults, DefaultThresholds)
+		r.join(defaults, DefaultThresholds, nil)
 		if len(r.Tenants) != n {
 			b.Fatalf("%d tenants joined, want %d", len(r.Tenants), n)
 		}

@@ -52,9 +52,9 @@ func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
 			alerting = alerting || pct > alertReachedPct
 		case pct >= alertReachedPct:
 			alerting = true
-		case limitType == "messages":
+		case limitType == messagesType:
 			// EachLimit passes readable usage only.
-			used, _ := t.Used("messages")
+			used, _ := t.Used(messagesType)
 			alerting = alerting || pct > alertNearLimitPct || projectedOver(used, limit, p, at)
 		}
 	})
@@ -81,18 +81,12 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 	if n <= 0 || n >= len(tenants) {
 		return tenants
 	}
-	type ranked struct {
-		i        int
-		alerting bool
-		pressure float64
-		messages int64
-	}
 	rs := make([]ranked, len(tenants))
 	for i := range tenants {
-		messages, _ := tenants[i].Used("messages")
+		messages, _ := tenants[i].Used(messagesType)
 		rs[i] = ranked{i, tenants[i].Alerting(p, at), tenants[i].Pressure(), messages}
 	}
-	slices.SortFunc(rs, func(a, b ranked) int {
+	cmpRanked := func(a, b ranked) int {
 		if a.alerting != b.alerting {
 			if a.alerting {
 				return -1
@@ -106,10 +100,57 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 			return c
 		}
 		return cmp.Compare(tenants[a.i].ID, tenants[b.i].ID)
-	})
+	}
+	top := topN(rs, n, cmpRanked)
 	out := make([]TenantStatus, n)
 	for k := range out {
-		out[k] = tenants[rs[k].i]
+		out[k] = tenants[top[k].i]
 	}
 	return out
+}
+
+// ranked is a tenant's place in MostPressed's order.
+type ranked struct {
+	i        int
+	alerting bool
+	pressure float64
+	messages int64
+}
+
+// topN returns the n first of rs in the order of cmp (a total order), sorted,
+// reusing rs. It keeps the n best seen so far in a heap whose root is the
+// worst of them, so that the many tenants that do not make the cut cost
+// one comparison each: with a cap far below the number of tenants,
+// sorting them all was most of the selection.
+func topN(rs []ranked, n int, cmp func(a, b ranked) int) []ranked {
+	h := rs[:n]
+	// worse(i, j): h[i] comes after h[j]; the root is the worst.
+	worse := func(i, j int) bool { return cmp(h[i], h[j]) > 0 }
+	down := func(i int) {
+		for {
+			w := i
+			if l := 2*i + 1; l < n && worse(l, w) {
+				w = l
+			}
+			if r := 2*i + 2; r < n && worse(r, w) {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i := n/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, r := range rs[n:] {
+		if cmp(r, h[0]) < 0 {
+			h[0] = r
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
 }

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"maps"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -62,13 +63,29 @@ type TenantStatus struct {
 	// each, computed once per join: every scrape walks them several times
 	// (thresholds, both limit families, ranking) for every tenant.
 	checks []LimitCheck
+	// messages is Used("messages"), looked up once per join: ranking the
+	// tenants for --metrics.max-tenants and the alerts' projection need it
+	// for every tenant on every scrape, and with many tenants each lookup
+	// in a tenant's counters is a cache miss. Unset in a status built by
+	// hand.
+	messages usedValue
 }
+
+// usedValue is a cached Used result.
+type usedValue struct {
+	set, ok bool
+	v       int64
+}
+
+// messagesType is the metric type the ranking and the alerts single out.
+const messagesType = "messages"
 
 // ComputeChecks fills the limit checks from Limits, UnreadableLimits and
 // Usage. The join does this itself; it is for a TenantStatus built by hand
 // (tests, other views).
 func (t *TenantStatus) ComputeChecks() {
 	t.checks = nil
+	t.messages = lookupMessages(t.Usage)
 	if !t.LimitsKnown {
 		return
 	}
@@ -138,7 +155,17 @@ func check(c LimitCheck, counters usage.Counters) LimitCheck {
 
 // Used returns the usage of a metric type: 0 when the field is absent, and
 // false when it was present but could not be read.
-func (t *TenantStatus) Used(metricType string) (int64, bool) { return t.Usage.Value(metricType) }
+func (t *TenantStatus) Used(metricType string) (int64, bool) {
+	if metricType == messagesType && t.messages.set {
+		return t.messages.v, t.messages.ok
+	}
+	return t.Usage.Value(metricType)
+}
+
+func lookupMessages(c usage.Counters) usedValue {
+	v, ok := c.Value(messagesType)
+	return usedValue{set: true, ok: ok, v: v}
+}
 
 // Percentage returns 100 × used / limit, and false when the metric type is
 // unlimited, limits are unknown, or the usage or the limit could not be
@@ -243,17 +270,28 @@ func (r *Report) UsageUp() bool { return r.UsageErr == nil && r.Usage != nil }
 // It runs after both reads, before a scrape can write anything, on every
 // scrape: at 100k tenants it is the largest step between the reads and the
 // response, so the sort and the per-tenant work are split over the cores.
-func (r *Report) join(defaults plans.Limits, thresholds []float64) {
+//
+// prev, when not nil, is the last join made with the same defaults: when
+// it holds the same tenants, they are taken in its order instead of being
+// sorted again, and a tenant whose counters are the very same (a reader
+// that keeps the usage state between reads shares the counters of the
+// hashes that did not change) and whose plan and limits are the same gets
+// its limit checks copied rather than computed again.
+func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
 	if !r.UsageUp() {
 		return
 	}
 	cat := r.Plans.Catalog
-	known := knownTenants(r.Usage.Tenants, cat)
+	known, base := r.sameTenants(prev)
+	if known == nil {
+		known = knownTenants(r.Usage.Tenants, cat)
+		parts := splitEven(len(known), runtime.GOMAXPROCS(0))
+		eachPart(parts, func(lo, hi int) {
+			slices.SortFunc(known[lo:hi], compareKnown)
+		})
+		known = mergeSorted(known, parts)
+	}
 	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-	eachPart(parts, func(lo, hi int) {
-		slices.SortFunc(known[lo:hi], compareKnown)
-	})
-	known = mergeSorted(known, parts)
 
 	ix := newLimitIndex(cat, defaults, r.Plans.Source)
 	r.Tenants = make([]TenantStatus, len(known))
@@ -262,7 +300,11 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 		checks := make([]LimitCheck, 0, (hi-lo)*ix.widest)
 		for i := lo; i < hi; i++ {
 			k := &known[i]
-			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &checks)
+			var was *TenantStatus
+			if base != nil && base[i].joinedFrom(k.counters, k.planID) {
+				was = &base[i]
+			}
+			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &checks, was)
 		}
 	})
 	if !r.Plans.LimitsKnown() {
@@ -270,6 +312,124 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64) {
 	}
 	r.PerPlan = perPlan(r.Tenants, cat)
 	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
+}
+
+// sameTenants returns the tenants to join in the order of prev's, when
+// prev joined exactly the same tenants (nil otherwise), and prev's
+// statuses when their limit checks may be reused: prev's plans are the
+// same as r's. It costs a lookup in the usage and the catalog per tenant,
+// which the join makes anyway, instead of a sort.
+func (r *Report) sameTenants(prev *Report) ([]knownTenant, []TenantStatus) {
+	if prev == nil || len(prev.Tenants) == 0 {
+		return nil, nil
+	}
+	used, cat := r.Usage.Tenants, r.Plans.Catalog
+	catTenants := 0
+	if cat != nil {
+		catTenants = len(cat.Tenants)
+	}
+	// Every tenant of prev is known now, and there are as many with usage
+	// and as many in the catalog as now: the same tenants.
+	if n := len(prev.Tenants); n < len(used) || n < catTenants {
+		return nil, nil
+	}
+	known := make([]knownTenant, len(prev.Tenants))
+	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
+	inUse, inCat := make([]int, len(parts)), make([]int, len(parts))
+	missing := make([]bool, len(parts))
+	eachPart(parts, func(lo, hi int) {
+		p := slices.Index(parts, lo)
+		for i := lo; i < hi; i++ {
+			id := prev.Tenants[i].ID
+			k := knownTenant{id: id}
+			var okUse, okCat bool
+			k.counters, okUse = used[id]
+			if cat != nil {
+				k.planID, okCat = cat.Tenants[id]
+			}
+			if !okUse && !okCat {
+				missing[p] = true
+				return
+			}
+			if okUse {
+				inUse[p]++
+			}
+			if okCat {
+				inCat[p]++
+			}
+			known[i] = k
+		}
+	})
+	if slices.Contains(missing, true) || sum(inUse) != len(used) || sum(inCat) != catTenants {
+		return nil, nil
+	}
+	if !samePlans(prev.Plans, r.Plans) {
+		return known, nil
+	}
+	return known, prev.Tenants
+}
+
+func sum(ns []int) int {
+	t := 0
+	for _, n := range ns {
+		t += n
+	}
+	return t
+}
+
+// samePlans reports whether a join with a gives every tenant the same
+// plan and limits as one with b (given the same defaults).
+func samePlans(a, b PlansState) bool {
+	if a.LimitsKnown() != b.LimitsKnown() || a.Source != b.Source {
+		return false
+	}
+	switch {
+	case a.Catalog == b.Catalog:
+		return true
+	case a.Catalog == nil || b.Catalog == nil:
+		return false
+	}
+	return reflect.DeepEqual(a.Catalog.Plans, b.Catalog.Plans)
+}
+
+// Same reports whether t and o state the same figures for the same tenant
+// (plan, limits, usage, checks), so that a view may show what it rendered
+// for o as t's. The counters are compared by identity, not content: a
+// reader that keeps the usage state between reads shares the counters of
+// the hashes that did not change, and then this costs no map lookup;
+// counters read anew are never the same, whatever they hold.
+func (t *TenantStatus) Same(o *TenantStatus) bool {
+	return t.ID == o.ID && sameMap(t.Usage, o.Usage) &&
+		t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
+		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
+		(sameMap(t.Limits, o.Limits) || maps.Equal(t.Limits, o.Limits)) &&
+		(sameMap(t.UnreadableLimits, o.UnreadableLimits) || maps.Equal(t.UnreadableLimits, o.UnreadableLimits)) &&
+		slices.EqualFunc(t.checks, o.checks, func(a, b LimitCheck) bool {
+			return a.Type == b.Type && a.Limit == b.Limit && a.Percentage == b.Percentage &&
+				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
+		})
+}
+
+// sameMap reports whether a and b are the same map (or both nil).
+func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// joinedFrom reports whether t was joined from exactly these counters
+// (the same map, which a reader never modifies once read) and this plan
+// id from the catalog: then, with the same plans, its limit checks are
+// what joining them again would compute.
+func (t *TenantStatus) joinedFrom(counters usage.Counters, planID string) bool {
+	if !sameMap(t.Usage, counters) {
+		return false
+	}
+	if !t.LimitsKnown {
+		return true // nothing derived from the plan
+	}
+	if planID == "" {
+		return t.UsingDefaults
+	}
+	return !t.UsingDefaults && t.PlanID == planID
 }
 
 // knownTenant is a tenant as gathered for the join: its id, its usage (nil
@@ -404,9 +564,15 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 }
 
 // tenantStatus joins one tenant. Its limit checks are appended to *buf (one
-// allocation for all tenants of a join) and kept as a capped sub-slice.
-func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]LimitCheck) TenantStatus {
+// allocation for all tenants of a join) and kept as a capped sub-slice;
+// they are copied from was when not nil (see Report.join).
+func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]LimitCheck, was *TenantStatus) TenantStatus {
 	st := TenantStatus{ID: id, Usage: counters, LimitsKnown: ps.LimitsKnown()}
+	if was != nil {
+		st.messages = was.messages
+	} else {
+		st.messages = lookupMessages(counters)
+	}
 	if !st.LimitsKnown {
 		return st
 	}
@@ -423,8 +589,12 @@ func tenantStatus(id string, counters usage.Counters, planID string, ps PlansSta
 		}
 	}
 	start := len(*buf)
-	for _, c := range limits {
-		*buf = append(*buf, check(c, counters))
+	if was != nil {
+		*buf = append(*buf, was.checks...)
+	} else {
+		for _, c := range limits {
+			*buf = append(*buf, check(c, counters))
+		}
 	}
 	st.checks = (*buf)[start:len(*buf):len(*buf)]
 	return st

@@ -80,6 +80,10 @@ type Service struct {
 	// kept under the cap (nil before one): one tenant's read keeps the
 	// same ones, so that the API and /metrics agree.
 	otherTypes map[string]bool
+	// joined is the last report joined with usage, under joinedGen: the
+	// next join reuses what did not change (Report.join).
+	joined    *Report
+	joinedGen *generation
 
 	reads reads
 
@@ -218,7 +222,18 @@ func (s *Service) report(ctx context.Context, g *generation) *Report {
 	wg.Wait()
 
 	_, span := tracing.Start(ctx, "billing join")
-	r.join(g.Defaults, g.Thresholds)
+	s.mu.Lock()
+	prev := s.joined
+	if s.joinedGen != g {
+		prev = nil // other defaults
+	}
+	s.mu.Unlock()
+	r.join(g.Defaults, g.Thresholds, prev)
+	if r.UsageUp() {
+		s.mu.Lock()
+		s.joined, s.joinedGen = r, g
+		s.mu.Unlock()
+	}
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("billing.tenants", len(r.Tenants)))
 	}
@@ -354,6 +369,6 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, ErrUnknownTenant
 	}
 	var checks []LimitCheck
-	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, g.Defaults, plansState.Source), &checks)
+	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, g.Defaults, plansState.Source), &checks, nil)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }

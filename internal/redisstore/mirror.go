@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -291,7 +292,7 @@ func (m *Mirror) seed(ctx context.Context, periodID, reason string) (*usage.Snap
 	}
 	m.state, m.nextReason, m.loggedReason = st, "", ""
 	m.seededAt.Store(m.now().UnixNano())
-	m.lastSize.Store(int64(len(st.current)))
+	m.lastSize.Store(int64(len(st.tenants)))
 	m.countFullRead(reason)
 	m.rereadLast.Store(0)
 	return st.snapshot(), nil
@@ -305,61 +306,107 @@ func (m *Mirror) countFullRead(reason string) {
 
 // mirrorState is the mirror: every key the SCAN of a full read would
 // return, sorted the way a full read counts it.
+//
+// A read hands out the state's own maps (tenants, types) in its snapshot
+// rather than a copy: building a map of every tenant on every read was
+// most of the cost of a read with few changes. A snapshot must never
+// change (a read may be used for 15 s while later reads update the
+// mirror), so the first change after a snapshot is taken clones the map
+// it changes (copy-on-write): a read after changes costs one map clone,
+// not a map built entry by entry, and a read without changes costs none.
 type mirrorState struct {
-	periodID  string
-	current   map[string]*keyEntry // usage keys of the period
-	others    map[string]struct{}  // usage keys of other periods
-	malformed map[string]struct{}  // keys that match the glob but do not parse
-	// Sums over current, kept as entries come and go.
+	periodID string
+	// tenants holds the counters of every usage key of the period, by
+	// tenant, as a full read decodes them (unreadable markers included).
+	// Counters are never modified: a changed hash gets new counters.
+	tenants map[string]usage.Counters
+	// types counts the tenants holding each field, kept as entries come
+	// and go (usage.TypeCounts): the cap on metric types needs these
+	// counts on every read, and counting them over every tenant cost as
+	// much as the rest of a read with few changes.
+	types usage.TypeCounts
+	// tenantsShared and typesShared: the map is in a snapshot; clone it
+	// before changing it.
+	tenantsShared, typesShared bool
+	// flawed holds what was skipped in the hashes of the period that had
+	// something skipped (few, if any), by tenant; the sums below are kept
+	// from it.
+	flawed    map[string]flaws
+	others    *keySet             // usage keys of other periods
+	malformed map[string]struct{} // keys that match the glob but do not parse
+	// Sums over flawed, kept as entries come and go.
 	wrongType, invalidField, invalidValue, oversized int
 }
 
-// keyEntry is one usage key of the period.
-type keyEntry struct {
-	tenant string
-	// counters as a full read decodes them, unreadable markers included
-	// (a key of another type is found, with every metric type unreadable).
-	counters  usage.Counters
+// flaws is what decoding one usage hash skipped.
+type flaws struct {
 	wrongType bool // the key holds another type than a hash
 	// Fields skipped when decoding the hash.
 	invalidField, invalidValue int
 	oversized                  bool // the reply was over --redis.max-reply-bytes
 }
 
+// keyEntry is one usage key of the period as read.
+type keyEntry struct {
+	// counters as a full read decodes them, unreadable markers included
+	// (a key of another type is found, with every metric type unreadable).
+	counters usage.Counters
+	flaws
+}
+
 func newMirrorState(periodID string, sizeHint int) *mirrorState {
 	return &mirrorState{
 		periodID:  periodID,
-		current:   make(map[string]*keyEntry, sizeHint),
-		others:    map[string]struct{}{},
+		tenants:   make(map[string]usage.Counters, sizeHint),
+		types:     usage.TypeCounts{},
+		flawed:    map[string]flaws{},
+		others:    newKeySet(),
 		malformed: map[string]struct{}{},
 	}
 }
 
-// put records a current-period key's entry, nil when it no longer exists.
-func (st *mirrorState) put(key string, e *keyEntry) {
-	if old, ok := st.current[key]; ok {
-		if old.wrongType {
-			st.wrongType--
-		}
-		st.invalidField -= old.invalidField
-		st.invalidValue -= old.invalidValue
-		if old.oversized {
-			st.oversized--
-		}
-		delete(st.current, key)
-	}
-	if e == nil {
+// put records the entry of a tenant's key of the period, nil when the key
+// no longer exists.
+func (st *mirrorState) put(tenant string, e *keyEntry) {
+	old, had := st.tenants[tenant]
+	if !had && e == nil {
 		return
 	}
-	if e.wrongType {
-		st.wrongType++
+	if st.tenantsShared {
+		st.tenants, st.tenantsShared = maps.Clone(st.tenants), false
 	}
-	st.invalidField += e.invalidField
-	st.invalidValue += e.invalidValue
-	if e.oversized {
-		st.oversized++
+	if st.typesShared {
+		st.types, st.typesShared = maps.Clone(st.types), false
 	}
-	st.current[key] = e
+	if had {
+		st.types.Add(old, -1)
+		if f, ok := st.flawed[tenant]; ok {
+			st.addFlaws(f, -1)
+			delete(st.flawed, tenant)
+		}
+		if e == nil {
+			delete(st.tenants, tenant)
+			return
+		}
+	}
+	st.tenants[tenant] = e.counters
+	st.types.Add(e.counters, 1)
+	if e.flaws != (flaws{}) {
+		st.flawed[tenant] = e.flaws
+		st.addFlaws(e.flaws, 1)
+	}
+}
+
+// addFlaws adds f, sign times, to the sums.
+func (st *mirrorState) addFlaws(f flaws, sign int) {
+	if f.wrongType {
+		st.wrongType += sign
+	}
+	st.invalidField += sign * f.invalidField
+	st.invalidValue += sign * f.invalidValue
+	if f.oversized {
+		st.oversized += sign
+	}
 }
 
 // setMember adds or removes key from set.
@@ -371,15 +418,13 @@ func setMember(set map[string]struct{}, key string, exists bool) {
 	}
 }
 
-// snapshot renders the mirror as a full read would have returned it. The
-// counters are shared, never modified: a changed hash gets new counters.
+// snapshot renders the mirror as a full read would have returned it,
+// sharing the mirror's maps (see mirrorState).
 func (st *mirrorState) snapshot() *usage.Snapshot {
 	snap := usage.NewSnapshot(st.periodID)
-	snap.Tenants = make(map[string]usage.Counters, len(st.current))
-	for _, e := range st.current {
-		snap.Tenants[e.tenant] = e.counters
-	}
-	snap.Keys = len(st.current) + len(st.others)
+	snap.Tenants, snap.Types = st.tenants, st.types
+	st.tenantsShared, st.typesShared = true, true
+	snap.Keys = len(st.tenants) + st.others.Len()
 	for reason, n := range map[usage.Reason]int{
 		usage.ReasonMalformedKey:  len(st.malformed),
 		usage.ReasonWrongType:     st.wrongType,
@@ -480,9 +525,13 @@ func (m *Mirror) reread(ctx context.Context, st *mirrorState, keys map[string]st
 			case kindMalformed:
 				setMember(st.malformed, it.key, it.exists)
 			case kindOther:
-				setMember(st.others, it.key, it.exists)
+				if it.exists {
+					st.others.Add(it.key)
+				} else {
+					st.others.Remove(it.key)
+				}
 			case kindCurrent:
-				st.put(it.key, it.entry)
+				st.put(it.tenant, it.entry)
 			}
 		}
 	}
@@ -559,7 +608,7 @@ func (m *Mirror) rereadBatches(ctx context.Context, in <-chan []rereadItem, out 
 				it.exists = n > 0
 				continue
 			}
-			if it.entry, err = decodeEntry(replies[i], it.tenant, skipped); err != nil {
+			if it.entry, err = decodeEntry(replies[i], skipped); err != nil {
 				return fmt.Errorf("HGETALL %q: %w", it.key, err)
 			}
 		}
@@ -577,7 +626,7 @@ func (m *Mirror) rereadBatches(ctx context.Context, in <-chan []rereadItem, out 
 // key that does not exist, an entry whose counters say the whole hash is
 // unreadable for a key of another type. skipped is scratch space, emptied
 // here.
-func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEntry, error) {
+func decodeEntry(reply any, skipped map[usage.Reason]int) (*keyEntry, error) {
 	clear(skipped)
 	counters, found, err := decodeHGETALL(reply, skipped)
 	if err != nil {
@@ -586,9 +635,9 @@ func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEn
 	if !found {
 		return nil, nil
 	}
-	return &keyEntry{tenant: tenant, counters: counters, wrongType: skipped[usage.ReasonWrongType] > 0,
+	return &keyEntry{counters: counters, flaws: flaws{wrongType: skipped[usage.ReasonWrongType] > 0,
 		invalidField: skipped[usage.ReasonInvalidField], invalidValue: skipped[usage.ReasonInvalidValue],
-		oversized: skipped[usage.ReasonOversizedHash] > 0}, nil
+		oversized: skipped[usage.ReasonOversizedHash] > 0}}, nil
 }
 
 // fullRead reads the whole usage state into a new mirrorState with the
@@ -601,7 +650,7 @@ func decodeEntry(reply any, tenant string, skipped map[usage.Reason]int) (*keyEn
 // bursts.
 func (m *Mirror) fullRead(ctx context.Context, periodID string, hint int, paced bool) (*mirrorState, error) {
 	st := newMirrorState(periodID, hint)
-	var mu sync.Mutex // st.current and its sums, shared by the hash readers
+	var mu sync.Mutex // st.tenants and its sums, shared by the hash readers
 	n := &nodeReader{
 		settings: &m.store.settings,
 		pool:     m.store.pool,
@@ -617,13 +666,13 @@ func (m *Mirror) fullRead(ctx context.Context, periodID string, hint int, paced 
 			entries := make([]*keyEntry, len(batch))
 			skipped := map[usage.Reason]int{}
 			for i, r := range replies {
-				if entries[i], err = decodeEntry(r, batch[i].tenant, skipped); err != nil {
+				if entries[i], err = decodeEntry(r, skipped); err != nil {
 					return fmt.Errorf("HGETALL %q: %w", batch[i].key, err)
 				}
 			}
 			mu.Lock()
 			for i, p := range batch {
-				st.put(p.key, entries[i])
+				st.put(p.tenant, entries[i])
 			}
 			mu.Unlock()
 			return nil

@@ -547,8 +547,8 @@ func TestMirrorResync(t *testing.T) {
 
 	// A mirror gone wrong (as a bug would make it): two keys.
 	m.mu.Lock()
-	m.state.put("usage:5:"+thisPeriod, &keyEntry{tenant: "5", counters: usage.Counters{"messages": 999}})
-	m.state.others["usage:9:"+lastPeriod] = struct{}{}
+	m.state.put("5", &keyEntry{counters: usage.Counters{"messages": 999}})
+	m.state.others.Add("usage:9:" + lastPeriod)
 	m.mu.Unlock()
 	if n, err := m.Resync(ctx); err != nil || n != 2 {
 		t.Fatalf("Resync = %d, %v; want 2 divergent keys", n, err)

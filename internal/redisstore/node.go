@@ -241,7 +241,7 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 			snap.Keys++
 			if pid != snap.PeriodID {
 				if n.record != nil {
-					n.record.others[key] = struct{}{}
+					n.record.others.Add(key)
 				}
 				continue
 			}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 // resyncLoop runs the self-check every m.resync until Close.
@@ -60,7 +62,7 @@ func (m *Mirror) Resync(ctx context.Context) (int, error) {
 		m.mu.Unlock()
 		return -1, nil
 	}
-	pair, periodID, hint := m.pair, m.state.periodID, len(m.state.current)
+	pair, periodID, hint := m.pair, m.state.periodID, len(m.state.tenants)
 	pair.startTouch()
 	m.mu.Unlock()
 	defer pair.stopTouch()
@@ -92,14 +94,14 @@ func (m *Mirror) Resync(ctx context.Context) (int, error) {
 		m.dropPair(reasonReadError)
 		return -1, err
 	}
-	n, example := divergence(m.state, fresh, touched)
+	n, example := divergence(m.state, fresh, touched, m.pattern)
 	if err := m.reread(ctx, fresh, touched); err != nil {
 		m.dropPair(reasonReadError)
 		return -1, err
 	}
 	m.state = fresh
 	m.seededAt.Store(m.now().UnixNano())
-	m.lastSize.Store(int64(len(fresh.current)))
+	m.lastSize.Store(int64(len(fresh.tenants)))
 	m.countFullRead(reasonResync)
 	m.divergentLast.Store(int64(n))
 	if n > 0 {
@@ -109,8 +111,8 @@ func (m *Mirror) Resync(ctx context.Context) (int, error) {
 }
 
 // divergence counts the keys that a and b hold differently, leaving out
-// skip, and returns one of them.
-func divergence(a, b *mirrorState, skip map[string]struct{}) (int, string) {
+// skip, and returns one of them; the period's keys are named with pattern.
+func divergence(a, b *mirrorState, skip map[string]struct{}, pattern usage.KeyPattern) (int, string) {
 	n, example := 0, ""
 	diff := func(key string) {
 		if _, ok := skip[key]; ok {
@@ -121,33 +123,35 @@ func divergence(a, b *mirrorState, skip map[string]struct{}) (int, string) {
 		}
 		n++
 	}
-	for _, sets := range [][2]map[string]struct{}{{a.others, b.others}, {a.malformed, b.malformed}} {
-		for k := range sets[0] {
-			if _, ok := sets[1][k]; !ok {
-				diff(k)
-			}
-		}
-		for k := range sets[1] {
-			if _, ok := sets[0][k]; !ok {
-				diff(k)
-			}
-		}
-	}
-	for k, ea := range a.current {
-		if eb, ok := b.current[k]; !ok || !sameEntry(ea, eb) {
+	for k := range a.others.All() {
+		if !b.others.Has(k) {
 			diff(k)
 		}
 	}
-	for k := range b.current {
-		if _, ok := a.current[k]; !ok {
+	for k := range b.others.All() {
+		if !a.others.Has(k) {
 			diff(k)
+		}
+	}
+	for k := range a.malformed {
+		if _, ok := b.malformed[k]; !ok {
+			diff(k)
+		}
+	}
+	for k := range b.malformed {
+		if _, ok := a.malformed[k]; !ok {
+			diff(k)
+		}
+	}
+	for id, ca := range a.tenants {
+		if cb, ok := b.tenants[id]; !ok || !maps.Equal(ca, cb) || a.flawed[id] != b.flawed[id] {
+			diff(pattern.Key(id, a.periodID))
+		}
+	}
+	for id := range b.tenants {
+		if _, ok := a.tenants[id]; !ok {
+			diff(pattern.Key(id, b.periodID))
 		}
 	}
 	return n, example
-}
-
-func sameEntry(a, b *keyEntry) bool {
-	return a.tenant == b.tenant && a.wrongType == b.wrongType &&
-		maps.Equal(a.counters, b.counters) &&
-		a.invalidField == b.invalidField && a.invalidValue == b.invalidValue && a.oversized == b.oversized
 }

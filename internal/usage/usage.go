@@ -97,12 +97,39 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 // partial snapshot, so no tenant is reported with stale or missing numbers.
 type Snapshot struct {
 	PeriodID string
-	// Tenants holds every tenant with a usage key for the period.
+	// Tenants holds every tenant with a usage key for the period. The map
+	// and the counters may be shared with the reader that made the
+	// snapshot (the track mode's mirror keeps them across reads): never
+	// modified in place (CapMetricTypes replaces them with copies).
 	Tenants map[string]Counters
 	// Keys counts keys that parse as usage keys, over all periods.
 	Keys int
 	// Skipped counts data left out, by reason.
 	Skipped map[Reason]int
+	// Types counts the tenants holding each field, when the reader kept
+	// count (a reader that keeps the usage state between reads); nil:
+	// CapMetricTypes counts them. Like Tenants, it may be shared with the
+	// reader and is never modified.
+	Types TypeCounts
+}
+
+// TypeCounts counts, per metric type, the tenants whose counters hold a
+// field of it, readable or not (the marker of a whole unreadable hash is
+// of no type).
+type TypeCounts map[string]int
+
+// Add counts the fields of c, delta times.
+func (tc TypeCounts) Add(c Counters, delta int) {
+	for field := range c {
+		if field == wholeHash {
+			continue
+		}
+		if n := tc[field] + delta; n != 0 {
+			tc[field] = n
+		} else {
+			delete(tc, field)
+		}
+	}
 }
 
 // NewSnapshot returns an empty snapshot for a period.
@@ -124,14 +151,18 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 	for _, mt := range configured {
 		known[mt.Name] = true
 	}
+	counts := s.Types
+	if counts == nil {
+		counts = TypeCounts{}
+		for _, c := range s.Tenants {
+			counts.Add(c, 1)
+		}
+	}
 	tenants := map[string]int{} // other types -> tenants holding them
-	for _, c := range s.Tenants {
-		for field := range c {
-			// An unreadable field is of its type too; a whole unreadable
-			// hash has no type.
-			if field != wholeHash && !known[field] {
-				tenants[field]++
-			}
+	for field, n := range counts {
+		// An unreadable field is of its type too.
+		if !known[field] {
+			tenants[field] = n
 		}
 	}
 	kept := make(map[string]bool, len(tenants))
@@ -150,18 +181,27 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
 		kept[field] = true
 	}
+	// The map and the counters may be shared with the reader that made
+	// the snapshot (the track mode's mirror keeps them across reads): the
+	// map is copied before the first change, and a tenant with fields to
+	// remove gets a copy of its counters.
+	var capped map[string]Counters
 	for tenant, c := range s.Tenants {
-		// The counters may be shared with the reader that made the
-		// snapshot (the track mode's mirror keeps them across reads): a
-		// tenant with fields to remove gets a copy.
 		for field := range c {
 			if field != wholeHash && !known[field] && !kept[field] {
+				if capped == nil {
+					capped = maps.Clone(s.Tenants)
+				}
 				c = maps.Clone(c)
 				KeepMetricTypes(c, known, kept, s.Skipped)
-				s.Tenants[tenant] = c
+				capped[tenant] = c
 				break
 			}
 		}
+	}
+	if capped != nil {
+		// The counts are of the fields before the cap.
+		s.Tenants, s.Types = capped, nil
 	}
 	return kept
 }

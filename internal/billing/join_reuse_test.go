@@ -1,0 +1,141 @@
+package billing
+
+import (
+	"maps"
+	"reflect"
+	"strconv"
+	"testing"
+
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+// TestJoinReuse checks that a join reusing the last one (its order, and
+// the limit checks of tenants whose counters are the same map) gives
+// exactly what a join from scratch gives, whatever changed in between.
+func TestJoinReuse(t *testing.T) {
+	catalog := func() *plans.Catalog {
+		cat := plans.NewCatalog()
+		cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "users": 5}}
+		cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 1000, "storage": 1 << 20},
+			Unreadable: map[string]string{"users": "negative_limit"}}
+		for i := range 50 {
+			cat.Tenants[strconv.Itoa(i)] = []string{"1", "2", "", "9"}[i%4] // 9: a plan without a row
+		}
+		return cat
+	}
+	counters := func() map[string]usage.Counters {
+		m := map[string]usage.Counters{}
+		for i := range 60 { // 10 without a row in the catalog
+			c := usage.Counters{"messages": int64(i * 7), "users": int64(i % 6), "storage": int64(i) << 14}
+			if i%9 == 0 {
+				c.MarkUnreadable("messages", usage.ReasonInvalidValue)
+			}
+			m[strconv.Itoa(i)] = c
+		}
+		m["w"] = usage.UnreadableHash(usage.ReasonWrongType)
+		return m
+	}
+	defaults := plans.Limits{"messages": 10}
+
+	for _, tc := range []struct {
+		name   string
+		change func(used map[string]usage.Counters, cat *plans.Catalog) // the second read's changes
+		noCat  bool
+		// What the second join may reuse: the first one's order, and its
+		// checks.
+		order, checks bool
+	}{
+		{name: "nothing changed", order: true, checks: true},
+		{name: "counters changed", order: true, checks: true, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
+			used["3"] = usage.Counters{"messages": 99, "users": 6}
+			used["4"] = usage.Counters{"messages": 1}
+			used["7"] = usage.Counters{"users": 1}
+			used["w"] = usage.Counters{"messages": 5}
+		}},
+		{name: "tenant's plan changed", order: true, checks: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+			cat.Tenants["1"], cat.Tenants["2"], cat.Tenants["3"], cat.Tenants["0"] = "1", "1", "", "2"
+		}},
+		{name: "a plan's limits changed", order: true, checks: false, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+			cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 50, "users": 5}}
+		}},
+		{name: "a plan renamed", order: true, checks: false, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+			cat.Plans["2"] = plans.Plan{ID: "2", Name: "Pro", Limits: cat.Plans["2"].Limits, Unreadable: cat.Plans["2"].Unreadable}
+		}},
+		{name: "tenant gone from usage", order: false, checks: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
+			delete(used, "5")
+			delete(used, "55") // and from everything
+		}},
+		{name: "tenant new in usage", order: false, checks: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
+			used["new"] = usage.Counters{"messages": 1}
+		}},
+		{name: "tenant swapped for another", order: false, checks: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
+			used["new"] = used["55"]
+			delete(used, "55")
+		}},
+		{name: "tenant new in the catalog", order: false, checks: false, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+			cat.Tenants["only-plans"] = "1"
+		}},
+		{name: "tenant gone from the catalog", order: true, checks: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+			delete(cat.Tenants, "6")
+		}},
+		{name: "no plans source", noCat: true, order: true, checks: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			used1, cat1 := counters(), catalog()
+			ps := func(cat *plans.Catalog) PlansState {
+				if tc.noCat {
+					return PlansState{}
+				}
+				return PlansState{Configured: true, Source: "postgres", Up: true, Catalog: cat}
+			}
+			snap := func(used map[string]usage.Counters) *usage.Snapshot {
+				s := usage.NewSnapshot("202611")
+				s.Tenants = used
+				return s
+			}
+			first := &Report{Usage: snap(used1), Plans: ps(cat1)}
+			first.join(defaults, DefaultThresholds, nil)
+
+			// The second read shares the unchanged counters, as the
+			// mirror does, and has a catalog of its own.
+			used2, cat2 := maps.Clone(used1), catalog()
+			if tc.change != nil {
+				tc.change(used2, cat2)
+			}
+			reused := &Report{Usage: snap(used2), Plans: ps(cat2)}
+			if order, checks := reused.sameTenants(first); (order != nil) != tc.order || (checks != nil) != tc.checks {
+				t.Errorf("reuses the order: %v, the checks: %v; want %v, %v", order != nil, checks != nil, tc.order, tc.checks)
+			}
+			reused.join(defaults, DefaultThresholds, first)
+			fresh := &Report{Usage: snap(used2), Plans: ps(cat2)}
+			fresh.join(defaults, DefaultThresholds, nil)
+
+			if len(reused.Tenants) != len(fresh.Tenants) {
+				t.Fatalf("%d tenants joined, want %d", len(reused.Tenants), len(fresh.Tenants))
+			}
+			for i := range fresh.Tenants {
+				if !reflect.DeepEqual(reused.Tenants[i], fresh.Tenants[i]) {
+					t.Errorf("tenant %d:\n got %+v\nwant %+v", i, reused.Tenants[i], fresh.Tenants[i])
+				}
+			}
+			// Same: the very same counters and the same figures.
+			before := map[string]*TenantStatus{}
+			for i := range first.Tenants {
+				before[first.Tenants[i].ID] = &first.Tenants[i]
+			}
+			for i := range reused.Tenants {
+				now := &reused.Tenants[i]
+				if was, ok := before[now.ID]; ok {
+					want := sameMap(now.Usage, was.Usage) && reflect.DeepEqual(*now, *was)
+					if got := now.Same(was); got != want {
+						t.Errorf("tenant %s: Same = %v, want %v", now.ID, got, want)
+					}
+				}
+			}
+			if !reflect.DeepEqual(reused.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(reused.OverThreshold, fresh.OverThreshold) {
+				t.Errorf("fleet counts differ:\n got %v %v\nwant %v %v", reused.PerPlan, reused.OverThreshold, fresh.PerPlan, fresh.OverThreshold)
+			}
+		})
+	}
+}
