@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -20,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +67,8 @@ type options struct {
 	plans                                                          plansource.Flags
 	web                                                            *web.FlagConfig
 	log                                                            *promslog.Config
+	autoMemLimit                                                   bool
+	autoMemLimitRatio                                              float64
 }
 
 func main() {
@@ -74,6 +78,12 @@ func main() {
 		app.Fatalf("%v", err)
 	}
 	logger := promslog.New(o.log)
+	if r := o.autoMemLimitRatio; math.IsNaN(r) || r <= 0 || r > 1 {
+		app.Fatalf("--auto-gomemlimit.ratio must be in (0, 1], got %v", r)
+	}
+	if o.autoMemLimit {
+		setMemoryLimit(logger, o.autoMemLimitRatio)
+	}
 	if os.Getenv("GOGC") == "" {
 		// GOGC 200: a scrape allocates in proportion to the tenants, and a
 		// larger heap target made the scrape measurably faster for a
@@ -122,6 +132,8 @@ func addFlags(app *kingpin.Application) *options {
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.plans.Demo)
 	app.Flag("metrics.tenant-series", "Export the per-tenant series (--no-metrics.tenant-series keeps only the fleet families, which stay exact).").Default("true").BoolVar(&o.tenantSeries)
 	flagvalue.Int(app, "metrics.max-tenants", "Export per-tenant series for at most this many tenants, those the shipped alerts fire for first, then those closest to a limit; 0 means all.", "0", &o.maxTenants)
+	app.Flag("auto-gomemlimit", "Set the Go runtime's soft memory limit (GOMEMLIMIT) to a share of the container's memory limit (cgroup), else of the host's memory; GOMEMLIMIT in the environment wins.").Default("true").BoolVar(&o.autoMemLimit)
+	app.Flag("auto-gomemlimit.ratio", "Share of the memory limit that --auto-gomemlimit gives the Go runtime, in (0, 1].").Default("0.9").Float64Var(&o.autoMemLimitRatio)
 	o.web = kingpinflag.AddFlags(app, ":9866")
 	flag.AddFlags(app, o.log)
 	app.Version(version.Print(exporterName))
@@ -418,4 +430,23 @@ func newMux(o *options, service *billing.Service, reloader http.Handler, static 
 		mux.Handle("/", landing)
 	}
 	return mux, nil
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit of ratio × the
+// container's memory limit (else the host's memory), as Prometheus does
+// with the same flags. A scrape allocates in proportion to the tenants and
+// GOGC 200 lets the heap grow to three times what stays live: at 100k
+// tenants that is several times a 512Mi container limit, which the
+// runtime does not know about unless told; with the limit the collector
+// works harder near it instead of the container being killed
+// (BENCHMARKS.md, "Memory").
+func setMemoryLimit(logger *slog.Logger, ratio float64) {
+	_, err := memlimit.Set(
+		memlimit.WithRatio(ratio),
+		memlimit.WithProvider(memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)),
+		memlimit.WithLogger(logger.With("component", "automemlimit")),
+	)
+	if err != nil {
+		logger.Warn("could not set the Go memory limit from the container's", "err", err)
+	}
 }
