@@ -17,7 +17,10 @@ import (
 //
 //   - A read in flight is shared by every caller that arrives while it
 //     runs, scrapes and API requests alike (sharedread): a scrape and a
-//     list request issued together cost Redis one read. It runs until the
+//     list request issued together cost Redis one read. In track mode only
+//     until the mirror takes its view of Redis (it seals the read before
+//     its barrier): a caller arriving later gets the next read, so that a
+//     write acknowledged before a scrape began is in that scrape. It runs until the
 //     latest deadline among its waiters (each capped by its handler:
 //     --scrape.max-timeout for scrapes), so a client with a tiny timeout
 //     cannot make the read that others wait for fail.

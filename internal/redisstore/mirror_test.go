@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/billing-exporter/billing_exporter/internal/sharedread"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
@@ -235,6 +236,86 @@ func TestMirrorReadYourWrites(t *testing.T) {
 	}
 	if n := fullReads(m, reasonStart); n != 1 {
 		t.Errorf("full reads = %d, want the first only", n)
+	}
+}
+
+// TestMirrorReadYourWritesWhileSharing: a scrape that arrives while
+// another scrape's read is in flight, past the mirror's barrier, must not
+// be given that read (it may predate writes acknowledged before the second
+// scrape began): it gets a read of its own, with the write. The reads are
+// shared as the billing service shares them (a sharedread.Group), and the
+// first one is held after its usage read, where the join and the plans
+// query would be.
+func TestMirrorReadYourWritesWhileSharing(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, _ := newMirror(t, srv.Addr())
+	c := srv.Conn()
+	defer c.Close()
+	const key = "usage:1:" + thisPeriod
+	if _, err := c.Do("HSET", key, "messages", 1); err != nil {
+		t.Fatal(err)
+	}
+	read(t, m, thisPeriod) // seeded
+
+	var g sharedread.Group[int64]
+	var reads atomic.Int32
+	held, release := make(chan struct{}), make(chan struct{})
+	scrape := func() (int64, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return g.Do(ctx, func(ctx context.Context) (int64, error) {
+			snap, err := m.ReadUsage(ctx, pattern, thisPeriod)
+			if err != nil {
+				return 0, err
+			}
+			if reads.Add(1) == 1 {
+				close(held)
+				<-release
+			}
+			return snap.Tenants["1"]["messages"], nil
+		})
+	}
+	first := make(chan int64, 1)
+	go func() {
+		v, err := scrape()
+		if err != nil {
+			t.Error(err)
+		}
+		first <- v
+	}()
+	<-held
+	if _, err := c.Do("HSET", key, "messages", 2); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan int64, 1)
+	go func() {
+		v, err := scrape()
+		if err != nil {
+			t.Error(err)
+		}
+		second <- v
+	}()
+	// Either the second scrape gets its own read, or it joins the held
+	// one (two waiters on it): the bug this test is about.
+	var got int64
+	for done := false; !done; {
+		select {
+		case got = <-second:
+			done = true
+		default:
+			if g.Waiters() == 2 {
+				close(release)
+				t.Fatalf("the second scrape joined a read past its barrier: it gets messages = %d, not the 2 acknowledged before it began", <-second)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	if got != 2 {
+		t.Errorf("second scrape: messages = %d, want 2", got)
+	}
+	if v := <-first; v != 1 {
+		t.Errorf("first scrape: messages = %d, want 1 (its read was held before the write)", v)
 	}
 }
 

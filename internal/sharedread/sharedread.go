@@ -9,6 +9,12 @@
 // client gave up stops touching Redis instead of finishing a read nobody
 // will look at). Callers bound their own deadlines (the /metrics handler
 // caps them with --scrape.max-timeout), which bounds the read's.
+//
+// A caller may join a read only while the read has not yet taken its view
+// of the data: a read says so with Seal, and a caller arriving after it
+// gets a read of its own (shared with the callers that arrive after it),
+// so that what it is given holds every write acknowledged before it
+// arrived. A read that never calls Seal can be joined until it ends.
 package sharedread
 
 import (
@@ -17,8 +23,9 @@ import (
 	"time"
 )
 
-// Group runs at most one read at a time and hands its result to every caller
-// that arrives while it runs.
+// Group hands the result of one read to every caller that arrives while it
+// runs and before it is sealed (see Seal). A sealed read goes on for its
+// callers while the next caller starts another.
 type Group[T any] struct {
 	mu   sync.Mutex
 	call *call[T]
@@ -47,6 +54,7 @@ func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)
 	}
 	if c == nil {
 		c = &call[T]{done: make(chan struct{}), ctx: newReadContext(ctx, dl, hasDeadline)}
+		c.ctx.seal = func() { g.detach(c) }
 		g.call = c
 		go g.run(c, read)
 	}
@@ -86,6 +94,29 @@ func (g *Group[T]) run(c *call[T], read func(context.Context) (T, error)) {
 	close(c.done)
 }
 
+// detach makes c unjoinable: the next caller starts a new read.
+func (g *Group[T]) detach(c *call[T]) {
+	g.mu.Lock()
+	if g.call == c {
+		g.call = nil
+	}
+	g.mu.Unlock()
+}
+
+// sealKey is the context key of a shared read's seal.
+type sealKey struct{}
+
+// Seal says that the read running under ctx is about to take its view of
+// the data (a Redis mirror's barrier, the start of a full read): a caller
+// arriving from now on must not be given its result, which may predate
+// writes acknowledged before that caller arrived, and gets a read of its
+// own. Under a context that is not a shared read's it does nothing.
+func Seal(ctx context.Context) {
+	if seal, ok := ctx.Value(sealKey{}).(func()); ok {
+		seal()
+	}
+}
+
 // leave drops one waiter; the last one to leave an unfinished read cancels
 // it and detaches it so that a later caller starts afresh.
 func (g *Group[T]) leave(c *call[T]) {
@@ -122,6 +153,15 @@ type readContext struct {
 	done        chan struct{}
 	err         error
 	afterFuncs  map[*func()]struct{} // to run when the context ends
+	seal        func()               // Seal's effect, set before the read starts
+}
+
+// Value gives Seal the read's seal; other keys are the first caller's.
+func (c *readContext) Value(key any) any {
+	if key == (sealKey{}) {
+		return c.seal
+	}
+	return c.Context.Value(key)
 }
 
 func newReadContext(first context.Context, dl time.Time, hasDeadline bool) *readContext {

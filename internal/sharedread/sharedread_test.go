@@ -224,3 +224,69 @@ func TestAfterFuncOnTheRead(t *testing.T) {
 		t.Errorf("ran %d distinct functions (the stopped one: %v), want %d without it", len(seen), seen[0], registrations-1)
 	}
 }
+
+// TestSealedReadIsNotJoined checks that a caller arriving before a read
+// seals itself shares it, and one arriving after gets a read of its own
+// (started while the sealed one still runs), whose seal a third caller
+// arriving before it is sealed shares in turn. Through a context derived
+// from the read's, as the stores get it.
+func TestSealedReadIsNotJoined(t *testing.T) {
+	var g Group[int]
+	var reads atomic.Int32
+	seal := make(chan struct{})    // the first read seals when closed
+	sealed := make(chan struct{})  // closed once it has
+	release := make(chan struct{}) // the reads return when closed
+	secondStarted := make(chan struct{})
+	read := func(ctx context.Context) (int, error) {
+		n := reads.Add(1)
+		if n == 1 {
+			<-seal
+			derived, cancel := context.WithCancel(context.WithValue(ctx, struct{ k int }{1}, "v"))
+			Seal(derived)
+			cancel()
+			close(sealed)
+		} else {
+			close(secondStarted)
+		}
+		<-release
+		return int(n), nil
+	}
+	results := make(chan [2]int, 4)
+	call := func(who int) {
+		v, err := g.Do(context.Background(), read)
+		if err != nil {
+			t.Error(err)
+		}
+		results <- [2]int{who, v}
+	}
+	waitRefs := func(n int) {
+		for g.Waiters() != n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	go call(1)
+	waitRefs(1)
+	go call(2) // before the seal: shares read 1
+	waitRefs(2)
+	close(seal)
+	<-sealed
+	if n := g.Waiters(); n != 0 {
+		t.Fatalf("a sealed read is still offered to callers (%d waiters)", n)
+	}
+	go call(3) // after the seal: read 2
+	<-secondStarted
+	go call(4) // read 2 has not sealed: shares it
+	waitRefs(2)
+	close(release)
+	want := map[int]int{1: 1, 2: 1, 3: 2, 4: 2}
+	for range 4 {
+		r := <-results
+		if r[1] != want[r[0]] {
+			t.Errorf("caller %d got read %d, want %d", r[0], r[1], want[r[0]])
+		}
+	}
+	if n := reads.Load(); n != 2 {
+		t.Errorf("%d reads, want 2", n)
+	}
+	Seal(context.Background()) // no shared read: nothing happens
+}
