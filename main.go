@@ -81,9 +81,6 @@ func main() {
 	if r := o.autoMemLimitRatio; math.IsNaN(r) || r <= 0 || r > 1 {
 		app.Fatalf("--auto-gomemlimit.ratio must be in (0, 1], got %v", r)
 	}
-	if o.autoMemLimit {
-		setMemoryLimit(logger, o.autoMemLimitRatio)
-	}
 	if os.Getenv("GOGC") == "" {
 		// GOGC 200: a scrape allocates in proportion to the tenants, and a
 		// larger heap target made the scrape measurably faster for a
@@ -312,6 +309,11 @@ func run(logger *slog.Logger, o *options) error {
 	plans := f.plans
 	defer plans.Close() // the pool every reload's setup shares
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	if o.autoMemLimit {
+		// After the flags and files are found valid: an invalid one is
+		// reported as the only line on standard error.
+		setMemoryLimit(logger, o.autoMemLimitRatio)
+	}
 	for _, t := range s.targets {
 		if t.Password != "" {
 			// Accepted (it works, and refusing would break a running
