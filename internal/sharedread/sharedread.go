@@ -29,6 +29,14 @@ import (
 type Group[T any] struct {
 	mu   sync.Mutex
 	call *call[T]
+	// sealed holds the sealed reads still running. A caller arriving
+	// after them waits for a later read, which the store runs after them
+	// (a Redis mirror takes one read at a time): the caller holds them too,
+	// as if it had joined them, so that they run until its deadline and
+	// are not cancelled while it waits behind them. Otherwise one caller
+	// with a tiny deadline, whose read sealed itself, could still make a
+	// read others wait behind fail.
+	sealed map[*call[T]]struct{}
 }
 
 type call[T any] struct {
@@ -59,7 +67,19 @@ func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)
 		go g.run(c, read)
 	}
 	c.refs++
+	var behind []*call[T]
+	for s := range g.sealed {
+		if s.ctx.extend(dl, hasDeadline) {
+			s.refs++
+			behind = append(behind, s)
+		}
+	}
 	g.mu.Unlock()
+	defer func() {
+		for _, s := range behind {
+			g.leave(s)
+		}
+	}()
 
 	select {
 	case <-c.done:
@@ -89,18 +109,25 @@ func (g *Group[T]) run(c *call[T], read func(context.Context) (T, error)) {
 	if g.call == c {
 		g.call = nil
 	}
+	delete(g.sealed, c)
 	g.mu.Unlock()
 	c.ctx.cancel(context.Canceled)
 	close(c.done)
 }
 
-// detach makes c unjoinable: the next caller starts a new read.
+// detach makes c unjoinable: the next caller starts a new read, and
+// holds c while it waits (see Group.sealed).
 func (g *Group[T]) detach(c *call[T]) {
 	g.mu.Lock()
-	if g.call == c {
-		g.call = nil
+	defer g.mu.Unlock()
+	if g.call != c {
+		return // ended, or sealed already
 	}
-	g.mu.Unlock()
+	g.call = nil
+	if g.sealed == nil {
+		g.sealed = map[*call[T]]struct{}{}
+	}
+	g.sealed[c] = struct{}{}
 }
 
 // sealKey is the context key of a shared read's seal.
@@ -135,6 +162,7 @@ func (g *Group[T]) leave(c *call[T]) {
 	if g.call == c {
 		g.call = nil
 	}
+	delete(g.sealed, c)
 }
 
 // readContext is the shared read's context: the first caller's values, no

@@ -290,3 +290,65 @@ func TestSealedReadIsNotJoined(t *testing.T) {
 	}
 	Seal(context.Background()) // no shared read: nothing happens
 }
+
+// TestCallerHoldsTheSealedReadsItWaitsBehind: a caller that arrives after
+// a read sealed itself gets a later read, but holds the sealed one as if it
+// had joined it: its deadline moves to the caller's, and it is not
+// cancelled when its own callers leave (a store runs the later read after
+// it, so cancelling it would fail what the caller waits for).
+func TestCallerHoldsTheSealedReadsItWaitsBehind(t *testing.T) {
+	var g Group[int]
+	var reads atomic.Int32
+	sealed, release := make(chan struct{}), make(chan struct{})
+	firstDone := make(chan struct{})
+	var firstCtx context.Context
+	read := func(ctx context.Context) (int, error) {
+		n := reads.Add(1)
+		if n == 1 {
+			firstCtx = ctx
+			Seal(ctx)
+			close(sealed)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			close(firstDone)
+			return 1, ctx.Err()
+		}
+		<-firstDone // as a Redis mirror runs one read at a time
+		return int(n), nil
+	}
+	now := time.Now()
+	ctxA, cancelA := context.WithDeadline(context.Background(), now.Add(time.Hour))
+	aDone := make(chan error, 1)
+	go func() { _, err := g.Do(ctxA, read); aDone <- err }()
+	<-sealed
+	ctxB, cancelB := context.WithDeadline(context.Background(), now.Add(2*time.Hour))
+	defer cancelB()
+	bDone := make(chan [2]any, 1)
+	go func() { v, err := g.Do(ctxB, read); bDone <- [2]any{v, err} }()
+	for reads.Load() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if dl, _ := firstCtx.Deadline(); !dl.Equal(now.Add(2 * time.Hour)) {
+		t.Errorf("sealed read's deadline %v, want the later caller's %v", dl, now.Add(2*time.Hour))
+	}
+	cancelA()
+	if err := <-aDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("first caller: %v, want its own cancellation", err)
+	}
+	if err := firstCtx.Err(); err != nil {
+		t.Fatalf("the sealed read was cancelled (%v) while a caller waited behind it", err)
+	}
+	close(release)
+	r := <-bDone
+	if r[0] != 2 || r[1] != nil {
+		t.Errorf("second caller got %v, %v; want the second read's 2, nil", r[0], r[1])
+	}
+	g.mu.Lock()
+	left := len(g.sealed)
+	g.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d sealed reads still held after every read ended", left)
+	}
+}
