@@ -45,24 +45,33 @@ type TenantStatus struct {
 	// Usage holds the tenant's hash fields; nil when the tenant has no
 	// usage key this period.
 	Usage usage.Counters
-	// The following are meaningful only when LimitsKnown.
+	// The following are meaningful only when LimitsKnown. (The flags are
+	// kept together: a status is held per tenant, and padding after each
+	// would make it 16 bytes larger.)
 	LimitsKnown   bool
-	PlanID        string // NoPlanID when no active plan
-	PlanName      string
 	UsingDefaults bool
-	Limits        plans.Limits // in force: the plan's, or the defaults
 	// PlanUnknown: the tenant is on PlanID, but that plan's row is
 	// missing from the plans data, so no limit is stated (Limits is empty)
 	// rather than the defaults, which would be wrong.
 	PlanUnknown bool
+	PlanID      string // NoPlanID when no active plan
+	PlanName    string
+	Limits      plans.Limits // in force: the plan's, or the defaults
 	// UnreadableLimits holds the plan's limits that the plans source could
 	// not read, by limit type, with the reason (plans.Plan.Unreadable).
 	UnreadableLimits map[string]string
 
-	// checks holds Limits sorted by type with the tenant's percentage of
-	// each, computed once per join: every scrape walks them several times
+	// limits are the limits in force, sorted by type, shared by every
+	// tenant on the same plan in one join (read-only); nil when limits are
+	// unknown or the plan's row is missing.
+	limits *[]LimitCheck
+	// pcts holds the tenant's percentage of each of *limits, in the same
+	// order, computed once per join: every scrape walks them several times
 	// (thresholds, both limit families, ranking) for every tenant.
-	checks []LimitCheck
+	// noPercentage where it cannot be computed: the limit or the usage
+	// field could not be read. Only these 8 bytes a limit are the tenant's own; the types
+	// and limits are the plan's (BENCHMARKS.md, "Memory").
+	pcts []float64
 	// messages is Used("messages"), looked up once per join: ranking the
 	// tenants for --metrics.max-tenants and the alerts' projection need it
 	// for every tenant on every scrape, and with many tenants each lookup
@@ -84,25 +93,24 @@ const messagesType = "messages"
 // Usage. The join does this itself; it is for a TenantStatus built by hand
 // (tests, other views).
 func (t *TenantStatus) ComputeChecks() {
-	t.checks = nil
+	t.limits, t.pcts = nil, nil
 	t.messages = lookupMessages(t.Usage)
 	if !t.LimitsKnown {
 		return
 	}
-	for _, c := range sortedLimits(t.Limits, t.UnreadableLimits, "") {
-		t.checks = append(t.checks, check(c, t.Usage))
+	limits := sortedLimits(t.Limits, t.UnreadableLimits, "")
+	t.limits = &limits
+	for _, c := range limits {
+		t.pcts = append(t.pcts, percentageOf(c, t.Usage))
 	}
 }
 
-// LimitCheck is one limit in force and the tenant's percentage of it.
+// LimitCheck is one limit in force: its type and value, or why the plans
+// source could not read it.
 type LimitCheck struct {
-	Type       string
-	Limit      int64 // 0 when the limit itself is unavailable
-	Percentage float64
-	// Unavailable says why the percentage cannot be computed; nil when it
-	// can. A pointer to a value shared by every tenant with the same
-	// reason, read-only: a check is made per limit per tenant per scrape,
-	// and the value would double its size.
+	Type  string
+	Limit int64 // 0 when the limit itself is unavailable
+	// Unavailable says why the limit could not be read; nil when it could.
 	Unavailable *Unavailable
 }
 
@@ -128,29 +136,30 @@ const UsageSource = "redis"
 // unavailable.
 func (u Unavailable) Is() bool { return u.Reason != "" }
 
-// usageUnavailable holds one Unavailable per usage skip reason, shared by
-// every check it applies to.
-var usageUnavailable = func() map[usage.Reason]*Unavailable {
-	m := make(map[usage.Reason]*Unavailable, len(usage.Reasons))
-	for _, r := range usage.Reasons {
-		m[r] = &Unavailable{Source: UsageSource, Reason: string(r)}
-	}
-	return m
-}()
+// noPercentage stands for a percentage that cannot be computed. A real
+// one is never negative: usage is never negative, and a limit in force is
+// positive.
+const noPercentage = -1
 
-// check computes one limit check's percentage, or says why it cannot.
-func check(c LimitCheck, counters usage.Counters) LimitCheck {
-	if c.Unavailable != nil { // the limit itself
-		return c
+// percentageOf computes the tenant's percentage of one limit, noPercentage
+// when the limit or the usage field could not be read.
+func percentageOf(c LimitCheck, counters usage.Counters) float64 {
+	if c.Unavailable != nil {
+		return noPercentage
 	}
 	used, ok := counters.Value(c.Type)
 	if !ok {
-		reason, _ := counters.Unreadable(c.Type)
-		c.Unavailable = usageUnavailable[reason]
-		return c
+		return noPercentage
 	}
-	c.Percentage = percentage(used, c.Limit)
-	return c
+	return percentage(used, c.Limit)
+}
+
+// limitList returns the limits in force, sorted by type.
+func (t *TenantStatus) limitList() []LimitCheck {
+	if t.limits == nil {
+		return nil
+	}
+	return *t.limits
 }
 
 // Used returns the usage of a metric type: 0 when the field is absent, and
@@ -186,12 +195,12 @@ func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 // this tenant: its limit could not be read (when limits are known), or its
 // usage field could not. The zero value when nothing is missing.
 func (t *TenantStatus) Unavailable(metricType string) Unavailable {
-	for _, c := range t.checks {
+	for _, c := range t.limitList() {
 		if c.Type == metricType && c.Unavailable != nil {
 			return *c.Unavailable
 		}
 	}
-	// A type without a limit can still have an unreadable usage field.
+	// The usage field, whether or not the type has a limit.
 	if reason, ok := t.Usage.Unreadable(metricType); ok {
 		return Unavailable{Source: UsageSource, Reason: string(reason)}
 	}
@@ -205,9 +214,9 @@ func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 // usage or limit could not be read are left out: thresholds, rankings and
 // percentages all go through here, and none may count them.
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
-	for _, c := range t.checks {
-		if c.Unavailable == nil {
-			f(c.Type, c.Limit, c.Percentage)
+	for i, c := range t.limitList() {
+		if pct := t.pcts[i]; pct != noPercentage {
+			f(c.Type, c.Limit, pct)
 		}
 	}
 }
@@ -216,7 +225,7 @@ func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float
 // limit type order, whether or not the tenant's usage of it could: a limit
 // is not derived from the usage.
 func (t *TenantStatus) EachKnownLimit(f func(limitType string, limit int64)) {
-	for _, c := range t.checks {
+	for _, c := range t.limitList() {
 		if c.Limit > 0 {
 			f(c.Type, c.Limit)
 		}
@@ -296,15 +305,15 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	ix := newLimitIndex(cat, defaults, r.Plans.Source)
 	r.Tenants = make([]TenantStatus, len(known))
 	eachPart(parts, func(lo, hi int) {
-		// Each part's limit checks in one allocation.
-		checks := make([]LimitCheck, 0, (hi-lo)*ix.widest)
+		// Each part's percentages in one allocation.
+		pcts := make([]float64, 0, (hi-lo)*ix.widest)
 		for i := lo; i < hi; i++ {
 			k := &known[i]
 			var was *TenantStatus
 			if base != nil && base[i].joinedFrom(k.counters, k.planID) {
 				was = &base[i]
 			}
-			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &checks, was)
+			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &pcts, was)
 		}
 	})
 	if !r.Plans.LimitsKnown() {
@@ -404,10 +413,11 @@ func (t *TenantStatus) Same(o *TenantStatus) bool {
 		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
 		(sameMap(t.Limits, o.Limits) || maps.Equal(t.Limits, o.Limits)) &&
 		(sameMap(t.UnreadableLimits, o.UnreadableLimits) || maps.Equal(t.UnreadableLimits, o.UnreadableLimits)) &&
-		slices.EqualFunc(t.checks, o.checks, func(a, b LimitCheck) bool {
-			return a.Type == b.Type && a.Limit == b.Limit && a.Percentage == b.Percentage &&
+		(t.limits == o.limits || slices.EqualFunc(t.limitList(), o.limitList(), func(a, b LimitCheck) bool {
+			return a.Type == b.Type && a.Limit == b.Limit &&
 				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
-		})
+		})) &&
+		slices.Equal(t.pcts, o.pcts)
 }
 
 // sameMap reports whether a and b are the same map (or both nil).
@@ -527,21 +537,22 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 }
 
 // limitIndex holds each plan's limits, and the defaults, as slices sorted
-// by type: built once per join for the few plans, used for every tenant.
+// by type: built once per join for the few plans, shared by every tenant.
 type limitIndex struct {
-	plans         map[string][]LimitCheck // readable and unreadable limits
-	defaults      []LimitCheck
+	plans         map[string]*[]LimitCheck // readable and unreadable limits
+	defaults      *[]LimitCheck
 	defaultLimits plans.Limits
 	widest        int // most limits of any plan or the defaults
 }
 
 func newLimitIndex(cat *plans.Catalog, defaults plans.Limits, source string) limitIndex {
-	ix := limitIndex{plans: map[string][]LimitCheck{}, defaults: sortedLimits(defaults, nil, ""), defaultLimits: defaults}
-	ix.widest = len(ix.defaults)
+	d := sortedLimits(defaults, nil, "")
+	ix := limitIndex{plans: map[string]*[]LimitCheck{}, defaults: &d, defaultLimits: defaults, widest: len(d)}
 	if cat != nil {
 		for id, p := range cat.Plans {
-			ix.plans[id] = sortedLimits(p.Limits, p.Unreadable, source)
-			ix.widest = max(ix.widest, len(ix.plans[id]))
+			l := sortedLimits(p.Limits, p.Unreadable, source)
+			ix.plans[id] = &l
+			ix.widest = max(ix.widest, len(l))
 		}
 	}
 	return ix
@@ -563,10 +574,10 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 	return out
 }
 
-// tenantStatus joins one tenant. Its limit checks are appended to *buf (one
+// tenantStatus joins one tenant. Its percentages are appended to *buf (one
 // allocation for all tenants of a join) and kept as a capped sub-slice;
 // they are copied from was when not nil (see Report.join).
-func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]LimitCheck, was *TenantStatus) TenantStatus {
+func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]float64, was *TenantStatus) TenantStatus {
 	st := TenantStatus{ID: id, Usage: counters, LimitsKnown: ps.LimitsKnown()}
 	if was != nil {
 		st.messages = was.messages
@@ -576,27 +587,26 @@ func tenantStatus(id string, counters usage.Counters, planID string, ps PlansSta
 	if !st.LimitsKnown {
 		return st
 	}
-	limits := ix.defaults
-	st.PlanID, st.UsingDefaults, st.Limits = NoPlanID, true, ix.defaultLimits
+	st.PlanID, st.UsingDefaults, st.Limits, st.limits = NoPlanID, true, ix.defaultLimits, ix.defaults
 	if ps.Catalog != nil && planID != "" {
 		if plan, ok := ps.Catalog.Plans[planID]; ok {
 			st.PlanID, st.PlanName, st.UsingDefaults, st.Limits = plan.ID, plan.Name, false, plan.Limits
 			st.UnreadableLimits = plan.Unreadable
-			limits = ix.plans[planID]
+			st.limits = ix.plans[planID]
 		} else {
 			st.PlanID, st.UsingDefaults, st.Limits, st.PlanUnknown = planID, false, plans.Limits{}, true
-			limits = nil
+			st.limits = nil
 		}
 	}
 	start := len(*buf)
 	if was != nil {
-		*buf = append(*buf, was.checks...)
+		*buf = append(*buf, was.pcts...)
 	} else {
-		for _, c := range limits {
-			*buf = append(*buf, check(c, counters))
+		for _, c := range st.limitList() {
+			*buf = append(*buf, percentageOf(c, counters))
 		}
 	}
-	st.checks = (*buf)[start:len(*buf):len(*buf)]
+	st.pcts = (*buf)[start:len(*buf):len(*buf)]
 	return st
 }
 

@@ -368,7 +368,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant
 	}
-	var checks []LimitCheck
-	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, g.Defaults, plansState.Source), &checks, nil)
+	var pcts []float64
+	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, g.Defaults, plansState.Source), &pcts, nil)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }
