@@ -31,6 +31,9 @@ type Postgres struct {
 	running bool
 }
 
+// pickPort picks the server's port; a test replaces it.
+var pickPort = FreePort
+
 // StartPostgres creates and starts a cluster; it is stopped and its files
 // removed at test cleanup. The superuser is "postgres" with no password.
 //
@@ -47,14 +50,30 @@ func StartPostgres(t TB) *Postgres {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Postgres{t: t, bin: bin, Port: FreePort(t), cred: cred}
+	p := &Postgres{t: t, bin: bin, cred: cred}
 	p.dir = p.makeBaseDir()
 	t.Cleanup(p.cleanup)
 	p.data = filepath.Join(p.dir, "data")
 	p.run("initdb", "-D", p.data, "-U", "postgres", "--auth=trust",
 		"--encoding=UTF8", "--locale=C", "--no-sync")
-	p.configure()
-	p.Start()
+	// The port is picked after initdb (seconds, during which another
+	// test's outgoing connection may take any free port), and picked
+	// again when the server still finds it taken: FreePort can only say it
+	// was free a moment ago.
+	for attempt := 1; ; attempt++ {
+		p.Port = pickPort(t)
+		p.configure()
+		err := p.start()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(string(p.log()), "could not create any TCP/IP sockets") {
+			t.Fatalf("postgres on 127.0.0.1:%d: %v\n%s", p.Port, err, p.log())
+		}
+		if err := os.Remove(p.logFile()); err != nil {
+			t.Fatalf("postgres log: %v", err)
+		}
+	}
 	return p
 }
 
@@ -78,14 +97,22 @@ func (p *Postgres) CreateDatabase(name string) string {
 // before Stop is still there.
 func (p *Postgres) Start() {
 	p.t.Helper()
+	if err := p.start(); err != nil {
+		p.t.Fatalf("postgres on 127.0.0.1:%d: %v\n%s", p.Port, err, p.log())
+	}
+}
+
+func (p *Postgres) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.running {
-		return
+		return nil
 	}
-	p.run("pg_ctl", "start", "-w", "-t", "60", "-D", p.data, "-l", p.logFile())
+	if out, err := p.command("pg_ctl", "start", "-w", "-t", "60", "-D", p.data, "-l", p.logFile()).CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl start: %w\n%s", err, out)
+	}
 	p.running = true
-	err := waitFor(10*time.Second, func() error {
+	return waitFor(10*time.Second, func() error {
 		db, err := p.open(p.DSN())
 		if err != nil {
 			return err
@@ -95,9 +122,6 @@ func (p *Postgres) Start() {
 		defer cancel()
 		return db.PingContext(ctx)
 	})
-	if err != nil {
-		p.t.Fatalf("postgres on 127.0.0.1:%d: %v\n%s", p.Port, err, p.log())
-	}
 }
 
 // Stop shuts the server down (fast mode: clients are disconnected at once)
