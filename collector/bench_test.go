@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
@@ -38,43 +39,9 @@ func (s staticPlans) Load(context.Context) (*plans.Catalog, error) { return s.ca
 //
 // Wall-clock figures that count are in BENCHMARKS.md (go run ./cmd/bench).
 func BenchmarkScrape(b *testing.B) {
-	n := 10000
-	if v, err := strconv.Atoi(os.Getenv("BENCH_TENANTS")); err == nil && v > 0 {
-		n = v
-	}
-	srv := testserver.StartRedis(b)
-	c := srv.Conn()
-	for i := range n {
-		for _, p := range []string{"202611", "202610", "202609"} {
-			c.Send("HSET", "usage:"+strconv.Itoa(i)+":"+p, "messages", i%5000, "storage", i*1000, "users", i%7, "whatsappSessions", i%3)
-		}
-		if i%1000 == 999 {
-			if _, err := c.Do(""); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	if _, err := c.Do(""); err != nil {
-		b.Fatal(err)
-	}
-	cat := plans.NewCatalog()
-	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}}
-	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
-	for i := range n {
-		cat.Tenants[strconv.Itoa(i)] = strconv.Itoa(1 + i%2)
-	}
-	target, _ := redisstore.ParseTarget(srv.Addr())
-	store, err := redisstore.New(target)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	var src plans.Source = staticPlans{cat}
-	if os.Getenv("BENCH_POSTGRES") != "" {
-		src = postgresPlans(b, n)
-	}
-	svc := billing.New(store, billing.WithClock(func() time.Time { return november }),
-		billing.WithPlans(src, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
+	f := newBenchFixture(b)
+	svc := billing.New(f.store, billing.WithClock(func() time.Time { return november }),
+		billing.WithPlans(f.plans, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
 	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
 	for _, enc := range []string{"", "gzip"} {
 		b.Run("encoding="+enc, func(b *testing.B) {
@@ -86,6 +53,57 @@ func BenchmarkScrape(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchFixture is what both scrape benchmarks read: a real redis-server
+// holding BENCH_TENANTS tenants (default 10000) × 3 months, a store on it,
+// and plans for every tenant (BENCH_POSTGRES=1: from a real PostgreSQL).
+type benchFixture struct {
+	tenants int
+	conn    redis.Conn // to the server, for writes between scrapes
+	store   *redisstore.Store
+	plans   plans.Source
+}
+
+func newBenchFixture(b *testing.B) benchFixture {
+	f := benchFixture{tenants: 10000}
+	if v, err := strconv.Atoi(os.Getenv("BENCH_TENANTS")); err == nil && v > 0 {
+		f.tenants = v
+	}
+	srv := testserver.StartRedis(b)
+	f.conn = srv.Conn()
+	b.Cleanup(func() { f.conn.Close() })
+	for i := range f.tenants {
+		for _, p := range []string{"202611", "202610", "202609"} {
+			f.conn.Send("HSET", "usage:"+strconv.Itoa(i)+":"+p, "messages", i%5000, "storage", i*1000, "users", i%7, "whatsappSessions", i%3)
+		}
+		if i%1000 == 999 {
+			if _, err := f.conn.Do(""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if _, err := f.conn.Do(""); err != nil {
+		b.Fatal(err)
+	}
+	cat := plans.NewCatalog()
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}}
+	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
+	for i := range f.tenants {
+		cat.Tenants[strconv.Itoa(i)] = strconv.Itoa(1 + i%2)
+	}
+	f.plans = staticPlans{cat}
+	if os.Getenv("BENCH_POSTGRES") != "" {
+		f.plans = postgresPlans(b, f.tenants)
+	}
+	target, _ := redisstore.ParseTarget(srv.Addr())
+	store, err := redisstore.New(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	f.store = store
+	return f
 }
 
 // postgresPlans serves the same plans from a real PostgreSQL
@@ -120,50 +138,17 @@ func (d *discardRecorder) WriteHeader(int)             {}
 //
 //	BENCH_TENANTS=100000 go test -run '^$' -bench ScrapeTrack -cpuprofile cpu.out ./collector/
 func BenchmarkScrapeTrack(b *testing.B) {
-	n := 10000
-	if v, err := strconv.Atoi(os.Getenv("BENCH_TENANTS")); err == nil && v > 0 {
-		n = v
-	}
+	f := newBenchFixture(b)
+	n, c := f.tenants, f.conn
 	share := 0.01
 	if v, err := strconv.ParseFloat(os.Getenv("BENCH_CHANGED"), 64); err == nil {
 		share = v
 	}
 	maxTenants, _ := strconv.Atoi(os.Getenv("BENCH_MAX_TENANTS"))
-	srv := testserver.StartRedis(b)
-	c := srv.Conn()
-	for i := range n {
-		for _, p := range []string{"202611", "202610", "202609"} {
-			c.Send("HSET", "usage:"+strconv.Itoa(i)+":"+p, "messages", i%5000, "storage", i*1000, "users", i%7, "whatsappSessions", i%3)
-		}
-		if i%1000 == 999 {
-			if _, err := c.Do(""); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	if _, err := c.Do(""); err != nil {
-		b.Fatal(err)
-	}
-	cat := plans.NewCatalog()
-	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}}
-	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
-	for i := range n {
-		cat.Tenants[strconv.Itoa(i)] = strconv.Itoa(1 + i%2)
-	}
-	target, _ := redisstore.ParseTarget(srv.Addr())
-	store, err := redisstore.New(target)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	mirror := redisstore.NewMirror(store, usage.MustParseKeyPattern(usage.DefaultKeyPattern), redisstore.WithResyncInterval(0))
+	mirror := redisstore.NewMirror(f.store, usage.MustParseKeyPattern(usage.DefaultKeyPattern), redisstore.WithResyncInterval(0))
 	defer mirror.Close()
-	var src plans.Source = staticPlans{cat}
-	if os.Getenv("BENCH_POSTGRES") != "" {
-		src = postgresPlans(b, n)
-	}
 	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }),
-		billing.WithPlans(src, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
+		billing.WithPlans(f.plans, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
 	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute), WithMaxTenants(maxTenants))
 	scrape := func() {
 		rec := &discardRecorder{header: http.Header{}}
