@@ -275,26 +275,23 @@ func TestMirrorReadYourWritesWhileSharing(t *testing.T) {
 			return snap.Tenants["1"]["messages"], nil
 		})
 	}
-	first := make(chan int64, 1)
-	go func() {
-		v, err := scrape()
-		if err != nil {
-			t.Error(err)
-		}
-		first <- v
-	}()
+	start := func() <-chan int64 {
+		got := make(chan int64, 1)
+		go func() {
+			v, err := scrape()
+			if err != nil {
+				t.Error(err)
+			}
+			got <- v
+		}()
+		return got
+	}
+	first := start()
 	<-held
 	if _, err := c.Do("HSET", key, "messages", 2); err != nil {
 		t.Fatal(err)
 	}
-	second := make(chan int64, 1)
-	go func() {
-		v, err := scrape()
-		if err != nil {
-			t.Error(err)
-		}
-		second <- v
-	}()
+	second := start()
 	// Either the second scrape gets its own read, or it joins the held
 	// one (two waiters on it): the bug this test is about.
 	var got int64
