@@ -43,7 +43,7 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 			"--cluster-node-timeout", "2000",
 			// The bus port defaults to port+10000, which may be taken:
 			// give it a free port of its own.
-			"--cluster-port", strconv.Itoa(FreePort(t)),
+			"--cluster-port", strconv.Itoa(pickPort(t)),
 			"--appendonly", "yes",
 		))
 	}

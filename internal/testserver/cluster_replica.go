@@ -18,7 +18,7 @@ func (c *Cluster) AddReplica(master int) int {
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", "nodes.conf",
 		"--cluster-node-timeout", "2000",
-		"--cluster-port", strconv.Itoa(FreePort(c.t)),
+		"--cluster-port", strconv.Itoa(pickPort(c.t)),
 		"--appendonly", "yes",
 	)
 	// MEET needs node 0's bus port, which is not port+10000 here: it is

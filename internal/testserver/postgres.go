@@ -31,9 +31,6 @@ type Postgres struct {
 	running bool
 }
 
-// pickPort picks the server's port; a test replaces it.
-var pickPort = FreePort
-
 // StartPostgres creates and starts a cluster; it is stopped and its files
 // removed at test cleanup. The superuser is "postgres" with no password.
 //

@@ -3,7 +3,6 @@ package testserver
 import (
 	"context"
 	"database/sql"
-	"net"
 	"testing"
 	"time"
 )
@@ -40,30 +39,4 @@ func TestPostgresDatabasesAreSeparate(t *testing.T) {
 	b := pg.CreateDatabase("b")
 	pg.ExecDSN(a, `CREATE TABLE only_in_a (v int)`)
 	pg.ExecDSN(b, `CREATE TABLE only_in_a (v int)`) // would fail if a and b were the same database
-}
-
-// TestPostgresPortTakenIsPickedAgain: when the port picked for a new
-// server is taken by the time it starts (another test's connection got
-// it), the server gets another port instead of failing the test.
-func TestPostgresPortTakenIsPickedAgain(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	taken := l.Addr().(*net.TCPAddr).Port
-	picks := 0
-	pickPort = func(t TB) int {
-		picks++
-		if picks == 1 {
-			return taken
-		}
-		return FreePort(t)
-	}
-	defer func() { pickPort = FreePort }()
-	p := StartPostgres(t)
-	if p.Port == taken || picks != 2 {
-		t.Errorf("port %d after %d picks; want another than the taken %d, on the second pick", p.Port, picks, taken)
-	}
-	p.Exec("SELECT 1")
 }

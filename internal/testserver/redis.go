@@ -1,10 +1,12 @@
 package testserver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,25 +47,60 @@ func newRedis(t TB) *Redis {
 		t:    t,
 		bin:  RequireBinary(t, "redis-server", "redis-server"),
 		dir:  t.TempDir(),
-		Port: FreePort(t),
+		Port: pickPort(t),
 	}
 }
 
 // start runs the server with the common settings (loopback, no
 // persistence, DEBUG allowed for fault tests) plus args, and stops it at
-// test cleanup.
+// test cleanup. A port FreePort gave may be taken by the time the server
+// binds it (another test's outgoing connection got it: seen in CI for a
+// cluster bus port): the ports in args are then picked again, up to three
+// times in all.
 func (r *Redis) start(args []string) {
 	r.t.Helper()
-	r.args = append([]string{
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log"),
-		"--enable-debug-command", "local",
-	}, args...)
-	r.Start()
+	for attempt := 1; ; attempt++ {
+		r.args = append([]string{
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", r.dir,
+			"--logfile", r.logFile(),
+			"--enable-debug-command", "local",
+		}, args...)
+		err := r.launch()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			r.t.Fatalf("redis-server on %s: %v\n%s", r.Addr(), err, r.Log())
+		}
+		args = r.repickPorts(args)
+	}
 	r.t.Cleanup(r.Stop)
+}
+
+// errPortTaken: the server could not bind one of its ports.
+var errPortTaken = errors.New("a port is taken")
+
+// repickPorts returns args with a new free port for each port option
+// (client, TLS and cluster bus; a client port of 0, off, stays off).
+func (r *Redis) repickPorts(args []string) []string {
+	args = slices.Clone(args)
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--port", "--tls-port", "--cluster-port":
+			if args[i+1] == "0" {
+				continue
+			}
+			port := pickPort(r.t)
+			args[i+1] = strconv.Itoa(port)
+			if args[i] != "--cluster-port" {
+				r.Port = port
+			}
+		}
+	}
+	return args
 }
 
 // PID is the server's process id (bench measures its CPU time), 0 while
@@ -83,34 +120,71 @@ func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 // Start (re)starts the server on its port; the dataset starts empty.
 func (r *Redis) Start() {
 	r.t.Helper()
+	if err := r.launch(); err != nil {
+		r.t.Fatalf("redis-server on %s: %v\n%s", r.Addr(), err, r.Log())
+	}
+}
+
+// launch starts the server and waits until this run of it logs that it
+// accepts connections and answers: a PING alone could be answered by
+// another server that holds the port this one failed to bind.
+func (r *Redis) launch() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd != nil {
-		return
+		return nil
+	}
+	logStart := 0
+	if fi, err := os.Stat(r.logFile()); err == nil {
+		logStart = int(fi.Size()) // a restart appends to the log
 	}
 	cmd := exec.Command(r.bin, r.args...)
 	cmd.Dir = r.dir
 	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
 	r.cmd = cmd
-	err := waitFor(10*time.Second, func() error {
-		c, err := r.dial()
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Do("PING")
-		if err != nil && err.Error() == "NOAUTH Authentication required." {
-			return nil
-		}
+	fail := func(err error) error {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		r.cmd = nil
 		return err
-	})
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-		r.t.Fatalf("redis-server on %s: %v\n%s", r.Addr(), err, log)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		log := r.Log()
+		log = log[min(logStart, len(log)):]
+		if strings.Contains(log, "Address already in use") {
+			return fail(errPortTaken)
+		}
+		var err error
+		if strings.Contains(log, "Ready to accept connections") {
+			if err = r.ping(); err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("not ready after 10s: %v", err))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// ping reports whether the server answers (a password it asks for counts).
+func (r *Redis) ping() error {
+	c, err := r.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Do("PING")
+	if err != nil && err.Error() == "NOAUTH Authentication required." {
+		return nil
+	}
+	return err
+}
+
+func (r *Redis) logFile() string { return filepath.Join(r.dir, "redis.log") }
 
 // Stop kills the server (SIGKILL: the tests want an abrupt loss) and waits
 // for it to exit.
@@ -133,7 +207,7 @@ func (r *Redis) dial(opts ...redis.DialOption) (redis.Conn, error) {
 
 // Log returns the server's log file.
 func (r *Redis) Log() string {
-	b, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+	b, _ := os.ReadFile(r.logFile())
 	return string(b)
 }
 

@@ -34,6 +34,10 @@ func FreePort(t TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// pickPort picks a server's port: FreePort, which a test replaces to hand
+// out a port that is taken.
+var pickPort = FreePort
+
 // RequireBinary skips nothing: a missing server binary is a broken test
 // environment, and `make test` installs them. It fails with the package to
 // install.
