@@ -85,9 +85,30 @@ func launchExporter(t *testing.T, scheme string, client *http.Client, probe stri
 // wrapper command (e.g. prlimit … --); nil runs it directly.
 func launchWrappedExporter(t *testing.T, wrapper []string, scheme string, client *http.Client, probe string, env []string, args ...string) *exporter {
 	t.Helper()
+	// The port FreePort gave may be taken by the time the exporter binds
+	// it (another test's connection got it): the exporter then exits, and
+	// is started again on another port, up to three times in all.
+	for attempt := 1; ; attempt++ {
+		e, err := tryExporter(t, wrapper, scheme, client, probe, env, args...)
+		if err == nil {
+			return e
+		}
+		if attempt == 3 || !strings.Contains(e.Output(), "address already in use") {
+			t.Fatalf("%v\n%s", err, e.Output())
+		}
+	}
+}
+
+// tryExporter starts the exporter on a port FreePort gives and waits until
+// it serves there: its probe answers, and it logged that it listens on that
+// address (an answer alone could come from another test's server that took
+// the port).
+func tryExporter(t *testing.T, wrapper []string, scheme string, client *http.Client, probe string, env []string, args ...string) (*exporter, error) {
+	t.Helper()
 	port := testserver.FreePort(t)
-	e := &exporter{t: t, URL: scheme + "://127.0.0.1:" + strconv.Itoa(port), exited: make(chan error, 1)}
-	argv := append(append(append([]string{}, wrapper...), binary, "--web.listen-address=127.0.0.1:"+strconv.Itoa(port)), args...)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	e := &exporter{t: t, URL: scheme + "://" + addr, exited: make(chan error, 1)}
+	argv := append(append(append([]string{}, wrapper...), binary, "--web.listen-address="+addr), args...)
 	e.cmd = exec.Command(argv[0], argv[1:]...)
 	e.cmd.Env = append(os.Environ(), env...)
 	e.cmd.Stdout, e.cmd.Stderr = e, e
@@ -107,16 +128,18 @@ func launchWrappedExporter(t *testing.T, wrapper []string, scheme string, client
 		resp, err := client.Get(e.URL + probe)
 		if err == nil {
 			resp.Body.Close()
-			return e
+			if out := e.Output(); strings.Contains(out, "Listening on") && strings.Contains(out, addr) {
+				return e, nil
+			}
 		}
 		select {
 		case err := <-e.exited:
 			e.exited <- err
-			t.Fatalf("exporter exited at start: %v\n%s", err, e.Output())
+			return e, fmt.Errorf("exporter exited at start: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("exporter not serving %s after 20s (%v):\n%s", scheme, err, e.Output())
+			return e, fmt.Errorf("exporter not serving %s after 20s (%v)", scheme, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
