@@ -78,9 +78,6 @@ func main() {
 		app.Fatalf("%v", err)
 	}
 	logger := promslog.New(o.log)
-	if r := o.autoMemLimitRatio; math.IsNaN(r) || r <= 0 || r > 1 {
-		app.Fatalf("--auto-gomemlimit.ratio must be in (0, 1], got %v", r)
-	}
 	if os.Getenv("GOGC") == "" {
 		// GOGC 200: a scrape allocates in proportion to the tenants, and a
 		// larger heap target made the scrape measurably faster for a
@@ -174,6 +171,8 @@ func (o *options) validate() (*settings, error) {
 		return nil, fmt.Errorf("--redis.cluster: --demo runs its own single Redis")
 	case o.maxTypes < 0:
 		return nil, fmt.Errorf("--usage.max-metric-types must not be negative, got %d", o.maxTypes)
+	case math.IsNaN(o.autoMemLimitRatio) || o.autoMemLimitRatio <= 0 || o.autoMemLimitRatio > 1:
+		return nil, fmt.Errorf("--auto-gomemlimit.ratio must be in (0, 1], got %v", o.autoMemLimitRatio)
 	case o.maxReply < 0:
 		return nil, fmt.Errorf("--redis.max-reply-bytes must not be negative, got %v", o.maxReply)
 	}

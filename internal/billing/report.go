@@ -69,8 +69,9 @@ type TenantStatus struct {
 	// order, computed once per join: every scrape walks them several times
 	// (thresholds, both limit families, ranking) for every tenant.
 	// noPercentage where it cannot be computed: the limit or the usage
-	// field could not be read. Only these 8 bytes a limit are the tenant's own; the types
-	// and limits are the plan's (BENCHMARKS.md, "Memory").
+	// field could not be read. Only these 8 bytes a limit are the
+	// tenant's own; the types and limits are the plan's (BENCHMARKS.md,
+	// "Memory").
 	pcts []float64
 	// messages is Used("messages"), looked up once per join: ranking the
 	// tenants for --metrics.max-tenants and the alerts' projection need it
