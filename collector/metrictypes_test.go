@@ -78,7 +78,7 @@ func TestMaxMetricTypesBoundsSeries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for mt := range tr.Status.Usage {
+		for mt := range tr.Status.Usage.Map() {
 			if !allowed[mt] {
 				t.Errorf("API: tenant %s has metric type %s, which /metrics left out", id, mt)
 			}

@@ -28,7 +28,7 @@ func TestWriteTenantsReuse(t *testing.T) {
 	n := 2*chunkTenants + 7
 	first := make([]billing.TenantStatus, n)
 	for i := range first {
-		first[i] = status(fmt.Sprint(i), usage.Counters{"messages": int64(i), "users": int64(i % 7), "storage": 3}, "1")
+		first[i] = status(fmt.Sprint(i), usage.CountersOf(map[string]int64{"messages": int64(i), "users": int64(i % 7), "storage": 3}), "1")
 	}
 	for _, tc := range []struct {
 		name    string
@@ -37,15 +37,15 @@ func TestWriteTenantsReuse(t *testing.T) {
 	}{
 		{name: "nothing changed", change: func(ts []billing.TenantStatus) []billing.TenantStatus { return ts }},
 		{name: "usage and plans changed", change: func(ts []billing.TenantStatus) []billing.TenantStatus {
-			ts[0] = status("0", usage.Counters{"messages": 99}, "1")
-			ts[chunkTenants] = status(ts[chunkTenants].ID, usage.Counters{"messages": 1}, "1")
+			ts[0] = status("0", usage.CountersOf(map[string]int64{"messages": 99}), "1")
+			ts[chunkTenants] = status(ts[chunkTenants].ID, usage.CountersOf(map[string]int64{"messages": 1}), "1")
 			ts[n-1] = status(ts[n-1].ID, ts[n-1].Usage, "2") // same counters, another plan
 			// New counters with the same content: not the same.
-			ts[5] = status("5", usage.Counters{"messages": 5, "users": 5, "storage": 3}, "1")
+			ts[5] = status("5", usage.CountersOf(map[string]int64{"messages": 5, "users": 5, "storage": 3}), "1")
 			return ts
 		}, changed: []int{0, 5, chunkTenants, n - 1}},
 		{name: "a tenant more", change: func(ts []billing.TenantStatus) []billing.TenantStatus {
-			return append(ts, status("new", usage.Counters{"messages": 1}, "1"))
+			return append(ts, status("new", usage.CountersOf(map[string]int64{"messages": 1}), "1"))
 		}, changed: nil /* every one: the list changed */},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -120,11 +120,11 @@ func newFuzzAPI(tb testing.TB) *fuzzAPI {
 			return
 		}
 		r := &memReader{pattern: usage.MustParseKeyPattern(usage.DefaultKeyPattern), tenants: map[string]usage.Counters{
-			"1": {"messages": 4250}, "2": {"messages": 10, "users": 3}, "3": {"messages": 10},
-			"a:b": {"messages": 6}, "ação": {"messages": 5}, `quo"te`: {"messages": 100},
+			"1": usage.CountersOf(map[string]int64{"messages": 4250}), "2": usage.CountersOf(map[string]int64{"messages": 10, "users": 3}), "3": usage.CountersOf(map[string]int64{"messages": 10}),
+			"a:b": usage.CountersOf(map[string]int64{"messages": 6}), "ação": usage.CountersOf(map[string]int64{"messages": 5}), `quo"te`: usage.CountersOf(map[string]int64{"messages": 100}),
 		}}
 		for i := range 150 {
-			r.tenants[fmt.Sprintf("t%03d", i)] = usage.Counters{"messages": int64(i * 7), "users": int64(i % 4)}
+			r.tenants[fmt.Sprintf("t%03d", i)] = usage.CountersOf(map[string]int64{"messages": int64(i * 7), "users": int64(i % 4)})
 		}
 		svc := billing.New(r,
 			billing.WithClock(func() time.Time { return november }),

@@ -19,7 +19,7 @@ func BenchmarkJoin(b *testing.B) {
 	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
 	for i := range n {
 		id := strconv.Itoa(i)
-		snap.Tenants[id] = usage.Counters{"messages": int64(i % 6000), "storage": int64(i) << 12, "users": int64(i % 7), "whatsappSessions": int64(i % 3)}
+		snap.Tenants[id] = usage.CountersOf(map[string]int64{"messages": int64(i % 6000), "storage": int64(i) << 12, "users": int64(i % 7), "whatsappSessions": int64(i % 3)})
 		cat.Tenants[id] = strconv.Itoa(1 + i%2)
 		if i%33 == 0 {
 			cat.Tenants[id] = "" // a row with no plan, as the default query gives

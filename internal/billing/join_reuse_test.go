@@ -27,11 +27,11 @@ func TestJoinReuse(t *testing.T) {
 	counters := func() map[string]usage.Counters {
 		m := map[string]usage.Counters{}
 		for i := range 60 { // 10 without a row in the catalog
-			c := usage.Counters{"messages": int64(i * 7), "users": int64(i % 6), "storage": int64(i) << 14}
+			fields := map[string]int64{"messages": int64(i * 7), "users": int64(i % 6), "storage": int64(i) << 14}
 			if i%9 == 0 {
-				c.MarkUnreadable("messages", usage.ReasonInvalidValue)
+				fields["messages"] = usage.UnreadableValue(usage.ReasonInvalidValue)
 			}
-			m[strconv.Itoa(i)] = c
+			m[strconv.Itoa(i)] = usage.CountersOf(fields)
 		}
 		m["w"] = usage.UnreadableHash(usage.ReasonWrongType)
 		return m
@@ -48,10 +48,10 @@ func TestJoinReuse(t *testing.T) {
 	}{
 		{name: "nothing changed", order: true, checks: true},
 		{name: "counters changed", order: true, checks: true, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
-			used["3"] = usage.Counters{"messages": 99, "users": 6}
-			used["4"] = usage.Counters{"messages": 1}
-			used["7"] = usage.Counters{"users": 1}
-			used["w"] = usage.Counters{"messages": 5}
+			used["3"] = usage.CountersOf(map[string]int64{"messages": 99, "users": 6})
+			used["4"] = usage.CountersOf(map[string]int64{"messages": 1})
+			used["7"] = usage.CountersOf(map[string]int64{"users": 1})
+			used["w"] = usage.CountersOf(map[string]int64{"messages": 5})
 		}},
 		{name: "tenant's plan changed", order: true, checks: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			cat.Tenants["1"], cat.Tenants["2"], cat.Tenants["3"], cat.Tenants["0"] = "1", "1", "", "2"
@@ -67,7 +67,7 @@ func TestJoinReuse(t *testing.T) {
 			delete(used, "55") // and from everything
 		}},
 		{name: "tenant new in usage", order: false, checks: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
-			used["new"] = usage.Counters{"messages": 1}
+			used["new"] = usage.CountersOf(map[string]int64{"messages": 1})
 		}},
 		{name: "tenant swapped for another", order: false, checks: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
 			used["new"] = used["55"]
@@ -127,7 +127,7 @@ func TestJoinReuse(t *testing.T) {
 			for i := range reused.Tenants {
 				now := &reused.Tenants[i]
 				if was, ok := before[now.ID]; ok {
-					want := sameMap(now.Usage, was.Usage) && reflect.DeepEqual(*now, *was)
+					want := now.Usage == was.Usage && reflect.DeepEqual(*now, *was)
 					if got := now.Same(was); got != want {
 						t.Errorf("tenant %s: Same = %v, want %v", now.ID, got, want)
 					}

@@ -18,21 +18,21 @@ func TestMostPressed(t *testing.T) {
 		return TenantStatus{ID: id, LimitsKnown: true, PlanID: "1", Limits: limits, Usage: used}
 	}
 	tenants := []TenantStatus{
-		onPlan("low", usage.Counters{"messages": 10}),
+		onPlan("low", usage.CountersOf(map[string]int64{"messages": 10})),
 		// Consumption limits: at 100 % the backend refuses more.
-		onPlan("messages-over", usage.Counters{"messages": 150}),
-		onPlan("storage-full", usage.Counters{"storage": 1000}),
+		onPlan("messages-over", usage.CountersOf(map[string]int64{"messages": 150})),
+		onPlan("storage-full", usage.CountersOf(map[string]int64{"storage": 1000})),
 		// BillingUsageNearLimit: above 80 % of messages.
-		onPlan("messages-85", usage.Counters{"messages": 85}),
-		onPlan("messages-80", usage.Counters{"messages": 80}),
+		onPlan("messages-85", usage.CountersOf(map[string]int64{"messages": 85})),
+		onPlan("messages-80", usage.CountersOf(map[string]int64{"messages": 80})),
 		// Seat limits: at the limit is normal use, over it the event.
-		onPlan("one-session", usage.Counters{"whatsappSessions": 1}),
-		onPlan("users-full", usage.Counters{"users": 10}),
-		onPlan("users-over", usage.Counters{"users": 12}),
+		onPlan("one-session", usage.CountersOf(map[string]int64{"whatsappSessions": 1})),
+		onPlan("users-full", usage.CountersOf(map[string]int64{"users": 10})),
+		onPlan("users-over", usage.CountersOf(map[string]int64{"users": 12})),
 		// BillingTenantWithoutPlan.
-		{ID: "no-plan", LimitsKnown: true, PlanID: NoPlanID, UsingDefaults: true, Limits: plans.Limits{"messages": 1000}, Usage: usage.Counters{"messages": 1}},
-		{ID: "unlimited-big", LimitsKnown: true, Limits: plans.Limits{}, Usage: usage.Counters{"messages": 1e6}},
-		{ID: "unknown-limits", Usage: usage.Counters{"messages": 5}},
+		{ID: "no-plan", LimitsKnown: true, PlanID: NoPlanID, UsingDefaults: true, Limits: plans.Limits{"messages": 1000}, Usage: usage.CountersOf(map[string]int64{"messages": 1})},
+		{ID: "unlimited-big", LimitsKnown: true, Limits: plans.Limits{}, Usage: usage.CountersOf(map[string]int64{"messages": 1e6})},
+		{ID: "unknown-limits", Usage: usage.CountersOf(map[string]int64{"messages": 5})},
 	}
 	for i := range tenants {
 		tenants[i].ComputeChecks()
@@ -82,12 +82,7 @@ func ids(ts []TenantStatus) []string {
 func TestAlertingSkipsUnreadable(t *testing.T) {
 	limits := plans.Limits{"messages": 100, "users": 10}
 	unreadableMessages := func(other usage.Counters) usage.Counters {
-		c := usage.Counters{}
-		for k, v := range other {
-			c[k] = v
-		}
-		c.MarkUnreadable("messages", usage.ReasonInvalidValue)
-		return c
+		return other.With("messages", usage.UnreadableValue(usage.ReasonInvalidValue))
 	}
 	nov := period.At(time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC), time.UTC)
 	midMonth := nov.Start.Add(15 * 24 * time.Hour)
@@ -99,11 +94,11 @@ func TestAlertingSkipsUnreadable(t *testing.T) {
 		{"messages unreadable", TenantStatus{ID: "a", LimitsKnown: true, PlanID: "1", Limits: limits,
 			Usage: unreadableMessages(nil)}, false},
 		{"messages limit unreadable", TenantStatus{ID: "b", LimitsKnown: true, PlanID: "1", Limits: plans.Limits{"users": 10},
-			UnreadableLimits: map[string]string{"messages": "invalid_value"}, Usage: usage.Counters{"messages": 95}}, false},
+			UnreadableLimits: map[string]string{"messages": "invalid_value"}, Usage: usage.CountersOf(map[string]int64{"messages": 95})}, false},
 		{"readable seats still count", TenantStatus{ID: "c", LimitsKnown: true, PlanID: "1", Limits: limits,
-			Usage: unreadableMessages(usage.Counters{"users": 11})}, true},
+			Usage: unreadableMessages(usage.CountersOf(map[string]int64{"users": 11}))}, true},
 		{"readable messages near the limit", TenantStatus{ID: "d", LimitsKnown: true, PlanID: "1", Limits: limits,
-			Usage: usage.Counters{"messages": 85}}, true},
+			Usage: usage.CountersOf(map[string]int64{"messages": 85})}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -409,7 +409,7 @@ func samePlans(a, b PlansState) bool {
 // the hashes that did not change, and then this costs no map lookup;
 // counters read anew are never the same, whatever they hold.
 func (t *TenantStatus) Same(o *TenantStatus) bool {
-	return t.ID == o.ID && sameMap(t.Usage, o.Usage) &&
+	return t.ID == o.ID && t.Usage == o.Usage &&
 		t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
 		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
 		(sameMap(t.Limits, o.Limits) || maps.Equal(t.Limits, o.Limits)) &&
@@ -431,7 +431,7 @@ func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
 // id from the catalog: then, with the same plans, its limit checks are
 // what joining them again would compute.
 func (t *TenantStatus) joinedFrom(counters usage.Counters, planID string) bool {
-	if !sameMap(t.Usage, counters) {
+	if t.Usage != counters {
 		return false
 	}
 	if !t.LimitsKnown {

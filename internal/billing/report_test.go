@@ -82,11 +82,11 @@ func catalog() *plans.Catalog {
 
 func usageState() *staticUsage {
 	return &staticUsage{tenants: map[string]usage.Counters{
-		"1":  {"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1},
-		"3":  {"messages": 10},
-		"4":  {"messages": 123456, "storage": 5368709120, "apiCalls": 9},
-		"5":  {"messages": 6000},            // over the limit
-		"77": {"messages": 500, "users": 1}, // in Redis only
+		"1":  usage.CountersOf(map[string]int64{"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1}),
+		"3":  usage.CountersOf(map[string]int64{"messages": 10}),
+		"4":  usage.CountersOf(map[string]int64{"messages": 123456, "storage": 5368709120, "apiCalls": 9}),
+		"5":  usage.CountersOf(map[string]int64{"messages": 6000}),            // over the limit
+		"77": usage.CountersOf(map[string]int64{"messages": 500, "users": 1}), // in Redis only
 	}}
 }
 
@@ -293,7 +293,7 @@ func TestJoinManyTenants(t *testing.T) {
 	cat := catalog()
 	for i := range n {
 		id := fmt.Sprintf("m%06d", i)
-		u.tenants[id] = usage.Counters{"messages": int64(i % 5000)}
+		u.tenants[id] = usage.CountersOf(map[string]int64{"messages": int64(i % 5000)})
 		if i%2 == 0 {
 			cat.Tenants[id] = "1"
 		}
@@ -401,13 +401,12 @@ func TestUnavailableYieldsNothingDerived(t *testing.T) {
 		cat.Tenants[id] = "1"
 	}
 	cat.Tenants["limit"] = "2"
-	field := usage.Counters{"users": 4}
-	field.MarkUnreadable("messages", usage.ReasonInvalidValue)
+	field := usage.CountersOf(map[string]int64{"users": 4, "messages": usage.UnreadableValue(usage.ReasonInvalidValue)})
 	u := &staticUsage{tenants: map[string]usage.Counters{
 		"field": field,
 		"hash":  usage.UnreadableHash(usage.ReasonWrongType),
-		"limit": {"messages": 4500, "users": 4},
-		"ok":    {"messages": 4500, "users": 4},
+		"limit": usage.CountersOf(map[string]int64{"messages": 4500, "users": 4}),
+		"ok":    usage.CountersOf(map[string]int64{"messages": 4500, "users": 4}),
 	}}
 	svc := New(u, WithPlans(&switchablePlans{cat: cat}, "postgres"), WithClock(func() time.Time { return now }),
 		WithThresholds([]float64{0, 80}))

@@ -351,8 +351,9 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
 		if others == nil { // no full read yet: this hash alone decides
 			one.CapMetricTypes(g.MetricTypes, s.maxTypes)
+			counters = one.Tenants[tenantID]
 		} else {
-			usage.KeepMetricTypes(counters, configuredTypes(g.MetricTypes), others, one.Skipped)
+			counters = usage.KeepMetricTypes(counters, configuredTypes(g.MetricTypes), others, one.Skipped)
 		}
 	}
 	plansState := s.lastPlans(g)

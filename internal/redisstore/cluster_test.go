@@ -109,7 +109,7 @@ func sameSnapshot(t *testing.T, what string, got, want *usage.Snapshot) {
 			switch {
 			case !ok:
 				missing = append(missing, id)
-			case !maps.Equal(g, w):
+			case !g.Equal(w):
 				wrong = append(wrong, fmt.Sprintf("%s=%v (want %v)", id, g, w))
 			}
 		}
@@ -276,8 +276,8 @@ func TestClusterReadTenantOnEveryNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s (node %d): %v", key, n, err)
 		}
-		want := unreadable(usage.Counters{"messages": int64(1000 + n)}, usage.ReasonInvalidValue, "users")
-		if !found || !maps.Equal(got, want) || skipped[usage.ReasonInvalidValue] != 1 {
+		want := unreadable(usage.CountersOf(map[string]int64{"messages": int64(1000 + n)}), usage.ReasonInvalidValue, "users")
+		if !found || !got.Equal(want) || skipped[usage.ReasonInvalidValue] != 1 {
 			t.Errorf("%s (node %d): %v found=%v skipped=%v, want %v", key, n, got, found, skipped, want)
 		}
 	}
@@ -295,7 +295,7 @@ func TestClusterReadTenantOnEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, found, _, err := c.ReadTenant(context.Background(), key)
-	if err != nil || !found || got["messages"] != 1000 {
+	if err != nil || !found || value(got, "messages") != 1000 {
 		t.Errorf("after the slot moved: %v found=%v err=%v", got, found, err)
 	}
 
@@ -313,7 +313,7 @@ func TestClusterReadTenantOnEveryNode(t *testing.T) {
 	cl.Node(owner).Do("MIGRATE", "127.0.0.1", cl.Node(2).Port, "", 0, 5000, "KEYS", "usage:{grp}0:202611", "usage:{grp}1:202611")
 	for i := range 4 {
 		got, found, _, err := c.ReadTenant(context.Background(), "usage:{grp}"+strconv.Itoa(i)+":202611")
-		if err != nil || !found || got["messages"] != int64(i) {
+		if err != nil || !found || value(got, "messages") != int64(i) {
 			t.Errorf("{grp}%d mid-migration: %v found=%v err=%v", i, got, found, err)
 		}
 	}
@@ -421,7 +421,7 @@ func TestClusterStaleCopyNotCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Keys != 1 || len(snap.Tenants) != 1 || snap.Tenants["stale"]["messages"] != 5 {
+	if snap.Keys != 1 || len(snap.Tenants) != 1 || value(snap.Tenants["stale"], "messages") != 5 {
 		t.Errorf("keys=%d tenants=%v, want the owner's copy once", snap.Keys, snap.Tenants)
 	}
 }

@@ -230,7 +230,7 @@ func TestMirrorReadYourWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := read(t, m, thisPeriod).Tenants[id]["messages"]; got != v {
+		if got := value(read(t, m, thisPeriod).Tenants[id], "messages"); got != v {
 			t.Fatalf("write %d: tenant %s messages = %d right after HINCRBY answered %d", i, id, got, v)
 		}
 	}
@@ -272,7 +272,7 @@ func TestMirrorReadYourWritesWhileSharing(t *testing.T) {
 				close(held)
 				<-release
 			}
-			return snap.Tenants["1"]["messages"], nil
+			return value(snap.Tenants["1"], "messages"), nil
 		})
 	}
 	start := func() <-chan int64 {
@@ -441,7 +441,7 @@ func TestMirrorClientPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := read(t, m, thisPeriod)
-	if v := got.Tenants["1"]["messages"]; v != 42 {
+	if v := value(got.Tenants["1"], "messages"); v != 42 {
 		t.Errorf("messages = %d after the paused write was acknowledged, want 42", v)
 	}
 	sameSnapshot(t, "after pause", got, read(t, s, thisPeriod))
@@ -523,11 +523,11 @@ func TestMirrorManyInvalidationsBetweenReads(t *testing.T) {
 		t.Errorf("re-read %d keys, want %d", n, tenants)
 	}
 	want := read(t, s, thisPeriod)
-	if !maps.EqualFunc(got.Tenants, want.Tenants, maps.Equal) {
+	if !maps.EqualFunc(got.Tenants, want.Tenants, usage.Counters.Equal) {
 		t.Errorf("mirror differs from a full read after %d changes", tenants)
 	}
 	for i := range tenants {
-		if v := got.Tenants[fmt.Sprint(i)]["messages"]; v != int64(i+1000) {
+		if v := value(got.Tenants[fmt.Sprint(i)], "messages"); v != int64(i+1000) {
 			t.Fatalf("tenant %d: messages %d, want %d", i, v, i+1000)
 		}
 	}
@@ -625,7 +625,7 @@ func TestMirrorResync(t *testing.T) {
 
 	// A mirror gone wrong (as a bug would make it): two keys.
 	m.mu.Lock()
-	m.state.put("5", &keyEntry{counters: usage.Counters{"messages": 999}})
+	m.state.put("5", &keyEntry{counters: usage.CountersOf(map[string]int64{"messages": 999})})
 	m.state.others.Add("usage:9:" + lastPeriod)
 	m.mu.Unlock()
 	if n, err := m.Resync(ctx); err != nil || n != 2 {

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/usage"
@@ -144,7 +143,7 @@ func divergence(a, b *mirrorState, skip map[string]struct{}, pattern usage.KeyPa
 		}
 	}
 	for id, ca := range a.tenants {
-		if cb, ok := b.tenants[id]; !ok || !maps.Equal(ca, cb) || a.flawed[id] != b.flawed[id] {
+		if cb, ok := b.tenants[id]; !ok || !ca.Equal(cb) || a.flawed[id] != b.flawed[id] {
 			diff(pattern.Key(id, a.periodID))
 		}
 	}

@@ -48,16 +48,16 @@ func TestReadUsage(t *testing.T) {
 	srv.HSet("other:9:202611", "messages", 1)                                  // not a usage key at all
 
 	wantTenants := map[string]usage.Counters{
-		"1":       {"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1},
-		"2":       {"messages": 10, "apiCalls": 7},
-		"4":       unreadable(usage.Counters{"users": 2}, usage.ReasonInvalidValue, "messages", "storage"),
-		"5":       unreadable(usage.Counters{}, usage.ReasonInvalidValue, "messages"),
+		"1":       usage.CountersOf(map[string]int64{"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1}),
+		"2":       usage.CountersOf(map[string]int64{"messages": 10, "apiCalls": 7}),
+		"4":       unreadable(usage.CountersOf(map[string]int64{"users": 2}), usage.ReasonInvalidValue, "messages", "storage"),
+		"5":       unreadable(usage.CountersOf(map[string]int64{}), usage.ReasonInvalidValue, "messages"),
 		"6":       usage.UnreadableHash(usage.ReasonWrongType), // known, its usage unknown
 		"7":       usage.UnreadableHash(usage.ReasonWrongType),
-		"ação ✓":  {"messages": 5},
-		`o"brien`: {"messages": 6},
-		"a:b":     {"messages": 8},
-		"8":       {"messages": 2},
+		"ação ✓":  usage.CountersOf(map[string]int64{"messages": 5}),
+		`o"brien`: usage.CountersOf(map[string]int64{"messages": 6}),
+		"a:b":     usage.CountersOf(map[string]int64{"messages": 8}),
+		"8":       usage.CountersOf(map[string]int64{"messages": 2}),
 	}
 	wantSkipped := map[usage.Reason]int{
 		usage.ReasonMalformedKey: 2,
@@ -83,7 +83,7 @@ func TestReadUsage(t *testing.T) {
 				t.Errorf("tenants = %v, want %v", snap.Tenants, wantTenants)
 			}
 			for id, want := range wantTenants {
-				if got := snap.Tenants[id]; !maps.Equal(got, want) {
+				if got := snap.Tenants[id]; !got.Equal(want) {
 					t.Errorf("tenant %q = %v, want %v", id, got, want)
 				}
 			}
@@ -138,7 +138,7 @@ func TestReadUsageRedisDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no recovery after restart: %v", err)
 	}
-	if got := snap.Tenants["1"]["messages"]; got != 2 {
+	if got := value(snap.Tenants["1"], "messages"); got != 2 {
 		t.Errorf("messages after restart = %d, want 2", got)
 	}
 }
@@ -166,7 +166,7 @@ func TestReadUsageHonoursDeadline(t *testing.T) {
 // read returns for fields it had to skip.
 func unreadable(c usage.Counters, reason usage.Reason, fields ...string) usage.Counters {
 	for _, f := range fields {
-		c.MarkUnreadable(f, reason)
+		c = c.With(f, usage.UnreadableValue(reason))
 	}
 	return c
 }
@@ -182,7 +182,7 @@ func TestReadTenant(t *testing.T) {
 		found       bool
 		wantSkipped map[usage.Reason]int
 	}{
-		{"usage:1:202611", unreadable(usage.Counters{"messages": 4250}, usage.ReasonInvalidValue, "users"), true, map[usage.Reason]int{usage.ReasonInvalidValue: 1}},
+		{"usage:1:202611", unreadable(usage.CountersOf(map[string]int64{"messages": 4250}), usage.ReasonInvalidValue, "users"), true, map[usage.Reason]int{usage.ReasonInvalidValue: 1}},
 		{"usage:2:202611", usage.UnreadableHash(usage.ReasonWrongType), true, map[usage.Reason]int{usage.ReasonWrongType: 1}},
 		{"usage:3:202611", nil, false, map[usage.Reason]int{}},
 	}
@@ -191,7 +191,7 @@ func TestReadTenant(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.key, err)
 		}
-		if found != tc.found || !maps.Equal(got, tc.want) || !maps.Equal(skipped, tc.wantSkipped) {
+		if found != tc.found || !got.Equal(tc.want) || !maps.Equal(skipped, tc.wantSkipped) {
 			t.Errorf("%s: got %v found=%v skipped=%v; want %v %v %v", tc.key, got, found, skipped, tc.want, tc.found, tc.wantSkipped)
 		}
 	}

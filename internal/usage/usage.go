@@ -9,10 +9,6 @@ import (
 	"strings"
 )
 
-// Counters maps a metric type (the hash field name as written, such as
-// "whatsappSessions") to its current value.
-type Counters map[string]int64
-
 // Reason says why a piece of usage data was skipped. The values are label
 // values of the exporter's invalid-data metric: keep them stable.
 type Reason string
@@ -65,18 +61,18 @@ func ParseValue(b []byte) (int64, error) {
 // DecodeHash turns an HGETALL reply (field, value, field, value...) into
 // Counters. Bad fields are skipped one by one and tallied in skipped, so one
 // bad field never hides the good ones next to it. A field with a usable
-// name but a bad value is kept as unreadable (see MarkUnreadable): it is
-// unknown, not 0. A bad name cannot be a metric type, so nothing derived
-// depends on it.
+// name but a bad value is kept as unreadable (see Hash): it is unknown, not
+// 0. A bad name cannot be a metric type, so nothing derived depends on it.
 func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
-	c := make(Counters, len(pairs)/2)
+	var buf [8]field
+	fields := buf[:0]
 	for i := 0; i+1 < len(pairs); i += 2 {
 		// The usual field names come from one table instead of a fresh
 		// string per field per tenant (and need no validation).
-		field, known := knownFields[string(pairs[i])]
+		name, known := knownFields[string(pairs[i])]
 		if !known {
-			field = string(pairs[i])
-			if ValidateMetricType(field) != nil {
+			name = string(pairs[i])
+			if ValidateMetricType(name) != nil {
 				skipped[ReasonInvalidField]++
 				continue
 			}
@@ -84,12 +80,11 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 		v, err := ParseValue(pairs[i+1])
 		if err != nil {
 			skipped[ReasonInvalidValue]++
-			c.MarkUnreadable(field, ReasonInvalidValue)
-			continue
+			v = -unreadableCodes[ReasonInvalidValue]
 		}
-		c[field] = v
+		fields = append(fields, field{name, v})
 	}
-	return c
+	return buildHash(fields)
 }
 
 // Snapshot is one complete read of the usage state for a period. It is only
@@ -120,16 +115,16 @@ type TypeCounts map[string]int
 
 // Add counts the fields of c, delta times.
 func (tc TypeCounts) Add(c Counters, delta int) {
-	for field := range c {
+	c.eachField(func(field string, _ int64) {
 		if field == wholeHash {
-			continue
+			return
 		}
 		if n := tc[field] + delta; n != 0 {
 			tc[field] = n
 		} else {
 			delete(tc, field)
 		}
-	}
+	})
 }
 
 // NewSnapshot returns an empty snapshot for a period.
@@ -181,22 +176,17 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
 		kept[field] = true
 	}
-	// The map and the counters may be shared with the reader that made
-	// the snapshot (the track mode's mirror keeps them across reads): the
-	// map is copied before the first change, and a tenant with fields to
-	// remove gets a copy of its counters.
+	// The map may be shared with the reader that made the snapshot (the
+	// track mode's mirror keeps it across reads): it is copied before the
+	// first change. Counters are never modified: a tenant with fields to
+	// remove gets new ones.
 	var capped map[string]Counters
 	for tenant, c := range s.Tenants {
-		for field := range c {
-			if field != wholeHash && !known[field] && !kept[field] {
-				if capped == nil {
-					capped = maps.Clone(s.Tenants)
-				}
-				c = maps.Clone(c)
-				KeepMetricTypes(c, known, kept, s.Skipped)
-				capped[tenant] = c
-				break
+		if trimmed := KeepMetricTypes(c, known, kept, s.Skipped); trimmed != c {
+			if capped == nil {
+				capped = maps.Clone(s.Tenants)
 			}
+			capped[tenant] = trimmed
 		}
 	}
 	if capped != nil {
@@ -206,20 +196,20 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 	return kept
 }
 
-// KeepMetricTypes removes from c every field that is neither configured
-// nor kept, counting each in skipped. An unreadable field removed was
-// already counted under its own reason, and is not counted twice; the
-// marker of a whole unreadable hash stays.
-func KeepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) {
-	for field, v := range c {
+// KeepMetricTypes returns c less every field that is neither configured
+// nor kept (c itself when there is none), counting each in skipped. An
+// unreadable field removed was already counted under its own reason, and
+// is not counted twice; the marker of a whole unreadable hash stays.
+func KeepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) Counters {
+	return c.without(func(field string, v int64) bool {
 		if field == wholeHash || configured[field] || kept[field] {
-			continue
+			return false
 		}
-		delete(c, field)
 		if v >= 0 {
 			skipped[ReasonMetricTypeLimit]++
 		}
-	}
+		return true
+	})
 }
 
 // MetricType describes a usage hash field the exporter knows about.

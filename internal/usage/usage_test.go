@@ -45,9 +45,9 @@ func TestDecodeHash(t *testing.T) {
 	}
 	skipped := map[Reason]int{}
 	got := DecodeHash(pairs, skipped)
-	readable := Counters{}
+	readable := map[string]int64{}
 	got.Each(func(mt string, v int64) { readable[mt] = v })
-	want := Counters{"messages": 4250, "whatsappSessions": 1, "newThing": 7}
+	want := map[string]int64{"messages": 4250, "whatsappSessions": 1, "newThing": 7}
 	if !maps.Equal(readable, want) {
 		t.Errorf("readable counters = %v, want %v", readable, want)
 	}
@@ -78,8 +78,7 @@ func TestDecodeHash(t *testing.T) {
 func TestUnreadable(t *testing.T) {
 	for _, reason := range Reasons {
 		t.Run(string(reason), func(t *testing.T) {
-			c := Counters{"messages": 5, "users": 2}
-			c.MarkUnreadable("users", reason)
+			c := CountersOf(map[string]int64{"messages": 5, "users": UnreadableValue(reason)})
 			if r, ok := c.Unreadable("users"); !ok || r != reason {
 				t.Errorf("Unreadable(users) = %q, %v; want %q", r, ok, reason)
 			}
@@ -110,9 +109,9 @@ func TestCapMetricTypes(t *testing.T) {
 	snapshot := func() *Snapshot {
 		s := NewSnapshot("202611")
 		s.Tenants = map[string]Counters{
-			"1": {"messages": 1, "apiCalls": 1, "b": 1, "z1": 1},
-			"2": {"messages": 2, "apiCalls": 2, "a": 2, "z2": 2},
-			"3": {"storage": 3, "apiCalls": 3, "a": 3, "b": 3, "z3": 3},
+			"1": CountersOf(map[string]int64{"messages": 1, "apiCalls": 1, "b": 1, "z1": 1}),
+			"2": CountersOf(map[string]int64{"messages": 2, "apiCalls": 2, "a": 2, "z2": 2}),
+			"3": CountersOf(map[string]int64{"storage": 3, "apiCalls": 3, "a": 3, "b": 3, "z3": 3}),
 		}
 		return s
 	}
@@ -140,14 +139,14 @@ func TestCapMetricTypes(t *testing.T) {
 			}
 			types := map[string]bool{}
 			for _, c := range s.Tenants {
-				for f := range c {
+				for f := range c.Map() {
 					types[f] = true
 				}
 			}
 			if tc.limit > 0 && len(types) > max(tc.limit, 2) {
 				t.Errorf("%d types left: %v", len(types), types)
 			}
-			if s.Tenants["1"]["messages"] != 1 || s.Tenants["3"]["storage"] != 3 {
+			if s.Tenants["1"].Map()["messages"] != 1 || s.Tenants["3"].Map()["storage"] != 3 {
 				t.Errorf("configured fields lost: %v", s.Tenants)
 			}
 		})
@@ -159,11 +158,10 @@ func TestCapMetricTypes(t *testing.T) {
 // unreadable hash as it is.
 func TestCapMetricTypesUnreadable(t *testing.T) {
 	s := NewSnapshot("202611")
-	bad := Counters{"messages": 1, "x": 1}
-	bad.MarkUnreadable("y", ReasonInvalidValue)
+	bad := CountersOf(map[string]int64{"messages": 1, "x": 1, "y": UnreadableValue(ReasonInvalidValue)})
 	s.Tenants = map[string]Counters{
 		"1":     bad,
-		"2":     {"x": 2, "y": 2},
+		"2":     CountersOf(map[string]int64{"x": 2, "y": 2}),
 		"wrong": UnreadableHash(ReasonWrongType),
 	}
 	kept := s.CapMetricTypes([]MetricType{{Name: "messages"}}, 2)
@@ -185,7 +183,7 @@ func TestCapMetricTypesUnreadable(t *testing.T) {
 // (the track mode's mirror keeps them across reads) are not modified, so
 // the next snapshot made from them is capped, and counted, the same way.
 func TestCapMetricTypesLeavesSharedCounters(t *testing.T) {
-	shared := map[string]Counters{"1": {"messages": 1, "a": 1, "b": 2}, "2": {"messages": 3}}
+	shared := map[string]Counters{"1": CountersOf(map[string]int64{"messages": 1, "a": 1, "b": 2}), "2": CountersOf(map[string]int64{"messages": 3})}
 	for read := range 2 {
 		s := NewSnapshot("202611")
 		s.Tenants = maps.Clone(shared)
@@ -193,11 +191,11 @@ func TestCapMetricTypesLeavesSharedCounters(t *testing.T) {
 		if got := s.Skipped[ReasonMetricTypeLimit]; got != 1 {
 			t.Errorf("read %d: metric_type_limit = %d, want 1 (b)", read, got)
 		}
-		if _, ok := s.Tenants["1"]["b"]; ok {
+		if _, ok := s.Tenants["1"].Map()["b"]; ok {
 			t.Errorf("read %d: tenant 1 keeps the capped type b: %v", read, s.Tenants["1"])
 		}
 	}
-	if want := (Counters{"messages": 1, "a": 1, "b": 2}); !maps.Equal(shared["1"], want) {
+	if want := (CountersOf(map[string]int64{"messages": 1, "a": 1, "b": 2})); !shared["1"].Equal(want) {
 		t.Errorf("shared counters modified: %v, want %v", shared["1"], want)
 	}
 }
