@@ -281,11 +281,11 @@ type shapeTable struct {
 func (t *shapeTable) intern(fields []field) *[]string {
 	var buf [256]byte
 	key := buf[:0]
-	for i, f := range fields {
-		if i > 0 {
-			key = append(key, 0) // field names are printable
-		}
-		key = append(key, f.name...)
+	for _, f := range fields {
+		// Each name ends in a NUL, which no field name holds (they are
+		// printable), so that no two lists share a key: not even no
+		// field and the one field "" of a whole unreadable hash.
+		key = append(append(key, f.name...), 0)
 	}
 	if m := t.m.Load(); m != nil {
 		if names, ok := (*m)[string(key)]; ok {

@@ -47,6 +47,22 @@ func TestHashFields(t *testing.T) {
 	}
 }
 
+// TestUnreadableHashIsNotEmpty: the marker of a whole unreadable hash is a
+// field named "", which must not be taken for a hash without fields
+// whichever is made first.
+func TestUnreadableHashIsNotEmpty(t *testing.T) {
+	for _, first := range []string{"empty", "unreadable"} {
+		shapes = &shapeTable{}
+		if first == "empty" {
+			CountersOf(nil)
+		}
+		whole, empty := UnreadableHash(ReasonWrongType), CountersOf(nil)
+		if _, ok := whole.HashUnreadable(); !ok || empty.Len() != 0 {
+			t.Errorf("%s first: unreadable hash %v, empty hash of %d fields", first, whole, empty.Len())
+		}
+	}
+}
+
 func TestNilHashIsEmpty(t *testing.T) {
 	var h Counters
 	if v, ok := h.Value("messages"); !ok || v != 0 {
