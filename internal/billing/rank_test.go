@@ -15,7 +15,7 @@ import (
 func TestMostPressed(t *testing.T) {
 	limits := plans.Limits{"messages": 100, "storage": 1000, "users": 10, "whatsappSessions": 1}
 	onPlan := func(id string, used usage.Counters) TenantStatus {
-		return TenantStatus{ID: id, LimitsKnown: true, PlanID: "1", Limits: limits, Usage: used}
+		return TenantStatus{ID: id, Usage: used, Terms: &Terms{LimitsKnown: true, PlanID: "1", Limits: limits}}
 	}
 	tenants := []TenantStatus{
 		onPlan("low", usage.CountersOf(map[string]int64{"messages": 10})),
@@ -30,8 +30,8 @@ func TestMostPressed(t *testing.T) {
 		onPlan("users-full", usage.CountersOf(map[string]int64{"users": 10})),
 		onPlan("users-over", usage.CountersOf(map[string]int64{"users": 12})),
 		// BillingTenantWithoutPlan.
-		{ID: "no-plan", LimitsKnown: true, PlanID: NoPlanID, UsingDefaults: true, Limits: plans.Limits{"messages": 1000}, Usage: usage.CountersOf(map[string]int64{"messages": 1})},
-		{ID: "unlimited-big", LimitsKnown: true, Limits: plans.Limits{}, Usage: usage.CountersOf(map[string]int64{"messages": 1e6})},
+		{ID: "no-plan", Usage: usage.CountersOf(map[string]int64{"messages": 1}), Terms: &Terms{LimitsKnown: true, PlanID: NoPlanID, UsingDefaults: true, Limits: plans.Limits{"messages": 1000}}},
+		{ID: "unlimited-big", Usage: usage.CountersOf(map[string]int64{"messages": 1e6}), Terms: &Terms{LimitsKnown: true, Limits: plans.Limits{}}},
 		{ID: "unknown-limits", Usage: usage.CountersOf(map[string]int64{"messages": 5})},
 	}
 	for i := range tenants {
@@ -91,14 +91,10 @@ func TestAlertingSkipsUnreadable(t *testing.T) {
 		tenant TenantStatus
 		want   bool
 	}{
-		{"messages unreadable", TenantStatus{ID: "a", LimitsKnown: true, PlanID: "1", Limits: limits,
-			Usage: unreadableMessages(nil)}, false},
-		{"messages limit unreadable", TenantStatus{ID: "b", LimitsKnown: true, PlanID: "1", Limits: plans.Limits{"users": 10},
-			UnreadableLimits: map[string]string{"messages": "invalid_value"}, Usage: usage.CountersOf(map[string]int64{"messages": 95})}, false},
-		{"readable seats still count", TenantStatus{ID: "c", LimitsKnown: true, PlanID: "1", Limits: limits,
-			Usage: unreadableMessages(usage.CountersOf(map[string]int64{"users": 11}))}, true},
-		{"readable messages near the limit", TenantStatus{ID: "d", LimitsKnown: true, PlanID: "1", Limits: limits,
-			Usage: usage.CountersOf(map[string]int64{"messages": 85})}, true},
+		{"messages unreadable", TenantStatus{ID: "a", Usage: unreadableMessages(nil), Terms: &Terms{LimitsKnown: true, PlanID: "1", Limits: limits}}, false},
+		{"messages limit unreadable", TenantStatus{ID: "b", Usage: usage.CountersOf(map[string]int64{"messages": 95}), Terms: &Terms{LimitsKnown: true, PlanID: "1", Limits: plans.Limits{"users": 10}, UnreadableLimits: map[string]string{"messages": "invalid_value"}}}, false},
+		{"readable seats still count", TenantStatus{ID: "c", Usage: unreadableMessages(usage.CountersOf(map[string]int64{"users": 11})), Terms: &Terms{LimitsKnown: true, PlanID: "1", Limits: limits}}, true},
+		{"readable messages near the limit", TenantStatus{ID: "d", Usage: usage.CountersOf(map[string]int64{"messages": 85}), Terms: &Terms{LimitsKnown: true, PlanID: "1", Limits: limits}}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

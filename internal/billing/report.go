@@ -2,6 +2,7 @@ package billing
 
 import (
 	"maps"
+	"math"
 	"reflect"
 	"runtime"
 	"slices"
@@ -40,14 +41,36 @@ func (p PlansState) Stale() bool { return p.Configured && !p.Up && p.Catalog != 
 func (p PlansState) LimitsKnown() bool { return !p.Configured || p.Catalog != nil }
 
 // TenantStatus is one tenant joined with its limits.
+//
+// A status is held per tenant, a million of them at the largest sizes
+// served: what its plan gives it (Terms) is shared by every tenant on the
+// plan in one join, so that a status is 64 bytes plus its percentages
+// (BENCHMARKS.md, "Memory").
 type TenantStatus struct {
 	ID string
 	// Usage holds the tenant's hash fields; nil when the tenant has no
 	// usage key this period.
 	Usage usage.Counters
-	// The following are meaningful only when LimitsKnown. (The flags are
-	// kept together: a status is held per tenant, and padding after each
-	// would make it 16 bytes larger.)
+	// Terms is never nil in a joined status. Never modified once joined:
+	// other tenants' statuses share it.
+	*Terms
+	// pcts holds the tenant's percentage of each of the limits in force
+	// (Terms.limits), in the same order, computed once per join: every
+	// scrape walks them several times (thresholds, both limit families,
+	// ranking) for every tenant. noPercentage where it cannot be computed:
+	// the limit or the usage field could not be read.
+	pcts []float64
+	// messages is Used("messages"), looked up once per join: ranking the
+	// tenants for --metrics.max-tenants and the alerts' projection need it
+	// for every tenant on every scrape, and with many tenants each lookup
+	// in a tenant's counters is a cache miss. A value, or messagesUnreadable,
+	// or messagesUnset in a status built by hand.
+	messages int64
+}
+
+// Terms is what a tenant's plan gives it: the plan, and the limits in
+// force. The following are meaningful only when LimitsKnown.
+type Terms struct {
 	LimitsKnown   bool
 	UsingDefaults bool
 	// PlanUnknown: the tenant is on PlanID, but that plan's row is
@@ -61,31 +84,16 @@ type TenantStatus struct {
 	// not read, by limit type, with the reason (plans.Plan.Unreadable).
 	UnreadableLimits map[string]string
 
-	// limits are the limits in force, sorted by type, shared by every
-	// tenant on the same plan in one join (read-only); nil when limits are
-	// unknown or the plan's row is missing.
+	// limits are the limits in force, sorted by type (read-only); nil when
+	// limits are unknown or the plan's row is missing.
 	limits *[]LimitCheck
-	// pcts holds the tenant's percentage of each of *limits, in the same
-	// order, computed once per join: every scrape walks them several times
-	// (thresholds, both limit families, ranking) for every tenant.
-	// noPercentage where it cannot be computed: the limit or the usage
-	// field could not be read. Only these 8 bytes a limit are the
-	// tenant's own; the types and limits are the plan's (BENCHMARKS.md,
-	// "Memory").
-	pcts []float64
-	// messages is Used("messages"), looked up once per join: ranking the
-	// tenants for --metrics.max-tenants and the alerts' projection need it
-	// for every tenant on every scrape, and with many tenants each lookup
-	// in a tenant's counters is a cache miss. Unset in a status built by
-	// hand.
-	messages usedValue
 }
 
-// usedValue is a cached Used result.
-type usedValue struct {
-	set, ok bool
-	v       int64
-}
+// The values of TenantStatus.messages that are not a value.
+const (
+	messagesUnreadable = -1
+	messagesUnset      = math.MinInt64
+)
 
 // messagesType is the metric type the ranking and the alerts single out.
 const messagesType = "messages"
@@ -94,6 +102,9 @@ const messagesType = "messages"
 // Usage. The join does this itself; it is for a TenantStatus built by hand
 // (tests, other views).
 func (t *TenantStatus) ComputeChecks() {
+	if t.Terms == nil {
+		t.Terms = &Terms{}
+	}
 	t.limits, t.pcts = nil, nil
 	t.messages = lookupMessages(t.Usage)
 	if !t.LimitsKnown {
@@ -156,7 +167,7 @@ func percentageOf(c LimitCheck, counters usage.Counters) float64 {
 }
 
 // limitList returns the limits in force, sorted by type.
-func (t *TenantStatus) limitList() []LimitCheck {
+func (t *Terms) limitList() []LimitCheck {
 	if t.limits == nil {
 		return nil
 	}
@@ -166,15 +177,18 @@ func (t *TenantStatus) limitList() []LimitCheck {
 // Used returns the usage of a metric type: 0 when the field is absent, and
 // false when it was present but could not be read.
 func (t *TenantStatus) Used(metricType string) (int64, bool) {
-	if metricType == messagesType && t.messages.set {
-		return t.messages.v, t.messages.ok
+	if metricType == messagesType && t.messages != messagesUnset {
+		return max(t.messages, 0), t.messages != messagesUnreadable
 	}
 	return t.Usage.Value(metricType)
 }
 
-func lookupMessages(c usage.Counters) usedValue {
+func lookupMessages(c usage.Counters) int64 {
 	v, ok := c.Value(messagesType)
-	return usedValue{set: true, ok: ok, v: v}
+	if !ok {
+		return messagesUnreadable
+	}
+	return v
 }
 
 // Percentage returns 100 × used / limit, and false when the metric type is
@@ -303,18 +317,19 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	}
 	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
 
-	ix := newLimitIndex(cat, defaults, r.Plans.Source)
+	ix := newLimitIndex(r.Plans, defaults)
 	r.Tenants = make([]TenantStatus, len(known))
 	eachPart(parts, func(lo, hi int) {
 		// Each part's percentages in one allocation.
 		pcts := make([]float64, 0, (hi-lo)*ix.widest)
+		missing := map[string]*Terms{}
 		for i := lo; i < hi; i++ {
 			k := &known[i]
 			var was *TenantStatus
 			if base != nil && base[i].joinedFrom(k.counters, k.planID) {
 				was = &base[i]
 			}
-			r.Tenants[i] = tenantStatus(k.id, k.counters, k.planID, r.Plans, ix, &pcts, was)
+			r.Tenants[i] = tenantStatus(k.id, k.counters, ix.termsOf(r.Plans, k.planID, missing), &pcts, was)
 		}
 	})
 	if !r.Plans.LimitsKnown() {
@@ -409,16 +424,27 @@ func samePlans(a, b PlansState) bool {
 // the hashes that did not change, and then this costs no map lookup;
 // counters read anew are never the same, whatever they hold.
 func (t *TenantStatus) Same(o *TenantStatus) bool {
-	return t.ID == o.ID && t.Usage == o.Usage &&
-		t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
-		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
-		(sameMap(t.Limits, o.Limits) || maps.Equal(t.Limits, o.Limits)) &&
-		(sameMap(t.UnreadableLimits, o.UnreadableLimits) || maps.Equal(t.UnreadableLimits, o.UnreadableLimits)) &&
-		(t.limits == o.limits || slices.EqualFunc(t.limitList(), o.limitList(), func(a, b LimitCheck) bool {
-			return a.Type == b.Type && a.Limit == b.Limit &&
-				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
-		})) &&
-		slices.Equal(t.pcts, o.pcts)
+	return t.ID == o.ID && t.Usage == o.Usage && t.Terms.same(o.Terms) && slices.Equal(t.pcts, o.pcts)
+}
+
+// same reports whether a and b state the same plan and limits; at once
+// when they are the same Terms, as the statuses of one plan in one join
+// are.
+func (a *Terms) same(b *Terms) bool {
+	switch {
+	case a == b:
+		return true
+	case a == nil || b == nil:
+		return false
+	}
+	return a.LimitsKnown == b.LimitsKnown && a.PlanID == b.PlanID && a.PlanName == b.PlanName &&
+		a.UsingDefaults == b.UsingDefaults && a.PlanUnknown == b.PlanUnknown &&
+		(sameMap(a.Limits, b.Limits) || maps.Equal(a.Limits, b.Limits)) &&
+		(sameMap(a.UnreadableLimits, b.UnreadableLimits) || maps.Equal(a.UnreadableLimits, b.UnreadableLimits)) &&
+		(a.limits == b.limits || slices.EqualFunc(a.limitList(), b.limitList(), func(x, y LimitCheck) bool {
+			return x.Type == y.Type && x.Limit == y.Limit &&
+				(x.Unavailable == y.Unavailable || x.Unavailable != nil && y.Unavailable != nil && *x.Unavailable == *y.Unavailable)
+		}))
 }
 
 // sameMap reports whether a and b are the same map (or both nil).
@@ -537,26 +563,58 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 	return s
 }
 
-// limitIndex holds each plan's limits, and the defaults, as slices sorted
-// by type: built once per join for the few plans, shared by every tenant.
+// limitIndex holds each plan's terms, and the defaults', with their limits
+// as slices sorted by type: built once per join for the few plans, shared
+// by every tenant.
 type limitIndex struct {
-	plans         map[string]*[]LimitCheck // readable and unreadable limits
-	defaults      *[]LimitCheck
-	defaultLimits plans.Limits
-	widest        int // most limits of any plan or the defaults
+	plans    map[string]*Terms
+	defaults *Terms
+	// unknown is the terms of a tenant when limits cannot be stated.
+	unknown *Terms
+	widest  int // most limits of any plan or the defaults
 }
 
-func newLimitIndex(cat *plans.Catalog, defaults plans.Limits, source string) limitIndex {
+func newLimitIndex(ps PlansState, defaults plans.Limits) limitIndex {
 	d := sortedLimits(defaults, nil, "")
-	ix := limitIndex{plans: map[string]*[]LimitCheck{}, defaults: &d, defaultLimits: defaults, widest: len(d)}
-	if cat != nil {
+	ix := limitIndex{
+		plans:    map[string]*Terms{},
+		defaults: &Terms{LimitsKnown: true, UsingDefaults: true, PlanID: NoPlanID, Limits: defaults, limits: &d},
+		unknown:  &Terms{},
+		widest:   len(d),
+	}
+	if !ps.LimitsKnown() {
+		return ix
+	}
+	if cat := ps.Catalog; cat != nil {
 		for id, p := range cat.Plans {
-			l := sortedLimits(p.Limits, p.Unreadable, source)
-			ix.plans[id] = &l
+			l := sortedLimits(p.Limits, p.Unreadable, ps.Source)
+			ix.plans[id] = &Terms{LimitsKnown: true, PlanID: p.ID, PlanName: p.Name, Limits: p.Limits,
+				UnreadableLimits: p.Unreadable, limits: &l}
 			ix.widest = max(ix.widest, len(l))
 		}
 	}
 	return ix
+}
+
+// termsOf returns the terms of a tenant the plans data puts on planID (""
+// for none). A plan whose row is missing gets terms of its own, kept in
+// missing (one map per goroutine: the join runs in parallel).
+func (ix limitIndex) termsOf(ps PlansState, planID string, missing map[string]*Terms) *Terms {
+	switch {
+	case !ps.LimitsKnown():
+		return ix.unknown
+	case ps.Catalog == nil || planID == "":
+		return ix.defaults
+	}
+	if t, ok := ix.plans[planID]; ok {
+		return t
+	}
+	t, ok := missing[planID]
+	if !ok {
+		t = &Terms{LimitsKnown: true, PlanUnknown: true, PlanID: planID, Limits: plans.Limits{}}
+		missing[planID] = t
+	}
+	return t
 }
 
 // sortedLimits lists the positive limits of l and the unreadable ones (from
@@ -578,32 +636,18 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 // tenantStatus joins one tenant. Its percentages are appended to *buf (one
 // allocation for all tenants of a join) and kept as a capped sub-slice;
 // they are copied from was when not nil (see Report.join).
-func tenantStatus(id string, counters usage.Counters, planID string, ps PlansState, ix limitIndex, buf *[]float64, was *TenantStatus) TenantStatus {
-	st := TenantStatus{ID: id, Usage: counters, LimitsKnown: ps.LimitsKnown()}
+func tenantStatus(id string, counters usage.Counters, terms *Terms, buf *[]float64, was *TenantStatus) TenantStatus {
+	st := TenantStatus{ID: id, Usage: counters, Terms: terms}
 	if was != nil {
 		st.messages = was.messages
 	} else {
 		st.messages = lookupMessages(counters)
 	}
-	if !st.LimitsKnown {
-		return st
-	}
-	st.PlanID, st.UsingDefaults, st.Limits, st.limits = NoPlanID, true, ix.defaultLimits, ix.defaults
-	if ps.Catalog != nil && planID != "" {
-		if plan, ok := ps.Catalog.Plans[planID]; ok {
-			st.PlanID, st.PlanName, st.UsingDefaults, st.Limits = plan.ID, plan.Name, false, plan.Limits
-			st.UnreadableLimits = plan.Unreadable
-			st.limits = ix.plans[planID]
-		} else {
-			st.PlanID, st.UsingDefaults, st.Limits, st.PlanUnknown = planID, false, plans.Limits{}, true
-			st.limits = nil
-		}
-	}
 	start := len(*buf)
 	if was != nil {
 		*buf = append(*buf, was.pcts...)
 	} else {
-		for _, c := range st.limitList() {
+		for _, c := range terms.limitList() {
 			*buf = append(*buf, percentageOf(c, counters))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
@@ -473,12 +474,32 @@ func TestUnavailableYieldsNothingDerived(t *testing.T) {
 	}
 
 	// A TenantStatus built by hand computes the same.
-	st := TenantStatus{ID: "x", Usage: field, LimitsKnown: true, Limits: plans.Limits{"messages": 5000, "users": 5}}
+	st := TenantStatus{ID: "x", Usage: field, Terms: &Terms{LimitsKnown: true, Limits: plans.Limits{"messages": 5000, "users": 5}}}
 	st.ComputeChecks()
 	if _, ok := st.Percentage("messages"); ok {
 		t.Error("ComputeChecks: a percentage of an unreadable field")
 	}
 	if got := st.Pressure(); got != 80 {
 		t.Errorf("ComputeChecks: pressure %v, want 80", got)
+	}
+}
+
+// TestStatusesShareTheirTerms: a status is held per tenant, so what its
+// plan gives it is one Terms per plan per join, and a status stays small.
+func TestStatusesShareTheirTerms(t *testing.T) {
+	if size := unsafe.Sizeof(TenantStatus{}); size > 64 {
+		t.Errorf("a status is %d bytes, want at most 64 (one is held per tenant)", size)
+	}
+	r := newService(usageState(), &switchablePlans{cat: catalog()}).testReport()
+	for _, pair := range [][2]string{{"1", "2"}} { // both on plan 1
+		a, b := tenant(t, r, pair[0]), tenant(t, r, pair[1])
+		if a.Terms != b.Terms {
+			t.Errorf("tenants %s and %s are on plan %s with two Terms", a.ID, b.ID, a.PlanID)
+		}
+	}
+	for i := range r.Tenants {
+		if r.Tenants[i].Terms == nil {
+			t.Errorf("tenant %s joined without Terms", r.Tenants[i].ID)
+		}
 	}
 }

@@ -370,6 +370,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, ErrUnknownTenant
 	}
 	var pcts []float64
-	st := tenantStatus(tenantID, counters, planID, plansState, newLimitIndex(cat, g.Defaults, plansState.Source), &pcts, nil)
+	ix := newLimitIndex(plansState, g.Defaults)
+	st := tenantStatus(tenantID, counters, ix.termsOf(plansState, planID, map[string]*Terms{}), &pcts, nil)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }
