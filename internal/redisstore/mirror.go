@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -394,6 +395,9 @@ func (st *mirrorState) put(tenant string, e *keyEntry) {
 			delete(st.tenants, tenant)
 			return
 		}
+	}
+	if !had {
+		tenant = strings.Clone(tenant) // not the whole key it may be a slice of
 	}
 	st.tenants[tenant] = e.counters
 	st.types.Add(e.counters, 1)
