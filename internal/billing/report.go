@@ -424,26 +424,26 @@ func samePlans(a, b PlansState) bool {
 // the hashes that did not change, and then this costs no map lookup;
 // counters read anew are never the same, whatever they hold.
 func (t *TenantStatus) Same(o *TenantStatus) bool {
-	return t.ID == o.ID && t.Usage == o.Usage && t.Terms.same(o.Terms) && slices.Equal(t.pcts, o.pcts)
+	return t.ID == o.ID && t.Usage == o.Usage && t.sameTerms(o.Terms) && slices.Equal(t.pcts, o.pcts)
 }
 
-// same reports whether a and b state the same plan and limits; at once
-// when they are the same Terms, as the statuses of one plan in one join
-// are.
-func (a *Terms) same(b *Terms) bool {
+// sameTerms reports whether t and o state the same plan and limits; at
+// once when they are the same Terms, as the statuses of one plan in one
+// join are.
+func (t *Terms) sameTerms(o *Terms) bool {
 	switch {
-	case a == b:
+	case t == o:
 		return true
-	case a == nil || b == nil:
+	case t == nil || o == nil:
 		return false
 	}
-	return a.LimitsKnown == b.LimitsKnown && a.PlanID == b.PlanID && a.PlanName == b.PlanName &&
-		a.UsingDefaults == b.UsingDefaults && a.PlanUnknown == b.PlanUnknown &&
-		(sameMap(a.Limits, b.Limits) || maps.Equal(a.Limits, b.Limits)) &&
-		(sameMap(a.UnreadableLimits, b.UnreadableLimits) || maps.Equal(a.UnreadableLimits, b.UnreadableLimits)) &&
-		(a.limits == b.limits || slices.EqualFunc(a.limitList(), b.limitList(), func(x, y LimitCheck) bool {
-			return x.Type == y.Type && x.Limit == y.Limit &&
-				(x.Unavailable == y.Unavailable || x.Unavailable != nil && y.Unavailable != nil && *x.Unavailable == *y.Unavailable)
+	return t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
+		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
+		(sameMap(t.Limits, o.Limits) || maps.Equal(t.Limits, o.Limits)) &&
+		(sameMap(t.UnreadableLimits, o.UnreadableLimits) || maps.Equal(t.UnreadableLimits, o.UnreadableLimits)) &&
+		(t.limits == o.limits || slices.EqualFunc(t.limitList(), o.limitList(), func(a, b LimitCheck) bool {
+			return a.Type == b.Type && a.Limit == b.Limit &&
+				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
 		}))
 }
 
