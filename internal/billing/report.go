@@ -2,7 +2,6 @@ package billing
 
 import (
 	"maps"
-	"math"
 	"reflect"
 	"runtime"
 	"slices"
@@ -63,8 +62,8 @@ type TenantStatus struct {
 	// messages is Used("messages"), looked up once per join: ranking the
 	// tenants for --metrics.max-tenants and the alerts' projection need it
 	// for every tenant on every scrape, and with many tenants each lookup
-	// in a tenant's counters is a cache miss. A value, or messagesUnreadable,
-	// or messagesUnset in a status built by hand.
+	// in a tenant's counters is a cache miss. Coded by cachedMessages, so
+	// that the zero value (a status built by hand) means not looked up.
 	messages int64
 }
 
@@ -89,11 +88,15 @@ type Terms struct {
 	limits *[]LimitCheck
 }
 
-// The values of TenantStatus.messages that are not a value.
-const (
-	messagesUnreadable = -1
-	messagesUnset      = math.MinInt64
-)
+// cachedMessages codes a messages usage as TenantStatus.messages holds it:
+// a readable value v as ^v (negative, whatever v), an unreadable one as 1,
+// and 0 for none looked up.
+func cachedMessages(v int64, ok bool) int64 {
+	if !ok {
+		return 1
+	}
+	return ^v
+}
 
 // messagesType is the metric type the ranking and the alerts single out.
 const messagesType = "messages"
@@ -177,18 +180,17 @@ func (t *Terms) limitList() []LimitCheck {
 // Used returns the usage of a metric type: 0 when the field is absent, and
 // false when it was present but could not be read.
 func (t *TenantStatus) Used(metricType string) (int64, bool) {
-	if metricType == messagesType && t.messages != messagesUnset {
-		return max(t.messages, 0), t.messages != messagesUnreadable
+	if metricType == messagesType && t.messages != 0 {
+		if t.messages < 0 {
+			return ^t.messages, true
+		}
+		return 0, false
 	}
 	return t.Usage.Value(metricType)
 }
 
 func lookupMessages(c usage.Counters) int64 {
-	v, ok := c.Value(messagesType)
-	if !ok {
-		return messagesUnreadable
-	}
-	return v
+	return cachedMessages(c.Value(messagesType))
 }
 
 // Percentage returns 100 × used / limit, and false when the metric type is

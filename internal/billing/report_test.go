@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -500,6 +501,36 @@ func TestStatusesShareTheirTerms(t *testing.T) {
 	for i := range r.Tenants {
 		if r.Tenants[i].Terms == nil {
 			t.Errorf("tenant %s joined without Terms", r.Tenants[i].ID)
+		}
+	}
+}
+
+// TestUsedMessages: the messages usage a join caches reads as the
+// counters do, and a status built by hand, with nothing cached, reads its
+// counters.
+func TestUsedMessages(t *testing.T) {
+	cases := []struct {
+		name   string
+		usage  usage.Counters
+		want   int64
+		wantOK bool
+	}{
+		{"none", nil, 0, true},
+		{"a value", usage.CountersOf(map[string]int64{"messages": 7}), 7, true},
+		{"zero", usage.CountersOf(map[string]int64{"messages": 0}), 0, true},
+		{"the largest", usage.CountersOf(map[string]int64{"messages": math.MaxInt64}), math.MaxInt64, true},
+		{"unreadable", usage.CountersOf(map[string]int64{"messages": usage.UnreadableValue(usage.ReasonInvalidValue)}), 0, false},
+		{"whole hash unreadable", usage.UnreadableHash(usage.ReasonWrongType), 0, false},
+	}
+	for _, tc := range cases {
+		byHand := TenantStatus{ID: "x", Usage: tc.usage}
+		if v, ok := byHand.Used("messages"); v != tc.want || ok != tc.wantOK {
+			t.Errorf("%s, built by hand: Used = %d, %v; want %d, %v", tc.name, v, ok, tc.want, tc.wantOK)
+		}
+		joined := byHand
+		joined.ComputeChecks()
+		if v, ok := joined.Used("messages"); v != tc.want || ok != tc.wantOK {
+			t.Errorf("%s, joined: Used = %d, %v; want %d, %v", tc.name, v, ok, tc.want, tc.wantOK)
 		}
 	}
 }
