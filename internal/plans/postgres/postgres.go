@@ -234,7 +234,7 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 		return nil, fmt.Errorf("plans query: %w", err)
 	}
 	b := newBuilder(lay, int(s.lastRows.Load()))
-	defer func() { s.lastRows.Store(int64(len(b.rows))) }()
+	defer func() { s.lastRows.Store(int64(b.rows)) }()
 	values := make([]any, len(cols))
 	dest := make([]any, len(cols))
 	for i := range values {
@@ -445,14 +445,22 @@ func parseInteger(s string) (int64, error) {
 	return strconv.ParseInt(s, 10, 64)
 }
 
-// builder collects checked rows and resolves them into a catalog once all
-// are read, so that the result does not depend on row order.
+// builder resolves checked rows into a catalog as they arrive, so that the
+// result does not depend on row order and no row is kept: with one row per
+// tenant, a list of the rows was tens of megabytes per load at a million
+// tenants, on top of the catalog itself, on every scrape.
 type builder struct {
-	lay     *layout
-	rows    []row
-	plans   map[string]*planRows
-	ids     planIDs
-	invalid map[string]int
+	lay   *layout
+	rows  int // rows kept: valid ones, and those of a bad plan with a tenant
+	plans map[string]*planRows
+	// tenants maps each tenant to the plan of its first row; conflicting
+	// holds those a later row put on another plan, and extraRows counts
+	// the rows after the first of tenants with several (few, if any).
+	tenants     map[string]string
+	conflicting map[string]bool
+	extraRows   map[string]int
+	ids         planIDs
+	invalid     map[string]int
 }
 
 // planRows is what the rows say about one plan: the name and limits of the
@@ -463,13 +471,14 @@ type planRows struct {
 	defined     bool // a valid row gave name and limits
 	conflicting bool
 	invalid     bool // a row of the plan is missing its plan row or has a bad name
+	rows        int  // rows kept that name the plan
 }
 
 // newBuilder returns a builder for about rows rows (the last load's count:
-// growing slices and maps of 100k entries row by row costs more than the
-// query).
+// growing a map of 100k entries row by row costs more than the query).
 func newBuilder(lay *layout, rows int) *builder {
-	return &builder{lay: lay, rows: make([]row, 0, rows), plans: map[string]*planRows{}, ids: planIDs{}, invalid: map[string]int{}}
+	return &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, rows),
+		ids: planIDs{}, invalid: map[string]int{}}
 }
 
 func (b *builder) add(r row, planName string, limits []int64) {
@@ -480,9 +489,8 @@ func (b *builder) add(r row, planName string, limits []int64) {
 		}
 		// The plan is left out; its tenant stays on it.
 		b.plan(r.planID).invalid = true
-		r.reason = ""
 		if r.tenantID != "" {
-			b.rows = append(b.rows, r)
+			b.keep(r)
 		}
 		return
 	}
@@ -498,7 +506,31 @@ func (b *builder) add(r row, planName string, limits []int64) {
 			p.conflicting = true
 		}
 	}
-	b.rows = append(b.rows, r)
+	b.keep(r)
+}
+
+// keep counts a row kept to its plan and maps its tenant. A tenant that
+// rows give different plans is marked, to be left out with all its rows.
+func (b *builder) keep(r row) {
+	b.rows++
+	if r.planID != "" {
+		b.plan(r.planID).rows++
+	}
+	if r.tenantID == "" {
+		return
+	}
+	p, seen := b.tenants[r.tenantID]
+	if !seen {
+		b.tenants[r.tenantID] = r.planID
+		return
+	}
+	if b.extraRows == nil {
+		b.extraRows, b.conflicting = map[string]int{}, map[string]bool{}
+	}
+	b.extraRows[r.tenantID]++
+	if p != r.planID {
+		b.conflicting[r.tenantID] = true
+	}
 }
 
 func (b *builder) plan(id string) *planRows {
@@ -512,23 +544,18 @@ func (b *builder) plan(id string) *planRows {
 
 func (b *builder) catalog() *plans.Catalog {
 	cat := plans.NewCatalog()
-	cat.Tenants = make(map[string]string, len(b.rows))
 	for reason, n := range b.invalid {
 		cat.Invalid[reason] = n
 	}
 	// A plan that rows give different names or limits is left out rather
 	// than guessed at, and so is one with a missing or bad row: their
 	// tenants stay on them, with no limits stated (they are not tenants
-	// without a plan, so the default limits would be wrong too).
-	for _, r := range b.rows {
-		if r.planID != "" {
-			if p := b.plans[r.planID]; p.conflicting && !p.invalid {
-				cat.Invalid[ReasonConflictingPlan]++
-			}
-		}
-	}
-	rows := b.rows
+	// without a plan, so the default limits would be wrong too). Every
+	// row of a conflicting plan is counted.
 	for id, p := range b.plans {
+		if p.conflicting && !p.invalid {
+			cat.Invalid[ReasonConflictingPlan] += p.rows
+		}
 		if p.conflicting || p.invalid {
 			continue
 		}
@@ -546,39 +573,14 @@ func (b *builder) catalog() *plans.Catalog {
 		}
 		cat.Plans[id] = plan
 	}
-	b.addTenants(cat, rows)
+	// A tenant that rows give different plans is left out with all its
+	// rows, rather than guessed at.
+	for id := range b.conflicting {
+		cat.Invalid[ReasonConflictingTenantPlan] += 1 + b.extraRows[id]
+		delete(b.tenants, id)
+	}
+	cat.Tenants = b.tenants
 	return cat
-}
-
-// addTenants maps the rows' tenants to their plans in cat. A tenant that
-// rows give different plans is left out with all its rows, rather than
-// guessed at.
-func (b *builder) addTenants(cat *plans.Catalog, rows []row) {
-	var conflicting map[string]bool
-	for _, r := range rows {
-		if r.tenantID == "" {
-			continue
-		}
-		if p, seen := cat.Tenants[r.tenantID]; !seen {
-			cat.Tenants[r.tenantID] = r.planID
-		} else if p != r.planID {
-			if conflicting == nil {
-				conflicting = map[string]bool{}
-			}
-			conflicting[r.tenantID] = true
-		}
-	}
-	if conflicting == nil {
-		return
-	}
-	for _, r := range rows {
-		if conflicting[r.tenantID] {
-			cat.Invalid[ReasonConflictingTenantPlan]++
-		}
-	}
-	for id := range conflicting {
-		delete(cat.Tenants, id)
-	}
 }
 
 // redact removes the password of dsn from msg. pgx already redacts

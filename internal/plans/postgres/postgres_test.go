@@ -247,6 +247,9 @@ func TestLoad(t *testing.T) {
 					(NULL,      NULL, 'x',     10),     -- says nothing
 					('t6',      '5',  'five',  1),
 					('t6',      '6',  'six',   1),      -- t6 on two plans
+					('t6',      '5',  'five',  1),      -- in three rows: all three counted
+					('t11',     '1',  'good',  10),
+					('t11',     '1',  'good',  10),     -- the same row twice: no conflict
 					('t7',      '5',  'five',  1),
 					('t7',      NULL, NULL,    NULL),   -- t7 on a plan and on none
 					('t8',      '7',  'seven', 1),
@@ -265,7 +268,7 @@ func TestLoad(t *testing.T) {
 				// A tenant whose plan row is missing, badly named or
 				// conflicting stays on that plan id (the plan has no
 				// entry): it is not a tenant without a plan.
-				Tenants: map[string]string{"ok": "1", "ok2": "1", "t2": "99", "t3": "2", "t4": "3", "t5": "4", "t8": "7", "t9": "7", "t10": "8"},
+				Tenants: map[string]string{"ok": "1", "ok2": "1", "t2": "99", "t3": "2", "t4": "3", "t5": "4", "t8": "7", "t9": "7", "t10": "8", "t11": "1"},
 				Invalid: map[string]int{
 					"invalid_tenant_id":       2,
 					"invalid_plan_id":         1,
@@ -274,7 +277,7 @@ func TestLoad(t *testing.T) {
 					"non_integer_limit":       1,
 					"negative_limit":          1,
 					"empty_row":               1,
-					"conflicting_tenant_plan": 4,
+					"conflicting_tenant_plan": 5,
 					"conflicting_plan":        4,
 				},
 			},
