@@ -81,10 +81,9 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 	if n <= 0 || n >= len(tenants) {
 		return tenants
 	}
-	rs := make([]ranked, len(tenants))
-	for i := range tenants {
+	rankOf := func(i int) ranked {
 		messages, _ := tenants[i].Used(messagesType)
-		rs[i] = ranked{i, tenants[i].Alerting(p, at), tenants[i].Pressure(), messages}
+		return ranked{i, tenants[i].Alerting(p, at), tenants[i].Pressure(), messages}
 	}
 	cmpRanked := func(a, b ranked) int {
 		if a.alerting != b.alerting {
@@ -101,7 +100,7 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 		}
 		return cmp.Compare(tenants[a.i].ID, tenants[b.i].ID)
 	}
-	top := topN(rs, n, cmpRanked)
+	top := topN(len(tenants), n, rankOf, cmpRanked)
 	out := make([]TenantStatus, n)
 	for k := range out {
 		out[k] = tenants[top[k].i]
@@ -117,13 +116,18 @@ type ranked struct {
 	messages int64
 }
 
-// topN returns the n first of rs in the order of cmp (a total order), sorted,
-// reusing rs. It keeps the n best seen so far in a heap whose root is the
-// worst of them, so that the many tenants that do not make the cut cost
-// one comparison each: with a cap far below the number of tenants,
-// sorting them all was most of the selection.
-func topN(rs []ranked, n int, cmp func(a, b ranked) int) []ranked {
-	h := rs[:n]
+// topN returns the n first (n <= total) of the items rankOf(0) ..
+// rankOf(total-1) in the order of cmp (a total order), sorted. It keeps the
+// n best seen so far in a heap whose root is the worst of them, so that the
+// many tenants that do not make the cut cost one comparison each (with a
+// cap far below the number of tenants, sorting them all was most of the
+// selection), and holds n items, not total: at a million tenants a list of
+// them all was 32 MB per scrape.
+func topN(total, n int, rankOf func(i int) ranked, cmp func(a, b ranked) int) []ranked {
+	h := make([]ranked, n)
+	for i := range h {
+		h[i] = rankOf(i)
+	}
 	// worse(i, j): h[i] comes after h[j]; the root is the worst.
 	worse := func(i, j int) bool { return cmp(h[i], h[j]) > 0 }
 	down := func(i int) {
@@ -145,8 +149,8 @@ func topN(rs []ranked, n int, cmp func(a, b ranked) int) []ranked {
 	for i := n/2 - 1; i >= 0; i-- {
 		down(i)
 	}
-	for _, r := range rs[n:] {
-		if cmp(r, h[0]) < 0 {
+	for i := n; i < total; i++ {
+		if r := rankOf(i); cmp(r, h[0]) < 0 {
 			h[0] = r
 			down(0)
 		}
