@@ -423,8 +423,8 @@ func samePlans(a, b PlansState) bool {
 // (plan, limits, usage, checks), so that a view may show what it rendered
 // for o as t's. The counters are compared by identity, not content: a
 // reader that keeps the usage state between reads shares the counters of
-// the hashes that did not change, and then this costs no map lookup;
-// counters read anew are never the same, whatever they hold.
+// the hashes that did not change, and then this costs no walk of their
+// fields; counters read anew are never the same, whatever they hold.
 func (t *TenantStatus) Same(o *TenantStatus) bool {
 	return t.ID == o.ID && t.Usage == o.Usage && t.sameTerms(o.Terms) && slices.Equal(t.pcts, o.pcts)
 }
@@ -455,7 +455,7 @@ func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
 }
 
 // joinedFrom reports whether t was joined from exactly these counters
-// (the same map, which a reader never modifies once read) and this plan
+// (the same *usage.Hash, which is never modified once read) and this plan
 // id from the catalog: then, with the same plans, its limit checks are
 // what joining them again would compute.
 func (t *TenantStatus) joinedFrom(counters usage.Counters, planID string) bool {
