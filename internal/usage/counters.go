@@ -3,6 +3,7 @@ package usage
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,12 +70,18 @@ type field struct {
 // buildHash makes a Hash of fields, which hold distinct names. It sorts
 // fields in place.
 func buildHash(fields []field) *Hash {
-	// Insertion sort: a hash has a handful of fields, and this runs for
-	// every hash of a full read without allocating.
-	for i := 1; i < len(fields); i++ {
-		for j := i; j > 0 && fields[j].name < fields[j-1].name; j-- {
-			fields[j], fields[j-1] = fields[j-1], fields[j]
+	if len(fields) <= 12 {
+		// Insertion sort: a hash has a handful of fields, and this runs
+		// for every hash of a full read without allocating.
+		for i := 1; i < len(fields); i++ {
+			for j := i; j > 0 && fields[j].name < fields[j-1].name; j-- {
+				fields[j], fields[j-1] = fields[j-1], fields[j]
+			}
 		}
+	} else {
+		// A hostile hash may hold tens of thousands of fields (as many as
+		// --redis.max-reply-bytes lets through): not quadratic in them.
+		slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.name, b.name) })
 	}
 	h := &Hash{names: shapes.intern(fields), vals: make([]int64, len(fields))}
 	for i, f := range fields {
@@ -119,7 +126,14 @@ func (h *Hash) index(name string) int {
 	if h == nil {
 		return -1
 	}
-	for i, n := range *h.names {
+	names := *h.names
+	if len(names) > 12 {
+		if i, found := slices.BinarySearch(names, name); found {
+			return i
+		}
+		return -1
+	}
+	for i, n := range names {
 		if n == name {
 			return i
 		}

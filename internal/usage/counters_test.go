@@ -143,3 +143,27 @@ func pairsOf(s ...string) [][]byte {
 	}
 	return out
 }
+
+// TestWideHash: a hash of many fields (hostile data, up to what
+// --redis.max-reply-bytes lets through) is decoded in order and whole.
+func TestWideHash(t *testing.T) {
+	const n = 50000
+	var pairs []string
+	for i := n - 1; i >= 0; i-- { // reverse order: the worst case of an insertion sort
+		pairs = append(pairs, fmt.Sprintf("f%06d", i), fmt.Sprint(i))
+	}
+	h := DecodeHash(pairsOf(pairs...), map[Reason]int{})
+	if h.Len() != n {
+		t.Fatalf("%d fields, want %d", h.Len(), n)
+	}
+	prev := ""
+	h.Each(func(mt string, _ int64) {
+		if mt <= prev {
+			t.Fatalf("%q after %q: not in name order", mt, prev)
+		}
+		prev = mt
+	})
+	if v, ok := h.Value("f012345"); !ok || v != 12345 {
+		t.Errorf("f012345 = %d, %v", v, ok)
+	}
+}
