@@ -331,7 +331,7 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 			if base != nil && base[i].joinedFrom(k.counters, k.planID) {
 				was = &base[i]
 			}
-			r.Tenants[i] = tenantStatus(k.id, k.counters, ix.termsOf(r.Plans, k.planID, missing), &pcts, was)
+			r.Tenants[i] = tenantStatus(k.id, k.counters, ix.termsOf(k.planID, missing), &pcts, was)
 		}
 	})
 	if !r.Plans.LimitsKnown() {
@@ -565,27 +565,26 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 	return s
 }
 
-// limitIndex holds each plan's terms, and the defaults', with their limits
-// as slices sorted by type: built once per join for the few plans, shared
-// by every tenant.
+// limitIndex holds each plan's terms, and those of a tenant without a
+// plan, with their limits as slices sorted by type: built once per join for
+// the few plans, shared by every tenant.
 type limitIndex struct {
-	plans    map[string]*Terms
-	defaults *Terms
-	// unknown is the terms of a tenant when limits cannot be stated.
-	unknown *Terms
-	widest  int // most limits of any plan or the defaults
+	plans map[string]*Terms
+	// noPlan is the terms of a tenant the plans data gives no plan: the
+	// defaults, or nothing stated when limits are unknown.
+	noPlan *Terms
+	widest int // most limits of any plan or the defaults
 }
 
 func newLimitIndex(ps PlansState, defaults plans.Limits) limitIndex {
+	if !ps.LimitsKnown() {
+		return limitIndex{noPlan: &Terms{}}
+	}
 	d := sortedLimits(defaults, nil, "")
 	ix := limitIndex{
-		plans:    map[string]*Terms{},
-		defaults: &Terms{LimitsKnown: true, UsingDefaults: true, PlanID: NoPlanID, Limits: defaults, limits: &d},
-		unknown:  &Terms{},
-		widest:   len(d),
-	}
-	if !ps.LimitsKnown() {
-		return ix
+		plans:  map[string]*Terms{},
+		noPlan: &Terms{LimitsKnown: true, UsingDefaults: true, PlanID: NoPlanID, Limits: defaults, limits: &d},
+		widest: len(d),
 	}
 	if cat := ps.Catalog; cat != nil {
 		for id, p := range cat.Plans {
@@ -598,15 +597,13 @@ func newLimitIndex(ps PlansState, defaults plans.Limits) limitIndex {
 	return ix
 }
 
-// termsOf returns the terms of a tenant the plans data puts on planID (""
-// for none). A plan whose row is missing gets terms of its own, kept in
-// missing (one map per goroutine: the join runs in parallel).
-func (ix limitIndex) termsOf(ps PlansState, planID string, missing map[string]*Terms) *Terms {
-	switch {
-	case !ps.LimitsKnown():
-		return ix.unknown
-	case ps.Catalog == nil || planID == "":
-		return ix.defaults
+// termsOf returns the terms of a tenant the catalog the index was built
+// from puts on planID ("" for none, and always "" without a catalog). A
+// plan whose row is missing gets terms of its own, kept in missing (one map
+// per goroutine: the join runs in parallel).
+func (ix limitIndex) termsOf(planID string, missing map[string]*Terms) *Terms {
+	if planID == "" {
+		return ix.noPlan
 	}
 	if t, ok := ix.plans[planID]; ok {
 		return t

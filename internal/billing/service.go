@@ -371,6 +371,6 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	}
 	var pcts []float64
 	ix := newLimitIndex(plansState, g.Defaults)
-	st := tenantStatus(tenantID, counters, ix.termsOf(plansState, planID, map[string]*Terms{}), &pcts, nil)
+	st := tenantStatus(tenantID, counters, ix.termsOf(planID, map[string]*Terms{}), &pcts, nil)
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }
