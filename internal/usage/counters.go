@@ -61,6 +61,12 @@ func reasonOf(v int64) Reason {
 	return ReasonInvalidValue
 }
 
+// smallHash is the most fields a hash is sorted and searched by a plain
+// walk, as a usage hash (a handful of fields) always is; a larger one is
+// hostile data, up to tens of thousands of fields within
+// --redis.max-reply-bytes, and gets n log n.
+const smallHash = 12
+
 // field is one field of a hash being built.
 type field struct {
 	name string
@@ -70,17 +76,15 @@ type field struct {
 // buildHash makes a Hash of fields, which hold distinct names. It sorts
 // fields in place.
 func buildHash(fields []field) *Hash {
-	if len(fields) <= 12 {
-		// Insertion sort: a hash has a handful of fields, and this runs
-		// for every hash of a full read without allocating.
+	if len(fields) <= smallHash {
+		// Insertion sort: this runs for every hash of a full read,
+		// without allocating.
 		for i := 1; i < len(fields); i++ {
 			for j := i; j > 0 && fields[j].name < fields[j-1].name; j-- {
 				fields[j], fields[j-1] = fields[j-1], fields[j]
 			}
 		}
 	} else {
-		// A hostile hash may hold tens of thousands of fields (as many as
-		// --redis.max-reply-bytes lets through): not quadratic in them.
 		slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.name, b.name) })
 	}
 	h := &Hash{names: shapes.intern(fields), vals: make([]int64, len(fields))}
@@ -109,7 +113,7 @@ func UnreadableValue(reason Reason) int64 { return -unreadableCodes[reason] }
 // could not be read at all (ReasonWrongType): every metric type of the
 // tenant is unreadable.
 func UnreadableHash(reason Reason) Counters {
-	return buildHash([]field{{wholeHash, -unreadableCodes[reason]}})
+	return buildHash([]field{{wholeHash, UnreadableValue(reason)}})
 }
 
 // Len returns the number of fields, unreadable ones included (a whole
@@ -127,7 +131,7 @@ func (h *Hash) index(name string) int {
 		return -1
 	}
 	names := *h.names
-	if len(names) > 12 {
+	if len(names) > smallHash {
 		if i, found := slices.BinarySearch(names, name); found {
 			return i
 		}

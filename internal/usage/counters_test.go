@@ -52,7 +52,7 @@ func TestHashFields(t *testing.T) {
 // whichever is made first.
 func TestUnreadableHashIsNotEmpty(t *testing.T) {
 	for _, first := range []string{"empty", "unreadable"} {
-		shapes = &shapeTable{}
+		freshShapes(t)
 		if first == "empty" {
 			CountersOf(nil)
 		}
@@ -101,6 +101,7 @@ func TestHashEqual(t *testing.T) {
 // order the reply gave them, hold one list of names (what keeps a hash
 // small), and past the bound on shared lists a hash still reads right.
 func TestHashesShareTheirNames(t *testing.T) {
+	freshShapes(t) // whatever other tests left in the table
 	a := DecodeHash(pairsOf("messages", "1", "users", "2"), map[Reason]int{})
 	b := DecodeHash(pairsOf("users", "5", "messages", "7"), map[Reason]int{})
 	if a.names != b.names {
@@ -166,4 +167,12 @@ func TestWideHash(t *testing.T) {
 	if v, ok := h.Value("f012345"); !ok || v != 12345 {
 		t.Errorf("f012345 = %d, %v", v, ok)
 	}
+}
+
+// freshShapes gives the test an empty table of shared name lists, and
+// puts the package's back when it ends.
+func freshShapes(t *testing.T) {
+	old := shapes
+	shapes = &shapeTable{}
+	t.Cleanup(func() { shapes = old })
 }

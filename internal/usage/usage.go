@@ -80,7 +80,7 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 		v, err := ParseValue(pairs[i+1])
 		if err != nil {
 			skipped[ReasonInvalidValue]++
-			v = -unreadableCodes[ReasonInvalidValue]
+			v = UnreadableValue(ReasonInvalidValue)
 		}
 		fields = append(fields, field{name, v})
 	}
