@@ -79,3 +79,42 @@ func TestFailedReadIsNotReusedLong(t *testing.T) {
 		t.Errorf("%d full reads, want 2: a failed read older than %v was reused", got, failedMaxAge)
 	}
 }
+
+// lendingUsage lends each snapshot's maps, as the track mode's mirror
+// does, and counts the snapshots given back.
+type lendingUsage struct {
+	staticUsage
+	lent, back atomic.Int32
+}
+
+func (l *lendingUsage) ReadUsage(ctx context.Context, p usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
+	snap, err := l.staticUsage.ReadUsage(ctx, p, periodID)
+	if snap != nil {
+		l.lent.Add(1)
+		snap.Lend(func() { l.back.Add(1) })
+	}
+	return snap, err
+}
+
+// TestReadReleasesTheUsageMaps: once joined, every read gives its usage
+// snapshot's maps back to the reader (which may then change them in
+// place), and the report's tenants keep their counters.
+func TestReadReleasesTheUsageMaps(t *testing.T) {
+	u := &lendingUsage{staticUsage: *usageState()}
+	svc := New(u, WithClock(func() time.Time { return now }), WithDefaults(defaults))
+	for i := range 3 {
+		r, err := svc.Read(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Report.Usage.Tenants != nil {
+			t.Errorf("read %d: the report still holds the usage map after the join", i)
+		}
+		if len(r.Report.Tenants) == 0 || r.Report.Tenants[0].Usage == nil {
+			t.Fatalf("read %d: no tenant counters in the report", i)
+		}
+	}
+	if lent, back := u.lent.Load(), u.back.Load(); lent != 3 || back != lent {
+		t.Errorf("%d snapshots lent, %d given back", lent, back)
+	}
+}

@@ -270,7 +270,10 @@ type Report struct {
 	At     time.Time
 	Period period.Period
 
-	Usage         *usage.Snapshot // nil when the read failed
+	// Usage is nil when the read failed. Its Tenants and Types are
+	// released once joined (usage.Snapshot.Release): Tenants holds what
+	// they held.
+	Usage         *usage.Snapshot
 	UsageErr      error
 	UsageDuration time.Duration
 

@@ -229,6 +229,12 @@ func (s *Service) report(ctx context.Context, g *generation) *Report {
 	}
 	s.mu.Unlock()
 	r.join(g.Defaults, g.Thresholds, prev)
+	if r.Usage != nil {
+		// The statuses hold each tenant's counters: the snapshot's map of
+		// every tenant goes back to its reader (the track mode's mirror
+		// then changes it in place instead of copying it).
+		r.Usage.Release()
+	}
 	if r.UsageUp() {
 		s.mu.Lock()
 		s.joined, s.joinedGen = r, g

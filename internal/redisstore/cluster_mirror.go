@@ -149,6 +149,7 @@ func (cm *clusterMirror) read(ctx context.Context, periodID string) (*usage.Snap
 		for r, n := range s.Skipped {
 			out.Skipped[r] += n
 		}
+		s.Release() // copied: the master's mirror may change its map in place
 	}
 	return out, nil
 }

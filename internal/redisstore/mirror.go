@@ -317,10 +317,14 @@ func (m *Mirror) countFullRead(reason string) {
 // A read hands out the state's own maps (tenants, types) in its snapshot
 // rather than a copy: building a map of every tenant on every read was
 // most of the cost of a read with few changes. A snapshot must never
-// change (a read may be used for 15 s while later reads update the
-// mirror), so the first change after a snapshot is taken clones the map
-// it changes (copy-on-write): a read after changes costs one map clone,
-// not a map built entry by entry, and a read without changes costs none.
+// change while it is used, so a change while a snapshot holds the maps
+// clones them first (copy-on-write). The snapshot is lent them
+// (usage.Snapshot.Lend): once its user releases it (the join, as soon as
+// it has taken each tenant's counters), the maps are the mirror's own
+// again and the next change is made in place. A map of a million tenants
+// is 70 MB: cloned on every read with a change, it was the largest
+// allocation of such a read, and with the old copy still held by the last
+// report, the largest addition to the exporter's peak memory.
 type mirrorState struct {
 	periodID string
 	// tenants holds the counters of every usage key of the period, by
@@ -332,9 +336,12 @@ type mirrorState struct {
 	// counts on every read, and counting them over every tenant cost as
 	// much as the rest of a read with few changes.
 	types usage.TypeCounts
-	// tenantsShared and typesShared: the map is in a snapshot; clone it
-	// before changing it.
-	tenantsShared, typesShared bool
+	// lent counts the snapshots holding tenants and types (nil: none
+	// ever did since they were made); while it is above 0 a change clones
+	// both first. A snapshot's Release decrements it, from another
+	// goroutine (the join): hence an atomic, read by put under the
+	// mirror's lock.
+	lent *atomic.Int32
 	// flawed holds what was skipped in the hashes of the period that had
 	// something skipped (few, if any), by tenant; the sums below are kept
 	// from it.
@@ -379,12 +386,13 @@ func (st *mirrorState) put(tenant string, e *keyEntry) {
 	if !had && e == nil {
 		return
 	}
-	if st.tenantsShared {
-		st.tenants, st.tenantsShared = maps.Clone(st.tenants), false
+	if st.lent != nil && st.lent.Load() > 0 {
+		st.tenants, st.types = maps.Clone(st.tenants), maps.Clone(st.types)
 	}
-	if st.typesShared {
-		st.types, st.typesShared = maps.Clone(st.types), false
-	}
+	// Cloned, or back from every snapshot: none holds these maps, and a
+	// snapshot that did and releases it late must not count against the
+	// next lending.
+	st.lent = nil
 	if had {
 		st.types.Add(old, -1)
 		if f, ok := st.flawed[tenant]; ok {
@@ -433,7 +441,13 @@ func setMember(set map[string]struct{}, key string, exists bool) {
 func (st *mirrorState) snapshot() *usage.Snapshot {
 	snap := usage.NewSnapshot(st.periodID)
 	snap.Tenants, snap.Types = st.tenants, st.types
-	st.tenantsShared, st.typesShared = true, true
+	if st.lent == nil {
+		st.lent = new(atomic.Int32)
+	}
+	lent := st.lent
+	lent.Add(1)
+	var once sync.Once
+	snap.Lend(func() { once.Do(func() { lent.Add(-1) }) })
 	snap.Keys = len(st.tenants) + st.others.Len()
 	for reason, n := range map[usage.Reason]int{
 		usage.ReasonMalformedKey:  len(st.malformed),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -692,5 +693,67 @@ func (f filtered) Collect(ch chan<- prometheus.Metric) {
 		if strings.Contains(metric.Desc().String(), `fqName: "`+f.name+`"`) {
 			ch <- metric
 		}
+	}
+}
+
+// TestMirrorLendsItsMaps: a snapshot held is never changed by later reads
+// (the mirror copies its map before changing it), and once released the
+// map is the mirror's again: the next change is made in place, with no
+// copy of every tenant. A release that comes after the mirror copied the
+// map (a late one) does not let a newer snapshot's map be changed.
+func TestMirrorLendsItsMaps(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	m, _ := newMirror(t, srv.Addr())
+	for i := range 20 {
+		srv.HSet(fmt.Sprintf("usage:%d:%s", i, thisPeriod), "messages", i)
+	}
+	same := func(a, b map[string]usage.Counters) bool {
+		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	}
+	c := srv.Conn()
+	defer c.Close()
+	bump := func(id string) int64 {
+		t.Helper()
+		v, err := redis.Int64(c.Do("HINCRBY", "usage:"+id+":"+thisPeriod, "messages", 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	held := read(t, m, thisPeriod)
+	heldMap, was := held.Tenants, value(held.Tenants["3"], "messages")
+	bump("3")
+	next := read(t, m, thisPeriod)
+	if same(next.Tenants, heldMap) {
+		t.Fatal("a change while a snapshot held the map was made in it")
+	}
+	if got := value(heldMap["3"], "messages"); got != was {
+		t.Fatalf("the snapshot held saw tenant 3's messages change: %d, want %d", got, was)
+	}
+
+	nextMap := next.Tenants
+	next.Release()
+	if next.Tenants != nil || next.Types != nil {
+		t.Error("a released snapshot still holds the maps")
+	}
+	v := bump("4")
+	after := read(t, m, thisPeriod)
+	if !same(after.Tenants, nextMap) {
+		t.Error("a change after the snapshot was released copied the map")
+	}
+	if got := value(after.Tenants["4"], "messages"); got != v {
+		t.Errorf("tenant 4 messages = %d, want %d", got, v)
+	}
+
+	// held is released late, after its map was copied: it gives back
+	// nothing of after's, which is still held.
+	held.Release()
+	held.Release() // twice: harmless
+	afterMap, was := after.Tenants, value(after.Tenants["5"], "messages")
+	bump("5")
+	read(t, m, thisPeriod)
+	if got := value(afterMap["5"], "messages"); got != was {
+		t.Errorf("a late release let a held snapshot change: tenant 5 messages = %d, want %d", got, was)
 	}
 }

@@ -106,6 +106,30 @@ type Snapshot struct {
 	// CapMetricTypes counts them. Like Tenants, it may be shared with the
 	// reader and is never modified.
 	Types TypeCounts
+
+	// giveBack, when set, tells the reader that lent Tenants and Types
+	// that this snapshot no longer uses them (Release).
+	giveBack func()
+}
+
+// Lend marks Tenants and Types as the reader's own maps, lent to this
+// snapshot: Release calls giveBack, after which the reader may change them
+// in place. Without Release the reader must treat them as shared for good
+// (copy before changing).
+func (s *Snapshot) Lend(giveBack func()) { s.giveBack = giveBack }
+
+// Release ends the snapshot's use of its Tenants and Types: both become nil
+// here, and a reader that lent them (Lend) gets them back, to change in
+// place rather than copy a map of every tenant on its next change. The
+// join calls it once it holds what it needs of them (each tenant's
+// counters, which are never modified, stay valid). Safe to call more than
+// once.
+func (s *Snapshot) Release() {
+	s.Tenants, s.Types = nil, nil
+	if f := s.giveBack; f != nil {
+		s.giveBack = nil
+		f()
+	}
 }
 
 // TypeCounts counts, per metric type, the tenants whose counters hold a

@@ -199,3 +199,26 @@ func TestCapMetricTypesLeavesSharedCounters(t *testing.T) {
 		t.Errorf("shared counters modified: %v, want %v", shared["1"], want)
 	}
 }
+
+// TestSnapshotRelease: Release drops the maps and gives them back to the
+// reader that lent them exactly once, however often it is called; a
+// snapshot nobody lent is released all the same.
+func TestSnapshotRelease(t *testing.T) {
+	for _, lent := range []bool{false, true} {
+		snap := NewSnapshot("202611")
+		snap.Tenants["1"] = CountersOf(map[string]int64{"messages": 1})
+		snap.Types = TypeCounts{"messages": 1}
+		back := 0
+		if lent {
+			snap.Lend(func() { back++ })
+		}
+		snap.Release()
+		snap.Release()
+		if snap.Tenants != nil || snap.Types != nil {
+			t.Errorf("lent %v: maps still held after Release", lent)
+		}
+		if want := map[bool]int{false: 0, true: 1}[lent]; back != want {
+			t.Errorf("lent %v: given back %d times, want %d", lent, back, want)
+		}
+	}
+}
