@@ -25,7 +25,11 @@ type changeRow struct {
 	// invalidations) to the end of the scrape.
 	redisCPU, writeRedisCPU, cpu time.Duration
 	calls                        []callCount
-	rss                          int64 // VmHWM after this share's scrapes
+	// warmRSS is VmHWM after the warm-up scrape: the peak since the
+	// process started (in track mode, the first row's includes the seed of
+	// the mirror). rss is the peak of the measured scrapes alone (VmHWM
+	// reset after the warm-up).
+	warmRSS, rss int64
 	failure                      string
 }
 
@@ -96,6 +100,11 @@ func measureChanges(t target, scrapes int, rs *redisServer, ts []tenant, period 
 	defer client.CloseIdleConnections()
 	if _, err := scrape(client, t); err != nil {
 		row.failure = "warm-up scrape " + describe(err, t.timeout)
+		return row
+	}
+	row.warmRSS, _ = peakRSS(t.pid)
+	if err := resetPeakRSS(t.pid); err != nil {
+		row.failure = err.Error()
 		return row
 	}
 	w, err := rs.dial()
@@ -178,21 +187,23 @@ func reportChanges(p func(string, ...any), r *runResult) {
 		"the tenants (one pipelined `HINCRBY` of `messages` each, distinct tenants, the same sequence in both modes). " +
 		"Redis CPU/scrape is Redis' CPU while the exporter scraped; the writes' Redis CPU (which in `track` mode " +
 		"includes sending the invalidations) is shown apart. Exporter CPU runs from the start of the writes to the " +
-		"end of the scrape. Peak RSS is the process's VmHWM after that row's scrapes.\n\n")
-	p("| mode | changed | wall time, median [min..max] | Redis CPU/scrape | Redis commands/scrape | Redis CPU of the writes | exporter CPU/scrape | peak RSS |\n")
-	p("|---|---|---|---|---|---|---|---|\n")
+		"end of the scrape. Peak RSS, warm-up is the process's VmHWM after the row's warm-up scrape: its peak since it " +
+		"started (in `track` mode the first row's includes the full read that seeds the mirror). Peak RSS, scrapes is " +
+		"the peak of the row's measured scrapes alone (VmHWM reset after the warm-up).\n\n")
+	p("| mode | changed | wall time, median [min..max] | Redis CPU/scrape | Redis commands/scrape | Redis CPU of the writes | exporter CPU/scrape | peak RSS, warm-up | peak RSS, scrapes |\n")
+	p("|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.changes {
 		p("| %s | %s %% (%d) |", c.mode, trimFloat(c.share*100), c.changed)
 		if len(c.walls) == 0 {
-			p(" %s | | | | | |\n", c.failure)
+			p(" %s | | | | | | |\n", c.failure)
 			continue
 		}
 		wall := fmtWalls(c.walls)
 		if c.failure != "" {
 			wall += " (" + c.failure + ")"
 		}
-		p(" %s | %s | %s | %s | %s | %s |\n", wall, fmtDur(c.redisCPU), fmtCalls(c.calls),
-			fmtDur(c.writeRedisCPU), fmtDur(c.cpu), fmtBytes(c.rss))
+		p(" %s | %s | %s | %s | %s | %s | %s |\n", wall, fmtDur(c.redisCPU), fmtCalls(c.calls),
+			fmtDur(c.writeRedisCPU), fmtDur(c.cpu), fmtBytes(c.warmRSS), fmtBytes(c.rss))
 	}
 	p("\n| changed | track / scan, wall | track / scan, Redis CPU | track / floor, wall |\n|---|---|---|---|\n")
 	fl := r.find(nameFloor)

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -38,4 +40,16 @@ func peakRSS(pid int) (int64, error) {
 		return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
 	}
 	return int64(s.VmHWM), nil
+}
+
+// resetPeakRSS sets the process's VmHWM back to its current RSS (Linux's
+// clear_refs, value 5), so that a later peakRSS is the peak since now: the
+// peak of a set of scrapes, apart from what the process reached before
+// them (the seed of the mirror, the earlier rows).
+func resetPeakRSS(pid int) error {
+	path := "/proc/" + strconv.Itoa(pid) + "/clear_refs"
+	if err := os.WriteFile(path, []byte("5"), 0); err != nil {
+		return fmt.Errorf("resetting the peak RSS of process %d: %w", pid, err)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"syscall"
 	"testing"
 )
 
@@ -47,4 +48,38 @@ func TestProcStat(t *testing.T) {
 		t.Error("peakRSS of pid -1: no error")
 	}
 	buf[0] = 2 // keep buf alive past the RSS read
+}
+
+// TestResetPeakRSS checks that after a reset the peak is the peak since:
+// 64 MiB mapped, touched and unmapped before the reset no longer counts.
+func TestResetPeakRSS(t *testing.T) {
+	pid := os.Getpid()
+	const size = 64 << 20
+	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(mem); i += 4096 {
+		mem[i] = 1
+	}
+	if err := syscall.Munmap(mem); err != nil {
+		t.Fatal(err)
+	}
+	before, err := peakRSS(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resetPeakRSS(pid); err != nil {
+		t.Fatal(err)
+	}
+	after, err := peakRSS(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after > before-size/2 {
+		t.Errorf("peak RSS %d bytes after the reset, %d before: the unmapped %d bytes still count", after, before, size)
+	}
+	if err := resetPeakRSS(-1); err == nil {
+		t.Error("resetPeakRSS of pid -1: no error")
+	}
 }
