@@ -50,7 +50,9 @@ func NewCatalog() *Catalog {
 }
 
 // Source loads the catalog. Load returns a complete catalog or an error,
-// never a partial one.
+// never a partial one. A catalog is never modified once loaded, by the
+// source or its callers: a source may return the same one again when its
+// data did not change (postgres.Source does).
 type Source interface {
 	Load(ctx context.Context) (*Catalog, error)
 }

@@ -11,7 +11,9 @@ import (
 )
 
 // BenchmarkLoad reads the plans of BENCH_TENANTS tenants (default 10000)
-// from a real PostgreSQL with the default query:
+// from a real PostgreSQL with the default query: "unchanged" loads the
+// same rows again (recognised, the last catalog returned), "changed" moves
+// a tenant to the other plan before each load (the catalog built):
 //
 //	BENCH_TENANTS=100000 go test -run '^$' -bench Load -cpuprofile cpu.out ./internal/plans/postgres/
 func BenchmarkLoad(b *testing.B) {
@@ -28,11 +30,27 @@ INSERT INTO tenants SELECT g, 'tenant ' || g, CASE WHEN g % 33 = 0 THEN NULL ELS
 		b.Fatal(err)
 	}
 	defer db.Close()
-	src := postgres.New(db)
-	for b.Loop() {
-		cat, err := src.Load(context.Background())
-		if err != nil || len(cat.Tenants) != n {
-			b.Fatalf("%v, %d tenants", err, len(cat.Tenants))
-		}
+	for _, changed := range []bool{false, true} {
+		name := map[bool]string{false: "unchanged", true: "changed"}[changed]
+		b.Run(name, func(b *testing.B) {
+			src := postgres.New(db)
+			load := func() {
+				cat, err := src.Load(context.Background())
+				if err != nil || len(cat.Tenants) != n {
+					b.Fatalf("%v, %d tenants", err, len(cat.Tenants))
+				}
+			}
+			load()
+			for b.Loop() {
+				if changed {
+					b.StopTimer()
+					if _, err := db.Exec(`UPDATE tenants SET plan_id = 3 - plan_id WHERE id = 1`); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				load()
+			}
+		})
 	}
 }

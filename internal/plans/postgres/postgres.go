@@ -43,6 +43,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -126,6 +127,9 @@ type Source struct {
 	query       string
 	metricTypes []string
 	lastRows    atomic.Int64 // rows of the last load, to size the next one's
+	// last is the last successful load's result, to recognise the next
+	// one unchanged (see Load); nil before one.
+	last atomic.Pointer[result]
 }
 
 // Option configures a Source.
@@ -219,6 +223,17 @@ func parseDSN(dsn func() (string, error)) (*pgx.ConnConfig, error) {
 
 // Load runs the plans query once and builds the catalog. The context's
 // deadline bounds the whole query, rows included.
+//
+// When the query returns exactly the rows of the last load, in the same
+// order (PostgreSQL returns an unchanged table in the same order, barring
+// a synchronized scan that starts mid-table), Load returns the last
+// catalog itself, building nothing: with a row per tenant and a query per
+// scrape, a catalog of a million tenants built anew each time was the
+// largest allocation of a scrape, and its copy next to the last one the
+// largest part of the exporter's peak memory. The rows are compared as
+// they arrive; from the first that differs, the catalog is built as
+// always, the rows before it replayed from the last load. A catalog is
+// never modified, so handing out the same one again is safe.
 func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	rows, err := s.db.QueryContext(ctx, s.query)
 	if err != nil {
@@ -233,25 +248,158 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
 	}
-	b := newBuilder(lay, int(s.lastRows.Load()))
-	defer func() { s.lastRows.Store(int64(b.rows)) }()
+	prev := s.last.Load()
+	if prev != nil && !slices.Equal(prev.columns, cols) {
+		prev = nil
+	}
 	values := make([]any, len(cols))
 	dest := make([]any, len(cols))
 	for i := range values {
 		dest[i] = &values[i]
 	}
 	limits := make([]int64, len(lay.limits)) // reused: most rows repeat their plan's limits
+	ids := planIDs{}
+	var b *builder // nil while every row so far is the last load's
+	var rec *recorder
+	n := 0 // rows so far
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
 		}
-		r, name := lay.row(values, limits, b.ids)
+		r, name := lay.row(values, limits, ids)
+		if b == nil && prev.same(n, r, name, limits) {
+			n++
+			continue
+		}
+		if b == nil {
+			b, rec = s.startBuilding(lay, prev, n)
+		}
 		b.add(r, name, limits)
+		rec.add(r, name, limits)
+		n++
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
 	}
-	return b.catalog(), nil
+	if b == nil && prev != nil && n == len(prev.tenants) {
+		return prev.catalog, nil
+	}
+	if b == nil { // the last load's rows, fewer of them
+		b, rec = s.startBuilding(lay, prev, n)
+	}
+	s.lastRows.Store(int64(b.rows))
+	cat := b.catalog()
+	s.last.Store(rec.result(cols, cat))
+	return cat, nil
+}
+
+// startBuilding returns a builder and a recorder holding the first n rows
+// of prev (all of them equal to this load's so far).
+func (s *Source) startBuilding(lay *layout, prev *result, n int) (*builder, *recorder) {
+	hint := int(s.lastRows.Load())
+	b, rec := newBuilder(lay, hint), newRecorder(hint)
+	for i := range n {
+		c := &prev.classes[prev.rowClass[i]]
+		r := row{tenantID: prev.tenants[i], planID: c.planID, reason: c.reason}
+		b.add(r, c.planName, c.limits)
+		rec.add(r, c.planName, c.limits)
+	}
+	return b, rec
+}
+
+// result is one load's rows, as checked, in the order they came, and the
+// catalog built from them: what the next load compares its rows with.
+// Rows are few kinds (one per plan, and the bad ones), so a row is its
+// tenant id and the index of its kind: 18 bytes a row, the tenant ids
+// shared with the catalog's keys.
+type result struct {
+	columns  []string
+	catalog  *plans.Catalog
+	tenants  []string
+	rowClass []uint16
+	classes  []rowClass
+}
+
+// rowClass is what rows other than their tenant id say: the plan, its
+// name and limits (as row gives them), and the reason a row is skipped.
+type rowClass struct {
+	planID, planName, reason string
+	limits                   []int64
+}
+
+func (c *rowClass) is(r row, name string, limits []int64) bool {
+	return c.planID == r.planID && c.planName == name && c.reason == r.reason && slices.Equal(c.limits, limits)
+}
+
+// same reports whether row n of this load is row n of the result p (false
+// for a nil p).
+func (p *result) same(n int, r row, name string, limits []int64) bool {
+	return p != nil && n < len(p.tenants) && p.tenants[n] == r.tenantID && p.classes[p.rowClass[n]].is(r, name, limits)
+}
+
+// maxRowClasses bounds the kinds of rows a result keeps (a rowClass index
+// is a uint16). Past it (hostile data: a bad plan name per row) nothing is
+// kept, and the next load builds its catalog as always.
+const maxRowClasses = 1 << 16
+
+// recorder keeps a load's rows as a result.
+type recorder struct {
+	tenants  []string
+	rowClass []uint16
+	classes  []rowClass
+	index    map[string]uint16 // by classKey
+	key      []byte            // classKey's buffer, reused
+	full     bool              // over maxRowClasses: nothing is kept
+}
+
+func newRecorder(hint int) *recorder {
+	return &recorder{tenants: make([]string, 0, hint), rowClass: make([]uint16, 0, hint), index: map[string]uint16{}}
+}
+
+func (rc *recorder) add(r row, name string, limits []int64) {
+	if rc.full {
+		return
+	}
+	var i uint16
+	switch last := len(rc.rowClass) - 1; {
+	case last >= 0 && rc.classes[rc.rowClass[last]].is(r, name, limits):
+		i = rc.rowClass[last] // the common case: runs of one plan
+	default:
+		rc.key = classKey(rc.key[:0], r, name, limits)
+		var ok bool
+		if i, ok = rc.index[string(rc.key)]; !ok {
+			if len(rc.classes) == maxRowClasses {
+				rc.full, rc.tenants, rc.rowClass, rc.classes, rc.index = true, nil, nil, nil, nil
+				return
+			}
+			i = uint16(len(rc.classes))
+			rc.classes = append(rc.classes, rowClass{planID: r.planID, planName: name, reason: r.reason, limits: slices.Clone(limits)})
+			rc.index[string(rc.key)] = i
+		}
+	}
+	rc.tenants = append(rc.tenants, r.tenantID)
+	rc.rowClass = append(rc.rowClass, i)
+}
+
+// classKey appends the key of a row's class to buf: its strings, each
+// length-prefixed so that no two classes share a key, then its limits.
+func classKey(buf []byte, r row, name string, limits []int64) []byte {
+	for _, s := range [...]string{r.planID, name, r.reason} {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	for _, v := range limits {
+		buf = binary.AppendVarint(buf, v)
+	}
+	return buf
+}
+
+// result returns what was recorded, nil when too many kinds of rows were.
+func (rc *recorder) result(cols []string, cat *plans.Catalog) *result {
+	if rc.full {
+		return nil
+	}
+	return &result{columns: slices.Clone(cols), catalog: cat, tenants: rc.tenants, rowClass: rc.rowClass, classes: rc.classes}
 }
 
 // layout says where each column of the result is.
@@ -459,7 +607,6 @@ type builder struct {
 	tenants     map[string]string
 	conflicting map[string]bool
 	extraRows   map[string]int
-	ids         planIDs
 	invalid     map[string]int
 }
 
@@ -478,7 +625,7 @@ type planRows struct {
 // growing a map of 100k entries row by row costs more than the query).
 func newBuilder(lay *layout, rows int) *builder {
 	return &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, rows),
-		ids: planIDs{}, invalid: map[string]int{}}
+		invalid: map[string]int{}}
 }
 
 func (b *builder) add(r row, planName string, limits []int64) {
