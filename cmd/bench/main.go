@@ -37,6 +37,7 @@ type options struct {
 	peerTimeout time.Duration
 	seed        uint64
 	extraArgs   []string // appended to the exporter's flags
+	exporterEnv []string // KEY=VALUE added to the exporter's environment
 	changes     []float64
 }
 
@@ -54,11 +55,19 @@ func main() {
 	flag.DurationVar(&o.peerTimeout, "peer-timeout", 60*time.Second, "client timeout of each scrape of the peer; a timeout stops measuring it at this and larger tenant counts")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the data generator")
 	exporterArgs := flag.String("exporter.args", "", "space-separated extra flags for the exporter (e.g. \"--redis.scan-count=5000\"), to measure settings")
+	exporterEnv := flag.String("exporter.env", "", "space-separated KEY=VALUE added to the exporter's environment only (e.g. \"GOMEMLIMIT=540MiB\", what --auto-gomemlimit sets in a 600 MiB container), not to the floor's or the peer's")
 	changes := flag.String("changes", "", "comma-separated shares of tenants (0 to 1, e.g. 0,0.001,0.01,0.1,1) changed before each scrape, to compare --redis.read-mode track and scan; empty: not measured")
 	floorListen := flag.String("floor.listen", "", "internal: serve the floor on this address")
 	floorRedis := flag.String("floor.redis", "", "internal: the floor's Redis address")
 	flag.Parse()
 	o.extraArgs = strings.Fields(*exporterArgs)
+	o.exporterEnv = strings.Fields(*exporterEnv)
+	for _, kv := range o.exporterEnv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			fmt.Fprintf(os.Stderr, "bench: -exporter.env: %q is not KEY=VALUE\n", kv)
+			os.Exit(2)
+		}
+	}
 	var err error
 	if o.changes, err = parseShares(*changes); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -199,8 +208,8 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 	r.load = loadAverage()
 
 	// measureProc starts a target, waits for its port, measures and stops it.
-	measureProc := func(name, bin string, args []string, port int, targets []target) error {
-		p, err := startProc(name, dir, filepath.Join(dir, strings.Fields(name)[0]+".log"), nil, bin, args...)
+	measureProc := func(name, bin string, env, args []string, port int, targets []target) error {
+		p, err := startProcEnv(name, dir, filepath.Join(dir, strings.Fields(name)[0]+".log"), nil, env, bin, args...)
 		if err != nil {
 			return err
 		}
@@ -228,7 +237,7 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 	if err != nil {
 		return nil, err
 	}
-	err = measureProc("floor", self, []string{"-floor.listen", loopback(port), "-floor.redis", rs.Addr()}, port,
+	err = measureProc("floor", self, nil, []string{"-floor.listen", loopback(port), "-floor.redis", rs.Addr()}, port,
 		[]target{{name: nameFloor, url: metricsURL(port), timeout: o.timeout}})
 	if err != nil {
 		return nil, err
@@ -238,7 +247,7 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 		return nil, err
 	}
 	expect := []string{"billing_redis_up 1", "billing_postgres_up 1"}
-	err = measureProc("billing_exporter", exporterBin, append([]string{
+	err = measureProc("billing_exporter", exporterBin, o.exporterEnv, append([]string{
 		"--redis.addr=" + rs.Addr(), "--postgres.dsn-file=" + dsnFile,
 		"--web.listen-address=" + loopback(port), "--scrape.max-timeout=60s",
 		// A full read per scrape, the cost the floor is the floor of;
@@ -262,7 +271,7 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 		}
 		// A timed-out scrape goes on inside the peer; stopping the process
 		// (SIGTERM, then SIGKILL) ends its load on Redis.
-		err = measureProc("redis_exporter", peerBin, []string{
+		err = measureProc("redis_exporter", peerBin, nil, []string{
 			"--redis.addr=redis://" + rs.Addr(), "--check-keys=usage:*",
 			"--web.listen-address=" + loopback(port),
 		}, port, []target{{name: namePeer, url: metricsURL(port), timeout: o.peerTimeout}})

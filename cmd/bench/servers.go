@@ -78,6 +78,12 @@ func childEnv() []string {
 }
 
 func startProc(name, dir, logPath string, cred *syscall.Credential, bin string, args ...string) (*proc, error) {
+	return startProcEnv(name, dir, logPath, cred, nil, bin, args...)
+}
+
+// startProcEnv is startProc with env (KEY=VALUE) added to the child's
+// environment.
+func startProcEnv(name, dir, logPath string, cred *syscall.Credential, env []string, bin string, args ...string) (*proc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -85,7 +91,7 @@ func startProc(name, dir, logPath string, cred *syscall.Credential, bin string, 
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
