@@ -187,13 +187,21 @@ func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) (err error)
 // sortKeys counts the usage keys of the pages into snap and sends the
 // current period's keys to out in batches.
 func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usage.Snapshot, res *nodeResult, out chan<- []pending) error {
-	// SCAN may return a key more than once; count each key once.
+	// SCAN may return a key more than once; count each key once. A read
+	// that seeds a mirror (record) keeps no such set: the mirror holds
+	// each key once in its own maps and takes its counts from them, and a
+	// key SCAN returns twice is read twice, its second entry replacing
+	// the first (any change in between is re-read by the next read, as
+	// tracking is on). A set of every key of every period was the largest
+	// thing a seed held: about 190 MB of 3 million keys.
 	var seen map[string]struct{}
-	if n.hints != nil {
+	switch {
+	case n.record != nil:
+	case n.hints != nil:
 		k := n.hints.keys.Load()
 		seen = make(map[string]struct{}, k+k/8)
 		defer func() { n.hints.keys.Store(int64(len(seen))) }()
-	} else {
+	default:
 		seen = map[string]struct{}{}
 	}
 	var batch []pending
@@ -215,9 +223,11 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 			// One map operation per key, not a lookup and then an insert:
 			// with 300k keys each is a cache miss (BENCHMARKS.md, "Figures
 			// behind decisions in the code").
-			k := len(seen)
-			if seen[key] = struct{}{}; len(seen) == k {
-				continue
+			if seen != nil {
+				k := len(seen)
+				if seen[key] = struct{}{}; len(seen) == k {
+					continue
+				}
 			}
 			if _, dup := n.skip[key]; dup {
 				continue // read on another node
