@@ -42,8 +42,10 @@ func (p PlansState) LimitsKnown() bool { return !p.Configured || p.Catalog != ni
 // TenantStatus is one tenant joined with its limits.
 //
 // A status is held per tenant, a million of them at the largest sizes
-// served: what its plan gives it (Terms) is shared by every tenant on the
-// plan in one join, so that a status is 64 bytes plus its percentages
+// served, and made anew by every join while the last join's are still in
+// use: what its plan gives it (Terms) is shared by every tenant on the
+// plan in one join, and its figures (percentages) are computed from its
+// counters when asked for, not kept, so that a status is 32 bytes
 // (BENCHMARKS.md, "Memory").
 type TenantStatus struct {
 	ID string
@@ -53,18 +55,6 @@ type TenantStatus struct {
 	// Terms is never nil in a joined status. Never modified once joined:
 	// other tenants' statuses share it.
 	*Terms
-	// pcts holds the tenant's percentage of each of the limits in force
-	// (Terms.limits), in the same order, computed once per join: every
-	// scrape walks them several times (thresholds, both limit families,
-	// ranking) for every tenant. noPercentage where it cannot be computed:
-	// the limit or the usage field could not be read.
-	pcts []float64
-	// messages is Used("messages"), looked up once per join: ranking the
-	// tenants for --metrics.max-tenants and the alerts' projection need it
-	// for every tenant on every scrape, and with many tenants each lookup
-	// in a tenant's counters is a cache miss. Coded by cachedMessages, so
-	// that the zero value (a status built by hand) means not looked up.
-	messages int64
 }
 
 // Terms is what a tenant's plan gives it: the plan, and the limits in
@@ -88,36 +78,22 @@ type Terms struct {
 	limits *[]LimitCheck
 }
 
-// cachedMessages codes a messages usage as TenantStatus.messages holds it:
-// a readable value v as ^v (negative, whatever v), an unreadable one as 1,
-// and 0 for none looked up.
-func cachedMessages(v int64, ok bool) int64 {
-	if !ok {
-		return 1
-	}
-	return ^v
-}
-
 // messagesType is the metric type the ranking and the alerts single out.
 const messagesType = "messages"
 
-// ComputeChecks fills the limit checks from Limits, UnreadableLimits and
-// Usage. The join does this itself; it is for a TenantStatus built by hand
-// (tests, other views).
+// ComputeChecks fills the limits in force from Limits and
+// UnreadableLimits. The join does this itself (once per plan); it is for a
+// TenantStatus built by hand (tests, other views), with Terms of its own.
 func (t *TenantStatus) ComputeChecks() {
 	if t.Terms == nil {
 		t.Terms = &Terms{}
 	}
-	t.limits, t.pcts = nil, nil
-	t.messages = lookupMessages(t.Usage)
+	t.limits = nil
 	if !t.LimitsKnown {
 		return
 	}
 	limits := sortedLimits(t.Limits, t.UnreadableLimits, "")
 	t.limits = &limits
-	for _, c := range limits {
-		t.pcts = append(t.pcts, percentageOf(c, t.Usage))
-	}
 }
 
 // LimitCheck is one limit in force: its type and value, or why the plans
@@ -180,17 +156,7 @@ func (t *Terms) limitList() []LimitCheck {
 // Used returns the usage of a metric type: 0 when the field is absent, and
 // false when it was present but could not be read.
 func (t *TenantStatus) Used(metricType string) (int64, bool) {
-	if metricType == messagesType && t.messages != 0 {
-		if t.messages < 0 {
-			return ^t.messages, true
-		}
-		return 0, false
-	}
 	return t.Usage.Value(metricType)
-}
-
-func lookupMessages(c usage.Counters) int64 {
-	return cachedMessages(c.Value(messagesType))
 }
 
 // Percentage returns 100 × used / limit, and false when the metric type is
@@ -227,12 +193,17 @@ func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 // EachLimit calls f for every limit in force that the tenant's percentage
 // of is known, in limit type order; nothing when limits are unknown. It is
 // Percentage for all limit types at once, without a map lookup (this runs
-// for every tenant, several times, on every scrape). Limit types whose
-// usage or limit could not be read are left out: thresholds, rankings and
-// percentages all go through here, and none may count them.
+// for every tenant on every scrape: the thresholds, the ranking). Limit
+// types whose usage or limit could not be read are left out: thresholds,
+// rankings and percentages all go through here, and none may count them.
+//
+// The percentages are computed here, not kept per tenant: a walk of a few
+// limits and of the tenant's few fields costs less than a million tenants'
+// percentages held twice (the last join's and the new one's) during every
+// read (BENCHMARKS.md, "Memory").
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
-	for i, c := range t.limitList() {
-		if pct := t.pcts[i]; pct != noPercentage {
+	for _, c := range t.limitList() {
+		if pct := percentageOf(c, t.Usage); pct != noPercentage {
 			f(c.Type, c.Limit, pct)
 		}
 	}
@@ -302,41 +273,30 @@ func (r *Report) UsageUp() bool { return r.UsageErr == nil && r.Usage != nil }
 //
 // prev, when not nil, is the last join made with the same defaults: when
 // it holds the same tenants, they are taken in its order instead of being
-// sorted again, and a tenant whose counters are the very same (a reader
-// that keeps the usage state between reads shares the counters of the
-// hashes that did not change) and whose plan and limits are the same gets
-// its limit checks copied rather than computed again.
+// sorted again.
 func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
 	if !r.UsageUp() {
 		return
 	}
 	cat := r.Plans.Catalog
-	known, base := r.sameTenants(prev)
-	if known == nil {
-		known = knownTenants(r.Usage.Tenants, cat)
+	ix := newLimitIndex(r.Plans, defaults)
+	r.Tenants = r.sameTenants(prev, ix)
+	if r.Tenants == nil {
+		known := knownTenants(r.Usage.Tenants, cat)
 		parts := splitEven(len(known), runtime.GOMAXPROCS(0))
 		eachPart(parts, func(lo, hi int) {
 			slices.SortFunc(known[lo:hi], compareKnown)
 		})
 		known = mergeSorted(known, parts)
-	}
-	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-
-	ix := newLimitIndex(r.Plans, defaults)
-	r.Tenants = make([]TenantStatus, len(known))
-	eachPart(parts, func(lo, hi int) {
-		// Each part's percentages in one allocation.
-		pcts := make([]float64, 0, (hi-lo)*ix.widest)
-		missing := map[string]*Terms{}
-		for i := lo; i < hi; i++ {
-			k := &known[i]
-			var was *TenantStatus
-			if base != nil && base[i].joinedFrom(k.counters, k.planID) {
-				was = &base[i]
+		r.Tenants = make([]TenantStatus, len(known))
+		eachPart(splitEven(len(known), runtime.GOMAXPROCS(0)), func(lo, hi int) {
+			missing := map[string]*Terms{}
+			for i := lo; i < hi; i++ {
+				k := &known[i]
+				r.Tenants[i] = TenantStatus{ID: k.id, Usage: k.counters, Terms: ix.termsOf(k.planID, missing)}
 			}
-			r.Tenants[i] = tenantStatus(k.id, k.counters, ix.termsOf(k.planID, missing), &pcts, was)
-		}
-	})
+		})
+	}
 	if !r.Plans.LimitsKnown() {
 		return
 	}
@@ -344,14 +304,15 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
 }
 
-// sameTenants returns the tenants to join in the order of prev's, when
-// prev joined exactly the same tenants (nil otherwise), and prev's
-// statuses when their limit checks may be reused: prev's plans are the
-// same as r's. It costs a lookup in the usage and the catalog per tenant,
-// which the join makes anyway, instead of a sort.
-func (r *Report) sameTenants(prev *Report) ([]knownTenant, []TenantStatus) {
+// sameTenants returns the statuses of the tenants to join in the order of
+// prev's, when prev joined exactly the same tenants (nil otherwise). It
+// costs a lookup in the usage and the catalog per tenant, which the join
+// makes anyway, instead of a sort; the statuses are made as the tenants
+// are looked up, with no list of them in between (at 1M tenants such a
+// list was 40 MB more per scrape).
+func (r *Report) sameTenants(prev *Report, ix limitIndex) []TenantStatus {
 	if prev == nil || len(prev.Tenants) == 0 {
-		return nil, nil
+		return nil
 	}
 	used, cat := r.Usage.Tenants, r.Plans.Catalog
 	catTenants := 0
@@ -361,21 +322,22 @@ func (r *Report) sameTenants(prev *Report) ([]knownTenant, []TenantStatus) {
 	// Every tenant of prev is known now, and there are as many with usage
 	// and as many in the catalog as now: the same tenants.
 	if n := len(prev.Tenants); n < len(used) || n < catTenants {
-		return nil, nil
+		return nil
 	}
-	known := make([]knownTenant, len(prev.Tenants))
-	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
+	tenants := make([]TenantStatus, len(prev.Tenants))
+	parts := splitEven(len(tenants), runtime.GOMAXPROCS(0))
 	inUse, inCat := make([]int, len(parts)), make([]int, len(parts))
 	missing := make([]bool, len(parts))
 	eachPart(parts, func(lo, hi int) {
 		p := slices.Index(parts, lo)
+		unknownPlans := map[string]*Terms{}
 		for i := lo; i < hi; i++ {
 			id := prev.Tenants[i].ID
-			k := knownTenant{id: id}
-			var okUse, okCat bool
-			k.counters, okUse = used[id]
+			counters, okUse := used[id]
+			var planID string
+			var okCat bool
 			if cat != nil {
-				k.planID, okCat = cat.Tenants[id]
+				planID, okCat = cat.Tenants[id]
 			}
 			if !okUse && !okCat {
 				missing[p] = true
@@ -387,16 +349,13 @@ func (r *Report) sameTenants(prev *Report) ([]knownTenant, []TenantStatus) {
 			if okCat {
 				inCat[p]++
 			}
-			known[i] = k
+			tenants[i] = TenantStatus{ID: id, Usage: counters, Terms: ix.termsOf(planID, unknownPlans)}
 		}
 	})
 	if slices.Contains(missing, true) || sum(inUse) != len(used) || sum(inCat) != catTenants {
-		return nil, nil
+		return nil
 	}
-	if !samePlans(prev.Plans, r.Plans) {
-		return known, nil
-	}
-	return known, prev.Tenants
+	return tenants
 }
 
 func sum(ns []int) int {
@@ -407,21 +366,6 @@ func sum(ns []int) int {
 	return t
 }
 
-// samePlans reports whether a join with a gives every tenant the same
-// plan and limits as one with b (given the same defaults).
-func samePlans(a, b PlansState) bool {
-	if a.LimitsKnown() != b.LimitsKnown() || a.Source != b.Source {
-		return false
-	}
-	switch {
-	case a.Catalog == b.Catalog:
-		return true
-	case a.Catalog == nil || b.Catalog == nil:
-		return false
-	}
-	return reflect.DeepEqual(a.Catalog.Plans, b.Catalog.Plans)
-}
-
 // Same reports whether t and o state the same figures for the same tenant
 // (plan, limits, usage, checks), so that a view may show what it rendered
 // for o as t's. The counters are compared by identity, not content: a
@@ -429,7 +373,7 @@ func samePlans(a, b PlansState) bool {
 // the hashes that did not change, and then this costs no walk of their
 // fields; counters read anew are never the same, whatever they hold.
 func (t *TenantStatus) Same(o *TenantStatus) bool {
-	return t.ID == o.ID && t.Usage == o.Usage && t.sameTerms(o.Terms) && slices.Equal(t.pcts, o.pcts)
+	return t.ID == o.ID && t.Usage == o.Usage && t.sameTerms(o.Terms)
 }
 
 // sameTerms reports whether t and o state the same plan and limits; at
@@ -455,23 +399,6 @@ func (t *Terms) sameTerms(o *Terms) bool {
 // sameMap reports whether a and b are the same map (or both nil).
 func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
-}
-
-// joinedFrom reports whether t was joined from exactly these counters
-// (the same *usage.Hash, which is never modified once read) and this plan
-// id from the catalog: then, with the same plans, its limit checks are
-// what joining them again would compute.
-func (t *TenantStatus) joinedFrom(counters usage.Counters, planID string) bool {
-	if t.Usage != counters {
-		return false
-	}
-	if !t.LimitsKnown {
-		return true // nothing derived from the plan
-	}
-	if planID == "" {
-		return t.UsingDefaults
-	}
-	return !t.UsingDefaults && t.PlanID == planID
 }
 
 // knownTenant is a tenant as gathered for the join: its id, its usage (nil
@@ -633,28 +560,6 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 	}
 	slices.SortFunc(out, func(a, b LimitCheck) int { return strings.Compare(a.Type, b.Type) })
 	return out
-}
-
-// tenantStatus joins one tenant. Its percentages are appended to *buf (one
-// allocation for all tenants of a join) and kept as a capped sub-slice;
-// they are copied from was when not nil (see Report.join).
-func tenantStatus(id string, counters usage.Counters, terms *Terms, buf *[]float64, was *TenantStatus) TenantStatus {
-	st := TenantStatus{ID: id, Usage: counters, Terms: terms}
-	if was != nil {
-		st.messages = was.messages
-	} else {
-		st.messages = lookupMessages(counters)
-	}
-	start := len(*buf)
-	if was != nil {
-		*buf = append(*buf, was.pcts...)
-	} else {
-		for _, c := range terms.limitList() {
-			*buf = append(*buf, percentageOf(c, counters))
-		}
-	}
-	st.pcts = (*buf)[start:len(*buf):len(*buf)]
-	return st
 }
 
 func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {

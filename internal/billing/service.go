@@ -375,8 +375,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant
 	}
-	var pcts []float64
 	ix := newLimitIndex(plansState, g.Defaults)
-	st := tenantStatus(tenantID, counters, ix.termsOf(planID, map[string]*Terms{}), &pcts, nil)
+	st := TenantStatus{ID: tenantID, Usage: counters, Terms: ix.termsOf(planID, map[string]*Terms{})}
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }
