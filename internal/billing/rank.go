@@ -2,6 +2,7 @@ package billing
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
 	"time"
 
@@ -39,14 +40,17 @@ func (t *TenantStatus) Pressure() float64 {
 // limit, seats over theirs), BillingTenantWithoutPlan or
 // BillingUsagePredictedToExceed.
 func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
-	if !t.LimitsKnown {
-		return false
-	}
-	if t.UsingDefaults {
-		return true
-	}
-	alerting := false
+	alerting, _ := t.standing(p, at)
+	return alerting
+}
+
+// standing is Alerting and Pressure in one walk of the limits: ranking
+// the tenants for --metrics.max-tenants asks both of every tenant on every
+// scrape, and each percentage is computed from the tenant's counters.
+func (t *TenantStatus) standing(p period.Period, at time.Time) (alerting bool, pressure float64) {
+	pressure = -1
 	t.EachLimit(func(limitType string, limit int64, pct float64) {
+		pressure = max(pressure, pct)
 		switch {
 		case slices.Contains(SeatLimitTypes, limitType):
 			alerting = alerting || pct > alertReachedPct
@@ -58,7 +62,9 @@ func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
 			alerting = alerting || pct > alertNearLimitPct || projectedOver(used, limit, p, at)
 		}
 	})
-	return alerting
+	// No limit is walked when limits are unknown; on the defaults, the
+	// tenant without a plan alert fires whatever the figures.
+	return t.LimitsKnown && (t.UsingDefaults || alerting), pressure
 }
 
 // projectedOver reports whether used, at its pace so far in p, passes limit
@@ -83,7 +89,8 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 	}
 	rankOf := func(i int) ranked {
 		messages, _ := tenants[i].Used(messagesType)
-		return ranked{i, tenants[i].Alerting(p, at), tenants[i].Pressure(), messages}
+		alerting, pressure := tenants[i].standing(p, at)
+		return ranked{i, alerting, pressure, messages}
 	}
 	cmpRanked := func(a, b ranked) int {
 		if a.alerting != b.alerting {
@@ -100,7 +107,15 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 		}
 		return cmp.Compare(tenants[a.i].ID, tenants[b.i].ID)
 	}
-	top := topN(len(tenants), n, rankOf, cmpRanked)
+	// Each core ranks a part of the tenants and keeps its n first; the
+	// n first of those are the n first of all.
+	parts := splitEven(len(tenants), runtime.GOMAXPROCS(0))
+	tops := make([][]ranked, len(parts)-1)
+	eachPart(parts, func(lo, hi int) {
+		tops[slices.Index(parts, lo)] = topN(hi-lo, min(n, hi-lo), func(i int) ranked { return rankOf(lo + i) }, cmpRanked)
+	})
+	top := slices.Concat(tops...)
+	slices.SortFunc(top, cmpRanked)
 	out := make([]TenantStatus, n)
 	for k := range out {
 		out[k] = tenants[top[k].i]

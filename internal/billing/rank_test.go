@@ -2,7 +2,9 @@ package billing
 
 import (
 	"cmp"
+	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -128,5 +130,91 @@ func TestTopN(t *testing.T) {
 				t.Errorf("size %d, n %d: got %v, want %v", size, n, got, want)
 			}
 		}
+	}
+}
+
+// TestMostPressedInParts: with enough tenants to be ranked in parts (one
+// per core, at least two here), the n first are those a full sort of every
+// tenant by the same order gives, across part boundaries, ties included.
+func TestMostPressedInParts(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	rng := rand.New(rand.NewPCG(3, 4))
+	terms := []*Terms{
+		{LimitsKnown: true, PlanID: "1", Limits: plans.Limits{"messages": 100, "users": 10}},
+		{LimitsKnown: true, PlanID: NoPlanID, UsingDefaults: true, Limits: plans.Limits{"messages": 1000}},
+		{LimitsKnown: true, PlanID: "2", Limits: plans.Limits{}},
+	}
+	for _, tm := range terms {
+		l := sortedLimits(tm.Limits, nil, "")
+		tm.limits = &l
+	}
+	const size = 30000
+	tenants := make([]TenantStatus, size)
+	for i := range tenants {
+		tenants[i] = TenantStatus{
+			ID:    fmt.Sprintf("t%05d", i),
+			Usage: usage.CountersOf(map[string]int64{"messages": int64(rng.IntN(12) * 10), "users": int64(rng.IntN(12))}),
+			Terms: terms[rng.IntN(len(terms))],
+		}
+	}
+	if parts := splitEven(size, runtime.GOMAXPROCS(0)); len(parts) < 3 {
+		t.Fatalf("%d tenants in %d part(s): the test needs several", size, len(parts)-1)
+	}
+	nov := period.At(time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC), time.UTC)
+	at := nov.Start.Add(10 * 24 * time.Hour)
+	byRank := slices.Clone(tenants)
+	slices.SortStableFunc(byRank, func(a, b TenantStatus) int {
+		aa, ap := a.Alerting(nov, at), a.Pressure()
+		ba, bp := b.Alerting(nov, at), b.Pressure()
+		am, _ := a.Used("messages")
+		bm, _ := b.Used("messages")
+		if aa != ba {
+			if aa {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(bp, ap), cmp.Compare(bm, am), cmp.Compare(a.ID, b.ID))
+	})
+	for _, n := range []int{1, 7, 5000, 12000, size - 1} {
+		got := MostPressed(tenants, n, nov, at)
+		if !slices.Equal(ids(got), ids(byRank[:n])) {
+			t.Errorf("n %d: the n first differ from a full sort's", n)
+		}
+	}
+}
+
+// TestOverThresholdInParts: counted in parts (one per core), the tenants
+// over each threshold add up to what one pass over them all counts.
+func TestOverThresholdInParts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	cat := plans.NewCatalog()
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "users": 10}}
+	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 1000, "storage": 50}}
+	defaults := plans.Limits{"messages": 10}
+	used := map[string]usage.Counters{}
+	for i := range 30000 {
+		id := fmt.Sprint(i)
+		cat.Tenants[id] = []string{"1", "2", ""}[rng.IntN(3)]
+		used[id] = usage.CountersOf(map[string]int64{"messages": int64(rng.IntN(1200)), "users": int64(rng.IntN(12)), "storage": int64(rng.IntN(60))})
+	}
+	join := func(procs int) []ThresholdCount {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		snap := usage.NewSnapshot("202611")
+		snap.Tenants = used
+		r := &Report{Usage: snap, Plans: PlansState{Configured: true, Source: "postgres", Up: true, Catalog: cat}}
+		r.join(defaults, DefaultThresholds, nil)
+		return r.OverThreshold
+	}
+	one, four := join(1), join(4)
+	if !slices.Equal(one, four) {
+		t.Errorf("counted in parts:\n%v\nin one pass:\n%v", four, one)
+	}
+	total := 0
+	for _, c := range one {
+		total += c.Tenants
+	}
+	if total == 0 {
+		t.Error("no tenant over any threshold: the data does not test the counts")
 	}
 }

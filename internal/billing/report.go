@@ -603,19 +603,38 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 			}
 		}
 	}
-	counts := make(map[string][]int, len(types))
-	for lt := range types {
-		counts[lt] = make([]int, len(thresholds))
+	newCounts := func() map[string][]int {
+		counts := make(map[string][]int, len(types))
+		for lt := range types {
+			counts[lt] = make([]int, len(thresholds))
+		}
+		return counts
 	}
-	for i := range tenants {
-		tenants[i].EachLimit(func(lt string, _ int64, pct float64) {
-			c := counts[lt]
-			for k, th := range thresholds {
-				if pct >= th {
-					c[k]++
+	// Counted per part, on every core: each percentage is computed from
+	// the tenant's counters.
+	parts := splitEven(len(tenants), runtime.GOMAXPROCS(0))
+	partCounts := make([]map[string][]int, len(parts)-1)
+	eachPart(parts, func(lo, hi int) {
+		counts := newCounts()
+		for i := lo; i < hi; i++ {
+			tenants[i].EachLimit(func(lt string, _ int64, pct float64) {
+				c := counts[lt]
+				for k, th := range thresholds {
+					if pct >= th {
+						c[k]++
+					}
 				}
+			})
+		}
+		partCounts[slices.Index(parts, lo)] = counts
+	})
+	counts := newCounts()
+	for _, pc := range partCounts {
+		for lt, c := range pc {
+			for k, n := range c {
+				counts[lt][k] += n
 			}
-		})
+		}
 	}
 	var out []ThresholdCount
 	for _, lt := range slices.Sorted(maps.Keys(types)) {
