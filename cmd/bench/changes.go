@@ -30,7 +30,7 @@ type changeRow struct {
 	// the mirror). rss is the peak of the measured scrapes alone (VmHWM
 	// reset after the warm-up).
 	warmRSS, rss int64
-	failure                      string
+	failure      string
 }
 
 // parseShares reads -changes: fractions of the tenants, 0 to 1.
