@@ -65,7 +65,7 @@ func measureChangesRun(o options, n int, dir, exporterBin, dsnFile string, rs *r
 			"--web.listen-address=" + loopback(port), "--scrape.max-timeout=60s",
 			"--redis.read-mode=" + mode, "--redis.resync-interval=0",
 		}, o.extraArgs...)
-		p, err := startProcEnv(name, dir, filepath.Join(dir, "billing_exporter-"+mode+".log"), nil, o.exporterEnv, exporterBin, args...)
+		p, err := startProc(name, dir, filepath.Join(dir, "billing_exporter-"+mode+".log"), nil, o.exporterEnv, exporterBin, args...)
 		if err != nil {
 			return nil, err
 		}

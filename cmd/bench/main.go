@@ -209,7 +209,7 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 
 	// measureProc starts a target, waits for its port, measures and stops it.
 	measureProc := func(name, bin string, env, args []string, port int, targets []target) error {
-		p, err := startProcEnv(name, dir, filepath.Join(dir, strings.Fields(name)[0]+".log"), nil, env, bin, args...)
+		p, err := startProc(name, dir, filepath.Join(dir, strings.Fields(name)[0]+".log"), nil, env, bin, args...)
 		if err != nil {
 			return err
 		}

@@ -77,13 +77,9 @@ func childEnv() []string {
 	return append(env, "LC_ALL=C")
 }
 
-func startProc(name, dir, logPath string, cred *syscall.Credential, bin string, args ...string) (*proc, error) {
-	return startProcEnv(name, dir, logPath, cred, nil, bin, args...)
-}
-
-// startProcEnv is startProc with env (KEY=VALUE) added to the child's
-// environment.
-func startProcEnv(name, dir, logPath string, cred *syscall.Credential, env []string, bin string, args ...string) (*proc, error) {
+// startProc starts bin in dir, its output appended to logPath, with env
+// (KEY=VALUE) added to the harness' environment.
+func startProc(name, dir, logPath string, cred *syscall.Credential, env []string, bin string, args ...string) (*proc, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
