@@ -61,10 +61,11 @@ func oddTenants() []billing.TenantStatus {
 
 // unreadable marks fields of c as skipped invalid values.
 func unreadable(c usage.Counters, fields ...string) usage.Counters {
+	m := c.Map()
 	for _, f := range fields {
-		c = c.With(f, usage.UnreadableValue(usage.ReasonInvalidValue))
+		m[f] = usage.UnreadableValue(usage.ReasonInvalidValue)
 	}
-	return c
+	return usage.CountersOf(m)
 }
 
 // canonical renders families as sorted "name{labels} value" lines plus

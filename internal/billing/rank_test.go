@@ -84,7 +84,9 @@ func ids(ts []TenantStatus) []string {
 func TestAlertingSkipsUnreadable(t *testing.T) {
 	limits := plans.Limits{"messages": 100, "users": 10}
 	unreadableMessages := func(other usage.Counters) usage.Counters {
-		return other.With("messages", usage.UnreadableValue(usage.ReasonInvalidValue))
+		m := other.Map()
+		m["messages"] = usage.UnreadableValue(usage.ReasonInvalidValue)
+		return usage.CountersOf(m)
 	}
 	nov := period.At(time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC), time.UTC)
 	midMonth := nov.Start.Add(15 * 24 * time.Hour)

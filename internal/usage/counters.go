@@ -223,14 +223,6 @@ func (h *Hash) Equal(o *Hash) bool {
 	return true
 }
 
-// With returns a copy of h with field set to v (UnreadableValue for an
-// unreadable one).
-func (h *Hash) With(field string, v int64) Counters {
-	m := h.Map()
-	m[field] = v
-	return CountersOf(m)
-}
-
 // Map returns the fields as a map, unreadable markers included: for tests
 // and messages.
 func (h *Hash) Map() map[string]int64 {
