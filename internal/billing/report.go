@@ -46,7 +46,7 @@ func (p PlansState) LimitsKnown() bool { return !p.Configured || p.Catalog != ni
 // use: what its plan gives it (Terms) is shared by every tenant on the
 // plan in one join, and its figures (percentages) are computed from its
 // counters when asked for, not kept, so that a status is 32 bytes
-// (BENCHMARKS.md, "Memory").
+// (BENCHMARKS.md, "1M tenants: what a read held twice").
 type TenantStatus struct {
 	ID string
 	// Usage holds the tenant's hash fields; nil when the tenant has no
@@ -200,7 +200,7 @@ func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 // The percentages are computed here, not kept per tenant: a walk of a few
 // limits and of the tenant's few fields costs less than a million tenants'
 // percentages held twice (the last join's and the new one's) during every
-// read (BENCHMARKS.md, "Memory").
+// read (BENCHMARKS.md, "1M tenants: what a read held twice").
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
 	for _, c := range t.limitList() {
 		if pct := percentageOf(c, t.Usage); pct != noPercentage {
@@ -289,7 +289,7 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 		})
 		known = mergeSorted(known, parts)
 		r.Tenants = make([]TenantStatus, len(known))
-		eachPart(splitEven(len(known), runtime.GOMAXPROCS(0)), func(lo, hi int) {
+		eachPart(parts, func(lo, hi int) {
 			missing := map[string]*Terms{}
 			for i := lo; i < hi; i++ {
 				k := &known[i]
@@ -503,7 +503,6 @@ type limitIndex struct {
 	// noPlan is the terms of a tenant the plans data gives no plan: the
 	// defaults, or nothing stated when limits are unknown.
 	noPlan *Terms
-	widest int // most limits of any plan or the defaults
 }
 
 func newLimitIndex(ps PlansState, defaults plans.Limits) limitIndex {
@@ -514,14 +513,12 @@ func newLimitIndex(ps PlansState, defaults plans.Limits) limitIndex {
 	ix := limitIndex{
 		plans:  map[string]*Terms{},
 		noPlan: &Terms{LimitsKnown: true, UsingDefaults: true, PlanID: NoPlanID, Limits: defaults, limits: &d},
-		widest: len(d),
 	}
 	if cat := ps.Catalog; cat != nil {
 		for id, p := range cat.Plans {
 			l := sortedLimits(p.Limits, p.Unreadable, ps.Source)
 			ix.plans[id] = &Terms{LimitsKnown: true, PlanID: p.ID, PlanName: p.Name, Limits: p.Limits,
 				UnreadableLimits: p.Unreadable, limits: &l}
-			ix.widest = max(ix.widest, len(l))
 		}
 	}
 	return ix
