@@ -446,8 +446,7 @@ func (st *mirrorState) snapshot() *usage.Snapshot {
 	}
 	lent := st.lent
 	lent.Add(1)
-	var once sync.Once
-	snap.Lend(func() { once.Do(func() { lent.Add(-1) }) })
+	snap.Lend(func() { lent.Add(-1) }) // Release gives back once
 	snap.Keys = len(st.tenants) + st.others.Len()
 	for reason, n := range map[usage.Reason]int{
 		usage.ReasonMalformedKey:  len(st.malformed),

@@ -193,7 +193,7 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 	// key SCAN returns twice is read twice, its second entry replacing
 	// the first (any change in between is re-read by the next read, as
 	// tracking is on). A set of every key of every period was the largest
-	// thing a seed held: about 190 MB of 3 million keys.
+	// thing a seed held: 184 MB at 3 million keys (BENCHMARKS.md).
 	var seen map[string]struct{}
 	switch {
 	case n.record != nil:
@@ -404,9 +404,9 @@ func decodeInto(reply any, p pending, snap *usage.Snapshot) error {
 		return err
 	}
 	if found {
-		// The id alone, not the whole key it is a slice of: the map is
-		// kept (track mode), and at a million tenants the keys' other
-		// bytes were 16 MB.
+		// The id alone, not the whole key it is a slice of: the join's
+		// statuses keep it (and every later join takes the last one's
+		// ids), and at a million tenants the keys' other bytes were 16 MB.
 		snap.Tenants[strings.Clone(p.tenant)] = counters
 	}
 	return nil
