@@ -260,8 +260,7 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	limits := make([]int64, len(lay.limits)) // reused: most rows repeat their plan's limits
 	ids := planIDs{}
 	var b *builder // nil while every row so far is the last load's
-	var rec *recorder
-	n := 0 // rows so far
+	n := 0         // rows so far
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
@@ -272,10 +271,9 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 			continue
 		}
 		if b == nil {
-			b, rec = s.startBuilding(lay, prev, n)
+			b = s.startBuilding(lay, prev, n)
 		}
 		b.add(r, name, limits)
-		rec.add(r, name, limits)
 		n++
 	}
 	if err := rows.Err(); err != nil {
@@ -285,26 +283,23 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 		return prev.catalog, nil
 	}
 	if b == nil { // the last load's rows, fewer of them
-		b, rec = s.startBuilding(lay, prev, n)
+		b = s.startBuilding(lay, prev, n)
 	}
 	s.lastRows.Store(int64(b.rows))
 	cat := b.catalog()
-	s.last.Store(rec.result(cols, cat))
+	s.last.Store(b.rec.result(cols, cat))
 	return cat, nil
 }
 
-// startBuilding returns a builder and a recorder holding the first n rows
-// of prev (all of them equal to this load's so far).
-func (s *Source) startBuilding(lay *layout, prev *result, n int) (*builder, *recorder) {
-	hint := int(s.lastRows.Load())
-	b, rec := newBuilder(lay, hint), newRecorder(hint)
+// startBuilding returns a builder holding the first n rows of prev (all of
+// them equal to this load's so far).
+func (s *Source) startBuilding(lay *layout, prev *result, n int) *builder {
+	b := newBuilder(lay, int(s.lastRows.Load()))
 	for i := range n {
 		c := &prev.classes[prev.rowClass[i]]
-		r := row{tenantID: prev.tenants[i], planID: c.planID, reason: c.reason}
-		b.add(r, c.planName, c.limits)
-		rec.add(r, c.planName, c.limits)
+		b.add(row{tenantID: prev.tenants[i], planID: c.planID, reason: c.reason}, c.planName, c.limits)
 	}
-	return b, rec
+	return b
 }
 
 // result is one load's rows, as checked, in the order they came, and the
@@ -608,6 +603,7 @@ type builder struct {
 	conflicting map[string]bool
 	extraRows   map[string]int
 	invalid     map[string]int
+	rec         *recorder // every row, for the next load to compare with
 }
 
 // planRows is what the rows say about one plan: the name and limits of the
@@ -625,10 +621,11 @@ type planRows struct {
 // growing a map of 100k entries row by row costs more than the query).
 func newBuilder(lay *layout, rows int) *builder {
 	return &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, rows),
-		invalid: map[string]int{}}
+		invalid: map[string]int{}, rec: newRecorder(rows)}
 }
 
 func (b *builder) add(r row, planName string, limits []int64) {
+	b.rec.add(r, planName, limits)
 	if r.reason != "" {
 		b.invalid[r.reason]++
 		if r.planID == "" {
