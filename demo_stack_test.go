@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
 
 // TestDemoStack runs `make demo-stack` as a user would, for a bounded time,
@@ -44,13 +45,13 @@ func TestDemoStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncWriter{}
+	stderr := &testserver.LogBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	stdout := &syncWriter{}
+	stdout := &testserver.LogBuffer{}
 	urls := make(chan map[string]string, 1)
 	go func() {
 		found := map[string]string{}
@@ -249,22 +250,4 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-// syncWriter collects a process's output, written and read concurrently.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

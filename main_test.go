@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,21 +47,16 @@ type exporter struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	URL    string
-	mu     sync.Mutex
-	output bytes.Buffer
+	output testserver.LogBuffer
 	exited chan error
 }
 
 func (e *exporter) Write(p []byte) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	return e.output.Write(p)
 }
 
 // Output returns everything the process logged so far.
 func (e *exporter) Output() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	return e.output.String()
 }
 

@@ -12,12 +12,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
 
 // receiverFor is the seed's escalation: the receiver each severity must reach.
@@ -409,25 +410,6 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer is a bytes.Buffer safe for a process to write while a test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startAlertmanager runs the Alertmanager binary (Debian's
 // prometheus-alertmanager, or alertmanager) on a free loopback port with the
 // example configuration, clustering off.
@@ -452,7 +434,7 @@ func startAlertmanagerConfig(t *testing.T, configPath string) *alertmanager {
 		// A route prefix of its own, so that a server that took the port
 		// first (another test's) cannot pass for this one.
 		base := fmt.Sprintf("http://%s/am-%d-%d", addr, os.Getpid(), amCounter.Add(1))
-		var logs syncBuffer
+		var logs testserver.LogBuffer
 		cmd := exec.Command(bin,
 			"--config.file="+configPath,
 			"--storage.path="+t.TempDir(),

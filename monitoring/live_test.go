@@ -797,19 +797,14 @@ func writeLiveFile(t *testing.T, name, content string) string {
 // liveExporter is a running billing_exporter process.
 type liveExporter struct {
 	addr   string // host:port
-	mu     sync.Mutex
-	output bytes.Buffer
+	output testserver.LogBuffer
 }
 
 func (e *liveExporter) Write(p []byte) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	return e.output.Write(p)
 }
 
 func (e *liveExporter) Output() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	return e.output.String()
 }
 
