@@ -126,7 +126,7 @@ func measureChanges(t target, scrapes int, rs *redisServer, ts []tenant, period 
 			return row
 		}
 		for i, idx := range rng.Perm(len(ts))[:row.changed] {
-			if err := w.Send("HINCRBY", "usage:"+strconv.FormatInt(ts[idx].id, 10)+":"+period, "messages", 1); err != nil {
+			if err := w.Send("HINCRBY", usageKey(ts[idx].id, period), "messages", 1); err != nil {
 				row.failure = "writer: " + err.Error()
 				return row
 			}

@@ -21,7 +21,6 @@ import (
 const (
 	floorScanCount = 1000
 	floorBatch     = 1000
-	floorGlob      = "usage:*:*"
 )
 
 type floor struct {
@@ -49,7 +48,7 @@ func (f *floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	c := f.pool.Get()
 	defer c.Close()
-	out, err := f.scrape(c, f.buf[:0], time.Now().UTC().Format("200601"))
+	out, err := f.scrape(c, f.buf[:0], periods(time.Now(), 1)[0])
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -65,9 +64,10 @@ func (f *floor) scrape(c redis.Conn, out []byte, period string) ([]byte, error) 
 	suffix := ":" + period
 	seen := map[string]struct{}{} // SCAN may return a key twice
 	var batch []string
+	glob := keyPattern.Glob()
 	cursor := "0"
 	for {
-		reply, err := redis.Values(c.Do("SCAN", cursor, "MATCH", floorGlob, "COUNT", floorScanCount))
+		reply, err := redis.Values(c.Do("SCAN", cursor, "MATCH", glob, "COUNT", floorScanCount))
 		if err != nil {
 			return nil, err
 		}
@@ -116,13 +116,14 @@ func readBatch(c redis.Conn, keys []string, out []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	prefix := len(keyPattern.LiteralPrefix())
 	for i, rep := range replies {
 		pairs, ok := rep.([]any)
 		if !ok {
 			continue // WRONGTYPE and the like
 		}
 		k := keys[i]
-		tenant := k[len("usage:"):strings.LastIndexByte(k, ':')]
+		tenant := k[prefix:strings.LastIndexByte(k, ':')]
 		for j := 0; j+1 < len(pairs); j += 2 {
 			field, _ := pairs[j].([]byte)
 			value, _ := pairs[j+1].([]byte)

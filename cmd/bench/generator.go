@@ -11,6 +11,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/billing-exporter/billing_exporter/internal/period"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 // fields are the usage hash fields, in the order of plan.limits.
@@ -68,13 +71,22 @@ type genStats struct {
 	redis, postgres time.Duration
 }
 
-// periods returns the current month and the months-1 before it, in UTC, as
-// YYYYMM, current first.
+// keyPattern names the usage hashes as the exporter's default --usage.key-pattern.
+var keyPattern = usage.MustParseKeyPattern(usage.DefaultKeyPattern)
+
+// usageKey is the usage key of tenant id in period periodID.
+func usageKey(id int64, periodID string) string {
+	return keyPattern.Key(strconv.FormatInt(id, 10), periodID)
+}
+
+// periods returns the ids of the current period and the months-1 before it,
+// in UTC (the exporter's default --billing.timezone), current first.
 func periods(now time.Time, months int) []string {
-	now = now.UTC()
 	out := make([]string, months)
+	p := period.At(now, time.UTC)
 	for i := range out {
-		out[i] = time.Date(now.Year(), now.Month()-time.Month(i), 1, 0, 0, 0, 0, time.UTC).Format("200601")
+		out[i] = p.ID
+		p = p.Previous()
 	}
 	return out
 }
@@ -165,7 +177,7 @@ func writeRedis(r *redisServer, ts []tenant, months []string, rng *rand.Rand, st
 	for i := len(months) - 1; i >= 0; i-- {
 		for _, t := range ts {
 			vals, frac := usageValues(t, rng)
-			key := "usage:" + strconv.FormatInt(t.id, 10) + ":" + months[i]
+			key := usageKey(t.id, months[i])
 			args := []any{key}
 			for m, f := range fields {
 				args = append(args, f, vals[m])
