@@ -4,7 +4,7 @@
 //     _config+:: { exporterSelector: 'job="billing"', grafanaURL: 'https://grafana.mycorp.net' },
 //   }
 //
-// then render with `make mixin` (or any jsonnet tool, see README).
+// then render with `make mixin` (or any jsonnet tool, see docs/monitoring.md).
 {
   _config+:: {
     // Selects the exporter's scrape job. Every exporter rule and the
