@@ -39,7 +39,7 @@ func TestFreshnessRule(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &countingUsage{staticUsage: *usageState()}
-			svc := New(u, WithClock(func() time.Time { return now }), WithDefaults(defaults), WithMaxAge(tc.maxAge))
+			svc := New(u, WithClock(func() time.Time { return now }), WithConfig(Config{Defaults: defaults}), WithMaxAge(tc.maxAge))
 			for _, call := range tc.calls {
 				var r *Read
 				var err error
@@ -101,7 +101,7 @@ func (l *lendingUsage) ReadUsage(ctx context.Context, p usage.KeyPattern, period
 // place), and the report's tenants keep their counters.
 func TestReadReleasesTheUsageMaps(t *testing.T) {
 	u := &lendingUsage{staticUsage: *usageState()}
-	svc := New(u, WithClock(func() time.Time { return now }), WithDefaults(defaults))
+	svc := New(u, WithClock(func() time.Time { return now }), WithConfig(Config{Defaults: defaults}))
 	for i := range 3 {
 		r, err := svc.Read(context.Background())
 		if err != nil {
