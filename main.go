@@ -196,8 +196,8 @@ func (o *options) validate() (*settings, error) {
 		redisstore.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 	}
 	s.mirror = []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync)}
-	// The demo's in-process Redis (miniredis) has no key tracking.
 	s.billing = []billing.Option{billing.WithMaxReadTime(o.maxTimeout)}
+	// The demo's in-process Redis (miniredis) has no key tracking.
 	if o.readMode == redisstore.ModeScan || o.plans.Demo {
 		s.mirror = append(s.mirror, redisstore.WithScanMode())
 	} else {
