@@ -214,12 +214,10 @@ func TestIdleConnectionsReaped(t *testing.T) {
 
 // TestImpatientScraperDoesNotPoisonSharedRead: a client scrapes in a loop
 // with X-Prometheus-Scrape-Timeout-Seconds: 0.1 while Redis is slowed
-// (DEBUG SLEEP), and real scrapes with 10 s join the reads it starts. The
-// shared read runs under the latest deadline of its waiters and is not
-// cancelled when the impatient one leaves: every real scrape sees Redis up.
-//
-// A round trip already in flight when a patient scraper joins gets the
-// patient deadline too (TestPatientScrapeExtendsTheRoundTripInFlight).
+// (DEBUG SLEEP), and real scrapes with 10 s arrive while the reads it
+// starts run. A shared read runs under --scrape.max-timeout, not its first
+// caller's deadline, and a patient scrape never shares the budget of an
+// impatient one: every real scrape sees Redis up.
 func TestImpatientScraperDoesNotPoisonSharedRead(t *testing.T) {
 	r := testserver.StartRedis(t)
 	fillTenants(t, r, 200)
@@ -287,20 +285,16 @@ func TestImpatientScraperDoesNotPoisonSharedRead(t *testing.T) {
 	}
 }
 
-// TestPatientScrapeExtendsTheRoundTripInFlight: Redis is stalled (DEBUG
-// SLEEP 2) when a scrape with a 0.5 s budget starts a read; a 10 s scrape
-// joins it while the read's first round trip, the mirror's barrier on its
-// tracking connection, waits. That round trip must wait on under the
-// joined deadline: the patient scrape sees Redis up with every tenant, from
-// the mirror as it stands. Before round trips followed the read's moving
-// deadline, the barrier timed out at the impatient scrape's 0.5 s, which
-// cost a full read to re-seed the mirror (billing_redis_full_reads_total
-// {reason="connection_lost"}); a pooled connection in the same spot failed
-// the read (billing_redis_up 0) unless the pool's idle check happened to
-// be that round trip and dialled anew. (Should the machine be so slow that
-// the patient scrape starts the read itself, the test passes without
-// proving anything; it cannot fail for that reason.)
-func TestPatientScrapeExtendsTheRoundTripInFlight(t *testing.T) {
+// TestPatientScrapeBehindAStalledRead: Redis is stalled (DEBUG SLEEP 2)
+// when a scrape with a 0.5 s budget starts a read; a 10 s scrape arrives
+// while the read's first round trip, the mirror's barrier on its tracking
+// connection, waits. The barrier must not time out at the impatient
+// scrape's budget, which would cost a full read to re-seed the mirror
+// (billing_redis_full_reads_total{reason="connection_lost"}): the patient
+// scrape sees Redis up with every tenant, from the mirror. (Should the
+// machine be so slow that the patient scrape starts the read itself, the
+// test passes without proving anything.)
+func TestPatientScrapeBehindAStalledRead(t *testing.T) {
 	r := testserver.StartRedis(t)
 	fillTenants(t, r, 50)
 	e := startExporter(t, nil, "--redis.addr="+r.Addr())

@@ -143,6 +143,7 @@ type settings struct {
 	targets []redisstore.Target
 	store   []redisstore.Option
 	mirror  []redisstore.MirrorOption
+	billing []billing.Option
 }
 
 // validate checks the flags and turns them into settings (step 1, cont.).
@@ -195,9 +196,13 @@ func (o *options) validate() (*settings, error) {
 		redisstore.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 	}
 	s.mirror = []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync)}
+	s.billing = []billing.Option{billing.WithMaxReadTime(o.maxTimeout)}
 	// The demo's in-process Redis (miniredis) has no key tracking.
 	if o.readMode == redisstore.ModeScan || o.plans.Demo {
 		s.mirror = append(s.mirror, redisstore.WithScanMode())
+	} else {
+		// The mirror's view is fresh only for a read that starts after the caller arrives.
+		s.billing = append(s.billing, billing.WithFreshReads())
 	}
 	if f := o.web.WebConfigFile; f != nil && *f != "" {
 		if err := web.Validate(*f); err != nil {
@@ -349,14 +354,14 @@ func run(logger *slog.Logger, o *options) error {
 
 	// The mirror holds usage only (keyed by the pattern, a flag): a reload
 	// of plans, metric types or thresholds leaves it as it is.
-	service := billing.New(mirror,
+	service := billing.New(mirror, append(s.billing,
 		billing.WithKeyPattern(s.pattern),
 		billing.WithLocation(s.loc),
 		billing.WithLogger(logger),
 		// A flag, not a file: a reload keeps it.
 		billing.WithMaxMetricTypes(o.maxTypes),
-	)
-	service.Reconfigure(f.billing())
+		billing.WithConfig(f.billing()),
+	)...)
 
 	current := f // only the reloader's apply touches it, one at a time
 	reloader := reload.New(static, logger, func() error {

@@ -41,7 +41,7 @@ func (s staticPlans) Load(context.Context) (*plans.Catalog, error) { return s.ca
 func BenchmarkScrape(b *testing.B) {
 	f := newBenchFixture(b)
 	svc := billing.New(f.store, billing.WithClock(func() time.Time { return november }),
-		billing.WithPlans(f.plans, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
+		billing.WithConfig(billing.Config{Plans: f.plans, PlansName: "postgres", Defaults: plans.Limits{"messages": 1000}}))
 	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
 	for _, enc := range []string{"", "gzip"} {
 		b.Run("encoding="+enc, func(b *testing.B) {
@@ -148,7 +148,7 @@ func BenchmarkScrapeTrack(b *testing.B) {
 	mirror := redisstore.NewMirror(f.store, usage.MustParseKeyPattern(usage.DefaultKeyPattern), redisstore.WithResyncInterval(0))
 	defer mirror.Close()
 	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }),
-		billing.WithPlans(f.plans, "postgres"), billing.WithDefaults(plans.Limits{"messages": 1000}))
+		billing.WithConfig(billing.Config{Plans: f.plans, PlansName: "postgres", Defaults: plans.Limits{"messages": 1000}}))
 	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute), WithMaxTenants(maxTenants))
 	scrape := func() {
 		rec := &discardRecorder{header: http.Header{}}

@@ -44,7 +44,7 @@ func handlerOver(t *testing.T, r billing.Store, src *plans.FileSource) *httptest
 	t.Helper()
 	defaults, _ := src.Defaults()
 	svc := billing.New(r, billing.WithClock(func() time.Time { return november }),
-		billing.WithPlans(src, "file"), billing.WithDefaults(defaults))
+		billing.WithConfig(billing.Config{Plans: src, PlansName: "file", Defaults: defaults}))
 	srv := httptest.NewServer(NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	return srv

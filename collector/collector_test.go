@@ -409,7 +409,7 @@ func (g *gatedPlans) Load(ctx context.Context) (*plans.Catalog, error) {
 // age, period), so that one cut scrape does not reset the alerts on them.
 func TestCutScrapeKeepsSourceHealth(t *testing.T) {
 	src := &gatedPlans{}
-	f := newFixture(t, []billing.Option{billing.WithPlans(src, "postgres")})
+	f := newFixture(t, []billing.Option{billing.WithConfig(billing.Config{Plans: src, PlansName: "postgres"})})
 	f.redis.HSet("usage:1:202611", "messages", 10)
 	full := f.scrape(t)
 	if got := full.MustValue(t, "billing_postgres_up"); got != 1 {
@@ -464,7 +464,7 @@ func TestMaxTenantsKeepsAlertingTenants(t *testing.T) {
 	for _, id := range []string{"one-session", "messages-85", "users-over", "low"} {
 		cat.Tenants[id] = "1"
 	}
-	f := newFixture(t, []billing.Option{billing.WithPlans(staticPlans{cat}, "postgres")})
+	f := newFixture(t, []billing.Option{billing.WithConfig(billing.Config{Plans: staticPlans{cat}, PlansName: "postgres"})})
 	f.handler = NewHandler(f.handler.service, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTenants(2))
 	srv := httptest.NewServer(f.handler)
 	t.Cleanup(srv.Close)

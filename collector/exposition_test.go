@@ -165,7 +165,7 @@ func TestHandlerGzipAndTenantControls(t *testing.T) {
 	}
 	// Defaults make tenant 4 (500 of 500) the most pressed, then 3, ...
 	svcDefaults := plans.Limits{"messages": 500}
-	f = newFixtureOnRedis(t, f, []billing.Option{billing.WithDefaults(svcDefaults)})
+	f = newFixtureOnRedis(t, f, []billing.Option{billing.WithConfig(billing.Config{Defaults: svcDefaults})})
 
 	t.Run("gzip", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, f.server.URL, nil)

@@ -128,8 +128,7 @@ func newFuzzAPI(tb testing.TB) *fuzzAPI {
 		}
 		svc := billing.New(r,
 			billing.WithClock(func() time.Time { return november }),
-			billing.WithDefaults(plansIssueDefaults),
-			billing.WithPlans(src, "file"))
+			billing.WithConfig(billing.Config{Plans: src, PlansName: "file", Defaults: plansIssueDefaults}))
 		fuzzEnv = &fuzzAPI{h: New(svc, WithMetrics(NewMetrics(prometheus.NewRegistry()))), reader: r, doc: doc}
 	})
 	if fuzzErr != nil {

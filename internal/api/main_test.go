@@ -145,6 +145,7 @@ type envConfig struct {
 	// With plansPostgres: the data loaded (default plansIssueSQL), and the
 	// plans query (default postgres.DefaultQuery).
 	plansSQL, plansQuery string
+	thresholds           []float64 // nil: billing.DefaultThresholds
 }
 
 // env is a real redis-server (and PostgreSQL when asked), a billing
@@ -199,8 +200,8 @@ func newEnvOnRedis(t *testing.T, redis *testserver.Redis, cfg envConfig) *env {
 	}
 	svcOpts := []billing.Option{
 		billing.WithClock(clock),
-		billing.WithDefaults(plansIssueDefaults),
 	}
+	config := billing.Config{Defaults: plansIssueDefaults, Thresholds: cfg.thresholds}
 	if cfg.location != nil {
 		svcOpts = append(svcOpts, billing.WithLocation(cfg.location))
 	}
@@ -213,12 +214,12 @@ func newEnvOnRedis(t *testing.T, redis *testserver.Redis, cfg envConfig) *env {
 			data = cfg.plansSQL
 		}
 		e.pg.Exec(data)
-		svcOpts = append(svcOpts, billing.WithPlans(e.postgresSource(e.pg.DSN(), postgres.WithQuery(cfg.plansQuery)), "postgres"))
+		config.Plans, config.PlansName = e.postgresSource(e.pg.DSN(), postgres.WithQuery(cfg.plansQuery)), "postgres"
 	case plansNeverRead:
 		dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?connect_timeout=1&sslmode=disable", testserver.FreePort(t))
-		svcOpts = append(svcOpts, billing.WithPlans(e.postgresSource(dsn), "postgres"))
+		config.Plans, config.PlansName = e.postgresSource(dsn), "postgres"
 	}
-	e.svcOpts = append(svcOpts, cfg.svcOpts...)
+	e.svcOpts = append(append(svcOpts, billing.WithConfig(config)), cfg.svcOpts...)
 	e.service = billing.New(e.store, e.svcOpts...)
 	e.api = New(e.service, append([]Option{WithMetrics(NewMetrics(e.registry))}, cfg.apiOpts...)...)
 

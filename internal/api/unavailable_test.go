@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 )
 
@@ -40,7 +39,7 @@ type unavailableJSON struct {
 // skipped field read as 0 % would be counted there.
 func TestSkippedDataYieldsNoNumber(t *testing.T) {
 	e := newEnv(t, envConfig{plans: plansPostgres, plansSQL: unreadableLimitsSQL, plansQuery: unreadableLimitsQuery,
-		svcOpts: []billing.Option{billing.WithThresholds([]float64{0, 80})}})
+		thresholds: []float64{0, 80}})
 	key := func(id string) string { return "usage:" + id + ":202611" }
 
 	cases := []struct {

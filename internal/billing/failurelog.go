@@ -5,18 +5,15 @@ import (
 	"sync"
 )
 
-// failureLog logs a source's failures on change rather than once per read:
-// the first failure, and each change of error, is one WARN; while the same
-// error repeats only a count grows; the first success after failures is
-// one INFO with how many there were. A Redis or PostgreSQL outage is then
-// a few lines however often Prometheus scrapes and the API is called.
+// failureLog logs a source's failures on change: a WARN for each new error,
+// an INFO with the count at recovery, so that an outage is a few lines.
 type failureLog struct {
 	logger *slog.Logger
-	what   string // "reading usage from Redis", …
+	what   string
 
 	mu       sync.Mutex
-	last     string // the current error's text, "" while it works
-	failures int    // reads failed since it last worked
+	last     string // "" while it works
+	failures int    // since it last worked
 }
 
 // observe records the outcome of one attempt.

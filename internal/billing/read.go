@@ -12,60 +12,36 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
-// The freshness rule, the one place that decides when Redis is read in
-// full (a SCAN of the whole keyspace):
+// The freshness rule, the one place that decides when Redis is read in full:
 //
-//   - A read in flight is shared by every caller that arrives while it
-//     runs, scrapes and API requests alike (sharedread): a scrape and a
-//     list request issued together cost Redis one read. In track mode only
-//     until the mirror takes its view of Redis (it seals the read before
-//     its barrier): a caller arriving later gets the next read, so that a
-//     write acknowledged before a scrape began is in that scrape. It runs until the
-//     latest deadline among its waiters (each capped by its handler:
-//     --scrape.max-timeout for scrapes), so a client with a tiny timeout
-//     cannot make the read that others wait for fail.
-//   - A scrape (Read) never gets a completed read: each scrape reports
-//     Redis as of that scrape, as Prometheus expects of an exporter.
-//   - The API's full-state endpoints (Recent) also take the last completed
-//     read, whoever started it, while it is younger than the max age
-//     (WithMaxAge, default DefaultMaxAge); a failed read (Redis down) only
-//     for failedMaxAge, so that recovery shows at once. A burst of API
-//     requests between scrapes therefore costs at most one read per max age.
-//   - A read cut short because every caller left is never kept: its failure
-//     says nothing about Redis.
+//   - Scrapes and API requests share reads (sharedread's rules).
+//   - A scrape (Read) never gets a completed read.
+//   - Recent also takes the last completed read while it is younger than the
+//     max age, or failedMaxAge if it failed.
+//   - A read cut short because every caller left is never kept.
 
 // DefaultMaxAge is how long Recent reuses a completed read.
 const DefaultMaxAge = 15 * time.Second
 
-// failedMaxAge bounds how long a read that failed is reused by Recent:
-// long enough that a burst of requests during an outage is one connection
-// attempt, short enough that recovery shows at once.
+// failedMaxAge bounds how long Recent reuses a failed read.
 const failedMaxAge = time.Second
 
-// Read is one full read of every source: the joined Report and Redis INFO.
-// It is shared: callers must not modify it.
+// Read is one full read of every source. Callers share it: read only.
 type Read struct {
 	Report   *Report
 	Info     Info
-	Duration time.Duration // the whole read, INFO and plans included
+	Duration time.Duration
 
-	// completed is when the read ended, by this process's clock (the
-	// report's own At follows the service's clock, which tests may fix).
-	completed time.Time
-	// gen is the Config the read was made under: Recent reuses no read
-	// made before a reload.
-	gen *generation
-	// span is the read's span and starter the span of the caller that
-	// started it (both invalid with tracing off): a caller that joined the
-	// read, or reused it, links its own span to span.
+	completed time.Time // by time.Now, not the Service's clock
+	gen       *generation
+	// span is the read's span, starter its caller's.
 	span, starter trace.SpanContext
 }
 
 // Age is how long ago the read completed.
 func (r *Read) Age() time.Duration { return time.Since(r.completed) }
 
-// reads is the last completed read (the shared read in flight is the
-// generation's).
+// reads is the last completed read.
 type reads struct {
 	maxAge time.Duration
 
@@ -73,16 +49,12 @@ type reads struct {
 	last *Read
 }
 
-// Read returns the read in flight, or a new one: what a scrape reports.
-// The error is only ever ctx's (a failed source is described in the Read).
-// When ctx ends before the read does (the scrape was cut by its deadline),
-// Read returns that error with a Read of the sources' health as last
-// known, never nil: no usage and no INFO, the plans as the last read of
-// them left them, and the current period.
+// Read returns a shared read, never a completed one: what a scrape reports.
+// The error is only ever ctx's, and comes with unread's Read.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
 	g := s.config()
-	since := time.Now()
-	r, err := g.group.Do(ctx, func(ctx context.Context) (*Read, error) { return s.read(ctx, g) })
+	since, due := time.Now(), deadline(ctx)
+	r, err := g.group.Do(ctx, func(rctx context.Context) (*Read, error) { return s.read(rctx, g, due) })
 	noteRead(ctx, r, since)
 	if err != nil {
 		return s.unread(g, err), err
@@ -90,34 +62,27 @@ func (s *Service) Read(ctx context.Context) (*Read, error) {
 	return r, nil
 }
 
-// Recent returns the last completed read while it is young enough (see the
-// freshness rule above), else the read in flight or a new one: what the
-// API's list and plans endpoints answer from.
+// Recent returns the last completed read while it is young enough, else a
+// shared read: what the API's full-state endpoints answer from.
 func (s *Service) Recent(ctx context.Context) (*Read, error) {
 	g := s.config()
-	since := time.Now()
+	since, due := time.Now(), deadline(ctx)
 	if r := s.fresh(g); r != nil {
 		noteRead(ctx, r, since)
 		return r, nil
 	}
-	r, err := g.group.Do(ctx, func(ctx context.Context) (*Read, error) {
-		// A caller that found no fresh read may arrive just after another
-		// read completed: reuse that one rather than reading again.
-		if r := s.fresh(g); r != nil {
+	r, err := g.group.Do(ctx, func(rctx context.Context) (*Read, error) {
+		if r := s.fresh(g); r != nil { // completed since the check above
 			return r, nil
 		}
-		return s.read(ctx, g)
+		return s.read(rctx, g, due)
 	})
 	noteRead(ctx, r, since)
 	return r, err
 }
 
-// noteRead says on the caller's span (ctx's) how it got r: it "started"
-// the read, or it "joined" a read in flight that another request started,
-// or it "reused" one completed before it asked (since). A caller that did
-// not start the read links to the read's span, which lives in the trace of
-// the request that started it: in Jaeger, the request shows a reference to
-// the read it waited for.
+// noteRead says on the caller's span how it got r ("started", "joined" or
+// "reused") and links it to the read's span.
 func noteRead(ctx context.Context, r *Read, since time.Time) {
 	caller := trace.SpanFromContext(ctx)
 	if r == nil || !caller.IsRecording() {
@@ -153,8 +118,15 @@ func (s *Service) fresh(g *generation) *Read {
 	return nil
 }
 
-// read reads INFO, usage and plans concurrently.
-func (s *Service) read(ctx context.Context, g *generation) (*Read, error) {
+// deadline is ctx's deadline; zero: none.
+func deadline(ctx context.Context) time.Time {
+	dl, _ := ctx.Deadline()
+	return dl
+}
+
+// read reads INFO, usage and plans concurrently; due is its caller's
+// deadline.
+func (s *Service) read(ctx context.Context, g *generation, due time.Time) (*Read, error) {
 	starter := trace.SpanContextFromContext(ctx)
 	ctx, span := tracing.Start(ctx, "billing read")
 	start := time.Now()
@@ -168,8 +140,6 @@ func (s *Service) read(ctx context.Context, g *generation) (*Read, error) {
 			attribute.Bool("billing.usage_up", r.Report.UsageUp()),
 			attribute.Bool("billing.plans_stale", r.Report.Plans.Stale()),
 		)
-		// A failed source is part of the Report, not an error of Read, but
-		// it is what an operator looks for on the span.
 		tracing.End(span, errors.Join(r.Report.UsageErr, r.Info.Err, r.Report.Plans.Err))
 	}()
 	done := make(chan struct{})
@@ -177,12 +147,11 @@ func (s *Service) read(ctx context.Context, g *generation) (*Read, error) {
 		defer close(done)
 		r.Info = s.store.Info(ctx)
 	}()
-	r.Report = s.report(ctx, g)
+	r.Report = s.report(ctx, g, due)
 	<-done
 	r.completed = time.Now()
 	r.Duration = r.completed.Sub(start)
 	if ctx.Err() == nil {
-		// A read cut short by its callers says nothing about Redis.
 		s.usageLog.observe(r.Report.UsageErr)
 		s.infoLog.observe(r.Info.Err)
 		s.reads.mu.Lock()

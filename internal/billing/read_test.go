@@ -39,7 +39,7 @@ func TestFreshnessRule(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &countingUsage{staticUsage: *usageState()}
-			svc := New(u, WithClock(func() time.Time { return now }), WithDefaults(defaults), WithMaxAge(tc.maxAge))
+			svc := New(u, WithClock(func() time.Time { return now }), WithConfig(Config{Defaults: defaults}), WithMaxAge(tc.maxAge))
 			for _, call := range tc.calls {
 				var r *Read
 				var err error
@@ -101,7 +101,7 @@ func (l *lendingUsage) ReadUsage(ctx context.Context, p usage.KeyPattern, period
 // place), and the report's tenants keep their counters.
 func TestReadReleasesTheUsageMaps(t *testing.T) {
 	u := &lendingUsage{staticUsage: *usageState()}
-	svc := New(u, WithClock(func() time.Time { return now }), WithDefaults(defaults))
+	svc := New(u, WithClock(func() time.Time { return now }), WithConfig(Config{Defaults: defaults}))
 	for i := range 3 {
 		r, err := svc.Read(context.Background())
 		if err != nil {
@@ -116,5 +116,52 @@ func TestReadReleasesTheUsageMaps(t *testing.T) {
 	}
 	if lent, back := u.lent.Load(), u.back.Load(); lent != 3 || back != lent {
 		t.Errorf("%d snapshots lent, %d given back", lent, back)
+	}
+}
+
+// gatedCounting counts the full reads of a gatedUsage.
+type gatedCounting struct {
+	gatedUsage
+	reads atomic.Int32
+}
+
+func (g *gatedCounting) ReadUsage(ctx context.Context, p usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
+	g.reads.Add(1)
+	return g.gatedUsage.ReadUsage(ctx, p, periodID)
+}
+
+// TestScrapeArrivingDuringARead: a scrape arriving while another's read is
+// in flight shares it, or with WithFreshReads (track mode) gets the next
+// read, which sees the writes acknowledged before the scrape began.
+func TestScrapeArrivingDuringARead(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  []Option
+		reads int32
+	}{
+		{"shared", nil, 1},
+		{"fresh reads", []Option{WithFreshReads()}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &gatedCounting{gatedUsage: gatedUsage{staticUsage: *usageState(), started: make(chan struct{}), release: make(chan struct{})}}
+			svc := New(u, append(tc.opts, WithMaxReadTime(time.Minute))...)
+			done := make(chan error, 2)
+			scrape := func() { _, err := svc.Read(context.Background()); done <- err }
+			go scrape()
+			<-u.started
+			go scrape()
+			for svc.config().group.Waiters() < 2 {
+				time.Sleep(time.Millisecond)
+			}
+			close(u.release)
+			for range 2 {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := u.reads.Load(); n != tc.reads {
+				t.Errorf("%d full reads, want %d", n, tc.reads)
+			}
+		})
 	}
 }

@@ -35,8 +35,8 @@ func thresholdsOf(r *Report) map[float64]bool {
 // never joins or reuses a read made under the old.
 func TestReconfigure(t *testing.T) {
 	old := &gatedPlans{cat: catalog(), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	svc := New(usageState(), WithClock(func() time.Time { return now }), WithDefaults(defaults),
-		WithPlans(old, "file"), WithThresholds([]float64{50}), WithMaxAge(time.Hour))
+	svc := New(usageState(), WithClock(func() time.Time { return now }), WithMaxAge(time.Hour),
+		WithConfig(Config{Plans: old, PlansName: "file", Defaults: defaults, Thresholds: []float64{50}}))
 
 	inFlight := make(chan *Read, 1)
 	go func() {

@@ -93,11 +93,11 @@ func usageState() *staticUsage {
 }
 
 func newService(u Store, p plans.Source) *Service {
-	opts := []Option{WithClock(func() time.Time { return now }), WithDefaults(defaults)}
+	c := Config{Defaults: defaults}
 	if p != nil {
-		opts = append(opts, WithPlans(p, "postgres"))
+		c.Plans, c.PlansName = p, "postgres"
 	}
-	return New(u, opts...)
+	return New(u, WithClock(func() time.Time { return now }), WithConfig(c))
 }
 
 func tenant(t *testing.T, r *Report, id string) *TenantStatus {
@@ -387,7 +387,9 @@ func TestSplitEven(t *testing.T) {
 }
 
 // testReport is one report under the Config in force.
-func (s *Service) testReport() *Report { return s.report(context.Background(), s.config()) }
+func (s *Service) testReport() *Report {
+	return s.report(context.Background(), s.config(), time.Time{})
+}
 
 // TestUnavailableYieldsNothingDerived: a usage field or a limit that could
 // not be read gives no percentage, no threshold count and no pressure for
@@ -410,8 +412,8 @@ func TestUnavailableYieldsNothingDerived(t *testing.T) {
 		"limit": usage.CountersOf(map[string]int64{"messages": 4500, "users": 4}),
 		"ok":    usage.CountersOf(map[string]int64{"messages": 4500, "users": 4}),
 	}}
-	svc := New(u, WithPlans(&switchablePlans{cat: cat}, "postgres"), WithClock(func() time.Time { return now }),
-		WithThresholds([]float64{0, 80}))
+	svc := New(u, WithClock(func() time.Time { return now }),
+		WithConfig(Config{Plans: &switchablePlans{cat: cat}, PlansName: "postgres", Thresholds: []float64{0, 80}}))
 	r := svc.testReport()
 
 	cases := []struct {

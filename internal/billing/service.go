@@ -1,10 +1,5 @@
-// Package billing is the exporter's core and the one owner of every read:
-// it reads the usage state, Redis INFO and the plan limits, joins them into
-// one Report per read, shares that read among concurrent callers and
-// decides when a completed read may be reused (read.go). The Prometheus
-// collector and the HTTP API are both views of the same Read; neither
-// reads a source, computes a limit or a percentage, or judges the plans'
-// freshness on its own.
+// Package billing joins usage, Redis INFO and plan limits into the reads
+// that /metrics and the API serve; see ARCHITECTURE.md.
 package billing
 
 import (
@@ -25,8 +20,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// Store is the Redis side of the core: usage hashes and INFO. redisstore
-// implements it for one server (Store) and for Redis Cluster (Cluster).
+// Store is the Redis side: usage hashes and INFO.
 type Store interface {
 	UsageReader
 	InfoReader
@@ -38,23 +32,19 @@ type UsageReader interface {
 	ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error)
 }
 
-// DefaultThresholds are the percentages counted by tenants-over-threshold.
+// DefaultThresholds are the percentages tenants-over-threshold counts.
 var DefaultThresholds = []float64{50, 80, 90, 100}
 
-// Config is what a reload may replace: the plans source and the settings
-// of the join. A read takes the Config in force when it starts and keeps it
-// to the end, so a reload never changes a read in flight.
+// Config is what a reload may replace.
 type Config struct {
-	Plans       plans.Source // nil: no plans source, every tenant on defaults
-	PlansName   string       // "postgres" or "file": what reports and logs call it
+	Plans       plans.Source // nil: every tenant on defaults
+	PlansName   string       // "postgres" or "file"
 	Defaults    plans.Limits
 	MetricTypes []usage.MetricType // nil: usage.DefaultMetricTypes
 	Thresholds  []float64          // nil: DefaultThresholds
 }
 
-// generation is one Config and the shared read of the reads made under it.
-// A reload starts a new generation: callers arriving after it never join a
-// read started under the old Config, and reads in flight finish on theirs.
+// generation is one Config and the reads shared under it.
 type generation struct {
 	Config
 	group sharedread.Group[*Read]
@@ -62,43 +52,38 @@ type generation struct {
 
 // Service reads and joins. It is safe for concurrent use.
 type Service struct {
-	store    Store
-	pattern  usage.KeyPattern
-	loc      *time.Location
-	now      func() time.Time
-	maxTypes int // distinct metric types kept; 0: no cap (a flag: not reloaded)
-	logger   *slog.Logger
+	store     Store
+	pattern   usage.KeyPattern
+	loc       *time.Location
+	now       func() time.Time
+	maxTypes  int // distinct metric types kept; 0: no cap
+	maxRead   time.Duration
+	freshRead bool
+	logger    *slog.Logger
 
-	initial Config // what the options set, before New publishes it
+	initial Config
 	gen     atomic.Pointer[generation]
 
 	mu        sync.Mutex
-	catalog   *plans.Catalog // last catalog read successfully
+	catalog   *plans.Catalog // the last one read
 	catalogAt time.Time
-	plansErr  error // of the last read of the plans source; nil when it worked
-	// otherTypes are the unconfigured metric types the last full read
-	// kept under the cap (nil before one): one tenant's read keeps the
-	// same ones, so that the API and /metrics agree.
+	plansErr  error
+	// otherTypes are the unconfigured metric types the last full read kept.
 	otherTypes map[string]bool
-	// joined is the last report joined with usage, under joinedGen: the
-	// next join reuses what did not change (Report.join).
+	// joined is the last report joined with usage; the next join reuses it.
 	joined    *Report
 	joinedGen *generation
 
 	reads reads
 
-	// Failures are logged on change (failureLog), not once per read.
 	usageLog, infoLog, plansLog failureLog
 }
 
 // Option configures a Service.
 type Option func(*Service)
 
-// WithPlans sets the plans source; name ("postgres", "file") is what reports
-// and logs call it.
-func WithPlans(src plans.Source, name string) Option {
-	return func(s *Service) { s.initial.Plans, s.initial.PlansName = src, name }
-}
+// WithConfig sets the Config New starts with.
+func WithConfig(c Config) Option { return func(s *Service) { s.initial = c } }
 
 // WithKeyPattern sets the usage key pattern.
 func WithKeyPattern(p usage.KeyPattern) Option { return func(s *Service) { s.pattern = p } }
@@ -109,24 +94,19 @@ func WithLocation(loc *time.Location) Option { return func(s *Service) { s.loc =
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// WithDefaults sets the limits of tenants without an active plan.
-func WithDefaults(l plans.Limits) Option { return func(s *Service) { s.initial.Defaults = l } }
-
-// WithMetricTypes sets the known metric types.
-func WithMetricTypes(mt []usage.MetricType) Option {
-	return func(s *Service) { s.initial.MetricTypes = mt }
-}
-
-// WithMaxMetricTypes caps the distinct metric types of a read (the
-// configured ones always kept first; see usage.Snapshot.CapMetricTypes).
-// 0 means no cap.
+// WithMaxMetricTypes caps the distinct metric types of a read, configured
+// ones first; 0: no cap.
 func WithMaxMetricTypes(n int) Option { return func(s *Service) { s.maxTypes = max(n, 0) } }
 
-// WithThresholds sets the percentages counted by tenants-over-threshold.
-func WithThresholds(th []float64) Option { return func(s *Service) { s.initial.Thresholds = th } }
+// WithMaxReadTime bounds each shared read (--scrape.max-timeout); 0: no bound.
+func WithMaxReadTime(d time.Duration) Option { return func(s *Service) { s.maxRead = max(d, 0) } }
+
+// WithFreshReads gives each caller a read that starts after it arrives, so
+// that it sees the writes acknowledged before: for a mirror (track mode).
+func WithFreshReads() Option { return func(s *Service) { s.freshRead = true } }
 
 // WithMaxAge sets how long Recent reuses a completed read (default
-// DefaultMaxAge). Zero reads on every call, still sharing a read in flight.
+// DefaultMaxAge); 0: never.
 func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
 
 // WithLogger sets the logger.
@@ -152,11 +132,8 @@ func New(store Store, opts ...Option) *Service {
 	return s
 }
 
-// Reconfigure replaces the Config atomically (a reload). Reads in flight
-// finish on the Config they started with; every read, scrape or API
-// request starting after Reconfigure returns uses c, and a completed read
-// made under an older Config is never reused. The last catalog read stays
-// the fallback for a plans source that fails, until the new source is read.
+// Reconfigure replaces the Config. Reads in flight finish on theirs; no
+// read made under an older Config is joined or reused.
 func (s *Service) Reconfigure(c Config) {
 	if c.Defaults == nil {
 		c.Defaults = plans.Limits{}
@@ -167,21 +144,18 @@ func (s *Service) Reconfigure(c Config) {
 	if c.Thresholds == nil {
 		c.Thresholds = DefaultThresholds
 	}
-	s.gen.Store(&generation{Config: c})
-	// The unconfigured types kept under the cap were chosen against the old
-	// configured ones: the next full read chooses again.
+	s.gen.Store(&generation{Config: c, group: sharedread.Group[*Read]{MaxTime: s.maxRead, Fresh: s.freshRead}})
+	// The unconfigured types kept were chosen against the old configured ones.
 	s.mu.Lock()
 	s.otherTypes = nil
 	s.mu.Unlock()
 }
 
-// config returns the Config in force.
 func (s *Service) config() *generation { return s.gen.Load() }
 
 // MetricTypes returns the known metric types.
 func (s *Service) MetricTypes() []usage.MetricType { return s.config().MetricTypes }
 
-// configuredTypes returns the configured metric type names as a set.
 func configuredTypes(mts []usage.MetricType) map[string]bool {
 	names := make(map[string]bool, len(mts))
 	for _, mt := range mts {
@@ -193,10 +167,9 @@ func configuredTypes(mts []usage.MetricType) map[string]bool {
 // Defaults returns the default limits.
 func (s *Service) Defaults() plans.Limits { return s.config().Defaults }
 
-// report reads usage and plans concurrently and joins them. It always
-// returns a Report: a source that failed is described in it, never hidden.
-// Only read calls it: every full read goes through the shared read.
-func (s *Service) report(ctx context.Context, g *generation) *Report {
+// report reads usage and plans concurrently and joins them; a failed source
+// is described in the Report. due (zero: none) bounds the plans query.
+func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Report {
 	now := s.now()
 	r := &Report{At: now, Period: period.At(now, s.loc)}
 
@@ -216,7 +189,7 @@ func (s *Service) report(ctx context.Context, g *generation) *Report {
 		s.otherTypes = others
 		s.mu.Unlock()
 	}()
-	plansCtx, cancel := plansContext(ctx)
+	plansCtx, cancel := plansContext(ctx, due)
 	r.Plans = s.loadPlans(plansCtx, g, now)
 	cancel()
 	wg.Wait()
@@ -230,10 +203,7 @@ func (s *Service) report(ctx context.Context, g *generation) *Report {
 	s.mu.Unlock()
 	r.join(g.Defaults, g.Thresholds, prev)
 	if r.Usage != nil {
-		// The statuses hold each tenant's counters: the snapshot's map of
-		// every tenant goes back to its reader (the track mode's mirror
-		// then changes it in place instead of copying it).
-		r.Usage.Release()
+		r.Usage.Release() // the statuses hold the counters
 	}
 	if r.UsageUp() {
 		s.mu.Lock()
@@ -247,6 +217,22 @@ func (s *Service) report(ctx context.Context, g *generation) *Report {
 	return r
 }
 
+// plansBudget is the share of the time left that the plans query may take,
+// so that a slow source fails in time to return Redis' numbers.
+const plansBudget = 0.8
+
+// plansContext bounds ctx by plansBudget of the time left before the
+// earlier of ctx's deadline and due (zero: none).
+func plansContext(ctx context.Context, due time.Time) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && (due.IsZero() || dl.Before(due)) {
+		due = dl
+	}
+	if due.IsZero() {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Duration(float64(time.Until(due))*plansBudget))
+}
+
 // loadPlans reads the plans source, or falls back to the last catalog read.
 func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) PlansState {
 	if g.Plans == nil {
@@ -258,7 +244,6 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 	cat, err := g.Plans.Load(ctx)
 	st.Duration = time.Since(start)
 	if span.IsRecording() {
-		// The source's name, never its DSN or file path.
 		span.SetAttributes(attribute.String("plans.source", g.PlansName))
 		if cat != nil {
 			span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", len(cat.Tenants)))
@@ -269,8 +254,7 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.config() != g {
-		// Reloaded meanwhile: this read's catalog is the old source's, and
-		// must not become the fallback of the new one's reads.
+		// Reloaded meanwhile: the old source's catalog is no fallback.
 		if err == nil {
 			st.Up, st.Catalog, st.LoadedAt = true, cat, now
 		} else {
@@ -278,8 +262,7 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		}
 		return st
 	}
-	// A read its caller abandoned (every scrape waiting on it left) says
-	// nothing about the source: the last finished read's outcome stands.
+	// A read its callers abandoned says nothing about the source.
 	if !errors.Is(err, context.Canceled) {
 		s.plansErr = err
 	}
@@ -301,9 +284,7 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 	return st
 }
 
-// lastPlans is the plans state the last read of the source left, without
-// reading it: the last read's outcome, so that a stale catalog is reported
-// stale even when only scrapes (not this caller) have tried the source.
+// lastPlans is the state the last plans read left, whoever made it.
 func (s *Service) lastPlans(g *generation) PlansState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -311,11 +292,9 @@ func (s *Service) lastPlans(g *generation) PlansState {
 		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
 }
 
-// unread returns the Read of a read that did not finish in time (err says
-// why): no usage, no INFO and no tenants, the plans as the last read left
-// them and the current period. A scrape cut by its deadline still states
-// its sources' health with it, so that alerts on that health (and on the
-// period) do not see a gap.
+// unread is the Read of a caller whose read did not finish (err says why):
+// no usage, INFO or tenants, but the last plans state and the period, so
+// that alerts on them see no gap.
 func (s *Service) unread(g *generation, err error) *Read {
 	now := s.now()
 	return &Read{
@@ -325,17 +304,15 @@ func (s *Service) unread(g *generation, err error) *Read {
 	}
 }
 
-// ErrUnknownTenant is returned by Tenant for a tenant that has no usage key
-// this period and no row in the plans source.
+// ErrUnknownTenant: the tenant has neither a usage key this period nor a
+// row in the plans source.
 var ErrUnknownTenant = errors.New("unknown tenant")
 
 // ErrUsageUnavailable wraps a failed usage read.
 var ErrUsageUnavailable = errors.New("usage state unavailable")
 
 // Tenant reads one tenant's usage key and joins it with the last catalog
-// read: no scan and no plans query per call. The catalog is refreshed by
-// every full read and, when none has been read yet, here. Whether that
-// catalog is stale is what the last plans read found, whoever made it.
+// read, reading one only when none has been.
 func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, error) {
 	if err := usage.ValidateID(usage.TenantID, tenantID); err != nil {
 		return nil, err
@@ -346,7 +323,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	counters, found, _, err := s.store.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
 	if err != nil {
 		if ctx.Err() == nil {
-			s.usageLog.observe(err) // a failure only: one key read says little of a full read
+			s.usageLog.observe(err) // failures only: one key's success says little
 		}
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}
@@ -355,7 +332,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	s.mu.Unlock()
 	if s.maxTypes > 0 && counters != nil {
 		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
-		if others == nil { // no full read yet: this hash alone decides
+		if others == nil { // no full read yet
 			one.CapMetricTypes(g.MetricTypes, s.maxTypes)
 			counters = one.Tenants[tenantID]
 		} else {

@@ -42,8 +42,8 @@ func TestReadSpans(t *testing.T) {
 	tracer := tp.Tracer("test")
 
 	u := &gatedUsage{staticUsage: *usageState(), started: make(chan struct{}), release: make(chan struct{})}
-	svc := New(u, WithClock(func() time.Time { return now }), WithDefaults(defaults), WithMaxAge(time.Hour),
-		WithPlans(fixedPlans{cat: catalog()}, "file"))
+	svc := New(u, WithClock(func() time.Time { return now }), WithMaxAge(time.Hour),
+		WithConfig(Config{Plans: fixedPlans{cat: catalog()}, PlansName: "file", Defaults: defaults}))
 
 	request := func(name string, call func(context.Context) (*Read, error)) chan struct{} {
 		done := make(chan struct{})

@@ -64,7 +64,7 @@ func startDemo(t *testing.T, now func() time.Time) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	service := billing.New(store, billing.WithPlans(file, "file"), billing.WithDefaults(defaults),
+	service := billing.New(store, billing.WithConfig(billing.Config{Plans: file, PlansName: "file", Defaults: defaults}),
 		billing.WithClock(now), billing.WithKeyPattern(pattern))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", collector.NewHandler(service, prometheus.NewRegistry(), logger))

@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
-	"github.com/billing-exporter/billing_exporter/internal/sharedread"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -209,11 +208,6 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	// From here the read takes its view of Redis (the barrier, or a full
-	// read): a scrape arriving later must not share it, or a write
-	// acknowledged before that scrape began could be missing from what
-	// it gets. It gets the next read, which waits for this one.
-	sharedread.Seal(ctx)
 	if m.cluster != nil {
 		return m.cluster.read(ctx, periodID)
 	}

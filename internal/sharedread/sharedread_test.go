@@ -3,352 +3,233 @@ package sharedread
 import (
 	"context"
 	"errors"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-func TestConcurrentCallersShareOneRead(t *testing.T) {
-	var g Group[int]
-	var reads atomic.Int32
-	release := make(chan struct{})
-	started := make(chan struct{})
-	read := func(ctx context.Context) (int, error) {
-		if reads.Add(1) == 1 {
-			close(started)
-		}
-		<-release
-		return 42, nil
-	}
-	const callers = 8
-	var wg sync.WaitGroup
-	results := make(chan int, callers)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		v, _ := g.Do(context.Background(), read)
-		results <- v
-	}()
-	<-started
-	for i := 1; i < callers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, _ := g.Do(context.Background(), read)
-			results <- v
-		}()
-	}
-	// Wait until every caller has joined the read in flight.
-	for {
-		g.mu.Lock()
-		refs := g.call.refs
-		g.mu.Unlock()
-		if refs == callers {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-	wg.Wait()
-	close(results)
-	for v := range results {
-		if v != 42 {
-			t.Errorf("result %d, want 42", v)
-		}
-	}
-	if n := reads.Load(); n != 1 {
-		t.Errorf("%d reads for %d concurrent callers, want 1", n, callers)
-	}
-	// A later call starts a new read.
-	if _, err := g.Do(context.Background(), func(context.Context) (int, error) { reads.Add(1); return 1, nil }); err != nil {
-		t.Fatal(err)
-	}
-	if n := reads.Load(); n != 2 {
-		t.Errorf("reads = %d after a later call, want 2", n)
-	}
+// gate is a read that counts its runs and returns its run number once
+// released, or the error of its context when that ends first.
+type gate struct {
+	runs    atomic.Int32
+	started chan int32 // each run's number, as it starts
+	release chan struct{}
+	ctxs    chan context.Context // each run's context, as it starts
 }
 
-func TestReadCancelledWhenEveryCallerLeaves(t *testing.T) {
-	var g Group[int]
-	readCancelled := make(chan error, 1)
-	ctx1, cancel1 := context.WithCancel(context.Background())
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	read := func(ctx context.Context) (int, error) {
-		close(started)
-		<-ctx.Done()
-		readCancelled <- ctx.Err()
+func newGate() *gate {
+	return &gate{started: make(chan int32, 16), release: make(chan struct{}), ctxs: make(chan context.Context, 16)}
+}
+
+func (g *gate) read(ctx context.Context) (int32, error) {
+	n := g.runs.Add(1)
+	g.ctxs <- ctx
+	g.started <- n
+	select {
+	case <-g.release:
+		return n, nil
+	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	errs := make(chan error, 2)
-	go func() { _, err := g.Do(ctx1, read); errs <- err }()
-	<-started
-	go func() { _, err := g.Do(ctx2, read); errs <- err }()
-	for {
-		g.mu.Lock()
-		refs := g.call.refs
-		g.mu.Unlock()
-		if refs == 2 {
-			break
+}
+
+type result struct {
+	v   int32
+	err error
+}
+
+func goDo(g *Group[int32], ctx context.Context, read func(context.Context) (int32, error)) <-chan result {
+	out := make(chan result, 1)
+	go func() {
+		v, err := g.Do(ctx, read)
+		out <- result{v, err}
+	}()
+	return out
+}
+
+func waitFor(t *testing.T, g *Group[int32], n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); g.Waiters() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters, want %d", g.Waiters(), n)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel1()
-	if err := <-errs; !errors.Is(err, context.Canceled) {
-		t.Fatalf("first caller err = %v", err)
-	}
-	select {
-	case <-readCancelled:
-		t.Fatal("read cancelled while a caller still waits")
-	case <-time.After(50 * time.Millisecond):
-	}
-	cancel2()
-	if err := <-errs; !errors.Is(err, context.Canceled) {
-		t.Fatalf("second caller err = %v", err)
-	}
-	if err := <-readCancelled; !errors.Is(err, context.Canceled) {
-		t.Fatalf("read ctx err = %v, want canceled", err)
 	}
 }
 
-func TestReadCarriesFirstCallersDeadline(t *testing.T) {
-	var g Group[bool]
-	deadline := time.Now().Add(time.Hour)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	got, err := g.Do(ctx, func(ctx context.Context) (bool, error) {
-		dl, ok := ctx.Deadline()
-		return ok && dl.Equal(deadline), nil
-	})
-	if err != nil || !got {
-		t.Errorf("read context lacks the caller's deadline (got %v, err %v)", got, err)
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestJoinRule: without Fresh, a caller joins the read in flight unless its
+// deadline ends more than MaxTime/2 after the deadline of the read's caller.
+func TestJoinRule(t *testing.T) {
+	cases := []struct {
+		name          string
+		max           time.Duration
+		first, second time.Duration // the callers' timeouts; 0: none
+		reads         int32
+	}{
+		{"no deadlines, no bound", 0, 0, 0, 1},
+		{"no deadlines, within half the bound", time.Minute, 0, 0, 1},
+		{"equal deadlines", time.Minute, 10 * time.Second, 10 * time.Second, 1},
+		{"the second is less patient", time.Minute, time.Minute, time.Second, 1},
+		{"the second is patient, the first was not", time.Minute, time.Second, time.Minute, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g, r := &Group[int32]{MaxTime: tc.max}, newGate()
+			ctx := func(d time.Duration) context.Context {
+				if d == 0 {
+					return context.Background()
+				}
+				return withTimeout(t, d)
+			}
+			first := goDo(g, ctx(tc.first), r.read)
+			<-r.started
+			second := goDo(g, ctx(tc.second), r.read)
+			waitFor(t, g, 2)
+			if tc.reads == 2 {
+				<-r.started
+			}
+			close(r.release)
+			a, b := <-first, <-second
+			if a.err != nil || b.err != nil || a.v != 1 || b.v != tc.reads {
+				t.Errorf("got %+v, %+v; want reads 1 and %d", a, b, tc.reads)
+			}
+			if n := r.runs.Load(); n != tc.reads {
+				t.Errorf("%d reads, want %d", n, tc.reads)
+			}
+		})
 	}
 }
 
 // TestImpatientCallerDoesNotCutShortTheRead: a caller with a short
-// deadline starts the read, a patient caller joins; the impatient one
-// leaves at its deadline, and the read runs on under the patient caller's
-// deadline and hands it the result.
+// deadline starts a read and a caller with a longer one joins it; the
+// read runs under MaxTime from its start, not the first caller's deadline,
+// and goes on for the second caller once the first has left.
 func TestImpatientCallerDoesNotCutShortTheRead(t *testing.T) {
-	var g Group[int]
-	started, release := make(chan struct{}), make(chan struct{})
-	var readCtx context.Context
-	read := func(ctx context.Context) (int, error) {
-		readCtx = ctx
-		close(started)
-		select {
-		case <-release:
-			return 42, nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
+	g, r := &Group[int32]{MaxTime: time.Minute}, newGate()
+	start := time.Now()
+	impatient := goDo(g, withTimeout(t, 50*time.Millisecond), r.read)
+	<-r.started
+	readCtx := <-r.ctxs
+	patient := goDo(g, withTimeout(t, 20*time.Second), r.read)
+	waitFor(t, g, 2)
+	if res := <-impatient; !errors.Is(res.err, context.DeadlineExceeded) {
+		t.Fatalf("impatient caller: %v, want its own deadline", res.err)
 	}
-	impatient, cancelImpatient := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancelImpatient()
-	impatientErr := make(chan error, 1)
-	go func() {
-		_, err := g.Do(impatient, read)
-		impatientErr <- err
-	}()
-	<-started
-	patient, cancelPatient := context.WithTimeout(context.Background(), time.Minute)
-	defer cancelPatient()
-	patientDeadline, _ := patient.Deadline()
-	result := make(chan int, 1)
-	go func() {
-		v, err := g.Do(patient, read)
-		if err != nil {
-			t.Errorf("patient caller: %v", err)
-		}
-		result <- v
-	}()
-	// Once the patient caller has joined, the read's deadline is its.
-	for {
-		if dl, ok := readCtx.Deadline(); ok && dl.Equal(patientDeadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if err := <-impatientErr; !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("impatient caller: %v, want its own deadline", err)
-	}
-	// The impatient caller's deadline has passed and it has left: the read
-	// goes on.
 	if err := readCtx.Err(); err != nil {
-		t.Fatalf("read cancelled when the impatient caller left: %v", err)
+		t.Fatalf("read ended when the impatient caller left: %v", err)
 	}
-	close(release)
-	if v := <-result; v != 42 {
-		t.Errorf("patient caller got %d, want 42", v)
+	if dl, ok := readCtx.Deadline(); !ok || dl.Before(start.Add(time.Minute)) || dl.After(time.Now().Add(time.Minute)) {
+		t.Errorf("read deadline %v (set %v), want MaxTime from its start", dl, ok)
 	}
-}
-
-// TestAfterFuncOnTheRead: context.AfterFunc on the read's context runs the
-// registered functions once the read ends (here: every caller left), not
-// the stopped one, and costs no goroutine per registration while it runs
-// (a Redis connection registers one per command it sends).
-func TestAfterFuncOnTheRead(t *testing.T) {
-	var g Group[int]
-	const registrations = 200
-	ran := make(chan int, registrations+1)
-	registered := make(chan int, 1)
-	read := func(ctx context.Context) (int, error) {
-		before := runtime.NumGoroutine()
-		for i := range registrations {
-			stop := context.AfterFunc(ctx, func() { ran <- i })
-			if i == 0 && !stop() {
-				t.Error("stop before the end: false, want true")
-			}
-		}
-		registered <- runtime.NumGoroutine() - before
-		<-ctx.Done()
-		return 0, ctx.Err()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errs := make(chan error, 1)
-	go func() { _, err := g.Do(ctx, read); errs <- err }()
-	if extra := <-registered; extra >= registrations/2 {
-		t.Errorf("%d goroutines more after %d registrations, want none per registration", extra, registrations)
-	}
-	cancel()
-	if err := <-errs; !errors.Is(err, context.Canceled) {
-		t.Fatalf("caller: %v", err)
-	}
-	seen := map[int]bool{}
-	for range registrations - 1 {
-		seen[<-ran] = true
-	}
-	if seen[0] || len(seen) != registrations-1 {
-		t.Errorf("ran %d distinct functions (the stopped one: %v), want %d without it", len(seen), seen[0], registrations-1)
+	close(r.release)
+	if res := <-patient; res.err != nil || res.v != 1 {
+		t.Errorf("patient caller: %+v, want read 1", res)
 	}
 }
 
-// TestSealedReadIsNotJoined checks that a caller arriving before a read
-// seals itself shares it, and one arriving after gets a read of its own
-// (started while the sealed one still runs), whose seal a third caller
-// arriving before it is sealed shares in turn. Through a context derived
-// from the read's, as the stores get it.
-func TestSealedReadIsNotJoined(t *testing.T) {
-	var g Group[int]
-	var reads atomic.Int32
-	seal := make(chan struct{})    // the first read seals when closed
-	sealed := make(chan struct{})  // closed once it has
-	release := make(chan struct{}) // the reads return when closed
-	secondStarted := make(chan struct{})
-	read := func(ctx context.Context) (int, error) {
-		n := reads.Add(1)
-		if n == 1 {
-			<-seal
-			derived, cancel := context.WithCancel(context.WithValue(ctx, struct{ k int }{1}, "v"))
-			Seal(derived)
-			cancel()
-			close(sealed)
-		} else {
-			close(secondStarted)
+// TestReadBoundedAndCancelled: a read ends at MaxTime, and when every caller
+// has left.
+func TestReadBoundedAndCancelled(t *testing.T) {
+	t.Run("MaxTime", func(t *testing.T) {
+		g, r := &Group[int32]{MaxTime: 50 * time.Millisecond}, newGate()
+		if _, err := g.Do(context.Background(), r.read); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err %v, want DeadlineExceeded", err)
 		}
-		<-release
-		return int(n), nil
-	}
-	results := make(chan [2]int, 4)
-	call := func(who int) {
-		v, err := g.Do(context.Background(), read)
-		if err != nil {
-			t.Error(err)
+	})
+	t.Run("every caller leaves", func(t *testing.T) {
+		g, r := &Group[int32]{}, newGate()
+		ctx1, cancel1 := context.WithCancel(context.Background())
+		ctx2, cancel2 := context.WithCancel(context.Background())
+		first := goDo(g, ctx1, r.read)
+		<-r.started
+		readCtx := <-r.ctxs
+		second := goDo(g, ctx2, r.read)
+		waitFor(t, g, 2)
+		cancel1()
+		<-first
+		time.Sleep(20 * time.Millisecond)
+		if err := readCtx.Err(); err != nil {
+			t.Fatalf("read cancelled while a caller waits: %v", err)
 		}
-		results <- [2]int{who, v}
-	}
-	waitRefs := func(n int) {
-		for g.Waiters() != n {
-			time.Sleep(time.Millisecond)
+		cancel2()
+		if res := <-second; !errors.Is(res.err, context.Canceled) {
+			t.Errorf("second caller: %v", res.err)
 		}
-	}
-	go call(1)
-	waitRefs(1)
-	go call(2) // before the seal: shares read 1
-	waitRefs(2)
-	close(seal)
-	<-sealed
-	if n := g.Waiters(); n != 0 {
-		t.Fatalf("a sealed read is still offered to callers (%d waiters)", n)
-	}
-	go call(3) // after the seal: read 2
-	<-secondStarted
-	go call(4) // read 2 has not sealed: shares it
-	waitRefs(2)
-	close(release)
-	want := map[int]int{1: 1, 2: 1, 3: 2, 4: 2}
-	for range 4 {
-		r := <-results
-		if r[1] != want[r[0]] {
-			t.Errorf("caller %d got read %d, want %d", r[0], r[1], want[r[0]])
+		<-readCtx.Done()
+		// A later caller starts afresh.
+		close(r.release)
+		if v, err := g.Do(context.Background(), r.read); err != nil || v != 2 {
+			t.Errorf("later caller: %d, %v; want read 2", v, err)
 		}
-	}
-	if n := reads.Load(); n != 2 {
-		t.Errorf("%d reads, want 2", n)
-	}
-	Seal(context.Background()) // no shared read: nothing happens
+	})
 }
 
-// TestCallerHoldsTheSealedReadsItWaitsBehind: a caller that arrives after
-// a read sealed itself gets a later read, but holds the sealed one as if it
-// had joined it: its deadline moves to the caller's, and it is not
-// cancelled when its own callers leave (a store runs the later read after
-// it, so cancelling it would fail what the caller waits for).
-func TestCallerHoldsTheSealedReadsItWaitsBehind(t *testing.T) {
-	var g Group[int]
-	var reads atomic.Int32
-	sealed, release := make(chan struct{}), make(chan struct{})
-	firstDone := make(chan struct{})
-	var firstCtx context.Context
-	read := func(ctx context.Context) (int, error) {
-		n := reads.Add(1)
-		if n == 1 {
-			firstCtx = ctx
-			Seal(ctx)
-			close(sealed)
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-			close(firstDone)
-			return 1, ctx.Err()
+// TestFreshReadsAreNotJoined: with Fresh, callers arriving while a read
+// runs share the next read, which starts once the running one ends and
+// runs the read of its most patient caller.
+func TestFreshReadsAreNotJoined(t *testing.T) {
+	g, r := &Group[int32]{Fresh: true, MaxTime: time.Hour}, newGate()
+	release1 := make(chan struct{})
+	first := goDo(g, context.Background(), func(ctx context.Context) (int32, error) {
+		r.started <- 0
+		<-release1
+		return 1, nil
+	})
+	<-r.started
+	patient := func(ctx context.Context) (int32, error) { v, err := r.read(ctx); return 100 + v, err }
+	second := goDo(g, withTimeout(t, time.Second), r.read)
+	waitFor(t, g, 2)
+	third := goDo(g, withTimeout(t, time.Minute), patient)
+	waitFor(t, g, 3)
+	fourth := goDo(g, withTimeout(t, 10*time.Second), r.read)
+	waitFor(t, g, 4)
+	if n := r.runs.Load(); n != 0 {
+		t.Fatalf("the next read started while the first ran")
+	}
+	close(release1)
+	<-r.started
+	close(r.release)
+	want := []int32{1, 101, 101, 101}
+	for i, ch := range []<-chan result{first, second, third, fourth} {
+		if res := <-ch; res.err != nil || res.v != want[i] {
+			t.Errorf("caller %d: %+v, want %d", i+1, res, want[i])
 		}
-		<-firstDone // as a Redis mirror runs one read at a time
-		return int(n), nil
 	}
-	now := time.Now()
-	ctxA, cancelA := context.WithDeadline(context.Background(), now.Add(time.Hour))
-	aDone := make(chan error, 1)
-	go func() { _, err := g.Do(ctxA, read); aDone <- err }()
-	<-sealed
-	ctxB, cancelB := context.WithDeadline(context.Background(), now.Add(2*time.Hour))
-	defer cancelB()
-	bDone := make(chan [2]any, 1)
-	go func() { v, err := g.Do(ctxB, read); bDone <- [2]any{v, err} }()
-	for reads.Load() != 2 {
-		time.Sleep(time.Millisecond)
+	if n := r.runs.Load(); n != 1 {
+		t.Errorf("%d reads after the first, want 1", n)
 	}
-	if dl, _ := firstCtx.Deadline(); !dl.Equal(now.Add(2 * time.Hour)) {
-		t.Errorf("sealed read's deadline %v, want the later caller's %v", dl, now.Add(2*time.Hour))
-	}
+}
+
+// TestFreshCallerHoldsTheReadItWaitsBehind: the read running when a caller
+// arrives goes on while that caller waits for the next, even when its own
+// callers have left.
+func TestFreshCallerHoldsTheReadItWaitsBehind(t *testing.T) {
+	g, r := &Group[int32]{Fresh: true}, newGate()
+	ctxA, cancelA := context.WithCancel(context.Background())
+	a := goDo(g, ctxA, r.read)
+	<-r.started
+	firstCtx := <-r.ctxs
+	b := goDo(g, context.Background(), r.read)
+	waitFor(t, g, 2)
 	cancelA()
-	if err := <-aDone; !errors.Is(err, context.Canceled) {
-		t.Errorf("first caller: %v, want its own cancellation", err)
+	if res := <-a; !errors.Is(res.err, context.Canceled) {
+		t.Errorf("first caller: %v, want its own cancellation", res.err)
 	}
 	if err := firstCtx.Err(); err != nil {
-		t.Fatalf("the sealed read was cancelled (%v) while a caller waited behind it", err)
+		t.Fatalf("the running read was cancelled (%v) while a caller waited behind it", err)
 	}
-	close(release)
-	r := <-bDone
-	if r[0] != 2 || r[1] != nil {
-		t.Errorf("second caller got %v, %v; want the second read's 2, nil", r[0], r[1])
+	close(r.release)
+	if res := <-b; res.err != nil || res.v != 2 {
+		t.Errorf("second caller: %+v, want read 2", res)
 	}
 	g.mu.Lock()
-	left := len(g.sealed)
-	g.mu.Unlock()
-	if left != 0 {
-		t.Errorf("%d sealed reads still held after every read ended", left)
+	defer g.mu.Unlock()
+	if g.running != nil || g.next != nil || g.waiting != 0 {
+		t.Errorf("reads still held after every caller left")
 	}
 }
