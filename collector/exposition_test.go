@@ -26,17 +26,25 @@ import (
 // referenceCollector emits the per-tenant families through client_golang.
 type referenceCollector struct{ tenants []billing.TenantStatus }
 
+func familyDesc(f *family) *prometheus.Desc { return prometheus.NewDesc(f.name, f.help, f.labels, nil) }
+
 func (c referenceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, f := range tenantFamilies {
-		ch <- f.desc
+		ch <- familyDesc(f)
 	}
 }
 
 func (c referenceCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range tenantFamilies {
-		f.samples(c.tenants, func(value float64, lv *labelValues) {
-			ch <- gauge(f.desc, value, lv[:len(f.labels)]...)
-		})
+		desc := familyDesc(f)
+		var lv labelValues
+		for i := range c.tenants {
+			t := &c.tenants[i]
+			lv[0] = t.ID
+			f.tenant(t, &lv, func(value float64, lv *labelValues) {
+				ch <- gauge(desc, value, lv[:len(f.labels)]...)
+			})
+		}
 	}
 }
 
@@ -269,13 +277,20 @@ func TestFastExpositionManyTenants(t *testing.T) {
 // renderAll runs writeTenants into a buffer, gzip compressed or not.
 func renderAll(t *testing.T, tenants []billing.TenantStatus, gz bool) *bytes.Buffer {
 	t.Helper()
+	out := &stream{gzip: gz}
+	writeTenants(out, tenants, nil)
+	return streamBody(out)
+}
+
+// streamBody closes s and returns the body it holds.
+func streamBody(s *stream) *bytes.Buffer {
+	s.close()
 	var b bytes.Buffer
-	out := newStream(&b, gz)
-	if _, err := writeTenants(out, tenants, nil, false); err != nil {
-		t.Fatal(err)
+	if s.gzip {
+		b.Write(gzipHeader)
 	}
-	if err := out.close(); err != nil {
-		t.Fatal(err)
+	for _, p := range s.parts {
+		b.Write(p)
 	}
 	return &b
 }
@@ -323,10 +338,7 @@ func BenchmarkWriteTenants(b *testing.B) {
 	for _, gz := range []bool{false, true} {
 		b.Run(fmt.Sprintf("gzip=%v", gz), func(b *testing.B) {
 			for b.Loop() {
-				out := newStream(io.Discard, gz)
-				if _, err := writeTenants(out, tenants, nil, false); err != nil {
-					b.Fatal(err)
-				}
+				writeTenants(&stream{gzip: gz}, tenants, nil)
 			}
 		})
 	}

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -49,25 +48,15 @@ func TestWriteTenantsReuse(t *testing.T) {
 		}, changed: nil /* every one: the list changed */},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var b bytes.Buffer
-			prev, err := writeTenants(newStream(&b, false), first, nil, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			prev := writeTenants(&stream{}, first, nil)
 			second := tc.change(slices.Clone(first))
 			for _, gz := range []bool{false, true} {
-				var got bytes.Buffer
-				out := newStream(&got, gz)
-				text, err := writeTenants(out, second, prev, true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := out.close(); err != nil {
-					t.Fatal(err)
-				}
+				out := &stream{gzip: gz}
+				text := writeTenants(out, second, prev)
+				got := streamBody(out)
 				body := got.Bytes()
 				if gz {
-					zr, err := gzip.NewReader(&got)
+					zr, err := gzip.NewReader(got)
 					if err != nil {
 						t.Fatal(err)
 					}
