@@ -20,8 +20,7 @@ import (
 func TestWriteTenantsReuse(t *testing.T) {
 	limits := plans.Limits{"messages": 100, "users": 5}
 	status := func(id string, c usage.Counters, plan string) billing.TenantStatus {
-		st := billing.TenantStatus{ID: id, Usage: c, Terms: &billing.Terms{LimitsKnown: true, PlanID: plan, PlanName: "plan " + plan, Limits: limits}}
-		st.ComputeChecks()
+		st := billing.TenantStatus{ID: id, Usage: c, Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: plan, PlanName: "plan " + plan, Limits: limits}, "")}
 		return st
 	}
 	n := 2*chunkTenants + 7
