@@ -124,11 +124,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The slot is free: the deadline bounds how long a client holds the body.
 	deadline, _ := ctx.Deadline()
-	if least := time.Now().Add(h.timeoutOffset); deadline.Add(h.timeoutOffset).Before(least) {
-		deadline = least
-	} else {
-		deadline = deadline.Add(h.timeoutOffset)
+	if now := time.Now(); deadline.Before(now) {
+		deadline = now
 	}
+	deadline = deadline.Add(h.timeoutOffset)
 	if err := http.NewResponseController(w).SetWriteDeadline(deadline); err != nil {
 		h.logger.Debug("setting the write deadline", "err", err)
 	}
@@ -207,7 +206,6 @@ type sections struct {
 	read     *billing.Read
 	plain, z *section
 	text     *tenantText // the last rendered
-
 }
 
 // tenantSection renders read's per-tenant families once per encoding; a
