@@ -36,8 +36,6 @@ func (s staticPlans) Load(context.Context) (*plans.Catalog, error) { return s.ca
 //
 // BENCH_POSTGRES=1 reads the plans from a real PostgreSQL instead of a
 // static catalog.
-//
-// Wall-clock figures that count are in BENCHMARKS.md (go run ./cmd/bench).
 func BenchmarkScrape(b *testing.B) {
 	f := newBenchFixture(b)
 	svc := billing.New(f.store, billing.WithClock(func() time.Time { return november }),
@@ -171,9 +169,8 @@ func BenchmarkScrapeTrack(b *testing.B) {
 		scrape()
 	}
 	b.StopTimer()
-	// Twice: what the first collection's finalizers and the pools let go
-	// is freed by the second (one collection left 837 MB "live" at 1M
-	// tenants where two left 627).
+	// Twice: the second frees what the first one's finalizers and the
+	// pools let go.
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats

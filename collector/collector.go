@@ -1,9 +1,4 @@
-// Package collector is the Prometheus view of the billing core: it turns one
-// billing.Read (the core's shared read; a scrape never reads a source
-// itself) into metrics. Every per-scrape value is a const metric built in
-// Collect; the per-tenant families are written by a fast text writer
-// (exposition.go). The only long-lived metrics are the exporter's own
-// histograms (see Instruments).
+// Package collector serves billing reads as Prometheus metrics.
 package collector
 
 import (
@@ -16,39 +11,30 @@ import (
 
 const namespace = "billing"
 
-// Collector is a prometheus.Collector over one scrape's result: the HTTP
-// handler reads (under the request's deadline) and builds one per request.
-//
-// The per-tenant families are not collected here: the handler writes them
-// with the fast writer (writeTenants).
+// Collector collects one scrape's read, except the per-tenant families.
 type Collector struct {
 	read    *billing.Read
-	err     error // the read was abandoned: the scrape's context ended first
+	err     error // the scrape's context ended first
 	omitted int
 	logger  *slog.Logger
 }
 
-// New returns a Collector for the result of one scrape; omitted is how many
-// known tenants' series were left out.
+// New returns a Collector; omitted counts the tenants left out.
 func New(read *billing.Read, err error, omitted int, logger *slog.Logger) *Collector {
 	return &Collector{read: read, err: err, omitted: omitted, logger: logger}
 }
 
-// Describe sends the descriptors of every metric Collect may send.
+// Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allDescs {
 		ch <- d
 	}
 }
 
-// Collect emits the metrics of the scrape.
+// Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.err != nil {
-		// The scrape's own context ended before the read did: Redis is
-		// reported down rather than guessed.
-		// The plans' health as last known and the period are still
-		// stated: every scrape carries the source-health series, so that
-		// one cut scrape does not reset the alerts built on them.
+		// The plans series stay, so that a cut scrape resets no alert.
 		c.logger.Debug("scrape abandoned before the read finished", "err", c.err)
 		ch <- gauge(redisUpDesc, 0)
 		if c.read != nil {
@@ -57,7 +43,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	r := c.read.Report
-	// A failed usage read is logged by the billing core, on change.
 	collectRedis(ch, c.read)
 	collectUsage(ch, r)
 	collectPlans(ch, r)

@@ -24,13 +24,12 @@ func collectExporter(ch chan<- prometheus.Metric, read *billing.Read) {
 	ch <- gauge(scrapeDurationDesc, read.Duration.Seconds(), "total")
 }
 
-// Instruments are the exporter's long-lived self-observation metrics,
-// registered once (not per scrape).
+// Instruments are the exporter's own long-lived metrics.
 type Instruments struct {
 	RedisOperationDuration *prometheus.HistogramVec
 }
 
-// NewInstruments creates and registers the self-observation metrics.
+// NewInstruments creates and registers the Instruments.
 func NewInstruments(reg prometheus.Registerer) *Instruments {
 	in := &Instruments{
 		RedisOperationDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -45,7 +44,7 @@ func NewInstruments(reg prometheus.Registerer) *Instruments {
 	return in
 }
 
-// ObserveRedis records one Redis round trip; it fits redisstore.Observer.
+// ObserveRedis records one Redis round trip.
 func (in *Instruments) ObserveRedis(operation string, d time.Duration) {
 	in.RedisOperationDuration.WithLabelValues(operation).Observe(d.Seconds())
 }

@@ -6,37 +6,18 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
-// writeTenants writes the per-tenant families in the Prometheus text format
-// (version 0.0.4) to w. At 100k tenants that is about 1.4 million series:
-// going through client_golang's Gather would build, sort and encode a
-// protobuf object for each (seconds and hundreds of MB); this renders each
-// line with appends. Tested against client_golang (the test's referenceCollector) for identical series.
-//
-// Chunks of a family are rendered in parallel (by now Redis and PostgreSQL
-// have been read and the cores are free) and written in order, so that a
-// family's samples stay together as the format requires. At most
-// 2 × GOMAXPROCS chunks are in flight, which bounds the memory to a few
-// small buffers whatever the number of tenants.
-//
-// With keep, it also returns the text it wrote, tenant by tenant: given as
-// prev to the next call, the lines of a tenant whose figures are the same
-// (billing.TenantStatus.Same, at the same place in tenants) are copied
-// from it rather than rendered again. In track mode most tenants are the
-// same from one scrape to the next, and rendering them was most of a
-// scrape's CPU.
-func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText, keep bool) (*tenantText, error) {
+// writeTenants renders the per-tenant families into out in parallel chunks.
+// Passed back as prev, the text it returns lets unchanged tenants be copied.
+func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText) *tenantText {
 	window := 2 * runtime.GOMAXPROCS(0)
-	var next *tenantText
-	if keep {
-		next = &tenantText{tenants: tenants, families: make([][]chunkText, len(tenantFamilies))}
-	}
-	// same[i]: tenants[i] is prev's i-th; filled by the first family's
-	// chunks, each for its tenants, before any other family's start.
+	next := &tenantText{tenants: tenants, families: make([][]chunkText, len(tenantFamilies))}
+	// same[i]: tenants[i] is prev's i-th, set by the first family's chunks.
 	var same []bool
 	if prev != nil && len(prev.tenants) == len(tenants) {
 		same = make([]bool, len(tenants))
@@ -45,12 +26,10 @@ func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText,
 		out.writeText(appendHeader(nil, f))
 		chunks := (len(tenants) + chunkTenants - 1) / chunkTenants
 		results := make([]chan *rendered, chunks)
-		if next != nil {
-			next.families[fi] = make([]chunkText, chunks)
-		}
+		next.families[fi] = make([]chunkText, chunks)
 		started := 0
 		start := func() {
-			if started == chunks || out.err != nil {
+			if started == chunks {
 				return
 			}
 			i := started
@@ -68,38 +47,25 @@ func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText,
 						same[k] = tenants[k].Same(&prev.tenants[k])
 					}
 				}
-				results[i] <- render(f, tenants[lo:hi], out.gzip, was, wasSame, next != nil, out.keeps())
+				results[i] <- render(f, tenants[lo:hi], out.gzip, was, wasSame)
 			}()
 		}
 		for range window {
 			start()
 		}
-		// started grows inside the loop: every chunk started is drained,
-		// also after a write error (when no new one starts).
-		for i := 0; i < started; i++ {
+		for i := range chunks {
 			r := <-results[i]
 			start()
-			text, deflated := r.text, r.deflated
-			if r.kept != nil {
-				text = r.kept
-			}
-			if r.keptDeflated != nil {
-				deflated = r.keptDeflated
-			}
-			if next != nil {
-				next.families[fi][i] = chunkText{text: r.kept, ends: r.keptEnds}
-			}
-			out.writeChunk(text, deflated)
+			next.families[fi][i] = chunkText{text: r.kept, ends: r.keptEnds}
+			out.writeChunk(r.kept, r.keptDeflated)
 			r.kept, r.keptEnds, r.keptDeflated = nil, nil, nil
 			renderBuffers.Put(r)
 		}
 	}
-	return next, out.err
+	return next
 }
 
-// tenantText is the per-tenant families as writeTenants rendered them for
-// tenants: per family, per chunk, the text and where each tenant's lines
-// end in it. Never modified.
+// tenantText is writeTenants' text per family and chunk; never modified.
 type tenantText struct {
 	tenants  []billing.TenantStatus
 	families [][]chunkText
@@ -107,35 +73,23 @@ type tenantText struct {
 
 type chunkText struct {
 	text []byte
-	ends []int32 // ends[k]: the end of the chunk's k-th tenant's lines in text
+	ends []int32 // where each tenant's lines end
 }
 
-// rendered is one chunk of a family: its text and, for gzip, its deflate
-// data, and where each tenant's lines end in the text, in buffers recycled
-// through renderBuffers; and the copies that outlive the chunk's writing.
+// rendered is one chunk: pooled buffers, and the kept copies that outlive it.
 type rendered struct {
-	text, deflated []byte
-	ends           []int32
-	// kept and keptEnds are the text and ends owned by a tenantText;
-	// keptDeflated, the deflate data owned by a stream that keeps what it
-	// is given. nil when not asked for.
+	text, deflated     []byte
+	ends               []int32
 	kept, keptDeflated []byte
 	keptEnds           []int32
 }
 
-// render renders one chunk of a family (and compresses it, for gzip). A
-// tenant whose same[k] is true gets its lines from was, the chunk as
-// rendered for the last read. keep asks for the text and ends to keep
-// (rendered); owned, for deflate data of its own. The copies are made
-// here, on the chunk's goroutine, not where the chunks are written one
-// after the other.
-func render(f *family, part []billing.TenantStatus, gzip bool, was *chunkText, same []bool, keep, owned bool) *rendered {
+// render renders one chunk, deflated too for gzip, copying the tenants set
+// in same from was.
+func render(f *family, part []billing.TenantStatus, gzip bool, was *chunkText, same []bool) *rendered {
 	r := renderBuffers.Get().(*rendered)
 	buf, ends := r.text[:0], r.ends[:0]
-	fresh := keep && was != nil
-	if fresh {
-		// Text to keep, about as long as the last read's: rendered in a
-		// buffer of its own rather than copied from the pool's.
+	if was != nil {
 		buf = make([]byte, 0, len(was.text)+len(was.text)/16)
 	}
 	emit := func(value float64, lv *labelValues) {
@@ -156,34 +110,21 @@ func render(f *family, part []billing.TenantStatus, gzip bool, was *chunkText, s
 		}
 		ends = append(ends, int32(len(buf)))
 	}
-	r.ends = ends
-	switch {
-	case fresh:
+	r.ends, r.keptEnds = ends, slices.Clone(ends)
+	if was != nil {
 		r.kept = buf
-	case keep:
+	} else {
 		r.text, r.kept = buf, bytes.Clone(buf)
-	default:
-		r.text = buf
 	}
-	if keep {
-		r.keptEnds = slices.Clone(ends)
-	}
-	r.deflated = r.deflated[:0]
 	if gzip {
-		r.deflated = deflateChunk(r.deflated, buf)
-		if owned {
-			r.keptDeflated = bytes.Clone(r.deflated)
-		}
-	} else if owned && r.kept == nil {
-		r.kept = bytes.Clone(buf)
+		r.deflated = deflateChunk(r.deflated[:0], buf)
+		r.keptDeflated = bytes.Clone(r.deflated)
 	}
 	return r
 }
 
-// chunkTenants is how many tenants one rendering goroutine takes.
 const chunkTenants = 2048
 
-// renderBuffers recycles the chunk buffers between chunks and scrapes.
 var renderBuffers = sync.Pool{New: func() any { return &rendered{text: make([]byte, 0, 256<<10)} }}
 
 func appendHeader(b []byte, f *family) []byte {
@@ -213,10 +154,9 @@ func appendSample(b []byte, f *family, value float64, labels *labelValues) []byt
 	return append(b, '\n')
 }
 
-// appendEscaped escapes as the text format requires: backslash and newline
-// everywhere, and the double quote inside label values.
+// appendEscaped escapes s as the text format requires; quote for label values.
 func appendEscaped(b []byte, s string, quote bool) []byte {
-	if !needsEscape(s) {
+	if !strings.ContainsAny(s, "\\\n\"") {
 		return append(b, s...)
 	}
 	for i := 0; i < len(s); i++ {
@@ -234,33 +174,11 @@ func appendEscaped(b []byte, s string, quote bool) []byte {
 	return b
 }
 
-func needsEscape(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '\\' || c == '\n' || c == '"' {
-			return true
-		}
-	}
-	return false
-}
-
-// appendFloat formats a value as the text format reads it: whole numbers
-// (counts, bytes, limits: most values here) as integers, which is cheaper
-// than expfmt's %g and reads the same; the rest as expfmt does.
+// appendFloat writes whole numbers as integers, which is cheaper, and the
+// rest as expfmt does.
 func appendFloat(b []byte, f float64) []byte {
 	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
 		return strconv.AppendInt(b, int64(f), 10)
-	}
-	switch {
-	case f == 1:
-		return append(b, '1')
-	case f == 0:
-		return append(b, '0')
-	case math.IsNaN(f):
-		return append(b, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(b, "-Inf"...)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }

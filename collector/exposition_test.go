@@ -26,35 +26,40 @@ import (
 // referenceCollector emits the per-tenant families through client_golang.
 type referenceCollector struct{ tenants []billing.TenantStatus }
 
+func familyDesc(f *family) *prometheus.Desc { return prometheus.NewDesc(f.name, f.help, f.labels, nil) }
+
 func (c referenceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, f := range tenantFamilies {
-		ch <- f.desc
+		ch <- familyDesc(f)
 	}
 }
 
 func (c referenceCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range tenantFamilies {
-		f.samples(c.tenants, func(value float64, lv *labelValues) {
-			ch <- gauge(f.desc, value, lv[:len(f.labels)]...)
-		})
+		desc := familyDesc(f)
+		var lv labelValues
+		for i := range c.tenants {
+			t := &c.tenants[i]
+			lv[0] = t.ID
+			f.tenant(t, &lv, func(value float64, lv *labelValues) {
+				ch <- gauge(desc, value, lv[:len(f.labels)]...)
+			})
+		}
 	}
 }
 
 func oddTenants() []billing.TenantStatus {
 	limits := plans.Limits{"messages": 5000, "storage": 1073741824, "users": 5, "whatsappSessions": 1}
 	tenants := []billing.TenantStatus{
-		{ID: "1", Usage: usage.CountersOf(map[string]int64{"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1}), Terms: &billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}},
-		{ID: `quo"te`, Usage: usage.CountersOf(map[string]int64{"messages": 1, "apiCalls": math.MaxInt64}), Terms: &billing.Terms{LimitsKnown: true, PlanID: "2", PlanName: `O'Brien "pro" \ ✓`, Limits: plans.Limits{"messages": 3}}},
-		{ID: "ação ✓", Usage: usage.CountersOf(map[string]int64{"messages": 0}), Terms: &billing.Terms{LimitsKnown: true, PlanID: billing.NoPlanID, UsingDefaults: true, Limits: plans.Limits{"messages": 1000}}},
-		{ID: "plans-only", Terms: &billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}},
-		{ID: "limits-unknown", Usage: usage.CountersOf(map[string]int64{"messages": 7})},
-		{ID: "no-fields", Usage: usage.CountersOf(map[string]int64{}), Terms: &billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}},
-		{ID: "skipped-field", Usage: unreadable(usage.CountersOf(map[string]int64{"users": 4}), "messages"), Terms: &billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}},
-		{ID: "wrong-type", Usage: usage.UnreadableHash(usage.ReasonWrongType), Terms: &billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}},
-		{ID: "unreadable-limit", Usage: usage.CountersOf(map[string]int64{"messages": 10, "storage": 5}), Terms: &billing.Terms{LimitsKnown: true, PlanID: "3", PlanName: "broken", Limits: plans.Limits{"messages": 100}, UnreadableLimits: map[string]string{"storage": "negative_limit"}}},
-	}
-	for i := range tenants {
-		tenants[i].ComputeChecks()
+		{ID: "1", Usage: usage.CountersOf(map[string]int64{"messages": 4250, "storage": 1048576, "users": 3, "whatsappSessions": 1}), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}, "")},
+		{ID: `quo"te`, Usage: usage.CountersOf(map[string]int64{"messages": 1, "apiCalls": math.MaxInt64}), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "2", PlanName: `O'Brien "pro" \ ✓`, Limits: plans.Limits{"messages": 3}}, "")},
+		{ID: "ação ✓", Usage: usage.CountersOf(map[string]int64{"messages": 0}), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: billing.NoPlanID, UsingDefaults: true, Limits: plans.Limits{"messages": 1000}}, "")},
+		{ID: "plans-only", Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}, "")},
+		{ID: "limits-unknown", Usage: usage.CountersOf(map[string]int64{"messages": 7}), Terms: billing.NewTerms(billing.Terms{}, "")},
+		{ID: "no-fields", Usage: usage.CountersOf(map[string]int64{}), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}, "")},
+		{ID: "skipped-field", Usage: unreadable(usage.CountersOf(map[string]int64{"users": 4}), "messages"), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}, "")},
+		{ID: "wrong-type", Usage: usage.UnreadableHash(usage.ReasonWrongType), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}, "")},
+		{ID: "unreadable-limit", Usage: usage.CountersOf(map[string]int64{"messages": 10, "storage": 5}), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "3", PlanName: "broken", Limits: plans.Limits{"messages": 100}, UnreadableLimits: map[string]string{"storage": "negative_limit"}}, "")},
 	}
 	return tenants
 }
@@ -235,8 +240,7 @@ func TestFastExpositionManyTenants(t *testing.T) {
 	limits := plans.Limits{"messages": 5000, "users": 5}
 	var tenants []billing.TenantStatus
 	for i := range 3*chunkTenants + 17 {
-		st := billing.TenantStatus{ID: fmt.Sprintf("t%05d", i), Usage: usage.CountersOf(map[string]int64{"messages": int64(i), "users": int64(i % 9)}), Terms: &billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}}
-		st.ComputeChecks()
+		st := billing.TenantStatus{ID: fmt.Sprintf("t%05d", i), Usage: usage.CountersOf(map[string]int64{"messages": int64(i), "users": int64(i % 9)}), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}, "")}
 		tenants = append(tenants, st)
 	}
 	got := renderAll(t, tenants, false)
@@ -269,13 +273,20 @@ func TestFastExpositionManyTenants(t *testing.T) {
 // renderAll runs writeTenants into a buffer, gzip compressed or not.
 func renderAll(t *testing.T, tenants []billing.TenantStatus, gz bool) *bytes.Buffer {
 	t.Helper()
+	out := &stream{gzip: gz}
+	writeTenants(out, tenants, nil)
+	return streamBody(out)
+}
+
+// streamBody closes s and returns the body it holds.
+func streamBody(s *stream) *bytes.Buffer {
+	s.close()
 	var b bytes.Buffer
-	out := newStream(&b, gz)
-	if _, err := writeTenants(out, tenants, nil, false); err != nil {
-		t.Fatal(err)
+	if s.gzip {
+		b.Write(gzipHeader)
 	}
-	if err := out.close(); err != nil {
-		t.Fatal(err)
+	for _, p := range s.parts {
+		b.Write(p)
 	}
 	return &b
 }
@@ -286,8 +297,7 @@ func TestParallelGzipIsOneGzipStream(t *testing.T) {
 	for _, n := range []int{0, 1, 6, chunkTenants + 1, 3*chunkTenants + 17} {
 		var tenants []billing.TenantStatus
 		for i := range n {
-			st := billing.TenantStatus{ID: fmt.Sprintf("t%d", i), Usage: usage.CountersOf(map[string]int64{"messages": int64(i)}), Terms: &billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: `star"ter`, Limits: plans.Limits{"messages": 100}}}
-			st.ComputeChecks()
+			st := billing.TenantStatus{ID: fmt.Sprintf("t%d", i), Usage: usage.CountersOf(map[string]int64{"messages": int64(i)}), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: `star"ter`, Limits: plans.Limits{"messages": 100}}, "")}
 			tenants = append(tenants, st)
 		}
 		plain := renderAll(t, tenants, false)
@@ -317,16 +327,12 @@ func BenchmarkWriteTenants(b *testing.B) {
 	limits := plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}
 	tenants := make([]billing.TenantStatus, 100000)
 	for i := range tenants {
-		tenants[i] = billing.TenantStatus{ID: fmt.Sprint(i), Usage: usage.CountersOf(map[string]int64{"messages": int64(i % 6000), "storage": int64(i) << 12, "users": int64(i % 7), "whatsappSessions": int64(i % 3)}), Terms: &billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}}
-		tenants[i].ComputeChecks()
+		tenants[i] = billing.TenantStatus{ID: fmt.Sprint(i), Usage: usage.CountersOf(map[string]int64{"messages": int64(i % 6000), "storage": int64(i) << 12, "users": int64(i % 7), "whatsappSessions": int64(i % 3)}), Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: "1", PlanName: "starter", Limits: limits}, "")}
 	}
 	for _, gz := range []bool{false, true} {
 		b.Run(fmt.Sprintf("gzip=%v", gz), func(b *testing.B) {
 			for b.Loop() {
-				out := newStream(io.Discard, gz)
-				if _, err := writeTenants(out, tenants, nil, false); err != nil {
-					b.Fatal(err)
-				}
+				writeTenants(&stream{gzip: gz}, tenants, nil)
 			}
 		})
 	}

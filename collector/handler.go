@@ -17,10 +17,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
-// Handler serves /metrics. Per request it asks the billing core for a read
-// under the scrape's deadline (billing.Service.Read: a read in flight is
-// shared, a completed one never reused), gathers the small families through
-// client_golang, and writes the per-tenant families with the fast writer.
+// Handler serves /metrics from a billing read under the scrape's deadline.
 type Handler struct {
 	service       *billing.Service
 	static        prometheus.Gatherer
@@ -36,20 +33,17 @@ type Handler struct {
 // HandlerOption configures a Handler.
 type HandlerOption func(*Handler)
 
-// WithTimeoutOffset sets how much earlier than Prometheus' own timeout a
-// scrape gives up, leaving time to write the response.
+// WithTimeoutOffset sets how long before Prometheus' timeout a scrape ends.
 func WithTimeoutOffset(d time.Duration) HandlerOption {
 	return func(h *Handler) { h.timeoutOffset = d }
 }
 
-// WithMaxTimeout caps the scrape deadline, and is the deadline when the
-// client sends no X-Prometheus-Scrape-Timeout-Seconds.
+// WithMaxTimeout caps the scrape timeout, and is the default.
 func WithMaxTimeout(d time.Duration) HandlerOption {
 	return func(h *Handler) { h.maxTimeout = d }
 }
 
-// WithMaxRequests bounds concurrent scrapes (0: unbounded); excess requests
-// get 503 at once rather than queueing reads behind each other.
+// WithMaxRequests bounds concurrent scrapes (0: unbounded); excess ones get 503.
 func WithMaxRequests(n int) HandlerOption {
 	return func(h *Handler) {
 		h.inflight = nil
@@ -59,15 +53,12 @@ func WithMaxRequests(n int) HandlerOption {
 	}
 }
 
-// WithTenantSeries turns the per-tenant families on or off. Off, the fleet
-// families (tenants per plan, over threshold) stay exact.
+// WithTenantSeries turns the per-tenant families on or off.
 func WithTenantSeries(on bool) HandlerOption {
 	return func(h *Handler) { h.tenantSeries = on }
 }
 
-// WithMaxTenants caps the tenants whose series are exported (0: no cap),
-// keeping those the shipped alerts fire for, then those closest to their
-// limits (billing.MostPressed).
+// WithMaxTenants caps the tenants exported (0: no cap), most pressed first.
 func WithMaxTenants(n int) HandlerOption {
 	return func(h *Handler) { h.maxTenants = n }
 }
@@ -88,27 +79,24 @@ func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *sl
 	return h
 }
 
-// ScrapeTimeout returns the deadline budget of a scrape from the
-// X-Prometheus-Scrape-Timeout-Seconds header.
+// ScrapeTimeout returns the scrape's timeout from the request, less the offset.
 func (h *Handler) ScrapeTimeout(r *http.Request) time.Duration {
 	v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
 	if v == "" {
 		return h.maxTimeout
 	}
 	secs, err := strconv.ParseFloat(v, 64)
-	if err != nil || !(secs > 0 && secs <= 1e6) { // also rejects NaN
+	if err != nil || !(secs > 0 && secs <= 1e6) { // NaN too
 		h.logger.Debug("ignoring an unusable X-Prometheus-Scrape-Timeout-Seconds", "value", v)
 		return h.maxTimeout
 	}
 	timeout := time.Duration(secs * float64(time.Second))
 	if timeout > h.timeoutOffset {
-		// Without room for the offset the whole budget is used instead.
 		timeout -= h.timeoutOffset
 	}
 	return min(timeout, h.maxTimeout)
 }
 
-// selectTenants applies --metrics.tenant-series and --metrics.max-tenants.
 func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantStatus, omitted int) {
 	if read == nil {
 		return nil, 0
@@ -123,9 +111,6 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		// Any other method would run a full read for nothing (HEAD too:
-		// its headers would need the body rendered). The API answers the
-		// same way.
 		w.Header().Set("Allow", "GET")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -137,17 +122,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// The scrape slot is released: the body goes out under a deadline of
-	// its own, so a client that never reads holds one rendered body (not a
-	// slot) and only until then. Prometheus gives up at its own timeout,
-	// which the context's deadline plus the offset is; the offset is the
-	// least a fast reader is given.
-	deadline, _ := ctx.Deadline() // WithTimeout always sets one
-	if least := time.Now().Add(h.timeoutOffset); deadline.Add(h.timeoutOffset).Before(least) {
-		deadline = least
-	} else {
-		deadline = deadline.Add(h.timeoutOffset)
+	// The slot is free: the deadline bounds how long a client holds the body.
+	deadline, _ := ctx.Deadline()
+	if now := time.Now(); deadline.Before(now) {
+		deadline = now
 	}
+	deadline = deadline.Add(h.timeoutOffset)
 	if err := http.NewResponseController(w).SetWriteDeadline(deadline); err != nil {
 		h.logger.Debug("setting the write deadline", "err", err)
 	}
@@ -168,16 +148,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// render reads under ctx and renders the whole exposition into memory,
-// holding a scrape slot (--web.max-requests) only meanwhile; the body is
-// parts, to be written in order. ok is false when the request was already
-// answered (no slot free).
-//
-// The per-tenant families, nearly all of the body, come first and are
-// rendered once per read and encoding, shared by every scrape of that read
-// (tenantSection): clients that never read their body then pin one copy
-// between them, not one each. The scrape's own small families follow; the
-// gzip trailer's CRC continues from the shared part's.
+// render reads and renders the body as parts while holding a scrape slot;
+// ok is false when no slot was free.
 func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) (parts [][]byte, ok bool) {
 	if h.inflight != nil {
 		select {
@@ -199,15 +171,13 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(New(read, err, omitted, h.logger))
-	// The per-scrape registry is gathered first so that the long-lived
-	// histograms include the Redis calls this very scrape made.
+	// First, so that the histograms count this read's Redis calls.
 	families, gatherErr := prometheus.Gatherers{reg, h.static}.Gather()
 	if gatherErr != nil {
 		h.logger.Error("gathering metrics", "err", gatherErr)
 	}
 
 	sec := h.tenantSection(read, tenants, gzip)
-	// The small families, through client_golang's encoder.
 	var small bytes.Buffer
 	enc := expfmt.NewEncoder(&small, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range families {
@@ -215,41 +185,31 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 			h.logger.Error("encoding metrics", "family", mf.GetName(), "err", err)
 		}
 	}
-	var tail bytes.Buffer
-	out := &stream{w: &tail, gzip: gzip, crc: sec.crc, size: sec.size}
-	out.writeText(small.Bytes())
-	_ = out.close() // writes to a bytes.Buffer do not fail
+	tail := &stream{gzip: gzip, crc: sec.crc, size: sec.size}
+	tail.writeText(small.Bytes())
+	tail.close()
 	if gzip {
 		parts = append(parts, gzipHeader)
 	}
 	parts = append(parts, sec.body...)
-	return append(parts, tail.Bytes()), true
+	return append(parts, tail.parts...), true
 }
 
-// section is the per-tenant families of one read, rendered in one
-// encoding: the text, or its deflate data with the CRC and size of the
-// text (no gzip header or trailer).
 type section struct {
 	once      sync.Once
-	body      [][]byte // in order; chunks rather than one buffer grown to the whole size
+	body      [][]byte
 	crc, size uint32
 }
 
-// sections holds the sections of the latest read; a new read replaces them.
 type sections struct {
 	mu       sync.Mutex
 	read     *billing.Read
 	plain, z *section
-	// text is the text of the section rendered last, whatever its read
-	// and encoding: what the next rendering copies unchanged tenants from
-	// (writeTenants).
-	text *tenantText
+	text     *tenantText // the last rendered
 }
 
-// tenantSection returns the per-tenant families of read for tenants (which
-// the handler's settings derive from read alone), rendered once per read
-// and encoding. A read without tenants (a cut scrape's, which is its own)
-// is not kept: it would only evict the sections of the shared read.
+// tenantSection renders read's per-tenant families once per encoding; a
+// read without tenants would evict the shared one, and is not kept.
 func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStatus, gzip bool) *section {
 	sec := &section{}
 	if read != nil && len(tenants) > 0 {
@@ -267,13 +227,10 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		h.sections.mu.Lock()
 		prev := h.sections.text
 		h.sections.mu.Unlock()
-		// Kept as the rendered chunks: one buffer grown to the whole body
-		// allocated and copied it about twice over, the largest allocation
-		// of a scrape (BENCHMARKS.md, "Read modes").
 		out := &stream{gzip: gzip}
-		text, _ := writeTenants(out, tenants, prev, true) // kept parts: no write fails
+		text := writeTenants(out, tenants, prev)
 		sec.body, sec.crc, sec.size = out.parts, out.crc, out.size
-		if len(tenants) > 0 { // a cut scrape's empty rendering is nothing to copy from
+		if len(tenants) > 0 {
 			h.sections.mu.Lock()
 			h.sections.text = text
 			h.sections.mu.Unlock()

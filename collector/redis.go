@@ -19,7 +19,6 @@ var (
 	redisMasterLinkUpDesc = newDesc("redis", "master_link_up",
 		"Only when Redis is a replica: 1 while its link to its master is up (INFO master_link_status), else 0, when the usage read may be stale.")
 
-	// Redis Cluster only: one series per master node.
 	redisNodeUpDesc = newDesc("redis", "node_up",
 		"Redis Cluster: 1 when this scrape reached the master node (INFO answered), else 0.", "node")
 	redisNodeMemoryDesc = newDesc("redis", "node_memory_bytes",

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -21,8 +20,7 @@ import (
 func TestWriteTenantsReuse(t *testing.T) {
 	limits := plans.Limits{"messages": 100, "users": 5}
 	status := func(id string, c usage.Counters, plan string) billing.TenantStatus {
-		st := billing.TenantStatus{ID: id, Usage: c, Terms: &billing.Terms{LimitsKnown: true, PlanID: plan, PlanName: "plan " + plan, Limits: limits}}
-		st.ComputeChecks()
+		st := billing.TenantStatus{ID: id, Usage: c, Terms: billing.NewTerms(billing.Terms{LimitsKnown: true, PlanID: plan, PlanName: "plan " + plan, Limits: limits}, "")}
 		return st
 	}
 	n := 2*chunkTenants + 7
@@ -49,25 +47,15 @@ func TestWriteTenantsReuse(t *testing.T) {
 		}, changed: nil /* every one: the list changed */},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var b bytes.Buffer
-			prev, err := writeTenants(newStream(&b, false), first, nil, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			prev := writeTenants(&stream{}, first, nil)
 			second := tc.change(slices.Clone(first))
 			for _, gz := range []bool{false, true} {
-				var got bytes.Buffer
-				out := newStream(&got, gz)
-				text, err := writeTenants(out, second, prev, true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := out.close(); err != nil {
-					t.Fatal(err)
-				}
+				out := &stream{gzip: gz}
+				text := writeTenants(out, second, prev)
+				got := streamBody(out)
 				body := got.Bytes()
 				if gz {
-					zr, err := gzip.NewReader(&got)
+					zr, err := gzip.NewReader(got)
 					if err != nil {
 						t.Fatal(err)
 					}

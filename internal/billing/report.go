@@ -14,126 +14,84 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// NoPlanID is the plan id under which tenants without an active plan are
-// counted.
+// NoPlanID is the plan id of tenants without a plan.
 const NoPlanID = "none"
 
-// PlansState describes the plans data a report was joined with.
+// PlansState describes the plans data of a join.
 type PlansState struct {
 	Configured bool   // a plans source is set
 	Source     string // "postgres", "file"
-	Up         bool   // this read of the source succeeded
-	Err        error  // why it did not
+	Up         bool   // this read succeeded
+	Err        error
 	Duration   time.Duration
-	// Catalog is the data in use: this read's, or the last good one when
-	// the source is down (stale), or nil when it was never read.
-	Catalog  *plans.Catalog
-	LoadedAt time.Time
+	Catalog    *plans.Catalog // the last good one, or nil
+	LoadedAt   time.Time
 }
 
-// Stale reports whether the catalog in use is older than this read.
+// Stale reports whether the catalog is older than this read.
 func (p PlansState) Stale() bool { return p.Configured && !p.Up && p.Catalog != nil }
 
-// LimitsKnown reports whether limits can be stated at all: with no plans
-// source every tenant is on defaults; with one that was never read nobody
-// can say.
+// LimitsKnown reports whether limits can be stated: they cannot while the
+// plans source was never read.
 func (p PlansState) LimitsKnown() bool { return !p.Configured || p.Catalog != nil }
 
-// TenantStatus is one tenant joined with its limits.
-//
-// A status is held per tenant, a million of them at the largest sizes
-// served, and made anew by every join while the last join's are still in
-// use: what its plan gives it (Terms) is shared by every tenant on the
-// plan in one join, and its figures (percentages) are computed from its
-// counters when asked for, not kept, so that a status is 32 bytes
-// (BENCHMARKS.md, "1M tenants: what a read held twice").
+// TenantStatus is one tenant joined with its limits, kept small: one is
+// held per tenant.
 type TenantStatus struct {
-	ID string
-	// Usage holds the tenant's hash fields; nil when the tenant has no
-	// usage key this period.
-	Usage usage.Counters
-	// Terms is never nil in a joined status. Never modified once joined:
-	// other tenants' statuses share it.
-	*Terms
+	ID     string
+	Usage  usage.Counters // nil without a usage key this period
+	*Terms                // shared: never modified
 }
 
-// Terms is what a tenant's plan gives it: the plan, and the limits in
-// force. The following are meaningful only when LimitsKnown.
+// Terms is what a tenant's plan gives it, when LimitsKnown.
 type Terms struct {
-	LimitsKnown   bool
-	UsingDefaults bool
-	// PlanUnknown: the tenant is on PlanID, but that plan's row is
-	// missing from the plans data, so no limit is stated (Limits is empty)
-	// rather than the defaults, which would be wrong.
-	PlanUnknown bool
-	PlanID      string // NoPlanID when no active plan
-	PlanName    string
-	Limits      plans.Limits // in force: the plan's, or the defaults
-	// UnreadableLimits holds the plan's limits that the plans source could
-	// not read, by limit type, with the reason (plans.Plan.Unreadable).
-	UnreadableLimits map[string]string
+	LimitsKnown      bool
+	UsingDefaults    bool
+	PlanUnknown      bool   // the plan has no row: no limit, not the defaults
+	PlanID           string // NoPlanID when no active plan
+	PlanName         string
+	Limits           plans.Limits      // the plan's, or the defaults
+	UnreadableLimits map[string]string // plans.Plan.Unreadable
 
-	// limits are the limits in force, sorted by type (read-only); nil when
-	// limits are unknown or the plan's row is missing.
-	limits *[]LimitCheck
+	limits *[]LimitCheck // sorted by type; nil when none is stated
 }
 
-// messagesType is the metric type the ranking and the alerts single out.
+// NewTerms returns t with its limits in force sorted, which a TenantStatus
+// needs; source is the plans source of UnreadableLimits.
+func NewTerms(t Terms, source string) *Terms {
+	if t.LimitsKnown {
+		l := sortedLimits(t.Limits, t.UnreadableLimits, source)
+		t.limits = &l
+	}
+	return &t
+}
+
+// messagesType is singled out by the ranking and the alerts.
 const messagesType = "messages"
 
-// ComputeChecks fills the limits in force from Limits and
-// UnreadableLimits. The join does this itself (once per plan); it is for a
-// TenantStatus built by hand (tests, other views), with Terms of its own.
-func (t *TenantStatus) ComputeChecks() {
-	if t.Terms == nil {
-		t.Terms = &Terms{}
-	}
-	t.limits = nil
-	if !t.LimitsKnown {
-		return
-	}
-	limits := sortedLimits(t.Limits, t.UnreadableLimits, "")
-	t.limits = &limits
-}
-
-// LimitCheck is one limit in force: its type and value, or why the plans
-// source could not read it.
+// LimitCheck is one limit in force.
 type LimitCheck struct {
-	Type  string
-	Limit int64 // 0 when the limit itself is unavailable
-	// Unavailable says why the limit could not be read; nil when it could.
-	Unavailable *Unavailable
+	Type        string
+	Limit       int64        // 0 when unavailable
+	Unavailable *Unavailable // nil when read
 }
 
-// Unavailable says why a figure of one limit type of one tenant is not
-// given: the usage field or the limit it would be derived from could not
-// be read. A wrong 0 % would hide the tenant from the near-limit list and
-// the alerts, so no percentage, threshold count or projection is derived
-// for that limit type; the tenant's other limit types are unaffected.
+// Unavailable says why the figures of a limit type are not given, rather
+// than a wrong 0 %.
 type Unavailable struct {
-	// Source is what could not be read: "redis" (the usage field), or the
-	// plans source ("postgres", "file") for the limit.
-	Source string
-	// Reason is the invalid-data reason it was skipped under, as counted by
-	// billing_exporter_invalid_data_items (invalid_value, wrong_type,
-	// negative_limit, non_integer_limit, ...).
-	Reason string
+	Source string // UsageSource, or the plans source
+	Reason string // as counted by billing_exporter_invalid_data_items
 }
 
 // UsageSource is the Unavailable.Source of a usage field.
 const UsageSource = "redis"
 
-// Is reports whether there is a reason, that is whether the figure is
-// unavailable.
+// Is reports whether the figure is unavailable.
 func (u Unavailable) Is() bool { return u.Reason != "" }
 
-// noPercentage stands for a percentage that cannot be computed. A real
-// one is never negative: usage is never negative, and a limit in force is
-// positive.
+// noPercentage is never a real, non-negative, percentage.
 const noPercentage = -1
 
-// percentageOf computes the tenant's percentage of one limit, noPercentage
-// when the limit or the usage field could not be read.
 func percentageOf(c LimitCheck, counters usage.Counters) float64 {
 	if c.Unavailable != nil {
 		return noPercentage
@@ -145,7 +103,6 @@ func percentageOf(c LimitCheck, counters usage.Counters) float64 {
 	return percentage(used, c.Limit)
 }
 
-// limitList returns the limits in force, sorted by type.
 func (t *Terms) limitList() []LimitCheck {
 	if t.limits == nil {
 		return nil
@@ -153,15 +110,12 @@ func (t *Terms) limitList() []LimitCheck {
 	return *t.limits
 }
 
-// Used returns the usage of a metric type: 0 when the field is absent, and
-// false when it was present but could not be read.
+// Used returns the usage of a metric type, as usage.Hash.Value.
 func (t *TenantStatus) Used(metricType string) (int64, bool) {
 	return t.Usage.Value(metricType)
 }
 
-// Percentage returns 100 × used / limit, and false when the metric type is
-// unlimited, limits are unknown, or the usage or the limit could not be
-// read (Unavailable says which).
+// Percentage returns 100 × used / limit, false when there is none.
 func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 	if !t.LimitsKnown || t.Unavailable(limitType).Is() {
 		return 0, false
@@ -174,33 +128,20 @@ func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 	return percentage(used, limit), true
 }
 
-// Unavailable says why the figures of a metric type cannot be given for
-// this tenant: its limit could not be read (when limits are known), or its
-// usage field could not. The zero value when nothing is missing.
+// Unavailable says why the figures of a metric type are not given.
 func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 	for _, c := range t.limitList() {
 		if c.Type == metricType && c.Unavailable != nil {
 			return *c.Unavailable
 		}
 	}
-	// The usage field, whether or not the type has a limit.
 	if reason, ok := t.Usage.Unreadable(metricType); ok {
 		return Unavailable{Source: UsageSource, Reason: string(reason)}
 	}
 	return Unavailable{}
 }
 
-// EachLimit calls f for every limit in force that the tenant's percentage
-// of is known, in limit type order; nothing when limits are unknown. It is
-// Percentage for all limit types at once, without a map lookup (this runs
-// for every tenant on every scrape: the thresholds, the ranking). Limit
-// types whose usage or limit could not be read are left out: thresholds,
-// rankings and percentages all go through here, and none may count them.
-//
-// The percentages are computed here, not kept per tenant: a walk of a few
-// limits and of the tenant's few fields costs less than a million tenants'
-// percentages held twice (the last join's and the new one's) during every
-// read (BENCHMARKS.md, "1M tenants: what a read held twice").
+// EachLimit calls f for every limit in force with a known percentage.
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
 	for _, c := range t.limitList() {
 		if pct := percentageOf(c, t.Usage); pct != noPercentage {
@@ -209,9 +150,7 @@ func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float
 	}
 }
 
-// EachKnownLimit calls f for every limit in force that could be read, in
-// limit type order, whether or not the tenant's usage of it could: a limit
-// is not derived from the usage.
+// EachKnownLimit calls f for every limit in force that could be read.
 func (t *TenantStatus) EachKnownLimit(f func(limitType string, limit int64)) {
 	for _, c := range t.limitList() {
 		if c.Limit > 0 {
@@ -228,8 +167,7 @@ type PlanCount struct {
 	Tenants          int
 }
 
-// ThresholdCount is the number of tenants at or above a percentage of one
-// limit type.
+// ThresholdCount is the number of tenants at or above a threshold.
 type ThresholdCount struct {
 	LimitType string
 	Threshold float64
@@ -241,39 +179,24 @@ type Report struct {
 	At     time.Time
 	Period period.Period
 
-	// Usage is nil when the read failed. Its Tenants and Types are
-	// released once joined (usage.Snapshot.Release): Tenants holds what
-	// they held.
-	Usage         *usage.Snapshot
+	Usage         *usage.Snapshot // nil when the read failed; released once joined
 	UsageErr      error
 	UsageDuration time.Duration
 
 	Plans PlansState
 
-	// Tenants is every known tenant (usage key this period or a row in the
-	// plans data), sorted by id. Empty when usage could not be read: no
-	// tenant is reported from half the picture.
+	// Tenants holds those with usage or a plan, by id; none without usage.
 	Tenants []TenantStatus
-	// PerPlan counts tenants by plan, including plans with none and the
-	// NoPlanID bucket; nil when usage or limits are unavailable.
-	PerPlan []PlanCount
-	// OverThreshold counts tenants at or above each threshold of each limit
-	// type in force; nil when usage or limits are unavailable.
+	// PerPlan and OverThreshold are nil when usage or limits are unknown.
+	PerPlan       []PlanCount
 	OverThreshold []ThresholdCount
 }
 
 // UsageUp reports whether the usage read succeeded.
 func (r *Report) UsageUp() bool { return r.UsageErr == nil && r.Usage != nil }
 
-// join fills Tenants, PerPlan and OverThreshold from Usage and Plans.
-//
-// It runs after both reads, before a scrape can write anything, on every
-// scrape: at 100k tenants it is the largest step between the reads and the
-// response, so the sort and the per-tenant work are split over the cores.
-//
-// prev, when not nil, is the last join made with the same defaults: when
-// it holds the same tenants, they are taken in its order instead of being
-// sorted again.
+// join fills Tenants, PerPlan and OverThreshold; prev, the last join with
+// the same defaults, may save the sort.
 func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
 	if !r.UsageUp() {
 		return
@@ -304,12 +227,7 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
 }
 
-// sameTenants returns the statuses of the tenants to join in the order of
-// prev's, when prev joined exactly the same tenants (nil otherwise). It
-// costs a lookup in the usage and the catalog per tenant, which the join
-// makes anyway, instead of a sort; the statuses are made as the tenants
-// are looked up, with no list of them in between (at 1M tenants such a
-// list was 40 MB more per scrape).
+// sameTenants joins the tenants in prev's order if they are prev's, else nil.
 func (r *Report) sameTenants(prev *Report, ix limitIndex) []TenantStatus {
 	if prev == nil || len(prev.Tenants) == 0 {
 		return nil
@@ -319,8 +237,7 @@ func (r *Report) sameTenants(prev *Report, ix limitIndex) []TenantStatus {
 	if cat != nil {
 		catTenants = len(cat.Tenants)
 	}
-	// Every tenant of prev is known now, and there are as many with usage
-	// and as many in the catalog as now: the same tenants.
+	// prev's tenants are all known, and as many: the same.
 	if n := len(prev.Tenants); n < len(used) || n < catTenants {
 		return nil
 	}
@@ -366,19 +283,12 @@ func sum(ns []int) int {
 	return t
 }
 
-// Same reports whether t and o state the same figures for the same tenant
-// (plan, limits, usage, checks), so that a view may show what it rendered
-// for o as t's. The counters are compared by identity, not content: a
-// reader that keeps the usage state between reads shares the counters of
-// the hashes that did not change, and then this costs no walk of their
-// fields; counters read anew are never the same, whatever they hold.
+// Same reports whether t and o state the same; counters compare by
+// identity, as a reader shares the unchanged ones.
 func (t *TenantStatus) Same(o *TenantStatus) bool {
 	return t.ID == o.ID && t.Usage == o.Usage && t.sameTerms(o.Terms)
 }
 
-// sameTerms reports whether t and o state the same plan and limits; at
-// once when they are the same Terms, as the statuses of one plan in one
-// join are.
 func (t *Terms) sameTerms(o *Terms) bool {
 	switch {
 	case t == o:
@@ -390,30 +300,24 @@ func (t *Terms) sameTerms(o *Terms) bool {
 		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
 		(sameMap(t.Limits, o.Limits) || maps.Equal(t.Limits, o.Limits)) &&
 		(sameMap(t.UnreadableLimits, o.UnreadableLimits) || maps.Equal(t.UnreadableLimits, o.UnreadableLimits)) &&
-		(t.limits == o.limits || slices.EqualFunc(t.limitList(), o.limitList(), func(a, b LimitCheck) bool {
+		slices.EqualFunc(t.limitList(), o.limitList(), func(a, b LimitCheck) bool {
 			return a.Type == b.Type && a.Limit == b.Limit &&
 				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
-		}))
+		})
 }
 
-// sameMap reports whether a and b are the same map (or both nil).
+// sameMap reports whether a and b are the same map.
 func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
-// knownTenant is a tenant as gathered for the join: its id, its usage (nil
-// when only the plans know it) and its plan id ("" when the plans do not
-// know it or give it no plan).
 type knownTenant struct {
 	id       string
 	counters usage.Counters
 	planID   string
 }
 
-// knownTenants lists every known tenant: those with usage, plus those only
-// the plans know, with one map lookup per tenant. The catalog's tenants are
-// looked up in the usage; the usage's are looked up in the catalog only when
-// some have no row there (with the default query every tenant has one).
+// knownTenants lists the tenants with usage or in the catalog.
 func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTenant {
 	if cat == nil {
 		known := make([]knownTenant, 0, len(used))
@@ -444,9 +348,7 @@ func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTen
 
 func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }
 
-// splitEven cuts n items into at most k contiguous parts of nearly equal
-// size and returns their boundaries: part i is [b[i], b[i+1]). Below a few
-// thousand items one part is cheaper than starting goroutines.
+// splitEven cuts n items into at most k even parts, [b[i], b[i+1]).
 func splitEven(n, k int) []int {
 	const minPart = 4096
 	k = max(1, min(k, n/minPart))
@@ -457,7 +359,6 @@ func splitEven(n, k int) []int {
 	return bounds
 }
 
-// eachPart calls f for every part of bounds, in parallel.
 func eachPart(bounds []int, f func(lo, hi int)) {
 	var wg sync.WaitGroup
 	for i := 0; i+1 < len(bounds); i++ {
@@ -466,11 +367,8 @@ func eachPart(bounds []int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-// mergeSorted merges the sorted parts of s (boundaries as from splitEven)
-// into one sorted slice. Ids are unique, so the order is total.
 func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 	for len(bounds) > 2 {
-		// Merge neighbouring pairs of parts until one part is left.
 		out := make([]knownTenant, 0, len(s))
 		next := []int{0}
 		for i := 0; i+1 < len(bounds); i += 2 {
@@ -495,13 +393,9 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 	return s
 }
 
-// limitIndex holds each plan's terms, and those of a tenant without a
-// plan, with their limits as slices sorted by type: built once per join for
-// the few plans, shared by every tenant.
+// limitIndex holds the Terms of each plan, made once per join.
 type limitIndex struct {
-	plans map[string]*Terms
-	// noPlan is the terms of a tenant the plans data gives no plan: the
-	// defaults, or nothing stated when limits are unknown.
+	plans  map[string]*Terms
 	noPlan *Terms
 }
 
@@ -509,25 +403,21 @@ func newLimitIndex(ps PlansState, defaults plans.Limits) limitIndex {
 	if !ps.LimitsKnown() {
 		return limitIndex{noPlan: &Terms{}}
 	}
-	d := sortedLimits(defaults, nil, "")
 	ix := limitIndex{
 		plans:  map[string]*Terms{},
-		noPlan: &Terms{LimitsKnown: true, UsingDefaults: true, PlanID: NoPlanID, Limits: defaults, limits: &d},
+		noPlan: NewTerms(Terms{LimitsKnown: true, UsingDefaults: true, PlanID: NoPlanID, Limits: defaults}, ""),
 	}
 	if cat := ps.Catalog; cat != nil {
 		for id, p := range cat.Plans {
-			l := sortedLimits(p.Limits, p.Unreadable, ps.Source)
-			ix.plans[id] = &Terms{LimitsKnown: true, PlanID: p.ID, PlanName: p.Name, Limits: p.Limits,
-				UnreadableLimits: p.Unreadable, limits: &l}
+			ix.plans[id] = NewTerms(Terms{LimitsKnown: true, PlanID: p.ID, PlanName: p.Name, Limits: p.Limits,
+				UnreadableLimits: p.Unreadable}, ps.Source)
 		}
 	}
 	return ix
 }
 
-// termsOf returns the terms of a tenant the catalog the index was built
-// from puts on planID ("" for none, and always "" without a catalog). A
-// plan whose row is missing gets terms of its own, kept in missing (one map
-// per goroutine: the join runs in parallel).
+// termsOf returns the Terms of planID, "" for none; missing holds those
+// of plans without a row.
 func (ix limitIndex) termsOf(planID string, missing map[string]*Terms) *Terms {
 	if planID == "" {
 		return ix.noPlan
@@ -543,8 +433,6 @@ func (ix limitIndex) termsOf(planID string, missing map[string]*Terms) *Terms {
 	return t
 }
 
-// sortedLimits lists the positive limits of l and the unreadable ones (from
-// the plans source named source), sorted by type.
 func sortedLimits(l plans.Limits, unreadable map[string]string, source string) []LimitCheck {
 	out := make([]LimitCheck, 0, len(l)+len(unreadable))
 	for lt, v := range l {
@@ -571,8 +459,7 @@ func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {
 			delete(counts, id)
 		}
 	}
-	// Plans whose row is missing still count their tenants
-	// (without a name), so that the counts add up to every tenant.
+	// Plans without a row count too, so that the counts add up.
 	for _, id := range slices.Sorted(maps.Keys(counts)) {
 		if id != NoPlanID && id != "" {
 			out = append(out, PlanCount{PlanID: id, Tenants: counts[id]})
@@ -581,10 +468,8 @@ func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {
 	return append(out, PlanCount{PlanID: NoPlanID, Tenants: counts[NoPlanID]})
 }
 
-// overThreshold counts, for every limit type that some plan or the defaults
-// limit, the tenants at or above each threshold. Every combination is
-// present, zeros included, so that alerts and dashboards see 0 rather than
-// nothing.
+// overThreshold counts the tenants over each threshold of each limit type,
+// zeros too, so that alerts see 0 rather than nothing.
 func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Limits, thresholds []float64) []ThresholdCount {
 	types := map[string]struct{}{}
 	for lt := range defaults {
@@ -607,8 +492,6 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 		}
 		return counts
 	}
-	// Counted per part, on every core: each percentage is computed from
-	// the tenant's counters.
 	parts := splitEven(len(tenants), runtime.GOMAXPROCS(0))
 	partCounts := make([]map[string][]int, len(parts)-1)
 	eachPart(parts, func(lo, hi int) {
@@ -642,7 +525,7 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 	return out
 }
 
-// TenantReport is one tenant's joined state, for the API.
+// TenantReport is one tenant's joined state.
 type TenantReport struct {
 	At     time.Time
 	Period period.Period

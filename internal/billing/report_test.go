@@ -540,3 +540,11 @@ func TestUsedMessages(t *testing.T) {
 		}
 	}
 }
+
+// ComputeChecks gives a status built by hand the Terms a join would.
+func (t *TenantStatus) ComputeChecks() {
+	if t.Terms == nil {
+		t.Terms = &Terms{}
+	}
+	t.Terms = NewTerms(*t.Terms, "")
+}

@@ -1,5 +1,5 @@
 // Package period computes billing periods: calendar months in the billing
-// time zone, identified as YYYYMM the way the backend names its usage keys.
+// time zone, identified as YYYYMM.
 package period
 
 import (
@@ -7,30 +7,19 @@ import (
 	"time"
 )
 
-// Period is one billing month. Start is inclusive, End exclusive: End is the
-// instant the usage counters reset: the first instant of the 1st day of the
-// next month in the billing time zone (midnight, or the end of the clock
-// change where a zone skips that midnight).
+// Period is one billing month, from Start to End exclusive, the instant the
+// counters reset.
 type Period struct {
-	ID    string // YYYYMM, as in usage:{tenant_id}:{period}
-	Start time.Time
-	End   time.Time
+	ID         string // YYYYMM
+	Start, End time.Time
 }
 
 // At returns the period that contains t in loc.
-//
-// The period is found from t's calendar date in loc, and its bounds are the
-// first instants of the 1st local days of this month and the next. They are
-// not time.Date(y, m, 1, 0, 0, 0, 0, loc): in a zone whose clocks jump
-// forward at 00:00 on the 1st that midnight does not exist, and time.Date
-// normalises it to 23:00 the day before, which would put the last hour of
-// the previous month (and with it the month's ID) in the wrong period.
 func At(t time.Time, loc *time.Location) Period {
 	y, m, _ := t.In(loc).Date()
 	return month(y, m, loc)
 }
 
-// month returns the period of calendar month m of year y in loc.
 func month(y int, m time.Month, loc *time.Location) Period {
 	ny, nm := y, m+1
 	if nm > time.December {
@@ -43,14 +32,13 @@ func month(y int, m time.Month, loc *time.Location) Period {
 	}
 }
 
-// firstInstant returns the first instant whose local date in loc is the 1st
-// of month m of year y.
+// firstInstant returns the first instant of the 1st of the month in loc,
+// which is not midnight where the clocks skip or repeat it.
 func firstInstant(y int, m time.Month, loc *time.Location) time.Time {
 	want := dayNumber(y, m, 1)
 	t := time.Date(y, m, 1, 0, 0, 0, 0, loc)
-	// Midnight fell in a gap and was normalised to the day before: the 1st
-	// starts where that zone period ends, at the transition (a few steps
-	// at most, for zones with several transitions close together).
+	// Midnight fell in a gap, normalised to the day before: the 1st starts
+	// at the transition.
 	for i := 0; i < 4 && localDay(t, loc) < want; i++ {
 		_, end := t.ZoneBounds()
 		if end.IsZero() {
@@ -58,7 +46,7 @@ func firstInstant(y int, m time.Month, loc *time.Location) time.Time {
 		}
 		t = end
 	}
-	// Midnight exists twice (clocks went back across it): take the first.
+	// Midnight exists twice: take the first.
 	if start, _ := t.ZoneBounds(); !start.IsZero() {
 		_, offset := start.Add(-time.Nanosecond).Zone()
 		early := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC).Add(-time.Duration(offset) * time.Second)
@@ -69,7 +57,7 @@ func firstInstant(y int, m time.Month, loc *time.Location) time.Time {
 	return t.In(loc)
 }
 
-// dayNumber orders calendar dates: a larger number is a later date.
+// dayNumber orders calendar dates.
 func dayNumber(y int, m time.Month, d int) int { return (y*100+int(m))*100 + d }
 
 func localDay(t time.Time, loc *time.Location) int {
@@ -87,8 +75,7 @@ func (p Period) Previous() Period {
 	return month(y, m-1, loc)
 }
 
-// Elapsed returns the fraction of the period that has passed at t, clamped
-// to [0, 1].
+// Elapsed returns the fraction of the period passed at t, in [0, 1].
 func (p Period) Elapsed(t time.Time) float64 {
 	total := p.End.Sub(p.Start)
 	done := t.Sub(p.Start)
@@ -101,7 +88,7 @@ func (p Period) Elapsed(t time.Time) float64 {
 	return float64(done) / float64(total)
 }
 
-// LoadLocation resolves an IANA zone name, with an error that names it.
+// LoadLocation resolves an IANA zone name.
 func LoadLocation(name string) (*time.Location, error) {
 	if name == "" {
 		return nil, fmt.Errorf("billing time zone is empty")

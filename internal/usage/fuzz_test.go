@@ -24,7 +24,7 @@ func FuzzParseKey(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if ValidateID(TenantID, tenant) != nil || ValidatePeriodID(period) != nil {
+		if ValidateID(TenantID, tenant) != nil || validatePeriodID(period) != nil {
 			t.Fatalf("Parse(%q) accepted tenant %q period %q", key, tenant, period)
 		}
 		if back := p.Key(tenant, period); back != key {

@@ -1,7 +1,5 @@
-// Package usage is the domain model of the backend's usage state: how usage
-// keys are named, which tenant ids and metric types are acceptable, and how
-// a usage hash decodes into counters. It knows nothing of Redis clients,
-// Prometheus or HTTP.
+// Package usage models the backend's usage state: key names, valid ids and
+// metric types, and decoded usage hashes.
 package usage
 
 import (
@@ -20,42 +18,31 @@ const (
 	periodPlaceholder = "{period}"
 	periodLen         = len("YYYYMM")
 
-	// MaxTenantIDLen bounds tenant ids read from keys or asked for by API
-	// clients, so that neither a hostile key nor a hostile URL can produce
-	// unbounded label values.
-	MaxTenantIDLen = 128
-	// MaxMetricTypeLen bounds hash field names used as metric types.
+	MaxTenantIDLen   = 128 // also for plan ids
 	MaxMetricTypeLen = 64
 )
 
-// KeyPattern is a parsed --usage.key-pattern: literal text around exactly one
-// {tenant_id} and one {period} placeholder, in either order.
+// KeyPattern is a parsed --usage.key-pattern.
 type KeyPattern struct {
-	raw         string
-	prefix      string // before the first placeholder
-	middle      string // between the placeholders; never empty
-	suffix      string // after the second placeholder
-	periodFirst bool
+	raw                    string
+	prefix, middle, suffix string // middle never empty
+	periodFirst            bool
 }
 
-// ParseKeyPattern validates a key pattern such as "usage:{tenant_id}:{period}".
+// ParseKeyPattern parses a pattern such as DefaultKeyPattern.
 func ParseKeyPattern(s string) (KeyPattern, error) {
 	if strings.Count(s, tenantPlaceholder) != 1 || strings.Count(s, periodPlaceholder) != 1 {
 		return KeyPattern{}, fmt.Errorf("key pattern %q must contain {tenant_id} and {period} exactly once each", s)
 	}
-	ti := strings.Index(s, tenantPlaceholder)
-	pi := strings.Index(s, periodPlaceholder)
-	p := KeyPattern{raw: s, periodFirst: pi < ti}
-	first, firstLen, second, secondLen := ti, len(tenantPlaceholder), pi, len(periodPlaceholder)
+	p := KeyPattern{raw: s, periodFirst: strings.Index(s, periodPlaceholder) < strings.Index(s, tenantPlaceholder)}
+	first, second := tenantPlaceholder, periodPlaceholder
 	if p.periodFirst {
-		first, firstLen, second, secondLen = pi, len(periodPlaceholder), ti, len(tenantPlaceholder)
+		first, second = second, first
 	}
-	p.prefix = s[:first]
-	p.middle = s[first+firstLen : second]
-	p.suffix = s[second+secondLen:]
+	p.prefix, p.middle, _ = strings.Cut(s, first)
+	p.middle, p.suffix, _ = strings.Cut(p.middle, second)
 	if p.middle == "" {
-		// Without a separator a tenant id ending in digits could not be told
-		// apart from the period.
+		// Else a tenant id ending in digits runs into the period.
 		return KeyPattern{}, fmt.Errorf("key pattern %q needs literal text between {tenant_id} and {period}", s)
 	}
 	for _, lit := range []string{p.prefix, p.middle, p.suffix} {
@@ -66,7 +53,7 @@ func ParseKeyPattern(s string) (KeyPattern, error) {
 	return p, nil
 }
 
-// MustParseKeyPattern is ParseKeyPattern for patterns known at compile time.
+// MustParseKeyPattern is ParseKeyPattern that panics on error.
 func MustParseKeyPattern(s string) KeyPattern {
 	p, err := ParseKeyPattern(s)
 	if err != nil {
@@ -86,20 +73,15 @@ func (p KeyPattern) Key(tenantID, periodID string) string {
 	return p.prefix + tenantID + p.middle + periodID + p.suffix
 }
 
-// Glob returns the SCAN MATCH pattern that finds the usage keys of every
-// tenant and period. It may match keys that Parse rejects; those are counted
-// as malformed.
+// Glob returns the SCAN MATCH pattern of usage keys; Parse may reject some.
 func (p KeyPattern) Glob() string {
 	return globEscape(p.prefix) + "*" + globEscape(p.middle) + "*" + globEscape(p.suffix)
 }
 
-// ErrMalformedKey is returned by Parse for a key that does not follow the
-// pattern.
+// ErrMalformedKey is Parse's error.
 var ErrMalformedKey = errors.New("malformed usage key")
 
-// Parse splits a key into tenant id and period id. The period is exactly six
-// digits (YYYYMM), which makes the split unambiguous even when a tenant id
-// contains the separator.
+// Parse splits a key into tenant and period ids.
 func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 	rest, ok := strings.CutPrefix(key, p.prefix)
 	if !ok {
@@ -122,7 +104,7 @@ func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("%w: %q has no separator %q next to the period", ErrMalformedKey, key, p.middle)
 	}
-	if err := ValidatePeriodID(periodID); err != nil {
+	if err := validatePeriodID(periodID); err != nil {
 		return "", "", fmt.Errorf("%w: %v", ErrMalformedKey, err)
 	}
 	if err := ValidateID(TenantID, tenantID); err != nil {
@@ -131,8 +113,8 @@ func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 	return tenantID, periodID, nil
 }
 
-// ValidatePeriodID accepts YYYYMM with a month from 01 to 12.
-func ValidatePeriodID(s string) error {
+// validatePeriodID accepts YYYYMM with a month from 01 to 12.
+func validatePeriodID(s string) error {
 	if len(s) != periodLen {
 		return fmt.Errorf("period %q is not YYYYMM", s)
 	}
@@ -147,17 +129,14 @@ func ValidatePeriodID(s string) error {
 	return nil
 }
 
-// The kinds of id ValidateID names in its errors.
+// The kinds of id for ValidateID.
 const (
 	TenantID = "tenant id"
 	PlanID   = "plan id"
 )
 
-// ValidateID is the one rule for ids, tenant and plan ids alike, whether
-// they come from a Redis key, a plans source or an API path (both end up as
-// label values and in API paths): non-empty, bounded, valid UTF-8,
-// printable, and free of the glob characters that would turn a key lookup
-// into a pattern match. kind (TenantID, PlanID) names the id in errors.
+// ValidateID checks a tenant or plan id: non-empty, bounded, printable
+// UTF-8, without glob characters.
 func ValidateID(kind, id string) error {
 	switch {
 	case id == "":
@@ -172,9 +151,6 @@ func ValidateID(kind, id string) error {
 	return checkPrintable(id, kind)
 }
 
-// checkPrintable rejects control and other non-printable characters, with
-// a fast path for the printable ASCII that ids and field names almost
-// always are (this runs for every key of every scrape).
 func checkPrintable(s, what string) error {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e {
@@ -189,7 +165,7 @@ func checkPrintable(s, what string) error {
 	return nil
 }
 
-// ValidateMetricType checks a hash field name before it becomes a label value.
+// ValidateMetricType checks a field name before it becomes a label value.
 func ValidateMetricType(name string) error {
 	switch {
 	case name == "":
@@ -200,6 +176,18 @@ func ValidateMetricType(name string) error {
 		return errors.New("field name is not valid UTF-8")
 	}
 	return checkPrintable(name, "field name")
+}
+
+// LiteralPrefix returns the text every usage key starts with.
+func (p KeyPattern) LiteralPrefix() string { return p.prefix }
+
+// MatchesGlob reports whether key matches Glob() as SCAN MATCH does.
+func (p KeyPattern) MatchesGlob(key string) bool {
+	if len(key) < len(p.prefix)+len(p.middle)+len(p.suffix) ||
+		!strings.HasPrefix(key, p.prefix) || !strings.HasSuffix(key, p.suffix) {
+		return false
+	}
+	return strings.Contains(key[len(p.prefix):len(key)-len(p.suffix)], p.middle)
 }
 
 func globEscape(s string) string {

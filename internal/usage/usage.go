@@ -9,37 +9,23 @@ import (
 	"strings"
 )
 
-// Reason says why a piece of usage data was skipped. The values are label
-// values of the exporter's invalid-data metric: keep them stable.
+// Reason says why usage data was skipped; a label value, to keep stable.
 type Reason string
 
 // The reasons an item is skipped.
 const (
-	// ReasonMalformedKey: a key matched the SCAN pattern but does not parse
-	// (bad period, bad tenant id, missing separator).
-	ReasonMalformedKey Reason = "malformed_key"
-	// ReasonWrongType: a usage key holds something other than a hash.
-	ReasonWrongType Reason = "wrong_type"
-	// ReasonInvalidField: a hash field name that cannot be a metric type.
-	ReasonInvalidField Reason = "invalid_field"
-	// ReasonInvalidValue: a field whose value is not a non-negative integer
-	// that fits in int64.
-	ReasonInvalidValue Reason = "invalid_value"
-	// ReasonOversizedHash: a usage hash whose HGETALL reply is larger than
-	// the exporter holds for one hash (--redis.max-reply-bytes), such as
-	// one with a 200 MB value: left unread rather than held in memory.
-	ReasonOversizedHash Reason = "oversized_hash"
-	// ReasonMetricTypeLimit: a field of a metric type beyond the cap on
-	// distinct metric types (--usage.max-metric-types).
-	ReasonMetricTypeLimit Reason = "metric_type_limit"
+	ReasonMalformedKey    Reason = "malformed_key"
+	ReasonWrongType       Reason = "wrong_type" // not a hash
+	ReasonInvalidField    Reason = "invalid_field"
+	ReasonInvalidValue    Reason = "invalid_value"
+	ReasonOversizedHash   Reason = "oversized_hash"    // over --redis.max-reply-bytes
+	ReasonMetricTypeLimit Reason = "metric_type_limit" // over --usage.max-metric-types
 )
 
-// Reasons lists every Reason, so that a metric can report zeros too.
+// Reasons lists every Reason.
 var Reasons = []Reason{ReasonMalformedKey, ReasonWrongType, ReasonInvalidField, ReasonInvalidValue, ReasonOversizedHash, ReasonMetricTypeLimit}
 
-// ParseValue accepts a non-negative base-10 integer that fits in int64,
-// which is what HINCRBY can produce. Anything else (floats, signs, spaces,
-// values past int64) is rejected rather than rounded.
+// ParseValue parses a non-negative base-10 int64, as HINCRBY writes them.
 func ParseValue(b []byte) (int64, error) {
 	if len(b) == 0 {
 		return 0, errors.New("empty value")
@@ -58,17 +44,12 @@ func ParseValue(b []byte) (int64, error) {
 	return v, nil
 }
 
-// DecodeHash turns an HGETALL reply (field, value, field, value...) into
-// Counters. Bad fields are skipped one by one and tallied in skipped, so one
-// bad field never hides the good ones next to it. A field with a usable
-// name but a bad value is kept as unreadable (see Hash): it is unknown, not
-// 0. A bad name cannot be a metric type, so nothing derived depends on it.
+// DecodeHash decodes an HGETALL reply, counting bad fields in skipped; a
+// bad value stays as unreadable.
 func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	var buf [8]field
 	fields := buf[:0]
 	for i := 0; i+1 < len(pairs); i += 2 {
-		// The usual field names come from one table instead of a fresh
-		// string per field per tenant (and need no validation).
 		name, known := knownFields[string(pairs[i])]
 		if !known {
 			name = string(pairs[i])
@@ -87,43 +68,22 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	return buildHash(fields)
 }
 
-// Snapshot is one complete read of the usage state for a period. It is only
-// ever built whole: a read that fails part-way yields an error, never a
-// partial snapshot, so no tenant is reported with stale or missing numbers.
+// Snapshot is one whole read of the usage state for a period.
 type Snapshot struct {
 	PeriodID string
-	// Tenants holds every tenant with a usage key for the period. The map
-	// and the counters may be shared with the reader that made the
-	// snapshot (the track mode's mirror keeps them across reads): never
-	// modified in place (CapMetricTypes replaces them with copies).
+	// Tenants and Types may be shared with the reader: never modified.
 	Tenants map[string]Counters
-	// Keys counts keys that parse as usage keys, over all periods.
-	Keys int
-	// Skipped counts data left out, by reason.
+	Keys    int // usage keys, all periods
 	Skipped map[Reason]int
-	// Types counts the tenants holding each field, when the reader kept
-	// count (a reader that keeps the usage state between reads); nil:
-	// CapMetricTypes counts them. Like Tenants, it may be shared with the
-	// reader and is never modified.
-	Types TypeCounts
+	Types   TypeCounts // nil when the reader kept no count
 
-	// giveBack, when set, tells the reader that lent Tenants and Types
-	// that this snapshot no longer uses them (Release).
 	giveBack func()
 }
 
-// Lend marks Tenants and Types as the reader's own maps, lent to this
-// snapshot: Release calls giveBack, after which the reader may change them
-// in place. Without Release the reader must treat them as shared for good
-// (copy before changing).
+// Lend marks Tenants and Types as lent: Release calls giveBack.
 func (s *Snapshot) Lend(giveBack func()) { s.giveBack = giveBack }
 
-// Release ends the snapshot's use of its Tenants and Types: both become nil
-// here, and a reader that lent them (Lend) gets them back, to change in
-// place rather than copy a map of every tenant on its next change. The
-// join calls it once it holds what it needs of them (each tenant's
-// counters, which are never modified, stay valid). Safe to call more than
-// once.
+// Release drops Tenants and Types, giving them back if lent; safe to repeat.
 func (s *Snapshot) Release() {
 	s.Tenants, s.Types = nil, nil
 	if f := s.giveBack; f != nil {
@@ -132,9 +92,7 @@ func (s *Snapshot) Release() {
 	}
 }
 
-// TypeCounts counts, per metric type, the tenants whose counters hold a
-// field of it, readable or not (the marker of a whole unreadable hash is
-// of no type).
+// TypeCounts counts the tenants holding each metric type.
 type TypeCounts map[string]int
 
 // Add counts the fields of c, delta times.
@@ -156,15 +114,9 @@ func NewSnapshot(periodID string) *Snapshot {
 	return &Snapshot{PeriodID: periodID, Tenants: map[string]Counters{}, Skipped: map[Reason]int{}}
 }
 
-// CapMetricTypes keeps at most limit distinct metric types in the snapshot,
-// so that hash fields nobody configured (a backend bug, hostile data: one
-// unique field per tenant, one hash of 100k fields) cannot multiply the
-// per-tenant series without bound. The configured types are always kept
-// and come first; the remaining room goes to the other types held by the
-// most tenants, then in name order, so that the choice is the same from
-// one read to the next. Every field of a type left out is removed and
-// counted under ReasonMetricTypeLimit. limit <= 0 keeps every type. It
-// returns the types kept that are not configured.
+// CapMetricTypes keeps at most limit metric types (<= 0: all): the
+// configured ones, then those most tenants hold, then by name. It returns
+// the unconfigured types kept.
 func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string]bool {
 	known := make(map[string]bool, len(configured))
 	for _, mt := range configured {
@@ -177,9 +129,8 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 			counts.Add(c, 1)
 		}
 	}
-	tenants := map[string]int{} // other types -> tenants holding them
+	tenants := map[string]int{}
 	for field, n := range counts {
-		// An unreadable field is of its type too.
 		if !known[field] {
 			tenants[field] = n
 		}
@@ -200,10 +151,7 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
 		kept[field] = true
 	}
-	// The map may be shared with the reader that made the snapshot (the
-	// track mode's mirror keeps it across reads): it is copied before the
-	// first change. Counters are never modified: a tenant with fields to
-	// remove gets new ones.
+	// Tenants may be shared: copied before the first change.
 	var capped map[string]Counters
 	for tenant, c := range s.Tenants {
 		if trimmed := KeepMetricTypes(c, known, kept, s.Skipped); trimmed != c {
@@ -214,16 +162,13 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 		}
 	}
 	if capped != nil {
-		// The counts are of the fields before the cap.
 		s.Tenants, s.Types = capped, nil
 	}
 	return kept
 }
 
-// KeepMetricTypes returns c less every field that is neither configured
-// nor kept (c itself when there is none), counting each in skipped. An
-// unreadable field removed was already counted under its own reason, and
-// is not counted twice; the marker of a whole unreadable hash stays.
+// KeepMetricTypes returns c less the fields neither configured nor kept,
+// counting them in skipped.
 func KeepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) Counters {
 	return c.without(func(field string, v int64) bool {
 		if field == wholeHash || configured[field] || kept[field] {
@@ -236,16 +181,13 @@ func KeepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[R
 	})
 }
 
-// MetricType describes a usage hash field the exporter knows about.
+// MetricType is a usage hash field the exporter knows.
 type MetricType struct {
-	Name string
-	// MonthlyReset marks a counter that accumulates over the period and
-	// restarts at zero (messages), as opposed to a current count (users):
-	// only these get an end-of-period projection.
-	MonthlyReset bool
+	Name         string
+	MonthlyReset bool // restarts each period, unlike a current count: projected
 }
 
-// knownFields interns the default metric type names.
+// knownFields interns the default names.
 var knownFields = func() map[string]string {
 	m := map[string]string{}
 	for _, mt := range DefaultMetricTypes {
@@ -254,7 +196,7 @@ var knownFields = func() map[string]string {
 	return m
 }()
 
-// DefaultMetricTypes are the fields the backend writes today.
+// DefaultMetricTypes are the fields the backend writes.
 var DefaultMetricTypes = []MetricType{
 	{Name: "messages", MonthlyReset: true},
 	{Name: "storage"},
