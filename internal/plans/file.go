@@ -13,9 +13,8 @@ import (
 	"go.yaml.in/yaml/v4"
 )
 
-// FileSource is a plans file, whose format README.md describes under
-// "Plans, defaults and configuration". A file with a mistake is refused
-// whole: unlike a database's bad rows, the operator fixes it now.
+// FileSource is a plans file (README.md, "Plans, defaults and
+// configuration"). Unlike a database's bad rows, a mistake refuses it whole.
 type FileSource struct {
 	catalog     *Catalog
 	defaults    Limits
@@ -36,10 +35,10 @@ type filePlan struct {
 
 type fileTenant struct {
 	ID   fileID `yaml:"id"`
-	Plan fileID `yaml:"plan"` // "": no active plan
+	Plan fileID `yaml:"plan"`
 }
 
-// FileDefaults is the defaults section of a plans file or a config file.
+// FileDefaults is the defaults section of a plans or config file.
 type FileDefaults struct {
 	Limits map[string]int64 `yaml:"limits"`
 }
@@ -53,7 +52,7 @@ func LoadFile(path string) (*FileSource, error) {
 	return ParseFile(data, path)
 }
 
-// ParseFile parses a plans file; name is the file name used in errors.
+// ParseFile parses a plans file named name.
 func ParseFile(data []byte, name string) (*FileSource, error) {
 	var raw fileDoc
 	doc, err := yamlfile.Decode(data, name, &raw)
@@ -82,7 +81,7 @@ func ParseFile(data []byte, name string) (*FileSource, error) {
 }
 
 func (s *FileSource) addPlans(doc *yamlfile.Doc, raw []filePlan) error {
-	lines := map[string]int{} // plan id -> line of its first definition
+	lines := map[string]int{} // plan id -> first line
 	for i, p := range raw {
 		line := doc.Line("plans", i)
 		id := string(p.ID)
@@ -134,8 +133,7 @@ func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 	return nil
 }
 
-// ParseLimitsAt checks the limits at path in doc: valid metric types, values
-// zero (unlimited, not stored) or positive. Errors name the first bad entry.
+// ParseLimitsAt checks the limits at path in doc; 0 means unlimited.
 func ParseLimitsAt(doc *yamlfile.Doc, raw map[string]int64, path ...any) (Limits, error) {
 	limits := Limits{}
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
@@ -152,7 +150,7 @@ func ParseLimitsAt(doc *yamlfile.Doc, raw map[string]int64, path ...any) (Limits
 	return limits, nil
 }
 
-// Load returns a copy of the file's catalog, which the caller may keep.
+// Load returns a copy of the file's catalog.
 func (s *FileSource) Load(ctx context.Context) (*Catalog, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -160,7 +158,7 @@ func (s *FileSource) Load(ctx context.Context) (*Catalog, error) {
 	return s.catalog.Clone(), nil
 }
 
-// Defaults returns the file's default limits, and whether it has any.
+// Defaults returns the file's default limits, if it has any.
 func (s *FileSource) Defaults() (Limits, bool) {
 	return s.defaults.Clone(), s.hasDefaults
 }
@@ -174,7 +172,7 @@ func (id *fileID) UnmarshalYAML(n *yaml.Node) error {
 	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
 		*id = fileID(n.Value)
 	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" && n.Load(&v) == nil:
-		*id = fileID(strconv.FormatInt(v, 10)) // 0x1F and 1_000 become plain decimal
+		*id = fileID(strconv.FormatInt(v, 10)) // 0x1F reads as 31
 	default:
 		return fmt.Errorf("an id must be an integer or a string, not %s", n.ShortTag())
 	}

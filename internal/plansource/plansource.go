@@ -95,18 +95,15 @@ func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
 		return nil, errors.New("--plans.file and a PostgreSQL DSN are both set: use one plans source")
 	case dsn != "":
 		if db == nil {
-			if db, err = postgres.OpenFunc(readDSN(f)); err != nil {
+			if db, err = postgres.Open(readDSN(f)); err != nil {
 				return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 			}
 			s.close = func() { db.Close() }
 		} else if err := postgres.CheckDSN(dsn); err != nil {
 			return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 		}
-		opts := []postgres.Option{postgres.WithMetricTypes(cfg.MetricTypeNames())}
-		if cfg.PlansQuery != "" {
-			opts = append(opts, postgres.WithQuery(cfg.PlansQuery))
-		}
-		s.Source, s.Name, s.db = postgres.New(db, opts...), "postgres", db
+		src := postgres.New(db, postgres.WithMetricTypes(cfg.MetricTypeNames()), postgres.WithQuery(cfg.PlansQuery))
+		s.Source, s.Name, s.db = src, "postgres", db
 		return s, nil
 	case f.PlansFile != "":
 		file, err := plans.LoadFile(f.PlansFile)
