@@ -57,11 +57,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	return Parse(data, path)
+	return parse(data, path)
 }
 
-// Parse parses a configuration file; name is the file name used in errors.
-func Parse(data []byte, name string) (*Config, error) {
+// parse parses a configuration file named name.
+func parse(data []byte, name string) (*Config, error) {
 	var raw rawConfig
 	doc, err := yamlfile.Decode(data, name, &raw)
 	if err != nil {

@@ -46,8 +46,8 @@ func New(reg prometheus.Registerer, logger *slog.Logger, apply func() error) *Re
 	return r
 }
 
-// Reload runs the reload function once, after any reload in progress.
-func (r *Reloader) Reload(trigger string) error {
+// reload runs the reload function once, after any reload in progress.
+func (r *Reloader) reload(trigger string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
@@ -69,7 +69,7 @@ func (r *Reloader) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "method not allowed: POST to reload", http.StatusMethodNotAllowed)
 		return
 	}
-	if err := r.Reload("http"); err != nil {
+	if err := r.reload("http"); err != nil {
 		http.Error(w, "reload failed, previous configuration kept: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -88,7 +88,7 @@ func (r *Reloader) WatchSIGHUP(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = r.Reload("SIGHUP") // logged and counted
+				_ = r.reload("SIGHUP") // logged and counted
 			}
 		}
 	}()
