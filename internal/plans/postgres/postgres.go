@@ -51,12 +51,12 @@ const (
 
 const limitPrefix = "limit_"
 
-// Source is a plans.Source over a PostgreSQL database.
+// Source is a plans.Source over PostgreSQL.
 type Source struct {
 	db          *sql.DB
 	query       string
 	metricTypes []string
-	lastRows    atomic.Int64 // of the last load
+	lastRows    atomic.Int64
 	last        atomic.Pointer[result]
 }
 
@@ -191,7 +191,6 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	return cat, nil
 }
 
-// startBuilding returns a builder holding the first n rows of prev.
 func (s *Source) startBuilding(lay *layout, prev *result, n int) *builder {
 	b := newBuilder(lay, int(s.lastRows.Load()))
 	for i := range n {
@@ -211,7 +210,6 @@ type result struct {
 	classes  []rowClass
 }
 
-// rowClass is what a row says besides its tenant id.
 type rowClass struct {
 	planID, planName, reason string
 	limits                   []int64
@@ -221,7 +219,6 @@ func (c *rowClass) is(r row, name string, limits []int64) bool {
 	return c.planID == r.planID && c.planName == name && c.reason == r.reason && slices.Equal(c.limits, limits)
 }
 
-// same reports whether row n of this load is row n of p.
 func (p *result) same(n int, r row, name string, limits []int64) bool {
 	return p != nil && n < len(p.tenants) && p.tenants[n] == r.tenantID && p.classes[p.rowClass[n]].is(r, name, limits)
 }
@@ -230,7 +227,6 @@ func (p *result) same(n int, r row, name string, limits []int64) bool {
 // nothing is kept and the next load builds as always.
 const maxRowClasses = 1 << 16
 
-// recorder keeps a load's rows as a result.
 type recorder struct {
 	tenants  []string
 	rowClass []uint16
@@ -281,7 +277,6 @@ func classKey(buf []byte, r row, name string, limits []int64) []byte {
 	return buf
 }
 
-// result returns what was recorded, or nil when full.
 func (rc *recorder) result(cols []string, cat *plans.Catalog) *result {
 	if rc.full {
 		return nil
@@ -333,7 +328,6 @@ func (s *Source) layout(cols []string) (*layout, error) {
 	return lay, nil
 }
 
-// metricType returns the configured spelling of suffix, if any.
 func (s *Source) metricType(suffix string) string {
 	for _, mt := range s.metricTypes {
 		if strings.EqualFold(mt, suffix) {
@@ -349,8 +343,8 @@ type row struct {
 	reason           string
 }
 
-// row checks one row, returns the plan's name, and writes its limits, one
-// per limit column (0 unlimited, negative unreadable), to limits.
+// row checks one row and writes its limits (0 unlimited, negative
+// unreadable) to limits.
 func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName string) {
 	tenantID, ok := idString(values[l.tenantID])
 	if !ok || (tenantID != "" && usage.ValidateID(usage.TenantID, tenantID) != nil) {
@@ -412,7 +406,6 @@ func idString(v any) (s string, ok bool) {
 	return "", false
 }
 
-// limitValue converts a limit column; 0 means unlimited.
 func limitValue(v any) (int64, string) {
 	var n int64
 	switch v := v.(type) {
@@ -464,8 +457,7 @@ func parseInteger(s string) (int64, error) {
 	return strconv.ParseInt(s, 10, 64)
 }
 
-// builder resolves rows into a catalog as they arrive, whatever their order,
-// without keeping them.
+// builder resolves rows into a catalog as they arrive, whatever the order.
 type builder struct {
 	lay   *layout
 	rows  int
@@ -488,7 +480,6 @@ type planRows struct {
 	rows        int
 }
 
-// newBuilder returns a builder sized for about rows rows.
 func newBuilder(lay *layout, rows int) *builder {
 	return &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, rows),
 		invalid: map[string]int{}, rec: newRecorder(rows)}
@@ -522,7 +513,6 @@ func (b *builder) add(r row, planName string, limits []int64) {
 	b.keep(r)
 }
 
-// keep counts a kept row and maps its tenant.
 func (b *builder) keep(r row) {
 	b.rows++
 	if r.planID != "" {
