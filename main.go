@@ -1,11 +1,6 @@
-// Command billing_exporter exposes a multi-tenant SaaS's billing state (usage
-// hashes in Redis joined with plan limits) as Prometheus metrics.
-//
-// main only wires the packages together, in three steps: options (flags and
-// their validation, then the files they name), sources (the plans source,
-// the Redis store and the billing core that owns every read of them), and
-// HTTP (the collector and API views, health, reload, landing page).
-// ARCHITECTURE.md walks through it.
+// Command billing_exporter exports usage hashes in Redis, joined with plan
+// limits, as Prometheus metrics. main only wires the packages together, as
+// ARCHITECTURE.md describes.
 package main
 
 import (
@@ -79,19 +74,17 @@ func main() {
 	}
 	logger := promslog.New(o.log)
 	if os.Getenv("GOGC") == "" {
-		// GOGC 200: a scrape allocates in proportion to the tenants, and a
-		// larger heap target made the scrape measurably faster for a
-		// modest rise in peak RSS (BENCHMARKS.md, "Figures behind
-		// decisions in the code"). GOGC in the environment still wins.
+		// A scrape allocates in proportion to the tenants; a larger heap
+		// target trades some memory for speed.
 		debug.SetGCPercent(200)
 	}
 	if err := run(logger, o); err != nil {
-		// One line, whatever the error (YAML errors span several).
+		// One line, even for a YAML file's several errors.
 		app.Fatalf("%s", strings.Join(strings.Fields(err.Error()), " "))
 	}
 }
 
-// addFlags declares every flag (step 1: options).
+// addFlags declares every flag.
 func addFlags(app *kingpin.Application) *options {
 	o := &options{log: &promslog.Config{}}
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
@@ -135,8 +128,7 @@ func addFlags(app *kingpin.Application) *options {
 	return o
 }
 
-// settings is what the flags mean once validated. Flags are read once:
-// a reload reads the files they name again (files), never the flags.
+// settings is what the flags mean; a reload never reads them again.
 type settings struct {
 	loc     *time.Location
 	pattern usage.KeyPattern
@@ -146,7 +138,7 @@ type settings struct {
 	billing []billing.Option
 }
 
-// validate checks the flags and turns them into settings (step 1, cont.).
+// validate checks the flags and turns them into settings.
 func (o *options) validate() (*settings, error) {
 	s := &settings{}
 	var err error
@@ -188,7 +180,7 @@ func (o *options) validate() (*settings, error) {
 		return nil, fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
 	}
 	s.store = []redisstore.Option{
-		// Asked at each dial: a rotated password file needs no reload.
+		// Read at each dial, so a rotated password file needs no reload.
 		redisstore.WithPasswordFunc(o.redisPassword),
 		redisstore.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
 		redisstore.WithScanCount(o.scanCount),
@@ -212,22 +204,19 @@ func (o *options) validate() (*settings, error) {
 	return s, nil
 }
 
-// redisPassword reads --redis.password-file (else REDIS_PASSWORD).
 func (o *options) redisPassword() (string, error) {
 	return secret.Read(o.redisPassFile, "REDIS_PASSWORD")
 }
 
-// files is what the files the flags name say: what the exporter reads at
-// start and a reload reads again, all of it, before any of it is used.
+// files is what the files the flags name say, read whole at start and at
+// each reload before any of it is used.
 type files struct {
 	cfg      *config.Config
 	plans    *plansource.Setup
 	redisTLS *tls.Config
 }
 
-// load reads and validates every file (step 1, cont.; and each reload).
-// prev is the plans setup in force, whose PostgreSQL pool a reload keeps;
-// nil at start.
+// load reads every file. prev is the plans setup in force, nil at start.
 func (o *options) load(prev *plansource.Setup) (*files, error) {
 	f := &files{cfg: config.Default()}
 	var err error
@@ -236,8 +225,7 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 			return nil, fmt.Errorf("--config.file: %w", err)
 		}
 	}
-	// Read here only to refuse a missing or empty file: each connection
-	// reads it again when it dials.
+	// Read now only to refuse a missing or empty file.
 	if _, err := o.redisPassword(); err != nil {
 		return nil, fmt.Errorf("--redis.password-file: %w", err)
 	}
@@ -255,7 +243,7 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 	return f, nil
 }
 
-// billing is the part of the billing core's settings that the files set.
+// billing is the billing core's settings that the files set.
 func (f *files) billing() billing.Config {
 	return billing.Config{
 		Plans:       f.plans.Source,
@@ -266,15 +254,14 @@ func (f *files) billing() billing.Config {
 	}
 }
 
-// store is the Redis side the billing core reads, as main holds it.
+// store is the Redis side the billing core reads.
 type store interface {
 	billing.Store
-	fmt.Stringer // for logs and the landing page, without passwords
+	fmt.Stringer // without passwords
 	Close() error
 }
 
-// openStore opens Redis (step 2: sources): the demo's in-process server,
-// a cluster, or one server. closeAll releases whatever was opened.
+// openStore opens the demo's Redis, a cluster, or one server.
 func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Logger, opts []redisstore.Option) (st store, closeAll func(), err error) {
 	target := s.targets[0]
 	closeAll = func() {}
@@ -311,18 +298,14 @@ func run(logger *slog.Logger, o *options) error {
 		return err
 	}
 	plans := f.plans
-	defer plans.Close() // the pool every reload's setup shares
+	defer plans.Close()
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
 	if o.autoMemLimit {
-		// After the flags and files are found valid: an invalid one is
-		// reported as the only line on standard error.
+		// Only now, so that an invalid flag or file is the only line.
 		setMemoryLimit(logger, o.autoMemLimitRatio)
 	}
 	for _, t := range s.targets {
 		if t.Password != "" {
-			// Accepted (it works, and refusing would break a running
-			// deployment on upgrade), but said: anyone on the host sees
-			// the command line.
 			logger.Warn("--redis.addr carries a password, visible to anyone who can list processes (ps, /proc); put it in --redis.password-file or REDIS_PASSWORD instead",
 				"redis", t.String())
 		}
@@ -335,8 +318,7 @@ func run(logger *slog.Logger, o *options) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	instruments := collector.NewInstruments(static)
-	// Each new Redis connection takes the TLS settings of the last
-	// successful load.
+	// Each new Redis connection takes the last loaded TLS settings.
 	var redisTLS atomic.Pointer[tls.Config]
 	redisTLS.Store(f.redisTLS)
 	st, closeStore, err := openStore(o, s, plans, logger, append(s.store,
@@ -346,24 +328,19 @@ func run(logger *slog.Logger, o *options) error {
 		return err
 	}
 	defer closeStore()
-	// The mirror wraps the store before the billing core sees it: the core
-	// stays the one owner of reads, the mirror only makes each cheaper.
 	mirror := redisstore.NewMirror(st, s.pattern, append(s.mirror, redisstore.WithMirrorLogger(logger))...)
 	defer mirror.Close()
 	static.MustRegister(mirror)
 
-	// The mirror holds usage only (keyed by the pattern, a flag): a reload
-	// of plans, metric types or thresholds leaves it as it is.
 	service := billing.New(mirror, append(s.billing,
 		billing.WithKeyPattern(s.pattern),
 		billing.WithLocation(s.loc),
 		billing.WithLogger(logger),
-		// A flag, not a file: a reload keeps it.
 		billing.WithMaxMetricTypes(o.maxTypes),
 		billing.WithConfig(f.billing()),
 	)...)
 
-	current := f // only the reloader's apply touches it, one at a time
+	current := f // only apply touches it, one reload at a time
 	reloader := reload.New(static, logger, func() error {
 		next, err := o.load(current.plans)
 		if err != nil {
@@ -383,8 +360,6 @@ func run(logger *slog.Logger, o *options) error {
 	if err != nil {
 		return err
 	}
-	// Tracing is off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set;
-	// off, the mux is served as it is.
 	traces, err := tracing.Setup(context.Background(), version.Version)
 	if err != nil {
 		return err
@@ -411,8 +386,7 @@ func run(logger *slog.Logger, o *options) error {
 	return server.Serve(logger, traces.Handler(mux), o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
 }
 
-// newMux mounts the two views of the billing core and the exporter's own
-// endpoints (step 3: HTTP).
+// newMux mounts the metrics, the API and the exporter's own endpoints.
 func newMux(o *options, service *billing.Service, reloader http.Handler, static *prometheus.Registry, logger *slog.Logger, description string) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle(o.telemetryPath, collector.NewHandler(service, static, logger,
@@ -438,14 +412,9 @@ func newMux(o *options, service *billing.Service, reloader http.Handler, static 
 	return mux, nil
 }
 
-// setMemoryLimit gives the Go runtime a soft memory limit of ratio × the
-// container's memory limit (else the host's memory), as Prometheus does
-// with the same flags. A scrape allocates in proportion to the tenants and
-// GOGC 200 lets the heap grow to three times what stays live: at 100k
-// tenants that is several times a 512Mi container limit, which the
-// runtime does not know about unless told; with the limit the collector
-// works harder near it instead of the container being killed
-// (BENCHMARKS.md, "Memory").
+// setMemoryLimit sets GOMEMLIMIT to ratio of the container's (else the
+// host's) memory, as Prometheus does, so that GOGC 200's heap does not get
+// the container killed.
 func setMemoryLimit(logger *slog.Logger, ratio float64) {
 	_, err := memlimit.Set(
 		memlimit.WithRatio(ratio),

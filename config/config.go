@@ -1,20 +1,6 @@
-// Package config reads the optional --config.file: the plans query, default
-// limits, the metric types and the alert thresholds. Every setting has a
-// default (Default), so an absent file and an empty one mean the same.
-//
-//	plans_query: |          # optional, replaces the default query
-//	  SELECT ...
-//	defaults:
-//	  limits: {messages: 1000, storage: 104857600, users: 2, whatsappSessions: 1}
-//	metric_types:           # optional
-//	  - {name: messages, monthly_reset: true}
-//	  - {name: storage}
-//	  - {name: users}
-//	  - {name: whatsappSessions}
-//	thresholds: [50, 80, 90, 100]   # optional; percentages
-//
-// A file with a mistake is rejected whole, with an error "path:line:
-// problem"; fields the exporter does not know are mistakes.
+// Package config reads the optional --config.file, whose format README.md
+// describes under "Plans, defaults and configuration". A file with a mistake
+// is refused whole.
 package config
 
 import (
@@ -33,21 +19,16 @@ import (
 
 // Config is the exporter's file configuration.
 type Config struct {
-	// PlansQuery replaces the default plans query when not empty; see
-	// docs/plans-query.md for the columns it must return.
+	// PlansQuery replaces the default plans query when not empty.
 	PlansQuery string
-	// Defaults are the limits of tenants with no active plan; nil when the
-	// file does not set them (another source, such as the plans file, may).
-	Defaults plans.Limits
-	// MetricTypes are the usage fields the exporter knows.
+	// Defaults are the limits of tenants with no active plan; nil when unset.
+	Defaults    plans.Limits
 	MetricTypes []usage.MetricType
-	// Thresholds are the percentages counted by
-	// billing_tenants_over_threshold, ascending and distinct.
+	// Thresholds are percentages, ascending and distinct.
 	Thresholds []float64
 }
 
-// Default returns the configuration used when there is no file, and the
-// value of every setting a file leaves out.
+// Default returns the settings a file leaves out.
 func Default() *Config {
 	return &Config{
 		MetricTypes: slices.Clone(usage.DefaultMetricTypes),
@@ -76,12 +57,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	return Parse(data, path)
+	return parse(data, path)
 }
 
-// Parse parses a configuration file; name is used in errors, which read
-// "name:line: problem".
-func Parse(data []byte, name string) (*Config, error) {
+// parse parses a configuration file named name.
+func parse(data []byte, name string) (*Config, error) {
 	var raw rawConfig
 	doc, err := yamlfile.Decode(data, name, &raw)
 	if err != nil {

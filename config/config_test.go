@@ -85,12 +85,12 @@ func TestParseErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"invalid YAML", "thresholds: [50, 80\nmetric_types: []\n", "config.yml:2: did not find expected ',' or ']'"},
-		{"unknown field", "plans_query: SELECT 1\nthreshold: [50]\n", `config.yml:2: unknown field "threshold"`},
-		{"unknown metric type field", "metric_types:\n  - {name: messages}\n  - {name: users, reset: true}\n", `config.yml:3: unknown field "reset"`},
-		{"unknown defaults field", "defaults:\n  messages: 5\n", `config.yml:2: unknown field "messages"`},
+		{"unknown field", "plans_query: SELECT 1\nthreshold: [50]\n", "config.yml:2: field threshold not found in type config.rawConfig"},
+		{"unknown metric type field", "metric_types:\n  - {name: messages}\n  - {name: users, reset: true}\n", "config.yml:3: field reset not found in type config.rawMetricType"},
+		{"unknown defaults field", "defaults:\n  messages: 5\n", "config.yml:2: field messages not found in type plans.FileDefaults"},
 		{"empty plans query", "plans_query: \"  \"\n", "config.yml:1: plans_query is empty; leave it out for the default query"},
 		{"negative default", "defaults:\n  limits:\n    users: 2\n    messages: -5\n", `config.yml:4: limit "messages": -5 is negative (use 0 or leave it out for unlimited)`},
-		{"non-integer default", "defaults:\n  limits: {users: 1.5}\n", `config.yml:2: expected an integer, found float "1.5"`},
+		{"non-integer default", "defaults:\n  limits: {users: 1.5}\n", "config.yml:2: cannot construct !!float `1.5` into int64"},
 		{"empty metric type name", "metric_types:\n  - {name: messages}\n  - {monthly_reset: true}\n", `config.yml:3: metric type "": field name is empty`},
 		{"duplicate metric type", "metric_types:\n  - {name: users}\n  - {name: storage}\n  - {name: users}\n", "config.yml:4: metric type users listed twice (first on line 2)"},
 		{"empty metric types", "metric_types: []\n", "config.yml:1: metric_types is empty; leave it out for the default list"},
@@ -98,9 +98,9 @@ func TestParseErrors(t *testing.T) {
 		{"negative threshold", "thresholds: [50, -10]\n", "config.yml:1: threshold -10: must be a positive percentage"},
 		{"infinite threshold", "thresholds:\n  - .inf\n", "config.yml:2: threshold +Inf: must be a positive percentage"},
 		{"NaN threshold", "thresholds:\n  - 80\n  - .nan\n", "config.yml:3: threshold NaN: must be a positive percentage"},
-		{"text threshold", "thresholds: [high]\n", "config.yml:1: cannot unmarshal !!str `high` into a number"},
+		{"text threshold", "thresholds: [high]\n", "config.yml:1: cannot construct !!str `high` into float64"},
 		{"empty thresholds", "thresholds: []\n", "config.yml:1: thresholds is empty; leave it out for the defaults"},
-		{"monthly_reset not a bool", "metric_types:\n  - {name: messages, monthly_reset: yes please}\n", "config.yml:2: cannot unmarshal !!str `yes please` into true or false"},
+		{"monthly_reset not a bool", "metric_types:\n  - {name: messages, monthly_reset: yes please}\n", "config.yml:2: cannot construct !!str `yes please` into bool"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,7 +132,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte("thresholds: [90]\nbogus: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := config.Load(path); err == nil || err.Error() != path+`:2: unknown field "bogus"` {
+	if _, err := config.Load(path); err == nil || err.Error() != path+":2: field bogus not found in type config.rawConfig" {
 		t.Errorf("error %v, want it to start with the path and line", err)
 	}
 

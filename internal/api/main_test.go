@@ -234,7 +234,7 @@ func newEnvOnRedis(t *testing.T, redis *testserver.Redis, cfg envConfig) *env {
 
 func (e *env) postgresSource(dsn string, opts ...postgres.Option) plans.Source {
 	e.t.Helper()
-	db, err := postgres.Open(dsn)
+	db, err := postgres.Open(func() (string, error) { return dsn, nil })
 	if err != nil {
 		e.t.Fatal(err)
 	}

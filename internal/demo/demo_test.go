@@ -54,7 +54,7 @@ func startDemo(t *testing.T, now func() time.Time) string {
 	defaults, _ := file.Defaults()
 	pattern := usage.MustParseKeyPattern(usage.DefaultKeyPattern)
 	logger := slog.New(slog.DiscardHandler)
-	d, err := demo.Start(cat, defaults, pattern, time.UTC, time.Second, logger, demo.WithClock(now))
+	d, err := demo.StartAt(now, cat, defaults, pattern, time.UTC, time.Second, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

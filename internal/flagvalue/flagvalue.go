@@ -1,6 +1,5 @@
-// Package flagvalue holds kingpin flag values whose errors name the flag:
-// kingpin's own duration and integer values report a bad value without the
-// flag's name, and every startup error must say what to fix.
+// Package flagvalue holds kingpin flag values whose errors name the flag,
+// which kingpin's own leave out.
 package flagvalue
 
 import (

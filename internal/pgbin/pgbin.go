@@ -1,8 +1,6 @@
-// Package pgbin finds what it takes to run a throwaway PostgreSQL server
-// here: the server binaries (Debian keeps them off PATH), the OS user to
-// run them as (initdb refuses root), and a temporary directory that user
-// can enter. The tests' servers (internal/testserver) and the benchmark's
-// (bench) both start theirs with it.
+// Package pgbin finds what a throwaway PostgreSQL server needs: the server
+// binaries, the OS user to run them as (initdb refuses root), and a
+// temporary directory that user can enter.
 package pgbin
 
 import (
@@ -18,11 +16,10 @@ import (
 	"syscall"
 )
 
-// Package is the Debian package that provides the server.
-const Package = "postgresql"
+const debianPackage = "postgresql"
 
-// BinDir returns the directory holding initdb, pg_ctl and postgres: the
-// newest /usr/lib/postgresql/<version>/bin, else where initdb on PATH is.
+// BinDir returns the directory holding initdb, pg_ctl and postgres, newest
+// version first (Debian keeps them off PATH).
 func BinDir() (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
@@ -37,7 +34,7 @@ func BinDir() (string, error) {
 			return dir, nil
 		}
 	}
-	return "", fmt.Errorf("initdb, pg_ctl and postgres not found in /usr/lib/postgresql/*/bin or on PATH (Debian package %s)", Package)
+	return "", fmt.Errorf("initdb, pg_ctl and postgres not found in /usr/lib/postgresql/*/bin or on PATH (Debian package %s)", debianPackage)
 }
 
 func version(binDir string) float64 {
@@ -55,15 +52,14 @@ func hasBinaries(dir string) bool {
 	return true
 }
 
-// Credential returns the "postgres" OS user when running as root, and nil
-// (run as ourselves) otherwise.
+// Credential returns the postgres OS user when running as root, else nil.
 func Credential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("running as root, PostgreSQL needs the postgres OS user (Debian package %s): %w", Package, err)
+		return nil, fmt.Errorf("running as root, PostgreSQL needs the postgres OS user (Debian package %s): %w", debianPackage, err)
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
@@ -73,8 +69,8 @@ func Credential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-// TraversableTempDir returns os.TempDir, /tmp or /var/tmp: the first whose
-// every parent other users can enter, as the postgres user must.
+// TraversableTempDir returns the first of os.TempDir, /tmp and /var/tmp that
+// the postgres user can enter.
 func TraversableTempDir() (string, error) {
 	for _, dir := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
 		if worldTraversable(dir) {

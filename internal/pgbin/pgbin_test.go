@@ -9,7 +9,7 @@ import (
 func TestBinDir(t *testing.T) {
 	dir, err := BinDir()
 	if err != nil {
-		t.Fatalf("%v (make test installs %s)", err, Package)
+		t.Fatalf("%v (make test installs %s)", err, debianPackage)
 	}
 	if !hasBinaries(dir) {
 		t.Errorf("BinDir() = %s, which lacks initdb, pg_ctl or postgres", dir)

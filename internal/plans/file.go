@@ -2,30 +2,19 @@ package plans
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
+	"strconv"
 
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 	"github.com/billing-exporter/billing_exporter/internal/yamlfile"
+	"go.yaml.in/yaml/v4"
 )
 
-// FileSource is a plans file: plans, tenant assignments and default limits
-// written by an operator in YAML.
-//
-//	plans:
-//	  - {id: 1, name: starter, limits: {messages: 5000, storage: 1073741824, users: 5, whatsappSessions: 1}}
-//	tenants:
-//	  - {id: 1, plan: 1}
-//	  - {id: 3}            # no active plan
-//	defaults:
-//	  limits: {messages: 1000, storage: 104857600, users: 2, whatsappSessions: 1}
-//
-// Ids may be written as numbers or strings. A limit of 0, like an absent
-// one, means unlimited. Unlike a database, which the exporter skips bad
-// rows of, a file is rejected whole: a mistake in it is the operator's to
-// fix now, not a count to notice later.
+// FileSource is a plans file (README.md, "Plans, defaults and
+// configuration"). Unlike a database's bad rows, a mistake refuses it whole.
 type FileSource struct {
 	catalog     *Catalog
 	defaults    Limits
@@ -39,19 +28,19 @@ type fileDoc struct {
 }
 
 type filePlan struct {
-	ID     yamlfile.ID             `yaml:"id"`
-	Name   string                  `yaml:"name"`
-	Limits map[string]yamlfile.Int `yaml:"limits"`
+	ID     fileID           `yaml:"id"`
+	Name   string           `yaml:"name"`
+	Limits map[string]int64 `yaml:"limits"`
 }
 
 type fileTenant struct {
-	ID   yamlfile.ID `yaml:"id"`
-	Plan yamlfile.ID `yaml:"plan"` // absent or null: no active plan
+	ID   fileID `yaml:"id"`
+	Plan fileID `yaml:"plan"`
 }
 
-// FileDefaults is the defaults section of a plans file or a config file.
+// FileDefaults is the defaults section of a plans or config file.
 type FileDefaults struct {
-	Limits map[string]yamlfile.Int `yaml:"limits"`
+	Limits map[string]int64 `yaml:"limits"`
 }
 
 // LoadFile reads and parses a plans file.
@@ -63,8 +52,7 @@ func LoadFile(path string) (*FileSource, error) {
 	return ParseFile(data, path)
 }
 
-// ParseFile parses a plans file; name is used in errors, which read
-// "name:line: problem".
+// ParseFile parses a plans file named name.
 func ParseFile(data []byte, name string) (*FileSource, error) {
 	var raw fileDoc
 	doc, err := yamlfile.Decode(data, name, &raw)
@@ -72,8 +60,7 @@ func ParseFile(data []byte, name string) (*FileSource, error) {
 		return nil, err
 	}
 	if doc.Empty() {
-		// Most likely the wrong file was mounted; an empty catalog would
-		// put every tenant on no limits at all without a word.
+		// Likely the wrong file; it would silently lift every limit.
 		return nil, doc.Errorf(0, "no plans, tenants or defaults")
 	}
 	s := &FileSource{catalog: NewCatalog()}
@@ -94,7 +81,7 @@ func ParseFile(data []byte, name string) (*FileSource, error) {
 }
 
 func (s *FileSource) addPlans(doc *yamlfile.Doc, raw []filePlan) error {
-	lines := map[string]int{} // plan id -> line it was first defined on
+	lines := map[string]int{} // plan id -> first line
 	for i, p := range raw {
 		line := doc.Line("plans", i)
 		id := string(p.ID)
@@ -146,19 +133,24 @@ func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 	return nil
 }
 
-// ParseLimitsAt checks operator-written limits in a YAML document (a plans
-// file's or a config file's defaults), pointing errors at the line of the
-// offending entry under path.
-func ParseLimitsAt(doc *yamlfile.Doc, raw map[string]yamlfile.Int, path ...any) (Limits, error) {
-	limits, err := ParseLimits(yamlfile.Ints(raw))
-	var le *LimitError
-	if errors.As(err, &le) {
-		return nil, doc.Errorf(doc.Line(append(path, le.MetricType)...), "%v", le)
+// ParseLimitsAt checks the limits at path in doc; 0 means unlimited.
+func ParseLimitsAt(doc *yamlfile.Doc, raw map[string]int64, path ...any) (Limits, error) {
+	limits := Limits{}
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		line := doc.Line(append(path, name)...)
+		if err := usage.ValidateMetricType(name); err != nil {
+			return nil, doc.Errorf(line, "limit %q: %v", name, err)
+		}
+		if v := raw[name]; v < 0 {
+			return nil, doc.Errorf(line, "limit %q: %d is negative (use 0 or leave it out for unlimited)", name, v)
+		} else if v > 0 {
+			limits[name] = v
+		}
 	}
-	return limits, err
+	return limits, nil
 }
 
-// Load returns a copy of the file's catalog, which the caller may keep.
+// Load returns a copy of the file's catalog.
 func (s *FileSource) Load(ctx context.Context) (*Catalog, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -166,43 +158,23 @@ func (s *FileSource) Load(ctx context.Context) (*Catalog, error) {
 	return s.catalog.Clone(), nil
 }
 
-// Defaults returns the file's default limits, and whether it has any.
+// Defaults returns the file's default limits, if it has any.
 func (s *FileSource) Defaults() (Limits, bool) {
 	return s.defaults.Clone(), s.hasDefaults
 }
 
-// LimitError is a limit that operator input may not set.
-type LimitError struct {
-	MetricType string
-	Problem    string
-}
+// fileID is an id written as an integer or a string.
+type fileID string
 
-func (e *LimitError) Error() string {
-	return fmt.Sprintf("limit %q: %s", e.MetricType, e.Problem)
-}
-
-// ParseLimits turns limits written by an operator into Limits: each name
-// must be a valid metric type, each value zero (unlimited, so not stored)
-// or positive. The error, a *LimitError, names the first bad entry in name
-// order, so the same input always gives the same error.
-func ParseLimits(raw map[string]int64) (Limits, error) {
-	names := make([]string, 0, len(raw))
-	for name := range raw {
-		names = append(names, name)
+func (id *fileID) UnmarshalYAML(n *yaml.Node) error {
+	var v int64
+	switch {
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
+		*id = fileID(n.Value)
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" && n.Load(&v) == nil:
+		*id = fileID(strconv.FormatInt(v, 10)) // 0x1F reads as 31
+	default:
+		return fmt.Errorf("an id must be an integer or a string, not %s", n.ShortTag())
 	}
-	sort.Strings(names)
-	limits := Limits{}
-	for _, name := range names {
-		v := raw[name]
-		if err := usage.ValidateMetricType(name); err != nil {
-			return nil, &LimitError{MetricType: name, Problem: err.Error()}
-		}
-		if v < 0 {
-			return nil, &LimitError{MetricType: name, Problem: fmt.Sprintf("%d is negative (use 0 or leave it out for unlimited)", v)}
-		}
-		if v > 0 {
-			limits[name] = v
-		}
-	}
-	return limits, nil
+	return nil
 }

@@ -103,28 +103,28 @@ func TestParseFileErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unclosed flow mapping", "plans:\n  - {id: 1, name: x\n", "plans.yml:2: did not find expected ',' or '}'"},
+		{"unclosed flow mapping", "plans:\n  - {id: 1, name: x\n", "plans.yml:3: did not find expected ',' or '}'"},
 		{"tab indentation", "plans:\n\t- {id: 1}\n", "plans.yml:2: found character that cannot start any token"},
-		{"unknown top-level field", "plans: []\ntenant:\n  - {id: 1}\n", `plans.yml:2: unknown field "tenant"`},
-		{"unknown plan field", "plans:\n  - {id: 1, name: x}\n  - {id: 2, name: y, limit: {users: 1}}\n", `plans.yml:3: unknown field "limit"`},
-		{"unknown tenant field", "plans: [{id: 1, name: x}]\ntenants:\n  - {id: 1, plan_id: 1}\n", `plans.yml:3: unknown field "plan_id"`},
-		{"unknown defaults field", "defaults:\n  limit: {users: 1}\n", `plans.yml:2: unknown field "limit"`},
+		{"unknown top-level field", "plans: []\ntenant:\n  - {id: 1}\n", "plans.yml:2: field tenant not found in type plans.fileDoc"},
+		{"unknown plan field", "plans:\n  - {id: 1, name: x}\n  - {id: 2, name: y, limit: {users: 1}}\n", "plans.yml:3: field limit not found in type plans.filePlan"},
+		{"unknown tenant field", "plans: [{id: 1, name: x}]\ntenants:\n  - {id: 1, plan_id: 1}\n", "plans.yml:3: field plan_id not found in type plans.fileTenant"},
+		{"unknown defaults field", "defaults:\n  limit: {users: 1}\n", "plans.yml:2: field limit not found in type plans.FileDefaults"},
 		{"duplicate key", "plans: []\nplans: []\n", `plans.yml:2: mapping key "plans" already defined at line 1`},
 		{"duplicate plan id", "plans:\n  - {id: 1, name: a}\n  - {id: 2, name: b}\n  - {id: \"1\", name: c}\n", "plans.yml:4: duplicate plan id 1 (first defined on line 2)"},
 		{"plan without id", "plans:\n  - {id: 1, name: a}\n  - {name: b}\n", "plans.yml:3: plan has no id"},
 		{"plan without name", "plans:\n  - {id: 1}\n", "plans.yml:2: plan 1 has no name"},
 		{"plan id with glob character", "plans:\n  - {id: 'a*', name: a}\n", `plans.yml:2: invalid plan id "a*": plan id contains a glob character`},
-		{"float id", "plans:\n  - {id: 1.5, name: a}\n", `plans.yml:2: an id must be an integer or a string, not float "1.5"`},
-		{"list as id", "tenants:\n  - id: [1, 2]\n", "plans.yml:2: an id must be an integer or a string, not a list"},
+		{"float id", "plans:\n  - {id: 1.5, name: a}\n", "plans.yml:2: an id must be an integer or a string, not !!float"},
+		{"list as id", "tenants:\n  - id: [1, 2]\n", "plans.yml:2: an id must be an integer or a string, not !!seq"},
 		{"tenant on unknown plan", "plans:\n  - {id: 1, name: a}\ntenants:\n  - {id: 1, plan: 1}\n  - {id: 2,\n     plan: 9}\n", "plans.yml:6: tenant 2 is on plan 9, which the file does not define"},
 		{"tenant listed twice", "tenants:\n  - {id: 1}\n  - {id: 2}\n  - {id: 1}\n", "plans.yml:4: tenant 1 listed twice (first on line 2)"},
 		{"tenant without id", "tenants:\n  - {plan: 1}\n", "plans.yml:2: tenant has no id"},
 		{"invalid tenant id", "tenants:\n  - {id: 1}\n  - {id: \"t[1]\"}\n", `plans.yml:3: invalid tenant id "t[1]": tenant id contains a glob character`},
 		{"negative limit", "plans:\n  - id: 1\n    name: a\n    limits:\n      users: 5\n      messages: -1\n", `plans.yml:6: limit "messages": -1 is negative (use 0 or leave it out for unlimited)`},
 		{"negative default", "defaults:\n  limits:\n    storage: -100\n", `plans.yml:3: limit "storage": -100 is negative (use 0 or leave it out for unlimited)`},
-		{"non-integer limit", "plans:\n  - {id: 1, name: a, limits: {users: 2.5}}\n", `plans.yml:2: expected an integer, found float "2.5"`},
-		{"text limit", "plans:\n  - {id: 1, name: a, limits: {users: many}}\n", `plans.yml:2: expected an integer, found str "many"`},
-		{"plans not a list", "plans: {id: 1}\n", "plans.yml:1: cannot unmarshal !!map into a list"},
+		{"non-integer limit", "plans:\n  - {id: 1, name: a, limits: {users: 2.5}}\n", "plans.yml:2: cannot construct !!float `2.5` into int64"},
+		{"text limit", "plans:\n  - {id: 1, name: a, limits: {users: many}}\n", "plans.yml:2: cannot construct !!str `many` into int64"},
+		{"plans not a list", "plans: {id: 1}\n", "plans.yml:1: cannot construct !!map into []plans.filePlan"},
 		{"two documents", "plans: []\n---\ntenants: []\n", "plans.yml:2: only one YAML document is allowed"},
 		{"empty file", "# nothing here\n", "plans.yml: no plans, tenants or defaults"},
 	}
@@ -143,7 +143,7 @@ func TestParseFileErrors(t *testing.T) {
 
 func TestParseFileReportsEveryTypeError(t *testing.T) {
 	_, err := plans.ParseFile([]byte("plans:\n  - {id: 1, name: a, limits: {users: x}}\n  - {id: 2, name: b, limits: {users: y}}\n"), "p.yml")
-	want := "p.yml:2: expected an integer, found str \"x\"\np.yml:3: expected an integer, found str \"y\""
+	want := "p.yml:2: cannot construct !!str `x` into int64\np.yml:3: cannot construct !!str `y` into int64"
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n got  %v\n want %s", err, want)
 	}

@@ -1,7 +1,4 @@
-// Package plans is the domain model of plan limits: which plans exist, which
-// tenant is on which plan, and what each plan allows. Sources (PostgreSQL in
-// plans/postgres, a YAML file here) produce a Catalog; the billing package
-// joins it with usage. Nothing here knows Prometheus or HTTP.
+// Package plans holds the plans, each tenant's plan, and their limits.
 package plans
 
 import (
@@ -13,34 +10,24 @@ import (
 	"unicode/utf8"
 )
 
-// Limits maps a metric type (the usage hash field name as written, such as
-// "whatsappSessions") to its limit. Only positive limits are stored: a
-// metric type that is absent is unlimited.
+// Limits maps a metric type to its positive limit; absent means unlimited.
 type Limits map[string]int64
 
-// Plan is one plan and its limits.
+// Plan is one plan. Unreadable maps each type whose limit the source could
+// not read (unknown, not unlimited) to the reason.
 type Plan struct {
-	ID     string
-	Name   string
-	Limits Limits
-	// Unreadable holds the limit types whose limit the source holds but
-	// could not read (a negative or non-integer value), with the reason it
-	// was skipped; nil when there are none. Such a type is not unlimited:
-	// its limit is unknown, and nothing is derived from it.
+	ID         string
+	Name       string
+	Limits     Limits
 	Unreadable map[string]string
 }
 
-// Catalog is one complete read of a plans source.
+// Catalog is one complete read of a source. A tenant on plan "" has the
+// default limits; one on a plan Plans lacks has unknown limits. Invalid
+// counts skipped entries by reason.
 type Catalog struct {
-	// Plans by plan id, including plans no tenant is on.
-	Plans map[string]Plan
-	// Tenants maps every tenant the source knows to its plan id; "" means
-	// the tenant has no active plan and default limits apply. A plan id
-	// that Plans lacks is a plan whose row vanished, is badly named or conflicts: the
-	// tenant is on it, and its limits are unknown (not the defaults).
+	Plans   map[string]Plan
 	Tenants map[string]string
-	// Invalid counts rows or entries the source skipped, by reason (for
-	// example "invalid_tenant_id", "negative_limit", "unknown_plan").
 	Invalid map[string]int
 }
 
@@ -49,19 +36,16 @@ func NewCatalog() *Catalog {
 	return &Catalog{Plans: map[string]Plan{}, Tenants: map[string]string{}, Invalid: map[string]int{}}
 }
 
-// Source loads the catalog. Load returns a complete catalog or an error,
-// never a partial one. A catalog is never modified once loaded, by the
-// source or its callers: a source may return the same one again when its
-// data did not change (postgres.Source does).
+// Source loads a complete catalog or fails. Nobody modifies a loaded
+// catalog, so a source may return the same one again.
 type Source interface {
 	Load(ctx context.Context) (*Catalog, error)
 }
 
-// Clone returns a deep copy of the limits; nil stays nil.
+// Clone returns a copy; nil stays nil.
 func (l Limits) Clone() Limits { return maps.Clone(l) }
 
-// Clone returns a deep copy of the catalog, so that a source can hand out
-// catalogs that callers may keep or change without affecting each other.
+// Clone returns a deep copy of the catalog.
 func (c *Catalog) Clone() *Catalog {
 	out := NewCatalog()
 	for id, p := range c.Plans {
@@ -74,12 +58,9 @@ func (c *Catalog) Clone() *Catalog {
 	return out
 }
 
-// maxPlanNameLen bounds plan names, which become label values.
 const maxPlanNameLen = 256
 
-// ValidatePlanName accepts any non-empty, printable UTF-8 name of bounded
-// length: plan names are written by people, in any language, and shown as
-// label values.
+// ValidatePlanName accepts a printable UTF-8 label value of bounded length.
 func ValidatePlanName(name string) error {
 	switch {
 	case name == "":

@@ -1,7 +1,5 @@
-// Package plansource decides where plan limits come from: PostgreSQL when a
-// DSN is given, else a plans file, else the embedded demo plans (--demo),
-// else nowhere (every tenant on the default limits). It decides at start
-// (Open) and again at each reload (Reload), from the same flags.
+// Package plansource picks the plans source from the flags, at start and at
+// each reload: PostgreSQL, a plans file, the demo plans, or none.
 package plansource
 
 import (
@@ -19,25 +17,23 @@ import (
 
 // Flags are the command-line settings that choose the source.
 type Flags struct {
-	DSNFile   string // --postgres.dsn-file (else env BILLING_EXPORTER_POSTGRES_DSN)
-	PlansFile string // --plans.file
-	Demo      bool   // --demo
+	DSNFile   string // else the environment's BILLING_EXPORTER_POSTGRES_DSN
+	PlansFile string
+	Demo      bool
 }
 
 // Setup is the plans source chosen, and the default limits in force.
 type Setup struct {
-	Source   plans.Source // nil: every tenant on the defaults
-	Name     string       // "postgres" or "file": what reports and logs call it
-	path     string       // the plans file, for the landing page
-	Defaults plans.Limits
-	// DemoCatalog is the embedded demo plans, which --demo also seeds
-	// Redis from; nil without --demo.
-	DemoCatalog *plans.Catalog
-	db          *sql.DB // the PostgreSQL pool, kept across reloads
+	Source      plans.Source // nil: every tenant on the defaults
+	Name        string       // "postgres" or "file"
+	path        string
+	Defaults    plans.Limits
+	DemoCatalog *plans.Catalog // the demo plans, to seed Redis from
+	db          *sql.DB        // kept across reloads
 	close       func()
 }
 
-// Describe says where plans come from, for logs and the landing page.
+// Describe says where plans come from.
 func (s *Setup) Describe() string {
 	switch {
 	case s.Source == nil:
@@ -48,27 +44,22 @@ func (s *Setup) Describe() string {
 	return s.Name
 }
 
-// Close releases the source (the database pool). Call it on the Setup
-// Open returned, once: the Setups of reloads share its pool.
+// Close releases the database pool, which reloads share: call it once, on
+// the Setup Open returned.
 func (s *Setup) Close() { s.close() }
 
 const dsnEnv = "BILLING_EXPORTER_POSTGRES_DSN"
 
-// readDSN returns what reads the DSN file (or the environment) each time it
-// is called: at each new PostgreSQL connection, so that a rotated file
-// needs no restart.
+// readDSN reads the DSN afresh at each call, that is, each new connection.
 func readDSN(f Flags) func() (string, error) {
 	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
 }
 
-// Open picks the plans source. Giving both PostgreSQL and a plans file is a
-// mistake worth stopping for: the operator cannot have meant both.
+// Open picks the plans source, refusing two at once.
 func Open(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, nil) }
 
-// Reload reads the plans file and the DSN file again, with cfg (the config
-// file read again), and returns the Setup to use from now on; s keeps
-// serving meanwhile and is unchanged when Reload fails. A PostgreSQL pool
-// is kept: its new connections read the DSN file anyway.
+// Reload returns the Setup to use from now on, leaving s unchanged. The
+// PostgreSQL pool is kept: its new connections read the DSN anyway.
 func (s *Setup) Reload(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, s.db) }
 
 func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
@@ -95,18 +86,15 @@ func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
 		return nil, errors.New("--plans.file and a PostgreSQL DSN are both set: use one plans source")
 	case dsn != "":
 		if db == nil {
-			if db, err = postgres.OpenFunc(readDSN(f)); err != nil {
+			if db, err = postgres.Open(readDSN(f)); err != nil {
 				return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 			}
 			s.close = func() { db.Close() }
 		} else if err := postgres.CheckDSN(dsn); err != nil {
 			return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 		}
-		opts := []postgres.Option{postgres.WithMetricTypes(cfg.MetricTypeNames())}
-		if cfg.PlansQuery != "" {
-			opts = append(opts, postgres.WithQuery(cfg.PlansQuery))
-		}
-		s.Source, s.Name, s.db = postgres.New(db, opts...), "postgres", db
+		src := postgres.New(db, postgres.WithMetricTypes(cfg.MetricTypeNames()), postgres.WithQuery(cfg.PlansQuery))
+		s.Source, s.Name, s.db = src, "postgres", db
 		return s, nil
 	case f.PlansFile != "":
 		file, err := plans.LoadFile(f.PlansFile)
@@ -118,8 +106,7 @@ func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
 	return s, nil
 }
 
-// useFile uses a parsed plans file as the source, taking its defaults
-// unless the config file set them too, which is ambiguous and rejected.
+// useFile uses a plans file and its defaults, refusing defaults set twice.
 func (s *Setup) useFile(f *plans.FileSource, path string) error {
 	s.Source, s.Name, s.path = f, "file", path
 	if d, ok := f.Defaults(); ok {

@@ -1,9 +1,5 @@
-// Package reload runs the exporter's reloads, on SIGHUP and on
-// POST /-/reload, as Prometheus and Alertmanager do: one at a time, each
-// logged and counted in billing_exporter_config_last_reload_successful and
-// billing_exporter_config_last_reload_success_timestamp_seconds. What a
-// reload reads and how it swaps the new configuration in is the caller's
-// function; this package only decides when it runs and reports how it went.
+// Package reload runs the caller's reload function on SIGHUP and on
+// POST /-/reload, one at a time, logged and counted as Prometheus does.
 package reload
 
 import (
@@ -19,20 +15,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reloader runs a reload function on demand. It is safe for concurrent use.
+// Reloader runs a reload function on demand; it is safe for concurrent use.
 type Reloader struct {
 	apply  func() error
 	logger *slog.Logger
 
-	mu         sync.Mutex // one reload at a time
+	mu         sync.Mutex
 	successful prometheus.Gauge
 	timestamp  prometheus.Gauge
 }
 
-// New returns a Reloader running apply, which must read and validate the
-// whole new configuration before it replaces the old one, and leave the
-// old one in force when it returns an error. The start counts as the first
-// successful load.
+// New returns a Reloader running apply, which must leave the old
+// configuration in force when it fails. The start counts as a success.
 func New(reg prometheus.Registerer, logger *slog.Logger, apply func() error) *Reloader {
 	r := &Reloader{
 		apply:  apply,
@@ -52,8 +46,8 @@ func New(reg prometheus.Registerer, logger *slog.Logger, apply func() error) *Re
 	return r
 }
 
-// Reload runs the reload function once, after any reload in progress.
-func (r *Reloader) Reload(trigger string) error {
+// reload runs the reload function once, after any reload in progress.
+func (r *Reloader) reload(trigger string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
@@ -68,15 +62,14 @@ func (r *Reloader) Reload(trigger string) error {
 	return nil
 }
 
-// ServeHTTP is /-/reload: POST reloads and answers 200, or 500 with the
-// reason the new configuration was refused; other methods get 405.
+// ServeHTTP reloads on POST, answering 500 with the reason it failed.
 func (r *Reloader) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed: POST to reload", http.StatusMethodNotAllowed)
 		return
 	}
-	if err := r.Reload("http"); err != nil {
+	if err := r.reload("http"); err != nil {
 		http.Error(w, "reload failed, previous configuration kept: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -84,8 +77,7 @@ func (r *Reloader) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write([]byte("OK\n"))
 }
 
-// WatchSIGHUP reloads on every SIGHUP until ctx ends. It takes SIGHUP over
-// at once: without it, the signal's default action ends the process.
+// WatchSIGHUP reloads on every SIGHUP until ctx ends.
 func (r *Reloader) WatchSIGHUP(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -96,7 +88,7 @@ func (r *Reloader) WatchSIGHUP(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = r.Reload("SIGHUP") // logged and counted by Reload
+				_ = r.reload("SIGHUP") // logged and counted
 			}
 		}
 	}()

@@ -1,5 +1,4 @@
-// Package secret reads the exporter's secrets (the Redis password, the
-// PostgreSQL DSN) from a file or the environment, never from a flag.
+// Package secret reads secrets from a file or the environment, never a flag.
 package secret
 
 import (
@@ -8,11 +7,9 @@ import (
 	"strings"
 )
 
-// Read reads a secret from the file at path, else from the environment
-// variable env. The value is trimmed of surrounding white space (files
-// usually end in a newline) and never logged. A file that is given but
-// empty is an error: silently running without the secret (no PostgreSQL, no
-// Redis password) would look like working.
+// Read returns the trimmed contents of the file at path, else the variable
+// env. An empty file is an error, as running without the secret would look
+// like working.
 func Read(path, env string) (string, error) {
 	if path == "" {
 		return os.Getenv(env), nil

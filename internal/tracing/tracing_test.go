@@ -27,7 +27,7 @@ func TestEnabled(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := Enabled(func(k string) string { return c.env[k] }); got != c.want {
+			if got := enabled(func(k string) string { return c.env[k] }); got != c.want {
 				t.Errorf("Enabled = %v, want %v", got, c.want)
 			}
 		})

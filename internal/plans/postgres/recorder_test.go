@@ -28,7 +28,7 @@ func TestRecorderBoundsRowClasses(t *testing.T) {
 			rc := newRecorder(0)
 			limits := []int64{10}
 			for i := range tt.rows {
-				r := row{tenantID: strconv.Itoa(i), planID: "1", reason: ReasonInvalidPlanName}
+				r := row{tenantID: strconv.Itoa(i), planID: "1", reason: reasonInvalidPlanName}
 				rc.add(r, "name "+strconv.Itoa(i%tt.kinds), limits)
 			}
 			res := rc.result([]string{"tenant_id"}, cat)
@@ -42,7 +42,7 @@ func TestRecorderBoundsRowClasses(t *testing.T) {
 				t.Errorf("%d kinds and %d rows kept, want %d and %d", len(res.classes), len(res.tenants), tt.wantClasses, tt.rows)
 			}
 			for _, n := range []int{0, tt.rows / 2, tt.rows - 1} {
-				r := row{tenantID: strconv.Itoa(n), planID: "1", reason: ReasonInvalidPlanName}
+				r := row{tenantID: strconv.Itoa(n), planID: "1", reason: reasonInvalidPlanName}
 				if !res.same(n, r, "name "+strconv.Itoa(n%tt.kinds), limits) {
 					t.Errorf("row %d not recognised", n)
 				}

@@ -1,0 +1,4 @@
+package demo
+
+// StartAt is Start with a clock.
+var StartAt = start
