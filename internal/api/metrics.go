@@ -1,15 +1,15 @@
 package api
 
 import (
+	"net/http"
 	"strconv"
-	"time"
 
+	"github.com/felixge/httpsnoop"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the API's own request metrics. Their endpoint label is a
-// route template (or "other"), never a raw path, so that no client can add
-// series by inventing URLs.
+// Metrics are the API's request metrics, labelled by route pattern (or
+// "other"), never by raw path, so that no client adds series by inventing URLs.
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -17,7 +17,7 @@ type Metrics struct {
 
 // NewMetrics creates billing_api_requests_total{endpoint,status_code} and
 // billing_api_request_duration_seconds{endpoint} and registers them with
-// reg (panicking if that fails, like prometheus.MustRegister).
+// reg, panicking if that fails.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -35,8 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"endpoint"}),
 	}
 	reg.MustRegister(m.requests, m.duration)
-	// Series that exist before the first request, so that rate() and
-	// histogram_quantile() see zeros rather than nothing.
+	// Series exist before the first request, so that rate() sees zeros.
 	for _, ep := range Endpoints {
 		m.duration.WithLabelValues(ep)
 		if ep != EndpointOther {
@@ -46,7 +45,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(endpoint string, status int, d time.Duration) {
-	m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+// instrument counts and times the requests next answers under endpoint.
+// promhttp.InstrumentHandlerCounter cannot fill the status_code label (it
+// names it code), so httpsnoop captures the status.
+func (m *Metrics) instrument(endpoint string, next http.Handler) http.Handler {
+	requests := m.requests.MustCurryWith(prometheus.Labels{"endpoint": endpoint})
+	duration := m.duration.WithLabelValues(endpoint)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := httpsnoop.CaptureMetrics(next, w, r)
+		requests.WithLabelValues(strconv.Itoa(c.Code)).Inc()
+		duration.Observe(c.Duration.Seconds())
+	})
 }

@@ -45,7 +45,7 @@ type planView struct {
 
 // servePlans answers from the billing core's recent full read: the plans of its catalog,
 // and its per-plan tenant counts (those of billing_tenants_per_plan).
-func (h *Handler) servePlans(w http.ResponseWriter, r *http.Request, _ *request) {
+func (h *Handler) servePlans(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 	read, ok := h.recentRead(w, r)
 	if !ok {
 		return

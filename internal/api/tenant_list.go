@@ -91,29 +91,29 @@ func (c *listCursor) after(pct float64, id string) bool {
 }
 
 // serveTenants answers from the billing core's recent full read.
-func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *request) {
+func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map[string]string) {
 	limitType, minPct, limit := DefaultLimitType, 0.0, DefaultListLimit
 	var perr *problem
-	if s, ok := req.query["limit_type"]; ok {
+	if s, ok := query["limit_type"]; ok {
 		if limitType, perr = parseLimitType("limit_type", s); perr != nil {
 			h.problem(w, r, perr)
 			return
 		}
 	}
-	if s, ok := req.query["min_percentage"]; ok {
+	if s, ok := query["min_percentage"]; ok {
 		if minPct, perr = parsePercentage("min_percentage", s); perr != nil {
 			h.problem(w, r, perr)
 			return
 		}
 	}
-	if s, ok := req.query["limit"]; ok {
+	if s, ok := query["limit"]; ok {
 		if limit, perr = parseLimit("limit", s); perr != nil {
 			h.problem(w, r, perr)
 			return
 		}
 	}
 	var cur *listCursor
-	if s, ok := req.query["cursor"]; ok {
+	if s, ok := query["cursor"]; ok {
 		if cur, perr = decodeCursor(s, limitType); perr != nil {
 			h.problem(w, r, perr)
 			return

@@ -33,14 +33,19 @@ type tenantUsageView struct {
 
 // serveTenantUsage reads one tenant's key (billing.Service.Tenant: no scan)
 // and joins it with the last plans read.
-func (h *Handler) serveTenantUsage(w http.ResponseWriter, r *http.Request, req *request) {
+func (h *Handler) serveTenantUsage(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	id, perr := parseTenantID(r.PathValue("tenant_id"))
+	if perr != nil {
+		h.problem(w, r, perr)
+		return
+	}
 	ctx, cancel := h.timeout(r)
 	defer cancel()
-	tr, err := h.service.Tenant(ctx, req.tenantID)
+	tr, err := h.service.Tenant(ctx, id)
 	switch {
 	case err == nil:
 	case errors.Is(err, billing.ErrUnknownTenant):
-		h.problem(w, r, errUnknownTenant(req.tenantID))
+		h.problem(w, r, errUnknownTenant(id))
 		return
 	default:
 		// billing.ErrUsageUnavailable, or the request's deadline.

@@ -118,14 +118,14 @@ func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p p
 		// limit in force (as billing_usage_limit says).
 		m.Limit = &l
 	}
-	if !usedKnown || !m.MonthlyReset || at.Sub(p.Start) < h.projectionMinElapsed {
+	if !usedKnown || !m.MonthlyReset {
 		return m
 	}
-	elapsed := p.Elapsed(at)
-	if elapsed <= 0 {
+	exact, ok := billing.Projected(used, p, at)
+	if !ok {
 		return m
 	}
-	projected := int64(math.Round(float64(used) / elapsed))
+	projected := int64(math.Round(exact))
 	m.Projected = &projected
 	if m.Percentage != nil {
 		pp := round(100*float64(projected)/float64(limit), 4)
