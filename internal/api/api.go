@@ -1,7 +1,5 @@
 // Package api serves the read-only JSON API under /api/v1, a view of the
-// billing core like the collector: it computes no limit, percentage or
-// projection of its own. openapi.yaml, served at /api/v1/openapi.yaml, is its
-// contract; README ("The side API") and ARCHITECTURE.md explain it.
+// billing core; openapi.yaml is its contract.
 package api
 
 import (
@@ -16,29 +14,27 @@ import (
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/tracing"
-	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// Route patterns, which are also the endpoint label of the request metrics.
+// Route patterns, also the endpoint label of the request metrics.
 const (
 	EndpointTenantUsage = "/api/v1/tenants/{tenant_id}/usage"
 	EndpointTenants     = "/api/v1/tenants"
 	EndpointPlans       = "/api/v1/plans"
 	EndpointOpenAPI     = "/api/v1/openapi.yaml"
-	// EndpointOther labels requests for paths the API does not serve.
+	// EndpointOther labels the paths the API does not serve.
 	EndpointOther = "other"
 )
 
-// Endpoints lists every endpoint label, EndpointOther included.
+// Endpoints lists every endpoint label.
 var Endpoints = []string{EndpointTenantUsage, EndpointTenants, EndpointPlans, EndpointOpenAPI, EndpointOther}
 
-// MaxURILength bounds the escaped path plus the query string; longer
-// requests get 414 before anything is parsed.
+// MaxURILength bounds the escaped path plus the query.
 const MaxURILength = 4096
 
 const defaultRequestTimeout = 10 * time.Second
 
-// Handler serves the API. It is safe for concurrent use.
+// Handler serves the API.
 type Handler struct {
 	service        *billing.Service
 	logger         *slog.Logger
@@ -52,7 +48,7 @@ type Handler struct {
 // Option configures a Handler.
 type Option func(*Handler)
 
-// WithLogger sets the logger: 5xx answers at warn level, the others at debug.
+// WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option {
 	return func(h *Handler) {
 		if l != nil {
@@ -61,19 +57,18 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMetrics sets where request counts and durations go; without it the
-// API is not instrumented.
+// WithMetrics instruments the requests.
 func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
 
-// New returns the API handler over the billing service. Mount it at /api/.
+// New returns the API handler over service, to mount at /api/.
 func New(service *billing.Service, opts ...Option) *Handler {
 	h := &Handler{service: service, logger: slog.New(slog.DiscardHandler), mux: http.NewServeMux(), requestTimeout: defaultRequestTimeout}
 	for _, o := range opts {
 		o(h)
 	}
 	tenantUsage := h.handle(EndpointTenantUsage, nil, h.serveTenantUsage)
-	// http.ServeMux takes a lone %2F segment for a trailing slash, which no
-	// wildcard matches: tenant "/" has a pattern of its own.
+	// http.ServeMux takes a lone %2F segment for a trailing slash, so
+	// tenant "/" needs a pattern of its own.
 	h.mux.HandleFunc("/api/v1/tenants/%2F/usage", func(w http.ResponseWriter, r *http.Request) {
 		r.SetPathValue("tenant_id", "/")
 		tenantUsage.ServeHTTP(w, r)
@@ -88,8 +83,7 @@ func New(service *billing.Service, opts ...Option) *Handler {
 	return h
 }
 
-// ServeHTTP routes with http.ServeMux. A path the mux would redirect to its
-// cleaned form is a 404 instead: the API answers with documented statuses only.
+// ServeHTTP answers 404, not the mux's redirect, to an unclean path.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !clean(r.URL) {
 		h.notFound.ServeHTTP(w, r)
@@ -98,23 +92,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-// clean reports whether http.ServeMux routes u's escaped path as it is.
-// Escaping changes no '/' or '.', so the raw path, else the path, tells
-// without escaping a long path once more.
+// clean reports whether http.ServeMux takes u's path as it is; escaping
+// changes no '/' or '.'.
 func clean(u *url.URL) bool {
 	p := cmp.Or(u.RawPath, u.Path)
 	c := path.Clean(p)
 	return strings.HasPrefix(p, "/") && (c == p || c != "/" && c == strings.TrimSuffix(p, "/"))
 }
 
-// tooLong reports whether the escaped path and the query exceed
-// MaxURILength; the path bounds the escaped path from below.
+// tooLong checks MaxURILength without escaping a long path.
 func tooLong(u *url.URL) bool {
 	return len(u.Path)+len(u.RawQuery) > MaxURILength || len(u.EscapedPath())+len(u.RawQuery) > MaxURILength
 }
 
-// handle routes pattern to serve for GET requests whose query holds only
-// params, each once.
+// handle routes GET requests for pattern to serve.
 func (h *Handler) handle(pattern string, params []string, serve func(http.ResponseWriter, *http.Request, map[string]string)) http.Handler {
 	handler := h.instrument(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
@@ -133,9 +124,8 @@ func (h *Handler) handle(pattern string, params []string, serve func(http.Respon
 	return handler
 }
 
-// instrument labels the request with endpoint, in the metrics and the
-// trace (never with the path, which may hold a tenant id), and answers 414
-// for an overlong request before next.
+// instrument labels the request with endpoint, never with the path that
+// may hold a tenant id, and answers 414 to an overlong one.
 func (h *Handler) instrument(endpoint string, next http.HandlerFunc) http.Handler {
 	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if endpoint != EndpointOther {
@@ -153,18 +143,8 @@ func (h *Handler) instrument(endpoint string, next http.HandlerFunc) http.Handle
 	return handler
 }
 
-// parseTenantID validates the {tenant_id} path value (usage.ValidateID)
-// before anything reaches Redis.
-func parseTenantID(id string) (string, *problem) {
-	if err := usage.ValidateID(usage.TenantID, id); err != nil {
-		return "", errInvalidParam("tenant_id", "is not a valid tenant id: "+err.Error())
-	}
-	return id, nil
-}
-
-// TenantUsagePath returns the path of a tenant's usage, the id escaped as
-// one segment; "." and ".." become %2E and %2E%2E, which no client or mux
-// removes as dot segments.
+// TenantUsagePath returns a tenant's usage path, with "." and ".." escaped,
+// as clients remove dot segments.
 func TenantUsagePath(tenantID string) string {
 	seg := url.PathEscape(tenantID)
 	if tenantID == "." || tenantID == ".." {
@@ -173,7 +153,6 @@ func TenantUsagePath(tenantID string) string {
 	return "/api/v1/tenants/" + seg + "/usage"
 }
 
-// timeout returns the request's context bounded by the request timeout.
 func (h *Handler) timeout(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), h.requestTimeout)
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 )
 
-// openapiYAML is the API's OpenAPI 3 document, served at EndpointOpenAPI.
-//
 //go:embed openapi.yaml
 var openapiYAML []byte
 
