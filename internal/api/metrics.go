@@ -1,42 +1,35 @@
 package api
 
 import (
+	"net/http"
 	"strconv"
-	"time"
 
+	"github.com/felixge/httpsnoop"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the API's own request metrics. Their endpoint label is a
-// route template (or "other"), never a raw path, so that no client can add
-// series by inventing URLs.
+// Metrics are the API's request metrics, labelled by route pattern, never
+// by path, which clients could invent.
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-// NewMetrics creates billing_api_requests_total{endpoint,status_code} and
-// billing_api_request_duration_seconds{endpoint} and registers them with
-// reg (panicking if that fails, like prometheus.MustRegister).
+// NewMetrics registers the metrics with reg, panicking if that fails.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "billing",
-			Subsystem: "api",
-			Name:      "requests_total",
-			Help:      "Requests to the side API by endpoint (route template, or \"other\") and HTTP status code.",
+			Name: "billing_api_requests_total",
+			Help: "Requests to the side API by endpoint (route template, or \"other\") and HTTP status code.",
 		}, []string{"endpoint", "status_code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "billing",
-			Subsystem: "api",
-			Name:      "request_duration_seconds",
-			Help:      "Time the side API took to answer, by endpoint (route template, or \"other\").",
-			Buckets:   []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+			Name:    "billing_api_request_duration_seconds",
+			Help:    "Time the side API took to answer, by endpoint (route template, or \"other\").",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"endpoint"}),
 	}
 	reg.MustRegister(m.requests, m.duration)
-	// Series that exist before the first request, so that rate() and
-	// histogram_quantile() see zeros rather than nothing.
+	// Series exist before the first request, for rate() to see zeros.
 	for _, ep := range Endpoints {
 		m.duration.WithLabelValues(ep)
 		if ep != EndpointOther {
@@ -46,7 +39,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(endpoint string, status int, d time.Duration) {
-	m.requests.WithLabelValues(endpoint, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+// instrument counts and times next's answers under endpoint; httpsnoop
+// takes the status, as promhttp names its label code, not status_code.
+func (m *Metrics) instrument(endpoint string, next http.Handler) http.Handler {
+	requests := m.requests.MustCurryWith(prometheus.Labels{"endpoint": endpoint})
+	duration := m.duration.WithLabelValues(endpoint)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := httpsnoop.CaptureMetrics(next, w, r)
+		requests.WithLabelValues(strconv.Itoa(c.Code)).Inc()
+		duration.Observe(c.Duration.Seconds())
+	})
 }

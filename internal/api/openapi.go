@@ -5,12 +5,10 @@ import (
 	"net/http"
 )
 
-// openapiYAML is the API's OpenAPI 3 document, served at EndpointOpenAPI.
-//
 //go:embed openapi.yaml
 var openapiYAML []byte
 
-func (h *Handler) serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ *request) {
+func (h *Handler) serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/yaml")
 	hdr.Set("X-Content-Type-Options", "nosniff")

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -15,15 +16,11 @@ const (
 	DefaultLimitType = "messages"
 	DefaultListLimit = 50
 	MaxListLimit     = 1000
-	// MaxMinPercentage bounds min_percentage: usage may exceed the limit,
-	// but not by a factor of ten thousand in any sane deployment.
 	MaxMinPercentage = 1e6
 )
 
-// parseQuery accepts each allowed parameter at most once and with a
-// non-empty value. Anything else (an unknown parameter, a repeated one, an
-// empty value, a query that does not decode) is a 400 naming the parameter:
-// a typo silently ignored would answer a question the client did not ask.
+// parseQuery accepts each allowed parameter once, non-empty, and rejects
+// the rest: a typo ignored would answer a question not asked.
 func parseQuery(raw string, allowed []string) (map[string]string, *problem) {
 	out := map[string]string{}
 	if raw == "" {
@@ -33,23 +30,17 @@ func parseQuery(raw string, allowed []string) (map[string]string, *problem) {
 	if err != nil {
 		return nil, errInvalidParam("query", "is malformed: "+err.Error())
 	}
-	names := make([]string, 0, len(values))
-	for name := range values {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
 		vs := values[name]
 		switch {
 		case name == "":
-			// "?=1": there is no name to put in the parameter member.
 			return nil, errInvalidParam("query", "has a parameter without a name")
 		case !slices.Contains(allowed, name):
 			takes := "takes no query parameters"
 			if len(allowed) > 0 {
 				takes = fmt.Sprintf("takes only %v", allowed)
 			}
-			p := errInvalidParam(truncate(name, 64), "")
+			p := errInvalidParam(name[:min(len(name), 64)], "")
 			p.Detail = fmt.Sprintf("unknown query parameter %.64q: this endpoint %s", name, takes)
 			return nil, p
 		case len(vs) != 1:
@@ -62,19 +53,17 @@ func parseQuery(raw string, allowed []string) (map[string]string, *problem) {
 	return out, nil
 }
 
-// truncate cuts s to at most n bytes, for echoing client input.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// param parses query[name], or gives def without it.
+func param[T any](query map[string]string, name string, def T, parse func(name, s string) (T, *problem)) (T, *problem) {
+	if s, ok := query[name]; ok {
+		return parse(name, s)
 	}
-	return s[:n]
+	return def, nil
 }
 
-// decimalRE is a plain non-negative decimal: no sign, exponent, hex, NaN,
-// Inf or underscores, which strconv.ParseFloat would otherwise accept.
+// decimalRE rejects the sign, exponent, hex, NaN and Inf ParseFloat takes.
 var decimalRE = regexp.MustCompile(`^[0-9]{1,10}(\.[0-9]{1,10})?$`)
 
-// parsePercentage reads min_percentage: a plain decimal in [0, 1e6].
 func parsePercentage(name, s string) (float64, *problem) {
 	if !decimalRE.MatchString(s) {
 		return 0, errInvalidParam(name, fmt.Sprintf("must be a non-negative decimal number such as 80 or 99.5, not %.32q", s))
@@ -88,9 +77,8 @@ func parsePercentage(name, s string) (float64, *problem) {
 
 var digitsRE = regexp.MustCompile(`^[0-9]{1,10}$`)
 
-// parseLimit reads limit: an integer in [1, MaxListLimit]. Values out of
-// range are rejected, not clamped, so that a client never mistakes a
-// shorter page for the end of the list.
+// parseLimit rejects rather than clamps, as a client would take a shorter
+// page for the end of the list.
 func parseLimit(name, s string) (int, *problem) {
 	if !digitsRE.MatchString(s) {
 		return 0, errInvalidParam(name, fmt.Sprintf("must be an integer from 1 to %d, not %.32q", MaxListLimit, s))
@@ -102,9 +90,7 @@ func parseLimit(name, s string) (int, *problem) {
 	return v, nil
 }
 
-// parseLimitType checks the form of limit_type (a usage hash field name:
-// printable UTF-8, at most usage.MaxMetricTypeLen bytes). Whether it is a
-// type anything limits is checked against the data.
+// parseLimitType checks the form; serveTenants checks the type exists.
 func parseLimitType(name, s string) (string, *problem) {
 	if err := usage.ValidateMetricType(s); err != nil {
 		return "", errInvalidParam(name, "is not a metric type name: "+err.Error())

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,24 +10,21 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
-// ranked is a tenant of a report with a percentage of one limit type.
+// ranked is a tenant and its percentage of one limit type.
 type ranked struct {
-	idx int // into Report.Tenants
+	idx int
 	pct float64
 }
 
-// rankings keeps the list orders of the latest read the list was asked
-// about, so that paging through a long list sorts once per read and limit
-// type. Which read that is, and when to read again, is the billing core's
-// decision (billing.Service.Recent); this is only a view's index of it.
+// rankings keeps the list orders of the latest read, so that paging
+// sorts once per read and limit type.
 type rankings struct {
 	mu     sync.Mutex
 	read   *billing.Read
 	byType map[string][]ranked
 }
 
-// of returns the tenants of read that have a percentage of limitType,
-// highest first, ties by tenant id (byte order).
+// of returns read's tenants limited in limitType, highest first.
 func (rs *rankings) of(read *billing.Read, limitType string) []ranked {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -44,30 +42,27 @@ func (rs *rankings) of(read *billing.Read, limitType string) []ranked {
 		}
 	}
 	slices.SortFunc(rk, func(a, b ranked) int {
-		switch {
-		case a.pct > b.pct:
-			return -1
-		case a.pct < b.pct:
-			return 1
-		}
-		return strings.Compare(tenants[a.idx].ID, tenants[b.idx].ID)
+		return cmp.Or(cmp.Compare(b.pct, a.pct), strings.Compare(tenants[a.idx].ID, tenants[b.idx].ID))
 	})
-	// Limit types are checked against the plans before they get here, so
-	// this map holds a handful of entries.
 	rs.byType[limitType] = rk
 	return rk
 }
 
-// recentRead returns the billing core's recent full read for the list and
-// the plans, or answers 503 and returns false when none could be had in the
-// request's time.
-func (h *Handler) recentRead(w http.ResponseWriter, r *http.Request) (*billing.Read, bool) {
+// recentRead returns the billing core's recent full read, or answers 503
+// without limits or, if needed, usage.
+func (h *Handler) recentRead(w http.ResponseWriter, r *http.Request, needUsage bool) (*billing.Read, bool) {
 	ctx, cancel := h.timeout(r)
 	defer cancel()
 	read, err := h.service.Recent(ctx)
-	if err != nil {
+	switch {
+	case err != nil:
 		h.problem(w, r, errUsageUnavailable(err))
-		return nil, false
+	case needUsage && !read.Report.UsageUp():
+		h.problem(w, r, errUsageUnavailable(read.Report.UsageErr))
+	case !read.Report.Plans.LimitsKnown():
+		h.problem(w, r, errLimitsUnavailable(read.Report.Plans.Source, read.Report.Plans.Err))
+	default:
+		return read, true
 	}
-	return read, true
+	return nil, false
 }

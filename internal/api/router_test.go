@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -87,9 +88,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Errorf("documented paths %v, routes %v", documented, routes)
 	}
 	for _, p := range routes {
-		rt, _ := match(strings.ReplaceAll(p, "{tenant_id}", "x"))
-		if rt == nil || rt.endpoint != p {
-			t.Errorf("route template %s does not route to itself", p)
+		if _, pattern := e.api.mux.Handler(httptest.NewRequest(http.MethodGet, strings.ReplaceAll(p, "{tenant_id}", "x"), nil)); pattern != p {
+			t.Errorf("route template %s routes to %q", p, pattern)
 		}
 	}
 	// The problem types the code uses are the document's.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,23 +17,19 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// tenantListView is GET /api/v1/tenants: the tenants at or above a
-// percentage of one limit type, highest first.
+// tenantListView is GET /api/v1/tenants.
 type tenantListView struct {
-	LimitType     string     `json:"limit_type"`
-	MinPercentage float64    `json:"min_percentage"`
-	Limit         int        `json:"limit"`
-	Period        periodView `json:"period"`
-	// GeneratedAt is when the data was read (service clock, billing time
-	// zone); DataAgeSeconds how long ago that was.
-	GeneratedAt     string   `json:"generated_at"`
-	DataAgeSeconds  float64  `json:"data_age_seconds"`
-	PlansStale      bool     `json:"plans_stale"`
-	PlansAgeSeconds *float64 `json:"plans_age_seconds"`
-	// Total counts every matching tenant, on every page.
-	Total      int              `json:"total"`
-	Tenants    []tenantListItem `json:"tenants"`
-	NextCursor *string          `json:"next_cursor"`
+	LimitType       string           `json:"limit_type"`
+	MinPercentage   float64          `json:"min_percentage"`
+	Limit           int              `json:"limit"`
+	Period          periodView       `json:"period"`
+	GeneratedAt     string           `json:"generated_at"`
+	DataAgeSeconds  float64          `json:"data_age_seconds"`
+	PlansStale      bool             `json:"plans_stale"`
+	PlansAgeSeconds *float64         `json:"plans_age_seconds"`
+	Total           int              `json:"total"`
+	Tenants         []tenantListItem `json:"tenants"`
+	NextCursor      *string          `json:"next_cursor"`
 }
 
 type tenantListItem struct {
@@ -43,11 +40,8 @@ type tenantListItem struct {
 	metricUsage
 }
 
-// listCursor is the position after the last tenant of a page. It is sent
-// as unpadded base64url of its JSON: opaque to clients, and keyset-based,
-// so that a page boundary stays put when the data is refreshed between
-// pages (a tenant whose percentage changed may move across it, as in any
-// live listing, but no tenant is listed twice for standing still).
+// listCursor is the position after a page's last tenant: keyset
+// pagination keeps page boundaries in place when the data is refreshed.
 type listCursor struct {
 	Version   int     `json:"v"`
 	LimitType string  `json:"t"`
@@ -84,64 +78,34 @@ func decodeCursor(s, limitType string) (*listCursor, *problem) {
 	return &c, nil
 }
 
-// after reports whether a tenant with pct and id comes after the cursor
-// in list order (percentage descending, then tenant id ascending).
+// after reports whether a tenant with pct and id comes after the cursor.
 func (c *listCursor) after(pct float64, id string) bool {
 	return pct < c.Pct || (pct == c.Pct && id > c.TenantID)
 }
 
 // serveTenants answers from the billing core's recent full read.
-func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *request) {
-	limitType, minPct, limit := DefaultLimitType, 0.0, DefaultListLimit
-	var perr *problem
-	if s, ok := req.query["limit_type"]; ok {
-		if limitType, perr = parseLimitType("limit_type", s); perr != nil {
-			h.problem(w, r, perr)
-			return
-		}
+func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map[string]string) {
+	limitType, p1 := param(query, "limit_type", DefaultLimitType, parseLimitType)
+	minPct, p2 := param(query, "min_percentage", 0.0, parsePercentage)
+	limit, p3 := param(query, "limit", DefaultListLimit, parseLimit)
+	cur, p4 := param(query, "cursor", nil, func(_, s string) (*listCursor, *problem) { return decodeCursor(s, limitType) })
+	if perr := cmp.Or(p1, p2, p3, p4); perr != nil {
+		h.problem(w, r, perr)
+		return
 	}
-	if s, ok := req.query["min_percentage"]; ok {
-		if minPct, perr = parsePercentage("min_percentage", s); perr != nil {
-			h.problem(w, r, perr)
-			return
-		}
-	}
-	if s, ok := req.query["limit"]; ok {
-		if limit, perr = parseLimit("limit", s); perr != nil {
-			h.problem(w, r, perr)
-			return
-		}
-	}
-	var cur *listCursor
-	if s, ok := req.query["cursor"]; ok {
-		if cur, perr = decodeCursor(s, limitType); perr != nil {
-			h.problem(w, r, perr)
-			return
-		}
-	}
-
-	read, ok := h.recentRead(w, r)
+	read, ok := h.recentRead(w, r, true)
 	if !ok {
 		return
 	}
 	rep := read.Report
-	if !rep.UsageUp() {
-		h.problem(w, r, errUsageUnavailable(rep.UsageErr))
-		return
-	}
-	if !rep.Plans.LimitsKnown() {
-		h.problem(w, r, errLimitsUnavailable(rep.Plans.Source, rep.Plans.Err))
-		return
-	}
 	if known := h.limitTypes(rep); !slices.Contains(known, limitType) {
 		h.problem(w, r, errInvalidParam("limit_type",
 			fmt.Sprintf("%.64q is not a metric type this exporter knows or any plan limits (known: %s)", limitType, strings.Join(known, ", "))))
 		return
 	}
 
+	// rk is sorted by percentage descending: the matches are a prefix.
 	rk := h.rankings.of(read, limitType)
-	// rk is sorted by percentage descending: the matches are a prefix, and
-	// the cursor's position is found by binary search.
 	end := sort.Search(len(rk), func(i int) bool { return rk[i].pct < minPct })
 	start := 0
 	if cur != nil {
@@ -165,13 +129,8 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *requ
 	}
 	for _, e := range rk[start:stop] {
 		t := &rep.Tenants[e.idx]
-		v.Tenants = append(v.Tenants, tenantListItem{
-			TenantID:      t.ID,
-			UsagePath:     TenantUsagePath(t.ID),
-			Plan:          newPlanRef(t),
-			UsingDefaults: t.UsingDefaults,
-			metricUsage:   h.newMetricUsage(t, limitType, rep.Period, rep.At),
-		})
+		v.Tenants = append(v.Tenants, tenantListItem{TenantID: t.ID, UsagePath: TenantUsagePath(t.ID), Plan: newPlanRef(t),
+			UsingDefaults: t.UsingDefaults, metricUsage: h.newMetricUsage(t, limitType, rep.Period, rep.At)})
 	}
 	if stop < end {
 		last := rk[stop-1]
@@ -181,22 +140,17 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, req *requ
 	renderJSON(r.Context(), w, v)
 }
 
-// limitTypes are the types a list can be asked about: those the defaults
-// or any plan limit, and the configured metric types, sorted.
+// limitTypes are the limited and the configured metric types, sorted.
 func (h *Handler) limitTypes(rep *billing.Report) []string {
-	set := map[string]bool{}
-	for lt := range h.service.Defaults() {
-		set[lt] = true
-	}
+	set := map[string]int64{} // the keys
+	maps.Copy(set, h.service.Defaults())
 	if cat := rep.Plans.Catalog; cat != nil {
 		for _, p := range cat.Plans {
-			for lt := range p.Limits {
-				set[lt] = true
-			}
+			maps.Copy(set, p.Limits)
 		}
 	}
 	for _, mt := range h.service.MetricTypes() {
-		set[mt.Name] = true
+		set[mt.Name] = 0
 	}
 	return slices.Sorted(maps.Keys(set))
 }

@@ -12,42 +12,35 @@ import (
 
 // tenantUsageView is GET /api/v1/tenants/{tenant_id}/usage.
 type tenantUsageView struct {
-	TenantID    string     `json:"tenant_id"`
-	GeneratedAt string     `json:"generated_at"`
-	Period      periodView `json:"period"`
-	// Plan is null when the tenant has no active plan (UsingDefaults) or
-	// when limits are unknown.
-	Plan *planRef `json:"plan"`
-	// UsingDefaults is null when limits are unknown.
-	UsingDefaults *bool `json:"using_defaults"`
-	// LimitsKnown is false when a plans source is configured but has never
-	// been read: then no limit, remaining or percentage is given.
-	LimitsKnown     bool     `json:"limits_known"`
-	PlansStale      bool     `json:"plans_stale"`
-	PlansAgeSeconds *float64 `json:"plans_age_seconds"`
-	// UsageRecorded is false when the tenant has no usage key this period
-	// (it is known from the plans data only): every figure is then 0.
-	UsageRecorded bool                   `json:"usage_recorded"`
-	Metrics       map[string]metricUsage `json:"metrics"`
+	TenantID        string                 `json:"tenant_id"`
+	GeneratedAt     string                 `json:"generated_at"`
+	Period          periodView             `json:"period"`
+	Plan            *planRef               `json:"plan"`
+	UsingDefaults   *bool                  `json:"using_defaults"`
+	LimitsKnown     bool                   `json:"limits_known"`
+	PlansStale      bool                   `json:"plans_stale"`
+	PlansAgeSeconds *float64               `json:"plans_age_seconds"`
+	UsageRecorded   bool                   `json:"usage_recorded"`
+	Metrics         map[string]metricUsage `json:"metrics"`
 }
 
-// serveTenantUsage reads one tenant's key (billing.Service.Tenant: no scan)
-// and joins it with the last plans read.
-func (h *Handler) serveTenantUsage(w http.ResponseWriter, r *http.Request, req *request) {
-	ctx, cancel := h.timeout(r)
-	defer cancel()
-	tr, err := h.service.Tenant(ctx, req.tenantID)
-	switch {
-	case err == nil:
-	case errors.Is(err, billing.ErrUnknownTenant):
-		h.problem(w, r, errUnknownTenant(req.tenantID))
-		return
-	default:
-		// billing.ErrUsageUnavailable, or the request's deadline.
-		h.problem(w, r, errUsageUnavailable(err))
+// serveTenantUsage reads one tenant's key, never scans.
+func (h *Handler) serveTenantUsage(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	id := r.PathValue("tenant_id")
+	if err := usage.ValidateID(usage.TenantID, id); err != nil {
+		h.problem(w, r, errInvalidParam("tenant_id", "is not a valid tenant id: "+err.Error()))
 		return
 	}
-	renderJSON(r.Context(), w, h.newTenantUsageView(tr))
+	ctx, cancel := h.timeout(r)
+	defer cancel()
+	switch tr, err := h.service.Tenant(ctx, id); {
+	case errors.Is(err, billing.ErrUnknownTenant):
+		h.problem(w, r, errUnknownTenant(id))
+	case err != nil:
+		h.problem(w, r, errUsageUnavailable(err))
+	default:
+		renderJSON(r.Context(), w, h.newTenantUsageView(tr))
+	}
 }
 
 func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView {
@@ -66,9 +59,7 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 	if t.LimitsKnown {
 		v.UsingDefaults = &t.UsingDefaults
 	}
-	// The tenant's hash fields (those it could not read too), and every
-	// type it has a limit for; for a hash that could not be read at all,
-	// the configured metric types, each unavailable.
+	// The tenant's fields and limits; the configured types for a hash unread.
 	var types []string
 	t.Usage.Each(func(mt string, _ int64) { types = append(types, mt) })
 	t.Usage.EachUnreadable(func(mt string, _ usage.Reason) { types = append(types, mt) })

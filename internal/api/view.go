@@ -2,18 +2,15 @@ package api
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// The view layer: billing types turned into the JSON documents of
-// openapi.yaml. Handlers only pick a view and write it.
-
-// periodView is a billing period; times are RFC 3339 in the billing time
-// zone.
 type periodView struct {
 	ID              string  `json:"id"`
 	Start           string  `json:"start"`
@@ -22,15 +19,11 @@ type periodView struct {
 }
 
 func newPeriodView(p period.Period, at time.Time) periodView {
-	return periodView{
-		ID:              p.ID,
-		Start:           p.Start.Format(time.RFC3339),
-		End:             p.End.Format(time.RFC3339),
-		ElapsedFraction: round(p.Elapsed(at), 6),
-	}
+	return periodView{ID: p.ID, Start: p.Start.Format(time.RFC3339), End: p.End.Format(time.RFC3339),
+		ElapsedFraction: round(p.Elapsed(at), 6)}
 }
 
-// timestamp formats t in the period's (billing) time zone.
+// timestamp formats t in the billing time zone.
 func timestamp(t time.Time, p period.Period) string {
 	return t.In(p.Start.Location()).Format(time.RFC3339)
 }
@@ -40,8 +33,7 @@ type planRef struct {
 	Name string `json:"name"`
 }
 
-// newPlanRef returns the tenant's plan, nil when it has none (or limits
-// are unknown).
+// newPlanRef returns the tenant's plan, nil without one.
 func newPlanRef(t *billing.TenantStatus) *planRef {
 	if !t.LimitsKnown || t.UsingDefaults || t.PlanID == "" || t.PlanID == billing.NoPlanID {
 		return nil
@@ -51,53 +43,31 @@ func newPlanRef(t *billing.TenantStatus) *planRef {
 
 // metricUsage is one metric type of one tenant.
 type metricUsage struct {
-	// Used is null when the usage field could not be read (Unavailable).
-	Used *int64 `json:"used"`
-	// Unavailable says why some figures are null although the type is
-	// limited or recorded: its usage field or its limit could not be read,
-	// and nothing is derived from a number the exporter does not know.
-	Unavailable *unavailableView `json:"unavailable"`
-	// Limit, Remaining, Exceeded and Percentage are null when the type is
-	// unlimited for the tenant, or when limits are unknown. Remaining,
-	// Exceeded and Percentage are null too when the usage is unavailable.
-	Limit *int64 `json:"limit"`
-	// Remaining is limit - used, clamped at 0: Exceeded says when usage
-	// went past the limit, Percentage by how much.
-	Remaining  *int64   `json:"remaining"`
-	Exceeded   *bool    `json:"exceeded"`
-	Percentage *float64 `json:"percentage"`
-	// MonthlyReset marks a counter that restarts each period (messages):
-	// only those are projected.
-	MonthlyReset bool `json:"monthly_reset"`
-	// Projected is the end-of-period usage at the pace so far (used /
-	// elapsed fraction), rounded; null for current counts, and before the
-	// projection's minimum elapsed time.
-	Projected           *int64   `json:"projected"`
-	ProjectedPercentage *float64 `json:"projected_percentage"`
+	Used                *int64           `json:"used"`
+	Unavailable         *unavailableView `json:"unavailable"`
+	Limit               *int64           `json:"limit"`
+	Remaining           *int64           `json:"remaining"`
+	Exceeded            *bool            `json:"exceeded"`
+	Percentage          *float64         `json:"percentage"`
+	MonthlyReset        bool             `json:"monthly_reset"`
+	Projected           *int64           `json:"projected"`
+	ProjectedPercentage *float64         `json:"projected_percentage"`
 }
 
-// monthlyReset says whether metricType restarts each period, as the
-// metric types in force say (a reload may change them).
+// monthlyReset says whether metricType restarts each period.
 func (h *Handler) monthlyReset(metricType string) bool {
-	for _, mt := range h.service.MetricTypes() {
-		if mt.Name == metricType {
-			return mt.MonthlyReset
-		}
-	}
-	return false
+	mts := h.service.MetricTypes()
+	i := slices.IndexFunc(mts, func(mt usage.MetricType) bool { return mt.Name == metricType })
+	return i >= 0 && mts[i].MonthlyReset
 }
 
-// unavailableView is billing.Unavailable.
 type unavailableView struct {
-	// Source is "redis" for the usage field, else the plans source
-	// ("postgres", "file") for the limit.
 	Source string `json:"source"`
 	Reason string `json:"reason"`
 }
 
-// newMetricUsage computes one metric type's figures. The limit and the
-// percentage come from billing.TenantStatus, as in /metrics; where it says
-// the usage or the limit is unavailable, nothing is derived from it.
+// newMetricUsage gives billing's figures, as /metrics does; nothing is
+// derived from a figure unknown.
 func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p period.Period, at time.Time) metricUsage {
 	m := metricUsage{MonthlyReset: h.monthlyReset(metricType)}
 	used, usedKnown := t.Used(metricType)
@@ -114,18 +84,17 @@ func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p p
 		exceeded := used > limit
 		m.Limit, m.Remaining, m.Exceeded, m.Percentage = &limit, &remaining, &exceeded, &pct
 	} else if l, ok := t.Limits[metricType]; ok && l > 0 && t.LimitsKnown && t.UnreadableLimits[metricType] == "" {
-		// The usage is unavailable, the limit is not: it is still the
-		// limit in force (as billing_usage_limit says).
+		// The usage is unknown, the limit still in force.
 		m.Limit = &l
 	}
-	if !usedKnown || !m.MonthlyReset || at.Sub(p.Start) < h.projectionMinElapsed {
+	if !usedKnown || !m.MonthlyReset {
 		return m
 	}
-	elapsed := p.Elapsed(at)
-	if elapsed <= 0 {
+	exact, ok := billing.Projected(used, p, at)
+	if !ok {
 		return m
 	}
-	projected := int64(math.Round(float64(used) / elapsed))
+	projected := int64(math.Round(exact))
 	m.Projected = &projected
 	if m.Percentage != nil {
 		pp := round(100*float64(projected)/float64(limit), 4)
@@ -134,7 +103,7 @@ func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p p
 	return m
 }
 
-// limitsView is a set of limits; unlimited types are absent.
+// limitsView leaves out the unlimited types.
 func limitsView(l plans.Limits) map[string]int64 {
 	out := make(map[string]int64, len(l))
 	for k, v := range l {
@@ -145,8 +114,7 @@ func limitsView(l plans.Limits) map[string]int64 {
 	return out
 }
 
-// plansAge is how old the catalog in use is at at; nil when there is no
-// plans source or it was never read.
+// plansAge is the catalog's age at at; nil without one.
 func plansAge(ps billing.PlansState, at time.Time) *float64 {
 	if !ps.Configured || ps.Catalog == nil {
 		return nil

@@ -7,18 +7,9 @@ import (
 	"time"
 )
 
-// connLimiter caps the connections the server keeps open, through
-// http.Server.ConnState, so that clients holding connections (idle
-// keep-alives, or many of them at once) cannot use up the process's file
-// descriptors: then accept fails ("too many open files") and every scrape
-// hangs. Over the cap, a new connection first takes the place of the
-// connection idle the longest (an idle keep-alive carries no request, and
-// any HTTP client opens another when it needs one); when none is idle, the
-// new connection is closed at once.
-//
-// It works on the server's connection states rather than by wrapping the
-// listeners, so that every listener exporter-toolkit opens (addresses,
-// systemd sockets, vsock) is covered the same way.
+// connLimiter caps the open connections, so that clients cannot use up the
+// file descriptors: over the cap a new connection replaces the one idle the
+// longest, else it is closed. ConnState covers every listener.
 type connLimiter struct {
 	max int
 
@@ -63,8 +54,8 @@ func (l *connLimiter) track(c net.Conn, state http.ConnState) {
 	}
 }
 
-// oldestIdle returns the connection idle the longest, or nil. A linear
-// scan: it runs only at the cap, over at most max connections.
+// oldestIdle returns the connection idle the longest, or nil; it runs only
+// at the cap.
 func (l *connLimiter) oldestIdle() net.Conn {
 	var oldest net.Conn
 	var since time.Time

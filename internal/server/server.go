@@ -1,7 +1,5 @@
-// Package server is the exporter's HTTP surface around its two views
-// (collector and api): the health endpoints, the landing page, the check of
-// the telemetry path, and serving with exporter-toolkit until a signal asks
-// for a graceful shutdown.
+// Package server serves the exporter's HTTP endpoints around its two views
+// (collector and api): health, landing page, connection limits, shutdown.
 package server
 
 import (
@@ -18,14 +16,12 @@ import (
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 )
 
-// Health answers liveness and readiness probes (/-/healthy, /-/ready)
-// without reading Redis or PostgreSQL. Readiness deliberately does not
-// follow Redis: as a sidecar the exporter shares a pod with Redis, and an
-// unready sidecar would take Redis itself out of its Service; a Redis
-// outage is reported as billing_redis_up 0 instead, which only a serving
-// exporter can do.
+// Health answers /-/healthy and /-/ready without reading a data source, as
+// an unready sidecar would take Redis itself out of its Service.
 func Health(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -57,8 +53,7 @@ func CheckTelemetryPath(path string, apiDisabled bool) error {
 	return nil
 }
 
-// Landing returns the landing page: links to the metrics, the health
-// endpoint and, unless disabled, the API's OpenAPI document.
+// Landing returns the landing page.
 func Landing(description, version, telemetryPath string, withAPI bool) (http.Handler, error) {
 	cfg := web.LandingConfig{
 		Name:        "Billing Exporter",
@@ -74,8 +69,8 @@ func Landing(description, version, telemetryPath string, withAPI bool) (http.Han
 			Address: "/api/v1/openapi.yaml", Text: "API (OpenAPI document)",
 			Description: "read-only JSON: /api/v1/tenants/{tenant_id}/usage, /api/v1/tenants, /api/v1/plans",
 		}, web.LandingLinks{
-			Address: "/api/v1/tenants?limit_type=messages&min_percentage=80", Text: "Tenants near a limit",
-			Description: "the near-limit list: tenants at or above 80% of their messages limit, highest first (JSON)",
+			Address: fmt.Sprintf("/api/v1/tenants?limit_type=messages&min_percentage=%d", billing.NearLimitPercent), Text: "Tenants near a limit",
+			Description: fmt.Sprintf("the near-limit list: tenants at or above %d%% of their messages limit, highest first (JSON)", billing.NearLimitPercent),
 		})
 	}
 	landing, err := web.NewLandingPage(cfg)
@@ -85,8 +80,7 @@ func Landing(description, version, telemetryPath string, withAPI bool) (http.Han
 	return landing, nil
 }
 
-// ListenPort returns ":port" of the first listen address, for the demo's
-// hint of where to look.
+// ListenPort returns ":port" of the first listen address, for the demo's hint.
 func ListenPort(webConfig *web.FlagConfig) string {
 	if webConfig.WebListenAddresses == nil || len(*webConfig.WebListenAddresses) == 0 {
 		return ""
@@ -98,22 +92,17 @@ func ListenPort(webConfig *web.FlagConfig) string {
 	return strings.TrimPrefix(addr, "localhost")
 }
 
-// Limits are what a client may hold of the server: how long it may take to
-// send its request's headers, to receive a response, and to sit idle
-// between requests, and how many connections may be open at once.
+// Limits are what a client may hold of the server.
 type Limits struct {
 	ReadHeaderTimeout time.Duration
-	// WriteTimeout bounds a whole request from its headers to the end of
-	// its response; the /metrics handler sets its own, shorter, write
-	// deadline once its body is rendered.
+	// WriteTimeout: /metrics sets a shorter write deadline of its own.
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
 	MaxConnections int // 0: no cap
 }
 
-// LimitsFor sizes the limits from the longest a scrape may read
-// (--scrape.max-timeout): a request's headers must arrive within that, and
-// a request may take a read and the writing of its response, each as long.
+// LimitsFor sizes the limits from --scrape.max-timeout: headers within it,
+// a read and the writing of its response each as long.
 func LimitsFor(maxTimeout, idleTimeout time.Duration, maxConnections int) Limits {
 	return Limits{
 		ReadHeaderTimeout: maxTimeout,
@@ -131,9 +120,7 @@ func NewServer(handler http.Handler, limits Limits) *http.Server {
 		// Requests carry no body: reading one is bounded like the headers.
 		ReadTimeout:  limits.ReadHeaderTimeout,
 		WriteTimeout: limits.WriteTimeout,
-		// Without it an idle keep-alive would be bounded by ReadTimeout;
-		// with it, by its own setting.
-		IdleTimeout: limits.IdleTimeout,
+		IdleTimeout:  limits.IdleTimeout,
 	}
 	if limits.MaxConnections > 0 {
 		srv.ConnState = newConnLimiter(limits.MaxConnections).track
@@ -141,8 +128,8 @@ func NewServer(handler http.Handler, limits Limits) *http.Server {
 	return srv
 }
 
-// Serve runs the HTTP server with exporter-toolkit (TLS and basic auth from
-// --web.config.file) until SIGINT or SIGTERM asks for a graceful shutdown.
+// Serve runs the server with exporter-toolkit until SIGINT or SIGTERM, then
+// shuts it down gracefully.
 func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, limits Limits) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,0 +1,61 @@
+package billing
+
+import (
+	"slices"
+	"time"
+
+	"github.com/billing-exporter/billing_exporter/internal/period"
+)
+
+// The numbers of the shipped tenant alerts, as mixin/config.libsonnet sets
+// them by default; a test in monitoring/ fails when the two disagree.
+const (
+	// NearLimitPercent of messages: BillingUsageNearLimit fires above it.
+	NearLimitPercent = 80
+	// LimitPercent: BillingLimitReached fires at it for a consumption
+	// limit, above it for a seat limit.
+	LimitPercent = 100
+	// ProjectionMinElapsed must pass before a projection, as a few early
+	// messages project to absurd figures.
+	ProjectionMinElapsed = 24 * time.Hour
+)
+
+var (
+	// ConsumptionLimitTypes: at the limit the backend refuses more.
+	ConsumptionLimitTypes = []string{"messages", "storage"}
+	// SeatLimitTypes count seats in use: at the limit is normal use.
+	SeatLimitTypes = []string{"users", "whatsappSessions"}
+)
+
+// Projected returns used extrapolated at its pace so far to the end of p,
+// and false until more than ProjectionMinElapsed of p has passed at at.
+func Projected(used int64, p period.Period, at time.Time) (float64, bool) {
+	elapsed := at.Sub(p.Start)
+	if elapsed <= ProjectionMinElapsed {
+		return 0, false
+	}
+	return float64(used) * float64(p.End.Sub(p.Start)) / float64(elapsed), true
+}
+
+// Alerting reports whether a shipped tenant alert fires for the tenant (once
+// its `for` has passed) at time at of period p.
+func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
+	alerting, _ := t.standing(p, at)
+	return alerting
+}
+
+// limitAlerting reports whether BillingLimitReached, BillingUsageNearLimit
+// or BillingUsagePredictedToExceed fires for one of the tenant's limits.
+func (t *TenantStatus) limitAlerting(limitType string, limit int64, pct float64, p period.Period, at time.Time) bool {
+	switch {
+	case slices.Contains(SeatLimitTypes, limitType):
+		return pct > LimitPercent
+	case pct >= LimitPercent:
+		return slices.Contains(ConsumptionLimitTypes, limitType)
+	case limitType != messagesType:
+		return false
+	}
+	used, _ := t.Used(messagesType)
+	projected, ok := Projected(used, p, at)
+	return pct > NearLimitPercent || ok && projected > float64(limit)
+}
