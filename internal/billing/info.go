@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// InfoReader reads Redis INFO for the health gauges. redisstore implements
+// InfoReader reads Redis INFO for the health gauges. internal/redis/read implements
 // it for one server and for a cluster (whose Info also carries every
 // master's own).
 type InfoReader interface {

@@ -25,8 +25,8 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// Store is the Redis side of the core: usage hashes and INFO. redisstore
-// implements it for one server (Store) and for Redis Cluster (Cluster).
+// Store is the Redis side of the core: usage hashes and INFO. read.Reader
+// implements it for one server and for Redis Cluster.
 type Store interface {
 	UsageReader
 	InfoReader
