@@ -12,20 +12,15 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// DefaultMaxReplyBytes is the default bound on one reply: room for any
-// reply a read expects (a SCAN page, INFO, CLUSTER NODES) many times over.
+// DefaultMaxReplyBytes is the default bound on one reply.
 const DefaultMaxReplyBytes = 1 << 20
 
-// maxPipelineReplies bounds the replies to one exchange (what is read
-// between two writes) to this many times the bound on one reply.
+// maxPipelineReplies bounds an exchange's replies, in bounds on one reply.
 const maxPipelineReplies = 8
 
-// oversizedPrefix starts the error reply that stands in for a reply over
-// the bound; Redis uses no such code.
 const oversizedPrefix = "BILLING_EXPORTER_OVERSIZED"
 
-// IsOversized reports whether a reply, or an error, is the stand-in for a
-// reply over the bound.
+// IsOversized reports whether v stands in for a reply over the bound.
 func IsOversized(v any) bool {
 	var rerr redis.Error
 	switch v := v.(type) {
@@ -41,49 +36,41 @@ func IsOversized(v any) bool {
 	return strings.HasPrefix(string(rerr), oversizedPrefix)
 }
 
-// boundedConn is the connection redigo reads from. It passes replies
-// through, except that a top-level reply of more than max bytes is dropped
-// as it streams in and replaced by one error reply, so that neither this
-// side nor redigo (which holds a whole reply) ever holds more than max
-// bytes of it; the replies of one exchange are bounded to maxExchange
-// together. The parsing is RESP2, what redigo speaks.
+// boundedConn passes RESP2 replies through to redigo, but drops a reply of
+// more than max bytes as it streams in and puts one error reply in its
+// place, so that no more than max bytes of it are ever held.
 type boundedConn struct {
 	net.Conn
 	max, maxExchange int
 
-	buf      []byte // read from the connection and not yet handed on (from off)
-	off      int    // buf[off:ready]: whole replies (or stand-ins) to hand on
-	ready    int    // buf[ready:]: the reply in progress, then bytes not yet parsed
-	pos      int    // parse position in buf, at a token boundary
-	skip     int    // bulk bytes (with their CRLF) still to pass over
-	open     []int  // elements left in each array of the reply in progress
-	size     int    // bytes of the reply in progress so far
-	discard  bool   // the reply in progress is over the bound: drop it
-	cut      int    // while discarding, buf[cut:pos] is parsed and to be dropped
-	exchange int    // bytes handed on since the last write
-	readErr  error  // from the connection, returned once buf is drained
-	// wrote, set by Write, starts a new exchange at the next Read. Atomic:
-	// a subscribed connection is written and read by two goroutines.
-	wrote atomic.Bool
+	buf      []byte // buf[off:ready]: whole replies to hand on; buf[ready:]: the one in progress
+	off      int
+	ready    int
+	pos      int   // parse position
+	skip     int   // bulk bytes to pass over
+	open     []int // elements left in each open array
+	size     int
+	discard  bool
+	cut      int // buf[cut:pos] is to be dropped
+	exchange int // bytes since the last write
+	readErr  error
+	wrote    atomic.Bool
 }
 
 func newBoundedConn(c net.Conn, limit int) *boundedConn {
 	return &boundedConn{Conn: c, max: limit, maxExchange: maxPipelineReplies * limit}
 }
 
-// newStreamBoundedConn bounds each reply only: pushed messages arrive for as
-// long as keys change, and their sum is no exchange.
+// newStreamBoundedConn bounds each reply only.
 func newStreamBoundedConn(c net.Conn, limit int) *boundedConn {
 	return &boundedConn{Conn: c, max: limit}
 }
 
-// Write marks the start of a new exchange for the next Read.
 func (c *boundedConn) Write(p []byte) (int, error) {
 	c.wrote.Store(true)
 	return c.Conn.Write(p)
 }
 
-// Read hands on whole replies, reading and parsing more as needed.
 func (c *boundedConn) Read(p []byte) (int, error) {
 	if c.wrote.Swap(false) {
 		c.exchange = 0
@@ -92,7 +79,7 @@ func (c *boundedConn) Read(p []byte) (int, error) {
 		if c.readErr != nil {
 			return 0, c.readErr
 		}
-		if c.off > 0 { // all handed on: move the reply in progress to the front
+		if c.off > 0 {
 			c.buf = c.buf[:copy(c.buf, c.buf[c.off:])]
 			c.pos -= c.off
 			c.cut -= c.off
@@ -113,8 +100,6 @@ func (c *boundedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// parse advances over buf from pos, marking whole replies ready and
-// dropping those over the bound.
 func (c *boundedConn) parse() error {
 	defer c.drop()
 	for {
@@ -132,7 +117,6 @@ func (c *boundedConn) parse() error {
 		i := bytes.Index(rest, []byte("\r\n"))
 		if i < 0 {
 			if len(rest) > c.max {
-				// Header lines of Redis are short: this is not Redis.
 				return fmt.Errorf("redis reply line longer than %d bytes", c.max)
 			}
 			return nil
@@ -157,14 +141,12 @@ func (c *boundedConn) parse() error {
 			c.skip = n + 2
 		case kind == '*' && n > 0:
 			c.open = append(c.open, n)
-		default: // simple string, error, integer, null or empty
+		default:
 			c.elementDone()
 		}
 	}
 }
 
-// consume passes over n bytes at pos: kept as part of the reply, or
-// dropped (by drop) when it is over the bound.
 func (c *boundedConn) consume(n int) {
 	c.size += n
 	c.pos += n
@@ -173,8 +155,6 @@ func (c *boundedConn) consume(n int) {
 	}
 }
 
-// drop removes the bytes parsed while discarding, once per read rather
-// than once per element.
 func (c *boundedConn) drop() {
 	if c.discard && c.pos > c.cut {
 		c.buf = append(c.buf[:c.cut], c.buf[c.pos:]...)
@@ -182,8 +162,6 @@ func (c *boundedConn) drop() {
 	}
 }
 
-// elementDone closes the arrays an element completes; when the reply is
-// whole it becomes ready.
 func (c *boundedConn) elementDone() {
 	for len(c.open) > 0 {
 		top := len(c.open) - 1
@@ -202,8 +180,6 @@ func (c *boundedConn) elementDone() {
 	c.ready, c.size, c.discard = c.pos, 0, false
 }
 
-// overflow drops the reply in progress and puts the stand-in error reply in
-// its place; the rest of the reply is dropped as it arrives.
 func (c *boundedConn) overflow() {
 	stub := fmt.Appendf(nil, "-%s reply of more than %d bytes (or a batch of more than %d) skipped\r\n",
 		oversizedPrefix, c.max, c.maxExchange)

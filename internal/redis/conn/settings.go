@@ -11,62 +11,52 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// Observer receives the duration of every round trip, labelled by operation
-// (scan, hgetall, info, ping, connect). A pipelined batch is one round trip.
+// Observer receives the duration of every round trip, by operation.
 type Observer func(operation string, d time.Duration)
 
-// Settings are how every connection is dialled and every command run, and
-// how gently a read pages (ScanCount) and batches (BatchSize).
+// Settings are how connections are dialled and commands run.
 type Settings struct {
-	Target    Target // credentials, database and TLS; the address of a single server
+	Target    Target
 	ScanCount int
 	BatchSize int
 	observe   Observer
-	tls       func() *tls.Config     // asked at each dial, so a reload reaches new connections
-	password  func() (string, error) // asked at each dial, so a rotated file needs no restart
+	tls       func() *tls.Config
+	password  func() (string, error)
 	timeouts  struct{ dial, read, write time.Duration }
-	maxReply  int // bytes of one reply held in memory; 0: unbounded
+	maxReply  int
 }
 
-// MaxIdle is how many idle connections a pool keeps.
+// MaxIdle is the idle connections a pool keeps.
 const MaxIdle = 2
 
-// maxConnsPerNode bounds the pool of each node: a read takes 1 + the hash
-// readers, INFO and the API's single-key reads a few more.
 const maxConnsPerNode = 8
 
 // Option configures Settings.
 type Option func(*Settings)
 
-// WithPasswordFunc makes every new connection ask password for the
-// password, overriding the URL's ("" keeps it).
+// WithPasswordFunc makes each dial ask for the password ("" keeps the URL's).
 func WithPasswordFunc(password func() (string, error)) Option {
 	return func(s *Settings) { s.password = password }
 }
 
-// WithTimeouts sets the dial, read and write timeouts of each connection.
-// A command's wait is also bounded by its context's deadline.
+// WithTimeouts sets the dial, read and write timeouts.
 func WithTimeouts(dial, read, write time.Duration) Option {
 	return func(s *Settings) { s.timeouts.dial, s.timeouts.read, s.timeouts.write = dial, read, write }
 }
 
-// WithScanCount sets the COUNT hint of each SCAN call.
+// WithScanCount sets SCAN's COUNT.
 func WithScanCount(n int) Option { return func(s *Settings) { s.ScanCount = n } }
 
-// WithBatchSize sets how many HGETALLs go in one pipelined round trip.
+// WithBatchSize sets the keys per pipelined batch.
 func WithBatchSize(n int) Option { return func(s *Settings) { s.BatchSize = n } }
 
-// WithObserver sets where round-trip durations are reported.
+// WithObserver sets the Observer.
 func WithObserver(o Observer) Option { return func(s *Settings) { s.observe = o } }
 
-// WithTLSConfigFunc makes every new rediss:// connection ask c for its TLS
-// configuration; nil from c means the defaults.
+// WithTLSConfigFunc makes each TLS dial ask c for its configuration.
 func WithTLSConfigFunc(c func() *tls.Config) Option { return func(s *Settings) { s.tls = c } }
 
-// WithMaxReplyBytes bounds the bytes of one reply held in memory (default
-// DefaultMaxReplyBytes; 0 or less: unbounded). A usage hash over it is
-// unreadable (usage.ReasonOversizedHash); any other reply over it fails its
-// call (see boundedConn).
+// WithMaxReplyBytes bounds one reply held in memory; 0: unbounded.
 func WithMaxReplyBytes(n int) Option { return func(s *Settings) { s.maxReply = max(n, 0) } }
 
 // NewSettings applies opts over the defaults.
@@ -82,10 +72,10 @@ func NewSettings(target Target, opts ...Option) (*Settings, error) {
 	return s, nil
 }
 
-// ReadTimeout is the cap on one command's wait for its reply; 0: none.
+// ReadTimeout caps a command's wait for its reply.
 func (s *Settings) ReadTimeout() time.Duration { return s.timeouts.read }
 
-// Observe reports one round trip of operation op.
+// Observe reports one round trip.
 func (s *Settings) Observe(op string, d time.Duration) { s.observe(op, d) }
 
 // NewPool returns a pool of connections to addr.
@@ -96,8 +86,7 @@ func (s *Settings) NewPool(addr string) *redis.Pool {
 		Wait:        true,
 		IdleTimeout: 2 * time.Minute,
 		DialContext: func(ctx context.Context) (redis.Conn, error) { return s.Dial(ctx, addr) },
-		// A connection idle across a Redis restart is dead: a PING finds out
-		// before a read trips over it. A short idle gap is trusted.
+		// A connection idle across a Redis restart is dead.
 		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
 			if time.Since(idleSince) < 100*time.Millisecond {
 				return nil
@@ -108,14 +97,12 @@ func (s *Settings) NewPool(addr string) *redis.Pool {
 	}
 }
 
-// Dial connects to addr with the settings' credentials, database, TLS,
-// timeouts and reply bound.
+// Dial connects to addr.
 func (s *Settings) Dial(ctx context.Context, addr string) (redis.Conn, error) {
 	return s.dial(ctx, addr, newBoundedConn)
 }
 
-// DialSubscriber dials like Dial for a connection that only receives
-// pushed messages: the bound applies to each message, not to their sum.
+// DialSubscriber connects to addr for pushed messages.
 func (s *Settings) DialSubscriber(ctx context.Context, addr string) (redis.Conn, error) {
 	return s.dial(ctx, addr, newStreamBoundedConn)
 }
@@ -134,21 +121,17 @@ func (s *Settings) dial(ctx context.Context, addr string, bound func(net.Conn, i
 		redis.DialReadTimeout(s.timeouts.read),
 		redis.DialWriteTimeout(s.timeouts.write),
 		redis.DialDatabase(t.DB),
-		// Our own dial puts the reply bound above TLS, on the bytes redigo parses.
+		redis.DialUsername(t.Username),
+		redis.DialPassword(t.Password),
+		// Our own dial puts the reply bound above TLS.
 		redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return s.dialConn(ctx, network, addr, bound)
 		}),
 	}
-	if t.Password != "" {
-		opts = append(opts, redis.DialPassword(t.Password))
-	}
-	if t.Username != "" {
-		opts = append(opts, redis.DialUsername(t.Username))
-	}
 	start := time.Now()
 	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
 	if err == nil {
-		// The name only helps operators (CLIENT LIST): a server that denies it still serves.
+		// The name only helps operators: a denial is no failure.
 		_, err = redis.DoContext(c, ctx, "CLIENT", "SETNAME", "billing_exporter")
 		if _, denied := err.(redis.Error); denied {
 			err = nil
@@ -164,9 +147,6 @@ func (s *Settings) dial(ctx context.Context, addr string, bound func(net.Conn, i
 	return c, nil
 }
 
-// dialConn opens TCP within the dial timeout, TLS for rediss:// (checking
-// the address's host name unless the TLS settings name another), and the
-// bound on replies.
 func (s *Settings) dialConn(ctx context.Context, network, addr string, bound func(net.Conn, int) *boundedConn) (net.Conn, error) {
 	if s.timeouts.dial > 0 {
 		var cancel context.CancelFunc
@@ -204,9 +184,8 @@ func (s *Settings) dialConn(ctx context.Context, network, addr string, bound fun
 	return conn, nil
 }
 
-// Do runs one command (cmd "" flushes a pipeline and returns its replies)
-// and observes its duration as op. The wait for the reply is bounded by
-// ctx's deadline and the read timeout, and ends when ctx is cancelled.
+// Do runs one command ("" flushes a pipeline) and observes it as op. Its
+// wait is bounded by ctx's deadline and the read timeout.
 func (s *Settings) Do(ctx context.Context, c redis.Conn, op, cmd string, args ...any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

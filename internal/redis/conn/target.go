@@ -1,5 +1,4 @@
-// Package conn dials Redis: the target, credentials, TLS, timeouts, the
-// bound on replies and the spans of round trips. See ARCHITECTURE.md.
+// Package conn dials Redis. See ARCHITECTURE.md.
 package conn
 
 import (
@@ -12,18 +11,16 @@ import (
 
 // Target is a parsed --redis.addr: where and how to connect.
 type Target struct {
-	Address  string // host:port
+	Address  string
 	Username string
 	Password string
 	DB       int
 	TLS      bool
-	// loneName: the URL was redis://name@host, a password unless one comes from elsewhere.
-	loneName bool
+	loneName bool // redis://name@host: a password, or with one from elsewhere the user
 }
 
-// ParseTarget accepts host:port, redis://[user[:password]@]host[:port][/db]
-// or the same with rediss:// for TLS. Errors about a URL never quote it, as
-// a password may sit anywhere in a malformed one.
+// ParseTarget accepts host:port or redis[s]://[user[:password]@]host[:port][/db].
+// Errors never quote a URL, where a password may sit.
 func ParseTarget(addr string) (Target, error) {
 	if !strings.Contains(addr, "://") {
 		if strings.Contains(addr, "@") {
@@ -91,13 +88,13 @@ func (t Target) String() string {
 	return s
 }
 
-// withPassword is t with a password from elsewhere than the URL; "" keeps t's.
+// withPassword is t with password; "" keeps t's.
 func (t Target) withPassword(password string) Target {
 	if password == "" {
 		return t
 	}
 	if t.loneName && t.Username == "" {
-		t.Username = t.Password // redis://name@host: with a password from elsewhere, name is the user
+		t.Username = t.Password
 	}
 	t.Password = password
 	return t

@@ -9,15 +9,14 @@ import (
 
 // TLSFiles names the files of a rediss:// connection's TLS settings.
 type TLSFiles struct {
-	CAFile             string // PEM CA bundle that signs the server's certificate; system roots when empty
-	CertFile, KeyFile  string // client certificate, for servers that require one
-	ServerName         string // overrides the host name checked in the certificate
+	CAFile             string
+	CertFile, KeyFile  string
+	ServerName         string
 	InsecureSkipVerify bool
 }
 
-// Config builds the tls.Config with prometheus/common's tls_config, or nil
-// when nothing is set. The files are checked now; the client certificate is
-// read again at each handshake.
+// Config builds the tls.Config, nil when nothing is set. The client
+// certificate is read again at each handshake.
 func (f TLSFiles) Config() (*tls.Config, error) {
 	if f == (TLSFiles{}) {
 		return nil, nil

@@ -28,8 +28,8 @@ func TestClusterMirror(t *testing.T) {
 	ref := newCluster(t, cl.Addrs()) // the full read to compare with
 	m := New(c, pattern, WithResyncInterval(0))
 	defer m.Close()
-	if m.Mode() != ModeTrack {
-		t.Fatalf("mode %s", m.Mode())
+	if m.mode() != ModeTrack {
+		t.Fatalf("mode %s", m.mode())
 	}
 	sameSnapshot(t, "seed", readUsage(t, m, "202611"), f.want)
 	if n := fullReads(m, reasonStart); n != 3 {

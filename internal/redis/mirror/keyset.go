@@ -7,34 +7,16 @@ import (
 	"math"
 )
 
-// keySet is an exact set of strings kept in one byte arena: the mirror's
-// keys of other periods, which are only counted (billing_redis_usage_keys)
-// and compared by the self-check. A map[string]struct{} costs a string
-// header per slot plus a heap object per key; here a member is its bytes
-// in the arena (after a varint length) and a 4-byte slot of an
-// open-addressing index (BENCHMARKS.md, "Read modes"). Members
-// are compared byte for byte, so two keys with the same hash are two
-// members: nothing is counted from a hash alone.
-//
-// Removal leaves a tombstone in the index and the bytes in the arena;
-// both are reclaimed when the index is rebuilt, which happens once they
-// are as many as the live members.
+// keySet is an exact set of strings in one byte arena with an
+// open-addressing index: a member costs its bytes and 4 bytes of index.
 type keySet struct {
-	arena []byte
-	// slots holds, per slot, emptySlot, deadSlot or 2 + the member's
-	// offset in arena. Its length is a power of two.
-	slots []uint32
-	n     int // members
-	dead  int // slots holding deadSlot
-	// deadBytes is the arena space of removed members.
+	arena     []byte
+	slots     []uint32 // emptySlot, deadSlot or 2 + offset in arena
+	n, dead   int
 	deadBytes int
-	// big holds the members that do not fit a 32-bit offset (an arena of
-	// 4 GiB: keys of hostile size), exactly, without the arena.
-	big  map[string]struct{}
-	seed maphash.Seed
-	// hashMask is applied to every hash: all ones, but tests clear bits
-	// to force collisions.
-	hashMask uint64
+	big       map[string]struct{} // past a 32-bit offset
+	seed      maphash.Seed
+	hashMask  uint64 // tests force collisions
 }
 
 const (
@@ -46,11 +28,9 @@ func newKeySet() *keySet {
 	return &keySet{seed: maphash.MakeSeed(), hashMask: math.MaxUint64}
 }
 
-// Len returns the number of members.
 func (s *keySet) Len() int { return s.n + len(s.big) }
 
-// find returns the slot of key, or -1 and the first free slot (dead or
-// empty) of its probe sequence, -1 when the index is empty.
+// find returns key's slot, or -1 and the first free slot of its probe.
 func (s *keySet) find(key string) (at, free int) {
 	free = -1
 	if len(s.slots) == 0 {
@@ -69,21 +49,19 @@ func (s *keySet) find(key string) (at, free int) {
 				free = i
 			}
 		default:
-			if string(s.bytesAt(v-2)) == key { // compared in place, not copied
+			if string(s.bytesAt(v-2)) == key {
 				return i, free
 			}
 		}
 	}
 }
 
-// bytesAt returns the member stored at arena offset off.
 func (s *keySet) bytesAt(off uint32) []byte {
 	l, w := binary.Uvarint(s.arena[off:])
 	start := int(off) + w
 	return s.arena[start : start+int(l)]
 }
 
-// Has reports whether key is a member.
 func (s *keySet) Has(key string) bool {
 	if _, ok := s.big[key]; ok {
 		return true
@@ -92,13 +70,12 @@ func (s *keySet) Has(key string) bool {
 	return at >= 0
 }
 
-// Add adds key; it reports whether key was not a member yet.
+// Add reports whether key was new.
 func (s *keySet) Add(key string) bool {
 	if _, ok := s.big[key]; ok {
 		return false
 	}
-	// At most 3/4 of the slots in use, tombstones included, so that
-	// probes stay short and an empty slot always ends them.
+	// At most 3/4 of the slots used: an empty slot ends every probe.
 	if 4*(s.n+s.dead+1) > 3*len(s.slots) {
 		s.rebuild(max(16, 3*(s.n+1)/2))
 	}
@@ -124,7 +101,7 @@ func (s *keySet) Add(key string) bool {
 	return true
 }
 
-// Remove removes key; it reports whether key was a member.
+// Remove reports whether key was a member.
 func (s *keySet) Remove(key string) bool {
 	if _, ok := s.big[key]; ok {
 		delete(s.big, key)
@@ -146,9 +123,7 @@ func (s *keySet) Remove(key string) bool {
 	return true
 }
 
-// rebuild makes an index of at least want/0.75 slots (a power of two),
-// so that want members fit, and drops the tombstones; the arena is
-// compacted to the live members when removals left bytes in it.
+// rebuild makes an index for want members and drops what was removed.
 func (s *keySet) rebuild(want int) {
 	size := 16
 	for 3*size < 4*want {
@@ -169,7 +144,7 @@ func (s *keySet) rebuild(want int) {
 		l, w := binary.Uvarint(oldArena[v-2:])
 		start := int(v-2) + w
 		key := oldArena[start : start+int(l)]
-		i := int(maphash.Bytes(s.seed, key)&s.hashMask) & mask // the same hash as maphash.String's
+		i := int(maphash.Bytes(s.seed, key)&s.hashMask) & mask
 		for s.slots[i] != emptySlot {
 			i = (i + 1) & mask
 		}
@@ -184,8 +159,7 @@ func (s *keySet) rebuild(want int) {
 	}
 }
 
-// All yields every member, in no particular order. The set must not be
-// changed meanwhile.
+// All yields every member.
 func (s *keySet) All() iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for _, v := range s.slots {

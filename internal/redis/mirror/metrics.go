@@ -32,10 +32,9 @@ func (m *Mirror) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector: the mirror's own state, not
-// Redis' (which each scrape reads).
+// Collect implements prometheus.Collector.
 func (m *Mirror) Collect(ch chan<- prometheus.Metric) {
-	mode := m.Mode()
+	mode := m.mode()
 	ch <- prometheus.MustNewConstMetric(readModeDesc, prometheus.GaugeValue, 1, mode)
 	unavailable := 0.0
 	if r := m.scanReason.Load(); r != nil && *r != scanRequested {

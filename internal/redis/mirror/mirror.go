@@ -1,6 +1,5 @@
-// Package mirror keeps a copy of the usage state in memory, current with
-// Redis key tracking, so that a read re-reads only the keys changed since
-// the last one. See ARCHITECTURE.md.
+// Package mirror keeps the usage state in memory, current with Redis key
+// tracking. See ARCHITECTURE.md.
 package mirror
 
 import (
@@ -22,21 +21,13 @@ import (
 
 // Read modes of --redis.read-mode.
 const (
-	ModeTrack = "track" // a mirror kept current by key tracking
-	ModeScan  = "scan"  // a full read on every read
+	ModeTrack = "track"
+	ModeScan  = "scan"
 )
 
-// Mirror reads usage from a copy per master (a single server is one),
-// each seeded by a full read of its master and kept current by its own
-// tracking pair (nodeMirror). The copies add up to the usage state only
-// while every key stays on its master, so a read checks the layout before
-// and after: a layout other than the copies were made for makes them anew;
-// while a slot migrates, and when the layout changed during the read, the
-// read is a full read of the Reader.
-//
-// Where tracking is impossible or refused, the Mirror says so once and
-// every read is a full read (scan mode). Info and ReadTenant always go to
-// the store the Mirror wraps.
+// Mirror reads usage from a copy per master (nodeMirror), checking the
+// layout before and after; while slots move, and where tracking is
+// refused, a read is a full read.
 type Mirror struct {
 	full    billing.Store
 	r       *read.Reader // nil: scan mode for good
@@ -45,31 +36,27 @@ type Mirror struct {
 	resync  time.Duration
 	now     func() time.Time
 
-	mu    sync.Mutex // one read, or resync swap, at a time
-	fp    string     // layout the node mirrors were made for
+	mu    sync.Mutex // one read at a time, in order
+	fp    string     // the layout of nodes
 	nodes []*nodeMirror
 
-	scanReason atomic.Pointer[string] // set once: why reads are full reads
+	scanReason atomic.Pointer[string]
 	stats
 
-	stop     chan struct{}
-	stopOnce sync.Once
-	done     chan struct{}
+	stop context.CancelFunc
+	done chan struct{}
 }
 
-// stats are what the Mirror exports (metrics.go).
 type stats struct {
 	invalidated, rereadTotal  atomic.Uint64
 	rereadLast, divergentLast atomic.Int64
-	seededAt                  atomic.Int64 // UnixNano of the oldest node's full read; 0: none
+	seededAt                  atomic.Int64 // the oldest node's, or 0
 	fullReads                 map[string]*atomic.Uint64
 }
 
-// Option configures a Mirror.
 type Option func(*Mirror)
 
-// WithResyncInterval sets how often a background full read checks the
-// mirror and replaces it; 0 turns the check off.
+// WithResyncInterval sets how often a full read replaces the mirror; 0: never.
 func WithResyncInterval(d time.Duration) Option { return func(m *Mirror) { m.resync = d } }
 
 // WithLogger sets the logger.
@@ -82,8 +69,7 @@ func WithScanMode() Option {
 	return func(m *Mirror) { r := scanRequested; m.scanReason.Store(&r) }
 }
 
-// New returns a Mirror over r for pattern; tracking needs r to be a
-// *read.Reader. The first read seeds it.
+// New returns a Mirror over r for pattern; tracking needs a *read.Reader.
 func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 	m := &Mirror{
 		full:    r,
@@ -91,7 +77,7 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 		logger:  slog.New(slog.DiscardHandler),
 		resync:  15 * time.Minute,
 		now:     time.Now,
-		stop:    make(chan struct{}),
+		stop:    func() {},
 		done:    make(chan struct{}),
 	}
 	m.fullReads = map[string]*atomic.Uint64{}
@@ -109,31 +95,31 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 		m.fallBack("the usage key pattern starts with a placeholder: no literal prefix to track")
 	}
 	if m.resync > 0 && m.scanReason.Load() == nil {
-		go m.resyncLoop()
+		var ctx context.Context
+		ctx, m.stop = context.WithCancel(context.Background())
+		go m.resyncLoop(ctx)
 	} else {
 		close(m.done)
 	}
 	return m
 }
 
-// fallBack switches to scan mode for good, saying why once.
 func (m *Mirror) fallBack(reason string) {
 	if m.scanReason.CompareAndSwap(nil, &reason) {
 		m.logger.Warn("Redis key tracking unavailable: reading the whole usage state on every scrape (scan mode)", "reason", reason)
 	}
 }
 
-// Mode returns the read mode in force.
-func (m *Mirror) Mode() string {
+func (m *Mirror) mode() string {
 	if m.scanReason.Load() != nil {
 		return ModeScan
 	}
 	return ModeTrack
 }
 
-// Close stops the self-check and closes the tracking connections.
+// Close stops the self-check and the tracking connections.
 func (m *Mirror) Close() error {
-	m.stopOnce.Do(func() { close(m.stop) })
+	m.stop()
 	<-m.done
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -141,18 +127,15 @@ func (m *Mirror) Close() error {
 	return nil
 }
 
-// Info reads INFO from the store the Mirror wraps.
+// Info reads INFO from the store.
 func (m *Mirror) Info(ctx context.Context) billing.Info { return m.full.Info(ctx) }
 
-// ReadTenant reads one usage hash directly: one round trip, and no lock
-// shared with scrapes.
+// ReadTenant reads one hash from the store, under no lock.
 func (m *Mirror) ReadTenant(ctx context.Context, key string) (usage.Counters, bool, map[usage.Reason]int, error) {
 	return m.full.ReadTenant(ctx, key)
 }
 
-// ReadUsage returns the usage state of periodID from the node mirrors, each
-// brought current by a barrier and a re-read of the keys changed since the
-// last read, or seeded anew by a full read of its node.
+// ReadUsage returns the usage state of periodID.
 func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
 	if m.scanReason.Load() != nil || pattern != m.pattern {
 		return m.full.ReadUsage(ctx, pattern, periodID)
@@ -171,7 +154,7 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 			m.logger.Info("Redis Cluster layout changed: the per-master mirrors are made anew", "stable", stable)
 		}
 		m.drop()
-		if !stable { // only a full read that follows the moving slots is exact
+		if !stable {
 			m.count(reasonTopology)
 			return m.r.ReadUsage(ctx, m.pattern, periodID)
 		}
@@ -220,7 +203,6 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 	return read.Merge(periodID, snaps), nil
 }
 
-// drop closes the node mirrors. Under m.mu.
 func (m *Mirror) drop() {
 	for _, n := range m.nodes {
 		n.dropPair(reasonStart)
@@ -228,7 +210,6 @@ func (m *Mirror) drop() {
 	m.nodes, m.fp = nil, ""
 }
 
-// setAge sets the mirror's age from its oldest node's. Under m.mu.
 func (m *Mirror) setAge() {
 	var oldest int64
 	for i, n := range m.nodes {
@@ -241,28 +222,19 @@ func (m *Mirror) setAge() {
 
 func (m *Mirror) count(reason string) { m.fullReads[reason].Add(1) }
 
-// resyncLoop runs the self-check every m.resync until Close, logging its
-// errors when they change.
-func (m *Mirror) resyncLoop() {
+func (m *Mirror) resyncLoop(stop context.Context) {
 	defer close(m.done)
 	t := time.NewTicker(m.resync)
 	defer t.Stop()
 	var lastErr string
 	for {
 		select {
-		case <-m.stop:
+		case <-stop.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), m.resync) // a paced read takes about twice an unpaced one
-		go func() {
-			select {
-			case <-m.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		_, err := m.Resync(ctx)
+		ctx, cancel := context.WithTimeout(stop, m.resync)
+		_, err := m.selfCheck(ctx)
 		switch {
 		case err != nil && err.Error() != lastErr:
 			m.logger.Warn("Redis usage mirror self-check failed (logged again when the error changes or it works)", "err", err)
@@ -275,11 +247,9 @@ func (m *Mirror) resyncLoop() {
 	}
 }
 
-// Resync checks every node mirror against a paced full read done while
-// scrapes go on, and replaces it with that read. It returns how many keys
-// differed (billing_redis_mirror_divergent_keys); -1 when there was no
-// mirror to check.
-func (m *Mirror) Resync(ctx context.Context) (int, error) {
+// selfCheck replaces every node mirror with a paced full read; it returns the
+// keys that differed, -1 when there was none.
+func (m *Mirror) selfCheck(ctx context.Context) (int, error) {
 	if m.scanReason.Load() != nil {
 		return -1, nil
 	}

@@ -538,8 +538,8 @@ func TestMirrorFallback(t *testing.T) {
 				}
 				sameSnapshot(t, tc.name, got, want)
 			}
-			if m.Mode() != tc.want {
-				t.Errorf("mode = %s, want %s", m.Mode(), tc.want)
+			if m.mode() != tc.want {
+				t.Errorf("mode = %s, want %s", m.mode(), tc.want)
 			}
 			unavailable := testutil.ToFloat64(onlyDesc(m, "billing_redis_tracking_unavailable"))
 			if want := map[string]float64{ModeScan: 1, ModeTrack: 0}[tc.want]; unavailable != want {
@@ -579,7 +579,7 @@ func TestMirrorResync(t *testing.T) {
 			}
 		}
 	})
-	n, err := m.Resync(ctx)
+	n, err := m.selfCheck(ctx)
 	close(stop)
 	wg.Wait()
 	if err != nil || n != 0 {
@@ -592,7 +592,7 @@ func TestMirrorResync(t *testing.T) {
 	m.nodes[0].state.put("5", &keyEntry{counters: usage.CountersOf(map[string]int64{"messages": 999})})
 	m.nodes[0].state.others.Add("usage:9:" + lastPeriod)
 	m.mu.Unlock()
-	if n, err := m.Resync(ctx); err != nil || n != 2 {
+	if n, err := m.selfCheck(ctx); err != nil || n != 2 {
 		t.Fatalf("Resync = %d, %v; want 2 divergent keys", n, err)
 	}
 	if got := testutil.ToFloat64(onlyDesc(m, "billing_redis_mirror_divergent_keys")); got != 2 {

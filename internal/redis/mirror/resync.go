@@ -3,15 +3,14 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"iter"
+	"maps"
 
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// resync checks the node's state against a paced full read done while
-// scrapes go on, and replaces it with that read. Keys invalidated while the
-// full read ran are left out of the comparison (either side may hold the
-// newer value) and read again before the new state is used. It returns how
-// many keys differed; -1 when there was no state to check.
+// resync replaces the state with a paced full read and counts the keys
+// that differed, but those invalidated meanwhile.
 func (n *nodeMirror) resync(ctx context.Context) (int, error) {
 	m := n.m
 	m.mu.Lock()
@@ -42,9 +41,6 @@ func (n *nodeMirror) resync(ctx context.Context) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	// Both sides brought current as of the barrier: the state with the
-	// keys invalidated since the last read, the full read with those
-	// invalidated while it ran.
 	touched := pair.stopTouch()
 	if err := n.reread(ctx, n.state, pair.take()); err != nil {
 		n.dropPair(reasonReadError)
@@ -65,8 +61,7 @@ func (n *nodeMirror) resync(ctx context.Context) (int, error) {
 	return d, nil
 }
 
-// divergence counts the keys that a and b hold differently, leaving out
-// skip, and returns one of them; the period's keys are named with pattern.
+// divergence counts the keys a and b hold differently, but skip.
 func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern) (int, string) {
 	n, example := 0, ""
 	diff := func(key string) {
@@ -78,28 +73,22 @@ func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern)
 		}
 		n++
 	}
-	for k := range a.others.All() {
-		if !b.others.Has(k) {
-			diff(k)
+	onlyIn := func(keys iter.Seq[string], has func(string) bool) {
+		for k := range keys {
+			if !has(k) {
+				diff(k)
+			}
 		}
 	}
-	for k := range b.others.All() {
-		if !a.others.Has(k) {
-			diff(k)
-		}
+	inMap := func(m map[string]struct{}) func(string) bool {
+		return func(k string) bool { _, ok := m[k]; return ok }
 	}
-	for k := range a.malformed {
-		if _, ok := b.malformed[k]; !ok {
-			diff(k)
-		}
-	}
-	for k := range b.malformed {
-		if _, ok := a.malformed[k]; !ok {
-			diff(k)
-		}
-	}
+	onlyIn(a.others.All(), b.others.Has)
+	onlyIn(b.others.All(), a.others.Has)
+	onlyIn(maps.Keys(a.malformed), inMap(b.malformed))
+	onlyIn(maps.Keys(b.malformed), inMap(a.malformed))
 	for id, ca := range a.tenants {
-		if cb, ok := b.tenants[id]; !ok || !ca.Equal(cb) || a.flawed[id] != b.flawed[id] {
+		if cb, ok := b.tenants[id]; !ok || !ca.Equal(cb) || !maps.Equal(a.flawed[id], b.flawed[id]) {
 			diff(pattern.Key(id, a.periodID))
 		}
 	}

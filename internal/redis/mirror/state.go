@@ -7,43 +7,28 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gomodule/redigo/redis"
+
 	"github.com/billing-exporter/billing_exporter/internal/redis/read"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// state is one node's copy: every key a full read's SCAN would return,
-// sorted the way a full read counts it.
-//
-// A read lends the state's own maps (tenants, types) to its snapshot
-// rather than a copy (usage.Snapshot.Lend); a change while a snapshot holds
-// them clones them first, so a snapshot never changes while it is used.
+// state is one node's copy of the keys a full read counts. Snapshots
+// borrow its maps; a change while one does clones them.
 type state struct {
-	periodID string
-	tenants  map[string]usage.Counters // by tenant, as a full read decodes them; never modified in place
-	types    usage.TypeCounts          // tenants holding each field, kept as entries come and go
-	// lent counts the snapshots holding tenants and types (nil: none since
-	// they were made). Decremented by Release from another goroutine.
-	lent *atomic.Int32
-	// flawed holds what decoding skipped, by tenant, for the few hashes
-	// with a skip; the sums below are kept from it.
-	flawed    map[string]flaws
-	others    *keySet             // usage keys of other periods
-	malformed map[string]struct{} // keys that match the glob but do not parse
-
-	wrongType, invalidField, invalidValue, oversized int
+	periodID  string
+	tenants   map[string]usage.Counters
+	types     usage.TypeCounts
+	lent      *atomic.Int32                   // borrowers; nil: none since the maps were made
+	flawed    map[string]map[usage.Reason]int // the few hashes with a skip
+	skipped   map[usage.Reason]int            // summed over flawed
+	others    *keySet                         // keys of other periods
+	malformed map[string]struct{}
 }
 
-// flaws is what decoding one usage hash skipped.
-type flaws struct {
-	wrongType                  bool
-	invalidField, invalidValue int
-	oversized                  bool
-}
-
-// keyEntry is one usage key of the period as read.
 type keyEntry struct {
-	counters usage.Counters // unreadable markers included
-	flaws
+	counters usage.Counters
+	skipped  map[usage.Reason]int
 }
 
 func newState(periodID string, sizeHint int) *state {
@@ -51,14 +36,14 @@ func newState(periodID string, sizeHint int) *state {
 		periodID:  periodID,
 		tenants:   make(map[string]usage.Counters, sizeHint),
 		types:     usage.TypeCounts{},
-		flawed:    map[string]flaws{},
+		flawed:    map[string]map[usage.Reason]int{},
+		skipped:   map[usage.Reason]int{},
 		others:    newKeySet(),
 		malformed: map[string]struct{}{},
 	}
 }
 
-// put records the entry of a tenant's key of the period, nil when the key
-// no longer exists.
+// put records a tenant's hash, e nil when it is gone.
 func (st *state) put(tenant string, e *keyEntry) {
 	old, had := st.tenants[tenant]
 	if !had && e == nil {
@@ -67,44 +52,31 @@ func (st *state) put(tenant string, e *keyEntry) {
 	if st.lent != nil && st.lent.Load() > 0 {
 		st.tenants, st.types = maps.Clone(st.tenants), maps.Clone(st.types)
 	}
-	// No snapshot holds the maps now; one that releases late must not
-	// count against the next lending.
 	st.lent = nil
 	if had {
 		st.types.Add(old, -1)
-		if f, ok := st.flawed[tenant]; ok {
-			st.addFlaws(f, -1)
-			delete(st.flawed, tenant)
+		for reason, n := range st.flawed[tenant] {
+			st.skipped[reason] -= n
 		}
+		delete(st.flawed, tenant)
 		if e == nil {
 			delete(st.tenants, tenant)
 			return
 		}
 	}
 	if !had {
-		tenant = strings.Clone(tenant) // not the whole key it may be a slice of
+		tenant = strings.Clone(tenant)
 	}
 	st.tenants[tenant] = e.counters
 	st.types.Add(e.counters, 1)
-	if e.flaws != (flaws{}) {
-		st.flawed[tenant] = e.flaws
-		st.addFlaws(e.flaws, 1)
+	if e.skipped != nil {
+		st.flawed[tenant] = e.skipped
+	}
+	for reason, n := range e.skipped {
+		st.skipped[reason] += n
 	}
 }
 
-// addFlaws adds f, sign times, to the sums.
-func (st *state) addFlaws(f flaws, sign int) {
-	if f.wrongType {
-		st.wrongType += sign
-	}
-	st.invalidField += sign * f.invalidField
-	st.invalidValue += sign * f.invalidValue
-	if f.oversized {
-		st.oversized += sign
-	}
-}
-
-// setOther records whether key, of another period or malformed, exists.
 func (st *state) setOther(key string, malformed, exists bool) {
 	switch {
 	case malformed && exists:
@@ -118,8 +90,6 @@ func (st *state) setOther(key string, malformed, exists bool) {
 	}
 }
 
-// snapshot renders the state as a full read would return it, lending it
-// the state's maps.
 func (st *state) snapshot() *usage.Snapshot {
 	snap := usage.NewSnapshot(st.periodID)
 	snap.Tenants, snap.Types = st.tenants, st.types
@@ -130,27 +100,23 @@ func (st *state) snapshot() *usage.Snapshot {
 	lent.Add(1)
 	snap.Lend(func() { lent.Add(-1) })
 	snap.Keys = len(st.tenants) + st.others.Len()
-	for reason, n := range map[usage.Reason]int{
-		usage.ReasonMalformedKey:  len(st.malformed),
-		usage.ReasonWrongType:     st.wrongType,
-		usage.ReasonInvalidField:  st.invalidField,
-		usage.ReasonInvalidValue:  st.invalidValue,
-		usage.ReasonOversizedHash: st.oversized,
-	} {
+	for reason, n := range st.skipped {
 		if n > 0 {
 			snap.Skipped[reason] = n
 		}
 	}
+	if len(st.malformed) > 0 {
+		snap.Skipped[usage.ReasonMalformedKey] = len(st.malformed)
+	}
 	return snap
 }
 
-// keyKind sorts a key the way a full read would.
 type keyKind int
 
 const (
-	kindIgnored keyKind = iota // not a usage key
+	kindIgnored keyKind = iota
 	kindMalformed
-	kindOther // of another period
+	kindOther
 	kindCurrent
 )
 
@@ -168,40 +134,55 @@ func (st *state) classify(pattern usage.KeyPattern, key string) (keyKind, string
 	return kindCurrent, tenant
 }
 
-// decodeEntry decodes an HGETALL reply as a full read does: nil for a key
-// that does not exist. skipped is scratch space.
 func decodeEntry(reply any, skipped map[usage.Reason]int) (*keyEntry, error) {
 	clear(skipped)
 	counters, found, err := read.DecodeHGETALL(reply, skipped)
 	if err != nil || !found {
 		return nil, err
 	}
-	return &keyEntry{counters: counters, flaws: flaws{wrongType: skipped[usage.ReasonWrongType] > 0,
-		invalidField: skipped[usage.ReasonInvalidField], invalidValue: skipped[usage.ReasonInvalidValue],
-		oversized: skipped[usage.ReasonOversizedHash] > 0}}, nil
+	e := &keyEntry{counters: counters}
+	if len(skipped) > 0 {
+		e.skipped = maps.Clone(skipped)
+	}
+	return e, nil
 }
 
-// seedSink fills a state from a node read (read.Sink).
+// seedSink fills a state.
 type seedSink struct {
-	st *state
-	mu sync.Mutex // tenants and their sums, shared by the hash readers
+	st      *state
+	pattern usage.KeyPattern
+	mu      sync.Mutex
 }
 
 func (s *seedSink) Other(key string, malformed bool) { s.st.setOther(key, malformed, true) }
 
 func (s *seedSink) Hashes(keys []read.Key, replies []any) error {
 	entries := make([]*keyEntry, len(keys))
+	exists := make([]bool, len(keys))
 	skipped := map[usage.Reason]int{}
-	for i, r := range replies {
+	for i, k := range keys {
 		var err error
-		if entries[i], err = decodeEntry(r, skipped); err != nil {
-			return fmt.Errorf("HGETALL %q: %w", keys[i].Name, err)
+		cmd := "HGETALL"
+		if k.Exists {
+			var n int
+			n, err = redis.Int(replies[i], nil)
+			cmd, exists[i] = "EXISTS", n > 0
+		} else {
+			entries[i], err = decodeEntry(replies[i], skipped)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", cmd, k.Name, err)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, k := range keys {
-		s.st.put(k.Tenant, entries[i])
+		if k.Exists {
+			kind, _ := s.st.classify(s.pattern, k.Name)
+			s.st.setOther(k.Name, kind == kindMalformed, exists[i])
+		} else {
+			s.st.put(k.Tenant, entries[i])
+		}
 	}
 	return nil
 }

@@ -15,8 +15,6 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
 )
 
-// parseInfo reads the text of an INFO reply into field → value, ignoring
-// section headers and lines without a colon; \r or \n ends a line.
 func parseInfo(text string) map[string]string {
 	fields := map[string]string{}
 	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\r' || r == '\n' }) {
@@ -33,10 +31,7 @@ func parseInfo(text string) map[string]string {
 	return fields
 }
 
-// Info runs INFO memory, clients and replication on the server, or on
-// every master of a cluster with used_memory and connected_clients summed,
-// so that dashboards read a cluster as a single server. Sections a server
-// refuses are left out; every section refused fails the call.
+// Info runs INFO, on every master of a cluster with sums.
 func (r *Reader) Info(ctx context.Context) billing.Info {
 	if r.single {
 		fields, err := r.readInfo(ctx, r.seeds[0].Address)
@@ -47,8 +42,6 @@ func (r *Reader) Info(ctx context.Context) billing.Info {
 	return billing.Info{Fields: sum, Err: err, Nodes: nodes}
 }
 
-// nodeInfo runs INFO on every master of the current view, concurrently;
-// when no node answers, on the last masters seen, or else the seeds.
 func (r *Reader) nodeInfo(ctx context.Context) []billing.NodeInfo {
 	var addrs []string
 	if lines, _, err := r.view(ctx); err == nil {
@@ -84,9 +77,7 @@ func (r *Reader) nodeInfo(ctx context.Context) []billing.NodeInfo {
 	return out
 }
 
-// sumInfo adds up used_memory and connected_clients over nodes. A total
-// that would leave out a node is none: it fails when any node failed, and
-// leaves out a field any node lacks.
+// sumInfo fails with any node, and leaves out a field any node lacks.
 func sumInfo(nodes []billing.NodeInfo) (map[string]string, error) {
 	if len(nodes) == 0 {
 		return nil, errors.New("redis cluster: no master node")
@@ -116,7 +107,7 @@ func sumInfo(nodes []billing.NodeInfo) (map[string]string, error) {
 	return sum, nil
 }
 
-// readInfo runs the INFO sections in one round trip on the node at addr.
+// readInfo leaves out a section refused, and fails when all are.
 func (r *Reader) readInfo(ctx context.Context, addr string) (_ map[string]string, err error) {
 	ctx, rt := conn.StartRoundTrips(ctx, "INFO", r.name(addr))
 	defer func() { rt.End(err) }()

@@ -11,64 +11,54 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// Key is a usage key of the period waiting for its HGETALL.
+// Key is a key to read with HGETALL, or EXISTS.
 type Key struct {
 	Name, Tenant string
-	asking       bool // the node imports the key's slot: send ASKING first
+	Exists       bool
+	asking       bool
 }
 
-// Sink takes what a node read finds in place of the snapshot it builds by
-// default. A read with a sink keeps no set of the keys seen: a key SCAN
-// returns twice reaches the sink twice.
+// Sink takes what a read finds instead of a snapshot.
 type Sink interface {
-	// Other receives a usage key that is malformed or of another period.
 	Other(key string, malformed bool)
-	// Hashes receives the HGETALL replies of keys of the period; it is
-	// called from up to HashReaders goroutines at once.
+	// Hashes is called from HashReaders goroutines at once.
 	Hashes(keys []Key, replies []any) error
 }
 
-// HashReaders is how many connections read HGETALL batches at once: while
-// Redis answers one, the other's replies are decoded here.
+// HashReaders is how many connections read batches at once.
 const HashReaders = 2
 
-// sizeHints remember how many keys and tenants the last read saw, to size
-// the next read's maps.
 type sizeHints struct {
 	keys, tenants atomic.Int64
 }
 
-// nodeReader reads one node's usage keys in stages on their own
-// goroutines: one connection SCANs, the keys are sorted (each once, parsed,
-// counted, the period's batched), and HashReaders connections read the
-// batches. The node sees one command or pipelined batch at a time from
-// each connection.
+// nodeReader reads a node in stages on their own connections: SCAN, the
+// keys sorted into batches, and the batches read.
 type nodeReader struct {
 	r        *Reader
 	addr     string
 	pattern  usage.KeyPattern
 	periodID string
-	owns     func(key string) (mine, asking bool) // nil: every key
-	skip     map[string]struct{}                  // keys read on another node
+	owns     func(key string) (mine, asking bool)
+	skip     map[string]struct{}
 	fetch    func(ctx context.Context, c redis.Conn, batch []Key) ([]any, error)
-	hints    *sizeHints // nil: none
-	sink     Sink       // nil: build the snapshot
+	hints    *sizeHints
+	sink     Sink
 	paced    bool
 }
 
-// nodeResult is what one node contributed to a read.
 type nodeResult struct {
 	snap *usage.Snapshot
-	keys []string // keys the node answered for (owns set), for the check that none is read twice
+	keys []string // owned
 }
 
-// read reads the node: a complete result or an error, never a partial one.
 func (n *nodeReader) read(ctx context.Context) (*nodeResult, error) {
 	g, ctx := errgroup.WithContext(ctx)
 	snap := usage.NewSnapshot(n.periodID)
@@ -78,7 +68,7 @@ func (n *nodeReader) read(ctx context.Context) (*nodeResult, error) {
 		defer func() { n.hints.tenants.Store(int64(len(snap.Tenants))) }()
 	}
 	res := &nodeResult{snap: snap}
-	scanned := usage.NewSnapshot(n.periodID) // Keys and key skips, sortKeys' own
+	scanned := usage.NewSnapshot(n.periodID)
 	pages := make(chan []any, 4)
 	batches := make(chan []Key, 2)
 	g.Go(func() error { defer close(pages); return n.scanKeys(ctx, pages) })
@@ -104,8 +94,7 @@ func (n *nodeReader) read(ctx context.Context) (*nodeResult, error) {
 	return res, nil
 }
 
-// scanKeys SCANs the keyspace for the pattern and sends each page to out,
-// doing nothing else between two SCANs.
+// scanKeys does nothing but SCAN.
 func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) (err error) {
 	ctx, rt := conn.StartRoundTrips(ctx, "SCAN", n.r.name(n.addr))
 	defer func() { rt.End(err) }()
@@ -148,10 +137,8 @@ func (n *nodeReader) scanKeys(ctx context.Context, out chan<- []any) (err error)
 	}
 }
 
-// sortKeys counts the usage keys of the pages into snap and sends the
-// period's keys to out in batches.
 func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usage.Snapshot, res *nodeResult, out chan<- []Key) error {
-	var seen map[string]struct{} // SCAN may return a key twice
+	var seen map[string]struct{}
 	switch {
 	case n.sink != nil:
 	case n.hints != nil:
@@ -177,7 +164,7 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 			return fmt.Errorf("SCAN keys: %w", err)
 		}
 		for _, key := range keys {
-			if seen != nil { // one map operation per key
+			if seen != nil {
 				k := len(seen)
 				if seen[key] = struct{}{}; len(seen) == k {
 					continue
@@ -197,15 +184,12 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 			tenant, pid, err := n.pattern.Parse(key)
 			if err != nil {
 				snap.Skipped[usage.ReasonMalformedKey]++
-				if n.sink != nil {
-					n.sink.Other(key, true)
-				}
-				continue
+			} else {
+				snap.Keys++
 			}
-			snap.Keys++
-			if pid != snap.PeriodID {
+			if err != nil || pid != snap.PeriodID {
 				if n.sink != nil {
-					n.sink.Other(key, false)
+					n.sink.Other(key, err != nil)
 				}
 				continue
 			}
@@ -223,19 +207,22 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 	return ctx.Err()
 }
 
-// readBatches is one hash reader: it reads the batches from in on one
-// connection and hands their replies to the sink, or adds their hashes to
-// snap under mu.
 func (n *nodeReader) readBatches(ctx context.Context, in <-chan []Key, snap *usage.Snapshot, mu *sync.Mutex) (err error) {
 	ctx, rt := conn.StartRoundTrips(ctx, "HGETALL", n.r.name(n.addr))
-	defer func() { rt.End(err) }()
+	exists := 0
+	defer func() {
+		if exists > 0 {
+			rt.Span.SetAttributes(attribute.Int("redis.exists_keys", exists))
+		}
+		rt.End(err)
+	}()
 	var c redis.Conn
 	defer func() {
 		if c != nil {
 			c.Close()
 		}
 	}()
-	dec := usage.NewSnapshot(snap.PeriodID) // this reader's batch, decoded
+	dec := usage.NewSnapshot(n.periodID)
 	for b := range in {
 		if c == nil {
 			if c, err = n.r.Conn(ctx, n.addr); err != nil {
@@ -244,6 +231,11 @@ func (n *nodeReader) readBatches(ctx context.Context, in <-chan []Key, snap *usa
 		}
 		rt.Calls++
 		rt.Keys += len(b)
+		for _, k := range b {
+			if k.Exists {
+				exists++
+			}
+		}
 		start := time.Now()
 		replies, err := n.fetch(ctx, c, b)
 		if err != nil {
@@ -277,8 +269,6 @@ func (n *nodeReader) readBatches(ctx context.Context, in <-chan []Key, snap *usa
 	return ctx.Err()
 }
 
-// rest waits, when the read is paced, as long as the round trip begun at
-// start took.
 func (n *nodeReader) rest(ctx context.Context, start time.Time) error {
 	if !n.paced {
 		return nil
@@ -291,9 +281,7 @@ func (n *nodeReader) rest(ctx context.Context, start time.Time) error {
 	}
 }
 
-// pipeline sends ASKING (where needed) and HGETALL for every key in one
-// round trip and returns the HGETALL replies; a per-key error (WRONGTYPE, a
-// redirection) is an element.
+// pipeline reads batch in one round trip.
 func (r *Reader) pipeline(ctx context.Context, c redis.Conn, batch []Key) ([]any, error) {
 	sent := 0
 	for _, k := range batch {
@@ -303,8 +291,12 @@ func (r *Reader) pipeline(ctx context.Context, c redis.Conn, batch []Key) ([]any
 			}
 			sent++
 		}
-		if err := c.Send("HGETALL", k.Name); err != nil {
-			return nil, fmt.Errorf("HGETALL: %w", err)
+		cmd := "HGETALL"
+		if k.Exists {
+			cmd = "EXISTS"
+		}
+		if err := c.Send(cmd, k.Name); err != nil {
+			return nil, fmt.Errorf("%s: %w", cmd, err)
 		}
 		sent++
 	}
@@ -315,11 +307,7 @@ func (r *Reader) pipeline(ctx context.Context, c redis.Conn, batch []Key) ([]any
 	if len(all) != sent {
 		return nil, fmt.Errorf("HGETALL: %d replies for %d commands", len(all), sent)
 	}
-	if sent == len(batch) {
-		return all, nil
-	}
-	replies := make([]any, 0, len(batch))
-	i := 0
+	replies, i := all[:0], 0 // in place: ASKING replies dropped
 	for _, k := range batch {
 		if k.asking {
 			if rerr, ok := all[i].(redis.Error); ok {
@@ -333,8 +321,6 @@ func (r *Reader) pipeline(ctx context.Context, c redis.Conn, batch []Key) ([]any
 	return replies, nil
 }
 
-// decodeInto decodes one HGETALL reply into snap. TRYAGAIN (a slot
-// mid-migration) means the layout changed under the read.
 func decodeInto(reply any, k Key, snap *usage.Snapshot) error {
 	if rerr, ok := reply.(redis.Error); ok && redisc.IsTryAgain(rerr) {
 		return fmt.Errorf("%w: %v", ErrTopologyChanged, rerr)
@@ -344,15 +330,13 @@ func decodeInto(reply any, k Key, snap *usage.Snapshot) error {
 		return err
 	}
 	if found {
-		// The id alone, not the whole key it is a slice of: reports keep it.
 		snap.Tenants[strings.Clone(k.Tenant)] = counters
 	}
 	return nil
 }
 
-// DecodeHGETALL turns one HGETALL reply into counters. A key of another
-// type and a hash over the reply bound are found, unreadable, and counted
-// in skipped; found is false for a key that no longer exists.
+// DecodeHGETALL decodes a reply; a key of another type or too large is
+// found, unreadable.
 func DecodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, bool, error) {
 	if rerr, ok := reply.(redis.Error); ok {
 		switch {
@@ -372,7 +356,7 @@ func DecodeHGETALL(reply any, skipped map[usage.Reason]int) (usage.Counters, boo
 	if len(values) == 0 {
 		return nil, false, nil
 	}
-	var scratch [8][]byte // the usual four fields, without a slice per hash
+	var scratch [8][]byte
 	pairs := scratch[:0]
 	for _, v := range values {
 		b, ok := v.([]byte)

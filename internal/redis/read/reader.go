@@ -1,6 +1,5 @@
-// Package read reads the usage state out of Redis: a full read of every
-// master, the one-key read, and INFO. A single server is a cluster of one
-// node that serves every slot. See ARCHITECTURE.md.
+// Package read reads the usage state out of Redis; a single server is a
+// cluster of one node. See ARCHITECTURE.md.
 package read
 
 import (
@@ -22,36 +21,27 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// ErrTopologyChanged reports that the cluster's slot layout changed during
-// a read, which is then discarded: its keys are no longer known to be
-// complete and counted once.
+// ErrTopologyChanged reports that the slot layout changed during a read.
 var ErrTopologyChanged = errors.New("redis cluster topology changed during the read")
 
-// readAttempts is how many times a cluster read is done again after
-// ErrTopologyChanged before it fails.
 const readAttempts = 3
 
-// Reader reads usage state from a single server or a Redis Cluster, with
-// one connection pool per node. A read is exact or fails: every master is
-// scanned, a key is counted only on the master that serves its slot (or
-// the one importing it), once, and a read during which the layout changed
-// is done again. redisc provides the slot hashing and the parsing of
-// redirections; every command runs under its caller's context.
+// Reader reads a single server or a Redis Cluster, exactly or not at all:
+// each key once, on the master that serves its slot.
 type Reader struct {
 	set    *conn.Settings
 	seeds  []conn.Target
 	single bool
-	hints  sizeHints // single server only
+	hints  sizeHints
 
 	mu      sync.Mutex
 	closed  bool
 	pools   map[string]*redis.Pool
-	masters []string                 // last masters seen, asked first for the topology
-	owners  [redisc.HashSlots]string // last known master of each slot, for ReadTenant
+	masters []string // last seen
+	owners  [redisc.HashSlots]string
 }
 
-// New returns a Reader for one server. It does not connect: each call does
-// as needed, so a Redis down at start or restarted later is picked up.
+// New returns a Reader for one server; it connects as needed.
 func New(target conn.Target, opts ...conn.Option) (*Reader, error) {
 	set, err := conn.NewSettings(target, opts...)
 	if err != nil {
@@ -60,9 +50,7 @@ func New(target conn.Target, opts ...conn.Option) (*Reader, error) {
 	return &Reader{set: set, seeds: []conn.Target{target}, single: true, pools: map[string]*redis.Pool{}}, nil
 }
 
-// NewCluster returns a Reader for the cluster the seed nodes belong to;
-// every master is found from the cluster itself. The seeds must share
-// scheme, user and password; Redis Cluster has only database 0.
+// NewCluster returns a Reader for the cluster of the seeds.
 func NewCluster(seeds []conn.Target, opts ...conn.Option) (*Reader, error) {
 	if len(seeds) == 0 {
 		return nil, errors.New("redis cluster: no seed node")
@@ -89,7 +77,7 @@ func NewCluster(seeds []conn.Target, opts ...conn.Option) (*Reader, error) {
 	return &Reader{set: set, seeds: slices.Clone(seeds), pools: map[string]*redis.Pool{}}, nil
 }
 
-// String describes the server or cluster for logs, without passwords.
+// String describes the Reader without passwords.
 func (r *Reader) String() string {
 	if r.single {
 		return r.seeds[0].String()
@@ -104,7 +92,7 @@ func (r *Reader) String() string {
 // Settings returns the connection settings.
 func (r *Reader) Settings() *conn.Settings { return r.set }
 
-// Close releases the connections of every node.
+// Close closes every pool.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -115,7 +103,7 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// Conn returns a connection to the node at addr from its pool.
+// Conn returns a pooled connection to addr.
 func (r *Reader) Conn(ctx context.Context, addr string) (redis.Conn, error) {
 	r.mu.Lock()
 	if r.closed {
@@ -135,7 +123,7 @@ func (r *Reader) Conn(ctx context.Context, addr string) (redis.Conn, error) {
 	return c, nil
 }
 
-// name is how errors and spans name the node at addr: "" for a single server.
+// name is how spans name addr.
 func (r *Reader) name(addr string) string {
 	if r.single {
 		return ""
@@ -143,7 +131,6 @@ func (r *Reader) name(addr string) string {
 	return addr
 }
 
-// nodeErr names the node at addr in err, in a cluster.
 func (r *Reader) nodeErr(addr string, err error) error {
 	if r.single {
 		return err
@@ -151,9 +138,7 @@ func (r *Reader) nodeErr(addr string, err error) error {
 	return fmt.Errorf("redis node %s: %w", addr, err)
 }
 
-// ReadUsage returns a complete snapshot of periodID, or an error. A cluster
-// read during which the layout changed is done again, up to readAttempts
-// times within ctx.
+// ReadUsage returns a complete snapshot of periodID.
 func (r *Reader) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (_ *usage.Snapshot, err error) {
 	if r.single {
 		return r.readOnce(ctx, pattern, periodID)
@@ -175,7 +160,7 @@ func (r *Reader) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 		if !errors.Is(err, ErrTopologyChanged) || ctx.Err() != nil {
 			return nil, err
 		}
-		select { // a migration step or a failover settles
+		select {
 		case <-ctx.Done():
 			return nil, err
 		case <-time.After(time.Duration(attempt+1) * 25 * time.Millisecond):
@@ -184,15 +169,13 @@ func (r *Reader) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 	return nil, fmt.Errorf("%d reads in a row: %w", readAttempts, err)
 }
 
-// readOnce reads every master, level by level (see Topology), and checks
-// that the layout held.
 func (r *Reader) readOnce(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
 	t, err := r.Topology(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var snaps []*usage.Snapshot
-	seen := map[string]struct{}{} // written only between levels
+	seen := map[string]struct{}{}
 	for _, level := range t.levels {
 		res := make([]*nodeResult, len(level))
 		g, gctx := errgroup.WithContext(ctx)
@@ -221,8 +204,7 @@ func (r *Reader) readOnce(ctx context.Context, pattern usage.KeyPattern, periodI
 	return Merge(periodID, snaps), nil
 }
 
-// Merge returns the union of snapshots of disjoint tenants, releasing them;
-// a lone snapshot is returned as it is.
+// Merge returns the union of snapshots, releasing them; one is returned as is.
 func Merge(periodID string, snaps []*usage.Snapshot) *usage.Snapshot {
 	if len(snaps) == 1 {
 		return snaps[0]
@@ -246,9 +228,7 @@ func Merge(periodID string, snaps []*usage.Snapshot) *usage.Snapshot {
 	return out
 }
 
-// readMaster reads m's keys that it serves or imports (after ASKING); keys
-// of other slots are stale copies no client reaches, and keys in seen were
-// read on an earlier level.
+// readMaster reads the keys m serves or imports: others are stale copies.
 func (r *Reader) readMaster(ctx context.Context, t *Topology, m *master, pattern usage.KeyPattern, periodID string, seen map[string]struct{}) (*nodeResult, error) {
 	n := &nodeReader{r: r, addr: m.addr, pattern: pattern, periodID: periodID, skip: seen,
 		fetch: func(ctx context.Context, c redis.Conn, batch []Key) ([]any, error) {
@@ -268,71 +248,53 @@ func (r *Reader) readMaster(ctx context.Context, t *Topology, m *master, pattern
 	return n.read(ctx)
 }
 
-// ReadNode reads every key of the pattern on one node into sink, paced (each
-// round trip followed by a rest as long as it took) or not.
+// ReadNode reads node's keys into sink; paced, it rests as long as it works.
 func (r *Reader) ReadNode(ctx context.Context, node Node, pattern usage.KeyPattern, periodID string, sink Sink, paced bool) error {
-	n := &nodeReader{r: r, addr: node.Addr, pattern: pattern, periodID: periodID, sink: sink, paced: paced,
-		fetch: func(ctx context.Context, c redis.Conn, batch []Key) ([]any, error) { return r.pipeline(ctx, c, batch) }}
+	n := &nodeReader{r: r, addr: node.Addr, pattern: pattern, periodID: periodID, sink: sink, paced: paced, fetch: r.pipeline}
 	_, err := n.read(ctx)
 	return err
 }
 
-// hgetall reads one batch on c, m's connection: one reply per key, a key
-// that moved to the node importing its slot since the SCAN read there.
+// ReadKeys reads keys on node into sink.
+func (r *Reader) ReadKeys(ctx context.Context, node Node, keys []Key, sink Sink) error {
+	n := &nodeReader{r: r, addr: node.Addr, sink: sink, fetch: r.pipeline}
+	batches := make(chan []Key, len(keys)/r.set.BatchSize+1)
+	for len(keys) > 0 {
+		k := min(len(keys), r.set.BatchSize)
+		batches <- keys[:k]
+		keys = keys[k:]
+	}
+	close(batches)
+	g, ctx := errgroup.WithContext(ctx)
+	for range min(HashReaders, len(batches)) {
+		g.Go(func() error { return n.readBatches(ctx, batches, nil, nil) })
+	}
+	return g.Wait()
+}
+
+// hgetall reads a batch on m, following ASK to the importing node.
 func (r *Reader) hgetall(ctx context.Context, c redis.Conn, t *Topology, m *master, batch []Key) ([]any, error) {
 	replies, err := r.pipeline(ctx, c, batch)
-	if err != nil || r.single {
-		return replies, err
-	}
-	asked := map[*master][]int{}
-	for i, reply := range replies {
-		rerr, ok := reply.(redis.Error)
-		re := redisc.ParseRedir(rerr)
-		if !ok || re == nil {
-			continue
-		}
-		to := t.byID[m.self.migrating[re.NewSlot]]
-		if re.Type != "ASK" || to == nil || to.addr != re.Addr || batch[i].asking {
-			return nil, fmt.Errorf("%w: HGETALL %q on %s: %v", ErrTopologyChanged, batch[i].Name, m.addr, rerr)
-		}
-		asked[to] = append(asked[to], i)
-	}
-	for to, idx := range asked {
-		keys := make([]Key, len(idx))
-		for j, i := range idx {
-			keys[j] = Key{Name: batch[i].Name, Tenant: batch[i].Tenant, asking: true}
-		}
-		more, err := r.hgetallOn(ctx, to.addr, keys)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range idx {
-			if rerr, ok := more[j].(redis.Error); ok && redisc.ParseRedir(rerr) != nil {
-				return nil, fmt.Errorf("%w: HGETALL %q on %s: %v", ErrTopologyChanged, keys[j].Name, to.addr, rerr)
+	for i := 0; err == nil && !r.single && i < len(replies); i++ {
+		rerr, _ := replies[i].(redis.Error)
+		if re := redisc.ParseRedir(rerr); re != nil {
+			to := t.byID[m.self.migrating[re.NewSlot]]
+			if re.Type != "ASK" || to == nil || to.addr != re.Addr || batch[i].asking {
+				return nil, fmt.Errorf("%w: HGETALL %q on %s: %v", ErrTopologyChanged, batch[i].Name, m.addr, rerr)
 			}
-			replies[i] = more[j]
+			replies[i], err = r.readOne(ctx, to.addr, batch[i].Name, true)
+			if rerr, _ := replies[i].(redis.Error); err == nil && redisc.ParseRedir(rerr) != nil {
+				err = fmt.Errorf("%w: HGETALL %q on %s: %v", ErrTopologyChanged, batch[i].Name, to.addr, rerr)
+			}
 		}
 	}
-	return replies, nil
-}
-
-// hgetallOn reads keys on the node at addr with a connection of its own.
-func (r *Reader) hgetallOn(ctx context.Context, addr string, keys []Key) ([]any, error) {
-	c, err := r.Conn(ctx, addr)
 	if err != nil {
-		return nil, r.nodeErr(addr, err)
-	}
-	defer c.Close()
-	replies, err := r.pipeline(ctx, c, keys)
-	if err != nil {
-		return nil, r.nodeErr(addr, err)
+		return nil, err
 	}
 	return replies, nil
 }
 
-// ReadTenant reads one usage hash, in a cluster from the master that serves
-// its slot (following MOVED and ASK). found is false when the key does not
-// exist; a key of another type is found, unreadable, and counted in skipped.
+// ReadTenant reads one usage hash, following MOVED and ASK.
 func (r *Reader) ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error) {
 	addr, err := r.owner(ctx, redisc.Slot(key))
 	if err != nil {
@@ -372,19 +334,22 @@ func (r *Reader) ReadTenant(ctx context.Context, key string) (counters usage.Cou
 	return nil, false, nil, fmt.Errorf("HGETALL %q: too many cluster redirections", key)
 }
 
-// readOne runs one HGETALL (after ASKING) on the node at addr.
 func (r *Reader) readOne(ctx context.Context, addr, key string, asking bool) (_ any, err error) {
 	ctx, rt := conn.StartRoundTrips(ctx, "HGETALL", r.name(addr))
 	defer func() { rt.End(err) }()
 	rt.Calls, rt.Keys = 1, 1
-	replies, err := r.hgetallOn(ctx, addr, []Key{{Name: key, asking: asking}})
+	c, err := r.Conn(ctx, addr)
 	if err != nil {
-		return nil, err
+		return nil, r.nodeErr(addr, err)
+	}
+	defer c.Close()
+	replies, err := r.pipeline(ctx, c, []Key{{Name: key, asking: asking}})
+	if err != nil {
+		return nil, r.nodeErr(addr, err)
 	}
 	return replies[0], nil
 }
 
-// owner returns the address of the master that serves slot, as last seen.
 func (r *Reader) owner(ctx context.Context, slot int) (string, error) {
 	if r.single {
 		return r.seeds[0].Address, nil
@@ -395,25 +360,9 @@ func (r *Reader) owner(ctx context.Context, slot int) (string, error) {
 	if addr != "" {
 		return addr, nil
 	}
-	lines, _, err := r.view(ctx)
+	t, err := r.Topology(ctx)
 	if err != nil {
 		return "", err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.masters = masterAddrs(lines)
-	for _, n := range lines {
-		if !n.has("master") || n.addr == "" {
-			continue
-		}
-		for _, c := range n.claims {
-			for s := c[0]; s <= c[1]; s++ {
-				r.owners[s] = n.addr
-			}
-		}
-	}
-	if r.owners[slot] == "" {
-		return "", fmt.Errorf("redis cluster: slot %d is served by no master", slot)
-	}
-	return r.owners[slot], nil
+	return t.owner[slot].addr, nil
 }

@@ -20,16 +20,14 @@ type nodeLine struct {
 	id, addr  string
 	flags     []string
 	epoch     uint64
-	slots     []string // slot tokens as written: "0-5460", "42", "[42->-id]"
-	claims    [][2]int // slot ranges the node serves
+	slots     []string
+	claims    [][2]int
 	migrating map[int]string
 	importing map[int]string
 }
 
 func (n *nodeLine) has(flag string) bool { return slices.Contains(n.flags, flag) }
 
-// parseClusterNodes reads the reply of CLUSTER NODES. A node whose address
-// is not known yet (":0" or ":port") gets an empty addr.
 func parseClusterNodes(text string) ([]nodeLine, error) {
 	var out []nodeLine
 	for _, line := range strings.Split(text, "\n") {
@@ -42,7 +40,7 @@ func parseClusterNodes(text string) ([]nodeLine, error) {
 		}
 		n := nodeLine{id: f[0], flags: strings.Split(f[2], ","), slots: f[8:],
 			migrating: map[int]string{}, importing: map[int]string{}}
-		addr, _, _ := strings.Cut(f[1], ",") // ip:port@cport[,hostname]
+		addr, _, _ := strings.Cut(f[1], ",")
 		addr, _, _ = strings.Cut(addr, "@")
 		if i := strings.LastIndexByte(addr, ':'); i > 0 && addr[i+1:] != "0" {
 			host := addr[:i]
@@ -57,35 +55,28 @@ func parseClusterNodes(text string) ([]nodeLine, error) {
 		}
 		n.epoch = epoch
 		for _, tok := range f[8:] {
-			if strings.HasPrefix(tok, "[") && strings.HasSuffix(tok, "]") {
-				inner := tok[1 : len(tok)-1]
-				if s, id, ok := strings.Cut(inner, "->-"); ok {
-					slot, err := parseSlot(s)
-					if err != nil {
-						return nil, err
-					}
-					n.migrating[slot] = id
-				} else if s, id, ok := strings.Cut(inner, "-<-"); ok {
-					slot, err := parseSlot(s)
-					if err != nil {
-						return nil, err
-					}
-					n.importing[slot] = id
-				} else {
-					return nil, fmt.Errorf("CLUSTER NODES: unknown slot marker %q", tok)
+			if inner, ok := strings.CutPrefix(tok, "["); ok {
+				inner = strings.TrimSuffix(inner, "]")
+				sl, id, ok := strings.Cut(inner, "->-")
+				marks := n.migrating
+				if !ok {
+					sl, id, ok = strings.Cut(inner, "-<-")
+					marks = n.importing
 				}
+				slot, err := parseSlot(sl)
+				if !ok || err != nil || !strings.HasSuffix(tok, "]") {
+					return nil, fmt.Errorf("CLUSTER NODES: bad slot marker %q", tok)
+				}
+				marks[slot] = id
 				continue
 			}
 			lo, hi, isRange := strings.Cut(tok, "-")
 			if !isRange {
 				hi = lo
 			}
-			a, err := parseSlot(lo)
-			if err != nil {
-				return nil, err
-			}
-			b, err := parseSlot(hi)
-			if err != nil || b < a {
+			a, errA := parseSlot(lo)
+			b, errB := parseSlot(hi)
+			if errA != nil || errB != nil || b < a {
 				return nil, fmt.Errorf("CLUSTER NODES: bad slot range %q", tok)
 			}
 			n.claims = append(n.claims, [2]int{a, b})
@@ -103,32 +94,27 @@ func parseSlot(s string) (int, error) {
 	return n, nil
 }
 
-// master is one master node as it describes itself.
 type master struct {
 	addr, name string
 	self       nodeLine
 }
 
-// fingerprint is what must not change during a read: who the node is, its
-// role, its config epoch (bumped when it takes a slot over), the slots it
-// serves and its migrations.
 func (m *master) fingerprint() string {
 	return fmt.Sprintf("%s %s %s %d %s", m.addr, m.self.id, strings.Join(m.self.flags, ","), m.self.epoch, strings.Join(m.self.slots, " "))
 }
 
-// Topology is the layout of the masters at the start of a read. A node
-// importing a slot is on a later level than the node it imports from.
+// Topology is the layout of the masters.
 type Topology struct {
-	masters []*master // by address
+	masters []*master
+	levels  [][]*master // an importing node after its source
 	byID    map[string]*master
 	owner   [redisc.HashSlots]*master
-	levels  [][]*master
 }
 
 // Node is one master of a Topology.
 type Node struct {
-	Addr string // host:port
-	Name string // how errors and spans name it: Addr in a cluster, "" for a single server
+	Addr string
+	Name string // "" for a single server
 }
 
 // Nodes returns the masters.
@@ -140,8 +126,7 @@ func (t *Topology) Nodes() []Node {
 	return nodes
 }
 
-// Fingerprint identifies the layout: each master's identity, role, epoch,
-// slots and migrations. stable is false while a slot migrates.
+// Fingerprint identifies the layout; stable is false while a slot migrates.
 func (t *Topology) Fingerprint() (fp string, stable bool) {
 	var b strings.Builder
 	stable = true
@@ -155,8 +140,6 @@ func (t *Topology) Fingerprint() (fp string, stable bool) {
 	return b.String(), stable
 }
 
-// view asks one node for CLUSTER NODES: a recently seen master first, then
-// the seeds. It returns the lines and the address that answered.
 func (r *Reader) view(ctx context.Context) ([]nodeLine, string, error) {
 	r.mu.Lock()
 	candidates := slices.Clone(r.masters)
@@ -183,8 +166,6 @@ func (r *Reader) view(ctx context.Context) ([]nodeLine, string, error) {
 	return nil, "", fmt.Errorf("no redis cluster node answered CLUSTER NODES: %w", errors.Join(errs...))
 }
 
-// clusterNodes runs CLUSTER NODES on the node at addr. The node's own line
-// gets addr when the node does not know its address.
 func (r *Reader) clusterNodes(ctx context.Context, addr string) (_ []nodeLine, err error) {
 	ctx, rt := conn.StartRoundTrips(ctx, "CLUSTER NODES", addr)
 	defer func() { rt.End(err) }()
@@ -210,9 +191,7 @@ func (r *Reader) clusterNodes(ctx context.Context, addr string) (_ []nodeLine, e
 	return lines, nil
 }
 
-// masterAddrs picks the masters to read out of a CLUSTER NODES view: every
-// master with an address, except failed ones that serve no slot (a master
-// without slots can still hold keys, when it is importing its first slot).
+// masterAddrs leaves out failed masters without slots.
 func masterAddrs(lines []nodeLine) []string {
 	var addrs []string
 	for i := range lines {
@@ -231,7 +210,6 @@ func masterAddrs(lines []nodeLine) []string {
 	return addrs
 }
 
-// self asks a master how it sees itself.
 func (r *Reader) self(ctx context.Context, addr string) (nodeLine, error) {
 	lines, err := r.clusterNodes(ctx, addr)
 	if err != nil {
@@ -245,10 +223,7 @@ func (r *Reader) self(ctx context.Context, addr string) (nodeLine, error) {
 	return nodeLine{}, fmt.Errorf("redis node %s: CLUSTER NODES has no myself line", addr)
 }
 
-// Topology returns the layout of a read: the masters from one node's view,
-// then each master's own account of its slots and migrations; a single
-// server is one master. It fails with ErrTopologyChanged when the accounts
-// do not add up to one master per slot.
+// Topology returns the masters' own accounts of their slots.
 func (r *Reader) Topology(ctx context.Context) (*Topology, error) {
 	if r.single {
 		m := &master{addr: r.seeds[0].Address}
@@ -292,59 +267,43 @@ func (r *Reader) Topology(ctx context.Context) (*Topology, error) {
 			return nil, fmt.Errorf("%w: slot %d is served by no reachable master", ErrTopologyChanged, s)
 		}
 	}
-	// A migration is an edge source → target: the target is scanned after
-	// the source has been, so that a key moving during the read is seen on
-	// one or the other (MIGRATE writes the target before it deletes the
-	// source, and keys only move from source to target).
-	next := map[*master][]*master{}
-	indeg := map[*master]int{}
-	edge := func(from, to *master) {
-		if from != to && !slices.Contains(next[from], to) {
-			next[from] = append(next[from], to)
-			indeg[to]++
-		}
-	}
+	// A migration's target is read after its source: MIGRATE writes the
+	// target before it deletes the source.
+	var edges [][2]*master
 	for _, m := range t.masters {
 		for slot, id := range m.self.migrating {
-			to := t.byID[id]
-			if to == nil || t.owner[slot] != m {
+			if to := t.byID[id]; to == nil || t.owner[slot] != m {
 				return nil, fmt.Errorf("%w: %s migrates slot %d to unknown node %s", ErrTopologyChanged, m.addr, slot, id)
+			} else if to != m {
+				edges = append(edges, [2]*master{m, to})
 			}
-			edge(m, to)
 		}
 		for slot, id := range m.self.importing {
-			from := t.byID[id]
-			if from == nil || t.owner[slot] != from {
+			if from := t.byID[id]; from == nil || t.owner[slot] != from {
 				return nil, fmt.Errorf("%w: %s imports slot %d from %s, which does not serve it", ErrTopologyChanged, m.addr, slot, id)
+			} else if from != m {
+				edges = append(edges, [2]*master{from, m})
 			}
-			edge(from, m)
 		}
 	}
-	ready := []*master{}
+	level := map[*master]int{}
+	for changed, rounds := true, 0; changed; rounds++ {
+		if rounds > len(t.masters) {
+			return nil, fmt.Errorf("%w: slots migrate both ways between the same masters", ErrTopologyChanged)
+		}
+		changed = false
+		for _, e := range edges {
+			if level[e[1]] <= level[e[0]] {
+				level[e[1]], changed = level[e[0]]+1, true
+			}
+		}
+	}
 	for _, m := range t.masters {
-		if indeg[m] == 0 {
-			ready = append(ready, m)
+		for len(t.levels) <= level[m] {
+			t.levels = append(t.levels, nil)
 		}
+		t.levels[level[m]] = append(t.levels[level[m]], m)
 	}
-	placed := 0
-	for len(ready) > 0 {
-		var after []*master
-		for _, m := range ready {
-			for _, to := range next[m] {
-				if indeg[to]--; indeg[to] == 0 {
-					after = append(after, to)
-				}
-			}
-		}
-		slices.SortFunc(after, func(a, b *master) int { return strings.Compare(a.addr, b.addr) })
-		t.levels = append(t.levels, ready)
-		placed += len(ready)
-		ready = after
-	}
-	if placed != len(t.masters) {
-		return nil, fmt.Errorf("%w: slots migrate both ways between the same masters", ErrTopologyChanged)
-	}
-
 	r.mu.Lock()
 	r.masters = addrs
 	for s, m := range t.owner {
@@ -354,7 +313,7 @@ func (r *Reader) Topology(ctx context.Context) (*Topology, error) {
 	return t, nil
 }
 
-// Verify checks that no master's account changed since t.
+// Verify checks that the layout is still t.
 func (r *Reader) Verify(ctx context.Context, t *Topology) error {
 	if r.single {
 		return nil
