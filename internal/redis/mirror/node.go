@@ -94,11 +94,15 @@ func (n *nodeMirror) seed(ctx context.Context, periodID, reason string) (*usage.
 		n.dropPair(reason)
 		return nil, err
 	}
+	n.install(st, reason)
+	return st.snapshot(), nil
+}
+
+func (n *nodeMirror) install(st *state, reason string) {
 	n.state, n.nextReason, n.loggedReason = st, "", ""
 	n.seededAt = n.m.now().UnixNano()
 	n.lastSize = len(st.tenants)
 	n.m.count(reason)
-	return st.snapshot(), nil
 }
 
 func (n *nodeMirror) fullRead(ctx context.Context, periodID string, hint int, paced bool) (*state, error) {

@@ -51,10 +51,7 @@ func (n *nodeMirror) resync(ctx context.Context) (int, error) {
 		n.dropPair(reasonReadError)
 		return -1, err
 	}
-	n.state = fresh
-	n.seededAt = m.now().UnixNano()
-	n.lastSize = len(fresh.tenants)
-	m.count(reasonResync)
+	n.install(fresh, reasonResync)
 	if d > 0 {
 		n.logger.Warn("Redis usage mirror differed from a full read: replaced", "divergent_keys", d, "example_key", fmt.Sprintf("%q", example))
 	}

@@ -44,7 +44,7 @@ func (r *Reader) Info(ctx context.Context) billing.Info {
 
 func (r *Reader) nodeInfo(ctx context.Context) []billing.NodeInfo {
 	var addrs []string
-	if lines, _, err := r.view(ctx); err == nil {
+	if lines, err := r.view(ctx); err == nil {
 		addrs = masterAddrs(lines)
 	}
 	if len(addrs) == 0 {

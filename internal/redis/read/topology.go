@@ -140,7 +140,7 @@ func (t *Topology) Fingerprint() (fp string, stable bool) {
 	return b.String(), stable
 }
 
-func (r *Reader) view(ctx context.Context) ([]nodeLine, string, error) {
+func (r *Reader) view(ctx context.Context) ([]nodeLine, error) {
 	r.mu.Lock()
 	candidates := slices.Clone(r.masters)
 	r.mu.Unlock()
@@ -151,19 +151,15 @@ func (r *Reader) view(ctx context.Context) ([]nodeLine, string, error) {
 	}
 	var errs []error
 	for _, addr := range candidates {
-		if ctx.Err() != nil {
-			break
-		}
 		lines, err := r.clusterNodes(ctx, addr)
 		if err == nil {
-			return lines, addr, nil
+			return lines, nil
 		}
-		errs = append(errs, err)
+		if errs = append(errs, err); ctx.Err() != nil {
+			break
+		}
 	}
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, err)
-	}
-	return nil, "", fmt.Errorf("no redis cluster node answered CLUSTER NODES: %w", errors.Join(errs...))
+	return nil, fmt.Errorf("no redis cluster node answered CLUSTER NODES: %w", errors.Join(errs...))
 }
 
 func (r *Reader) clusterNodes(ctx context.Context, addr string) (_ []nodeLine, err error) {
@@ -229,7 +225,7 @@ func (r *Reader) Topology(ctx context.Context) (*Topology, error) {
 		m := &master{addr: r.seeds[0].Address}
 		return &Topology{masters: []*master{m}, levels: [][]*master{{m}}}, nil
 	}
-	lines, _, err := r.view(ctx)
+	lines, err := r.view(ctx)
 	if err != nil {
 		return nil, err
 	}
