@@ -159,7 +159,11 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 			return m.r.ReadUsage(ctx, m.pattern, periodID)
 		}
 		for _, node := range t.Nodes() {
-			m.nodes = append(m.nodes, &nodeMirror{m: m, node: node, nextReason: reason, logger: m.logger.With("node", node.Name)})
+			n := &nodeMirror{m: m, node: node, nextReason: reason, logger: m.logger}
+			if node.Name != "" {
+				n.logger = m.logger.With("node", node.Name)
+			}
+			m.nodes = append(m.nodes, n)
 		}
 		m.fp = fp
 	}
