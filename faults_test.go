@@ -764,7 +764,7 @@ func TestAPIRequestCutByTimeout(t *testing.T) {
 }
 
 // TestPooledConnectionCheckHonoursDeadline: a pooled connection idle for a
-// second or more is checked with a PING before use (redisstore's
+// second or more is checked with a PING before use (internal/redis/conn's
 // TestOnBorrow). That PING is sent with redigo's Do, under the connection's
 // read timeout only, not under the scrape's context: when Redis stops
 // answering, the scrape itself still answers by its deadline (the shared

@@ -36,7 +36,9 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/flagvalue"
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plansource"
-	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
+	"github.com/billing-exporter/billing_exporter/internal/redis/mirror"
+	"github.com/billing-exporter/billing_exporter/internal/redis/read"
 	"github.com/billing-exporter/billing_exporter/internal/reload"
 	"github.com/billing-exporter/billing_exporter/internal/secret"
 	"github.com/billing-exporter/billing_exporter/internal/server"
@@ -56,7 +58,7 @@ type options struct {
 	scanCount, batchSize, maxRequests, maxTenants, maxTypes        int
 	maxConnections                                                 int
 	maxReply                                                       units.Base2Bytes
-	redisTLS                                                       redisstore.TLSFiles
+	redisTLS                                                       conn.TLSFiles
 	readMode                                                       string
 	resync                                                         time.Duration
 	plans                                                          plansource.Flags
@@ -104,7 +106,7 @@ func addFlags(app *kingpin.Application) *options {
 	flagvalue.Duration(app, "redis.read-timeout", "Timeout for one Redis reply (a scrape's deadline can shorten it).", "5s", &o.redisRead)
 	flagvalue.Duration(app, "redis.write-timeout", "Timeout for writing one Redis request.", "5s", &o.redisWrite)
 	flagvalue.Int(app, "redis.scan-count", "COUNT hint of each SCAN call.", "2000", &o.scanCount)
-	flagvalue.Enum(app, "redis.read-mode", "track: keep a mirror of the usage state current with Redis key tracking, re-reading only changed keys; scan: read every usage key on every scrape.", redisstore.ModeTrack, &o.readMode, redisstore.ModeTrack, redisstore.ModeScan)
+	flagvalue.Enum(app, "redis.read-mode", "track: keep a mirror of the usage state current with Redis key tracking, re-reading only changed keys; scan: read every usage key on every scrape.", mirror.ModeTrack, &o.readMode, mirror.ModeTrack, mirror.ModeScan)
 	flagvalue.Duration(app, "redis.resync-interval", "How often a background full read checks the track mode's mirror and replaces it; 0 turns the check off.", "15m", &o.resync)
 	flagvalue.Int(app, "redis.batch-size", "HGETALLs per pipelined round trip.", "1000", &o.batchSize)
 	app.Flag("redis.max-reply-bytes", "Largest Redis reply held in memory: a usage hash over it is skipped and counted (oversized_hash); a pipelined batch may hold 8 times it. 0 means no bound.").Default("1MiB").BytesVar(&o.maxReply)
@@ -132,9 +134,9 @@ func addFlags(app *kingpin.Application) *options {
 type settings struct {
 	loc     *time.Location
 	pattern usage.KeyPattern
-	targets []redisstore.Target
-	store   []redisstore.Option
-	mirror  []redisstore.MirrorOption
+	targets []conn.Target
+	store   []conn.Option
+	mirror  []mirror.Option
 	billing []billing.Option
 }
 
@@ -170,28 +172,28 @@ func (o *options) validate() (*settings, error) {
 		return nil, fmt.Errorf("--redis.max-reply-bytes must not be negative, got %v", o.maxReply)
 	}
 	for _, addr := range o.redisAddrs {
-		t, err := redisstore.ParseTarget(addr)
+		t, err := conn.ParseTarget(addr)
 		if err != nil {
 			return nil, fmt.Errorf("--redis.addr: %w", err)
 		}
 		s.targets = append(s.targets, t)
 	}
-	if o.redisTLS != (redisstore.TLSFiles{}) && !s.targets[0].TLS {
+	if o.redisTLS != (conn.TLSFiles{}) && !s.targets[0].TLS {
 		return nil, fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
 	}
-	s.store = []redisstore.Option{
-		// Read at each dial, so a rotated password file needs no reload.
-		redisstore.WithPasswordFunc(o.redisPassword),
-		redisstore.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
-		redisstore.WithScanCount(o.scanCount),
-		redisstore.WithBatchSize(o.batchSize),
-		redisstore.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
+	s.store = []conn.Option{
+		// Asked at each dial: a rotated password file needs no reload.
+		conn.WithPasswordFunc(o.redisPassword),
+		conn.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
+		conn.WithScanCount(o.scanCount),
+		conn.WithBatchSize(o.batchSize),
+		conn.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 	}
-	s.mirror = []redisstore.MirrorOption{redisstore.WithResyncInterval(o.resync)}
+	s.mirror = []mirror.Option{mirror.WithResyncInterval(o.resync)}
 	s.billing = []billing.Option{billing.WithMaxReadTime(o.maxTimeout)}
 	// The demo's in-process Redis (miniredis) has no key tracking.
-	if o.readMode == redisstore.ModeScan || o.plans.Demo {
-		s.mirror = append(s.mirror, redisstore.WithScanMode())
+	if o.readMode == mirror.ModeScan || o.plans.Demo {
+		s.mirror = append(s.mirror, mirror.WithScanMode())
 	} else {
 		// The mirror's view is fresh only for a read that starts after the caller arrives.
 		s.billing = append(s.billing, billing.WithFreshReads())
@@ -262,7 +264,7 @@ type store interface {
 }
 
 // openStore opens the demo's Redis, a cluster, or one server.
-func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Logger, opts []redisstore.Option) (st store, closeAll func(), err error) {
+func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Logger, opts []conn.Option) (st store, closeAll func(), err error) {
 	target := s.targets[0]
 	closeAll = func() {}
 	if o.plans.Demo {
@@ -271,12 +273,12 @@ func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Lo
 			return nil, nil, err
 		}
 		closeAll = d.Close
-		target = redisstore.Target{Address: d.Addr()}
+		target = conn.Target{Address: d.Addr()}
 	}
 	if o.redisCluster {
-		st, err = redisstore.NewCluster(s.targets, opts...)
+		st, err = read.NewCluster(s.targets, opts...)
 	} else {
-		st, err = redisstore.New(target, opts...)
+		st, err = read.New(target, opts...)
 	}
 	if err != nil {
 		closeAll()
@@ -322,13 +324,13 @@ func run(logger *slog.Logger, o *options) error {
 	var redisTLS atomic.Pointer[tls.Config]
 	redisTLS.Store(f.redisTLS)
 	st, closeStore, err := openStore(o, s, plans, logger, append(s.store,
-		redisstore.WithTLSConfigFunc(redisTLS.Load),
-		redisstore.WithObserver(instruments.ObserveRedis)))
+		conn.WithTLSConfigFunc(redisTLS.Load),
+		conn.WithObserver(instruments.ObserveRedis)))
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	mirror := redisstore.NewMirror(st, s.pattern, append(s.mirror, redisstore.WithMirrorLogger(logger))...)
+	mirror := mirror.New(st, s.pattern, append(s.mirror, mirror.WithLogger(logger))...)
 	defer mirror.Close()
 	static.MustRegister(mirror)
 

@@ -28,7 +28,7 @@ const soakTenants = 1000
 
 // The exporter's Redis connections at rest in track mode: the tracking
 // pair (the tracking and the subscribed connection) plus the idle
-// connections its pool keeps (internal/redisstore's maxIdle).
+// connections its pool keeps (internal/redis/conn's MaxIdle).
 const (
 	trackingPairConns = 2
 	redisPoolMaxIdle  = 2
@@ -230,7 +230,7 @@ INSERT INTO tenants (id, name, plan_id)
 	// reads), so a bound a few goroutines above the baseline still finds
 	// one. The bare baseline is one sample: once in CI, under the other
 	// packages' load, the count at rest stayed above it for a minute
-	// (cause not found; never reproduced alone or beside the redisstore
+	// (cause not found; never reproduced alone or beside the internal/redis
 	// tests, where rest and baseline were equal in every run).
 	const atRestSlack = 3
 	var goroutines float64

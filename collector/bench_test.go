@@ -19,7 +19,9 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/plans/postgres"
-	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
+	"github.com/billing-exporter/billing_exporter/internal/redis/mirror"
+	"github.com/billing-exporter/billing_exporter/internal/redis/read"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
@@ -59,7 +61,7 @@ func BenchmarkScrape(b *testing.B) {
 type benchFixture struct {
 	tenants int
 	conn    redis.Conn // to the server, for writes between scrapes
-	store   *redisstore.Store
+	store   *read.Reader
 	plans   plans.Source
 }
 
@@ -94,8 +96,8 @@ func newBenchFixture(b *testing.B) benchFixture {
 	if os.Getenv("BENCH_POSTGRES") != "" {
 		f.plans = postgresPlans(b, f.tenants)
 	}
-	target, _ := redisstore.ParseTarget(srv.Addr())
-	store, err := redisstore.New(target)
+	target, _ := conn.ParseTarget(srv.Addr())
+	store, err := read.New(target)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -143,7 +145,7 @@ func BenchmarkScrapeTrack(b *testing.B) {
 		share = v
 	}
 	maxTenants, _ := strconv.Atoi(os.Getenv("BENCH_MAX_TENANTS"))
-	mirror := redisstore.NewMirror(f.store, usage.MustParseKeyPattern(usage.DefaultKeyPattern), redisstore.WithResyncInterval(0))
+	mirror := mirror.New(f.store, usage.MustParseKeyPattern(usage.DefaultKeyPattern), mirror.WithResyncInterval(0))
 	defer mirror.Close()
 	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }),
 		billing.WithConfig(billing.Config{Plans: f.plans, PlansName: "postgres", Defaults: plans.Limits{"messages": 1000}}))

@@ -16,7 +16,8 @@ import (
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
-	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
+	"github.com/billing-exporter/billing_exporter/internal/redis/read"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
@@ -103,12 +104,12 @@ func sameSamples(t *testing.T, what string, got, want []string) {
 func TestClusterMetricsMatchSingleServer(t *testing.T) {
 	cl := testserver.StartCluster(t, 3)
 	single := testserver.StartRedis(t)
-	conn := single.Conn()
+	sc := single.Conn()
 	for i := range 3000 {
 		key := "usage:" + strconv.Itoa(i) + ":202611"
 		args := []any{key, "messages", i * 13, "storage", i * 400, "users", i % 9, "whatsappSessions", i % 4}
 		cl.Do("HSET", args...)
-		if err := conn.Send("HSET", args...); err != nil {
+		if err := sc.Send("HSET", args...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,11 +120,11 @@ func TestClusterMetricsMatchSingleServer(t *testing.T) {
 		{"HSET", "usage:x:bogus", "messages", 1},
 	} {
 		cl.Do(cmd[0].(string), cmd[1:]...)
-		if err := conn.Send(cmd[0].(string), cmd[1:]...); err != nil {
+		if err := sc.Send(cmd[0].(string), cmd[1:]...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := conn.Do(""); err != nil {
+	if _, err := sc.Do(""); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -132,18 +133,18 @@ func TestClusterMetricsMatchSingleServer(t *testing.T) {
 		}
 	}
 
-	target, _ := redisstore.ParseTarget(single.Addr())
-	store, err := redisstore.New(target)
+	target, _ := conn.ParseTarget(single.Addr())
+	store, err := read.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	var seeds []redisstore.Target
+	var seeds []conn.Target
 	for _, a := range cl.Addrs()[:2] {
-		tg, _ := redisstore.ParseTarget(a)
+		tg, _ := conn.ParseTarget(a)
 		seeds = append(seeds, tg)
 	}
-	cluster, err := redisstore.NewCluster(seeds, redisstore.WithTimeouts(500*time.Millisecond, time.Second, time.Second))
+	cluster, err := read.NewCluster(seeds, conn.WithTimeouts(500*time.Millisecond, time.Second, time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

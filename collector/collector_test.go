@@ -18,7 +18,8 @@ import (
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
-	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
+	"github.com/billing-exporter/billing_exporter/internal/redis/read"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
@@ -28,27 +29,27 @@ var november = time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	redis   *testserver.Redis
-	store   *redisstore.Store
+	store   *read.Reader
 	handler *Handler
 	server  *httptest.Server
 }
 
-func newFixture(t *testing.T, serviceOpts []billing.Option, storeOpts ...redisstore.Option) *fixture {
+func newFixture(t *testing.T, serviceOpts []billing.Option, storeOpts ...conn.Option) *fixture {
 	t.Helper()
 	return newFixtureOnRedis(t, &fixture{redis: testserver.StartRedis(t)}, serviceOpts, storeOpts...)
 }
 
 // newFixtureOnRedis builds the exporter side of a fixture over f's Redis.
-func newFixtureOnRedis(t *testing.T, f *fixture, serviceOpts []billing.Option, storeOpts ...redisstore.Option) *fixture {
+func newFixtureOnRedis(t *testing.T, f *fixture, serviceOpts []billing.Option, storeOpts ...conn.Option) *fixture {
 	t.Helper()
 	f = &fixture{redis: f.redis}
-	target, err := redisstore.ParseTarget(f.redis.Addr())
+	target, err := conn.ParseTarget(f.redis.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	static := prometheus.NewRegistry()
 	in := NewInstruments(static)
-	f.store, err = redisstore.New(target, append([]redisstore.Option{redisstore.WithObserver(in.ObserveRedis)}, storeOpts...)...)
+	f.store, err = read.New(target, append([]conn.Option{conn.WithObserver(in.ObserveRedis)}, storeOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +163,8 @@ func TestPeriodRollover(t *testing.T) {
 	srv := testserver.StartRedis(t)
 	srv.HSet("usage:nov:202611", "messages", 1)
 	srv.HSet("usage:dec:202612", "messages", 2)
-	target, _ := redisstore.ParseTarget(srv.Addr())
-	store, err := redisstore.New(target)
+	target, _ := conn.ParseTarget(srv.Addr())
+	store, err := read.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestPeriodRollover(t *testing.T) {
 }
 
 func TestRedisDownAndRecovery(t *testing.T) {
-	f := newFixture(t, nil, redisstore.WithTimeouts(500*time.Millisecond, time.Second, time.Second))
+	f := newFixture(t, nil, conn.WithTimeouts(500*time.Millisecond, time.Second, time.Second))
 	f.redis.HSet("usage:1:202611", "messages", 4250)
 	if r := f.scrape(t); r.MustValue(t, "billing_redis_up") != 1 {
 		t.Fatal("redis_up 0 with Redis running")
@@ -236,7 +237,7 @@ func seedMany(t *testing.T, srv *testserver.Redis, n int) {
 func TestAbandonedScrapeStopsRedisWork(t *testing.T) {
 	// A small SCAN COUNT makes the read take thousands of round trips, so it
 	// is still running when the client leaves.
-	f := newFixture(t, nil, redisstore.WithScanCount(2), redisstore.WithBatchSize(2))
+	f := newFixture(t, nil, conn.WithScanCount(2), conn.WithBatchSize(2))
 	const keys = 20000
 	seedMany(t, f.redis, keys)
 
@@ -274,7 +275,7 @@ func TestAbandonedScrapeStopsRedisWork(t *testing.T) {
 }
 
 func TestConcurrentScrapesShareOneRead(t *testing.T) {
-	f := newFixture(t, nil, redisstore.WithScanCount(50), redisstore.WithBatchSize(50))
+	f := newFixture(t, nil, conn.WithScanCount(50), conn.WithBatchSize(50))
 	seedMany(t, f.redis, 2000)
 
 	// One scrape alone: how many SCANs a read takes.

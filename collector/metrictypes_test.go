@@ -12,7 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
-	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
+	"github.com/billing-exporter/billing_exporter/internal/redis/read"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
@@ -38,11 +39,11 @@ func TestMaxMetricTypesBoundsSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	target, err := redisstore.ParseTarget(srv.Addr())
+	target, err := conn.ParseTarget(srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := redisstore.New(target)
+	store, err := read.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,8 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/plans/postgres"
-	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
+	"github.com/billing-exporter/billing_exporter/internal/redis/read"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
 
@@ -141,7 +142,7 @@ type envConfig struct {
 	location  *time.Location
 	apiOpts   []Option
 	svcOpts   []billing.Option // after the env's own
-	storeOpts []redisstore.Option
+	storeOpts []conn.Option
 	// With plansPostgres: the data loaded (default plansIssueSQL), and the
 	// plans query (default postgres.DefaultQuery).
 	plansSQL, plansQuery string
@@ -155,7 +156,7 @@ type env struct {
 	t        *testing.T
 	redis    *testserver.Redis
 	pg       *testserver.Postgres
-	store    *redisstore.Store
+	store    *read.Reader
 	service  *billing.Service
 	svcOpts  []billing.Option // what service was built with
 	registry *prometheus.Registry
@@ -175,16 +176,16 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 func newEnvOnRedis(t *testing.T, redis *testserver.Redis, cfg envConfig) *env {
 	t.Helper()
 	e := &env{t: t, redis: redis, registry: prometheus.NewRegistry(), client: newClient(t)}
-	target, err := redisstore.ParseTarget(e.redis.Addr())
+	target, err := conn.ParseTarget(e.redis.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := collector.NewInstruments(e.registry)
-	storeOpts := append([]redisstore.Option{
-		redisstore.WithObserver(in.ObserveRedis),
-		redisstore.WithTimeouts(time.Second, 2*time.Second, 2*time.Second),
+	storeOpts := append([]conn.Option{
+		conn.WithObserver(in.ObserveRedis),
+		conn.WithTimeouts(time.Second, 2*time.Second, 2*time.Second),
 	}, cfg.storeOpts...)
-	if e.store, err = redisstore.New(target, storeOpts...); err != nil {
+	if e.store, err = read.New(target, storeOpts...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })

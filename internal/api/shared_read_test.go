@@ -10,7 +10,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
-	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
@@ -24,7 +24,7 @@ func TestScrapeAndListShareOneRead(t *testing.T) {
 	redisSrv := testserver.StartRedis(t)
 	e := newEnvOnRedis(t, redisSrv, envConfig{
 		svcOpts:   []billing.Option{billing.WithMaxAge(0)},
-		storeOpts: []redisstore.Option{redisstore.WithScanCount(50), redisstore.WithBatchSize(50)},
+		storeOpts: []conn.Option{conn.WithScanCount(50), conn.WithBatchSize(50)},
 	})
 	const tenants = 500
 	for i := range tenants {

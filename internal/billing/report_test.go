@@ -16,7 +16,7 @@ import (
 )
 
 // staticUsage serves a fixed usage snapshot. These tests are about the join;
-// reading Redis is tested against a real server in redisstore and collector.
+// reading Redis is tested against a real server in internal/redis/read and collector.
 type staticUsage struct {
 	tenants map[string]usage.Counters
 	err     error

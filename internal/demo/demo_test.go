@@ -17,7 +17,8 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/demo"
 	"github.com/billing-exporter/billing_exporter/internal/plans"
-	"github.com/billing-exporter/billing_exporter/internal/redisstore"
+	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
+	"github.com/billing-exporter/billing_exporter/internal/redis/read"
 	"github.com/billing-exporter/billing_exporter/internal/scrapetest"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
@@ -59,7 +60,7 @@ func startDemo(t *testing.T, now func() time.Time) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
-	store, err := redisstore.New(redisstore.Target{Address: d.Addr()})
+	store, err := read.New(conn.Target{Address: d.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}

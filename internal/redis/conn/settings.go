@@ -1,0 +1,204 @@
+package conn
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Observer receives the duration of every round trip, by operation.
+type Observer func(operation string, d time.Duration)
+
+// Settings are how connections are dialled and commands run.
+type Settings struct {
+	Target    Target
+	ScanCount int
+	BatchSize int
+	observe   Observer
+	tls       func() *tls.Config
+	password  func() (string, error)
+	timeouts  struct{ dial, read, write time.Duration }
+	maxReply  int
+}
+
+// MaxIdle is the idle connections a pool keeps.
+const MaxIdle = 2
+
+const maxConnsPerNode = 8
+
+// Option configures Settings.
+type Option func(*Settings)
+
+// WithPasswordFunc makes each dial ask for the password ("" keeps the URL's).
+func WithPasswordFunc(password func() (string, error)) Option {
+	return func(s *Settings) { s.password = password }
+}
+
+// WithTimeouts sets the dial, read and write timeouts.
+func WithTimeouts(dial, read, write time.Duration) Option {
+	return func(s *Settings) { s.timeouts.dial, s.timeouts.read, s.timeouts.write = dial, read, write }
+}
+
+// WithScanCount sets SCAN's COUNT.
+func WithScanCount(n int) Option { return func(s *Settings) { s.ScanCount = n } }
+
+// WithBatchSize sets the keys per pipelined batch.
+func WithBatchSize(n int) Option { return func(s *Settings) { s.BatchSize = n } }
+
+// WithObserver sets the Observer.
+func WithObserver(o Observer) Option { return func(s *Settings) { s.observe = o } }
+
+// WithTLSConfigFunc makes each TLS dial ask c for its configuration.
+func WithTLSConfigFunc(c func() *tls.Config) Option { return func(s *Settings) { s.tls = c } }
+
+// WithMaxReplyBytes bounds one reply held in memory; 0: unbounded.
+func WithMaxReplyBytes(n int) Option { return func(s *Settings) { s.maxReply = max(n, 0) } }
+
+// NewSettings applies opts over the defaults.
+func NewSettings(target Target, opts ...Option) (*Settings, error) {
+	s := &Settings{Target: target, ScanCount: 2000, BatchSize: 1000, observe: func(string, time.Duration) {}, maxReply: DefaultMaxReplyBytes}
+	s.timeouts.dial, s.timeouts.read, s.timeouts.write = 2*time.Second, 5*time.Second, 5*time.Second
+	for _, o := range opts {
+		o(s)
+	}
+	if s.ScanCount < 1 || s.BatchSize < 1 {
+		return nil, fmt.Errorf("redis scan count (%d) and batch size (%d) must be positive", s.ScanCount, s.BatchSize)
+	}
+	return s, nil
+}
+
+// ReadTimeout caps a command's wait for its reply.
+func (s *Settings) ReadTimeout() time.Duration { return s.timeouts.read }
+
+// Observe reports one round trip.
+func (s *Settings) Observe(op string, d time.Duration) { s.observe(op, d) }
+
+// NewPool returns a pool of connections to addr.
+func (s *Settings) NewPool(addr string) *redis.Pool {
+	return &redis.Pool{
+		MaxIdle:     MaxIdle,
+		MaxActive:   maxConnsPerNode,
+		Wait:        true,
+		IdleTimeout: 2 * time.Minute,
+		DialContext: func(ctx context.Context) (redis.Conn, error) { return s.Dial(ctx, addr) },
+		// A connection idle across a Redis restart is dead.
+		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
+			if time.Since(idleSince) < 100*time.Millisecond {
+				return nil
+			}
+			_, err := redis.DoContext(c, ctx, "PING")
+			return err
+		},
+	}
+}
+
+// Dial connects to addr.
+func (s *Settings) Dial(ctx context.Context, addr string) (redis.Conn, error) {
+	return s.dial(ctx, addr, newBoundedConn)
+}
+
+// DialSubscriber connects to addr for pushed messages.
+func (s *Settings) DialSubscriber(ctx context.Context, addr string) (redis.Conn, error) {
+	return s.dial(ctx, addr, newStreamBoundedConn)
+}
+
+func (s *Settings) dial(ctx context.Context, addr string, bound func(net.Conn, int) *boundedConn) (redis.Conn, error) {
+	t := s.Target
+	t.Address = addr
+	if s.password != nil {
+		password, err := s.password()
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: redis password: %w", t, err)
+		}
+		t = t.withPassword(password)
+	}
+	opts := []redis.DialOption{
+		redis.DialReadTimeout(s.timeouts.read),
+		redis.DialWriteTimeout(s.timeouts.write),
+		redis.DialDatabase(t.DB),
+		redis.DialUsername(t.Username),
+		redis.DialPassword(t.Password),
+		// Our own dial puts the reply bound above TLS.
+		redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return s.dialConn(ctx, network, addr, bound)
+		}),
+	}
+	start := time.Now()
+	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
+	if err == nil {
+		// The name only helps operators: a denial is no failure.
+		_, err = redis.DoContext(c, ctx, "CLIENT", "SETNAME", "billing_exporter")
+		if _, denied := err.(redis.Error); denied {
+			err = nil
+		}
+		if err != nil {
+			c.Close()
+		}
+	}
+	s.observe("connect", time.Since(start))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", t, err)
+	}
+	return c, nil
+}
+
+func (s *Settings) dialConn(ctx context.Context, network, addr string, bound func(net.Conn, int) *boundedConn) (net.Conn, error) {
+	if s.timeouts.dial > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeouts.dial)
+		defer cancel()
+	}
+	d := net.Dialer{KeepAlive: 5 * time.Minute}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.Target.TLS {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.tls != nil {
+			if c := s.tls(); c != nil {
+				cfg = c.Clone()
+			}
+		}
+		if cfg.ServerName == "" {
+			if cfg.ServerName, _, err = net.SplitHostPort(addr); err != nil {
+				conn.Close()
+				return nil, err
+			}
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	if s.maxReply > 0 {
+		conn = bound(conn, s.maxReply)
+	}
+	return conn, nil
+}
+
+// Do runs one command ("" flushes a pipeline) and observes it as op. Its
+// wait is bounded by ctx's deadline and the read timeout.
+func (s *Settings) Do(ctx context.Context, c redis.Conn, op, cmd string, args ...any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	reply, err := redis.DoContext(c, ctx, cmd, args...)
+	s.observe(op, time.Since(start))
+	if err != nil {
+		name := cmd
+		if name == "" {
+			name = strings.ToUpper(op) + " pipeline"
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return reply, nil
+}

@@ -1,0 +1,101 @@
+// Package conn dials Redis. See ARCHITECTURE.md.
+package conn
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Target is a parsed --redis.addr: where and how to connect.
+type Target struct {
+	Address  string
+	Username string
+	Password string
+	DB       int
+	TLS      bool
+	loneName bool // redis://name@host: a password, or with one from elsewhere the user
+}
+
+// ParseTarget accepts host:port or redis[s]://[user[:password]@]host[:port][/db].
+// Errors never quote a URL, where a password may sit.
+func ParseTarget(addr string) (Target, error) {
+	if !strings.Contains(addr, "://") {
+		if strings.Contains(addr, "@") {
+			return Target{}, fmt.Errorf("redis address has credentials (@) but no redis:// or rediss:// scheme")
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return Target{}, fmt.Errorf("redis address %q: want host:port or a redis:// URL: %w", addr, err)
+		}
+		return Target{Address: addr}, nil
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return Target{}, fmt.Errorf("redis address is not a valid URL")
+	}
+	t := Target{}
+	switch u.Scheme {
+	case "redis":
+	case "rediss":
+		t.TLS = true
+	default:
+		return Target{}, fmt.Errorf("redis address: the scheme is not redis:// or rediss://")
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		return Target{}, fmt.Errorf("redis address: the URL has no host")
+	}
+	if port == "" {
+		port = "6379"
+	}
+	t.Address = net.JoinHostPort(host, port)
+	if u.User != nil {
+		t.Username = u.User.Username()
+		t.Password, _ = u.User.Password()
+		if _, hasPassword := u.User.Password(); !hasPassword && t.Username != "" {
+			t.Password, t.Username, t.loneName = t.Username, "", true
+		}
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		db, err := strconv.Atoi(p)
+		if err != nil || db < 0 {
+			return Target{}, fmt.Errorf("redis address: the database (the URL's path) is not a non-negative number")
+		}
+		t.DB = db
+	}
+	if len(u.Query()) > 0 {
+		return Target{}, fmt.Errorf("redis address: query parameters are not supported")
+	}
+	return t, nil
+}
+
+// String describes the target without its password.
+func (t Target) String() string {
+	scheme := "redis"
+	if t.TLS {
+		scheme = "rediss"
+	}
+	s := scheme + "://"
+	if t.Username != "" {
+		s += url.User(t.Username).String() + "@"
+	}
+	s += t.Address
+	if t.DB != 0 {
+		s += "/" + strconv.Itoa(t.DB)
+	}
+	return s
+}
+
+// withPassword is t with password; "" keeps t's.
+func (t Target) withPassword(password string) Target {
+	if password == "" {
+		return t
+	}
+	if t.loneName && t.Username == "" {
+		t.Username = t.Password
+	}
+	t.Password = password
+	return t
+}

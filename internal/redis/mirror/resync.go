@@ -1,0 +1,98 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"maps"
+
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+// resync replaces the state with a paced full read and counts the keys
+// that differed, but those invalidated meanwhile.
+func (n *nodeMirror) resync(ctx context.Context) (int, error) {
+	m := n.m
+	m.mu.Lock()
+	if n.state == nil || n.pair == nil {
+		m.mu.Unlock()
+		return -1, nil
+	}
+	pair, periodID, hint := n.pair, n.state.periodID, len(n.state.tenants)
+	pair.startTouch()
+	m.mu.Unlock()
+	defer pair.stopTouch()
+
+	fresh, err := n.fullRead(ctx, periodID, hint, true)
+	if err != nil {
+		return -1, fmt.Errorf("full read: %w", err)
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n.pair != pair || n.state == nil || n.state.periodID != periodID {
+		return -1, nil // seeded anew meanwhile
+	}
+	reason, err := pair.barrier(ctx, m.r.Settings(), n.node.Name)
+	if reason != "" {
+		n.nextReason = reason
+		return -1, nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	touched := pair.stopTouch()
+	if err := n.reread(ctx, n.state, pair.take()); err != nil {
+		n.dropPair(reasonReadError)
+		return -1, err
+	}
+	d, example := divergence(n.state, fresh, touched, m.pattern)
+	if err := n.reread(ctx, fresh, touched); err != nil {
+		n.dropPair(reasonReadError)
+		return -1, err
+	}
+	n.install(fresh, reasonResync)
+	if d > 0 {
+		n.logger.Warn("Redis usage mirror differed from a full read: replaced", "divergent_keys", d, "example_key", fmt.Sprintf("%q", example))
+	}
+	return d, nil
+}
+
+// divergence counts the keys a and b hold differently, but skip.
+func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern) (int, string) {
+	n, example := 0, ""
+	diff := func(key string) {
+		if _, ok := skip[key]; ok {
+			return
+		}
+		if n == 0 || key < example {
+			example = key
+		}
+		n++
+	}
+	onlyIn := func(keys iter.Seq[string], has func(string) bool) {
+		for k := range keys {
+			if !has(k) {
+				diff(k)
+			}
+		}
+	}
+	inMap := func(m map[string]struct{}) func(string) bool {
+		return func(k string) bool { _, ok := m[k]; return ok }
+	}
+	onlyIn(a.others.All(), b.others.Has)
+	onlyIn(b.others.All(), a.others.Has)
+	onlyIn(maps.Keys(a.malformed), inMap(b.malformed))
+	onlyIn(maps.Keys(b.malformed), inMap(a.malformed))
+	for id, ca := range a.tenants {
+		if cb, ok := b.tenants[id]; !ok || !ca.Equal(cb) || !maps.Equal(a.flawed[id], b.flawed[id]) {
+			diff(pattern.Key(id, a.periodID))
+		}
+	}
+	for id := range b.tenants {
+		if _, ok := a.tenants[id]; !ok {
+			diff(pattern.Key(id, b.periodID))
+		}
+	}
+	return n, example
+}

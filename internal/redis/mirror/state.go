@@ -1,0 +1,188 @@
+package mirror
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/billing-exporter/billing_exporter/internal/redis/read"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+// state is one node's copy of the keys a full read counts. Snapshots
+// borrow its maps; a change while one does clones them.
+type state struct {
+	periodID  string
+	tenants   map[string]usage.Counters
+	types     usage.TypeCounts
+	lent      *atomic.Int32                   // borrowers; nil: none since the maps were made
+	flawed    map[string]map[usage.Reason]int // the few hashes with a skip
+	skipped   map[usage.Reason]int            // summed over flawed
+	others    *keySet                         // keys of other periods
+	malformed map[string]struct{}
+}
+
+type keyEntry struct {
+	counters usage.Counters
+	skipped  map[usage.Reason]int
+}
+
+func newState(periodID string, sizeHint int) *state {
+	return &state{
+		periodID:  periodID,
+		tenants:   make(map[string]usage.Counters, sizeHint),
+		types:     usage.TypeCounts{},
+		flawed:    map[string]map[usage.Reason]int{},
+		skipped:   map[usage.Reason]int{},
+		others:    newKeySet(),
+		malformed: map[string]struct{}{},
+	}
+}
+
+// put records a tenant's hash, e nil when it is gone.
+func (st *state) put(tenant string, e *keyEntry) {
+	old, had := st.tenants[tenant]
+	if !had && e == nil {
+		return
+	}
+	if st.lent != nil && st.lent.Load() > 0 {
+		st.tenants, st.types = maps.Clone(st.tenants), maps.Clone(st.types)
+	}
+	st.lent = nil
+	if had {
+		st.types.Add(old, -1)
+		for reason, n := range st.flawed[tenant] {
+			st.skipped[reason] -= n
+		}
+		delete(st.flawed, tenant)
+		if e == nil {
+			delete(st.tenants, tenant)
+			return
+		}
+	}
+	if !had {
+		tenant = strings.Clone(tenant)
+	}
+	st.tenants[tenant] = e.counters
+	st.types.Add(e.counters, 1)
+	if e.skipped != nil {
+		st.flawed[tenant] = e.skipped
+	}
+	for reason, n := range e.skipped {
+		st.skipped[reason] += n
+	}
+}
+
+func (st *state) setOther(key string, malformed, exists bool) {
+	switch {
+	case malformed && exists:
+		st.malformed[key] = struct{}{}
+	case malformed:
+		delete(st.malformed, key)
+	case exists:
+		st.others.Add(key)
+	default:
+		st.others.Remove(key)
+	}
+}
+
+func (st *state) snapshot() *usage.Snapshot {
+	snap := usage.NewSnapshot(st.periodID)
+	snap.Tenants, snap.Types = st.tenants, st.types
+	if st.lent == nil {
+		st.lent = new(atomic.Int32)
+	}
+	lent := st.lent
+	lent.Add(1)
+	snap.Lend(func() { lent.Add(-1) })
+	snap.Keys = len(st.tenants) + st.others.Len()
+	for reason, n := range st.skipped {
+		if n > 0 {
+			snap.Skipped[reason] = n
+		}
+	}
+	if len(st.malformed) > 0 {
+		snap.Skipped[usage.ReasonMalformedKey] = len(st.malformed)
+	}
+	return snap
+}
+
+type keyKind int
+
+const (
+	kindIgnored keyKind = iota
+	kindMalformed
+	kindOther
+	kindCurrent
+)
+
+func (st *state) classify(pattern usage.KeyPattern, key string) (keyKind, string) {
+	if !pattern.MatchesGlob(key) {
+		return kindIgnored, ""
+	}
+	tenant, pid, err := pattern.Parse(key)
+	switch {
+	case err != nil:
+		return kindMalformed, ""
+	case pid != st.periodID:
+		return kindOther, ""
+	}
+	return kindCurrent, tenant
+}
+
+func decodeEntry(reply any, skipped map[usage.Reason]int) (*keyEntry, error) {
+	clear(skipped)
+	counters, found, err := read.DecodeHGETALL(reply, skipped)
+	if err != nil || !found {
+		return nil, err
+	}
+	e := &keyEntry{counters: counters}
+	if len(skipped) > 0 {
+		e.skipped = maps.Clone(skipped)
+	}
+	return e, nil
+}
+
+// seedSink fills a state.
+type seedSink struct {
+	st      *state
+	pattern usage.KeyPattern
+	mu      sync.Mutex
+}
+
+func (s *seedSink) Other(key string, malformed bool) { s.st.setOther(key, malformed, true) }
+
+func (s *seedSink) Hashes(keys []read.Key, replies []any) error {
+	entries := make([]*keyEntry, len(keys))
+	exists := make([]bool, len(keys))
+	skipped := map[usage.Reason]int{}
+	for i, k := range keys {
+		var err error
+		cmd := "HGETALL"
+		if k.Exists {
+			var n int
+			n, err = redis.Int(replies[i], nil)
+			cmd, exists[i] = "EXISTS", n > 0
+		} else {
+			entries[i], err = decodeEntry(replies[i], skipped)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", cmd, k.Name, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, k := range keys {
+		if k.Exists {
+			kind, _ := s.st.classify(s.pattern, k.Name)
+			s.st.setOther(k.Name, kind == kindMalformed, exists[i])
+		} else {
+			s.st.put(k.Tenant, entries[i])
+		}
+	}
+	return nil
+}
