@@ -114,14 +114,37 @@ func NewSnapshot(periodID string) *Snapshot {
 	return &Snapshot{PeriodID: periodID, Tenants: map[string]Counters{}, Skipped: map[Reason]int{}}
 }
 
-// CapMetricTypes keeps at most limit metric types (<= 0: all): the
-// configured ones, then those most tenants hold, then by name. It returns
-// the unconfigured types kept.
-func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string]bool {
+// CapMetricTypes keeps at most limit metric types (<= 0: all): the configured
+// ones, then those most tenants hold, then by name; or, if kept is not nil,
+// the configured ones and kept. It returns the unconfigured types kept.
+func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int, kept map[string]bool) map[string]bool {
 	known := make(map[string]bool, len(configured))
 	for _, mt := range configured {
 		known[mt.Name] = true
 	}
+	if kept == nil {
+		var all bool
+		if kept, all = s.chooseTypes(known, limit); all {
+			return kept
+		}
+	}
+	// Tenants may be shared: copied before the first change.
+	var capped map[string]Counters
+	for tenant, c := range s.Tenants {
+		if trimmed := keepMetricTypes(c, known, kept, s.Skipped); trimmed != c {
+			if capped == nil {
+				capped = maps.Clone(s.Tenants)
+			}
+			capped[tenant] = trimmed
+		}
+	}
+	if capped != nil {
+		s.Tenants, s.Types = capped, nil
+	}
+	return kept
+}
+
+func (s *Snapshot) chooseTypes(known map[string]bool, limit int) (kept map[string]bool, all bool) {
 	counts := s.Types
 	if counts == nil {
 		counts = TypeCounts{}
@@ -135,12 +158,12 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 			tenants[field] = n
 		}
 	}
-	kept := make(map[string]bool, len(tenants))
+	kept = make(map[string]bool, len(tenants))
 	if limit <= 0 || len(known)+len(tenants) <= limit {
 		for field := range tenants {
 			kept[field] = true
 		}
-		return kept
+		return kept, true
 	}
 	others := slices.SortedFunc(maps.Keys(tenants), func(a, b string) int {
 		if d := tenants[b] - tenants[a]; d != 0 {
@@ -151,25 +174,10 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
 		kept[field] = true
 	}
-	// Tenants may be shared: copied before the first change.
-	var capped map[string]Counters
-	for tenant, c := range s.Tenants {
-		if trimmed := KeepMetricTypes(c, known, kept, s.Skipped); trimmed != c {
-			if capped == nil {
-				capped = maps.Clone(s.Tenants)
-			}
-			capped[tenant] = trimmed
-		}
-	}
-	if capped != nil {
-		s.Tenants, s.Types = capped, nil
-	}
-	return kept
+	return kept, false
 }
 
-// KeepMetricTypes returns c less the fields neither configured nor kept,
-// counting them in skipped.
-func KeepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) Counters {
+func keepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) Counters {
 	return c.without(func(field string, v int64) bool {
 		if field == wholeHash || configured[field] || kept[field] {
 			return false
