@@ -9,13 +9,12 @@ import (
 	"strings"
 )
 
-// Reason says why usage data was skipped; a label value, to keep stable.
+// Reason says why data was skipped; a label value.
 type Reason string
 
-// The reasons an item is skipped.
 const (
 	ReasonMalformedKey    Reason = "malformed_key"
-	ReasonWrongType       Reason = "wrong_type" // not a hash
+	ReasonWrongType       Reason = "wrong_type"
 	ReasonInvalidField    Reason = "invalid_field"
 	ReasonInvalidValue    Reason = "invalid_value"
 	ReasonOversizedHash   Reason = "oversized_hash"    // over --redis.max-reply-bytes
@@ -25,7 +24,7 @@ const (
 // Reasons lists every Reason.
 var Reasons = []Reason{ReasonMalformedKey, ReasonWrongType, ReasonInvalidField, ReasonInvalidValue, ReasonOversizedHash, ReasonMetricTypeLimit}
 
-// ParseValue parses a non-negative base-10 int64, as HINCRBY writes them.
+// ParseValue parses a non-negative int64 as HINCRBY writes it.
 func ParseValue(b []byte) (int64, error) {
 	if len(b) == 0 {
 		return 0, errors.New("empty value")
@@ -44,8 +43,7 @@ func ParseValue(b []byte) (int64, error) {
 	return v, nil
 }
 
-// DecodeHash decodes an HGETALL reply, counting bad fields in skipped; a
-// bad value stays as unreadable.
+// DecodeHash decodes an HGETALL reply, counting bad fields in skipped.
 func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	var buf [8]field
 	fields := buf[:0]
@@ -68,22 +66,21 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	return buildHash(fields)
 }
 
-// Snapshot is one whole read of the usage state for a period.
+// Snapshot is one full usage read for a period.
 type Snapshot struct {
 	PeriodID string
-	// Tenants and Types may be shared with the reader: never modified.
-	Tenants map[string]Counters
-	Keys    int // usage keys, all periods
-	Skipped map[Reason]int
-	Types   TypeCounts // nil when the reader kept no count
+	Tenants  map[string]Counters // shared: never modified
+	Keys     int                 // all periods
+	Skipped  map[Reason]int
+	Types    TypeCounts // shared; may be nil
 
 	giveBack func()
 }
 
-// Lend marks Tenants and Types as lent: Release calls giveBack.
+// Lend makes Release call giveBack.
 func (s *Snapshot) Lend(giveBack func()) { s.giveBack = giveBack }
 
-// Release drops Tenants and Types, giving them back if lent; safe to repeat.
+// Release drops Tenants and Types; safe to repeat.
 func (s *Snapshot) Release() {
 	s.Tenants, s.Types = nil, nil
 	if f := s.giveBack; f != nil {
@@ -92,10 +89,10 @@ func (s *Snapshot) Release() {
 	}
 }
 
-// TypeCounts counts the tenants holding each metric type.
+// TypeCounts counts tenants per metric type.
 type TypeCounts map[string]int
 
-// Add counts the fields of c, delta times.
+// Add counts c's fields delta times.
 func (tc TypeCounts) Add(c Counters, delta int) {
 	c.eachField(func(field string, _ int64) {
 		if field == wholeHash {
@@ -109,14 +106,13 @@ func (tc TypeCounts) Add(c Counters, delta int) {
 	})
 }
 
-// NewSnapshot returns an empty snapshot for a period.
+// NewSnapshot returns an empty Snapshot.
 func NewSnapshot(periodID string) *Snapshot {
 	return &Snapshot{PeriodID: periodID, Tenants: map[string]Counters{}, Skipped: map[Reason]int{}}
 }
 
-// CapMetricTypes keeps at most limit metric types (<= 0: all): the configured
-// ones, then those most tenants hold, then by name; or, if kept is not nil,
-// the configured ones and kept. It returns the unconfigured types kept.
+// CapMetricTypes keeps the configured types and up to limit (<= 0: all)
+// others, those most held or kept; it returns the others kept.
 func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int, kept map[string]bool) map[string]bool {
 	known := make(map[string]bool, len(configured))
 	for _, mt := range configured {
@@ -128,7 +124,6 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int, kept map[s
 			return kept
 		}
 	}
-	// Tenants may be shared: copied before the first change.
 	var capped map[string]Counters
 	for tenant, c := range s.Tenants {
 		if trimmed := keepMetricTypes(c, known, kept, s.Skipped); trimmed != c {
@@ -189,13 +184,12 @@ func keepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[R
 	})
 }
 
-// MetricType is a usage hash field the exporter knows.
+// MetricType is a configured usage field.
 type MetricType struct {
 	Name         string
-	MonthlyReset bool // restarts each period, unlike a current count: projected
+	MonthlyReset bool // restarts each period: projected
 }
 
-// knownFields interns the default names.
 var knownFields = func() map[string]string {
 	m := map[string]string{}
 	for _, mt := range DefaultMetricTypes {
@@ -204,7 +198,7 @@ var knownFields = func() map[string]string {
 	return m
 }()
 
-// DefaultMetricTypes are the fields the backend writes.
+// DefaultMetricTypes are the backend's fields.
 var DefaultMetricTypes = []MetricType{
 	{Name: "messages", MonthlyReset: true},
 	{Name: "storage"},
@@ -212,7 +206,7 @@ var DefaultMetricTypes = []MetricType{
 	{Name: "whatsappSessions"},
 }
 
-// MetricTypeNames returns the names of mts, in order.
+// MetricTypeNames returns the names of mts.
 func MetricTypeNames(mts []MetricType) []string {
 	names := make([]string, len(mts))
 	for i, mt := range mts {
