@@ -110,8 +110,7 @@ func start(now func() time.Time, cat *plans.Catalog, defaults plans.Limits, patt
 		}
 		d.tenants = append(d.tenants, t)
 	}
-	d.wg.Add(1)
-	go d.grow(tick)
+	d.wg.Go(func() { d.grow(tick) })
 	return d, nil
 }
 
@@ -192,7 +191,6 @@ func (d *Demo) write(t *tenant, values map[string]int64) {
 }
 
 func (d *Demo) grow(tick time.Duration) {
-	defer d.wg.Done()
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	for {

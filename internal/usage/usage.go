@@ -147,25 +147,22 @@ func (s *Snapshot) chooseTypes(known map[string]bool, limit int) (kept map[strin
 			counts.Add(c, 1)
 		}
 	}
-	tenants := map[string]int{}
-	for field, n := range counts {
+	kept = map[string]bool{}
+	for field := range counts {
 		if !known[field] {
-			tenants[field] = n
-		}
-	}
-	kept = make(map[string]bool, len(tenants))
-	if limit <= 0 || len(known)+len(tenants) <= limit {
-		for field := range tenants {
 			kept[field] = true
 		}
+	}
+	if limit <= 0 || len(known)+len(kept) <= limit {
 		return kept, true
 	}
-	others := slices.SortedFunc(maps.Keys(tenants), func(a, b string) int {
-		if d := tenants[b] - tenants[a]; d != 0 {
+	others := slices.SortedFunc(maps.Keys(kept), func(a, b string) int {
+		if d := counts[b] - counts[a]; d != 0 {
 			return d
 		}
 		return strings.Compare(a, b)
 	})
+	clear(kept)
 	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
 		kept[field] = true
 	}
