@@ -38,7 +38,7 @@ type reads struct {
 	last *Read
 }
 
-// Read returns a new shared read; on error, one without usage.
+// Read returns a new shared read; on ctx's error, one without usage.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
 	g := s.config()
 	since, due := time.Now(), deadline(ctx)
@@ -129,7 +129,7 @@ func (s *Service) read(ctx context.Context, g *generation, due time.Time) (*Read
 	<-done
 	r.completed = time.Now()
 	r.Duration = r.completed.Sub(start)
-	if ctx.Err() == nil {
+	if ctx.Err() == nil { // a read every caller left is not kept
 		s.usageLog.observe(r.Report.UsageErr)
 		s.infoLog.observe(r.Info.Err)
 		s.reads.mu.Lock()

@@ -1,4 +1,4 @@
-// Package billing joins usage, Redis INFO and plan limits.
+// Package billing joins usage, INFO and plan limits; see ARCHITECTURE.md.
 package billing
 
 import (
