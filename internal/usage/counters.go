@@ -15,7 +15,7 @@ type Hash struct {
 	vals  []int64
 }
 
-// Counters is a usage hash; nil is empty.
+// Counters is a Hash; nil is empty.
 type Counters = *Hash
 
 // wholeHash marks an unreadable hash.
@@ -107,7 +107,7 @@ func (h *Hash) lookup(metricType string) (v int64, reason Reason, ok bool) {
 	return v, "", true
 }
 
-// Each calls f for readable fields, by name.
+// Each calls f for readable fields.
 func (h *Hash) Each(f func(metricType string, v int64)) {
 	for i := range h.Len() {
 		if v := h.vals[i]; v >= 0 {
@@ -125,7 +125,7 @@ func (h *Hash) EachUnreadable(f func(metricType string, reason Reason)) {
 	}
 }
 
-// HashUnreadable says why the hash is unreadable.
+// HashUnreadable says why h is unreadable.
 func (h *Hash) HashUnreadable() (Reason, bool) {
 	if i := h.index(wholeHash); i >= 0 && h.vals[i] < 0 {
 		return reasonOf(h.vals[i]), true

@@ -1,4 +1,4 @@
-// Package usage models the backend's usage keys and hashes.
+// Package usage models usage keys and hashes.
 package usage
 
 import (
@@ -64,7 +64,7 @@ func MustParseKeyPattern(s string) KeyPattern {
 // String returns the raw pattern.
 func (p KeyPattern) String() string { return p.raw }
 
-// Key returns a tenant's key for a period.
+// Key returns a usage key.
 func (p KeyPattern) Key(tenantID, periodID string) string {
 	if p.periodFirst {
 		return p.prefix + periodID + p.middle + tenantID + p.suffix
@@ -80,7 +80,7 @@ func (p KeyPattern) Glob() string {
 // ErrMalformedKey is Parse's error.
 var ErrMalformedKey = errors.New("malformed usage key")
 
-// Parse splits a key into tenant and period.
+// Parse splits a key.
 func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 	rest, ok := strings.CutPrefix(key, p.prefix)
 	if !ok {
@@ -133,7 +133,7 @@ const (
 	PlanID   = "plan id"
 )
 
-// ValidateID checks a short printable id without glob characters.
+// ValidateID checks a printable id without glob characters.
 func ValidateID(kind, id string) error {
 	return validate(kind, id, MaxTenantIDLen, true)
 }
@@ -143,7 +143,7 @@ func ValidateMetricType(name string) error {
 	return ValidateLabel("field name", name, MaxMetricTypeLen)
 }
 
-// ValidateLabel checks that s is a printable label value of at most maxLen bytes.
+// ValidateLabel checks a printable label value.
 func ValidateLabel(what, s string, maxLen int) error { return validate(what, s, maxLen, false) }
 
 func validate(what, s string, maxLen int, noGlob bool) error {

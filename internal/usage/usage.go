@@ -24,7 +24,7 @@ const (
 // Reasons lists every Reason.
 var Reasons = []Reason{ReasonMalformedKey, ReasonWrongType, ReasonInvalidField, ReasonInvalidValue, ReasonOversizedHash, ReasonMetricTypeLimit}
 
-// ParseValue parses a non-negative int64 as HINCRBY writes it.
+// ParseValue parses a HINCRBY value.
 func ParseValue(b []byte) (int64, error) {
 	if len(b) == 0 {
 		return 0, errors.New("empty value")
@@ -43,7 +43,7 @@ func ParseValue(b []byte) (int64, error) {
 	return v, nil
 }
 
-// DecodeHash decodes an HGETALL reply, counting bad fields in skipped.
+// DecodeHash decodes an HGETALL reply.
 func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	var buf [8]field
 	fields := buf[:0]
@@ -66,7 +66,7 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	return buildHash(fields)
 }
 
-// Snapshot is one full usage read for a period.
+// Snapshot is one full usage read.
 type Snapshot struct {
 	PeriodID string
 	Tenants  map[string]Counters // shared: never modified
