@@ -1,6 +1,4 @@
-// Package config reads the optional --config.file, whose format README.md
-// describes under "Plans, defaults and configuration". A file with a mistake
-// is refused whole.
+// Package config reads --config.file (see README.md); a mistake refuses it whole.
 package config
 
 import (
@@ -8,7 +6,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
@@ -17,18 +14,18 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/yamlfile"
 )
 
-// Config is the exporter's file configuration.
+// Config is the file configuration.
 type Config struct {
-	// PlansQuery replaces the default plans query when not empty.
+	// PlansQuery replaces the default query if not empty.
 	PlansQuery string
-	// Defaults are the limits of tenants with no active plan; nil when unset.
+	// Defaults are the limits of planless tenants; nil when unset.
 	Defaults    plans.Limits
 	MetricTypes []usage.MetricType
-	// Thresholds are percentages, ascending and distinct.
+	// Thresholds are ascending distinct percentages.
 	Thresholds []float64
 }
 
-// Default returns the settings a file leaves out.
+// Default returns the defaults.
 func Default() *Config {
 	return &Config{
 		MetricTypes: slices.Clone(usage.DefaultMetricTypes),
@@ -36,7 +33,7 @@ func Default() *Config {
 	}
 }
 
-// MetricTypeNames returns the names of the metric types, in order.
+// MetricTypeNames returns the metric type names.
 func (c *Config) MetricTypeNames() []string { return usage.MetricTypeNames(c.MetricTypes) }
 
 type rawConfig struct {
@@ -51,7 +48,7 @@ type rawMetricType struct {
 	MonthlyReset bool   `yaml:"monthly_reset"`
 }
 
-// Load reads and parses a configuration file.
+// Load reads a configuration file.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -60,7 +57,6 @@ func Load(path string) (*Config, error) {
 	return parse(data, path)
 }
 
-// parse parses a configuration file named name.
 func parse(data []byte, name string) (*Config, error) {
 	var raw rawConfig
 	doc, err := yamlfile.Decode(data, name, &raw)
@@ -116,17 +112,12 @@ func parseThresholds(doc *yamlfile.Doc, raw []float64) ([]float64, error) {
 	if len(raw) == 0 {
 		return nil, doc.Errorf(doc.Line("thresholds"), "thresholds is empty; leave it out for the defaults")
 	}
-	seen := map[float64]bool{}
-	out := make([]float64, 0, len(raw))
 	for i, t := range raw {
 		if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 {
 			return nil, doc.Errorf(doc.Line("thresholds", i), "threshold %v: must be a positive percentage", t)
 		}
-		if !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
 	}
-	sort.Float64s(out)
-	return out, nil
+	out := slices.Clone(raw)
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }

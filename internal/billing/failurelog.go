@@ -5,18 +5,16 @@ import (
 	"sync"
 )
 
-// failureLog logs a source's failures on change: a WARN for each new error,
-// an INFO with the count at recovery, so that an outage is a few lines.
+// failureLog logs errors on change, so an outage is few lines.
 type failureLog struct {
 	logger *slog.Logger
 	what   string
 
 	mu       sync.Mutex
-	last     string // "" while it works
-	failures int    // since it last worked
+	last     string
+	failures int
 }
 
-// observe records the outcome of one attempt.
 func (f *failureLog) observe(err error, attrs ...any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -5,28 +5,26 @@ import (
 	"strconv"
 )
 
-// InfoReader reads Redis INFO for the health gauges.
+// InfoReader reads Redis INFO.
 type InfoReader interface {
 	Info(ctx context.Context) Info
 }
 
-// Info is Redis INFO as one read saw it.
+// Info is one read of Redis INFO.
 type Info struct {
-	// Fields holds the memory and clients sections, summed over a
-	// cluster's masters; nil when Err is set.
-	Fields map[string]string
+	Fields map[string]string // summed over masters
 	Err    error
-	Nodes  []NodeInfo // each master's, for a cluster
+	Nodes  []NodeInfo
 }
 
-// NodeInfo is the INFO of one master node of a cluster.
+// NodeInfo is one cluster master's INFO.
 type NodeInfo struct {
-	Node   string // host:port, as the cluster announces it
+	Node   string // host:port
 	Fields map[string]string
 	Err    error
 }
 
-// InfoInt returns an integer INFO field, and whether it is one.
+// InfoInt returns an integer INFO field.
 func InfoInt(fields map[string]string, name string) (int64, bool) {
 	v, ok := fields[name]
 	if !ok {

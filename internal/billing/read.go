@@ -12,36 +12,25 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
-// The freshness rule, the one place that decides when Redis is read in full:
-//
-//   - Scrapes and API requests share reads (sharedread's rules).
-//   - A scrape (Read) never gets a completed read.
-//   - Recent also takes the last completed read while it is younger than the
-//     max age, or failedMaxAge if it failed.
-//   - A read cut short because every caller left is never kept.
-
-// DefaultMaxAge is how long Recent reuses a completed read.
+// DefaultMaxAge is the default WithMaxAge.
 const DefaultMaxAge = 15 * time.Second
 
-// failedMaxAge bounds how long Recent reuses a failed read.
 const failedMaxAge = time.Second
 
-// Read is one full read of every source. Callers share it: read only.
+// Read is one full read, shared: read only.
 type Read struct {
 	Report   *Report
 	Info     Info
 	Duration time.Duration
 
-	completed time.Time // by time.Now, not the Service's clock
-	gen       *generation
-	// span is the read's span, starter its caller's.
+	completed     time.Time // not the Service's clock
+	gen           *generation
 	span, starter trace.SpanContext
 }
 
-// Age is how long ago the read completed.
+// Age is the read's age.
 func (r *Read) Age() time.Duration { return time.Since(r.completed) }
 
-// reads is the last completed read.
 type reads struct {
 	maxAge time.Duration
 
@@ -49,8 +38,7 @@ type reads struct {
 	last *Read
 }
 
-// Read returns a shared read, never a completed one: what a scrape reports.
-// The error is only ever ctx's, and comes with unread's Read.
+// Read returns a new shared read; on ctx's error, one without usage.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
 	g := s.config()
 	since, due := time.Now(), deadline(ctx)
@@ -62,8 +50,7 @@ func (s *Service) Read(ctx context.Context) (*Read, error) {
 	return r, nil
 }
 
-// Recent returns the last completed read while it is young enough, else a
-// shared read: what the API's full-state endpoints answer from.
+// Recent reuses a young enough read, else shares one.
 func (s *Service) Recent(ctx context.Context) (*Read, error) {
 	g := s.config()
 	since, due := time.Now(), deadline(ctx)
@@ -72,7 +59,7 @@ func (s *Service) Recent(ctx context.Context) (*Read, error) {
 		return r, nil
 	}
 	r, err := g.group.Do(ctx, func(rctx context.Context) (*Read, error) {
-		if r := s.fresh(g); r != nil { // completed since the check above
+		if r := s.fresh(g); r != nil {
 			return r, nil
 		}
 		return s.read(rctx, g, due)
@@ -81,8 +68,6 @@ func (s *Service) Recent(ctx context.Context) (*Read, error) {
 	return r, err
 }
 
-// noteRead says on the caller's span how it got r ("started", "joined" or
-// "reused") and links it to the read's span.
 func noteRead(ctx context.Context, r *Read, since time.Time) {
 	caller := trace.SpanFromContext(ctx)
 	if r == nil || !caller.IsRecording() {
@@ -100,7 +85,6 @@ func noteRead(ctx context.Context, r *Read, since time.Time) {
 	tracing.Link(ctx, r.span, attribute.String("billing.read", how))
 }
 
-// fresh returns the last completed read if Recent may reuse it under g.
 func (s *Service) fresh(g *generation) *Read {
 	s.reads.mu.Lock()
 	r := s.reads.last
@@ -118,23 +102,17 @@ func (s *Service) fresh(g *generation) *Read {
 	return nil
 }
 
-// deadline is ctx's deadline; zero: none.
 func deadline(ctx context.Context) time.Time {
 	dl, _ := ctx.Deadline()
 	return dl
 }
 
-// read reads INFO, usage and plans concurrently; due is its caller's
-// deadline.
 func (s *Service) read(ctx context.Context, g *generation, due time.Time) (*Read, error) {
 	starter := trace.SpanContextFromContext(ctx)
 	ctx, span := tracing.Start(ctx, "billing read")
 	start := time.Now()
 	r := &Read{gen: g, span: span.SpanContext(), starter: starter}
 	defer func() {
-		if !span.IsRecording() {
-			return
-		}
 		span.SetAttributes(
 			attribute.Int("billing.tenants", len(r.Report.Tenants)),
 			attribute.Bool("billing.usage_up", r.Report.UsageUp()),
@@ -151,7 +129,7 @@ func (s *Service) read(ctx context.Context, g *generation, due time.Time) (*Read
 	<-done
 	r.completed = time.Now()
 	r.Duration = r.completed.Sub(start)
-	if ctx.Err() == nil {
+	if ctx.Err() == nil { // a read every caller left is not kept
 		s.usageLog.observe(r.Report.UsageErr)
 		s.infoLog.observe(r.Info.Err)
 		s.reads.mu.Lock()

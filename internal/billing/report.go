@@ -2,11 +2,11 @@ package billing
 
 import (
 	"maps"
-	"reflect"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/period"
@@ -14,50 +14,47 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// NoPlanID is the plan id of tenants without a plan.
+// NoPlanID is the plan of planless tenants.
 const NoPlanID = "none"
 
-// PlansState describes the plans data of a join.
+// PlansState describes a join's plans.
 type PlansState struct {
-	Configured bool   // a plans source is set
-	Source     string // "postgres", "file"
-	Up         bool   // this read succeeded
+	Configured bool
+	Source     string
+	Up         bool
 	Err        error
 	Duration   time.Duration
-	Catalog    *plans.Catalog // the last good one, or nil
+	Catalog    *plans.Catalog
 	LoadedAt   time.Time
 }
 
-// Stale reports whether the catalog is older than this read.
+// Stale reports a catalog from an older read.
 func (p PlansState) Stale() bool { return p.Configured && !p.Up && p.Catalog != nil }
 
-// LimitsKnown reports whether limits can be stated: they cannot while the
-// plans source was never read.
+// LimitsKnown reports whether limits can be stated.
 func (p PlansState) LimitsKnown() bool { return !p.Configured || p.Catalog != nil }
 
-// TenantStatus is one tenant joined with its limits, kept small: one is
-// held per tenant.
+// TenantStatus joins a tenant with its limits.
 type TenantStatus struct {
 	ID     string
-	Usage  usage.Counters // nil without a usage key this period
-	*Terms                // shared: never modified
+	Usage  usage.Counters
+	*Terms // shared: never modified
 }
 
-// Terms is what a tenant's plan gives it, when LimitsKnown.
+// Terms are a tenant's plan terms.
 type Terms struct {
 	LimitsKnown      bool
 	UsingDefaults    bool
-	PlanUnknown      bool   // the plan has no row: no limit, not the defaults
-	PlanID           string // NoPlanID when no active plan
+	PlanUnknown      bool
+	PlanID           string
 	PlanName         string
-	Limits           plans.Limits      // the plan's, or the defaults
-	UnreadableLimits map[string]string // plans.Plan.Unreadable
+	Limits           plans.Limits
+	UnreadableLimits map[string]string
 
-	limits *[]LimitCheck // sorted by type; nil when none is stated
+	limits *[]LimitCheck // sorted by type
 }
 
-// NewTerms returns t with its limits in force sorted, which a TenantStatus
-// needs; source is the plans source of UnreadableLimits.
+// NewTerms prepares t for a TenantStatus.
 func NewTerms(t Terms, source string) *Terms {
 	if t.LimitsKnown {
 		l := sortedLimits(t.Limits, t.UnreadableLimits, source)
@@ -66,42 +63,26 @@ func NewTerms(t Terms, source string) *Terms {
 	return &t
 }
 
-// messagesType is singled out by the ranking and the alerts.
 const messagesType = "messages"
 
-// LimitCheck is one limit in force.
+// LimitCheck is one limit.
 type LimitCheck struct {
 	Type        string
-	Limit       int64        // 0 when unavailable
-	Unavailable *Unavailable // nil when read
+	Limit       int64
+	Unavailable *Unavailable
 }
 
-// Unavailable says why the figures of a limit type are not given, rather
-// than a wrong 0 %.
+// Unavailable says why a figure is missing.
 type Unavailable struct {
-	Source string // UsageSource, or the plans source
-	Reason string // as counted by billing_exporter_invalid_data_items
+	Source string
+	Reason string
 }
 
-// UsageSource is the Unavailable.Source of a usage field.
+// UsageSource is the Redis Source.
 const UsageSource = "redis"
 
-// Is reports whether the figure is unavailable.
+// Is reports unavailability.
 func (u Unavailable) Is() bool { return u.Reason != "" }
-
-// noPercentage is never a real, non-negative, percentage.
-const noPercentage = -1
-
-func percentageOf(c LimitCheck, counters usage.Counters) float64 {
-	if c.Unavailable != nil {
-		return noPercentage
-	}
-	used, ok := counters.Value(c.Type)
-	if !ok {
-		return noPercentage
-	}
-	return percentage(used, c.Limit)
-}
 
 func (t *Terms) limitList() []LimitCheck {
 	if t.limits == nil {
@@ -110,12 +91,12 @@ func (t *Terms) limitList() []LimitCheck {
 	return *t.limits
 }
 
-// Used returns the usage of a metric type, as usage.Hash.Value.
+// Used returns a metric type's usage.
 func (t *TenantStatus) Used(metricType string) (int64, bool) {
 	return t.Usage.Value(metricType)
 }
 
-// Percentage returns 100 × used / limit, false when there is none.
+// Percentage returns 100 × used / limit.
 func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 	if !t.LimitsKnown || t.Unavailable(limitType).Is() {
 		return 0, false
@@ -128,7 +109,7 @@ func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 	return percentage(used, limit), true
 }
 
-// Unavailable says why the figures of a metric type are not given.
+// Unavailable says why metricType has no figures.
 func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 	for _, c := range t.limitList() {
 		if c.Type == metricType && c.Unavailable != nil {
@@ -141,16 +122,16 @@ func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 	return Unavailable{}
 }
 
-// EachLimit calls f for every limit in force with a known percentage.
+// EachLimit calls f for limits with a percentage.
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
 	for _, c := range t.limitList() {
-		if pct := percentageOf(c, t.Usage); pct != noPercentage {
-			f(c.Type, c.Limit, pct)
+		if used, ok := t.Usage.Value(c.Type); ok && c.Unavailable == nil {
+			f(c.Type, c.Limit, percentage(used, c.Limit))
 		}
 	}
 }
 
-// EachKnownLimit calls f for every limit in force that could be read.
+// EachKnownLimit calls f for readable limits.
 func (t *TenantStatus) EachKnownLimit(f func(limitType string, limit int64)) {
 	for _, c := range t.limitList() {
 		if c.Limit > 0 {
@@ -161,13 +142,13 @@ func (t *TenantStatus) EachKnownLimit(f func(limitType string, limit int64)) {
 
 func percentage(used, limit int64) float64 { return 100 * float64(used) / float64(limit) }
 
-// PlanCount is the number of tenants on a plan.
+// PlanCount counts a plan's tenants.
 type PlanCount struct {
 	PlanID, PlanName string
 	Tenants          int
 }
 
-// ThresholdCount is the number of tenants at or above a threshold.
+// ThresholdCount counts tenants over a threshold.
 type ThresholdCount struct {
 	LimitType string
 	Threshold float64
@@ -179,24 +160,21 @@ type Report struct {
 	At     time.Time
 	Period period.Period
 
-	Usage         *usage.Snapshot // nil when the read failed; released once joined
+	Usage         *usage.Snapshot // released once joined
 	UsageErr      error
 	UsageDuration time.Duration
 
 	Plans PlansState
 
-	// Tenants holds those with usage or a plan, by id; none without usage.
-	Tenants []TenantStatus
-	// PerPlan and OverThreshold are nil when usage or limits are unknown.
-	PerPlan       []PlanCount
+	Tenants       []TenantStatus // sorted by id
+	PerPlan       []PlanCount    // nil when usage or limits are unknown
 	OverThreshold []ThresholdCount
 }
 
-// UsageUp reports whether the usage read succeeded.
+// UsageUp reports whether usage was read.
 func (r *Report) UsageUp() bool { return r.UsageErr == nil && r.Usage != nil }
 
-// join fills Tenants, PerPlan and OverThreshold; prev, the last join with
-// the same defaults, may save the sort.
+// join reuses prev's order when it can.
 func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
 	if !r.UsageUp() {
 		return
@@ -227,64 +205,53 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
 }
 
-// sameTenants joins the tenants in prev's order if they are prev's, else nil.
 func (r *Report) sameTenants(prev *Report, ix limitIndex) []TenantStatus {
 	if prev == nil || len(prev.Tenants) == 0 {
 		return nil
 	}
-	used, cat := r.Usage.Tenants, r.Plans.Catalog
-	catTenants := 0
-	if cat != nil {
-		catTenants = len(cat.Tenants)
-	}
-	// prev's tenants are all known, and as many: the same.
-	if n := len(prev.Tenants); n < len(used) || n < catTenants {
+	used, planOf := r.Usage.Tenants, catalogTenants(r.Plans.Catalog)
+	if n := len(prev.Tenants); n < len(used) || n < len(planOf) {
 		return nil
 	}
 	tenants := make([]TenantStatus, len(prev.Tenants))
-	parts := splitEven(len(tenants), runtime.GOMAXPROCS(0))
-	inUse, inCat := make([]int, len(parts)), make([]int, len(parts))
-	missing := make([]bool, len(parts))
-	eachPart(parts, func(lo, hi int) {
-		p := slices.Index(parts, lo)
+	var inUse, inCat atomic.Int64
+	var missing atomic.Bool
+	eachPart(splitEven(len(tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
 		unknownPlans := map[string]*Terms{}
+		var nUse, nCat int64
 		for i := lo; i < hi; i++ {
 			id := prev.Tenants[i].ID
 			counters, okUse := used[id]
-			var planID string
-			var okCat bool
-			if cat != nil {
-				planID, okCat = cat.Tenants[id]
-			}
+			planID, okCat := planOf[id]
 			if !okUse && !okCat {
-				missing[p] = true
+				missing.Store(true)
 				return
 			}
 			if okUse {
-				inUse[p]++
+				nUse++
 			}
 			if okCat {
-				inCat[p]++
+				nCat++
 			}
 			tenants[i] = TenantStatus{ID: id, Usage: counters, Terms: ix.termsOf(planID, unknownPlans)}
 		}
+		inUse.Add(nUse)
+		inCat.Add(nCat)
 	})
-	if slices.Contains(missing, true) || sum(inUse) != len(used) || sum(inCat) != catTenants {
+	if missing.Load() || inUse.Load() != int64(len(used)) || inCat.Load() != int64(len(planOf)) {
 		return nil
 	}
 	return tenants
 }
 
-func sum(ns []int) int {
-	t := 0
-	for _, n := range ns {
-		t += n
+func catalogTenants(cat *plans.Catalog) map[string]string {
+	if cat == nil {
+		return nil
 	}
-	return t
+	return cat.Tenants
 }
 
-// Same reports whether t and o state the same; counters compare by
-// identity, as a reader shares the unchanged ones.
+// Same compares counters by identity.
 func (t *TenantStatus) Same(o *TenantStatus) bool {
 	return t.ID == o.ID && t.Usage == o.Usage && t.sameTerms(o.Terms)
 }
@@ -298,17 +265,11 @@ func (t *Terms) sameTerms(o *Terms) bool {
 	}
 	return t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
 		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
-		(sameMap(t.Limits, o.Limits) || maps.Equal(t.Limits, o.Limits)) &&
-		(sameMap(t.UnreadableLimits, o.UnreadableLimits) || maps.Equal(t.UnreadableLimits, o.UnreadableLimits)) &&
+		maps.Equal(t.Limits, o.Limits) && maps.Equal(t.UnreadableLimits, o.UnreadableLimits) &&
 		slices.EqualFunc(t.limitList(), o.limitList(), func(a, b LimitCheck) bool {
 			return a.Type == b.Type && a.Limit == b.Limit &&
 				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
 		})
-}
-
-// sameMap reports whether a and b are the same map.
-func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 type knownTenant struct {
@@ -317,18 +278,11 @@ type knownTenant struct {
 	planID   string
 }
 
-// knownTenants lists the tenants with usage or in the catalog.
 func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTenant {
-	if cat == nil {
-		known := make([]knownTenant, 0, len(used))
-		for id, counters := range used {
-			known = append(known, knownTenant{id: id, counters: counters})
-		}
-		return known
-	}
-	known := make([]knownTenant, 0, max(len(used), len(cat.Tenants)))
+	planOf := catalogTenants(cat)
+	known := make([]knownTenant, 0, max(len(used), len(planOf)))
 	withUsage := 0
-	for id, planID := range cat.Tenants {
+	for id, planID := range planOf {
 		counters, ok := used[id]
 		if ok {
 			withUsage++
@@ -339,7 +293,7 @@ func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTen
 		return known
 	}
 	for id, counters := range used {
-		if _, ok := cat.Tenants[id]; !ok {
+		if _, ok := planOf[id]; !ok {
 			known = append(known, knownTenant{id: id, counters: counters})
 		}
 	}
@@ -348,7 +302,7 @@ func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTen
 
 func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }
 
-// splitEven cuts n items into at most k even parts, [b[i], b[i+1]).
+// splitEven returns part bounds.
 func splitEven(n, k int) []int {
 	const minPart = 4096
 	k = max(1, min(k, n/minPart))
@@ -372,7 +326,7 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 		out := make([]knownTenant, 0, len(s))
 		next := []int{0}
 		for i := 0; i+1 < len(bounds); i += 2 {
-			if i+2 >= len(bounds) { // an odd part out
+			if i+2 >= len(bounds) {
 				out = append(out, s[bounds[i]:bounds[i+1]]...)
 				next = append(next, len(out))
 				break
@@ -393,7 +347,6 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 	return s
 }
 
-// limitIndex holds the Terms of each plan, made once per join.
 type limitIndex struct {
 	plans  map[string]*Terms
 	noPlan *Terms
@@ -416,8 +369,7 @@ func newLimitIndex(ps PlansState, defaults plans.Limits) limitIndex {
 	return ix
 }
 
-// termsOf returns the Terms of planID, "" for none; missing holds those
-// of plans without a row.
+// missing caches plans without a row.
 func (ix limitIndex) termsOf(planID string, missing map[string]*Terms) *Terms {
 	if planID == "" {
 		return ix.noPlan
@@ -459,7 +411,7 @@ func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {
 			delete(counts, id)
 		}
 	}
-	// Plans without a row count too, so that the counts add up.
+	// Plans without a row count too.
 	for _, id := range slices.Sorted(maps.Keys(counts)) {
 		if id != NoPlanID && id != "" {
 			out = append(out, PlanCount{PlanID: id, Tenants: counts[id]})
@@ -468,37 +420,30 @@ func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {
 	return append(out, PlanCount{PlanID: NoPlanID, Tenants: counts[NoPlanID]})
 }
 
-// overThreshold counts the tenants over each threshold of each limit type,
-// zeros too, so that alerts see 0 rather than nothing.
+// overThreshold counts zeros too, for alerts.
 func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Limits, thresholds []float64) []ThresholdCount {
-	types := map[string]struct{}{}
-	for lt := range defaults {
-		types[lt] = struct{}{}
-	}
+	types := slices.Collect(maps.Keys(defaults))
 	if cat != nil {
 		for _, p := range cat.Plans {
-			for lt := range p.Limits {
-				types[lt] = struct{}{}
-			}
-			for lt := range p.Unreadable {
-				types[lt] = struct{}{}
-			}
+			types = slices.AppendSeq(slices.AppendSeq(types, maps.Keys(p.Limits)), maps.Keys(p.Unreadable))
 		}
 	}
-	newCounts := func() map[string][]int {
-		counts := make(map[string][]int, len(types))
-		for lt := range types {
-			counts[lt] = make([]int, len(thresholds))
-		}
-		return counts
+	slices.Sort(types)
+	types = slices.Compact(types)
+	counts := make(map[string][]int, len(types))
+	for _, lt := range types {
+		counts[lt] = make([]int, len(thresholds))
 	}
-	parts := splitEven(len(tenants), runtime.GOMAXPROCS(0))
-	partCounts := make([]map[string][]int, len(parts)-1)
-	eachPart(parts, func(lo, hi int) {
-		counts := newCounts()
+	var mu sync.Mutex
+	eachPart(splitEven(len(tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
+		part := map[string][]int{}
 		for i := lo; i < hi; i++ {
 			tenants[i].EachLimit(func(lt string, _ int64, pct float64) {
-				c := counts[lt]
+				c := part[lt]
+				if c == nil {
+					c = make([]int, len(thresholds))
+					part[lt] = c
+				}
 				for k, th := range thresholds {
 					if pct >= th {
 						c[k]++
@@ -506,18 +451,16 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 				}
 			})
 		}
-		partCounts[slices.Index(parts, lo)] = counts
-	})
-	counts := newCounts()
-	for _, pc := range partCounts {
-		for lt, c := range pc {
+		mu.Lock()
+		defer mu.Unlock()
+		for lt, c := range part {
 			for k, n := range c {
 				counts[lt][k] += n
 			}
 		}
-	}
+	})
 	var out []ThresholdCount
-	for _, lt := range slices.Sorted(maps.Keys(types)) {
+	for _, lt := range types {
 		for k, th := range thresholds {
 			out = append(out, ThresholdCount{LimitType: lt, Threshold: th, Tenants: counts[lt][k]})
 		}
@@ -525,7 +468,7 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 	return out
 }
 
-// TenantReport is one tenant's joined state.
+// TenantReport is one tenant's join.
 type TenantReport struct {
 	At     time.Time
 	Period period.Period

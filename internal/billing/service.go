@@ -1,5 +1,4 @@
-// Package billing joins usage, Redis INFO and plan limits into the reads
-// that /metrics and the API serve; see ARCHITECTURE.md.
+// Package billing joins usage, INFO and plan limits; see ARCHITECTURE.md.
 package billing
 
 import (
@@ -20,7 +19,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// Store is the Redis side: usage hashes and INFO.
+// Store is the Redis side.
 type Store interface {
 	UsageReader
 	InfoReader
@@ -32,31 +31,30 @@ type UsageReader interface {
 	ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error)
 }
 
-// DefaultThresholds are the percentages tenants-over-threshold counts.
+// DefaultThresholds are the OverThreshold percentages.
 var DefaultThresholds = []float64{50, 80, 90, 100}
 
-// Config is what a reload may replace.
+// Config is what a reload replaces.
 type Config struct {
-	Plans       plans.Source // nil: every tenant on defaults
-	PlansName   string       // "postgres" or "file"
+	Plans       plans.Source // nil: defaults for all
+	PlansName   string
 	Defaults    plans.Limits
 	MetricTypes []usage.MetricType // nil: usage.DefaultMetricTypes
 	Thresholds  []float64          // nil: DefaultThresholds
 }
 
-// generation is one Config and the reads shared under it.
 type generation struct {
 	Config
 	group sharedread.Group[*Read]
 }
 
-// Service reads and joins. It is safe for concurrent use.
+// Service reads and joins, concurrently.
 type Service struct {
 	store     Store
 	pattern   usage.KeyPattern
 	loc       *time.Location
 	now       func() time.Time
-	maxTypes  int // distinct metric types kept; 0: no cap
+	maxTypes  int
 	maxRead   time.Duration
 	freshRead bool
 	logger    *slog.Logger
@@ -64,15 +62,13 @@ type Service struct {
 	initial Config
 	gen     atomic.Pointer[generation]
 
-	mu        sync.Mutex
-	catalog   *plans.Catalog // the last one read
-	catalogAt time.Time
-	plansErr  error
-	// otherTypes are the unconfigured metric types the last full read kept.
-	otherTypes map[string]bool
-	// joined is the last report joined with usage; the next join reuses it.
-	joined    *Report
-	joinedGen *generation
+	mu         sync.Mutex
+	catalog    *plans.Catalog
+	catalogAt  time.Time
+	plansErr   error
+	otherTypes map[string]bool // the last full read's unconfigured types
+	joined     *Report         // the last join
+	joinedGen  *generation
 
 	reads reads
 
@@ -82,37 +78,34 @@ type Service struct {
 // Option configures a Service.
 type Option func(*Service)
 
-// WithConfig sets the Config New starts with.
+// WithConfig sets the initial Config.
 func WithConfig(c Config) Option { return func(s *Service) { s.initial = c } }
 
-// WithKeyPattern sets the usage key pattern.
+// WithKeyPattern sets the key pattern.
 func WithKeyPattern(p usage.KeyPattern) Option { return func(s *Service) { s.pattern = p } }
 
-// WithLocation sets the billing time zone.
+// WithLocation sets the time zone.
 func WithLocation(loc *time.Location) Option { return func(s *Service) { s.loc = loc } }
 
-// WithClock replaces time.Now, for tests.
+// WithClock replaces time.Now.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// WithMaxMetricTypes caps the distinct metric types of a read, configured
-// ones first; 0: no cap.
+// WithMaxMetricTypes caps the metric types; 0: no cap.
 func WithMaxMetricTypes(n int) Option { return func(s *Service) { s.maxTypes = max(n, 0) } }
 
-// WithMaxReadTime bounds each shared read (--scrape.max-timeout); 0: no bound.
+// WithMaxReadTime bounds each read; 0: none.
 func WithMaxReadTime(d time.Duration) Option { return func(s *Service) { s.maxRead = max(d, 0) } }
 
-// WithFreshReads gives each caller a read that starts after it arrives, so
-// that it sees the writes acknowledged before: for a mirror (track mode).
+// WithFreshReads makes reads start after their callers.
 func WithFreshReads() Option { return func(s *Service) { s.freshRead = true } }
 
-// WithMaxAge sets how long Recent reuses a completed read (default
-// DefaultMaxAge); 0: never.
+// WithMaxAge sets how long Recent reuses reads.
 func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
 
-// New returns a Service reading usage and INFO from store.
+// New returns a Service.
 func New(store Store, opts ...Option) *Service {
 	s := &Service{
 		store:   store,
@@ -132,8 +125,7 @@ func New(store Store, opts ...Option) *Service {
 	return s
 }
 
-// Reconfigure replaces the Config. Reads in flight finish on theirs; no
-// read made under an older Config is joined or reused.
+// Reconfigure replaces the Config; older reads are not reused.
 func (s *Service) Reconfigure(c Config) {
 	if c.Defaults == nil {
 		c.Defaults = plans.Limits{}
@@ -145,7 +137,6 @@ func (s *Service) Reconfigure(c Config) {
 		c.Thresholds = DefaultThresholds
 	}
 	s.gen.Store(&generation{Config: c, group: sharedread.Group[*Read]{MaxTime: s.maxRead, Fresh: s.freshRead}})
-	// The unconfigured types kept were chosen against the old configured ones.
 	s.mu.Lock()
 	s.otherTypes = nil
 	s.mu.Unlock()
@@ -153,22 +144,12 @@ func (s *Service) Reconfigure(c Config) {
 
 func (s *Service) config() *generation { return s.gen.Load() }
 
-// MetricTypes returns the known metric types.
+// MetricTypes returns the metric types.
 func (s *Service) MetricTypes() []usage.MetricType { return s.config().MetricTypes }
-
-func configuredTypes(mts []usage.MetricType) map[string]bool {
-	names := make(map[string]bool, len(mts))
-	for _, mt := range mts {
-		names[mt.Name] = true
-	}
-	return names
-}
 
 // Defaults returns the default limits.
 func (s *Service) Defaults() plans.Limits { return s.config().Defaults }
 
-// report reads usage and plans concurrently and joins them; a failed source
-// is described in the Report. due (zero: none) bounds the plans query.
 func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Report {
 	now := s.now()
 	r := &Report{At: now, Period: period.At(now, s.loc)}
@@ -184,7 +165,7 @@ func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Rep
 			r.Usage = nil
 			return
 		}
-		others := r.Usage.CapMetricTypes(g.MetricTypes, s.maxTypes)
+		others := r.Usage.CapMetricTypes(g.MetricTypes, s.maxTypes, nil)
 		s.mu.Lock()
 		s.otherTypes = others
 		s.mu.Unlock()
@@ -198,31 +179,26 @@ func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Rep
 	s.mu.Lock()
 	prev := s.joined
 	if s.joinedGen != g {
-		prev = nil // other defaults
+		prev = nil
 	}
 	s.mu.Unlock()
 	r.join(g.Defaults, g.Thresholds, prev)
 	if r.Usage != nil {
-		r.Usage.Release() // the statuses hold the counters
+		r.Usage.Release()
 	}
 	if r.UsageUp() {
 		s.mu.Lock()
 		s.joined, s.joinedGen = r, g
 		s.mu.Unlock()
 	}
-	if span.IsRecording() {
-		span.SetAttributes(attribute.Int("billing.tenants", len(r.Tenants)))
-	}
+	span.SetAttributes(attribute.Int("billing.tenants", len(r.Tenants)))
 	span.End()
 	return r
 }
 
-// plansBudget is the share of the time left that the plans query may take,
-// so that a slow source fails in time to return Redis' numbers.
+// plansBudget lets a slow plans source fail in time to return Redis' numbers.
 const plansBudget = 0.8
 
-// plansContext bounds ctx by plansBudget of the time left before the
-// earlier of ctx's deadline and due (zero: none).
 func plansContext(ctx context.Context, due time.Time) (context.Context, context.CancelFunc) {
 	if dl, ok := ctx.Deadline(); ok && (due.IsZero() || dl.Before(due)) {
 		due = dl
@@ -233,7 +209,6 @@ func plansContext(ctx context.Context, due time.Time) (context.Context, context.
 	return context.WithTimeout(ctx, time.Duration(float64(time.Until(due))*plansBudget))
 }
 
-// loadPlans reads the plans source, or falls back to the last catalog read.
 func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) PlansState {
 	if g.Plans == nil {
 		return PlansState{}
@@ -243,35 +218,28 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 	start := time.Now()
 	cat, err := g.Plans.Load(ctx)
 	st.Duration = time.Since(start)
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("plans.source", g.PlansName))
-		if cat != nil {
-			span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", len(cat.Tenants)))
-		}
+	span.SetAttributes(attribute.String("plans.source", g.PlansName))
+	if cat != nil {
+		span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", len(cat.Tenants)))
 	}
 	tracing.End(span, err)
 
+	st.Up, st.Err = err == nil, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.config() != g {
-		// Reloaded meanwhile: the old source's catalog is no fallback.
-		if err == nil {
-			st.Up, st.Catalog, st.LoadedAt = true, cat, now
-		} else {
-			st.Err, st.Catalog, st.LoadedAt = err, s.catalog, s.catalogAt
-		}
+	switch {
+	case s.config() != g && err == nil: // reloaded meanwhile
+		st.Catalog, st.LoadedAt = cat, now
 		return st
-	}
-	// A read its callers abandoned says nothing about the source.
-	if !errors.Is(err, context.Canceled) {
-		s.plansErr = err
-	}
-	if err == nil {
-		s.catalog, s.catalogAt = cat, now
-		st.Up = true
+	case s.config() != g:
+	case err == nil:
+		s.plansErr, s.catalog, s.catalogAt = nil, cat, now
 		s.plansLog.observe(nil, "source", g.PlansName)
-	} else {
-		st.Err = err
+	default:
+		// Abandoned reads say nothing of the source.
+		if !errors.Is(err, context.Canceled) {
+			s.plansErr = err
+		}
 		if s.catalog == nil {
 			s.plansLog.observe(err, "source", g.PlansName,
 				"consequence", "plans source has never been read: no limits or percentages are exported until it is")
@@ -284,7 +252,6 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 	return st
 }
 
-// lastPlans is the state the last plans read left, whoever made it.
 func (s *Service) lastPlans(g *generation) PlansState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -292,9 +259,7 @@ func (s *Service) lastPlans(g *generation) PlansState {
 		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
 }
 
-// unread is the Read of a caller whose read did not finish (err says why):
-// no usage, INFO or tenants, but the last plans state and the period, so
-// that alerts on them see no gap.
+// unread keeps the plans state and period, so alerts see no gap.
 func (s *Service) unread(g *generation, err error) *Read {
 	now := s.now()
 	return &Read{
@@ -304,15 +269,13 @@ func (s *Service) unread(g *generation, err error) *Read {
 	}
 }
 
-// ErrUnknownTenant: the tenant has neither a usage key this period nor a
-// row in the plans source.
+// ErrUnknownTenant: no usage and no plan.
 var ErrUnknownTenant = errors.New("unknown tenant")
 
 // ErrUsageUnavailable wraps a failed usage read.
 var ErrUsageUnavailable = errors.New("usage state unavailable")
 
-// Tenant reads one tenant's usage key and joins it with the last catalog
-// read, reading one only when none has been.
+// Tenant joins one tenant with the last catalog.
 func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, error) {
 	if err := usage.ValidateID(usage.TenantID, tenantID); err != nil {
 		return nil, err
@@ -323,7 +286,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	counters, found, _, err := s.store.ReadTenant(ctx, s.pattern.Key(tenantID, p.ID))
 	if err != nil {
 		if ctx.Err() == nil {
-			s.usageLog.observe(err) // failures only: one key's success says little
+			s.usageLog.observe(err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrUsageUnavailable, err)
 	}
@@ -332,12 +295,8 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	s.mu.Unlock()
 	if s.maxTypes > 0 && counters != nil {
 		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
-		if others == nil { // no full read yet
-			one.CapMetricTypes(g.MetricTypes, s.maxTypes)
-			counters = one.Tenants[tenantID]
-		} else {
-			counters = usage.KeepMetricTypes(counters, configuredTypes(g.MetricTypes), others, one.Skipped)
-		}
+		one.CapMetricTypes(g.MetricTypes, s.maxTypes, others)
+		counters = one.Tenants[tenantID]
 	}
 	plansState := s.lastPlans(g)
 	cat := plansState.Catalog
@@ -345,10 +304,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		plansState = s.loadPlans(ctx, g, now)
 		cat = plansState.Catalog
 	}
-	planID, inCatalog := "", false
-	if cat != nil {
-		planID, inCatalog = cat.Tenants[tenantID]
-	}
+	planID, inCatalog := catalogTenants(cat)[tenantID]
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant
 	}

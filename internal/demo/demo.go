@@ -1,6 +1,4 @@
-// Package demo runs an in-process Redis holding growing usage for the
-// embedded demo plans, with a tenant in every state (Scenarios) from the
-// first scrape.
+// Package demo runs an in-process Redis with growing usage for the demo plans.
 package demo
 
 import (
@@ -20,13 +18,13 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// unlistedTenants have usage but no row in the plans: default limits.
+// unlistedTenants have usage but no plan.
 var unlistedTenants = []string{"51", "52"}
 
-// State is a situation that the exporter, its alerts or its API show apart.
+// State is a situation the exporter shows apart.
 type State string
 
-// The states the demo starts with, one tenant at least each.
+// The demo's states.
 const (
 	NearLimit       State = "near the messages limit"
 	OverLimit       State = "over the messages limit"
@@ -39,11 +37,10 @@ const (
 	Defaults        State = "on default limits"
 )
 
-// Scenarios are the tenants given a state. Others get a random share of
-// their limits, a few growing fast.
+// Scenarios are the tenants given a state; others get random usage.
 var Scenarios = map[string]State{
 	"1":  NearLimit, // crosses the limit within minutes
-	"2":  NearLimit, // stays near for longer
+	"2":  NearLimit,
 	"4":  OverLimit,
 	"5":  UsersAtLimit,
 	"7":  SessionsAtLimit,
@@ -67,12 +64,11 @@ type Demo struct {
 	wg      sync.WaitGroup
 }
 
-// tenant is one generated tenant.
 type tenant struct {
 	id        string
 	state     State
 	limits    plans.Limits
-	perSecond float64 // share of the messages limit added
+	perSecond float64 // share of the messages limit
 }
 
 //go:embed plans.yaml
@@ -81,8 +77,7 @@ var plansFile []byte
 // Plans returns the embedded demo plans.
 func Plans() (*plans.FileSource, error) { return plans.ParseFile(plansFile, "demo plans") }
 
-// Start starts Redis on a loopback port, seeds it, and grows the usage
-// every tick until Close.
+// Start starts a seeded Redis that grows usage every tick until Close.
 func Start(cat *plans.Catalog, defaults plans.Limits, pattern usage.KeyPattern, loc *time.Location, tick time.Duration, logger *slog.Logger) (*Demo, error) {
 	return start(time.Now, cat, defaults, pattern, loc, tick, logger)
 }
@@ -106,7 +101,6 @@ func start(now func() time.Time, cat *plans.Catalog, defaults plans.Limits, patt
 		if t.state == "" {
 			share := 0.05 + 0.6*rng.Float64()
 			if random%12 == 0 {
-				// Hot tenants cross 80% and 100% within minutes.
 				share, t.perSecond = 0.72, 0.002
 			}
 			random++
@@ -116,15 +110,14 @@ func start(now func() time.Time, cat *plans.Catalog, defaults plans.Limits, patt
 		}
 		d.tenants = append(d.tenants, t)
 	}
-	d.wg.Add(1)
-	go d.grow(tick)
+	d.wg.Go(func() { d.grow(tick) })
 	return d, nil
 }
 
-// Addr is the host:port of the demo Redis.
+// Addr is Redis' host:port.
 func (d *Demo) Addr() string { return d.srv.Addr() }
 
-// Close stops growth and the server.
+// Close stops the demo.
 func (d *Demo) Close() {
 	close(d.stop)
 	d.wg.Wait()
@@ -135,7 +128,6 @@ func (d *Demo) key(id string, p period.Period) string { return d.pattern.Key(id,
 
 var metricTypes = usage.MetricTypeNames(usage.DefaultMetricTypes)
 
-// limitOf is t's limit of mt, or a plausible scale when unlimited.
 func (t *tenant) limitOf(mt string) int64 {
 	if limit, ok := t.limits[mt]; ok {
 		return limit
@@ -143,7 +135,6 @@ func (t *tenant) limitOf(mt string) int64 {
 	return 100000
 }
 
-// seedShare writes the tenant's usage at share of its limits.
 func (d *Demo) seedShare(t *tenant, share float64, rng *rand.Rand) {
 	values := map[string]int64{}
 	for _, mt := range metricTypes {
@@ -156,7 +147,6 @@ func (d *Demo) seedShare(t *tenant, share float64, rng *rand.Rand) {
 	d.write(t, values)
 }
 
-// seedState writes a hash that puts the tenant in its state.
 func (d *Demo) seedState(t *tenant, rng *rand.Rand) {
 	if t.state == PlansOnly {
 		return
@@ -170,7 +160,6 @@ func (d *Demo) seedState(t *tenant, rng *rand.Rand) {
 			t.perSecond = 0.0005
 		}
 	case OnCourse:
-		// Under the limit now, past it by the period's end.
 		elapsed := period.At(d.now(), d.loc).Elapsed(d.now())
 		share = elapsed + (1-elapsed)/2
 		t.perSecond = 0
@@ -202,7 +191,6 @@ func (d *Demo) write(t *tenant, values map[string]int64) {
 }
 
 func (d *Demo) grow(tick time.Duration) {
-	defer d.wg.Done()
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	for {
@@ -219,8 +207,7 @@ func (d *Demo) grow(tick time.Duration) {
 			limit := t.limitOf("messages")
 			inc := max(1, int(t.perSecond*tick.Seconds()*float64(limit)))
 			if t.state == OnCourse {
-				p := period.At(d.now(), d.loc)
-				inc = max(1, int(tick.Seconds()/p.End.Sub(p.Start).Seconds()*float64(limit)*1.02))
+				inc = max(1, int(tick.Seconds()/cur.End.Sub(cur.Start).Seconds()*float64(limit)*1.02))
 			}
 			if t.state != SkippedField {
 				// HINCRBY refuses the skipped field.
@@ -231,7 +218,6 @@ func (d *Demo) grow(tick time.Duration) {
 	}
 }
 
-// incr adds by to a field, logging a failure.
 func (d *Demo) incr(id, key, field string, by int) {
 	if _, err := d.srv.HIncrBy(key, field, by); err != nil {
 		d.logger.Warn("demo: usage not incremented", "tenant_id", id, "field", field, "err", err)

@@ -1,5 +1,4 @@
-// Package period computes billing periods: calendar months in the billing
-// time zone, identified as YYYYMM.
+// Package period computes billing months.
 package period
 
 import (
@@ -7,14 +6,13 @@ import (
 	"time"
 )
 
-// Period is one billing month, from Start to End exclusive, the instant the
-// counters reset.
+// Period is a billing month, [Start, End).
 type Period struct {
 	ID         string // YYYYMM
 	Start, End time.Time
 }
 
-// At returns the period that contains t in loc.
+// At returns t's period in loc.
 func At(t time.Time, loc *time.Location) Period {
 	y, m, _ := t.In(loc).Date()
 	return month(y, m, loc)
@@ -32,13 +30,11 @@ func month(y int, m time.Month, loc *time.Location) Period {
 	}
 }
 
-// firstInstant returns the first instant of the 1st of the month in loc,
-// which is not midnight where the clocks skip or repeat it.
+// firstInstant is not midnight where the clocks skip or repeat it.
 func firstInstant(y int, m time.Month, loc *time.Location) time.Time {
 	want := dayNumber(y, m, 1)
 	t := time.Date(y, m, 1, 0, 0, 0, 0, loc)
-	// Midnight fell in a gap, normalised to the day before: the 1st starts
-	// at the transition.
+	// Midnight fell in a gap: the 1st starts at the transition.
 	for i := 0; i < 4 && localDay(t, loc) < want; i++ {
 		_, end := t.ZoneBounds()
 		if end.IsZero() {
@@ -57,7 +53,6 @@ func firstInstant(y int, m time.Month, loc *time.Location) time.Time {
 	return t.In(loc)
 }
 
-// dayNumber orders calendar dates.
 func dayNumber(y int, m time.Month, d int) int { return (y*100+int(m))*100 + d }
 
 func localDay(t time.Time, loc *time.Location) int {
@@ -65,17 +60,10 @@ func localDay(t time.Time, loc *time.Location) int {
 	return dayNumber(y, m, d)
 }
 
-// Previous returns the period just before p.
-func (p Period) Previous() Period {
-	loc := p.Start.Location()
-	y, m, _ := p.Start.In(loc).Date()
-	if m == time.January {
-		return month(y-1, time.December, loc)
-	}
-	return month(y, m-1, loc)
-}
+// Previous returns the prior period.
+func (p Period) Previous() Period { return At(p.Start.Add(-time.Nanosecond), p.Start.Location()) }
 
-// Elapsed returns the fraction of the period passed at t, in [0, 1].
+// Elapsed returns the share of p past at t.
 func (p Period) Elapsed(t time.Time) float64 {
 	total := p.End.Sub(p.Start)
 	done := t.Sub(p.Start)
@@ -88,7 +76,7 @@ func (p Period) Elapsed(t time.Time) float64 {
 	return float64(done) / float64(total)
 }
 
-// LoadLocation resolves an IANA zone name.
+// LoadLocation loads a billing time zone.
 func LoadLocation(name string) (*time.Location, error) {
 	if name == "" {
 		return nil, fmt.Errorf("billing time zone is empty")

@@ -1,6 +1,4 @@
-// Package pgbin finds what a throwaway PostgreSQL server needs: the server
-// binaries, the OS user to run them as (initdb refuses root), and a
-// temporary directory that user can enter.
+// Package pgbin finds what a throwaway PostgreSQL server needs.
 package pgbin
 
 import (
@@ -18,8 +16,7 @@ import (
 
 const debianPackage = "postgresql"
 
-// BinDir returns the directory holding initdb, pg_ctl and postgres, newest
-// version first (Debian keeps them off PATH).
+// BinDir returns the newest directory of initdb and postgres; Debian keeps it off PATH.
 func BinDir() (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
@@ -52,7 +49,7 @@ func hasBinaries(dir string) bool {
 	return true
 }
 
-// Credential returns the postgres OS user when running as root, else nil.
+// Credential returns the postgres user as root (initdb refuses root), else nil.
 func Credential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
@@ -69,8 +66,7 @@ func Credential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-// TraversableTempDir returns the first of os.TempDir, /tmp and /var/tmp that
-// the postgres user can enter.
+// TraversableTempDir returns a temporary directory the postgres user can enter.
 func TraversableTempDir() (string, error) {
 	for _, dir := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
 		if worldTraversable(dir) {

@@ -13,8 +13,7 @@ import (
 	"go.yaml.in/yaml/v4"
 )
 
-// FileSource is a plans file (README.md, "Plans, defaults and
-// configuration"). Unlike a database's bad rows, a mistake refuses it whole.
+// FileSource is a plans file; any mistake refuses it whole.
 type FileSource struct {
 	catalog     *Catalog
 	defaults    Limits
@@ -38,12 +37,12 @@ type fileTenant struct {
 	Plan fileID `yaml:"plan"`
 }
 
-// FileDefaults is the defaults section of a plans or config file.
+// FileDefaults is a file's defaults section.
 type FileDefaults struct {
 	Limits map[string]int64 `yaml:"limits"`
 }
 
-// LoadFile reads and parses a plans file.
+// LoadFile reads a plans file.
 func LoadFile(path string) (*FileSource, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -52,7 +51,7 @@ func LoadFile(path string) (*FileSource, error) {
 	return ParseFile(data, path)
 }
 
-// ParseFile parses a plans file named name.
+// ParseFile parses a plans file.
 func ParseFile(data []byte, name string) (*FileSource, error) {
 	var raw fileDoc
 	doc, err := yamlfile.Decode(data, name, &raw)
@@ -81,7 +80,7 @@ func ParseFile(data []byte, name string) (*FileSource, error) {
 }
 
 func (s *FileSource) addPlans(doc *yamlfile.Doc, raw []filePlan) error {
-	lines := map[string]int{} // plan id -> first line
+	lines := map[string]int{}
 	for i, p := range raw {
 		line := doc.Line("plans", i)
 		id := string(p.ID)
@@ -133,7 +132,7 @@ func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 	return nil
 }
 
-// ParseLimitsAt checks the limits at path in doc; 0 means unlimited.
+// ParseLimitsAt parses limits at path; 0 means unlimited.
 func ParseLimitsAt(doc *yamlfile.Doc, raw map[string]int64, path ...any) (Limits, error) {
 	limits := Limits{}
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
@@ -150,7 +149,7 @@ func ParseLimitsAt(doc *yamlfile.Doc, raw map[string]int64, path ...any) (Limits
 	return limits, nil
 }
 
-// Load returns a copy of the file's catalog.
+// Load returns a copy.
 func (s *FileSource) Load(ctx context.Context) (*Catalog, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -158,12 +157,12 @@ func (s *FileSource) Load(ctx context.Context) (*Catalog, error) {
 	return s.catalog.Clone(), nil
 }
 
-// Defaults returns the file's default limits, if it has any.
+// Defaults returns the file's defaults, if any.
 func (s *FileSource) Defaults() (Limits, bool) {
 	return s.defaults.Clone(), s.hasDefaults
 }
 
-// fileID is an id written as an integer or a string.
+// fileID is an integer or string id.
 type fileID string
 
 func (id *fileID) UnmarshalYAML(n *yaml.Node) error {

@@ -1,5 +1,4 @@
-// Package plansource picks the plans source from the flags, at start and at
-// each reload: PostgreSQL, a plans file, the demo plans, or none.
+// Package plansource picks the plans source from the flags.
 package plansource
 
 import (
@@ -15,21 +14,21 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/secret"
 )
 
-// Flags are the command-line settings that choose the source.
+// Flags choose the source.
 type Flags struct {
-	DSNFile   string // else the environment's BILLING_EXPORTER_POSTGRES_DSN
+	DSNFile   string // else $BILLING_EXPORTER_POSTGRES_DSN
 	PlansFile string
 	Demo      bool
 }
 
-// Setup is the plans source chosen, and the default limits in force.
+// Setup is the chosen source and defaults.
 type Setup struct {
-	Source      plans.Source // nil: every tenant on the defaults
-	Name        string       // "postgres" or "file"
+	Source      plans.Source // nil: defaults for all
+	Name        string
 	path        string
 	Defaults    plans.Limits
-	DemoCatalog *plans.Catalog // the demo plans, to seed Redis from
-	db          *sql.DB        // kept across reloads
+	DemoCatalog *plans.Catalog
+	db          *sql.DB // kept across reloads
 	close       func()
 }
 
@@ -44,22 +43,20 @@ func (s *Setup) Describe() string {
 	return s.Name
 }
 
-// Close releases the database pool, which reloads share: call it once, on
-// the Setup Open returned.
+// Close releases the pool reloads share; call it once.
 func (s *Setup) Close() { s.close() }
 
 const dsnEnv = "BILLING_EXPORTER_POSTGRES_DSN"
 
-// readDSN reads the DSN afresh at each call, that is, each new connection.
+// readDSN reads the DSN afresh for each new connection.
 func readDSN(f Flags) func() (string, error) {
 	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
 }
 
-// Open picks the plans source, refusing two at once.
+// Open picks the plans source.
 func Open(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, nil) }
 
-// Reload returns the Setup to use from now on, leaving s unchanged. The
-// PostgreSQL pool is kept: its new connections read the DSN anyway.
+// Reload returns a new Setup sharing s's pool.
 func (s *Setup) Reload(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, s.db) }
 
 func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
@@ -106,7 +103,6 @@ func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
 	return s, nil
 }
 
-// useFile uses a plans file and its defaults, refusing defaults set twice.
 func (s *Setup) useFile(f *plans.FileSource, path string) error {
 	s.Source, s.Name, s.path = f, "file", path
 	if d, ok := f.Defaults(); ok {

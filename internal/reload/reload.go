@@ -1,5 +1,4 @@
-// Package reload runs the caller's reload function on SIGHUP and on
-// POST /-/reload, one at a time, logged and counted as Prometheus does.
+// Package reload reloads on SIGHUP and POST /-/reload, as Prometheus does.
 package reload
 
 import (
@@ -15,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reloader runs a reload function on demand; it is safe for concurrent use.
+// Reloader runs one reload at a time.
 type Reloader struct {
 	apply  func() error
 	logger *slog.Logger
@@ -25,8 +24,7 @@ type Reloader struct {
 	timestamp  prometheus.Gauge
 }
 
-// New returns a Reloader running apply, which must leave the old
-// configuration in force when it fails. The start counts as a success.
+// New returns a Reloader; a failed apply must leave the old configuration.
 func New(reg prometheus.Registerer, logger *slog.Logger, apply func() error) *Reloader {
 	r := &Reloader{
 		apply:  apply,
@@ -46,7 +44,6 @@ func New(reg prometheus.Registerer, logger *slog.Logger, apply func() error) *Re
 	return r
 }
 
-// reload runs the reload function once, after any reload in progress.
 func (r *Reloader) reload(trigger string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -62,7 +59,7 @@ func (r *Reloader) reload(trigger string) error {
 	return nil
 }
 
-// ServeHTTP reloads on POST, answering 500 with the reason it failed.
+// ServeHTTP reloads on POST.
 func (r *Reloader) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -77,7 +74,7 @@ func (r *Reloader) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write([]byte("OK\n"))
 }
 
-// WatchSIGHUP reloads on every SIGHUP until ctx ends.
+// WatchSIGHUP reloads on SIGHUP until ctx ends.
 func (r *Reloader) WatchSIGHUP(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -88,7 +85,7 @@ func (r *Reloader) WatchSIGHUP(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = r.reload("SIGHUP") // logged and counted
+				_ = r.reload("SIGHUP") // logged
 			}
 		}
 	}()

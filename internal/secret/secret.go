@@ -1,4 +1,4 @@
-// Package secret reads secrets from a file or the environment, never a flag.
+// Package secret reads secrets.
 package secret
 
 import (
@@ -7,9 +7,7 @@ import (
 	"strings"
 )
 
-// Read returns the trimmed contents of the file at path, else the variable
-// env. An empty file is an error, as running without the secret would look
-// like working.
+// Read returns the file at path, trimmed and non-empty, else $env.
 func Read(path, env string) (string, error) {
 	if path == "" {
 		return os.Getenv(env), nil

@@ -7,11 +7,10 @@ import (
 	"time"
 )
 
-// Group shares reads among callers. A read runs under its own context,
-// bounded by MaxTime and cancelled when its last caller leaves.
+// Group shares reads; a read is cancelled when its last caller leaves.
 type Group[T any] struct {
 	MaxTime time.Duration // 0: no bound
-	Fresh   bool          // a caller gets only a read that starts after it arrives
+	Fresh   bool          // only reads starting after the caller
 
 	mu      sync.Mutex
 	running *call[T]
@@ -21,7 +20,7 @@ type Group[T any] struct {
 
 type call[T any] struct {
 	read   func(context.Context) (T, error)
-	first  context.Context // the caller the read runs for
+	first  context.Context
 	due    time.Time
 	cancel context.CancelFunc
 	refs   int
@@ -30,9 +29,8 @@ type call[T any] struct {
 	err    error
 }
 
-// Do returns a shared read's result, starting read if none suits. A caller
-// joins the read in flight unless its deadline is over MaxTime/2 past that
-// read's caller's (Fresh: it joins the next read, run for its most patient).
+// Do joins the read in flight unless its deadline is over MaxTime/2 later
+// (Fresh: the next read, run for its most patient caller), else starts read.
 func (g *Group[T]) Do(ctx context.Context, read func(context.Context) (T, error)) (T, error) {
 	due := time.Now().Add(g.limit())
 	if dl, ok := ctx.Deadline(); ok && dl.Before(due) {
@@ -103,7 +101,6 @@ func (g *Group[T]) start(c *call[T]) {
 	}()
 }
 
-// release drops a caller of c and behind.
 func (g *Group[T]) release(c, behind *call[T]) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

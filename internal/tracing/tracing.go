@@ -1,5 +1,4 @@
-// Package tracing sets up OpenTelemetry tracing from the OTEL_* environment,
-// as README.md's "Tracing" describes.
+// Package tracing sets up OpenTelemetry tracing from OTEL_* variables.
 package tracing
 
 import (
@@ -27,8 +26,6 @@ const serviceName = "billing_exporter"
 
 const instrumentation = "github.com/billing-exporter/billing_exporter"
 
-// enabled reports whether getenv names an OTLP endpoint and does not turn
-// tracing off.
 func enabled(getenv func(string) string) bool {
 	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
 		return false
@@ -41,13 +38,12 @@ func enabled(getenv func(string) string) bool {
 
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
-// Tracing is the process's tracing, on or off.
+// Tracing is on or off.
 type Tracing struct {
-	provider *sdktrace.TracerProvider // nil: off
+	provider *sdktrace.TracerProvider
 }
 
-// Setup turns tracing on, OTLP over HTTP, when the environment asks for it.
-// version is service.version.
+// Setup turns OTLP/HTTP tracing on if asked.
 func Setup(ctx context.Context, version string) (*Tracing, error) {
 	if !enabled(os.Getenv) {
 		return &Tracing{}, nil
@@ -80,7 +76,7 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 // On reports whether tracing is on.
 func (t *Tracing) On() bool { return t.provider != nil }
 
-// Shutdown flushes the spans not yet sent and stops the exporter.
+// Shutdown flushes spans.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t.provider == nil {
 		return nil
@@ -90,8 +86,7 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 
 type routeKey struct{}
 
-// Handler gives each request a server span named by its route template, not
-// its path, which may hold a tenant id.
+// Handler traces requests by route: a path may hold a tenant id.
 func (t *Tracing) Handler(mux http.Handler) http.Handler {
 	if t.provider == nil {
 		return mux
@@ -110,7 +105,6 @@ func (t *Tracing) Handler(mux http.Handler) http.Handler {
 	})
 }
 
-// spanName is the method, then the route template once known.
 func spanName(_ string, r *http.Request) string {
 	if route, ok := r.Context().Value(routeKey{}).(*string); ok && *route != "" {
 		return r.Method + " " + *route
@@ -125,8 +119,7 @@ func spanName(_ string, r *http.Request) string {
 	return r.Method
 }
 
-// SetRoute names the request's route template, for a handler that routes
-// below its mux pattern.
+// SetRoute names a route below the mux pattern.
 func SetRoute(ctx context.Context, route string) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
@@ -139,8 +132,7 @@ func SetRoute(ctx context.Context, route string) {
 	span.SetAttributes(semconv.HTTPRoute(route), semconv.URLPath(route))
 }
 
-// Start starts a child span only under a recording parent, so that it
-// allocates nothing with tracing off.
+// Start starts a child span only under a recording parent.
 func Start(ctx context.Context, name string) (context.Context, trace.Span) {
 	parent := trace.SpanFromContext(ctx)
 	if !parent.IsRecording() {
@@ -149,7 +141,7 @@ func Start(ctx context.Context, name string) (context.Context, trace.Span) {
 	return parent.TracerProvider().Tracer(instrumentation).Start(ctx, name)
 }
 
-// End records a non-nil err on span and ends it.
+// End records err and ends span.
 func End(span trace.Span, err error) {
 	if err != nil && span.IsRecording() {
 		span.RecordError(err)
@@ -158,7 +150,7 @@ func End(span trace.Span, err error) {
 	span.End()
 }
 
-// Link links ctx's recording span to other, such as a shared read's span.
+// Link links ctx's span to other.
 func Link(ctx context.Context, other trace.SpanContext, attrs ...attribute.KeyValue) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() || !other.IsValid() {

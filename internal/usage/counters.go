@@ -9,17 +9,16 @@ import (
 	"sync/atomic"
 )
 
-// Hash is one decoded usage hash, never modified once built. An unreadable
-// field or hash is kept as a negative value: dropped, it would read as 0.
+// Hash is an immutable usage hash; unreadable values stay negative, not 0.
 type Hash struct {
 	names *[]string // sorted, interned
 	vals  []int64
 }
 
-// Counters is a tenant's usage hash; nil reads as an empty one.
+// Counters is a Hash; nil is empty.
 type Counters = *Hash
 
-// wholeHash names the marker of an unreadable hash; no metric type is empty.
+// wholeHash marks an unreadable hash.
 const wholeHash = ""
 
 func reasonOf(v int64) Reason {
@@ -45,7 +44,7 @@ func buildHash(fields []field) *Hash {
 	return h
 }
 
-// CountersOf builds Counters; negative values are UnreadableValue markers.
+// CountersOf builds Counters.
 func CountersOf(fields map[string]int64) Counters {
 	fs := make([]field, 0, len(fields))
 	for name, v := range fields {
@@ -54,15 +53,15 @@ func CountersOf(fields map[string]int64) Counters {
 	return buildHash(fs)
 }
 
-// UnreadableValue is the marker of a field unreadable for reason.
+// UnreadableValue marks a field unreadable for reason.
 func UnreadableValue(reason Reason) int64 { return -int64(slices.Index(Reasons, reason) + 1) }
 
-// UnreadableHash returns the counters of an unreadable hash.
+// UnreadableHash returns an unreadable hash.
 func UnreadableHash(reason Reason) Counters {
 	return buildHash([]field{{wholeHash, UnreadableValue(reason)}})
 }
 
-// Len returns the number of fields, unreadable ones included.
+// Len returns the number of fields.
 func (h *Hash) Len() int {
 	if h == nil {
 		return 0
@@ -82,13 +81,13 @@ func (h *Hash) index(name string) int {
 	return -1
 }
 
-// Value returns a metric type's value, 0 when absent, !ok when unreadable.
+// Value returns a field's value, 0 if absent, !ok if unreadable.
 func (h *Hash) Value(metricType string) (v int64, ok bool) {
 	v, _, ok = h.lookup(metricType)
 	return v, ok
 }
 
-// Unreadable reports why metricType, or the hash, is unreadable.
+// Unreadable says why metricType is unreadable.
 func (h *Hash) Unreadable(metricType string) (Reason, bool) {
 	_, reason, ok := h.lookup(metricType)
 	return reason, !ok
@@ -108,7 +107,7 @@ func (h *Hash) lookup(metricType string) (v int64, reason Reason, ok bool) {
 	return v, "", true
 }
 
-// Each calls f for every readable field, in name order.
+// Each calls f for readable fields.
 func (h *Hash) Each(f func(metricType string, v int64)) {
 	for i := range h.Len() {
 		if v := h.vals[i]; v >= 0 {
@@ -117,7 +116,7 @@ func (h *Hash) Each(f func(metricType string, v int64)) {
 	}
 }
 
-// EachUnreadable calls f for every unreadable field.
+// EachUnreadable calls f for unreadable fields.
 func (h *Hash) EachUnreadable(f func(metricType string, reason Reason)) {
 	for i := range h.Len() {
 		if v, name := h.vals[i], (*h.names)[i]; v < 0 && name != wholeHash {
@@ -126,7 +125,7 @@ func (h *Hash) EachUnreadable(f func(metricType string, reason Reason)) {
 	}
 }
 
-// HashUnreadable reports why the whole hash is unreadable.
+// HashUnreadable says why h is unreadable.
 func (h *Hash) HashUnreadable() (Reason, bool) {
 	if i := h.index(wholeHash); i >= 0 && h.vals[i] < 0 {
 		return reasonOf(h.vals[i]), true
@@ -153,14 +152,14 @@ func (h *Hash) Equal(o *Hash) bool {
 	return true
 }
 
-// Map returns the fields, unreadable markers included.
+// Map returns the fields with markers.
 func (h *Hash) Map() map[string]int64 {
 	m := make(map[string]int64, h.Len())
 	h.eachField(func(name string, v int64) { m[name] = v })
 	return m
 }
 
-// String formats the fields as a map.
+// String formats h as a map.
 func (h *Hash) String() string {
 	if h == nil {
 		return "<nil>"
@@ -168,7 +167,6 @@ func (h *Hash) String() string {
 	return fmt.Sprint(h.Map())
 }
 
-// without returns h less the fields drop selects, or h when none.
 func (h *Hash) without(drop func(name string, v int64) bool) *Hash {
 	var kept []field
 	for i := range h.Len() {
@@ -192,13 +190,12 @@ func (h *Hash) without(drop func(name string, v int64) bool) *Hash {
 	return buildHash(kept)
 }
 
-// shapes interns lists of field names, at most maxShapes lists of
-// maxShapeKey bytes; past them, a hash holds its own list.
+// shapes interns sorted field name lists.
 var shapes = &shapeTable{}
 
 const maxShapes, maxShapeKey = 1024, 1024
 
-// shapeTable is copy on write: readers load the map without a lock.
+// shapeTable is copy on write: lock-free reads.
 type shapeTable struct {
 	m  atomic.Pointer[map[string]*[]string]
 	mu sync.Mutex
@@ -208,7 +205,6 @@ func (t *shapeTable) intern(fields []field) *[]string {
 	var buf [256]byte
 	key := buf[:0]
 	for _, f := range fields {
-		// No field name holds a NUL.
 		key = append(append(key, f.name...), 0)
 	}
 	if m := t.m.Load(); m != nil {
@@ -218,7 +214,7 @@ func (t *shapeTable) intern(fields []field) *[]string {
 	}
 	names := make([]string, len(fields))
 	for i, f := range fields {
-		names[i] = strings.Clone(f.name) // not pinning a reply buffer
+		names[i] = strings.Clone(f.name) // not pinning a reply
 	}
 	if len(key) > maxShapeKey {
 		return &names

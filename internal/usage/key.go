@@ -1,5 +1,4 @@
-// Package usage models the backend's usage state: key names, valid ids and
-// metric types, and decoded usage hashes.
+// Package usage models usage keys and hashes.
 package usage
 
 import (
@@ -10,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultKeyPattern is how the backend names usage hashes.
+// DefaultKeyPattern is the backend's key pattern.
 const DefaultKeyPattern = "usage:{tenant_id}:{period}"
 
 const (
@@ -18,18 +17,18 @@ const (
 	periodPlaceholder = "{period}"
 	periodLen         = len("YYYYMM")
 
-	MaxTenantIDLen   = 128 // also for plan ids
+	MaxTenantIDLen   = 128 // and plan ids
 	MaxMetricTypeLen = 64
 )
 
-// KeyPattern is a parsed --usage.key-pattern.
+// KeyPattern is a parsed key pattern.
 type KeyPattern struct {
 	raw                    string
-	prefix, middle, suffix string // middle never empty
+	prefix, middle, suffix string
 	periodFirst            bool
 }
 
-// ParseKeyPattern parses a pattern such as DefaultKeyPattern.
+// ParseKeyPattern parses a KeyPattern.
 func ParseKeyPattern(s string) (KeyPattern, error) {
 	if strings.Count(s, tenantPlaceholder) != 1 || strings.Count(s, periodPlaceholder) != 1 {
 		return KeyPattern{}, fmt.Errorf("key pattern %q must contain {tenant_id} and {period} exactly once each", s)
@@ -53,7 +52,7 @@ func ParseKeyPattern(s string) (KeyPattern, error) {
 	return p, nil
 }
 
-// MustParseKeyPattern is ParseKeyPattern that panics on error.
+// MustParseKeyPattern panics on error.
 func MustParseKeyPattern(s string) KeyPattern {
 	p, err := ParseKeyPattern(s)
 	if err != nil {
@@ -62,10 +61,10 @@ func MustParseKeyPattern(s string) KeyPattern {
 	return p
 }
 
-// String returns the pattern as given.
+// String returns the raw pattern.
 func (p KeyPattern) String() string { return p.raw }
 
-// Key returns the usage key of a tenant for a period.
+// Key returns a usage key.
 func (p KeyPattern) Key(tenantID, periodID string) string {
 	if p.periodFirst {
 		return p.prefix + periodID + p.middle + tenantID + p.suffix
@@ -73,7 +72,7 @@ func (p KeyPattern) Key(tenantID, periodID string) string {
 	return p.prefix + tenantID + p.middle + periodID + p.suffix
 }
 
-// Glob returns the SCAN MATCH pattern of usage keys; Parse may reject some.
+// Glob returns the SCAN MATCH pattern; Parse may reject matches.
 func (p KeyPattern) Glob() string {
 	return globEscape(p.prefix) + "*" + globEscape(p.middle) + "*" + globEscape(p.suffix)
 }
@@ -81,7 +80,7 @@ func (p KeyPattern) Glob() string {
 // ErrMalformedKey is Parse's error.
 var ErrMalformedKey = errors.New("malformed usage key")
 
-// Parse splits a key into tenant and period ids.
+// Parse splits a key.
 func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 	rest, ok := strings.CutPrefix(key, p.prefix)
 	if !ok {
@@ -113,7 +112,6 @@ func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 	return tenantID, periodID, nil
 }
 
-// validatePeriodID accepts YYYYMM with a month from 01 to 12.
 func validatePeriodID(s string) error {
 	if len(s) != periodLen {
 		return fmt.Errorf("period %q is not YYYYMM", s)
@@ -129,29 +127,36 @@ func validatePeriodID(s string) error {
 	return nil
 }
 
-// The kinds of id for ValidateID.
+// ValidateID kinds.
 const (
 	TenantID = "tenant id"
 	PlanID   = "plan id"
 )
 
-// ValidateID checks a tenant or plan id: non-empty, bounded, printable
-// UTF-8, without glob characters.
+// ValidateID checks a printable id without glob characters.
 func ValidateID(kind, id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("%s is empty", kind)
-	case len(id) > MaxTenantIDLen:
-		return fmt.Errorf("%s is longer than %d bytes", kind, MaxTenantIDLen)
-	case !utf8.ValidString(id):
-		return fmt.Errorf("%s is not valid UTF-8", kind)
-	case strings.ContainsAny(id, "*?[]\\"):
-		return fmt.Errorf("%s contains a glob character", kind)
-	}
-	return checkPrintable(id, kind)
+	return validate(kind, id, MaxTenantIDLen, true)
 }
 
-func checkPrintable(s, what string) error {
+// ValidateMetricType checks a field name.
+func ValidateMetricType(name string) error {
+	return ValidateLabel("field name", name, MaxMetricTypeLen)
+}
+
+// ValidateLabel checks a printable label value.
+func ValidateLabel(what, s string, maxLen int) error { return validate(what, s, maxLen, false) }
+
+func validate(what, s string, maxLen int, noGlob bool) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%s is empty", what)
+	case len(s) > maxLen:
+		return fmt.Errorf("%s is longer than %d bytes", what, maxLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	case noGlob && strings.ContainsAny(s, "*?[]\\"):
+		return fmt.Errorf("%s contains a glob character", what)
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e {
 			for _, r := range s[i:] {
@@ -165,23 +170,10 @@ func checkPrintable(s, what string) error {
 	return nil
 }
 
-// ValidateMetricType checks a field name before it becomes a label value.
-func ValidateMetricType(name string) error {
-	switch {
-	case name == "":
-		return errors.New("field name is empty")
-	case len(name) > MaxMetricTypeLen:
-		return fmt.Errorf("field name is longer than %d bytes", MaxMetricTypeLen)
-	case !utf8.ValidString(name):
-		return errors.New("field name is not valid UTF-8")
-	}
-	return checkPrintable(name, "field name")
-}
-
-// LiteralPrefix returns the text every usage key starts with.
+// LiteralPrefix returns every key's prefix.
 func (p KeyPattern) LiteralPrefix() string { return p.prefix }
 
-// MatchesGlob reports whether key matches Glob() as SCAN MATCH does.
+// MatchesGlob reports whether key matches Glob.
 func (p KeyPattern) MatchesGlob(key string) bool {
 	if len(key) < len(p.prefix)+len(p.middle)+len(p.suffix) ||
 		!strings.HasPrefix(key, p.prefix) || !strings.HasSuffix(key, p.suffix) {

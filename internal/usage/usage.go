@@ -9,13 +9,12 @@ import (
 	"strings"
 )
 
-// Reason says why usage data was skipped; a label value, to keep stable.
+// Reason says why data was skipped; a label value.
 type Reason string
 
-// The reasons an item is skipped.
 const (
 	ReasonMalformedKey    Reason = "malformed_key"
-	ReasonWrongType       Reason = "wrong_type" // not a hash
+	ReasonWrongType       Reason = "wrong_type"
 	ReasonInvalidField    Reason = "invalid_field"
 	ReasonInvalidValue    Reason = "invalid_value"
 	ReasonOversizedHash   Reason = "oversized_hash"    // over --redis.max-reply-bytes
@@ -25,7 +24,7 @@ const (
 // Reasons lists every Reason.
 var Reasons = []Reason{ReasonMalformedKey, ReasonWrongType, ReasonInvalidField, ReasonInvalidValue, ReasonOversizedHash, ReasonMetricTypeLimit}
 
-// ParseValue parses a non-negative base-10 int64, as HINCRBY writes them.
+// ParseValue parses a HINCRBY value.
 func ParseValue(b []byte) (int64, error) {
 	if len(b) == 0 {
 		return 0, errors.New("empty value")
@@ -44,8 +43,7 @@ func ParseValue(b []byte) (int64, error) {
 	return v, nil
 }
 
-// DecodeHash decodes an HGETALL reply, counting bad fields in skipped; a
-// bad value stays as unreadable.
+// DecodeHash decodes an HGETALL reply.
 func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	var buf [8]field
 	fields := buf[:0]
@@ -68,22 +66,21 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	return buildHash(fields)
 }
 
-// Snapshot is one whole read of the usage state for a period.
+// Snapshot is one full usage read.
 type Snapshot struct {
 	PeriodID string
-	// Tenants and Types may be shared with the reader: never modified.
-	Tenants map[string]Counters
-	Keys    int // usage keys, all periods
-	Skipped map[Reason]int
-	Types   TypeCounts // nil when the reader kept no count
+	Tenants  map[string]Counters // shared: never modified
+	Keys     int                 // all periods
+	Skipped  map[Reason]int
+	Types    TypeCounts // shared; may be nil
 
 	giveBack func()
 }
 
-// Lend marks Tenants and Types as lent: Release calls giveBack.
+// Lend makes Release call giveBack.
 func (s *Snapshot) Lend(giveBack func()) { s.giveBack = giveBack }
 
-// Release drops Tenants and Types, giving them back if lent; safe to repeat.
+// Release drops Tenants and Types; safe to repeat.
 func (s *Snapshot) Release() {
 	s.Tenants, s.Types = nil, nil
 	if f := s.giveBack; f != nil {
@@ -92,10 +89,10 @@ func (s *Snapshot) Release() {
 	}
 }
 
-// TypeCounts counts the tenants holding each metric type.
+// TypeCounts counts tenants per metric type.
 type TypeCounts map[string]int
 
-// Add counts the fields of c, delta times.
+// Add counts c's fields delta times.
 func (tc TypeCounts) Add(c Counters, delta int) {
 	c.eachField(func(field string, _ int64) {
 		if field == wholeHash {
@@ -109,52 +106,27 @@ func (tc TypeCounts) Add(c Counters, delta int) {
 	})
 }
 
-// NewSnapshot returns an empty snapshot for a period.
+// NewSnapshot returns an empty Snapshot.
 func NewSnapshot(periodID string) *Snapshot {
 	return &Snapshot{PeriodID: periodID, Tenants: map[string]Counters{}, Skipped: map[Reason]int{}}
 }
 
-// CapMetricTypes keeps at most limit metric types (<= 0: all): the
-// configured ones, then those most tenants hold, then by name. It returns
-// the unconfigured types kept.
-func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string]bool {
+// CapMetricTypes keeps the configured types and up to limit (<= 0: all)
+// others, those most held or kept; it returns the others kept.
+func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int, kept map[string]bool) map[string]bool {
 	known := make(map[string]bool, len(configured))
 	for _, mt := range configured {
 		known[mt.Name] = true
 	}
-	counts := s.Types
-	if counts == nil {
-		counts = TypeCounts{}
-		for _, c := range s.Tenants {
-			counts.Add(c, 1)
+	if kept == nil {
+		var all bool
+		if kept, all = s.chooseTypes(known, limit); all {
+			return kept
 		}
 	}
-	tenants := map[string]int{}
-	for field, n := range counts {
-		if !known[field] {
-			tenants[field] = n
-		}
-	}
-	kept := make(map[string]bool, len(tenants))
-	if limit <= 0 || len(known)+len(tenants) <= limit {
-		for field := range tenants {
-			kept[field] = true
-		}
-		return kept
-	}
-	others := slices.SortedFunc(maps.Keys(tenants), func(a, b string) int {
-		if d := tenants[b] - tenants[a]; d != 0 {
-			return d
-		}
-		return strings.Compare(a, b)
-	})
-	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
-		kept[field] = true
-	}
-	// Tenants may be shared: copied before the first change.
 	var capped map[string]Counters
 	for tenant, c := range s.Tenants {
-		if trimmed := KeepMetricTypes(c, known, kept, s.Skipped); trimmed != c {
+		if trimmed := keepMetricTypes(c, known, kept, s.Skipped); trimmed != c {
 			if capped == nil {
 				capped = maps.Clone(s.Tenants)
 			}
@@ -167,9 +139,37 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int) map[string
 	return kept
 }
 
-// KeepMetricTypes returns c less the fields neither configured nor kept,
-// counting them in skipped.
-func KeepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) Counters {
+func (s *Snapshot) chooseTypes(known map[string]bool, limit int) (kept map[string]bool, all bool) {
+	counts := s.Types
+	if counts == nil {
+		counts = TypeCounts{}
+		for _, c := range s.Tenants {
+			counts.Add(c, 1)
+		}
+	}
+	kept = map[string]bool{}
+	for field := range counts {
+		if !known[field] {
+			kept[field] = true
+		}
+	}
+	if limit <= 0 || len(known)+len(kept) <= limit {
+		return kept, true
+	}
+	others := slices.SortedFunc(maps.Keys(kept), func(a, b string) int {
+		if d := counts[b] - counts[a]; d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	clear(kept)
+	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {
+		kept[field] = true
+	}
+	return kept, false
+}
+
+func keepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) Counters {
 	return c.without(func(field string, v int64) bool {
 		if field == wholeHash || configured[field] || kept[field] {
 			return false
@@ -181,13 +181,12 @@ func KeepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[R
 	})
 }
 
-// MetricType is a usage hash field the exporter knows.
+// MetricType is a configured usage field.
 type MetricType struct {
 	Name         string
-	MonthlyReset bool // restarts each period, unlike a current count: projected
+	MonthlyReset bool // restarts each period: projected
 }
 
-// knownFields interns the default names.
 var knownFields = func() map[string]string {
 	m := map[string]string{}
 	for _, mt := range DefaultMetricTypes {
@@ -196,7 +195,7 @@ var knownFields = func() map[string]string {
 	return m
 }()
 
-// DefaultMetricTypes are the fields the backend writes.
+// DefaultMetricTypes are the backend's fields.
 var DefaultMetricTypes = []MetricType{
 	{Name: "messages", MonthlyReset: true},
 	{Name: "storage"},
@@ -204,7 +203,7 @@ var DefaultMetricTypes = []MetricType{
 	{Name: "whatsappSessions"},
 }
 
-// MetricTypeNames returns the names of mts, in order.
+// MetricTypeNames returns the names of mts.
 func MetricTypeNames(mts []MetricType) []string {
 	names := make([]string, len(mts))
 	for i, mt := range mts {

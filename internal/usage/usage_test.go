@@ -130,7 +130,7 @@ func TestCapMetricTypes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(fmt.Sprint(tc.limit), func(t *testing.T) {
 			s := snapshot()
-			kept := s.CapMetricTypes(configured, tc.limit)
+			kept := s.CapMetricTypes(configured, tc.limit, nil)
 			if got := slices.Sorted(maps.Keys(kept)); !slices.Equal(got, tc.kept) {
 				t.Errorf("kept %v, want %v", got, tc.kept)
 			}
@@ -164,7 +164,7 @@ func TestCapMetricTypesUnreadable(t *testing.T) {
 		"2":     CountersOf(map[string]int64{"x": 2, "y": 2}),
 		"wrong": UnreadableHash(ReasonWrongType),
 	}
-	kept := s.CapMetricTypes([]MetricType{{Name: "messages"}}, 2)
+	kept := s.CapMetricTypes([]MetricType{{Name: "messages"}}, 2, nil)
 	if want := []string{"x"}; !slices.Equal(slices.Sorted(maps.Keys(kept)), want) {
 		t.Errorf("kept %v, want %v (x and y tie at 2 tenants: name order)", slices.Sorted(maps.Keys(kept)), want)
 	}
@@ -187,7 +187,7 @@ func TestCapMetricTypesLeavesSharedCounters(t *testing.T) {
 	for read := range 2 {
 		s := NewSnapshot("202611")
 		s.Tenants = maps.Clone(shared)
-		s.CapMetricTypes([]MetricType{{Name: "messages"}}, 2)
+		s.CapMetricTypes([]MetricType{{Name: "messages"}}, 2, nil)
 		if got := s.Skipped[ReasonMetricTypeLimit]; got != 1 {
 			t.Errorf("read %d: metric_type_limit = %d, want 1 (b)", read, got)
 		}

@@ -1,5 +1,4 @@
-// Package yamlfile decodes operator-written YAML strictly, with errors that
-// read "file:line: problem".
+// Package yamlfile decodes YAML strictly, with "file:line: problem" errors.
 package yamlfile
 
 import (
@@ -12,14 +11,13 @@ import (
 	"go.yaml.in/yaml/v4"
 )
 
-// Doc keeps a decoded document's nodes for their lines.
+// Doc keeps a document's nodes for their lines.
 type Doc struct {
 	name string
-	root *yaml.Node // nil when empty
+	root *yaml.Node
 }
 
-// Decode decodes the single document in data into v, refusing unknown
-// fields. An empty document leaves v untouched.
+// Decode decodes one document into v strictly; an empty one leaves v as is.
 func Decode(data []byte, name string, v any) (*Doc, error) {
 	doc := &Doc{name: name}
 	var root, next yaml.Node
@@ -44,10 +42,10 @@ func Decode(data []byte, name string, v any) (*Doc, error) {
 	return doc, nil
 }
 
-// Empty reports whether the document had no content.
+// Empty reports an empty document.
 func (d *Doc) Empty() bool { return d.root == nil }
 
-// Errorf returns "name:line: problem", or "name: problem" for line 0.
+// Errorf returns "name:line: problem"; line 0 omits the line.
 func (d *Doc) Errorf(line int, format string, args ...any) error {
 	pos := d.name
 	if line > 0 {
@@ -72,8 +70,7 @@ func (d *Doc) wrap(err error) error {
 	return errors.Join(errs...)
 }
 
-// Line returns the line at path (mapping keys and sequence indexes), or at
-// its deepest existing part.
+// Line returns the line of path's deepest existing part.
 func (d *Doc) Line(path ...any) int {
 	n := d.root
 	if n == nil {

@@ -1,5 +1,4 @@
-// Package postgres reads plans from PostgreSQL with one query per Load, as
-// docs/plans-query.md describes. Bad rows are counted, never fatal.
+// Package postgres reads plans from PostgreSQL; see docs/plans-query.md.
 package postgres
 
 import (
@@ -7,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"regexp"
@@ -24,8 +24,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// DefaultQuery reads the reference schema, examples/schema.sql. COALESCE
-// keeps the plan id of a tenant whose plan row is missing (unknown_plan).
+// DefaultQuery reads examples/schema.sql; COALESCE keeps a missing plan's id.
 const DefaultQuery = `SELECT t.id                    AS tenant_id,
        COALESCE(p.id, t.plan_id) AS plan_id,
        p.name                  AS plan_name,
@@ -36,7 +35,7 @@ const DefaultQuery = `SELECT t.id                    AS tenant_id,
 FROM tenants t
 FULL OUTER JOIN plans p ON p.id = t.plan_id`
 
-// Reasons a row or limit is skipped, the keys of Catalog.Invalid.
+// Reasons a row or limit is skipped.
 const (
 	reasonEmptyRow              = "empty_row"
 	reasonInvalidTenantID       = "invalid_tenant_id"
@@ -51,7 +50,7 @@ const (
 
 const limitPrefix = "limit_"
 
-// Source is a plans.Source over PostgreSQL.
+// Source is a PostgreSQL plans.Source.
 type Source struct {
 	db          *sql.DB
 	query       string
@@ -72,8 +71,7 @@ func WithQuery(q string) Option {
 	}
 }
 
-// WithMetricTypes sets the spellings that lower-cased limit columns are
-// matched against, unless types is empty.
+// WithMetricTypes sets the spellings lower-cased columns match, unless empty.
 func WithMetricTypes(types []string) Option {
 	return func(s *Source) {
 		if len(types) > 0 {
@@ -82,7 +80,7 @@ func WithMetricTypes(types []string) Option {
 	}
 }
 
-// New returns a Source reading db.
+// New returns a Source.
 func New(db *sql.DB, opts ...Option) *Source {
 	s := &Source{db: db, query: DefaultQuery, metricTypes: usage.MetricTypeNames(usage.DefaultMetricTypes)}
 	for _, o := range opts {
@@ -91,8 +89,7 @@ func New(db *sql.DB, opts ...Option) *Source {
 	return s
 }
 
-// Open checks the DSN and prepares a pool without connecting. Each new
-// connection asks dsn again, so a rotated DSN file needs no restart.
+// Open prepares a pool whose new connections each call dsn, so a rotated DSN needs no restart.
 func Open(dsn func() (string, error)) (*sql.DB, error) {
 	cfg, err := parseDSN(dsn)
 	if err != nil {
@@ -100,21 +97,20 @@ func Open(dsn func() (string, error)) (*sql.DB, error) {
 	}
 	db := stdlib.OpenDB(*cfg, stdlib.OptionBeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error {
 		cfg, err := parseDSN(dsn)
-		if err != nil {
-			return err
+		if err == nil {
+			*cc = *cfg
 		}
-		*cc = *cfg
-		return nil
+		return err
 	}))
-	// One query per scrape; the connection limit is the application's too.
+	// One query per scrape; the connection limit is shared.
 	db.SetMaxOpenConns(2)
 	db.SetMaxIdleConns(1)
-	// Recycling picks up a failover, a DNS change or a rotated DSN.
+	// Recycling picks up a failover or a rotated DSN.
 	db.SetConnMaxLifetime(10 * time.Minute)
 	return db, nil
 }
 
-// CheckDSN reports whether dsn parses, without its password in the error.
+// CheckDSN parses dsn, keeping its password out of the error.
 func CheckDSN(dsn string) error {
 	_, err := parseDSN(func() (string, error) { return dsn, nil })
 	return err
@@ -132,8 +128,7 @@ func parseDSN(dsn func() (string, error)) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// Load runs the plans query. While the rows are the last load's it builds
-// nothing; if they all are, it returns the last catalog.
+// Load runs the plans query; it returns the last catalog if no row changed.
 func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	rows, err := s.db.QueryContext(ctx, s.query)
 	if err != nil {
@@ -200,8 +195,7 @@ func (s *Source) startBuilding(lay *layout, prev *result, n int) *builder {
 	return b
 }
 
-// result is one load's rows, in order, and its catalog. A row is its tenant
-// id and the index of its class, as rows are of few kinds.
+// result is one load's rows and catalog; a row is a tenant id and a class.
 type result struct {
 	columns  []string
 	catalog  *plans.Catalog
@@ -223,17 +217,16 @@ func (p *result) same(n int, r row, name string, limits []int64) bool {
 	return p != nil && n < len(p.tenants) && p.tenants[n] == r.tenantID && p.classes[p.rowClass[n]].is(r, name, limits)
 }
 
-// maxRowClasses bounds the classes a result keeps; past it (hostile data)
-// nothing is kept and the next load builds as always.
+// maxRowClasses bounds a result's classes against hostile data.
 const maxRowClasses = 1 << 16
 
 type recorder struct {
 	tenants  []string
 	rowClass []uint16
 	classes  []rowClass
-	index    map[string]uint16 // by classKey
+	index    map[string]uint16
 	key      []byte
-	full     bool // over maxRowClasses
+	full     bool
 }
 
 func newRecorder(hint int) *recorder {
@@ -265,7 +258,6 @@ func (rc *recorder) add(r row, name string, limits []int64) {
 	rc.rowClass = append(rc.rowClass, i)
 }
 
-// classKey appends a class's unambiguous key to buf.
 func classKey(buf []byte, r row, name string, limits []int64) []byte {
 	for _, s := range [...]string{r.planID, name, r.reason} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
@@ -337,14 +329,13 @@ func (s *Source) metricType(suffix string) string {
 	return suffix
 }
 
-// row is one checked row; reason is set when it is skipped.
+// row is one checked row; reason says why it is skipped.
 type row struct {
 	tenantID, planID string
 	reason           string
 }
 
-// row checks one row and writes its limits (0 unlimited, negative
-// unreadable) to limits.
+// row writes limits: 0 unlimited, negative unreadable.
 func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName string) {
 	tenantID, ok := idString(values[l.tenantID])
 	if !ok || (tenantID != "" && usage.ValidateID(usage.TenantID, tenantID) != nil) {
@@ -376,7 +367,7 @@ func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName
 	return row{tenantID: tenantID, planID: planID}, name
 }
 
-// planIDs holds the text of integer plan ids, which many rows share.
+// planIDs interns integer plan ids.
 type planIDs map[int64]string
 
 func (ids planIDs) idString(v any) (s string, ok bool) {
@@ -424,10 +415,7 @@ func limitValue(v any) (int64, string) {
 			return 0, reasonNonIntegerLimit
 		}
 	case []byte:
-		var err error
-		if n, err = parseInteger(string(v)); err != nil {
-			return 0, reasonNonIntegerLimit
-		}
+		return limitValue(string(v))
 	default:
 		return 0, reasonNonIntegerLimit
 	}
@@ -437,8 +425,7 @@ func limitValue(v any) (int64, string) {
 	return n, ""
 }
 
-// unreadableLimit codes why a limit is unreadable as a negative limit, so
-// that rows disagreeing on it conflict like any other.
+// unreadableLimit codes a reason as a negative limit, so disagreeing rows conflict.
 var unreadableLimit = map[string]int64{reasonNegativeLimit: -1, reasonNonIntegerLimit: -2}
 
 func unreadableReason(code int64) string {
@@ -448,7 +435,7 @@ func unreadableReason(code int64) string {
 	return reasonNonIntegerLimit
 }
 
-// parseInteger accepts decimal text, also with a zero fraction ("5000.00").
+// parseInteger accepts a zero fraction ("5000.00").
 func parseInteger(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	if whole, frac, ok := strings.Cut(s, "."); ok && strings.Trim(frac, "0") == "" {
@@ -457,13 +444,12 @@ func parseInteger(s string) (int64, error) {
 	return strconv.ParseInt(s, 10, 64)
 }
 
-// builder resolves rows into a catalog as they arrive, whatever the order.
+// builder resolves rows in any order.
 type builder struct {
 	lay   *layout
 	rows  int
 	plans map[string]*planRows
-	// tenants maps each tenant to the plan of its first row; conflicting
-	// holds those a later row put on another plan.
+	// conflicting holds tenants a later row put on another plan.
 	tenants     map[string]string
 	conflicting map[string]bool
 	extraRows   map[string]int
@@ -476,7 +462,7 @@ type planRows struct {
 	limits      []int64
 	defined     bool
 	conflicting bool
-	invalid     bool // a row of the plan was skipped
+	invalid     bool // a row was skipped
 	rows        int
 }
 
@@ -546,11 +532,8 @@ func (b *builder) plan(id string) *planRows {
 
 func (b *builder) catalog() *plans.Catalog {
 	cat := plans.NewCatalog()
-	for reason, n := range b.invalid {
-		cat.Invalid[reason] = n
-	}
-	// Conflicting and bad plans are left out rather than guessed at; their
-	// tenants stay on them, limits unknown.
+	maps.Copy(cat.Invalid, b.invalid)
+	// Bad plans are left out, not guessed at: their tenants' limits are unknown.
 	for id, p := range b.plans {
 		if p.conflicting && !p.invalid {
 			cat.Invalid[reasonConflictingPlan] += p.rows
@@ -592,7 +575,7 @@ func redact(msg, dsn string) string {
 
 var keywordPasswordRE = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s]+)`)
 
-// passwords returns every spelling of dsn's password, longest first.
+// passwords returns dsn's password spellings, longest first.
 func passwords(dsn string) []string {
 	var pws []string
 	if _, rest, ok := strings.Cut(dsn, "://"); ok {
