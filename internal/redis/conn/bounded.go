@@ -22,18 +22,9 @@ const oversizedPrefix = "BILLING_EXPORTER_OVERSIZED"
 
 // IsOversized reports whether v stands in for a reply over the bound.
 func IsOversized(v any) bool {
-	var rerr redis.Error
-	switch v := v.(type) {
-	case redis.Error:
-		rerr = v
-	case error:
-		if !errors.As(v, &rerr) {
-			return false
-		}
-	default:
-		return false
-	}
-	return strings.HasPrefix(string(rerr), oversizedPrefix)
+	err, _ := v.(error)
+	rerr, ok := errors.AsType[redis.Error](err)
+	return ok && strings.HasPrefix(string(rerr), oversizedPrefix)
 }
 
 // boundedConn passes RESP2 replies through to redigo, but drops a reply of

@@ -61,7 +61,8 @@ func WithMaxReplyBytes(n int) Option { return func(s *Settings) { s.maxReply = m
 
 // NewSettings applies opts over the defaults.
 func NewSettings(target Target, opts ...Option) (*Settings, error) {
-	s := &Settings{Target: target, ScanCount: 2000, BatchSize: 1000, observe: func(string, time.Duration) {}, maxReply: DefaultMaxReplyBytes}
+	s := &Settings{Target: target, ScanCount: 2000, BatchSize: 1000, maxReply: DefaultMaxReplyBytes,
+		observe: func(string, time.Duration) {}, tls: func() *tls.Config { return nil }}
 	s.timeouts.dial, s.timeouts.read, s.timeouts.write = 2*time.Second, 5*time.Second, 5*time.Second
 	for _, o := range opts {
 		o(s)
@@ -160,10 +161,8 @@ func (s *Settings) dialConn(ctx context.Context, network, addr string, bound fun
 	}
 	if s.Target.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if s.tls != nil {
-			if c := s.tls(); c != nil {
-				cfg = c.Clone()
-			}
+		if c := s.tls(); c != nil {
+			cfg = c.Clone()
 		}
 		if cfg.ServerName == "" {
 			if cfg.ServerName, _, err = net.SplitHostPort(addr); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,11 +54,7 @@ func (r *Reader) nodeInfo(ctx context.Context) []billing.NodeInfo {
 		r.mu.Unlock()
 	}
 	if len(addrs) == 0 {
-		for _, s := range r.seeds {
-			if !slices.Contains(addrs, s.Address) {
-				addrs = append(addrs, s.Address)
-			}
-		}
+		addrs = r.withSeeds(nil)
 		slices.Sort(addrs)
 	}
 	out := make([]billing.NodeInfo, len(addrs))
@@ -84,12 +81,10 @@ func sumInfo(nodes []billing.NodeInfo) (map[string]string, error) {
 	}
 	var errs []error
 	for _, n := range nodes {
-		if n.Err != nil {
-			errs = append(errs, n.Err)
-		}
+		errs = append(errs, n.Err)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	sum := map[string]string{}
 	for _, f := range []string{"used_memory", "connected_clients"} {
@@ -140,9 +135,7 @@ func (r *Reader) readInfo(ctx context.Context, addr string) (_ map[string]string
 		if err != nil {
 			return nil, fmt.Errorf("INFO: %w", err)
 		}
-		for k, v := range parseInfo(text) {
-			fields[k] = v
-		}
+		maps.Copy(fields, parseInfo(text))
 	}
 	if len(fields) == 0 && refused != nil {
 		return nil, fmt.Errorf("INFO: %w", refused)

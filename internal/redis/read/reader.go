@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -216,9 +217,7 @@ func Merge(periodID string, snaps []*usage.Snapshot) *usage.Snapshot {
 	}
 	out.Tenants = make(map[string]usage.Counters, size)
 	for _, s := range snaps {
-		for id, c := range s.Tenants {
-			out.Tenants[id] = c
-		}
+		maps.Copy(out.Tenants, s.Tenants)
 		out.Keys += s.Keys
 		for reason, n := range s.Skipped {
 			out.Skipped[reason] += n
@@ -259,10 +258,8 @@ func (r *Reader) ReadNode(ctx context.Context, node Node, pattern usage.KeyPatte
 func (r *Reader) ReadKeys(ctx context.Context, node Node, keys []Key, sink Sink) error {
 	n := &nodeReader{r: r, addr: node.Addr, sink: sink, fetch: r.pipeline}
 	batches := make(chan []Key, len(keys)/r.set.BatchSize+1)
-	for len(keys) > 0 {
-		k := min(len(keys), r.set.BatchSize)
-		batches <- keys[:k]
-		keys = keys[k:]
+	for b := range slices.Chunk(keys, r.set.BatchSize) {
+		batches <- b
 	}
 	close(batches)
 	g, ctx := errgroup.WithContext(ctx)

@@ -142,13 +142,8 @@ func (t *Topology) Fingerprint() (fp string, stable bool) {
 
 func (r *Reader) view(ctx context.Context) ([]nodeLine, error) {
 	r.mu.Lock()
-	candidates := slices.Clone(r.masters)
+	candidates := r.withSeeds(slices.Clone(r.masters))
 	r.mu.Unlock()
-	for _, s := range r.seeds {
-		if !slices.Contains(candidates, s.Address) {
-			candidates = append(candidates, s.Address)
-		}
-	}
 	var errs []error
 	for _, addr := range candidates {
 		lines, err := r.clusterNodes(ctx, addr)
@@ -160,6 +155,16 @@ func (r *Reader) view(ctx context.Context) ([]nodeLine, error) {
 		}
 	}
 	return nil, fmt.Errorf("no redis cluster node answered CLUSTER NODES: %w", errors.Join(errs...))
+}
+
+// withSeeds appends to addrs the seeds it lacks.
+func (r *Reader) withSeeds(addrs []string) []string {
+	for _, s := range r.seeds {
+		if !slices.Contains(addrs, s.Address) {
+			addrs = append(addrs, s.Address)
+		}
+	}
+	return addrs
 }
 
 func (r *Reader) clusterNodes(ctx context.Context, addr string) (_ []nodeLine, err error) {
