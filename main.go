@@ -50,22 +50,18 @@ const exporterName = "billing_exporter"
 
 // options holds every command-line setting.
 type options struct {
-	telemetryPath, keyPattern, timezone, configFile, redisPassFile string
-	redisAddrs                                                     []string
-	redisCluster, tenantSeries, disableAPI                         bool
-	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout    time.Duration
-	idleTimeout                                                    time.Duration
-	scanCount, batchSize, maxRequests, maxTenants, maxTypes        int
-	maxConnections                                                 int
-	maxReply                                                       units.Base2Bytes
-	redisTLS                                                       conn.TLSFiles
-	readMode                                                       string
-	resync                                                         time.Duration
-	plans                                                          plansource.Flags
-	web                                                            *web.FlagConfig
-	log                                                            *promslog.Config
-	autoMemLimit                                                   bool
-	autoMemLimitRatio                                              float64
+	telemetryPath, keyPattern, timezone, configFile, redisPassFile, readMode string
+	redisAddrs                                                               []string
+	redisCluster, tenantSeries, disableAPI, autoMemLimit                     bool
+	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout              time.Duration
+	idleTimeout, resync                                                      time.Duration
+	scanCount, batchSize, maxRequests, maxTenants, maxTypes, maxConnections  int
+	autoMemLimitRatio                                                        float64
+	maxReply                                                                 units.Base2Bytes
+	redisTLS                                                                 conn.TLSFiles
+	plans                                                                    plansource.Flags
+	web                                                                      *web.FlagConfig
+	log                                                                      *promslog.Config
 }
 
 func main() {
@@ -135,9 +131,6 @@ type settings struct {
 	loc     *time.Location
 	pattern usage.KeyPattern
 	targets []conn.Target
-	store   []conn.Option
-	mirror  []mirror.Option
-	billing []billing.Option
 }
 
 // validate checks the flags and turns them into settings.
@@ -164,8 +157,6 @@ func (o *options) validate() (*settings, error) {
 		return nil, fmt.Errorf("--redis.addr: given %d times; several addresses are the seed nodes of a Redis Cluster and need --redis.cluster", len(o.redisAddrs))
 	case o.redisCluster && o.plans.Demo:
 		return nil, fmt.Errorf("--redis.cluster: --demo runs its own single Redis")
-	case o.maxTypes < 0:
-		return nil, fmt.Errorf("--usage.max-metric-types must not be negative, got %d", o.maxTypes)
 	case math.IsNaN(o.autoMemLimitRatio) || o.autoMemLimitRatio <= 0 || o.autoMemLimitRatio > 1:
 		return nil, fmt.Errorf("--auto-gomemlimit.ratio must be in (0, 1], got %v", o.autoMemLimitRatio)
 	case o.maxReply < 0:
@@ -180,23 +171,6 @@ func (o *options) validate() (*settings, error) {
 	}
 	if o.redisTLS != (conn.TLSFiles{}) && !s.targets[0].TLS {
 		return nil, fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
-	}
-	s.store = []conn.Option{
-		// Asked at each dial: a rotated password file needs no reload.
-		conn.WithPasswordFunc(o.redisPassword),
-		conn.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
-		conn.WithScanCount(o.scanCount),
-		conn.WithBatchSize(o.batchSize),
-		conn.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
-	}
-	s.mirror = []mirror.Option{mirror.WithResyncInterval(o.resync)}
-	s.billing = []billing.Option{billing.WithMaxReadTime(o.maxTimeout)}
-	// The demo's in-process Redis (miniredis) has no key tracking.
-	if o.readMode == mirror.ModeScan || o.plans.Demo {
-		s.mirror = append(s.mirror, mirror.WithScanMode())
-	} else {
-		// The mirror's view is fresh only for a read that starts after the caller arrives.
-		s.billing = append(s.billing, billing.WithFreshReads())
 	}
 	if f := o.web.WebConfigFile; f != nil && *f != "" {
 		if err := web.Validate(*f); err != nil {
@@ -213,17 +187,17 @@ func (o *options) redisPassword() (string, error) {
 // files is what the files the flags name say, read whole at start and at
 // each reload before any of it is used.
 type files struct {
-	cfg      *config.Config
+	billing  billing.Config
 	plans    *plansource.Setup
 	redisTLS *tls.Config
 }
 
 // load reads every file. prev is the plans setup in force, nil at start.
 func (o *options) load(prev *plansource.Setup) (*files, error) {
-	f := &files{cfg: config.Default()}
+	f, cfg := &files{}, config.Default()
 	var err error
 	if o.configFile != "" {
-		if f.cfg, err = config.Load(o.configFile); err != nil {
+		if cfg, err = config.Load(o.configFile); err != nil {
 			return nil, fmt.Errorf("--config.file: %w", err)
 		}
 	}
@@ -235,57 +209,40 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 		return nil, fmt.Errorf("--redis.tls-*: %w", err)
 	}
 	if prev == nil {
-		f.plans, err = plansource.Open(o.plans, f.cfg)
+		f.plans, err = plansource.Open(o.plans, cfg)
 	} else {
-		f.plans, err = prev.Reload(o.plans, f.cfg)
+		f.plans, err = prev.Reload(o.plans, cfg)
 	}
 	if err != nil {
 		return nil, err
 	}
+	f.billing = billing.Config{Plans: f.plans.Source, PlansName: f.plans.Name, Defaults: f.plans.Defaults,
+		MetricTypes: cfg.MetricTypes, Thresholds: cfg.Thresholds}
 	return f, nil
 }
 
-// billing is the billing core's settings that the files set.
-func (f *files) billing() billing.Config {
-	return billing.Config{
-		Plans:       f.plans.Source,
-		PlansName:   f.plans.Name,
-		Defaults:    f.plans.Defaults,
-		MetricTypes: f.cfg.MetricTypes,
-		Thresholds:  f.cfg.Thresholds,
-	}
-}
-
-// store is the Redis side the billing core reads.
-type store interface {
-	billing.Store
-	fmt.Stringer // without passwords
-	Close() error
-}
-
 // openStore opens the demo's Redis, a cluster, or one server.
-func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Logger, opts []conn.Option) (st store, closeAll func(), err error) {
-	target := s.targets[0]
-	closeAll = func() {}
+func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Logger, opts ...conn.Option) (*read.Reader, func(), error) {
+	target, closeDemo := s.targets[0], func() {}
 	if o.plans.Demo {
 		d, err := demo.Start(plans.DemoCatalog, plans.Defaults, s.pattern, s.loc, time.Second, logger)
 		if err != nil {
 			return nil, nil, err
 		}
-		closeAll = d.Close
-		target = conn.Target{Address: d.Addr()}
+		target, closeDemo = conn.Target{Address: d.Addr()}, d.Close
 	}
+	var r *read.Reader
+	var err error
 	if o.redisCluster {
-		st, err = read.NewCluster(s.targets, opts...)
+		r, err = read.NewCluster(s.targets, opts...)
 	} else {
-		st, err = read.New(target, opts...)
+		r, err = read.New(target, opts...)
 	}
 	if err != nil {
-		closeAll()
+		closeDemo()
 		return nil, nil, fmt.Errorf("--redis.addr: %w", err)
 	}
-	demoClose := closeAll
-	return st, func() { st.Close(); demoClose() }, nil
+	return r, func() { r.Close(); closeDemo() }, nil
 }
 
 // run wires the exporter and serves until SIGINT or SIGTERM; SIGHUP and
@@ -323,24 +280,33 @@ func run(logger *slog.Logger, o *options) error {
 	// Each new Redis connection takes the last loaded TLS settings.
 	var redisTLS atomic.Pointer[tls.Config]
 	redisTLS.Store(f.redisTLS)
-	st, closeStore, err := openStore(o, s, plans, logger, append(s.store,
+	st, closeStore, err := openStore(o, s, plans, logger,
+		// Asked at each dial: a rotated password file needs no reload.
+		conn.WithPasswordFunc(o.redisPassword),
+		conn.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
+		conn.WithScanCount(o.scanCount),
+		conn.WithBatchSize(o.batchSize),
+		conn.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 		conn.WithTLSConfigFunc(redisTLS.Load),
-		conn.WithObserver(instruments.ObserveRedis)))
+		conn.WithObserver(instruments.ObserveRedis))
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	mirror := mirror.New(st, s.pattern, append(s.mirror, mirror.WithLogger(logger))...)
+	mirrorOpts := []mirror.Option{mirror.WithResyncInterval(o.resync), mirror.WithLogger(logger)}
+	billingOpts := []billing.Option{billing.WithMaxReadTime(o.maxTimeout), billing.WithKeyPattern(s.pattern),
+		billing.WithLocation(s.loc), billing.WithLogger(logger), billing.WithMaxMetricTypes(o.maxTypes), billing.WithConfig(f.billing)}
+	// The demo's in-process Redis (miniredis) has no key tracking.
+	if o.readMode == mirror.ModeScan || o.plans.Demo {
+		mirrorOpts = append(mirrorOpts, mirror.WithScanMode())
+	} else {
+		// The mirror's view is fresh only for a read that starts after the caller arrives.
+		billingOpts = append(billingOpts, billing.WithFreshReads())
+	}
+	mirror := mirror.New(st, s.pattern, mirrorOpts...)
 	defer mirror.Close()
 	static.MustRegister(mirror)
-
-	service := billing.New(mirror, append(s.billing,
-		billing.WithKeyPattern(s.pattern),
-		billing.WithLocation(s.loc),
-		billing.WithLogger(logger),
-		billing.WithMaxMetricTypes(o.maxTypes),
-		billing.WithConfig(f.billing()),
-	)...)
+	service := billing.New(mirror, billingOpts...)
 
 	current := f // only apply touches it, one reload at a time
 	reloader := reload.New(static, logger, func() error {
@@ -349,7 +315,7 @@ func run(logger *slog.Logger, o *options) error {
 			return err
 		}
 		redisTLS.Store(next.redisTLS)
-		service.Reconfigure(next.billing())
+		service.Reconfigure(next.billing)
 		current = next
 		return nil
 	})
