@@ -269,7 +269,8 @@ func (r *Reader) ReadKeys(ctx context.Context, node Node, keys []Key, sink Sink)
 	return g.Wait()
 }
 
-// hgetall reads a batch on m, following ASK to the importing node.
+// hgetall reads a batch on m, following ASK to the importing node; its
+// replies are void with an error.
 func (r *Reader) hgetall(ctx context.Context, c redis.Conn, t *Topology, m *master, batch []Key) ([]any, error) {
 	replies, err := r.pipeline(ctx, c, batch)
 	for i := 0; err == nil && !r.single && i < len(replies); i++ {
@@ -285,10 +286,7 @@ func (r *Reader) hgetall(ctx context.Context, c redis.Conn, t *Topology, m *mast
 			}
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return replies, nil
+	return replies, err
 }
 
 // ReadTenant reads one usage hash, following MOVED and ASK.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,11 +44,7 @@ func parseClusterNodes(text string) ([]nodeLine, error) {
 		addr, _, _ := strings.Cut(f[1], ",")
 		addr, _, _ = strings.Cut(addr, "@")
 		if i := strings.LastIndexByte(addr, ':'); i > 0 && addr[i+1:] != "0" {
-			host := addr[:i]
-			if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
-				host = "[" + host + "]"
-			}
-			n.addr = host + addr[i:]
+			n.addr = net.JoinHostPort(strings.Trim(addr[:i], "[]"), addr[i+1:])
 		}
 		epoch, err := strconv.ParseUint(f[6], 10, 64)
 		if err != nil {
