@@ -1,6 +1,5 @@
-// Command billing_exporter exports usage hashes in Redis, joined with plan
-// limits, as Prometheus metrics. main only wires the packages together, as
-// ARCHITECTURE.md describes.
+// Command billing_exporter exports Redis usage hashes, joined with plan
+// limits, as Prometheus metrics; main wires the packages (ARCHITECTURE.md).
 package main
 
 import (
@@ -48,7 +47,7 @@ import (
 
 const exporterName = "billing_exporter"
 
-// options holds every command-line setting.
+// options are the flags.
 type options struct {
 	telemetryPath, keyPattern, timezone, configFile, redisPassFile, readMode string
 	redisAddrs                                                               []string
@@ -72,8 +71,7 @@ func main() {
 	}
 	logger := promslog.New(o.log)
 	if os.Getenv("GOGC") == "" {
-		// A scrape allocates in proportion to the tenants; a larger heap
-		// target trades some memory for speed.
+		// A scrape allocates per tenant: trade memory for speed.
 		debug.SetGCPercent(200)
 	}
 	if err := run(logger, o); err != nil {
@@ -133,7 +131,7 @@ type settings struct {
 	targets []conn.Target
 }
 
-// validate checks the flags and turns them into settings.
+// validate turns the flags into settings.
 func (o *options) validate() (*settings, error) {
 	s := &settings{}
 	var err error
@@ -184,15 +182,14 @@ func (o *options) redisPassword() (string, error) {
 	return secret.Read(o.redisPassFile, "REDIS_PASSWORD")
 }
 
-// files is what the files the flags name say, read whole at start and at
-// each reload before any of it is used.
+// files is what the named files say, read whole before any of it is used.
 type files struct {
 	billing  billing.Config
 	plans    *plansource.Setup
 	redisTLS *tls.Config
 }
 
-// load reads every file. prev is the plans setup in force, nil at start.
+// load reads every file; prev is the plans setup in force, nil at start.
 func (o *options) load(prev *plansource.Setup) (*files, error) {
 	f, cfg := &files{}, config.Default()
 	var err error
@@ -245,8 +242,7 @@ func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Lo
 	return r, func() { r.Close(); closeDemo() }, nil
 }
 
-// run wires the exporter and serves until SIGINT or SIGTERM; SIGHUP and
-// POST /-/reload reload the files.
+// run serves until SIGINT or SIGTERM; SIGHUP and POST /-/reload reload the files.
 func run(logger *slog.Logger, o *options) error {
 	s, err := o.validate()
 	if err != nil {
@@ -277,7 +273,7 @@ func run(logger *slog.Logger, o *options) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	instruments := collector.NewInstruments(static)
-	// Each new Redis connection takes the last loaded TLS settings.
+	// Each Redis dial takes the last loaded TLS settings.
 	var redisTLS atomic.Pointer[tls.Config]
 	redisTLS.Store(f.redisTLS)
 	st, closeStore, err := openStore(o, s, plans, logger,
@@ -300,7 +296,7 @@ func run(logger *slog.Logger, o *options) error {
 	if o.readMode == mirror.ModeScan || o.plans.Demo {
 		mirrorOpts = append(mirrorOpts, mirror.WithScanMode())
 	} else {
-		// The mirror's view is fresh only for a read that starts after the caller arrives.
+		// The mirror is fresh only for a read started after the call.
 		billingOpts = append(billingOpts, billing.WithFreshReads())
 	}
 	mirror := mirror.New(st, s.pattern, mirrorOpts...)
@@ -354,7 +350,7 @@ func run(logger *slog.Logger, o *options) error {
 	return server.Serve(logger, traces.Handler(mux), o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
 }
 
-// newMux mounts the metrics, the API and the exporter's own endpoints.
+// newMux mounts every endpoint.
 func newMux(o *options, service *billing.Service, reloader http.Handler, static *prometheus.Registry, logger *slog.Logger, description string) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle(o.telemetryPath, collector.NewHandler(service, static, logger,
@@ -381,8 +377,7 @@ func newMux(o *options, service *billing.Service, reloader http.Handler, static 
 }
 
 // setMemoryLimit sets GOMEMLIMIT to ratio of the container's (else the
-// host's) memory, as Prometheus does, so that GOGC 200's heap does not get
-// the container killed.
+// host's) memory, so that GOGC 200's heap does not get it killed.
 func setMemoryLimit(logger *slog.Logger, ratio float64) {
 	_, err := memlimit.Set(
 		memlimit.WithRatio(ratio),
