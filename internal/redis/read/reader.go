@@ -90,10 +90,8 @@ func (r *Reader) String() string {
 	return "Redis Cluster (seeds " + strings.Join(names, ", ") + ")"
 }
 
-// Settings returns the connection settings.
 func (r *Reader) Settings() *conn.Settings { return r.set }
 
-// Close closes every pool.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -104,7 +102,7 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// Conn returns a pooled connection to addr.
+// Conn returns a pooled connection.
 func (r *Reader) Conn(ctx context.Context, addr string) (redis.Conn, error) {
 	r.mu.Lock()
 	if r.closed {
@@ -269,8 +267,7 @@ func (r *Reader) ReadKeys(ctx context.Context, node Node, keys []Key, sink Sink)
 	return g.Wait()
 }
 
-// hgetall reads a batch on m, following ASK to the importing node; its
-// replies are void with an error.
+// hgetall reads a batch on m, following ASK to the importing node.
 func (r *Reader) hgetall(ctx context.Context, c redis.Conn, t *Topology, m *master, batch []Key) ([]any, error) {
 	replies, err := r.pipeline(ctx, c, batch)
 	for i := 0; err == nil && !r.single && i < len(replies); i++ {

@@ -114,7 +114,6 @@ type Node struct {
 	Name string // "" for a single server
 }
 
-// Nodes returns the masters.
 func (t *Topology) Nodes() []Node {
 	nodes := make([]Node, len(t.masters))
 	for i, m := range t.masters {
@@ -154,7 +153,7 @@ func (r *Reader) view(ctx context.Context) ([]nodeLine, error) {
 	return nil, fmt.Errorf("no redis cluster node answered CLUSTER NODES: %w", errors.Join(errs...))
 }
 
-// withSeeds appends to addrs the seeds it lacks.
+// withSeeds adds the seeds addrs lacks.
 func (r *Reader) withSeeds(addrs []string) []string {
 	for _, s := range r.seeds {
 		if !slices.Contains(addrs, s.Address) {
