@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gomodule/redigo/redis"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
@@ -58,19 +58,17 @@ func (r *Reader) nodeInfo(ctx context.Context) []billing.NodeInfo {
 		slices.Sort(addrs)
 	}
 	out := make([]billing.NodeInfo, len(addrs))
-	var g errgroup.Group
+	var wg sync.WaitGroup
 	for i, addr := range addrs {
-		g.Go(func() error {
-			out[i].Node = addr
-			if fields, err := r.readInfo(ctx, addr); err != nil {
-				out[i].Err = fmt.Errorf("redis node %s: %w", addr, err)
-			} else {
-				out[i].Fields = fields
+		wg.Go(func() {
+			fields, err := r.readInfo(ctx, addr)
+			if err != nil {
+				err = fmt.Errorf("redis node %s: %w", addr, err)
 			}
-			return nil
+			out[i] = billing.NodeInfo{Node: addr, Fields: fields, Err: err}
 		})
 	}
-	_ = g.Wait()
+	wg.Wait()
 	return out
 }
 
