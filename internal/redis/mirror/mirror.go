@@ -152,11 +152,13 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 	}
 
 	snaps := make([]*usage.Snapshot, len(m.nodes))
-	rereads := make([]int, len(m.nodes))
+	var rereads atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for i, n := range m.nodes {
 		g.Go(func() (err error) {
-			snaps[i], rereads[i], err = n.read(gctx, periodID)
+			var k int
+			snaps[i], k, err = n.read(gctx, periodID)
+			rereads.Add(int64(k))
 			return err
 		})
 	}
@@ -181,12 +183,8 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 		m.drop()
 		return m.r.ReadUsage(ctx, m.pattern, periodID)
 	}
-	total := 0
-	for _, n := range rereads {
-		total += n
-	}
-	m.rereadLast.Store(int64(total))
-	m.rereadTotal.Add(uint64(total))
+	m.rereadLast.Store(rereads.Load())
+	m.rereadTotal.Add(uint64(rereads.Load()))
 	return read.Merge(periodID, snaps), nil
 }
 
