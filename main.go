@@ -213,8 +213,13 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.billing = billing.Config{Plans: f.plans.Source, PlansName: f.plans.Name, Defaults: f.plans.Defaults,
-		MetricTypes: cfg.MetricTypes, Thresholds: cfg.Thresholds}
+	f.billing = billing.Config{
+		Plans:       f.plans.Source,
+		PlansName:   f.plans.Name,
+		Defaults:    f.plans.Defaults,
+		MetricTypes: cfg.MetricTypes,
+		Thresholds:  cfg.Thresholds,
+	}
 	return f, nil
 }
 
@@ -290,8 +295,14 @@ func run(logger *slog.Logger, o *options) error {
 	}
 	defer closeStore()
 	mirrorOpts := []mirror.Option{mirror.WithResyncInterval(o.resync), mirror.WithLogger(logger)}
-	billingOpts := []billing.Option{billing.WithMaxReadTime(o.maxTimeout), billing.WithKeyPattern(s.pattern),
-		billing.WithLocation(s.loc), billing.WithLogger(logger), billing.WithMaxMetricTypes(o.maxTypes), billing.WithConfig(f.billing)}
+	billingOpts := []billing.Option{
+		billing.WithMaxReadTime(o.maxTimeout),
+		billing.WithKeyPattern(s.pattern),
+		billing.WithLocation(s.loc),
+		billing.WithLogger(logger),
+		billing.WithMaxMetricTypes(o.maxTypes),
+		billing.WithConfig(f.billing),
+	}
 	// The demo's in-process Redis (miniredis) has no key tracking.
 	if o.readMode == mirror.ModeScan || o.plans.Demo {
 		mirrorOpts = append(mirrorOpts, mirror.WithScanMode())

@@ -199,12 +199,10 @@ func masterAddrs(lines []nodeLine) []string {
 		if len(n.claims) == 0 && (n.has("fail") || n.has("fail?")) {
 			continue
 		}
-		if !slices.Contains(addrs, n.addr) {
-			addrs = append(addrs, n.addr)
-		}
+		addrs = append(addrs, n.addr)
 	}
 	slices.Sort(addrs)
-	return addrs
+	return slices.Compact(addrs)
 }
 
 func (r *Reader) self(ctx context.Context, addr string) (nodeLine, error) {
