@@ -1,6 +1,5 @@
-// Command billing_exporter exports usage hashes in Redis, joined with plan
-// limits, as Prometheus metrics. main only wires the packages together, as
-// ARCHITECTURE.md describes.
+// Command billing_exporter exports Redis usage hashes, joined with plan
+// limits, as Prometheus metrics; main wires the packages (ARCHITECTURE.md).
 package main
 
 import (
@@ -48,24 +47,20 @@ import (
 
 const exporterName = "billing_exporter"
 
-// options holds every command-line setting.
+// options are the flags.
 type options struct {
-	telemetryPath, keyPattern, timezone, configFile, redisPassFile string
-	redisAddrs                                                     []string
-	redisCluster, tenantSeries, disableAPI                         bool
-	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout    time.Duration
-	idleTimeout                                                    time.Duration
-	scanCount, batchSize, maxRequests, maxTenants, maxTypes        int
-	maxConnections                                                 int
-	maxReply                                                       units.Base2Bytes
-	redisTLS                                                       conn.TLSFiles
-	readMode                                                       string
-	resync                                                         time.Duration
-	plans                                                          plansource.Flags
-	web                                                            *web.FlagConfig
-	log                                                            *promslog.Config
-	autoMemLimit                                                   bool
-	autoMemLimitRatio                                              float64
+	telemetryPath, keyPattern, timezone, configFile, redisPassFile, readMode string
+	redisAddrs                                                               []string
+	redisCluster, tenantSeries, disableAPI, autoMemLimit                     bool
+	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout              time.Duration
+	idleTimeout, resync                                                      time.Duration
+	scanCount, batchSize, maxRequests, maxTenants, maxTypes, maxConnections  int
+	autoMemLimitRatio                                                        float64
+	maxReply                                                                 units.Base2Bytes
+	redisTLS                                                                 conn.TLSFiles
+	plans                                                                    plansource.Flags
+	web                                                                      *web.FlagConfig
+	log                                                                      *promslog.Config
 }
 
 func main() {
@@ -76,8 +71,7 @@ func main() {
 	}
 	logger := promslog.New(o.log)
 	if os.Getenv("GOGC") == "" {
-		// A scrape allocates in proportion to the tenants; a larger heap
-		// target trades some memory for speed.
+		// A scrape allocates per tenant: trade memory for speed.
 		debug.SetGCPercent(200)
 	}
 	if err := run(logger, o); err != nil {
@@ -135,12 +129,9 @@ type settings struct {
 	loc     *time.Location
 	pattern usage.KeyPattern
 	targets []conn.Target
-	store   []conn.Option
-	mirror  []mirror.Option
-	billing []billing.Option
 }
 
-// validate checks the flags and turns them into settings.
+// validate turns the flags into settings.
 func (o *options) validate() (*settings, error) {
 	s := &settings{}
 	var err error
@@ -164,8 +155,6 @@ func (o *options) validate() (*settings, error) {
 		return nil, fmt.Errorf("--redis.addr: given %d times; several addresses are the seed nodes of a Redis Cluster and need --redis.cluster", len(o.redisAddrs))
 	case o.redisCluster && o.plans.Demo:
 		return nil, fmt.Errorf("--redis.cluster: --demo runs its own single Redis")
-	case o.maxTypes < 0:
-		return nil, fmt.Errorf("--usage.max-metric-types must not be negative, got %d", o.maxTypes)
 	case math.IsNaN(o.autoMemLimitRatio) || o.autoMemLimitRatio <= 0 || o.autoMemLimitRatio > 1:
 		return nil, fmt.Errorf("--auto-gomemlimit.ratio must be in (0, 1], got %v", o.autoMemLimitRatio)
 	case o.maxReply < 0:
@@ -181,23 +170,6 @@ func (o *options) validate() (*settings, error) {
 	if o.redisTLS != (conn.TLSFiles{}) && !s.targets[0].TLS {
 		return nil, fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
 	}
-	s.store = []conn.Option{
-		// Asked at each dial: a rotated password file needs no reload.
-		conn.WithPasswordFunc(o.redisPassword),
-		conn.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
-		conn.WithScanCount(o.scanCount),
-		conn.WithBatchSize(o.batchSize),
-		conn.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
-	}
-	s.mirror = []mirror.Option{mirror.WithResyncInterval(o.resync)}
-	s.billing = []billing.Option{billing.WithMaxReadTime(o.maxTimeout)}
-	// The demo's in-process Redis (miniredis) has no key tracking.
-	if o.readMode == mirror.ModeScan || o.plans.Demo {
-		s.mirror = append(s.mirror, mirror.WithScanMode())
-	} else {
-		// The mirror's view is fresh only for a read that starts after the caller arrives.
-		s.billing = append(s.billing, billing.WithFreshReads())
-	}
 	if f := o.web.WebConfigFile; f != nil && *f != "" {
 		if err := web.Validate(*f); err != nil {
 			return nil, fmt.Errorf("--web.config.file: %w", err)
@@ -210,20 +182,19 @@ func (o *options) redisPassword() (string, error) {
 	return secret.Read(o.redisPassFile, "REDIS_PASSWORD")
 }
 
-// files is what the files the flags name say, read whole at start and at
-// each reload before any of it is used.
+// files is what the named files say, read whole before any of it is used.
 type files struct {
-	cfg      *config.Config
+	billing  billing.Config
 	plans    *plansource.Setup
 	redisTLS *tls.Config
 }
 
-// load reads every file. prev is the plans setup in force, nil at start.
+// load reads every file; prev is the plans setup in force, nil at start.
 func (o *options) load(prev *plansource.Setup) (*files, error) {
-	f := &files{cfg: config.Default()}
+	f, cfg := &files{}, config.Default()
 	var err error
 	if o.configFile != "" {
-		if f.cfg, err = config.Load(o.configFile); err != nil {
+		if cfg, err = config.Load(o.configFile); err != nil {
 			return nil, fmt.Errorf("--config.file: %w", err)
 		}
 	}
@@ -235,61 +206,48 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 		return nil, fmt.Errorf("--redis.tls-*: %w", err)
 	}
 	if prev == nil {
-		f.plans, err = plansource.Open(o.plans, f.cfg)
+		f.plans, err = plansource.Open(o.plans, cfg)
 	} else {
-		f.plans, err = prev.Reload(o.plans, f.cfg)
+		f.plans, err = prev.Reload(o.plans, cfg)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
-}
-
-// billing is the billing core's settings that the files set.
-func (f *files) billing() billing.Config {
-	return billing.Config{
+	f.billing = billing.Config{
 		Plans:       f.plans.Source,
 		PlansName:   f.plans.Name,
 		Defaults:    f.plans.Defaults,
-		MetricTypes: f.cfg.MetricTypes,
-		Thresholds:  f.cfg.Thresholds,
+		MetricTypes: cfg.MetricTypes,
+		Thresholds:  cfg.Thresholds,
 	}
-}
-
-// store is the Redis side the billing core reads.
-type store interface {
-	billing.Store
-	fmt.Stringer // without passwords
-	Close() error
+	return f, nil
 }
 
 // openStore opens the demo's Redis, a cluster, or one server.
-func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Logger, opts []conn.Option) (st store, closeAll func(), err error) {
-	target := s.targets[0]
-	closeAll = func() {}
+func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Logger, opts ...conn.Option) (*read.Reader, func(), error) {
+	target, closeDemo := s.targets[0], func() {}
 	if o.plans.Demo {
 		d, err := demo.Start(plans.DemoCatalog, plans.Defaults, s.pattern, s.loc, time.Second, logger)
 		if err != nil {
 			return nil, nil, err
 		}
-		closeAll = d.Close
-		target = conn.Target{Address: d.Addr()}
+		target, closeDemo = conn.Target{Address: d.Addr()}, d.Close
 	}
+	var r *read.Reader
+	var err error
 	if o.redisCluster {
-		st, err = read.NewCluster(s.targets, opts...)
+		r, err = read.NewCluster(s.targets, opts...)
 	} else {
-		st, err = read.New(target, opts...)
+		r, err = read.New(target, opts...)
 	}
 	if err != nil {
-		closeAll()
+		closeDemo()
 		return nil, nil, fmt.Errorf("--redis.addr: %w", err)
 	}
-	demoClose := closeAll
-	return st, func() { st.Close(); demoClose() }, nil
+	return r, func() { r.Close(); closeDemo() }, nil
 }
 
-// run wires the exporter and serves until SIGINT or SIGTERM; SIGHUP and
-// POST /-/reload reload the files.
+// run serves until SIGINT or SIGTERM; SIGHUP and POST /-/reload reload the files.
 func run(logger *slog.Logger, o *options) error {
 	s, err := o.validate()
 	if err != nil {
@@ -320,27 +278,42 @@ func run(logger *slog.Logger, o *options) error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	instruments := collector.NewInstruments(static)
-	// Each new Redis connection takes the last loaded TLS settings.
+	// Each Redis dial takes the last loaded TLS settings.
 	var redisTLS atomic.Pointer[tls.Config]
 	redisTLS.Store(f.redisTLS)
-	st, closeStore, err := openStore(o, s, plans, logger, append(s.store,
+	st, closeStore, err := openStore(o, s, plans, logger,
+		// Asked at each dial: a rotated password file needs no reload.
+		conn.WithPasswordFunc(o.redisPassword),
+		conn.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
+		conn.WithScanCount(o.scanCount),
+		conn.WithBatchSize(o.batchSize),
+		conn.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 		conn.WithTLSConfigFunc(redisTLS.Load),
-		conn.WithObserver(instruments.ObserveRedis)))
+		conn.WithObserver(instruments.ObserveRedis))
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	mirror := mirror.New(st, s.pattern, append(s.mirror, mirror.WithLogger(logger))...)
-	defer mirror.Close()
-	static.MustRegister(mirror)
-
-	service := billing.New(mirror, append(s.billing,
+	mirrorOpts := []mirror.Option{mirror.WithResyncInterval(o.resync), mirror.WithLogger(logger)}
+	billingOpts := []billing.Option{
+		billing.WithMaxReadTime(o.maxTimeout),
 		billing.WithKeyPattern(s.pattern),
 		billing.WithLocation(s.loc),
 		billing.WithLogger(logger),
 		billing.WithMaxMetricTypes(o.maxTypes),
-		billing.WithConfig(f.billing()),
-	)...)
+		billing.WithConfig(f.billing),
+	}
+	// The demo's in-process Redis (miniredis) has no key tracking.
+	if o.readMode == mirror.ModeScan || o.plans.Demo {
+		mirrorOpts = append(mirrorOpts, mirror.WithScanMode())
+	} else {
+		// The mirror is fresh only for a read started after the call.
+		billingOpts = append(billingOpts, billing.WithFreshReads())
+	}
+	mirror := mirror.New(st, s.pattern, mirrorOpts...)
+	defer mirror.Close()
+	static.MustRegister(mirror)
+	service := billing.New(mirror, billingOpts...)
 
 	current := f // only apply touches it, one reload at a time
 	reloader := reload.New(static, logger, func() error {
@@ -349,7 +322,7 @@ func run(logger *slog.Logger, o *options) error {
 			return err
 		}
 		redisTLS.Store(next.redisTLS)
-		service.Reconfigure(next.billing())
+		service.Reconfigure(next.billing)
 		current = next
 		return nil
 	})
@@ -388,7 +361,7 @@ func run(logger *slog.Logger, o *options) error {
 	return server.Serve(logger, traces.Handler(mux), o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
 }
 
-// newMux mounts the metrics, the API and the exporter's own endpoints.
+// newMux mounts every endpoint.
 func newMux(o *options, service *billing.Service, reloader http.Handler, static *prometheus.Registry, logger *slog.Logger, description string) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.Handle(o.telemetryPath, collector.NewHandler(service, static, logger,
@@ -415,8 +388,7 @@ func newMux(o *options, service *billing.Service, reloader http.Handler, static 
 }
 
 // setMemoryLimit sets GOMEMLIMIT to ratio of the container's (else the
-// host's) memory, as Prometheus does, so that GOGC 200's heap does not get
-// the container killed.
+// host's) memory, so that GOGC 200's heap does not get it killed.
 func setMemoryLimit(logger *slog.Logger, ratio float64) {
 	_, err := memlimit.Set(
 		memlimit.WithRatio(ratio),

@@ -29,7 +29,7 @@ type Instruments struct {
 	RedisOperationDuration *prometheus.HistogramVec
 }
 
-// NewInstruments creates and registers the Instruments.
+// NewInstruments registers the Instruments.
 func NewInstruments(reg prometheus.Registerer) *Instruments {
 	in := &Instruments{
 		RedisOperationDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{

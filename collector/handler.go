@@ -30,7 +30,6 @@ type Handler struct {
 	sections      sections
 }
 
-// HandlerOption configures a Handler.
 type HandlerOption func(*Handler)
 
 // WithTimeoutOffset sets how long before Prometheus' timeout a scrape ends.
@@ -63,7 +62,6 @@ func WithMaxTenants(n int) HandlerOption {
 	return func(h *Handler) { h.maxTenants = n }
 }
 
-// NewHandler returns the /metrics handler.
 func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {
 	h := &Handler{
 		service:       service,

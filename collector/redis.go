@@ -32,14 +32,8 @@ func collectRedis(ch chan<- prometheus.Metric, read *billing.Read) {
 	info := read.Info
 	for _, n := range info.Nodes {
 		ch <- gauge(redisNodeUpDesc, boolFloat(n.Err == nil), n.Node)
-		if n.Err != nil {
-			continue
-		}
-		if v, ok := billing.InfoInt(n.Fields, "used_memory"); ok {
-			ch <- gauge(redisNodeMemoryDesc, float64(v), n.Node)
-		}
-		if v, ok := billing.InfoInt(n.Fields, "connected_clients"); ok {
-			ch <- gauge(redisNodeConnectionsDesc, float64(v), n.Node)
+		if n.Err == nil {
+			collectInfo(ch, n.Fields, redisNodeMemoryDesc, redisNodeConnectionsDesc, n.Node)
 		}
 	}
 	ch <- gauge(redisInfoUpDesc, boolFloat(info.Err == nil))
@@ -49,10 +43,14 @@ func collectRedis(ch chan<- prometheus.Metric, read *billing.Read) {
 	if info.Fields["role"] == "slave" {
 		ch <- gauge(redisMasterLinkUpDesc, boolFloat(info.Fields["master_link_status"] == "up"))
 	}
-	if v, ok := billing.InfoInt(info.Fields, "used_memory"); ok {
-		ch <- gauge(redisMemoryDesc, float64(v))
+	collectInfo(ch, info.Fields, redisMemoryDesc, redisConnectionsDesc)
+}
+
+func collectInfo(ch chan<- prometheus.Metric, fields map[string]string, memory, connections *prometheus.Desc, labels ...string) {
+	if v, ok := billing.InfoInt(fields, "used_memory"); ok {
+		ch <- gauge(memory, float64(v), labels...)
 	}
-	if v, ok := billing.InfoInt(info.Fields, "connected_clients"); ok {
-		ch <- gauge(redisConnectionsDesc, float64(v))
+	if v, ok := billing.InfoInt(fields, "connected_clients"); ok {
+		ch <- gauge(connections, float64(v), labels...)
 	}
 }

@@ -12,43 +12,33 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// DefaultMaxReplyBytes is the default bound on one reply.
+// DefaultMaxReplyBytes bounds a reply by default.
 const DefaultMaxReplyBytes = 1 << 20
 
-// maxPipelineReplies bounds an exchange's replies, in bounds on one reply.
+// maxPipelineReplies bounds an exchange, in reply bounds.
 const maxPipelineReplies = 8
 
 const oversizedPrefix = "BILLING_EXPORTER_OVERSIZED"
 
-// IsOversized reports whether v stands in for a reply over the bound.
+// IsOversized reports whether v replaced a reply over the bound.
 func IsOversized(v any) bool {
-	var rerr redis.Error
-	switch v := v.(type) {
-	case redis.Error:
-		rerr = v
-	case error:
-		if !errors.As(v, &rerr) {
-			return false
-		}
-	default:
-		return false
-	}
-	return strings.HasPrefix(string(rerr), oversizedPrefix)
+	err, _ := v.(error)
+	rerr, ok := errors.AsType[redis.Error](err)
+	return ok && strings.HasPrefix(string(rerr), oversizedPrefix)
 }
 
-// boundedConn passes RESP2 replies through to redigo, but drops a reply of
-// more than max bytes as it streams in and puts one error reply in its
-// place, so that no more than max bytes of it are ever held.
+// boundedConn passes RESP2 replies to redigo, but replaces a reply over
+// max bytes, as it streams in, with one error reply.
 type boundedConn struct {
 	net.Conn
 	max, maxExchange int
 
-	buf      []byte // buf[off:ready]: whole replies to hand on; buf[ready:]: the one in progress
+	buf      []byte // buf[off:ready]: whole replies; then one in progress
 	off      int
 	ready    int
-	pos      int   // parse position
-	skip     int   // bulk bytes to pass over
-	open     []int // elements left in each open array
+	pos      int
+	skip     int   // bulk bytes left
+	open     []int // elements left per open array
 	size     int
 	discard  bool
 	cut      int // buf[cut:pos] is to be dropped
@@ -57,13 +47,9 @@ type boundedConn struct {
 	wrote    atomic.Bool
 }
 
-func newBoundedConn(c net.Conn, limit int) *boundedConn {
-	return &boundedConn{Conn: c, max: limit, maxExchange: maxPipelineReplies * limit}
-}
-
-// newStreamBoundedConn bounds each reply only.
-func newStreamBoundedConn(c net.Conn, limit int) *boundedConn {
-	return &boundedConn{Conn: c, max: limit}
+// newBoundedConn bounds a reply to limit, an exchange to replies*limit (0: none).
+func newBoundedConn(c net.Conn, limit, replies int) *boundedConn {
+	return &boundedConn{Conn: c, max: limit, maxExchange: replies * limit}
 }
 
 func (c *boundedConn) Write(p []byte) (int, error) {

@@ -35,7 +35,7 @@ func TestBoundedConnRewritesOnlyOversizedReplies(t *testing.T) {
 	for _, tc := range cases {
 		for _, chunk := range []int{1, 3, 4096} {
 			t.Run(fmt.Sprintf("%s/chunk=%d", tc.name, chunk), func(t *testing.T) {
-				c := newBoundedConn(&chunkConn{r: strings.NewReader(tc.in), chunk: chunk}, 32)
+				c := newBoundedConn(&chunkConn{r: strings.NewReader(tc.in), chunk: chunk}, 32, maxPipelineReplies)
 				got, err := io.ReadAll(c)
 				if err != nil {
 					t.Fatal(err)
@@ -59,15 +59,15 @@ func TestBoundedConnBoundsAPipeline(t *testing.T) {
 	in := strings.Repeat(reply, 10) + over
 	tests := []struct {
 		name             string
-		conn             func(net.Conn, int) *boundedConn
+		replies          int
 		passed, replaced int
 	}{
-		{"command connection", newBoundedConn, maxPipelineReplies, 10 - maxPipelineReplies + 1},
-		{"subscribed connection", newStreamBoundedConn, 10, 1},
+		{"command connection", maxPipelineReplies, maxPipelineReplies, 10 - maxPipelineReplies + 1},
+		{"subscribed connection", 0, 10, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := tt.conn(&chunkConn{r: strings.NewReader(in), chunk: 4096}, 10)
+			c := newBoundedConn(&chunkConn{r: strings.NewReader(in), chunk: 4096}, 10, tt.replies)
 			got, err := io.ReadAll(c)
 			if err != nil {
 				t.Fatal(err)
@@ -120,7 +120,7 @@ func TestBoundedConnRandomStreams(t *testing.T) {
 				want.WriteString(stub)
 			}
 		}
-		c := newBoundedConn(&chunkConn{r: strings.NewReader(in.String()), chunk: 1 + rng.IntN(70)}, limit)
+		c := newBoundedConn(&chunkConn{r: strings.NewReader(in.String()), chunk: 1 + rng.IntN(70)}, limit, maxPipelineReplies)
 		got, err := io.ReadAll(c)
 		if err != nil {
 			t.Fatal(err)

@@ -11,10 +11,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// Observer receives the duration of every round trip, by operation.
+// Observer receives each round trip's duration.
 type Observer func(operation string, d time.Duration)
 
-// Settings are how connections are dialled and commands run.
+// Settings dial connections and run commands.
 type Settings struct {
 	Target    Target
 	ScanCount int
@@ -26,20 +26,19 @@ type Settings struct {
 	maxReply  int
 }
 
-// MaxIdle is the idle connections a pool keeps.
+// MaxIdle is a pool's idle connections.
 const MaxIdle = 2
 
 const maxConnsPerNode = 8
 
-// Option configures Settings.
 type Option func(*Settings)
 
-// WithPasswordFunc makes each dial ask for the password ("" keeps the URL's).
+// WithPasswordFunc asks each dial's password ("": the URL's).
 func WithPasswordFunc(password func() (string, error)) Option {
 	return func(s *Settings) { s.password = password }
 }
 
-// WithTimeouts sets the dial, read and write timeouts.
+// WithTimeouts sets the timeouts.
 func WithTimeouts(dial, read, write time.Duration) Option {
 	return func(s *Settings) { s.timeouts.dial, s.timeouts.read, s.timeouts.write = dial, read, write }
 }
@@ -47,21 +46,21 @@ func WithTimeouts(dial, read, write time.Duration) Option {
 // WithScanCount sets SCAN's COUNT.
 func WithScanCount(n int) Option { return func(s *Settings) { s.ScanCount = n } }
 
-// WithBatchSize sets the keys per pipelined batch.
+// WithBatchSize sets the keys per pipeline.
 func WithBatchSize(n int) Option { return func(s *Settings) { s.BatchSize = n } }
 
-// WithObserver sets the Observer.
 func WithObserver(o Observer) Option { return func(s *Settings) { s.observe = o } }
 
-// WithTLSConfigFunc makes each TLS dial ask c for its configuration.
+// WithTLSConfigFunc asks c at each TLS dial.
 func WithTLSConfigFunc(c func() *tls.Config) Option { return func(s *Settings) { s.tls = c } }
 
-// WithMaxReplyBytes bounds one reply held in memory; 0: unbounded.
+// WithMaxReplyBytes bounds a reply; 0: unbounded.
 func WithMaxReplyBytes(n int) Option { return func(s *Settings) { s.maxReply = max(n, 0) } }
 
-// NewSettings applies opts over the defaults.
+// NewSettings applies opts to the defaults.
 func NewSettings(target Target, opts ...Option) (*Settings, error) {
-	s := &Settings{Target: target, ScanCount: 2000, BatchSize: 1000, observe: func(string, time.Duration) {}, maxReply: DefaultMaxReplyBytes}
+	s := &Settings{Target: target, ScanCount: 2000, BatchSize: 1000, maxReply: DefaultMaxReplyBytes,
+		observe: func(string, time.Duration) {}, tls: func() *tls.Config { return nil }}
 	s.timeouts.dial, s.timeouts.read, s.timeouts.write = 2*time.Second, 5*time.Second, 5*time.Second
 	for _, o := range opts {
 		o(s)
@@ -72,13 +71,12 @@ func NewSettings(target Target, opts ...Option) (*Settings, error) {
 	return s, nil
 }
 
-// ReadTimeout caps a command's wait for its reply.
+// ReadTimeout caps a reply's wait.
 func (s *Settings) ReadTimeout() time.Duration { return s.timeouts.read }
 
-// Observe reports one round trip.
 func (s *Settings) Observe(op string, d time.Duration) { s.observe(op, d) }
 
-// NewPool returns a pool of connections to addr.
+// NewPool pools connections to addr.
 func (s *Settings) NewPool(addr string) *redis.Pool {
 	return &redis.Pool{
 		MaxIdle:     MaxIdle,
@@ -86,7 +84,7 @@ func (s *Settings) NewPool(addr string) *redis.Pool {
 		Wait:        true,
 		IdleTimeout: 2 * time.Minute,
 		DialContext: func(ctx context.Context) (redis.Conn, error) { return s.Dial(ctx, addr) },
-		// A connection idle across a Redis restart is dead.
+		// An idle connection may have outlived Redis.
 		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, idleSince time.Time) error {
 			if time.Since(idleSince) < 100*time.Millisecond {
 				return nil
@@ -97,17 +95,16 @@ func (s *Settings) NewPool(addr string) *redis.Pool {
 	}
 }
 
-// Dial connects to addr.
 func (s *Settings) Dial(ctx context.Context, addr string) (redis.Conn, error) {
-	return s.dial(ctx, addr, newBoundedConn)
+	return s.dial(ctx, addr, maxPipelineReplies)
 }
 
-// DialSubscriber connects to addr for pushed messages.
+// DialSubscriber connects for pushed messages.
 func (s *Settings) DialSubscriber(ctx context.Context, addr string) (redis.Conn, error) {
-	return s.dial(ctx, addr, newStreamBoundedConn)
+	return s.dial(ctx, addr, 0)
 }
 
-func (s *Settings) dial(ctx context.Context, addr string, bound func(net.Conn, int) *boundedConn) (redis.Conn, error) {
+func (s *Settings) dial(ctx context.Context, addr string, replies int) (redis.Conn, error) {
 	t := s.Target
 	t.Address = addr
 	if s.password != nil {
@@ -123,15 +120,15 @@ func (s *Settings) dial(ctx context.Context, addr string, bound func(net.Conn, i
 		redis.DialDatabase(t.DB),
 		redis.DialUsername(t.Username),
 		redis.DialPassword(t.Password),
-		// Our own dial puts the reply bound above TLS.
+		// The reply bound goes above TLS.
 		redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return s.dialConn(ctx, network, addr, bound)
+			return s.dialConn(ctx, network, addr, replies)
 		}),
 	}
 	start := time.Now()
 	c, err := redis.DialContext(ctx, "tcp", addr, opts...)
 	if err == nil {
-		// The name only helps operators: a denial is no failure.
+		// The name only helps operators.
 		_, err = redis.DoContext(c, ctx, "CLIENT", "SETNAME", "billing_exporter")
 		if _, denied := err.(redis.Error); denied {
 			err = nil
@@ -147,7 +144,7 @@ func (s *Settings) dial(ctx context.Context, addr string, bound func(net.Conn, i
 	return c, nil
 }
 
-func (s *Settings) dialConn(ctx context.Context, network, addr string, bound func(net.Conn, int) *boundedConn) (net.Conn, error) {
+func (s *Settings) dialConn(ctx context.Context, network, addr string, replies int) (net.Conn, error) {
 	if s.timeouts.dial > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.timeouts.dial)
@@ -160,10 +157,8 @@ func (s *Settings) dialConn(ctx context.Context, network, addr string, bound fun
 	}
 	if s.Target.TLS {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if s.tls != nil {
-			if c := s.tls(); c != nil {
-				cfg = c.Clone()
-			}
+		if c := s.tls(); c != nil {
+			cfg = c.Clone()
 		}
 		if cfg.ServerName == "" {
 			if cfg.ServerName, _, err = net.SplitHostPort(addr); err != nil {
@@ -179,13 +174,12 @@ func (s *Settings) dialConn(ctx context.Context, network, addr string, bound fun
 		conn = tc
 	}
 	if s.maxReply > 0 {
-		conn = bound(conn, s.maxReply)
+		conn = newBoundedConn(conn, s.maxReply, replies)
 	}
 	return conn, nil
 }
 
-// Do runs one command ("" flushes a pipeline) and observes it as op. Its
-// wait is bounded by ctx's deadline and the read timeout.
+// Do runs cmd ("": a pipeline flush) as op, bounded by ctx and the read timeout.
 func (s *Settings) Do(ctx context.Context, c redis.Conn, op, cmd string, args ...any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -9,18 +9,18 @@ import (
 	"strings"
 )
 
-// Target is a parsed --redis.addr: where and how to connect.
+// Target is a parsed --redis.addr.
 type Target struct {
 	Address  string
 	Username string
 	Password string
 	DB       int
 	TLS      bool
-	loneName bool // redis://name@host: a password, or with one from elsewhere the user
+	loneName bool // redis://name@host: name is the password, or the user
 }
 
-// ParseTarget accepts host:port or redis[s]://[user[:password]@]host[:port][/db].
-// Errors never quote a URL, where a password may sit.
+// ParseTarget accepts host:port or redis[s]://[user[:password]@]host[:port][/db];
+// its errors never quote a URL.
 func ParseTarget(addr string) (Target, error) {
 	if !strings.Contains(addr, "://") {
 		if strings.Contains(addr, "@") {

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/common/config"
 )
 
-// TLSFiles names the files of a rediss:// connection's TLS settings.
+// TLSFiles are the --redis.tls-* settings.
 type TLSFiles struct {
 	CAFile             string
 	CertFile, KeyFile  string
@@ -15,8 +15,8 @@ type TLSFiles struct {
 	InsecureSkipVerify bool
 }
 
-// Config builds the tls.Config, nil when nothing is set. The client
-// certificate is read again at each handshake.
+// Config builds the tls.Config, nil when nothing is set; each handshake
+// reads the client certificate again.
 func (f TLSFiles) Config() (*tls.Config, error) {
 	if f == (TLSFiles{}) {
 		return nil, nil

@@ -9,14 +9,13 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
-// RoundTrips is the span of one kind of round trip on one connection,
-// with counts rather than a span per key.
+// RoundTrips is the span of one command's round trips, with counts.
 type RoundTrips struct {
 	Span        trace.Span
 	Calls, Keys int
 }
 
-// StartRoundTrips starts the span of command's round trips on node.
+// StartRoundTrips starts command's span on node.
 func StartRoundTrips(ctx context.Context, command, node string) (context.Context, RoundTrips) {
 	if parent := trace.SpanFromContext(ctx); !parent.IsRecording() {
 		return ctx, RoundTrips{Span: parent}
@@ -29,7 +28,7 @@ func StartRoundTrips(ctx context.Context, command, node string) (context.Context
 	return ctx, RoundTrips{Span: span}
 }
 
-// End ends the span with the counts and err.
+// End records the counts and err.
 func (rt *RoundTrips) End(err error) {
 	if rt.Span.IsRecording() {
 		rt.Span.SetAttributes(attribute.Int("redis.round_trips", rt.Calls), attribute.Int("redis.keys", rt.Keys))

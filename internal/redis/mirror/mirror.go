@@ -29,29 +29,25 @@ const (
 // layout before and after; while slots move, and where tracking is
 // refused, a read is a full read.
 type Mirror struct {
-	full    billing.Store
-	r       *read.Reader // nil: scan mode for good
-	pattern usage.KeyPattern
-	logger  *slog.Logger
-	resync  time.Duration
-	now     func() time.Time
+	billing.Store              // full reads, and the calls the mirror does not serve
+	r             *read.Reader // nil: scan mode for good
+	pattern       usage.KeyPattern
+	logger        *slog.Logger
+	resync        time.Duration
+	now           func() time.Time
 
 	mu    sync.Mutex // one read at a time, in order
 	fp    string     // the layout of nodes
 	nodes []*nodeMirror
 
-	scanReason atomic.Pointer[string]
-	stats
-
-	stop context.CancelFunc
-	done chan struct{}
-}
-
-type stats struct {
+	scanReason                atomic.Pointer[string]
 	invalidated, rereadTotal  atomic.Uint64
 	rereadLast, divergentLast atomic.Int64
 	seededAt                  atomic.Int64 // the oldest node's, or 0
 	fullReads                 map[string]*atomic.Uint64
+
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 type Option func(*Mirror)
@@ -72,15 +68,14 @@ func WithScanMode() Option {
 // New returns a Mirror over r for pattern; tracking needs a *read.Reader.
 func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 	m := &Mirror{
-		full:    r,
-		pattern: pattern,
-		logger:  slog.New(slog.DiscardHandler),
-		resync:  15 * time.Minute,
-		now:     time.Now,
-		stop:    func() {},
-		done:    make(chan struct{}),
+		Store:     r,
+		pattern:   pattern,
+		logger:    slog.New(slog.DiscardHandler),
+		resync:    15 * time.Minute,
+		now:       time.Now,
+		done:      make(chan struct{}),
+		fullReads: map[string]*atomic.Uint64{},
 	}
-	m.fullReads = map[string]*atomic.Uint64{}
 	for _, reason := range fullReadReasons {
 		m.fullReads[reason] = new(atomic.Uint64)
 	}
@@ -94,13 +89,9 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 	case pattern.LiteralPrefix() == "":
 		m.fallBack("the usage key pattern starts with a placeholder: no literal prefix to track")
 	}
-	if m.resync > 0 && m.scanReason.Load() == nil {
-		var ctx context.Context
-		ctx, m.stop = context.WithCancel(context.Background())
-		go m.resyncLoop(ctx)
-	} else {
-		close(m.done)
-	}
+	var ctx context.Context
+	ctx, m.stop = context.WithCancel(context.Background())
+	go m.resyncLoop(ctx)
 	return m
 }
 
@@ -127,18 +118,10 @@ func (m *Mirror) Close() error {
 	return nil
 }
 
-// Info reads INFO from the store.
-func (m *Mirror) Info(ctx context.Context) billing.Info { return m.full.Info(ctx) }
-
-// ReadTenant reads one hash from the store, under no lock.
-func (m *Mirror) ReadTenant(ctx context.Context, key string) (usage.Counters, bool, map[usage.Reason]int, error) {
-	return m.full.ReadTenant(ctx, key)
-}
-
 // ReadUsage returns the usage state of periodID.
 func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
 	if m.scanReason.Load() != nil || pattern != m.pattern {
-		return m.full.ReadUsage(ctx, pattern, periodID)
+		return m.Store.ReadUsage(ctx, pattern, periodID)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -169,11 +152,13 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 	}
 
 	snaps := make([]*usage.Snapshot, len(m.nodes))
-	rereads := make([]int, len(m.nodes))
+	var rereads atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for i, n := range m.nodes {
 		g.Go(func() (err error) {
-			snaps[i], rereads[i], err = n.read(gctx, periodID)
+			var k int
+			snaps[i], k, err = n.read(gctx, periodID)
+			rereads.Add(int64(k))
 			return err
 		})
 	}
@@ -198,12 +183,8 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 		m.drop()
 		return m.r.ReadUsage(ctx, m.pattern, periodID)
 	}
-	total := 0
-	for _, n := range rereads {
-		total += n
-	}
-	m.rereadLast.Store(int64(total))
-	m.rereadTotal.Add(uint64(total))
+	m.rereadLast.Store(rereads.Load())
+	m.rereadTotal.Add(uint64(rereads.Load()))
 	return read.Merge(periodID, snaps), nil
 }
 
@@ -228,6 +209,9 @@ func (m *Mirror) count(reason string) { m.fullReads[reason].Add(1) }
 
 func (m *Mirror) resyncLoop(stop context.Context) {
 	defer close(m.done)
+	if m.resync <= 0 || m.scanReason.Load() != nil {
+		return
+	}
 	t := time.NewTicker(m.resync)
 	defer t.Stop()
 	var lastErr string

@@ -63,8 +63,7 @@ func (st *state) put(tenant string, e *keyEntry) {
 			delete(st.tenants, tenant)
 			return
 		}
-	}
-	if !had {
+	} else {
 		tenant = strings.Clone(tenant)
 	}
 	st.tenants[tenant] = e.counters
@@ -160,18 +159,14 @@ func (s *seedSink) Hashes(keys []read.Key, replies []any) error {
 	entries := make([]*keyEntry, len(keys))
 	exists := make([]bool, len(keys))
 	skipped := map[usage.Reason]int{}
+	var err error
 	for i, k := range keys {
-		var err error
-		cmd := "HGETALL"
 		if k.Exists {
-			var n int
-			n, err = redis.Int(replies[i], nil)
-			cmd, exists[i] = "EXISTS", n > 0
-		} else {
-			entries[i], err = decodeEntry(replies[i], skipped)
-		}
-		if err != nil {
-			return fmt.Errorf("%s %q: %w", cmd, k.Name, err)
+			if exists[i], err = redis.Bool(replies[i], nil); err != nil {
+				return fmt.Errorf("EXISTS %q: %w", k.Name, err)
+			}
+		} else if entries[i], err = decodeEntry(replies[i], skipped); err != nil {
+			return fmt.Errorf("HGETALL %q: %w", k.Name, err)
 		}
 	}
 	s.mu.Lock()

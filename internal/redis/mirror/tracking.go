@@ -219,18 +219,16 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 	}
 	rt.Calls++
 	start := time.Now()
-	var capped <-chan time.Time
-	if s.ReadTimeout() > 0 {
-		timer := time.NewTimer(s.ReadTimeout())
-		defer timer.Stop()
-		capped = timer.C
+	wait, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if d := s.ReadTimeout(); d > 0 {
+		wait, cancel = context.WithTimeout(wait, d)
+		defer cancel()
 	}
 	select {
 	case <-ch:
-	case <-capped:
-		return p.lose(reasonConnectionLost), fmt.Errorf("PING: %w", context.DeadlineExceeded)
-	case <-ctx.Done():
-		return p.lose(reasonConnectionLost), fmt.Errorf("PING: %w", ctx.Err())
+	case <-wait.Done():
+		return p.lose(reasonConnectionLost), fmt.Errorf("PING: %w", wait.Err())
 	}
 	s.Observe("ping", time.Since(start))
 	return p.lostReason(), nil

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gomodule/redigo/redis"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
@@ -53,27 +54,21 @@ func (r *Reader) nodeInfo(ctx context.Context) []billing.NodeInfo {
 		r.mu.Unlock()
 	}
 	if len(addrs) == 0 {
-		for _, s := range r.seeds {
-			if !slices.Contains(addrs, s.Address) {
-				addrs = append(addrs, s.Address)
-			}
-		}
+		addrs = r.withSeeds(nil)
 		slices.Sort(addrs)
 	}
 	out := make([]billing.NodeInfo, len(addrs))
-	var g errgroup.Group
+	var wg sync.WaitGroup
 	for i, addr := range addrs {
-		g.Go(func() error {
-			out[i].Node = addr
-			if fields, err := r.readInfo(ctx, addr); err != nil {
-				out[i].Err = fmt.Errorf("redis node %s: %w", addr, err)
-			} else {
-				out[i].Fields = fields
+		wg.Go(func() {
+			fields, err := r.readInfo(ctx, addr)
+			if err != nil {
+				err = fmt.Errorf("redis node %s: %w", addr, err)
 			}
-			return nil
+			out[i] = billing.NodeInfo{Node: addr, Fields: fields, Err: err}
 		})
 	}
-	_ = g.Wait()
+	wg.Wait()
 	return out
 }
 
@@ -84,12 +79,10 @@ func sumInfo(nodes []billing.NodeInfo) (map[string]string, error) {
 	}
 	var errs []error
 	for _, n := range nodes {
-		if n.Err != nil {
-			errs = append(errs, n.Err)
-		}
+		errs = append(errs, n.Err)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	sum := map[string]string{}
 	for _, f := range []string{"used_memory", "connected_clients"} {
@@ -140,9 +133,7 @@ func (r *Reader) readInfo(ctx context.Context, addr string) (_ map[string]string
 		if err != nil {
 			return nil, fmt.Errorf("INFO: %w", err)
 		}
-		for k, v := range parseInfo(text) {
-			fields[k] = v
-		}
+		maps.Copy(fields, parseInfo(text))
 	}
 	if len(fields) == 0 && refused != nil {
 		return nil, fmt.Errorf("INFO: %w", refused)

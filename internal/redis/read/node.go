@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -252,9 +253,7 @@ func (n *nodeReader) readBatches(ctx context.Context, in <-chan []Key, snap *usa
 				}
 			}
 			mu.Lock()
-			for tenant, counters := range dec.Tenants {
-				snap.Tenants[tenant] = counters
-			}
+			maps.Copy(snap.Tenants, dec.Tenants)
 			for reason, k := range dec.Skipped {
 				snap.Skipped[reason] += k
 			}

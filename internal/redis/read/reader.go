@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -89,10 +90,8 @@ func (r *Reader) String() string {
 	return "Redis Cluster (seeds " + strings.Join(names, ", ") + ")"
 }
 
-// Settings returns the connection settings.
 func (r *Reader) Settings() *conn.Settings { return r.set }
 
-// Close closes every pool.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -103,7 +102,7 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// Conn returns a pooled connection to addr.
+// Conn returns a pooled connection.
 func (r *Reader) Conn(ctx context.Context, addr string) (redis.Conn, error) {
 	r.mu.Lock()
 	if r.closed {
@@ -216,9 +215,7 @@ func Merge(periodID string, snaps []*usage.Snapshot) *usage.Snapshot {
 	}
 	out.Tenants = make(map[string]usage.Counters, size)
 	for _, s := range snaps {
-		for id, c := range s.Tenants {
-			out.Tenants[id] = c
-		}
+		maps.Copy(out.Tenants, s.Tenants)
 		out.Keys += s.Keys
 		for reason, n := range s.Skipped {
 			out.Skipped[reason] += n
@@ -259,10 +256,8 @@ func (r *Reader) ReadNode(ctx context.Context, node Node, pattern usage.KeyPatte
 func (r *Reader) ReadKeys(ctx context.Context, node Node, keys []Key, sink Sink) error {
 	n := &nodeReader{r: r, addr: node.Addr, sink: sink, fetch: r.pipeline}
 	batches := make(chan []Key, len(keys)/r.set.BatchSize+1)
-	for len(keys) > 0 {
-		k := min(len(keys), r.set.BatchSize)
-		batches <- keys[:k]
-		keys = keys[k:]
+	for b := range slices.Chunk(keys, r.set.BatchSize) {
+		batches <- b
 	}
 	close(batches)
 	g, ctx := errgroup.WithContext(ctx)
@@ -288,10 +283,7 @@ func (r *Reader) hgetall(ctx context.Context, c redis.Conn, t *Topology, m *mast
 			}
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return replies, nil
+	return replies, err
 }
 
 // ReadTenant reads one usage hash, following MOVED and ASK.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,11 +44,7 @@ func parseClusterNodes(text string) ([]nodeLine, error) {
 		addr, _, _ := strings.Cut(f[1], ",")
 		addr, _, _ = strings.Cut(addr, "@")
 		if i := strings.LastIndexByte(addr, ':'); i > 0 && addr[i+1:] != "0" {
-			host := addr[:i]
-			if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
-				host = "[" + host + "]"
-			}
-			n.addr = host + addr[i:]
+			n.addr = net.JoinHostPort(strings.Trim(addr[:i], "[]"), addr[i+1:])
 		}
 		epoch, err := strconv.ParseUint(f[6], 10, 64)
 		if err != nil {
@@ -117,7 +114,6 @@ type Node struct {
 	Name string // "" for a single server
 }
 
-// Nodes returns the masters.
 func (t *Topology) Nodes() []Node {
 	nodes := make([]Node, len(t.masters))
 	for i, m := range t.masters {
@@ -142,13 +138,8 @@ func (t *Topology) Fingerprint() (fp string, stable bool) {
 
 func (r *Reader) view(ctx context.Context) ([]nodeLine, error) {
 	r.mu.Lock()
-	candidates := slices.Clone(r.masters)
+	candidates := r.withSeeds(slices.Clone(r.masters))
 	r.mu.Unlock()
-	for _, s := range r.seeds {
-		if !slices.Contains(candidates, s.Address) {
-			candidates = append(candidates, s.Address)
-		}
-	}
 	var errs []error
 	for _, addr := range candidates {
 		lines, err := r.clusterNodes(ctx, addr)
@@ -160,6 +151,16 @@ func (r *Reader) view(ctx context.Context) ([]nodeLine, error) {
 		}
 	}
 	return nil, fmt.Errorf("no redis cluster node answered CLUSTER NODES: %w", errors.Join(errs...))
+}
+
+// withSeeds adds the seeds addrs lacks.
+func (r *Reader) withSeeds(addrs []string) []string {
+	for _, s := range r.seeds {
+		if !slices.Contains(addrs, s.Address) {
+			addrs = append(addrs, s.Address)
+		}
+	}
+	return addrs
 }
 
 func (r *Reader) clusterNodes(ctx context.Context, addr string) (_ []nodeLine, err error) {
@@ -198,12 +199,10 @@ func masterAddrs(lines []nodeLine) []string {
 		if len(n.claims) == 0 && (n.has("fail") || n.has("fail?")) {
 			continue
 		}
-		if !slices.Contains(addrs, n.addr) {
-			addrs = append(addrs, n.addr)
-		}
+		addrs = append(addrs, n.addr)
 	}
 	slices.Sort(addrs)
-	return addrs
+	return slices.Compact(addrs)
 }
 
 func (r *Reader) self(ctx context.Context, addr string) (nodeLine, error) {
