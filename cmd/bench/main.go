@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/billing-exporter/billing_exporter/internal/pgbin"
+	"github.com/billing-exporter/billing_exporter/internal/testserver/pgbin"
 )
 
 // peerBin is Debian's prometheus-redis-exporter (oliver006/redis_exporter).

@@ -14,7 +14,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
-	"github.com/billing-exporter/billing_exporter/internal/pgbin"
+	"github.com/billing-exporter/billing_exporter/internal/testserver/pgbin"
 )
 
 // Postgres is a PostgreSQL cluster started for one test: its own data
