@@ -5,6 +5,9 @@
 //   }
 //
 // then render with `make mixin` (or any jsonnet tool, see docs/monitoring.md).
+// `make mixin MIXIN_CONFIG=my-config.libsonnet` renders with the _config
+// overrides that file evaluates to; nested objects such as `for` merge
+// field by field, so one entry can be overridden alone.
 {
   _config+:: {
     // Selects the exporter's scrape job. Every exporter rule and the
@@ -45,7 +48,7 @@
     rateWindow: '5m',
 
     // How long each condition must hold before its alert fires.
-    'for': {
+    'for'+: {
       BillingUsageNearLimit: '5m',
       BillingLimitReached: '5m',
       BillingUsagePredictedToExceed: '1h',

@@ -1,12 +1,13 @@
 // The files rendered from the mixin, by path from the repository root:
 // `make mixin` writes them (monitoring/cmd/mixin), and the monitoring tests
 // check that the committed ones are what this produces. config overrides
-// _config, e.g. {exporterSelector: 'job="billing"'}.
+// _config, e.g. {exporterSelector: 'job="billing"'}; nested objects merge
+// field by field ({'for': {BillingRedisDown: '2m'}} changes that one).
 //
 // Each file is {format: 'yaml' | 'json', header: comment lines, value};
 // yaml values are written with their keys in a fixed order.
 function(config={})
-  local mixin = (import 'mixin.libsonnet') + { _config+:: config };
+  local mixin = (import 'mixin.libsonnet') + { _config:: std.mergePatch(super._config, config) };
   local groups(names) = [g for g in mixin.prometheusAlerts.groups if std.member(names, g.name)];
   local generated = 'Generated from mixin/ by `make mixin`: edit the mixin, not this file.';
   {

@@ -188,3 +188,41 @@ func TestKubernetesFromMixin(t *testing.T) {
 		}
 	}
 }
+
+// TestMixinPartialOverride overrides one entry of the nested `for`, as a
+// JSON object and from a jsonnet file (make mixin MIXIN_CONFIG=...): that
+// entry changes, the others keep their defaults.
+func TestMixinPartialOverride(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "config.libsonnet")
+	if err := os.WriteFile(cfgFile, []byte("{ exporterSelector: 'job=\"billing\"', 'for'+: { BillingRedisDown: '3m' } }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := RenderMixin(repoRoot(t), map[string]any{"for": map[string]any{"BillingRedisDown": "3m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := RenderMixinFile(repoRoot(t), cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, files := range map[string]map[string][]byte{"JSON": fromJSON, "file": fromFile} {
+		path := filepath.Join(t.TempDir(), "billing.rules.yml")
+		if err := os.WriteFile(path, files["alerts/billing.rules.yml"], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var rf ruleFile
+		readYAML(t, path, &rf)
+		got := map[string]string{}
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				got[r.Alert] = r.For
+			}
+		}
+		if got["BillingRedisDown"] != "3m" || got["BillingRedisHighLatency"] != "5m" || got["BillingTenantWithoutPlan"] != "30m" {
+			t.Errorf("%s override: for durations %v, want BillingRedisDown 3m and the others' defaults", name, got)
+		}
+	}
+	if !strings.Contains(string(fromFile["alerts/billing.rules.yml"]), `billing_redis_up{job="billing"}`) {
+		t.Error("the file's exporterSelector did not reach the rules")
+	}
+}
