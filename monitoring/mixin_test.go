@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -185,6 +186,94 @@ func TestKubernetesFromMixin(t *testing.T) {
 		var gotDash, wantDash any
 		if !ok || json.Unmarshal([]byte(got), &gotDash) != nil || json.Unmarshal(want, &wantDash) != nil || !reflect.DeepEqual(gotDash, wantDash) {
 			t.Errorf("the ConfigMap's %s is missing or is not the dashboard of %s", filepath.Base(f), f)
+		}
+	}
+}
+
+// TestMixinSelectorLabels renders the mixin with env="prod" added to both
+// selectors: every selector of every rule, dashboard query and dashboard
+// variable carries it, so that a fleet's other environments never mix in.
+func TestMixinSelectorLabels(t *testing.T) {
+	files, err := RenderMixin(repoRoot(t), map[string]any{
+		"exporterSelector": `job="billing_exporter",env="prod"`,
+		"backendSelector":  `env="prod"`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := Matcher{Name: "env", Op: "=", Value: "prod"}
+	check := func(where, expr string) {
+		t.Helper()
+		n, err := ParsePromQL(expr)
+		if err != nil {
+			t.Errorf("%s: cannot parse %q: %v", where, expr, err)
+			return
+		}
+		sels := Selectors(n)
+		if len(sels) == 0 {
+			t.Errorf("%s: no selector in %q", where, expr)
+		}
+		for _, s := range sels {
+			if !slices.Contains(s.Matchers, prod) {
+				t.Errorf("%s: %s lacks env=\"prod\" in %q", where, s.Name, expr)
+			}
+		}
+	}
+	dir := t.TempDir()
+	for path, content := range files {
+		switch {
+		case strings.HasPrefix(path, "alerts/"):
+			f := filepath.Join(dir, filepath.Base(path))
+			if err := os.WriteFile(f, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var rf ruleFile
+			readYAML(t, f, &rf)
+			for _, g := range rf.Groups {
+				for _, r := range g.Rules {
+					check(path+" "+r.Alert, r.Expr)
+				}
+			}
+		case strings.HasPrefix(path, "dashboards/"):
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(path)), content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	queries, err := DashboardQueries(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queries) == 0 {
+		t.Fatal("no dashboard query rendered")
+	}
+	for _, q := range queries {
+		expr, err := q.Expand(liveVars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(q.String(), expr)
+	}
+	dashboards, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, f := range dashboards {
+		d, err := readDashboard(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range d.Templating.List {
+			if v.Type != "query" {
+				continue
+			}
+			m := regexp.MustCompile(`^label_values\((.+),\s*[A-Za-z_][A-Za-z0-9_]*\)$`).FindStringSubmatch(strings.TrimSpace(v.QueryString()))
+			if m == nil {
+				t.Errorf("%s variable %s: query %q is not label_values(<selector>, <label>)", d.UID, v.Name, v.QueryString())
+				continue
+			}
+			sel, err := Query{Expr: m[1]}.Expand(liveVars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(d.UID+" variable "+v.Name, sel)
 		}
 	}
 }
