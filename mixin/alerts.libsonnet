@@ -61,6 +61,18 @@
   // that show only some of the tenants of a group.
   local tenantsList(query) = { tenants_url: cfg.exporterURL + '/api/v1/tenants?' + query },
 
+  // A Prometheus duration ('1h30m', '5m', '30s') in seconds.
+  local seconds(d) =
+    local unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
+    local step(st, c) =
+      if std.member('0123456789', c) then
+        if st.u != '' then { n: c, u: '', total: st.total + std.parseInt(st.n) * unit[st.u] } else st { n+: c }
+      else st { u+: c };
+    local st = std.foldl(step, std.stringChars(d), { n: '', u: '', total: 0 });
+    st.total + (if st.n != '' then std.parseInt(st.n) * unit[st.u] else 0),
+  assert seconds(cfg.outageWindow) >= seconds(cfg.continuityWindow) :
+         'outageWindow (%s) must be at least continuityWindow (%s)' % [cfg.outageWindow, cfg.continuityWindow],
+
   prometheusAlerts+:: {
     groups+: [
       {

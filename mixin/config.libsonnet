@@ -34,7 +34,8 @@
     // the exporter down or unreachable), the tenant alerts hold the last
     // value of their series within this window instead, so that an
     // outage up to this long neither resolves them nor restarts their
-    // `for`. At least continuityWindow. See docs/runbooks.md, "Outages".
+    // `for`. At least continuityWindow (the mixin refuses less). See
+    // docs/runbooks.md, "Outages".
     outageWindow: '1h',
 
     // Limit types by meaning. Consumption (monthly counters, or storage

@@ -315,3 +315,15 @@ func TestMixinPartialOverride(t *testing.T) {
 		t.Error("the file's exporterSelector did not reach the rules")
 	}
 }
+
+// TestMixinWindows: an outage window shorter than the continuity window
+// would end the hold before a blip's; the mixin refuses it.
+func TestMixinWindows(t *testing.T) {
+	if _, err := RenderMixin(repoRoot(t), map[string]any{"continuityWindow": "10m", "outageWindow": "5m"}); err == nil ||
+		!strings.Contains(err.Error(), "outageWindow (5m) must be at least continuityWindow (10m)") {
+		t.Errorf("outageWindow 5m under continuityWindow 10m: err = %v, want the mixin to refuse it", err)
+	}
+	if _, err := RenderMixin(repoRoot(t), map[string]any{"continuityWindow": "1h30m", "outageWindow": "90m"}); err != nil {
+		t.Errorf("equal windows written two ways: %v", err)
+	}
+}
