@@ -112,8 +112,12 @@ test-monitoring:
 # Renders mixin/ into alerts/*.yml, dashboards/*.json and the Kubernetes
 # PrometheusRule and dashboards ConfigMap (examples/kubernetes/). Run it
 # after editing the mixin; the monitoring tests fail until you do.
+# MIXIN_CONFIG=file.libsonnet renders with that file's _config overrides
+# (a jsonnet object, e.g. { exporterSelector: 'job="billing"' }) instead:
+# for your own installation, not for committing to this repository.
+MIXIN_CONFIG ?=
 mixin:
-	cd monitoring && $(GO) run ./cmd/mixin -root ..
+	cd monitoring && $(GO) run ./cmd/mixin -root .. $(if $(MIXIN_CONFIG),-config $(abspath $(MIXIN_CONFIG)))
 
 # Tracing against a real Jaeger (v2, all in one, in-memory storage): builds
 # Jaeger from tools/jaeger/go.mod (its own module: its dependencies are

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -200,6 +201,7 @@ type k8sObject struct {
 		Labels map[string]string `yaml:"labels"`
 	} `yaml:"metadata"`
 	StringData map[string]string `yaml:"stringData"`
+	Data       map[string]string `yaml:"data"`
 	Spec       struct {
 		Selector yaml.Node `yaml:"selector"`
 		Template struct {
@@ -260,15 +262,21 @@ type podSpec struct {
 		Secret *struct {
 			SecretName string `yaml:"secretName"`
 		} `yaml:"secret"`
+		ConfigMap *struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMap"`
 	} `yaml:"volumes"`
 }
 
+// k8sSecretExample is where the example's placeholder Secrets live: apart
+// from the manifests, so that applying those never replaces real Secrets.
+const k8sSecretExample = "kubernetes/secret-example/secret.example.yaml"
+
+// loadK8s reads every object of the Kubernetes example: the manifests
+// kustomization.yaml lists, and the placeholder Secrets.
 func loadK8s(t *testing.T) map[string]k8sObject {
 	t.Helper()
-	files, _ := filepath.Glob("kubernetes/*.yaml")
-	if len(files) == 0 {
-		t.Fatal("no manifests in kubernetes/")
-	}
+	files := append(k8sResources(t), k8sSecretExample)
 	objs := map[string]k8sObject{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -294,6 +302,64 @@ func loadK8s(t *testing.T) map[string]k8sObject {
 	return objs
 }
 
+// k8sResources returns the files kustomization.yaml lists, as paths from
+// examples/.
+func k8sResources(t *testing.T) []string {
+	t.Helper()
+	var k struct {
+		Kind      string   `yaml:"kind"`
+		Resources []string `yaml:"resources"`
+	}
+	readYAML(t, "kubernetes/kustomization.yaml", &k)
+	if k.Kind != "Kustomization" || len(k.Resources) == 0 {
+		t.Fatalf("kubernetes/kustomization.yaml: kind %q, resources %v", k.Kind, k.Resources)
+	}
+	var files []string
+	for _, r := range k.Resources {
+		files = append(files, filepath.Join("kubernetes", r))
+	}
+	return files
+}
+
+// TestKubernetesApplyKeepsSecrets: applying the example as the docs say
+// (kubectl apply -k, or -f on the directory) never replaces real Secrets.
+// The kustomization lists every manifest of the directory and no Secret;
+// the placeholder Secrets are in a directory of their own.
+func TestKubernetesApplyKeepsSecrets(t *testing.T) {
+	listed := map[string]bool{}
+	for _, f := range k8sResources(t) {
+		listed[f] = true
+	}
+	files, _ := filepath.Glob("kubernetes/*.yaml")
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		if !listed[f] {
+			t.Errorf("%s is not listed in kubernetes/kustomization.yaml", f)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if regexp.MustCompile(`(?m)^kind:\s*Secret\s*$`).Match(b) {
+			t.Errorf("%s holds a Secret: applying the example would replace the real one", f)
+		}
+	}
+	if _, err := os.Stat(k8sSecretExample); err != nil {
+		t.Errorf("the placeholder Secrets: %v", err)
+	}
+	for _, doc := range []string{"../docs/deployment.md", "../README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("kubectl apply -f examples/kubernetes/")) {
+			t.Errorf("%s says kubectl apply -f examples/kubernetes/; the example is applied with -k", doc)
+		}
+	}
+}
+
 func TestKubernetesManifests(t *testing.T) {
 	objs := loadK8s(t)
 	sts, ok := objs["StatefulSet/billing-redis"]
@@ -302,14 +368,18 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	pod := sts.Spec.Template.Spec
 	podLabels := sts.Spec.Template.Metadata.Labels
-	secretVolumes := map[string]string{} // volume -> secret
+	secretVolumes := map[string]string{}    // volume -> secret
+	configMapVolumes := map[string]string{} // volume -> ConfigMap
 	for _, v := range pod.Volumes {
 		if v.Secret != nil {
 			secretVolumes[v.Name] = v.Secret.SecretName
 		}
+		if v.ConfigMap != nil {
+			configMapVolumes[v.Name] = v.ConfigMap.Name
+		}
 	}
 	containerPorts := map[string]bool{}
-	var exporterSeen bool
+	var exporterSeen, sawConfig bool
 	for _, c := range pod.Containers {
 		for _, p := range c.Ports {
 			containerPorts[p.Name] = true
@@ -329,9 +399,16 @@ func TestKubernetesManifests(t *testing.T) {
 			continue
 		}
 		exporterSeen = true
-		// Every file the exporter reads comes from a mounted Secret key.
+		// Every file the exporter reads comes from a mounted Secret key,
+		// but --config.file, which holds no secret: from a ConfigMap, with
+		// default limits as in compose.
 		for _, arg := range c.Args {
 			name, value, _ := strings.Cut(arg, "=")
+			if name == "--config.file" {
+				sawConfig = true
+				checkConfigFile(t, objs, c.VolumeMounts, configMapVolumes, value)
+				continue
+			}
 			if !strings.HasSuffix(name, "-file") && !strings.HasSuffix(name, ".file") {
 				if strings.Contains(value, "postgres://") || strings.Contains(name, "password") {
 					t.Errorf("argument %q carries a secret", arg)
@@ -343,6 +420,9 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if !exporterSeen {
 		t.Fatal("no billing-exporter sidecar container")
+	}
+	if !sawConfig {
+		t.Error("the exporter runs without --config.file: tenants without a plan would be unlimited")
 	}
 
 	svc := objs["Service/billing-redis"]
@@ -414,6 +494,44 @@ func mixinJob(t *testing.T) string {
 		t.Fatal("mixin/config.libsonnet: no exporterSelector: 'job=\"...\"'")
 	}
 	return string(m[1])
+}
+
+// checkConfigFile checks that path is a key of a ConfigMap mounted in the
+// container, that the exporter loads it, and that it gives default limits.
+func checkConfigFile(t *testing.T, objs map[string]k8sObject, mounts []struct {
+	Name      string `yaml:"name"`
+	MountPath string `yaml:"mountPath"`
+}, configMapVolumes map[string]string, path string) {
+	t.Helper()
+	for _, m := range mounts {
+		cm, ok := configMapVolumes[m.Name]
+		if !ok || !strings.HasPrefix(path, m.MountPath+"/") {
+			continue
+		}
+		key := strings.TrimPrefix(path, m.MountPath+"/")
+		value, ok := objs["ConfigMap/"+cm].Data[key]
+		if !ok {
+			t.Errorf("%s: ConfigMap %s has no key %s", path, cm, key)
+			return
+		}
+		file := filepath.Join(t.TempDir(), key)
+		if err := os.WriteFile(file, []byte(value), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(file); err != nil {
+			t.Errorf("ConfigMap %s key %s: %v", cm, key, err)
+		}
+		var got, compose map[string]any
+		if err := yaml.Unmarshal([]byte(value), &got); err != nil {
+			t.Fatal(err)
+		}
+		readYAML(t, "exporter-config.yml", &compose)
+		if !reflect.DeepEqual(got, compose) {
+			t.Errorf("ConfigMap %s key %s differs from the compose stack's exporter-config.yml: %v, want %v", cm, key, got, compose)
+		}
+		return
+	}
+	t.Errorf("%s is not in a mounted ConfigMap", path)
 }
 
 // checkSecretFile checks that path is a key of a Secret mounted in the

@@ -12,9 +12,29 @@
     if std.length(ms) == 0 then metric else metric + '{' + std.join(',', ms) + '}',
   local exporter(metric, extra='') = selectorOf(cfg.exporterSelector, metric, extra),
   local backend(metric, extra='') = selectorOf(cfg.backendSelector, metric, extra),
-  // The last sample within the continuity window: a gap of failed or cut
-  // scrapes does not make the series (and the alert on it) go away.
-  local last(metric, extra='') = 'last_over_time(' + exporter(metric, extra) + '[' + cfg.continuityWindow + '])',
+  // The last sample within a window: a gap of failed or cut scrapes does
+  // not make the series (and the alert on it) go away.
+  local lastIn(window, metric, extra='') = 'last_over_time(' + exporter(metric, extra) + '[' + window + '])',
+  local last(metric, extra='') = lastIn(cfg.continuityWindow, metric, extra),
+  local indent(s) = std.join('\n', ['  ' + l for l in std.split(std.rstripChars(s, '\n'), '\n')]) + '\n',
+  // A tenant alert's condition, cond(window) on the last samples within
+  // window: over the continuity window while the exporter reports Redis
+  // up, so that a genuine drop or a series gone for good resolves it; over
+  // the outage window while it does not (Redis down: 0; the exporter down
+  // or unreachable: absent), so that an outage up to that long neither
+  // resolves it nor restarts its `for`. `unless` binds tighter than `or`,
+  // hence the parentheses.
+  local held(cond) = |||
+    (
+    %s)
+    or
+    (
+      (
+    %s  )
+      unless on(job, instance)
+        %s == 1
+    )
+  ||| % [indent(cond(cfg.continuityWindow)), indent(indent(cond(cfg.outageWindow))), exporter('billing_redis_up')],
   local oneOf(types) = std.join('|', types),
   local num(x) = if std.isString(x) then x else std.toString(x),
 
@@ -25,7 +45,7 @@
   local jobHealthDashboard = cfg.grafanaURL + '/d/billing-redis/billing-redis-health?var-job={{ $labels.job | urlquery }}',
   local isSeat = 'or ' + std.join(' ', ['(eq $labels.limit_type "' + t + '")' for t in cfg.seatLimitTypes]),
 
-  local alert(name, severity, expr, summary, description, dashboard) = {
+  local alert(name, severity, expr, summary, description, dashboard, extra={}) = {
     alert: name,
     expr: expr,
     'for': cfg['for'][name],
@@ -35,8 +55,23 @@
       description: description,
       runbook_url: runbook(name),
       dashboard_url: dashboard,
-    },
+    } + extra,
   },
+  // The exporter's list of tenants at or over a percentage, for messages
+  // that show only some of the tenants of a group.
+  local tenantsList(query) = { tenants_url: cfg.exporterURL + '/api/v1/tenants?' + query },
+
+  // A Prometheus duration ('1h30m', '5m', '30s') in seconds.
+  local seconds(d) =
+    local unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
+    local step(st, c) =
+      if std.member('0123456789', c) then
+        if st.u != '' then { n: c, u: '', total: st.total + std.parseInt(st.n) * unit[st.u] } else st { n+: c }
+      else st { u+: c };
+    local st = std.foldl(step, std.stringChars(d), { n: '', u: '', total: 0 });
+    st.total + (if st.n != '' then std.parseInt(st.n) * unit[st.u] else 0),
+  assert seconds(cfg.outageWindow) >= seconds(cfg.continuityWindow) :
+         'outageWindow (%s) must be at least continuityWindow (%s)' % [cfg.outageWindow, cfg.continuityWindow],
 
   prometheusAlerts+:: {
     groups+: [
@@ -47,26 +82,29 @@
           // from there BillingLimitReached takes over.
           alert(
             'BillingUsageNearLimit', 'warning',
-            last('billing_usage_percentage', 'limit_type="messages"') + ' > ' + num(cfg.nearLimitPercent) + ' < ' + num(cfg.limitPercent),
+            held(function(w) lastIn(w, 'billing_usage_percentage', 'limit_type="messages"') + ' > ' + num(cfg.nearLimitPercent) + ' < ' + num(cfg.limitPercent)),
             'Tenant {{ $labels.tenant_id }} is near its monthly message limit',
             'Tenant {{ $labels.tenant_id }} has used {{ printf "%.1f" $value }}% of its message limit for the current billing period (alert above ' + num(cfg.nearLimitPercent) + '%).',
             tenantDashboard,
+            tenantsList('limit_type=messages&min_percentage=' + num(cfg.nearLimitPercent)),
           ),
           // Consumption limits at 100 %, seat limits over 100 %.
           alert(
             'BillingLimitReached', 'warning',
-            last('billing_usage_percentage', 'limit_type=~"' + oneOf(cfg.consumptionLimitTypes) + '"') + ' >= ' + num(cfg.limitPercent) + '\nor\n' +
-            last('billing_usage_percentage', 'limit_type=~"' + oneOf(cfg.seatLimitTypes) + '"') + ' > ' + num(cfg.limitPercent) + '\n',
+            held(function(w)
+              lastIn(w, 'billing_usage_percentage', 'limit_type=~"' + oneOf(cfg.consumptionLimitTypes) + '"') + ' >= ' + num(cfg.limitPercent) + '\nor\n' +
+              lastIn(w, 'billing_usage_percentage', 'limit_type=~"' + oneOf(cfg.seatLimitTypes) + '"') + ' > ' + num(cfg.limitPercent)),
             'Tenant {{ $labels.tenant_id }} has {{ if ' + isSeat + ' }}gone over{{ else }}reached{{ end }} its {{ $labels.limit_type }} limit',
             'Tenant {{ $labels.tenant_id }} is at {{ printf "%.1f" $value }}% of its {{ $labels.limit_type }} limit: {{ if ' + isSeat + ' }}it has more {{ $labels.limit_type }} than its plan allows (being at the limit is normal use, over it is not){{ else }}the backend refuses further {{ $labels.limit_type }} until the limit is raised or usage goes down{{ end }}.',
             tenantDashboard,
+            tenantsList('limit_type={{ $labels.limit_type | urlquery }}&min_percentage=' + num(cfg.limitPercent)),
           ),
           // Messages are the only monthly counter that can be projected:
           // usage so far × period length / time elapsed. Not in the
           // period's first day, nor for a tenant already at its limit.
           alert(
             'BillingUsagePredictedToExceed', 'info',
-            |||
+            held(function(w) |||
               (
                   %(usage)s
                 * ignoring(tenant_id, metric_type) group_left()
@@ -82,21 +120,21 @@
               unless ignoring(metric_type, limit_type)
                 %(pct)s >= %(limitPercent)s
             ||| % {
-              usage: last('billing_usage', 'metric_type="messages"'),
-              start: last('billing_period_start_timestamp_seconds'),
-              end: last('billing_period_end_timestamp_seconds'),
-              limit: last('billing_usage_limit', 'limit_type="messages"'),
-              pct: last('billing_usage_percentage', 'limit_type="messages"'),
+              usage: lastIn(w, 'billing_usage', 'metric_type="messages"'),
+              start: lastIn(w, 'billing_period_start_timestamp_seconds'),
+              end: lastIn(w, 'billing_period_end_timestamp_seconds'),
+              limit: lastIn(w, 'billing_usage_limit', 'limit_type="messages"'),
+              pct: lastIn(w, 'billing_usage_percentage', 'limit_type="messages"'),
               minAge: num(cfg.predictionMinAgeSeconds),
               limitPercent: num(cfg.limitPercent),
-            },
+            }),
             'Tenant {{ $labels.tenant_id }} is on course to exceed its monthly message limit',
             'At its pace so far this billing period, tenant {{ $labels.tenant_id }} will have sent about {{ $value | humanize }} messages by the end of the period, more than its plan allows.',
             tenantDashboard,
           ),
           alert(
             'BillingTenantWithoutPlan', 'info',
-            last('billing_tenant_using_defaults') + ' == 1',
+            held(function(w) lastIn(w, 'billing_tenant_using_defaults') + ' == 1'),
             'Tenant {{ $labels.tenant_id }} has no active plan',
             'Tenant {{ $labels.tenant_id }} has had no active plan for ' + cfg['for'].BillingTenantWithoutPlan + ' or more and is held to the default limits.',
             tenantDashboard,
@@ -113,14 +151,27 @@
             "billing_exporter {{ $labels.instance }} has failed to read the usage state from Redis for %s or more. No per-tenant usage is exported (usage alerts and dashboards are blind), and the backend's usage tracking, which writes to the same Redis, is probably failing too." % cfg['for'].BillingRedisDown,
             healthDashboard,
           ),
-          // A quantile needs the per-bucket rates, keeping le.
+          // A quantile needs the per-bucket rates, keeping le. Sustained
+          // latency only: an operation needs redisLatencyMinOperations
+          // calls in the window, so that one slow call (a reconnect after
+          // a stall) is never the p95, and `connect` (dials, which a Redis
+          // down or restarting makes slow: BillingRedisDown's business)
+          // is left out.
           alert(
             'BillingRedisHighLatency', 'warning',
             |||
               histogram_quantile(0.95,
-                sum by (job, operation, le) (rate(%s[%s]))
-              ) > %s
-            ||| % [exporter('billing_redis_operation_duration_seconds_bucket'), cfg.rateWindow, num(cfg.redisLatencySeconds)],
+                sum by (job, operation, le) (rate(%(bucket)s[%(window)s]))
+              ) > %(threshold)s
+              and on(job, operation)
+                sum by (job, operation) (increase(%(count)s[%(window)s])) >= %(minOps)s
+            ||| % {
+              bucket: exporter('billing_redis_operation_duration_seconds_bucket', 'operation!="connect"'),
+              count: exporter('billing_redis_operation_duration_seconds_bucket', 'operation!="connect",le="+Inf"'),
+              window: cfg.rateWindow,
+              threshold: num(cfg.redisLatencySeconds),
+              minOps: num(cfg.redisLatencyMinOperations),
+            },
             'Billing Redis {{ $labels.operation }} latency is high (seen by {{ $labels.job }})',
             'The p95 latency of Redis {{ $labels.operation }} calls made by {{ $labels.job }} is {{ $value | humanizeDuration }} over the last ' + cfg.rateWindow + ' (threshold ' + num(cfg.redisLatencySeconds) + 's).',
             jobHealthDashboard,
@@ -147,6 +198,17 @@
             last('billing_redis_mirror_divergent_keys') + ' > 0',
             'Redis usage mirror of {{ $labels.instance }} differed from Redis',
             "The last self-check of billing_exporter {{ $labels.instance }}'s usage mirror (--redis.read-mode=track) found {{ printf \"%.0f\" $value }} usage keys that differed from a full read of Redis: the usage exported for those tenants had missed changes. The self-check replaced the mirror with the full read; the alert holds until the next self-check finds no difference. The exporter logged one example key at warn: report it as a bug.",
+            healthDashboard,
+          ),
+          // --redis.read-mode=track asked for, but Redis refused key
+          // tracking (or cannot offer it): every scrape is a full read, as
+          // in scan mode. Correct numbers, a heavier load on Redis. The
+          // `for` lets a restart or a transient refusal settle first.
+          alert(
+            'BillingRedisTrackingUnavailable', 'warning',
+            last('billing_redis_tracking_unavailable') + ' == 1',
+            'billing_exporter {{ $labels.instance }} reads Redis in full on every scrape: key tracking is unavailable',
+            'billing_exporter {{ $labels.instance }} was started with --redis.read-mode=track, but Redis has refused key tracking for ' + cfg['for'].BillingRedisTrackingUnavailable + ' or more, so every scrape reads the whole usage state (as --redis.read-mode=scan does). The numbers stay right; the load on Redis and the scrape duration grow with the number of tenants. The exporter logged the reason at start.',
             healthDashboard,
           ),
           alert(

@@ -1,12 +1,13 @@
 // The files rendered from the mixin, by path from the repository root:
 // `make mixin` writes them (monitoring/cmd/mixin), and the monitoring tests
 // check that the committed ones are what this produces. config overrides
-// _config, e.g. {exporterSelector: 'job="billing"'}.
+// _config, e.g. {exporterSelector: 'job="billing"'}; nested objects merge
+// field by field ({'for': {BillingRedisDown: '2m'}} changes that one).
 //
 // Each file is {format: 'yaml' | 'json', header: comment lines, value};
 // yaml values are written with their keys in a fixed order.
 function(config={})
-  local mixin = (import 'mixin.libsonnet') + { _config+:: config };
+  local mixin = (import 'mixin.libsonnet') + { _config:: std.mergePatch(super._config, config) };
   local groups(names) = [g for g in mixin.prometheusAlerts.groups if std.member(names, g.name)];
   local generated = 'Generated from mixin/ by `make mixin`: edit the mixin, not this file.';
   {
@@ -19,8 +20,9 @@ function(config={})
         'Load with Prometheus `rule_files:` as they are. Every rule selects the',
         'exporter with %s (the mixin\'s exporterSelector: set it to' % mixin._config.exporterSelector,
         'your scrape job) and points its dashboard_url at %s.' % mixin._config.grafanaURL,
-        'Tenant and source alerts read last_over_time(...[%s]), so that a failed or' % mixin._config.continuityWindow,
-        'cut scrape does not resolve or restart them (docs/runbooks.md, "Blips").',
+        'Alerts read last_over_time(...[%s]), so that a failed or cut scrape does' % mixin._config.continuityWindow,
+        'not resolve or restart them (docs/runbooks.md, "Blips"); tenant alerts hold',
+        'their last values for up to %s while Redis is not read (ibid., "Outages").' % mixin._config.outageWindow,
         '',
         'Rules that need the SaaS backend\'s own counters are in backend.rules.yml.',
         'Every alert has a section in docs/runbooks.md (anchor = lower-case alert',

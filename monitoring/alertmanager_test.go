@@ -327,13 +327,14 @@ func TestAlertmanagerInhibition(t *testing.T) {
 	// each would inhibit the others itself.
 	targets := []string{"BillingUsageNearLimit", "BillingLimitReached", "BillingUsagePredictedToExceed", "BillingTenantWithoutPlan",
 		"BillingRedisHighLatency", "BillingRedisReplicaLinkDown", "BillingRedisMirrorDiverged", "BillingPostgresDown",
-		"BillingPlansStale", "BillingExporterConfigReloadFailed",
+		"BillingPlansStale", "BillingExporterConfigReloadFailed", "BillingRedisTrackingUnavailable",
 		"BillingLimitExceededFrequent", "BillingUsageIncrementErrors"}
 	// Redis down hides the replica's link state, not the mirror's last
-	// self-check nor the reload's result; the exporter down hides all.
+	// self-check, the tracking state nor the reload's result; the exporter
+	// down hides all.
 	sourceMutes := append(slices.Clone(tenantAlerts), "BillingRedisHighLatency", "BillingRedisReplicaLinkDown")
 	exporterMutes := append(slices.Clone(sourceMutes), "BillingPostgresDown", "BillingPlansStale", "BillingRedisDown",
-		"BillingRedisMirrorDiverged", "BillingExporterConfigReloadFailed")
+		"BillingRedisMirrorDiverged", "BillingRedisTrackingUnavailable", "BillingExporterConfigReloadFailed")
 	scenarios := []struct {
 		name      string
 		source    map[string]string
@@ -538,4 +539,97 @@ func labelsKey(l map[string]string) string {
 		fmt.Fprintf(&b, "%s=%q,", k, l[k])
 	}
 	return b.String()
+}
+
+// TestAlertmanagerMessages sends the example configuration (with local
+// sinks) a group of 15 firing and 3 resolved tenant alerts, and a critical
+// alert: the Slack message lists only firing tenants, 10 of them, then "and
+// 5 more" with the link to the full list; PagerDuty gets the severity.
+func TestAlertmanagerMessages(t *testing.T) {
+	hooks := startWebhookSink(t)
+	smtp := startSMTPSink(t)
+	am := startAlertmanagerConfig(t, deliveryConfig(t, hooks, smtp))
+	now := time.Now()
+	type postable struct {
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		StartsAt    time.Time         `json:"startsAt"`
+		EndsAt      time.Time         `json:"endsAt"`
+	}
+	listURL := "http://billing-exporter:9866/api/v1/tenants?limit_type=messages&min_percentage=80"
+	var body []postable
+	for i := 1; i <= 18; i++ {
+		end := now.Add(time.Hour)
+		if i > 15 {
+			end = now.Add(-time.Second) // resolved
+		}
+		body = append(body, postable{
+			Labels: map[string]string{"alertname": "BillingUsageNearLimit", "severity": "warning", "job": "billing_exporter",
+				"instance": "billing-exporter:9866", "tenant_id": fmt.Sprintf("t%02d", i), "limit_type": "messages"},
+			Annotations: map[string]string{
+				"summary":       fmt.Sprintf("Tenant t%02d is near its monthly message limit", i),
+				"description":   fmt.Sprintf("Tenant t%02d has used 85.0%% of its message limit.", i),
+				"runbook_url":   runbookBase + "#billingusagenearlimit",
+				"dashboard_url": grafanaBase + "/d/billing-tenant/billing-per-tenant?var-tenant_id=" + fmt.Sprintf("t%02d", i),
+				"tenants_url":   listURL,
+			},
+			StartsAt: now.Add(-time.Minute), EndsAt: end,
+		})
+	}
+	body = append(body, postable{
+		Labels:      map[string]string{"alertname": "BillingRedisDown", "severity": "critical", "job": "billing_exporter", "instance": "other:9866"},
+		Annotations: map[string]string{"summary": "Billing Redis is unreachable", "runbook_url": runbookBase + "#billingredisdown"},
+		StartsAt:    now.Add(-time.Minute), EndsAt: now.Add(time.Hour),
+	})
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(am.url+"/api/v2/alerts", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	// Alertmanager may flush the group before it has taken in every alert
+	// of the request (group_wait is 1 s): the next flush, a group interval
+	// later, has them all.
+	want := "[FIRING] BillingUsageNearLimit (15 firing)"
+	var title, text string
+	for deadline := time.Now().Add(liveWait); ; time.Sleep(200 * time.Millisecond) {
+		for _, n := range hooks.posts("/slack/monitoring") {
+			if tt, tx := slackTitleText(n); tt == want {
+				title, text = tt, tx
+			}
+		}
+		if title != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Slack post titled %q after %v; got %+v", want, liveWait, hooks.posts("/slack/monitoring"))
+		}
+	}
+	listed := 0
+	for i := 1; i <= 18; i++ {
+		if strings.Contains(text, fmt.Sprintf("Tenant t%02d ", i)) {
+			listed++
+			if i > 15 {
+				t.Errorf("the Slack message lists resolved tenant t%02d:\n%s", i, text)
+			}
+		}
+	}
+	if listed != 10 {
+		t.Errorf("the Slack message lists %d tenants, want 10:\n%s", listed, text)
+	}
+	for _, want := range []string{"and 5 more: <" + listURL + "|full list>", "Runbook: " + runbookBase + "#billingusagenearlimit"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the Slack message lacks %q:\n%s", want, text)
+		}
+	}
+	if len(text) > 3000 {
+		t.Errorf("the Slack message is %d characters long, want at most 3000:\n%s", len(text), text)
+	}
+
+	page := waitForPost(t, hooks, "/pagerduty", "BillingRedisDown")
+	payload, _ := page.Body["payload"].(map[string]any)
+	if got := payload["severity"]; got != "critical" {
+		t.Errorf("PagerDuty event severity %v, want critical", got)
+	}
 }

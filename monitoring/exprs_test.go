@@ -34,6 +34,7 @@ var knownMetrics = map[string][]string{
 	"billing_redis_info_up":                           {},
 	"billing_redis_master_link_up":                    {},
 	"billing_redis_mirror_divergent_keys":             {},
+	"billing_redis_tracking_unavailable":              {},
 	"billing_redis_operation_duration_seconds_bucket": {"operation", "le"},
 	"billing_redis_operation_duration_seconds_sum":    {"operation"},
 	"billing_redis_operation_duration_seconds_count":  {"operation"},

@@ -56,12 +56,15 @@ defaults:
 
 // liveMixinConfig renders the mixin for the live test: its own job name and
 // `for` durations of seconds. BillingLimitReached keeps a long one, so that
-// it is pending throughout (its activeAt is watched through the blips), as
-// does BillingRedisDown next to the blips' 2.5 s Redis pause.
+// it is pending throughout (its activeAt is watched through the blips and
+// the outage), as does BillingRedisDown next to the blips' 2.5 s Redis
+// pause. The windows are the defaults scaled down ten times: 5m to 30s,
+// 1h to 6m.
 var liveMixinConfig = map[string]any{
 	"exporterSelector": `job="` + liveJob + `"`,
 	"backendSelector":  `job="backend"`,
 	"continuityWindow": "30s",
+	"outageWindow":     "6m",
 	"for": map[string]any{
 		"BillingUsageNearLimit":             "3s",
 		"BillingLimitReached":               "10m",
@@ -353,8 +356,24 @@ scrape_configs:
 		checkValue(t, prom, `sum(billing_tenants_per_plan)`, 5)
 	})
 
-	t.Run("redis down pages", func(t *testing.T) {
+	// An outage longer than the continuity window (30 s here, the default
+	// 5m scaled down): the tenant alerts hold their last values, so none
+	// goes away or restarts its `for`, and no RESOLVED of one reaches any
+	// sink, during the outage or once Redis is back. BillingRedisDown pages,
+	// and resolves.
+	t.Run("redis down pages, and tenant alerts ride out the outage", func(t *testing.T) {
+		tenantAlerts := []string{"BillingUsageNearLimit", "BillingLimitReached", "BillingTenantWithoutPlan"}
+		for _, name := range tenantAlerts {
+			if len(alertsNamed(prom.Alerts(t), name)) == 0 {
+				t.Fatalf("%s is not active before the outage: nothing to watch", name)
+			}
+		}
+		watch := watchAlerts(t, prom, func(a testserver.Alert) bool { return slices.Contains(tenantAlerts, a.Labels["alertname"]) })
+		// Redis comes back with its data, as a restarted Redis with
+		// persistence does.
+		redis.Do("SAVE")
 		redis.Stop()
+		stopped := time.Now()
 		// The exporter drops every per-tenant series; Prometheus marks them
 		// stale on the next scrape, so an instant query no longer sees them.
 		perTenant := `{__name__=~"billing_usage|billing_usage_limit|billing_usage_percentage|billing_tenant_using_defaults|billing_tenant_plan_info"}`
@@ -364,21 +383,35 @@ scrape_configs:
 		checkValue(t, prom, `billing_redis_up`, 0)
 		page := waitForPost(t, hooks, "/pagerduty", "BillingRedisDown")
 		checkPage(t, page, "trigger", runbookBase+"#billingredisdown")
-		// Past the continuity window the tenant alerts resolve in
-		// Prometheus; BillingRedisDown, firing, mutes them in Alertmanager:
-		// no RESOLVED reaches Slack #monitoring.
-		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingUsageNearLimit")) == 0 }, liveWait) {
-			t.Error("BillingUsageNearLimit still active 60 s without usage series")
+		if got := page.Body["payload"].(map[string]any)["severity"]; got != "critical" {
+			t.Errorf("PagerDuty event severity %v, want critical", got)
 		}
-		time.Sleep(4 * time.Second) // two group intervals
-		for _, n := range hooks.posts("/slack/monitoring") {
-			if title, _ := slackTitleText(n); strings.Contains(title, "RESOLVED") {
-				t.Errorf("a RESOLVED reached Slack #monitoring while BillingRedisDown fired: %s", title)
-			}
-		}
+		// Down for 50 s: well past the 30 s continuity window.
+		time.Sleep(time.Until(stopped.Add(50 * time.Second)))
 		redis.Start()
+		if !prom.WaitFor(t, func() bool { return !prom.Query(t, `billing_redis_up == 1`).Empty() }, liveWait) {
+			t.Fatal("the exporter does not read Redis again after it came back")
+		}
 		if !prom.WaitFor(t, func() bool { return len(alertsNamed(prom.Alerts(t), "BillingRedisDown")) == 0 }, liveWait) {
 			t.Error("BillingRedisDown still there after Redis came back")
+		}
+		// Time for a false resolution to be evaluated and notified (group
+		// interval 2 s), once BillingRedisDown no longer mutes it.
+		time.Sleep(6 * time.Second)
+		for _, change := range watch() {
+			t.Error("during the outage: " + change)
+		}
+		for _, n := range hooks.all() {
+			title, _ := slackTitleText(n)
+			var about []string
+			for _, name := range tenantAlerts {
+				if b, _ := json.Marshal(n.Body); strings.Contains(string(b), name) {
+					about = append(about, name)
+				}
+			}
+			if len(about) > 0 && (strings.Contains(title, "RESOLVED") || n.Body["event_action"] == "resolve") {
+				t.Errorf("a RESOLVED of %v was sent on %s: %v", about, n.Path, n.Body)
+			}
 		}
 	})
 
@@ -603,10 +636,6 @@ func labelValues(t *testing.T, prom *testserver.Prometheus, query string, vars m
 // Prometheus' alerts: none that was pending or firing before may go away
 // or change its activeAt, and no receiver may get a RESOLVED.
 func checkBlips(t *testing.T, prom *testserver.Prometheus, redis *testserver.Redis, proxy *testserver.FaultProxy, hooks *webhookSink, smtp *smtpSink) {
-	before := map[string]testserver.Alert{}
-	for _, a := range prom.Alerts(t) {
-		before[labelsKey(a.Labels)] = a
-	}
 	for _, name := range []string{"BillingUsageNearLimit", "BillingLimitReached", "BillingTenantWithoutPlan", "BillingLimitExceededFrequent"} {
 		if len(alertsNamed(prom.Alerts(t), name)) == 0 {
 			t.Fatalf("%s is not active before the blips: nothing to watch", name)
@@ -614,6 +643,55 @@ func checkBlips(t *testing.T, prom *testserver.Prometheus, redis *testserver.Red
 	}
 	sentBefore := len(hooks.all()) + len(smtp.emails())
 
+	watch := watchAlerts(t, prom, func(testserver.Alert) bool { return true })
+
+	// Redis paused for 2.5 s: two or three scrapes (1 s apart, 0.75 s
+	// deadline) find it unresponsive, well under BillingRedisDown's `for`.
+	redis.Do("CLIENT", "PAUSE", "2500", "ALL")
+	time.Sleep(4 * time.Second)
+	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `min_over_time(billing_redis_up[20s]) == 0`).Empty() }, 5*time.Second) {
+		t.Error("the exporter never reported Redis down during the pause: the blip did not happen")
+	}
+	// A scrape cut by Prometheus' deadline: the answer is held past the
+	// 1 s scrape_timeout, so up is 0 and every series is marked stale.
+	proxy.SetLatency(1500 * time.Millisecond)
+	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `min_over_time(up{job="`+liveJob+`"}[10s]) == 0`).Empty() }, 10*time.Second) {
+		t.Error("no scrape was cut by Prometheus' deadline while the proxy held the answers")
+	}
+	proxy.SetLatency(0)
+	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `up{job="`+liveJob+`"} == 1`).Empty() }, liveWait) {
+		t.Fatal("the exporter's target did not come back after the cut scrape")
+	}
+	// Time for a false resolution to be evaluated and notified (group
+	// interval 2 s).
+	time.Sleep(5 * time.Second)
+	for _, change := range watch() {
+		t.Error("during the blips: " + change)
+	}
+	for _, n := range hooks.all() {
+		title, _ := slackTitleText(n)
+		if strings.Contains(title, "RESOLVED") || n.Body["event_action"] == "resolve" {
+			t.Errorf("a RESOLVED notification was sent on %s: %v", n.Path, n.Body)
+		}
+	}
+	// The info digest is one e-mail: the blips did not start another.
+	if n := len(smtp.emails()); n != 1 {
+		t.Errorf("%d digest e-mails after the blips, want still 1", n)
+	}
+	t.Logf("notifications: %d before the blips, %d after", sentBefore, len(hooks.all())+len(smtp.emails()))
+}
+
+// watchAlerts watches, until the returned function is called, the alerts
+// Prometheus has now (pending or firing) that keep says to watch: the
+// function returns the first change seen of each, sorted (gone away, or
+// activeAt changed: a `for` restarted).
+func watchAlerts(t *testing.T, prom *testserver.Prometheus, keep func(testserver.Alert) bool) func() []string {
+	before := map[string]testserver.Alert{}
+	for _, a := range prom.Alerts(t) {
+		if keep(a) {
+			before[labelsKey(a.Labels)] = a
+		}
+	}
 	var mu sync.Mutex
 	changes := map[string]string{} // the first change seen, by alert
 	stop := make(chan struct{})
@@ -645,46 +723,17 @@ func checkBlips(t *testing.T, prom *testserver.Prometheus, redis *testserver.Red
 			}
 		}
 	}()
-
-	// Redis paused for 2.5 s: two or three scrapes (1 s apart, 0.75 s
-	// deadline) find it unresponsive, well under BillingRedisDown's `for`.
-	redis.Do("CLIENT", "PAUSE", "2500", "ALL")
-	time.Sleep(4 * time.Second)
-	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `min_over_time(billing_redis_up[20s]) == 0`).Empty() }, 5*time.Second) {
-		t.Error("the exporter never reported Redis down during the pause: the blip did not happen")
-	}
-	// A scrape cut by Prometheus' deadline: the answer is held past the
-	// 1 s scrape_timeout, so up is 0 and every series is marked stale.
-	proxy.SetLatency(1500 * time.Millisecond)
-	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `min_over_time(up{job="`+liveJob+`"}[10s]) == 0`).Empty() }, 10*time.Second) {
-		t.Error("no scrape was cut by Prometheus' deadline while the proxy held the answers")
-	}
-	proxy.SetLatency(0)
-	if !prom.WaitFor(t, func() bool { return !prom.Query(t, `up{job="`+liveJob+`"} == 1`).Empty() }, liveWait) {
-		t.Fatal("the exporter's target did not come back after the cut scrape")
-	}
-	// Time for a false resolution to be evaluated and notified (group
-	// interval 2 s).
-	time.Sleep(5 * time.Second)
-	close(stop)
-	<-watched
-
-	mu.Lock()
-	defer mu.Unlock()
-	for _, k := range slices.Sorted(maps.Keys(changes)) {
-		t.Error("during the blips: " + changes[k])
-	}
-	for _, n := range hooks.all() {
-		title, _ := slackTitleText(n)
-		if strings.Contains(title, "RESOLVED") || n.Body["event_action"] == "resolve" {
-			t.Errorf("a RESOLVED notification was sent on %s: %v", n.Path, n.Body)
+	return func() []string {
+		close(stop)
+		<-watched
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, k := range slices.Sorted(maps.Keys(changes)) {
+			out = append(out, changes[k])
 		}
+		return out
 	}
-	// The info digest is one e-mail: the blips did not start another.
-	if n := len(smtp.emails()); n != 1 {
-		t.Errorf("%d digest e-mails after the blips, want still 1", n)
-	}
-	t.Logf("notifications: %d before the blips, %d after", sentBefore, len(hooks.all())+len(smtp.emails()))
 }
 
 // waitForAlert waits until Prometheus has at least one alert of that name

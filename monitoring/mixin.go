@@ -29,10 +29,31 @@ func RenderMixin(root string, config map[string]any) (map[string][]byte, error) 
 	if config == nil {
 		cfg = []byte("{}")
 	}
+	return renderMixin(root, string(cfg))
+}
+
+// RenderMixinFile is RenderMixin with the _config overrides that the
+// jsonnet file at path evaluates to (an object; nested objects merge field
+// by field, so {'for': {BillingRedisDown: '2m'}} overrides that one).
+func RenderMixinFile(root, path string) (map[string][]byte, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("mixin config: %w", err)
+	}
+	quoted, err := json.Marshal(abs)
+	if err != nil {
+		return nil, fmt.Errorf("mixin config: %w", err)
+	}
+	return renderMixin(root, "import "+string(quoted))
+}
+
+// renderMixin evaluates the mixin with the jsonnet code config as its
+// _config overrides.
+func renderMixin(root, config string) (map[string][]byte, error) {
 	entry := filepath.Join(root, filepath.FromSlash(MixinEntry))
 	vm := jsonnet.MakeVM()
 	vm.Importer(&jsonnet.FileImporter{JPaths: []string{filepath.Dir(entry)}})
-	vm.TLACode("config", string(cfg))
+	vm.TLACode("config", config)
 	out, err := vm.EvaluateFile(entry)
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", MixinEntry, err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -186,5 +187,143 @@ func TestKubernetesFromMixin(t *testing.T) {
 		if !ok || json.Unmarshal([]byte(got), &gotDash) != nil || json.Unmarshal(want, &wantDash) != nil || !reflect.DeepEqual(gotDash, wantDash) {
 			t.Errorf("the ConfigMap's %s is missing or is not the dashboard of %s", filepath.Base(f), f)
 		}
+	}
+}
+
+// TestMixinSelectorLabels renders the mixin with env="prod" added to both
+// selectors: every selector of every rule, dashboard query and dashboard
+// variable carries it, so that a fleet's other environments never mix in.
+func TestMixinSelectorLabels(t *testing.T) {
+	files, err := RenderMixin(repoRoot(t), map[string]any{
+		"exporterSelector": `job="billing_exporter",env="prod"`,
+		"backendSelector":  `env="prod"`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := Matcher{Name: "env", Op: "=", Value: "prod"}
+	check := func(where, expr string) {
+		t.Helper()
+		n, err := ParsePromQL(expr)
+		if err != nil {
+			t.Errorf("%s: cannot parse %q: %v", where, expr, err)
+			return
+		}
+		sels := Selectors(n)
+		if len(sels) == 0 {
+			t.Errorf("%s: no selector in %q", where, expr)
+		}
+		for _, s := range sels {
+			if !slices.Contains(s.Matchers, prod) {
+				t.Errorf("%s: %s lacks env=\"prod\" in %q", where, s.Name, expr)
+			}
+		}
+	}
+	dir := t.TempDir()
+	for path, content := range files {
+		switch {
+		case strings.HasPrefix(path, "alerts/"):
+			f := filepath.Join(dir, filepath.Base(path))
+			if err := os.WriteFile(f, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var rf ruleFile
+			readYAML(t, f, &rf)
+			for _, g := range rf.Groups {
+				for _, r := range g.Rules {
+					check(path+" "+r.Alert, r.Expr)
+				}
+			}
+		case strings.HasPrefix(path, "dashboards/"):
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(path)), content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	queries, err := DashboardQueries(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queries) == 0 {
+		t.Fatal("no dashboard query rendered")
+	}
+	for _, q := range queries {
+		expr, err := q.Expand(liveVars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(q.String(), expr)
+	}
+	dashboards, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, f := range dashboards {
+		d, err := readDashboard(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range d.Templating.List {
+			if v.Type != "query" {
+				continue
+			}
+			m := regexp.MustCompile(`^label_values\((.+),\s*[A-Za-z_][A-Za-z0-9_]*\)$`).FindStringSubmatch(strings.TrimSpace(v.QueryString()))
+			if m == nil {
+				t.Errorf("%s variable %s: query %q is not label_values(<selector>, <label>)", d.UID, v.Name, v.QueryString())
+				continue
+			}
+			sel, err := Query{Expr: m[1]}.Expand(liveVars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(d.UID+" variable "+v.Name, sel)
+		}
+	}
+}
+
+// TestMixinPartialOverride overrides one entry of the nested `for`, as a
+// JSON object and from a jsonnet file (make mixin MIXIN_CONFIG=...): that
+// entry changes, the others keep their defaults.
+func TestMixinPartialOverride(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "config.libsonnet")
+	if err := os.WriteFile(cfgFile, []byte("{ exporterSelector: 'job=\"billing\"', 'for'+: { BillingRedisDown: '3m' } }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := RenderMixin(repoRoot(t), map[string]any{"for": map[string]any{"BillingRedisDown": "3m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := RenderMixinFile(repoRoot(t), cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, files := range map[string]map[string][]byte{"JSON": fromJSON, "file": fromFile} {
+		path := filepath.Join(t.TempDir(), "billing.rules.yml")
+		if err := os.WriteFile(path, files["alerts/billing.rules.yml"], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var rf ruleFile
+		readYAML(t, path, &rf)
+		got := map[string]string{}
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				got[r.Alert] = r.For
+			}
+		}
+		if got["BillingRedisDown"] != "3m" || got["BillingRedisHighLatency"] != "5m" || got["BillingTenantWithoutPlan"] != "30m" {
+			t.Errorf("%s override: for durations %v, want BillingRedisDown 3m and the others' defaults", name, got)
+		}
+	}
+	if !strings.Contains(string(fromFile["alerts/billing.rules.yml"]), `billing_redis_up{job="billing"}`) {
+		t.Error("the file's exporterSelector did not reach the rules")
+	}
+}
+
+// TestMixinWindows: an outage window shorter than the continuity window
+// would end the hold before a blip's; the mixin refuses it.
+func TestMixinWindows(t *testing.T) {
+	if _, err := RenderMixin(repoRoot(t), map[string]any{"continuityWindow": "10m", "outageWindow": "5m"}); err == nil ||
+		!strings.Contains(err.Error(), "outageWindow (5m) must be at least continuityWindow (10m)") {
+		t.Errorf("outageWindow 5m under continuityWindow 10m: err = %v, want the mixin to refuse it", err)
+	}
+	if _, err := RenderMixin(repoRoot(t), map[string]any{"continuityWindow": "1h30m", "outageWindow": "90m"}); err != nil {
+		t.Errorf("equal windows written two ways: %v", err)
 	}
 }

@@ -3,6 +3,9 @@
 // PrometheusRule and dashboards ConfigMap in examples/kubernetes/.
 //
 //	cd monitoring && go run ./cmd/mixin -root ..   (or: make mixin)
+//
+// -config names a jsonnet file of _config overrides (make mixin
+// MIXIN_CONFIG=path); nested objects merge field by field.
 package main
 
 import (
@@ -18,8 +21,15 @@ import (
 
 func main() {
 	root := flag.String("root", "..", "repository root")
+	config := flag.String("config", "", "jsonnet file of _config overrides (default: none)")
 	flag.Parse()
-	files, err := monitoring.RenderMixin(*root, nil)
+	var files map[string][]byte
+	var err error
+	if *config != "" {
+		files, err = monitoring.RenderMixinFile(*root, *config)
+	} else {
+		files, err = monitoring.RenderMixin(*root, nil)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mixin:", err)
 		os.Exit(1)
