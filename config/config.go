@@ -47,7 +47,6 @@ type rawMetricType struct {
 	MonthlyReset bool   `yaml:"monthly_reset"`
 }
 
-// maxFileSize bounds a configuration file, which holds a few settings.
 const maxFileSize = 1 << 20
 
 // Load reads a configuration file of at most 1 MiB.

@@ -44,7 +44,7 @@ type FileDefaults struct {
 // maxFileSize bounds a plans file; larger fleets belong in PostgreSQL.
 const maxFileSize = 16 << 20
 
-// LoadFile reads a plans file of at most 16 MiB.
+// LoadFile reads a plans file.
 func LoadFile(path string) (*FileSource, error) {
 	data, err := yamlfile.ReadFile(path, maxFileSize)
 	if err != nil {

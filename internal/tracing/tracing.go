@@ -77,11 +77,10 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 // On reports whether tracing is on.
 func (t *Tracing) On() bool { return t.provider != nil }
 
-// shutdownTimeout bounds the last flush: a collector that never answers must
-// not hold up the exit.
 const shutdownTimeout = time.Second
 
-// Shutdown flushes spans, giving up after a second.
+// Shutdown flushes spans, giving up after a second so a silent collector
+// cannot hold up the exit.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t.provider == nil {
 		return nil

@@ -18,8 +18,8 @@ type Doc struct {
 	root *yaml.Node
 }
 
-// ReadFile returns the file at path, refusing one over limit bytes without
-// reading further: a parse takes many times a file's size in memory.
+// ReadFile returns the file at path, refusing one over limit bytes unread: a
+// parse takes many times a file's size in memory.
 func ReadFile(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

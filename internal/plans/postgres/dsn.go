@@ -1,20 +1,11 @@
 package postgres
 
-import (
-	"strings"
-)
+import "strings"
 
-// The functions here describe a refused DSN in fixed words only: the driver's
-// messages quote the DSN, and a malformed one defeats any redaction.
-
-func isURL(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-}
-
-// shapeProblem refuses URLs the driver would split at a password's @ or /,
-// putting a piece of the password into the host or database it prints.
+// shapeProblem refuses URLs the driver would split inside the password,
+// moving a piece of it into the host or database that errors print.
 func shapeProblem(dsn string) string {
-	if !isURL(dsn) {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
 		if strings.Contains(dsn, "://") {
 			return "the URL scheme is not postgres:// or postgresql://"
 		}
@@ -30,8 +21,7 @@ func shapeProblem(dsn string) string {
 	return ""
 }
 
-// parseProblems maps the driver's fixed wording, after the DSN it quotes,
-// to ours; the first match wins.
+// parseProblems maps the driver's wording to ours; the first match wins.
 var parseProblems = []struct{ driver, ours string }{
 	{"NUL byte", "it holds a NUL byte"},
 	{"unterminated quoted string", "key=value form: a quoted value has no closing quote"},
@@ -70,8 +60,8 @@ func parseProblem(err error) string {
 	return "a setting is invalid"
 }
 
-// runtimeParams are the server settings a DSN may carry; any other key would
-// be sent to the server, whose refusal quotes it.
+// runtimeParams are the server settings a DSN may carry: the server's
+// refusal of another key quotes it.
 var runtimeParams = map[string]bool{
 	"application_name": true, "search_path": true, "timezone": true, "options": true,
 	"statement_timeout": true, "lock_timeout": true, "idle_in_transaction_session_timeout": true,

@@ -86,8 +86,8 @@ func New(db *sql.DB, opts ...Option) *Source {
 	return s
 }
 
-// Open prepares a pool whose new connections each call dsn, so a rotated DSN
-// needs no restart; name says where the DSN comes from in errors.
+// Open prepares a pool whose new connections each call dsn, named name in
+// errors, so a rotated DSN needs no restart.
 func Open(name string, dsn func() (string, error)) (*sql.DB, error) {
 	cfg, err := parseDSN(name, dsn)
 	if err != nil {
@@ -114,6 +114,8 @@ func CheckDSN(name, dsn string) error {
 	return err
 }
 
+// parseDSN describes a refused DSN in fixed words: the driver's messages
+// quote it, and a malformed one defeats redaction.
 func parseDSN(name string, dsn func() (string, error)) (*pgx.ConnConfig, error) {
 	d, err := dsn()
 	if err != nil {
