@@ -525,3 +525,117 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Error(nonEmpty)
 	}
 }
+
+// TestMalformedSecretsNeverLeak plants marker passwords in every malformed
+// shape of DSN and Redis address and finds no piece of one (four characters
+// or more) in the start-up error, the reload response or the debug log.
+func TestMalformedSecretsNeverLeak(t *testing.T) {
+	malformedDSNs := []struct{ dsn, password string }{
+		{`host=127.0.0.1 port=1 user=u password=Kxq Zzyvw dbname=x`, "Kxq Zzyvw"},
+		{`host=127.0.0.1 port=1 password Kxq-Zzyvw`, "Kxq-Zzyvw"},
+		{`host=127.0.0.1 port=1 user=u password='Kxq Zzyvw dbname=x`, "Kxq Zzyvw"},
+		{`host=127.0.0.1 port=1 password="Kxq Zzyvw" dbname=x`, `"Kxq Zzyvw"`},
+		{`host=127.0.0.1 port=1 password=Kxq 'Zzyvw=x`, "Kxq 'Zzyvw=x"},
+		{`host=127.0.0.1 port=1 password=Kxq Zzyvw=x`, "Kxq Zzyvw=x"},
+		{`host=127.0.0.1 port=nope password='Kxq\ Zzyvw'`, `Kxq\ Zzyvw`},
+		{`postgres://u:Kxq@Zzyvw@127.0.0.1:1/x`, "Kxq@Zzyvw"},
+		{`postgres://u:Kxq:Zz@yvw@127.0.0.1:1/x`, "Kxq:Zz@yvw"},
+		{`postgres://u:Kxq/Zzyvw@127.0.0.1:1/x`, "Kxq/Zzyvw"},
+		{`postgres://u:5432/Zzyvw@127.0.0.1:1/x`, "5432/Zzyvw"},
+		{`postgres://u:Kxq%zzZzyvw@127.0.0.1:1/x`, "Kxq%zzZzyvw"},
+		{`postgres://u:Kxq%2Zzyvw@127.0.0.1:1/x`, "Kxq%2Zzyvw"},
+		{`postgres://u:Kxq Zzyvw@127.0.0.1:1/x`, "Kxq Zzyvw"},
+		{`postgres://u:Kxq"Zzyvw@127.0.0.1:nope/x`, `Kxq"Zzyvw`},
+		{`postgres://u@127.0.0.1:1/x?password=Kxq&Zzyvw`, "Kxq&Zzyvw"},
+		{`postgres://u@127.0.0.1:1/x?password=Kxq&Zzyvw=1`, "Kxq&Zzyvw=1"},
+		{`postgres://u:Kxq-Zzyvw@[::1/x`, "Kxq-Zzyvw"},
+		{`postgres://u:Kxq-Zzyvw@127.0.0.1:1/x?sslmode=Zzyvw`, "Kxq-Zzyvw"},
+		{`mysql://u:Kxq-Zzyvw@127.0.0.1/x`, "Kxq-Zzyvw"},
+	}
+	// Odd passwords the driver reads whole: they connect, to a closed port.
+	oddDSNs := []struct{ dsn, password string }{
+		{`host=127.0.0.1 port=1 user=u password=Kxq\ Zzyvw connect_timeout=2`, `Kxq\ Zzyvw`},
+		{`postgres://u:Kxq:Zzyvw@127.0.0.1:1/x?connect_timeout=2`, "Kxq:Zzyvw"},
+		{`postgres://u:Kxq%40Zzyvw@127.0.0.1:1/x?connect_timeout=2`, "Kxq%40Zzyvw"},
+		{`postgres://u:Kxq?Zzyvw@127.0.0.1:1/x?connect_timeout=2`, "Kxq?Zzyvw"},
+	}
+	closed := strconv.Itoa(testserver.FreePort(t))
+	malformedAddrs := []struct{ addr, password string }{
+		{"redis://u:Mrk#Wjqpv@127.0.0.1:" + closed, "Mrk#Wjqpv"},
+		{"redis://u:12345#Wjqpv@127.0.0.1:" + closed, "12345#Wjqpv"},
+		{"redis://u:Mrk/Wjqpv@127.0.0.1:" + closed, "Mrk/Wjqpv"},
+		{"redis://u:Mrk?Wjqpv@127.0.0.1:" + closed, "Mrk?Wjqpv"},
+		{"redis://u:Mrk%zzWjqpv@127.0.0.1:" + closed, "Mrk%zzWjqpv"},
+		{"redis://u:Mrk Wjqpv@127.0.0.1:" + closed, "Mrk Wjqpv"},
+		{"redis:/u:Mrk-Wjqpv@127.0.0.1:" + closed, "Mrk-Wjqpv"},
+		{"Mrk-Wjqpv", "Mrk-Wjqpv"},
+	}
+
+	type output struct{ what, text, password string }
+	var outputs []output
+	for i, c := range malformedDSNs {
+		file := writeFile(t, "dsn"+strconv.Itoa(i), c.dsn+"\n")
+		code, stderr := runToExit(t, "--redis.addr=127.0.0.1:"+closed, "--postgres.dsn-file="+file, "--log.level=debug")
+		if code == 0 || !strings.Contains(stderr, file) {
+			t.Errorf("start with DSN %d: exit %d without naming %s: %s", i, code, file, stderr)
+		}
+		outputs = append(outputs, output{"start-up error, DSN " + strconv.Itoa(i), stderr, c.password})
+	}
+	code, stderr := runExit(t, []string{"BILLING_EXPORTER_POSTGRES_DSN=" + malformedDSNs[0].dsn}, "--redis.addr=127.0.0.1:"+closed)
+	if code == 0 || !strings.Contains(stderr, "$BILLING_EXPORTER_POSTGRES_DSN") {
+		t.Errorf("start with a DSN in the environment: exit %d without naming the variable: %s", code, stderr)
+	}
+	outputs = append(outputs, output{"start-up error, DSN from the environment", stderr, malformedDSNs[0].password})
+	for i, c := range malformedAddrs {
+		code, stderr := runToExit(t, "--redis.addr="+c.addr, "--log.level=debug")
+		if code == 0 {
+			t.Errorf("start with Redis address %d: exit 0", i)
+		}
+		outputs = append(outputs, output{"start-up error, Redis address " + strconv.Itoa(i), stderr, c.password})
+	}
+
+	dsnFile := writeFile(t, "dsn", "postgres://u@127.0.0.1:1/x?connect_timeout=2\n")
+	e := startExporter(t, nil, "--redis.addr=127.0.0.1:"+closed, "--postgres.dsn-file="+dsnFile, "--log.level=debug")
+	for i, c := range malformedDSNs {
+		writeTo(t, dsnFile, c.dsn+"\n")
+		status, body := e.reloadWith("http")
+		if status != http.StatusInternalServerError || !strings.Contains(body, dsnFile) {
+			t.Errorf("reload with DSN %d: %d %q; want 500 naming %s", i, status, body, dsnFile)
+		}
+		outputs = append(outputs, output{"reload response, DSN " + strconv.Itoa(i), body, c.password})
+	}
+	for i, c := range oddDSNs {
+		writeTo(t, dsnFile, c.dsn+"\n")
+		status, body := e.reloadWith("http")
+		if status != http.StatusOK {
+			t.Errorf("reload with odd DSN %d: %d %q", i, status, body)
+		}
+		outputs = append(outputs, output{"reload response, odd DSN " + strconv.Itoa(i), body, c.password})
+		e.scrape()
+	}
+	logs := e.Output()
+	if !strings.Contains(logs, "plans") {
+		t.Errorf("the log says nothing of plans:\n%s", logs)
+	}
+	for _, c := range append(malformedDSNs, oddDSNs...) {
+		outputs = append(outputs, output{"debug log", logs, c.password})
+	}
+
+	for _, o := range outputs {
+		if p := passwordPiece(o.text, o.password); p != "" {
+			i := strings.Index(o.text, p)
+			t.Errorf("%q, a piece of %q, appears in the %s: …%s…", p, o.password, o.what, o.text[max(0, i-120):min(len(o.text), i+len(p)+40)])
+		}
+	}
+}
+
+// passwordPiece returns the first piece of password, four characters or
+// more, found in text.
+func passwordPiece(text, password string) string {
+	for i := 0; i+4 <= len(password); i++ {
+		if p := password[i : i+4]; strings.Contains(text, p) {
+			return p
+		}
+	}
+	return ""
+}

@@ -113,7 +113,7 @@ func postgresPlans(b *testing.B, n int) plans.Source {
 	testserver.LoadSchema(b, pg, "../examples/schema.sql")
 	pg.Exec(`INSERT INTO plans VALUES (1, 'starter', 5000, 1073741824, 5, 1), (2, 'pro', 50000, 10737418240, 25, 5);
 INSERT INTO tenants SELECT g, 'tenant ' || g, 1 + g % 2 FROM generate_series(0, ` + strconv.Itoa(n-1) + `) g;`)
-	db, err := postgres.Open(func() (string, error) { return pg.DSN(), nil })
+	db, err := postgres.Open("dsn", func() (string, error) { return pg.DSN(), nil })
 	if err != nil {
 		b.Fatal(err)
 	}

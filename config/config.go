@@ -4,7 +4,6 @@ package config
 import (
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strings"
 
@@ -48,9 +47,11 @@ type rawMetricType struct {
 	MonthlyReset bool   `yaml:"monthly_reset"`
 }
 
-// Load reads a configuration file.
+const maxFileSize = 1 << 20
+
+// Load reads a configuration file of at most 1 MiB.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlfile.ReadFile(path, maxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}

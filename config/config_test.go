@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -134,6 +135,13 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := config.Load(path); err == nil || err.Error() != path+":2: field bogus not found in type config.rawConfig" {
 		t.Errorf("error %v, want it to start with the path and line", err)
+	}
+
+	if err := os.WriteFile(path, append([]byte("thresholds: [90]\n"), bytes.Repeat([]byte("#"), 1<<20)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(path); err == nil || !strings.Contains(err.Error(), path+": file too large (limit 1 MiB)") {
+		t.Errorf("a file over 1 MiB: error %v", err)
 	}
 
 	_, err = config.Load(filepath.Join(dir, "missing.yml"))

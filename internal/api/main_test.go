@@ -235,7 +235,7 @@ func newEnvOnRedis(t *testing.T, redis *testserver.Redis, cfg envConfig) *env {
 
 func (e *env) postgresSource(dsn string, opts ...postgres.Option) plans.Source {
 	e.t.Helper()
-	db, err := postgres.Open(func() (string, error) { return dsn, nil })
+	db, err := postgres.Open("dsn", func() (string, error) { return dsn, nil })
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 
@@ -42,9 +41,12 @@ type FileDefaults struct {
 	Limits map[string]int64 `yaml:"limits"`
 }
 
+// maxFileSize bounds a plans file; larger fleets belong in PostgreSQL.
+const maxFileSize = 16 << 20
+
 // LoadFile reads a plans file.
 func LoadFile(path string) (*FileSource, error) {
-	data, err := os.ReadFile(path)
+	data, err := yamlfile.ReadFile(path, maxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("plans file: %w", err)
 	}

@@ -1,6 +1,7 @@
 package plans_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -157,6 +158,13 @@ func TestLoadFile(t *testing.T) {
 	_, err := plans.LoadFile(path)
 	if want := path + ":2: tenant 1 is on plan 2, which the file does not define"; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
+	}
+
+	if err := os.WriteFile(path, append([]byte("tenants: []\n"), bytes.Repeat([]byte("#"), 16<<20)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plans.LoadFile(path); err == nil || !strings.Contains(err.Error(), path+": file too large (limit 16 MiB)") {
+		t.Errorf("a file over 16 MiB: error %v", err)
 	}
 
 	_, err = plans.LoadFile(filepath.Join(t.TempDir(), "missing.yaml"))

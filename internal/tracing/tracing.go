@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -76,11 +77,16 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 // On reports whether tracing is on.
 func (t *Tracing) On() bool { return t.provider != nil }
 
-// Shutdown flushes spans.
+const shutdownTimeout = time.Second
+
+// Shutdown flushes spans, giving up after a second so a silent collector
+// cannot hold up the exit.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t.provider == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	defer cancel()
 	return t.provider.Shutdown(ctx)
 }
 

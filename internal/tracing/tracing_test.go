@@ -2,10 +2,12 @@ package tracing
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -135,4 +137,42 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestShutdownGivesUp: a collector that accepts connections and never
+// answers does not hold Shutdown up.
+func TestShutdownGivesUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "60000")
+	tr, err := Setup(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.provider.Tracer("test").Start(context.Background(), "pending")
+	span.End()
+	done := make(chan error, 1)
+	go func() { done <- tr.Shutdown(context.Background()) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown still waiting for a collector that never answers")
+	}
 }

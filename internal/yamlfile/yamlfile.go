@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 
 	"go.yaml.in/yaml/v4"
@@ -15,6 +16,28 @@ import (
 type Doc struct {
 	name string
 	root *yaml.Node
+}
+
+// ReadFile returns the file at path, refusing one over limit bytes unread: a
+// parse takes many times a file's size in memory.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		size := strconv.FormatInt(limit, 10) + " bytes"
+		if limit%(1<<20) == 0 {
+			size = strconv.FormatInt(limit>>20, 10) + " MiB"
+		}
+		return nil, fmt.Errorf("%s: file too large (limit %s)", path, size)
+	}
+	return data, nil
 }
 
 // Decode decodes one document into v strictly; an empty one leaves v as is.

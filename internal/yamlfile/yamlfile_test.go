@@ -1,6 +1,11 @@
 package yamlfile
 
 import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -116,5 +121,32 @@ func TestDecodeEmpty(t *testing.T) {
 		if err := doc.Errorf(doc.Line("x"), "problem"); err.Error() != "f.yml: problem" {
 			t.Errorf("%q: error on an empty document: %v", text, err)
 		}
+	}
+}
+
+func TestReadFileLimit(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		size, limit int64
+		want        string
+	}{
+		{10, 10, ""},
+		{11, 10, "file too large (limit 10 bytes)"},
+		{1<<20 + 1, 1 << 20, "file too large (limit 1 MiB)"},
+	} {
+		path := filepath.Join(dir, "f.yml")
+		if err := os.WriteFile(path, bytes.Repeat([]byte("#"), int(tt.size)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		data, err := ReadFile(path, tt.limit)
+		switch {
+		case tt.want == "" && (err != nil || int64(len(data)) != tt.size):
+			t.Errorf("%d bytes, limit %d: %d bytes, %v", tt.size, tt.limit, len(data), err)
+		case tt.want != "" && (err == nil || err.Error() != path+": "+tt.want):
+			t.Errorf("%d bytes, limit %d: error %v, want %s", tt.size, tt.limit, err, tt.want)
+		}
+	}
+	if _, err := ReadFile(filepath.Join(dir, "missing.yml"), 10); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }

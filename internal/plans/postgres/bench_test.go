@@ -25,7 +25,7 @@ func BenchmarkLoad(b *testing.B) {
 	testserver.LoadSchema(b, pg, "../../../examples/schema.sql")
 	pg.Exec(`INSERT INTO plans VALUES (1, 'starter', 5000, 1073741824, 5, 1), (2, 'pro', 50000, NULL, 25, 5);
 INSERT INTO tenants SELECT g, 'tenant ' || g, CASE WHEN g % 33 = 0 THEN NULL ELSE 1 + g % 2 END FROM generate_series(1, ` + strconv.Itoa(n) + `) g;`)
-	db, err := postgres.Open(func() (string, error) { return pg.DSN(), nil })
+	db, err := postgres.Open("dsn", func() (string, error) { return pg.DSN(), nil })
 	if err != nil {
 		b.Fatal(err)
 	}

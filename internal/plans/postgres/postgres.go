@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"net/url"
-	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -89,14 +86,15 @@ func New(db *sql.DB, opts ...Option) *Source {
 	return s
 }
 
-// Open prepares a pool whose new connections each call dsn, so a rotated DSN needs no restart.
-func Open(dsn func() (string, error)) (*sql.DB, error) {
-	cfg, err := parseDSN(dsn)
+// Open prepares a pool whose new connections each call dsn, named name in
+// errors, so a rotated DSN needs no restart.
+func Open(name string, dsn func() (string, error)) (*sql.DB, error) {
+	cfg, err := parseDSN(name, dsn)
 	if err != nil {
 		return nil, err
 	}
 	db := stdlib.OpenDB(*cfg, stdlib.OptionBeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error {
-		cfg, err := parseDSN(dsn)
+		cfg, err := parseDSN(name, dsn)
 		if err == nil {
 			*cc = *cfg
 		}
@@ -110,20 +108,31 @@ func Open(dsn func() (string, error)) (*sql.DB, error) {
 	return db, nil
 }
 
-// CheckDSN parses dsn, keeping its password out of the error.
-func CheckDSN(dsn string) error {
-	_, err := parseDSN(func() (string, error) { return dsn, nil })
+// CheckDSN parses dsn; its error names the problem and name, never the DSN's text.
+func CheckDSN(name, dsn string) error {
+	_, err := parseDSN(name, func() (string, error) { return dsn, nil })
 	return err
 }
 
-func parseDSN(dsn func() (string, error)) (*pgx.ConnConfig, error) {
+// parseDSN describes a refused DSN in fixed words: the driver's messages
+// quote it, and a malformed one defeats redaction.
+func parseDSN(name string, dsn func() (string, error)) (*pgx.ConnConfig, error) {
 	d, err := dsn()
 	if err != nil {
 		return nil, fmt.Errorf("postgres DSN: %w", err)
 	}
-	cfg, err := pgx.ParseConfig(d)
-	if err != nil {
-		return nil, fmt.Errorf("postgres DSN: %s", redact(err.Error(), d))
+	problem := shapeProblem(d)
+	var cfg *pgx.ConnConfig
+	if problem == "" {
+		if cfg, err = pgx.ParseConfig(d); err != nil {
+			problem = parseProblem(err)
+		}
+	}
+	if problem == "" {
+		problem = runtimeParamProblem(cfg.RuntimeParams)
+	}
+	if problem != "" {
+		return nil, fmt.Errorf("postgres DSN in %s does not parse: %s", name, problem)
 	}
 	return cfg, nil
 }
@@ -561,36 +570,4 @@ func (b *builder) catalog() *plans.Catalog {
 	}
 	cat.Tenants = b.tenants
 	return cat
-}
-
-// redact removes dsn's password from msg, not relying on pgx to.
-func redact(msg, dsn string) string {
-	for _, pw := range passwords(dsn) {
-		if pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	return msg
-}
-
-var keywordPasswordRE = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s]+)`)
-
-// passwords returns dsn's password spellings, longest first.
-func passwords(dsn string) []string {
-	var pws []string
-	if _, rest, ok := strings.Cut(dsn, "://"); ok {
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
-				pws = append(pws, pw)
-				if u, err := url.PathUnescape(pw); err == nil {
-					pws = append(pws, u)
-				}
-			}
-		}
-	}
-	for _, m := range keywordPasswordRE.FindAllStringSubmatch(dsn, -1) {
-		pws = append(pws, m[1], strings.Trim(m[1], "'"))
-	}
-	sort.Slice(pws, func(i, j int) bool { return len(pws[i]) > len(pws[j]) })
-	return pws
 }

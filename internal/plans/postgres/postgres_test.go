@@ -47,7 +47,7 @@ func database(t *testing.T, pg *testserver.Postgres, files []string, stmts strin
 	if stmts != "" {
 		pg.ExecDSN(dsn, stmts)
 	}
-	db, err := postgres.Open(func() (string, error) { return dsn, nil })
+	db, err := postgres.Open("dsn", func() (string, error) { return dsn, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestPasswordNeverInErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db, err := postgres.Open(func() (string, error) { return tt.dsn, nil })
+			db, err := postgres.Open("dsn", func() (string, error) { return tt.dsn, nil })
 			if err == nil {
 				defer db.Close()
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

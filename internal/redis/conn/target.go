@@ -2,6 +2,7 @@
 package conn
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -27,13 +28,17 @@ func ParseTarget(addr string) (Target, error) {
 			return Target{}, fmt.Errorf("redis address has credentials (@) but no redis:// or rediss:// scheme")
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return Target{}, fmt.Errorf("redis address %q: want host:port or a redis:// URL: %w", addr, err)
+			return Target{}, fmt.Errorf("redis address is neither host:port nor a redis:// URL")
 		}
 		return Target{Address: addr}, nil
 	}
 	u, err := url.Parse(addr)
 	if err != nil {
-		return Target{}, fmt.Errorf("redis address is not a valid URL")
+		return Target{}, errors.New("redis address is not a valid URL (percent-encode @ : / ? # % in the user or password)")
+	}
+	// A # in a password would cut it, leaving a piece in the address.
+	if strings.Contains(addr, "#") {
+		return Target{}, errors.New("redis address: the URL holds a # (write a # in the password as %23)")
 	}
 	t := Target{}
 	switch u.Scheme {

@@ -48,6 +48,14 @@ func TestTargetErrorsAndStringHidePassword(t *testing.T) {
 		"redis://topsecret@127.0.0.1/x", // the lone name is a password
 		"A:topsecret@://0",              // opaque: found by FuzzParseTarget
 		"A://#topsecret@",               // in the fragment: found by FuzzParseTarget
+		"redis://u:12345#topsecret@127.0.0.1:6379",
+		"redis://u:12#topsecret",
+		"redis://u:12/topsecret@127.0.0.1:6379",
+		"redis://u:12?topsecret@127.0.0.1:6379",
+		"redis://u:pw%zztopsecret@127.0.0.1:6379",
+		"redis://u:pw topsecret@127.0.0.1:6379",
+		"topsecret",
+		"topsecret:1:2",
 	} {
 		_, err := ParseTarget(in)
 		if err == nil {
