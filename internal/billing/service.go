@@ -45,7 +45,8 @@ type Config struct {
 
 type generation struct {
 	Config
-	group sharedread.Group[*Read]
+	group     sharedread.Group[*Read]
+	refreshed chan struct{} // closed by the first refresh under this Config
 }
 
 // Service reads and joins, concurrently.
@@ -59,6 +60,11 @@ type Service struct {
 	freshRead bool
 	logger    *slog.Logger
 
+	refreshEvery time.Duration
+	kick         chan struct{}
+	stopRefresh  context.CancelFunc
+	refreshDone  chan struct{}
+
 	initial Config
 	gen     atomic.Pointer[generation]
 
@@ -66,6 +72,8 @@ type Service struct {
 	catalog    *plans.Catalog
 	catalogAt  time.Time
 	plansErr   error
+	plansTook  time.Duration
+	changed    []string        // by the last successful plans read
 	otherTypes map[string]bool // the last full read's unconfigured types
 	joined     *Report         // the last join
 	joinedGen  *generation
@@ -102,6 +110,11 @@ func WithFreshReads() Option { return func(s *Service) { s.freshRead = true } }
 // WithMaxAge sets how long Recent reuses reads.
 func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
 
+// WithPlansRefresh reads the plans source every d in the background, each
+// read bounded by WithMaxReadTime (else d), and reads join the last catalog;
+// 0 reads the source in every read instead.
+func WithPlansRefresh(d time.Duration) Option { return func(s *Service) { s.refreshEvery = max(d, 0) } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
 
@@ -122,7 +135,68 @@ func New(store Store, opts ...Option) *Service {
 	s.infoLog = failureLog{logger: s.logger, what: "reading Redis INFO (the memory, connection and replication gauges are absent meanwhile)"}
 	s.plansLog = failureLog{logger: s.logger, what: "reading the plans source"}
 	s.Reconfigure(s.initial)
+	if s.refreshEvery > 0 {
+		ctx, stop := context.WithCancel(context.Background())
+		s.kick, s.stopRefresh, s.refreshDone = make(chan struct{}, 1), stop, make(chan struct{})
+		go s.refreshPlans(ctx)
+	}
 	return s
+}
+
+// Close stops the plans refresher, if any.
+func (s *Service) Close() {
+	if s.stopRefresh != nil {
+		s.stopRefresh()
+		<-s.refreshDone
+	}
+}
+
+// refreshPlans reads the plans at once, every refreshEvery, and at once
+// after each Reconfigure.
+func (s *Service) refreshPlans(ctx context.Context) {
+	defer close(s.refreshDone)
+	timeout := s.maxRead
+	if timeout == 0 {
+		timeout = s.refreshEvery
+	}
+	timer := time.NewTimer(s.refreshEvery)
+	defer timer.Stop()
+	for {
+		g := s.config()
+		lctx, cancel := context.WithTimeout(ctx, timeout)
+		s.loadPlans(lctx, g, s.now())
+		cancel()
+		select {
+		case <-g.refreshed:
+		default:
+			close(g.refreshed)
+		}
+		timer.Reset(s.refreshEvery)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+// refreshedPlans is the last refresh's state once g's first refresh is
+// done; a caller that cannot wait for it gets the plans as not read.
+func (s *Service) refreshedPlans(ctx context.Context, g *generation) PlansState {
+	select {
+	case <-g.refreshed:
+		return s.lastPlans(g)
+	default:
+	}
+	select {
+	case <-g.refreshed:
+		return s.lastPlans(g)
+	case <-ctx.Done():
+		st := s.lastPlans(g)
+		st.Up, st.Err = false, fmt.Errorf("waiting for the first plans read: %w", context.Cause(ctx))
+		return st
+	}
 }
 
 // Reconfigure replaces the Config; older reads are not reused.
@@ -136,10 +210,15 @@ func (s *Service) Reconfigure(c Config) {
 	if c.Thresholds == nil {
 		c.Thresholds = DefaultThresholds
 	}
-	s.gen.Store(&generation{Config: c, group: sharedread.Group[*Read]{MaxTime: s.maxRead, Fresh: s.freshRead}})
+	s.gen.Store(&generation{Config: c, group: sharedread.Group[*Read]{MaxTime: s.maxRead, Fresh: s.freshRead},
+		refreshed: make(chan struct{})})
 	s.mu.Lock()
 	s.otherTypes = nil
 	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (s *Service) config() *generation { return s.gen.Load() }
@@ -171,7 +250,11 @@ func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Rep
 		s.mu.Unlock()
 	}()
 	plansCtx, cancel := plansContext(ctx, due)
-	r.Plans = s.loadPlans(plansCtx, g, now)
+	if s.refreshEvery > 0 {
+		r.Plans = s.refreshedPlans(plansCtx, g)
+	} else {
+		r.Plans = s.loadPlans(plansCtx, g, now)
+	}
 	cancel()
 	wg.Wait()
 
@@ -233,12 +316,14 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		return st
 	case s.config() != g:
 	case err == nil:
-		s.plansErr, s.catalog, s.catalogAt = nil, cat, now
+		s.changed = plans.Diff(s.catalog, cat)
+		s.plansErr, s.catalog, s.catalogAt, s.plansTook = nil, cat, now, st.Duration
 		s.plansLog.observe(nil, "source", g.PlansName)
 	default:
+		s.changed = nil
 		// Abandoned reads say nothing of the source.
 		if !errors.Is(err, context.Canceled) {
-			s.plansErr = err
+			s.plansErr, s.plansTook = err, st.Duration
 		}
 		if s.catalog == nil {
 			s.plansLog.observe(err, "source", g.PlansName,
@@ -248,7 +333,7 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 				"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second))
 		}
 	}
-	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt
+	st.Catalog, st.LoadedAt, st.Changed = s.catalog, s.catalogAt, s.changed
 	return st
 }
 
@@ -256,7 +341,7 @@ func (s *Service) lastPlans(g *generation) PlansState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return PlansState{Configured: g.Plans != nil, Source: g.PlansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
-		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
+		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr, Duration: s.plansTook, Changed: s.changed}
 }
 
 // unread keeps the plans state and period, so alerts see no gap.
@@ -298,12 +383,13 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		one.CapMetricTypes(g.MetricTypes, s.maxTypes, others)
 		counters = one.Tenants[tenantID]
 	}
-	plansState := s.lastPlans(g)
-	cat := plansState.Catalog
-	if g.Plans != nil && cat == nil {
+	var plansState PlansState
+	if s.refreshEvery > 0 {
+		plansState = s.refreshedPlans(ctx, g)
+	} else if plansState = s.lastPlans(g); g.Plans != nil && plansState.Catalog == nil {
 		plansState = s.loadPlans(ctx, g, now)
-		cat = plansState.Catalog
 	}
+	cat := plansState.Catalog
 	planID, inCatalog := catalogTenants(cat)[tenantID]
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant
