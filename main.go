@@ -60,7 +60,7 @@ type options struct {
 	maxReply                                                       units.Base2Bytes
 	redisTLS                                                       conn.TLSFiles
 	readMode                                                       string
-	resync                                                         time.Duration
+	resync, plansRefresh                                           time.Duration
 	plans                                                          plansource.Flags
 	web                                                            *web.FlagConfig
 	log                                                            *promslog.Config
@@ -116,6 +116,7 @@ func addFlags(app *kingpin.Application) *options {
 	flagvalue.Duration(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
 	flagvalue.Duration(app, "scrape.max-timeout", "Longest a scrape may read; the deadline when Prometheus sends no timeout header.", "10s", &o.maxTimeout)
 	app.Flag("postgres.dsn-file", "File holding the PostgreSQL DSN for plan limits (else env BILLING_EXPORTER_POSTGRES_DSN).").StringVar(&o.plans.DSNFile)
+	flagvalue.Duration(app, "plans.refresh-interval", "How often a background read refreshes the plans that scrapes join with; a reload and the start read at once. 0 reads the plans source on every scrape.", "1m", &o.plansRefresh)
 	app.Flag("plans.file", "YAML file of plans, tenant assignments and default limits, for deployments without PostgreSQL; re-read on SIGHUP or POST /-/reload.").StringVar(&o.plans.PlansFile)
 	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds; re-read on SIGHUP or POST /-/reload.").StringVar(&o.configFile)
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.plans.Demo)
@@ -190,7 +191,7 @@ func (o *options) validate() (*settings, error) {
 		conn.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 	}
 	s.mirror = []mirror.Option{mirror.WithResyncInterval(o.resync)}
-	s.billing = []billing.Option{billing.WithMaxReadTime(o.maxTimeout)}
+	s.billing = []billing.Option{billing.WithMaxReadTime(o.maxTimeout), billing.WithPlansRefresh(o.plansRefresh)}
 	// The demo's in-process Redis (miniredis) has no key tracking.
 	if o.readMode == mirror.ModeScan || o.plans.Demo {
 		s.mirror = append(s.mirror, mirror.WithScanMode())
@@ -341,6 +342,7 @@ func run(logger *slog.Logger, o *options) error {
 		billing.WithMaxMetricTypes(o.maxTypes),
 		billing.WithConfig(f.billing()),
 	)...)
+	defer service.Close()
 
 	current := f // only apply touches it, one reload at a time
 	reloader := reload.New(static, logger, func() error {
