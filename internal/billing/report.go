@@ -26,7 +26,7 @@ type PlansState struct {
 	Duration   time.Duration
 	Catalog    *plans.Catalog
 	LoadedAt   time.Time
-	Changed    []string // tenants whose plan or terms the last read changed
+	Changed    []string // tenants whose terms the last load changed
 }
 
 // Stale reports a catalog from an older read.

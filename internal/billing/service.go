@@ -45,8 +45,8 @@ type Config struct {
 
 type generation struct {
 	Config
-	group     sharedread.Group[*Read]
-	refreshed chan struct{} // closed by the first refresh under this Config
+	group sharedread.Group[*Read]
+	seq   uint64
 }
 
 // Service reads and joins, concurrently.
@@ -67,13 +67,16 @@ type Service struct {
 
 	initial Config
 	gen     atomic.Pointer[generation]
+	gens    atomic.Uint64
 
 	mu         sync.Mutex
 	catalog    *plans.Catalog
 	catalogAt  time.Time
 	plansErr   error
 	plansTook  time.Duration
-	changed    []string        // by the last successful plans read
+	changed    []string
+	refreshed  uint64          // the last refresh's generation.seq
+	refreshes  chan struct{}   // closed by each refresh
 	otherTypes map[string]bool // the last full read's unconfigured types
 	joined     *Report         // the last join
 	joinedGen  *generation
@@ -110,9 +113,7 @@ func WithFreshReads() Option { return func(s *Service) { s.freshRead = true } }
 // WithMaxAge sets how long Recent reuses reads.
 func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
 
-// WithPlansRefresh reads the plans source every d in the background, each
-// read bounded by WithMaxReadTime (else d), and reads join the last catalog;
-// 0 reads the source in every read instead.
+// WithPlansRefresh loads the plans every d in the background; 0: in each read.
 func WithPlansRefresh(d time.Duration) Option { return func(s *Service) { s.refreshEvery = max(d, 0) } }
 
 // WithLogger sets the logger.
@@ -138,6 +139,7 @@ func New(store Store, opts ...Option) *Service {
 	if s.refreshEvery > 0 {
 		ctx, stop := context.WithCancel(context.Background())
 		s.kick, s.stopRefresh, s.refreshDone = make(chan struct{}, 1), stop, make(chan struct{})
+		s.refreshes = make(chan struct{})
 		go s.refreshPlans(ctx)
 	}
 	return s
@@ -151,8 +153,7 @@ func (s *Service) Close() {
 	}
 }
 
-// refreshPlans reads the plans at once, every refreshEvery, and at once
-// after each Reconfigure.
+// refreshPlans loads at once, every refreshEvery, and after each Reconfigure.
 func (s *Service) refreshPlans(ctx context.Context) {
 	defer close(s.refreshDone)
 	timeout := s.maxRead
@@ -166,11 +167,11 @@ func (s *Service) refreshPlans(ctx context.Context) {
 		lctx, cancel := context.WithTimeout(ctx, timeout)
 		s.loadPlans(lctx, g, s.now())
 		cancel()
-		select {
-		case <-g.refreshed:
-		default:
-			close(g.refreshed)
-		}
+		s.mu.Lock()
+		s.refreshed = g.seq
+		close(s.refreshes)
+		s.refreshes = make(chan struct{})
+		s.mu.Unlock()
 		timer.Reset(s.refreshEvery)
 		select {
 		case <-ctx.Done():
@@ -181,21 +182,22 @@ func (s *Service) refreshPlans(ctx context.Context) {
 	}
 }
 
-// refreshedPlans is the last refresh's state once g's first refresh is
-// done; a caller that cannot wait for it gets the plans as not read.
+// refreshedPlans waits for a refresh under g or later, at most until ctx ends.
 func (s *Service) refreshedPlans(ctx context.Context, g *generation) PlansState {
-	select {
-	case <-g.refreshed:
-		return s.lastPlans(g)
-	default:
-	}
-	select {
-	case <-g.refreshed:
-		return s.lastPlans(g)
-	case <-ctx.Done():
-		st := s.lastPlans(g)
-		st.Up, st.Err = false, fmt.Errorf("waiting for the first plans read: %w", context.Cause(ctx))
-		return st
+	for {
+		s.mu.Lock()
+		done, next := s.refreshed >= g.seq, s.refreshes
+		s.mu.Unlock()
+		if done {
+			return s.lastPlans(g)
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			st := s.lastPlans(g)
+			st.Up, st.Err = false, fmt.Errorf("waiting for the plans read: %w", context.Cause(ctx))
+			return st
+		}
 	}
 }
 
@@ -211,7 +213,7 @@ func (s *Service) Reconfigure(c Config) {
 		c.Thresholds = DefaultThresholds
 	}
 	s.gen.Store(&generation{Config: c, group: sharedread.Group[*Read]{MaxTime: s.maxRead, Fresh: s.freshRead},
-		refreshed: make(chan struct{})})
+		seq: s.gens.Add(1)})
 	s.mu.Lock()
 	s.otherTypes = nil
 	s.mu.Unlock()
