@@ -497,7 +497,8 @@ func TestPostgresFaults(t *testing.T) {
 	pg.Exec(plansSQL + `CREATE TABLE fault_delay (delay float8 NOT NULL); INSERT INTO fault_delay VALUES (0);`)
 	e := startExporter(t, []string{"BILLING_EXPORTER_POSTGRES_DSN=" + pg.DSN()},
 		"--redis.addr="+redis.Addr(),
-		"--config.file="+writeFile(t, "config.yml", plansQueryWithFault+defaultsYAML))
+		"--config.file="+writeFile(t, "config.yml", plansQueryWithFault+defaultsYAML),
+		"--plans.refresh-interval=0") // each scrape reads the plans, within its deadline
 
 	fresh := scrapeBy(t, e, 10*time.Second)
 	checkJoined(t, fresh)

@@ -53,7 +53,7 @@ type options struct {
 	redisAddrs                                                               []string
 	redisCluster, tenantSeries, disableAPI, autoMemLimit                     bool
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout              time.Duration
-	idleTimeout, resync                                                      time.Duration
+	idleTimeout, resync, plansRefresh                                        time.Duration
 	scanCount, batchSize, maxRequests, maxTenants, maxTypes, maxConnections  int
 	autoMemLimitRatio                                                        float64
 	maxReply                                                                 units.Base2Bytes
@@ -110,6 +110,7 @@ func addFlags(app *kingpin.Application) *options {
 	flagvalue.Duration(app, "scrape.timeout-offset", "Subtracted from X-Prometheus-Scrape-Timeout-Seconds to leave time for the response.", "250ms", &o.timeoutOffset)
 	flagvalue.Duration(app, "scrape.max-timeout", "Longest a scrape may read; the deadline when Prometheus sends no timeout header.", "10s", &o.maxTimeout)
 	app.Flag("postgres.dsn-file", "File holding the PostgreSQL DSN for plan limits (else env BILLING_EXPORTER_POSTGRES_DSN).").StringVar(&o.plans.DSNFile)
+	flagvalue.Duration(app, "plans.refresh-interval", "How often a background read refreshes the plans that scrapes join with; a reload and the start read at once. 0 reads the plans source on every scrape.", "1m", &o.plansRefresh)
 	app.Flag("plans.file", "YAML file of plans, tenant assignments and default limits, for deployments without PostgreSQL; re-read on SIGHUP or POST /-/reload.").StringVar(&o.plans.PlansFile)
 	app.Flag("config.file", "Optional YAML: plans query, default limits, metric types, thresholds; re-read on SIGHUP or POST /-/reload.").StringVar(&o.configFile)
 	app.Flag("demo", "Run on generated data in an in-process Redis, with the embedded demo plans: no external service needed.").BoolVar(&o.plans.Demo)
@@ -297,6 +298,7 @@ func run(logger *slog.Logger, o *options) error {
 	mirrorOpts := []mirror.Option{mirror.WithResyncInterval(o.resync), mirror.WithLogger(logger)}
 	billingOpts := []billing.Option{
 		billing.WithMaxReadTime(o.maxTimeout),
+		billing.WithPlansRefresh(o.plansRefresh),
 		billing.WithKeyPattern(s.pattern),
 		billing.WithLocation(s.loc),
 		billing.WithLogger(logger),
@@ -314,6 +316,7 @@ func run(logger *slog.Logger, o *options) error {
 	defer mirror.Close()
 	static.MustRegister(mirror)
 	service := billing.New(mirror, billingOpts...)
+	defer service.Close()
 
 	current := f // only apply touches it, one reload at a time
 	reloader := reload.New(static, logger, func() error {

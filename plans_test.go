@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,6 +97,7 @@ func TestPlansFromPostgres(t *testing.T) {
 		"--redis.addr="+redis.Addr(),
 		"--postgres.dsn-file="+writeFile(t, "dsn", dsn+"\n"),
 		"--config.file="+writeFile(t, "config.yml", defaultsYAML),
+		"--plans.refresh-interval=0", // each scrape reads the plans
 		"--log.level=debug")
 
 	r := e.scrape()
@@ -320,4 +322,64 @@ func TestVanishedOrInvalidPlanIsNotDefaults(t *testing.T) {
 			t.Errorf("API for tenant 6 lacks %s:\n%s", want, body)
 		}
 	}
+}
+
+// TestPlansRefreshFromPostgres: the plans are refreshed in the background.
+// A change in PostgreSQL shows within the refresh interval without a
+// reload, and on the first scrape after POST /-/reload with an interval
+// too long to have refreshed meanwhile; PostgreSQL down keeps the last
+// plans, flagged, until a refresh reads them again.
+func TestPlansRefreshFromPostgres(t *testing.T) {
+	redis := testserver.StartRedis(t)
+	seedPlansIssueUsage(t, redis)
+	pg := testserver.StartPostgres(t)
+	testserver.LoadSchema(t, pg, "examples/schema.sql")
+	pg.Exec(plansSQL)
+	start := func(interval string) *exporter {
+		return startExporter(t, []string{"BILLING_EXPORTER_POSTGRES_DSN=" + pg.DSN()},
+			"--redis.addr="+redis.Addr(), "--plans.refresh-interval="+interval,
+			"--config.file="+writeFile(t, "config.yml", defaultsYAML))
+	}
+	limitOf1 := func(r *scrapetest.Result) float64 {
+		return r.MustValue(t, "billing_usage_limit", "tenant_id", "1", "limit_type", "messages")
+	}
+	short, long := start("200ms"), start("1h")
+	checkJoined(t, short.scrape())
+	checkJoined(t, long.scrape())
+
+	pg.Exec(`UPDATE plans SET max_messages = 8500 WHERE id = 1`)
+	r := pollScrape(t, short, "the new limit within the refresh interval", func(r *scrapetest.Result) bool { return limitOf1(r) == 8500 })
+	if got := r.MustValue(t, "billing_usage_percentage", "tenant_id", "1", "limit_type", "messages"); got != 50 {
+		t.Errorf("percentage = %v after the change, want 50", got)
+	}
+	if got := limitOf1(long.scrape()); got != 5000 {
+		t.Errorf("limit = %v before the reload with a 1h interval, want the last refresh's 5000", got)
+	}
+	resp, err := http.Post(long.URL+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /-/reload: %d", resp.StatusCode)
+	}
+	if got := limitOf1(long.scrape()); got != 8500 {
+		t.Errorf("limit = %v on the first scrape after the reload, want 8500", got)
+	}
+
+	pg.Stop()
+	r = pollScrape(t, short, "billing_postgres_up 0 with PostgreSQL stopped", func(r *scrapetest.Result) bool {
+		return r.MustValue(t, "billing_postgres_up") == 0
+	})
+	if got := limitOf1(r); got != 8500 {
+		t.Errorf("limit = %v with PostgreSQL stopped, want the last plans' 8500", got)
+	}
+	age := r.MustValue(t, "billing_plans_age_seconds")
+	pollScrape(t, short, "the plans age growing", func(r *scrapetest.Result) bool {
+		return r.MustValue(t, "billing_plans_age_seconds") > age && limitOf1(r) == 8500
+	})
+	pg.Start()
+	pollScrape(t, short, "billing_postgres_up 1 after the restart", func(r *scrapetest.Result) bool {
+		return r.MustValue(t, "billing_postgres_up") == 1
+	})
 }

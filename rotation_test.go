@@ -97,7 +97,7 @@ GRANT SELECT ON plans, tenants TO plans_a, plans_b;`)
 	role := func(r string) string { return strings.Replace(pg.DSN(), "postgres@", r+"@", 1) + "\n" }
 	dsnFile := writeFile(t, "dsn", role("plans_a"))
 	e := startExporter(t, nil, "--redis.addr="+redis.Addr(), "--postgres.dsn-file="+dsnFile,
-		"--config.file="+writeFile(t, "config.yml", defaultsYAML))
+		"--config.file="+writeFile(t, "config.yml", defaultsYAML), "--plans.refresh-interval=100ms")
 	waitFor(t, e, "billing_postgres_up", 1)
 
 	pg.Exec(`ALTER ROLE plans_a NOLOGIN;

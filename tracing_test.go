@@ -222,7 +222,8 @@ func TestTracesInJaeger(t *testing.T) {
 		"OTEL_BSP_SCHEDULE_DELAY=100", // ms: send spans at once
 		"OTEL_SERVICE_NAME=",          // the default: billing_exporter
 		"OTEL_TRACES_SAMPLER=", "OTEL_SDK_DISABLED=", "OTEL_TRACES_EXPORTER=",
-	}, "--redis.addr="+redis.Addr(), "--plans.file="+writeFile(t, "plans.yml", plansYAML))
+	}, "--redis.addr="+redis.Addr(), "--plans.file="+writeFile(t, "plans.yml", plansYAML),
+		"--plans.refresh-interval=0") // the plans load is part of the scrape's read
 
 	e.scrape()
 	// An API caller's W3C trace context: the request span continues it.

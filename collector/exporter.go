@@ -10,7 +10,7 @@ import (
 
 var (
 	scrapeDurationDesc = newDesc("exporter", "scrape_duration_seconds",
-		"Time this scrape spent reading each source.", "source")
+		"Time this scrape spent reading each source; for the plans, their last read.", "source")
 	tenantsOmittedDesc = newDesc("exporter", "tenants_omitted",
 		"Known tenants whose per-tenant series were left out (--metrics.max-tenants, --no-metrics.tenant-series).")
 )

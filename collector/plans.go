@@ -22,7 +22,7 @@ var (
 	periodEndDesc = newDesc("period", "end_timestamp_seconds",
 		"End of the current billing period (when usage resets), as a Unix time.")
 	postgresUpDesc = newDesc("postgres", "up",
-		"1 when this scrape read the plans from PostgreSQL, else 0.")
+		"1 when the last read of the plans from PostgreSQL succeeded, else 0.")
 	plansAgeDesc = newDesc("plans", "age_seconds",
 		"Age of the plans data in use; grows while the plans source cannot be read.")
 )

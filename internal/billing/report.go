@@ -17,7 +17,7 @@ import (
 // NoPlanID is the plan of planless tenants.
 const NoPlanID = "none"
 
-// PlansState describes a join's plans.
+// PlansState describes a join's plans: the last read of the source.
 type PlansState struct {
 	Configured bool
 	Source     string
@@ -26,6 +26,7 @@ type PlansState struct {
 	Duration   time.Duration
 	Catalog    *plans.Catalog
 	LoadedAt   time.Time
+	Changed    []string // tenants whose terms the last load changed
 }
 
 // Stale reports a catalog from an older read.

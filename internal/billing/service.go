@@ -46,6 +46,7 @@ type Config struct {
 type generation struct {
 	Config
 	group sharedread.Group[*Read]
+	seq   uint64
 }
 
 // Service reads and joins, concurrently.
@@ -59,13 +60,23 @@ type Service struct {
 	freshRead bool
 	logger    *slog.Logger
 
+	refreshEvery time.Duration
+	kick         chan struct{}
+	stopRefresh  context.CancelFunc
+	refreshDone  chan struct{}
+
 	initial Config
 	gen     atomic.Pointer[generation]
+	gens    atomic.Uint64
 
 	mu         sync.Mutex
 	catalog    *plans.Catalog
 	catalogAt  time.Time
 	plansErr   error
+	plansTook  time.Duration
+	changed    []string
+	refreshed  uint64          // the last refresh's generation.seq
+	refreshes  chan struct{}   // closed by each refresh
 	otherTypes map[string]bool // the last full read's unconfigured types
 	joined     *Report         // the last join
 	joinedGen  *generation
@@ -102,6 +113,9 @@ func WithFreshReads() Option { return func(s *Service) { s.freshRead = true } }
 // WithMaxAge sets how long Recent reuses reads.
 func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
 
+// WithPlansRefresh loads the plans every d in the background; 0: in each read.
+func WithPlansRefresh(d time.Duration) Option { return func(s *Service) { s.refreshEvery = max(d, 0) } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
 
@@ -122,7 +136,69 @@ func New(store Store, opts ...Option) *Service {
 	s.infoLog = failureLog{logger: s.logger, what: "reading Redis INFO (the memory, connection and replication gauges are absent meanwhile)"}
 	s.plansLog = failureLog{logger: s.logger, what: "reading the plans source"}
 	s.Reconfigure(s.initial)
+	if s.refreshEvery > 0 {
+		ctx, stop := context.WithCancel(context.Background())
+		s.kick, s.stopRefresh, s.refreshDone = make(chan struct{}, 1), stop, make(chan struct{})
+		s.refreshes = make(chan struct{})
+		go s.refreshPlans(ctx)
+	}
 	return s
+}
+
+// Close stops the plans refresher, if any.
+func (s *Service) Close() {
+	if s.stopRefresh != nil {
+		s.stopRefresh()
+		<-s.refreshDone
+	}
+}
+
+// refreshPlans loads at once, every refreshEvery, and after each Reconfigure.
+func (s *Service) refreshPlans(ctx context.Context) {
+	defer close(s.refreshDone)
+	timeout := s.maxRead
+	if timeout == 0 {
+		timeout = s.refreshEvery
+	}
+	timer := time.NewTimer(s.refreshEvery)
+	defer timer.Stop()
+	for {
+		g := s.config()
+		lctx, cancel := context.WithTimeout(ctx, timeout)
+		s.loadPlans(lctx, g, s.now())
+		cancel()
+		s.mu.Lock()
+		s.refreshed = g.seq
+		close(s.refreshes)
+		s.refreshes = make(chan struct{})
+		s.mu.Unlock()
+		timer.Reset(s.refreshEvery)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+// refreshedPlans waits for a refresh under g or later, at most until ctx ends.
+func (s *Service) refreshedPlans(ctx context.Context, g *generation) PlansState {
+	for {
+		s.mu.Lock()
+		done, next := s.refreshed >= g.seq, s.refreshes
+		s.mu.Unlock()
+		if done {
+			return s.lastPlans(g)
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			st := s.lastPlans(g)
+			st.Up, st.Err = false, fmt.Errorf("waiting for the plans read: %w", context.Cause(ctx))
+			return st
+		}
+	}
 }
 
 // Reconfigure replaces the Config; older reads are not reused.
@@ -136,10 +212,15 @@ func (s *Service) Reconfigure(c Config) {
 	if c.Thresholds == nil {
 		c.Thresholds = DefaultThresholds
 	}
-	s.gen.Store(&generation{Config: c, group: sharedread.Group[*Read]{MaxTime: s.maxRead, Fresh: s.freshRead}})
+	s.gen.Store(&generation{Config: c, group: sharedread.Group[*Read]{MaxTime: s.maxRead, Fresh: s.freshRead},
+		seq: s.gens.Add(1)})
 	s.mu.Lock()
 	s.otherTypes = nil
 	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (s *Service) config() *generation { return s.gen.Load() }
@@ -171,7 +252,11 @@ func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Rep
 		s.mu.Unlock()
 	}()
 	plansCtx, cancel := plansContext(ctx, due)
-	r.Plans = s.loadPlans(plansCtx, g, now)
+	if s.refreshEvery > 0 {
+		r.Plans = s.refreshedPlans(plansCtx, g)
+	} else {
+		r.Plans = s.loadPlans(plansCtx, g, now)
+	}
 	cancel()
 	wg.Wait()
 
@@ -233,12 +318,14 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		return st
 	case s.config() != g:
 	case err == nil:
-		s.plansErr, s.catalog, s.catalogAt = nil, cat, now
+		s.changed = plans.Diff(s.catalog, cat)
+		s.plansErr, s.catalog, s.catalogAt, s.plansTook = nil, cat, now, st.Duration
 		s.plansLog.observe(nil, "source", g.PlansName)
 	default:
+		s.changed = nil
 		// Abandoned reads say nothing of the source.
 		if !errors.Is(err, context.Canceled) {
-			s.plansErr = err
+			s.plansErr, s.plansTook = err, st.Duration
 		}
 		if s.catalog == nil {
 			s.plansLog.observe(err, "source", g.PlansName,
@@ -248,7 +335,7 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 				"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second))
 		}
 	}
-	st.Catalog, st.LoadedAt = s.catalog, s.catalogAt
+	st.Catalog, st.LoadedAt, st.Changed = s.catalog, s.catalogAt, s.changed
 	return st
 }
 
@@ -256,7 +343,7 @@ func (s *Service) lastPlans(g *generation) PlansState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return PlansState{Configured: g.Plans != nil, Source: g.PlansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
-		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr}
+		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr, Duration: s.plansTook, Changed: s.changed}
 }
 
 // unread keeps the plans state and period, so alerts see no gap.
@@ -298,12 +385,13 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		one.CapMetricTypes(g.MetricTypes, s.maxTypes, others)
 		counters = one.Tenants[tenantID]
 	}
-	plansState := s.lastPlans(g)
-	cat := plansState.Catalog
-	if g.Plans != nil && cat == nil {
+	var plansState PlansState
+	if s.refreshEvery > 0 {
+		plansState = s.refreshedPlans(ctx, g)
+	} else if plansState = s.lastPlans(g); g.Plans != nil && plansState.Catalog == nil {
 		plansState = s.loadPlans(ctx, g, now)
-		cat = plansState.Catalog
 	}
+	cat := plansState.Catalog
 	planID, inCatalog := catalogTenants(cat)[tenantID]
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant

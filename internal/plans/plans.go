@@ -4,6 +4,7 @@ package plans
 import (
 	"context"
 	"maps"
+	"slices"
 
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
@@ -57,4 +58,46 @@ const maxPlanNameLen = 256
 // ValidatePlanName checks a plan name.
 func ValidatePlanName(name string) error {
 	return usage.ValidateLabel("plan name", name, maxPlanNameLen)
+}
+
+// Diff returns the sorted tenants whose plan, or whose plan's terms, differ
+// from old to new; a nil old catalog differs in every tenant of new.
+func Diff(old, new *Catalog) []string {
+	if old == new {
+		return nil
+	}
+	if old == nil {
+		old = NewCatalog()
+	}
+	if new == nil {
+		new = NewCatalog()
+	}
+	changedPlan := map[string]bool{}
+	for id, p := range old.Plans {
+		if q, ok := new.Plans[id]; !ok || !p.equal(q) {
+			changedPlan[id] = true
+		}
+	}
+	for id := range new.Plans {
+		if _, ok := old.Plans[id]; !ok {
+			changedPlan[id] = true
+		}
+	}
+	var out []string
+	for t, p := range old.Tenants {
+		if q, ok := new.Tenants[t]; !ok || p != q || changedPlan[p] {
+			out = append(out, t)
+		}
+	}
+	for t := range new.Tenants {
+		if _, ok := old.Tenants[t]; !ok {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (p Plan) equal(q Plan) bool {
+	return p.ID == q.ID && p.Name == q.Name && maps.Equal(p.Limits, q.Limits) && maps.Equal(p.Unreadable, q.Unreadable)
 }
