@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -546,6 +547,26 @@ func TestMirrorFallback(t *testing.T) {
 				t.Errorf("billing_redis_tracking_unavailable = %v, want %v", unavailable, want)
 			}
 		})
+	}
+}
+
+// failingSend is a connection whose writes fail.
+type failingSend struct{ redis.Conn }
+
+var errSend = fmt.Errorf("send refused")
+
+func (failingSend) Send(string, ...any) error { return errSend }
+
+// TestBarrierSendFails: a barrier whose PING cannot be sent reports it at once.
+func TestBarrierSendFails(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	s := newStore(t, srv.Addr(), conn.WithTimeouts(time.Second, 5*time.Second, time.Second))
+	c := srv.Conn()
+	defer c.Close()
+	p := &trackingPair{sub: failingSend{c}, trk: c, pongs: map[string]chan struct{}{}}
+	reason, err := p.barrier(context.Background(), s.Settings(), "")
+	if reason != reasonConnectionLost || !errors.Is(err, errSend) {
+		t.Errorf("barrier = %q, %v; want %q and the send error", reason, err, reasonConnectionLost)
 	}
 }
 

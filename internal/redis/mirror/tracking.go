@@ -211,7 +211,7 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 	p.mu.Lock()
 	p.pongs[tag] = ch
 	p.mu.Unlock()
-	if err := p.sub.Send("PING", tag); err == nil {
+	if err = p.sub.Send("PING", tag); err == nil {
 		err = p.sub.Flush()
 	}
 	if err != nil {
