@@ -354,6 +354,16 @@ func TestMirrorLoss(t *testing.T) {
 			_, trk := clientIDs(t, srv)
 			srv.Do("CLIENT", "KILL", "ID", trk)
 		}},
+		{"swapdb", []string{reasonSwapdb}, func(t *testing.T, srv *testserver.Redis) {
+			c := srv.Conn(redis.DialDatabase(1))
+			defer c.Close()
+			for i := range 30 {
+				if _, err := c.Do("HSET", fmt.Sprintf("usage:%d:%s", 100+i, thisPeriod), "messages", i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			srv.Do("SWAPDB", 0, 1)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testserver.StartRedis(t)

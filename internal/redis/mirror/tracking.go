@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,10 @@ const (
 	reasonReadError      = "read_error"
 	reasonResync         = "resync"
 	reasonTopology       = "topology_change"
+	reasonSwapdb         = "swapdb"
 )
 
-var fullReadReasons = []string{reasonStart, reasonConnectionLost, reasonRedirBroken, reasonFlush, reasonPeriod, reasonReadError, reasonResync, reasonTopology}
+var fullReadReasons = []string{reasonStart, reasonConnectionLost, reasonRedirBroken, reasonFlush, reasonPeriod, reasonReadError, reasonResync, reasonTopology, reasonSwapdb}
 
 // trackingPair is a subscribed connection that receives the invalidations
 // of every key under a prefix, and the connection whose tracking sends
@@ -40,6 +42,7 @@ type trackingPair struct {
 	sub, trk     redis.Conn
 	trackingInfo bool   // else the barrier PINGs trk
 	seq          uint64 // barrier tags, under the Mirror's lock
+	swaps        int64  // SWAPDB calls at the last check, under the Mirror's lock
 
 	mu           sync.Mutex
 	dirty        map[string]struct{}
@@ -89,7 +92,8 @@ func (p *trackingPair) start(ctx context.Context, s *conn.Settings, prefix strin
 		return err
 	}
 	p.trackingInfo = err == nil
-	return nil
+	p.swaps, err = swapdbCalls(s.Do(ctx, p.trk, "info", "INFO", "commandstats"))
+	return err
 }
 
 func (p *trackingPair) close() {
@@ -193,16 +197,41 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 	ctx, rt := conn.StartRoundTrips(ctx, "PING", node)
 	defer func() { rt.End(err) }()
 	rt.Calls++
+	op, check := "ping", []any{"PING"}
 	if p.trackingInfo {
-		info, err := redis.Values(s.Do(ctx, p.trk, "client", "CLIENT", "TRACKINGINFO"))
-		if err != nil {
-			return p.lose(reasonConnectionLost), err
+		op, check = "client", []any{"CLIENT", "TRACKINGINFO"}
+	}
+	err = p.trk.Send(check[0].(string), check[1:]...)
+	if err == nil {
+		err = p.trk.Send("INFO", "commandstats")
+	}
+	var replies []any
+	if err == nil {
+		replies, err = redis.Values(s.Do(ctx, p.trk, op, ""))
+	}
+	if err == nil {
+		for _, r := range replies {
+			if e, isErr := r.(redis.Error); isErr {
+				err = e
+			}
 		}
+	}
+	if err != nil {
+		return p.lose(reasonConnectionLost), err
+	}
+	if info, _ := replies[0].([]any); p.trackingInfo {
 		if r := trackingInfoLoss(info); r != "" {
 			return p.lose(r), nil
 		}
-	} else if _, err := s.Do(ctx, p.trk, "ping", "PING"); err != nil {
+	}
+	// Tracking announces no SWAPDB: a new count makes the read a full read.
+	swaps, err := swapdbCalls(replies[1], nil)
+	if err != nil {
 		return p.lose(reasonConnectionLost), err
+	}
+	if swaps != p.swaps {
+		p.swaps = swaps
+		return reasonSwapdb, nil
 	}
 
 	p.seq++
@@ -232,6 +261,32 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 	}
 	s.Observe("ping", time.Since(start))
 	return p.lostReason(), nil
+}
+
+// swapdbCalls is the count of SWAPDB calls that did not fail, from INFO commandstats.
+func swapdbCalls(reply any, err error) (int64, error) {
+	text, err := redis.String(reply, err)
+	if err != nil {
+		return 0, fmt.Errorf("INFO commandstats: %w", err)
+	}
+	var calls, failed int64
+	for line := range strings.Lines(text) {
+		stats, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_swapdb:")
+		if !ok {
+			continue
+		}
+		for field := range strings.SplitSeq(stats, ",") {
+			name, v, _ := strings.Cut(field, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch name {
+			case "calls":
+				calls = n
+			case "failed_calls":
+				failed = n
+			}
+		}
+	}
+	return calls - failed, nil
 }
 
 func trackingInfoLoss(info []any) string {
