@@ -64,8 +64,7 @@ func WithLogger(l *slog.Logger) Option { return func(m *Mirror) { m.logger = l }
 
 const scanRequested = "--redis.read-mode=scan"
 
-// trackingRetry spaces the retries of tracking after a refusal that new
-// credentials or grants lift: one pair of connections a minute at most.
+// trackingRetry spaces the retries of a denied tracking.
 const trackingRetry = time.Minute
 
 // WithScanMode makes every read a full read.
@@ -116,7 +115,7 @@ func (m *Mirror) fallBack(reason string, retry bool) {
 	}
 }
 
-// tracking reports whether reads use the mirror, ending a fallback whose retry is due.
+// tracking reports whether reads use the mirror, ending a due fallback.
 func (m *Mirror) tracking() bool {
 	r := m.scanReason.Load()
 	if r == nil {
@@ -126,7 +125,7 @@ func (m *Mirror) tracking() bool {
 	return at != 0 && m.now().UnixNano() >= at && m.scanReason.CompareAndSwap(r, nil)
 }
 
-// denied reports a refusal that new credentials or ACL grants lift.
+// denied reports a refusal that credentials or ACL grants lift.
 func denied(err error) bool {
 	e, ok := errors.AsType[redis.Error](err)
 	if !ok {

@@ -42,7 +42,7 @@ type trackingPair struct {
 	sub, trk     redis.Conn
 	trackingInfo bool   // else the barrier PINGs trk
 	seq          uint64 // barrier tags, under the Mirror's lock
-	swaps        int64  // SWAPDB calls at the last check, under the Mirror's lock
+	swaps        int64  // SWAPDB calls at the last check, likewise
 
 	mu           sync.Mutex
 	dirty        map[string]struct{}
@@ -187,9 +187,10 @@ func (p *trackingPair) handle(reply any) string {
 	return ""
 }
 
-// barrier proves the pair current: tracking is still on, and a PING on the
+// barrier proves the pair current: tracking is still on, no SWAPDB (which
+// tracking does not announce) since the last check, and a PING on the
 // invalidation connection came back after every invalidation before it.
-// It returns the loss reason, or an error when Redis could not be asked.
+// It returns why the read must be full, or an error when Redis could not be asked.
 func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node string) (_ string, err error) {
 	if r := p.lostReason(); r != "" {
 		return r, nil
@@ -224,7 +225,6 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 			return p.lose(r), nil
 		}
 	}
-	// Tracking announces no SWAPDB: a new count makes the read a full read.
 	swaps, err := swapdbCalls(replies[1], nil)
 	if err != nil {
 		return p.lose(reasonConnectionLost), err
@@ -263,7 +263,7 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 	return p.lostReason(), nil
 }
 
-// swapdbCalls is the count of SWAPDB calls that did not fail, from INFO commandstats.
+// swapdbCalls counts the SWAPDB calls that did not fail in INFO commandstats.
 func swapdbCalls(reply any, err error) (int64, error) {
 	text, err := redis.String(reply, err)
 	if err != nil {
