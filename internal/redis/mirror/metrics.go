@@ -7,7 +7,7 @@ var (
 		"The usage read in force (1): track (a mirror kept current by Redis key tracking) or scan (a full read per scrape).",
 		[]string{"mode"}, nil)
 	trackingUnavailableDesc = prometheus.NewDesc("billing_redis_tracking_unavailable",
-		"1 when --redis.read-mode=track was asked for but Redis refused key tracking (or cannot offer it) and reads are full reads; the reason is logged once at start.",
+		"1 when --redis.read-mode=track was asked for but Redis refused key tracking (or cannot offer it) and reads are full reads; the reason is logged; a NOAUTH, WRONGPASS or NOPERM refusal is retried every minute.",
 		nil, nil)
 	invalidationsDesc = prometheus.NewDesc("billing_redis_invalidations_total",
 		"Key invalidations received from Redis key tracking (a flush counts one).", nil, nil)

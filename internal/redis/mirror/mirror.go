@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/billing-exporter/billing_exporter/internal/billing"
@@ -41,6 +43,8 @@ type Mirror struct {
 	nodes []*nodeMirror
 
 	scanReason                atomic.Pointer[string]
+	retryAt                   atomic.Int64 // UnixNano when a fallback ends; 0: never
+	loggedFallBack            string       // under mu
 	invalidated, rereadTotal  atomic.Uint64
 	rereadLast, divergentLast atomic.Int64
 	seededAt                  atomic.Int64 // the oldest node's, or 0
@@ -59,6 +63,9 @@ func WithResyncInterval(d time.Duration) Option { return func(m *Mirror) { m.res
 func WithLogger(l *slog.Logger) Option { return func(m *Mirror) { m.logger = l } }
 
 const scanRequested = "--redis.read-mode=scan"
+
+// trackingRetry spaces the retries of a denied tracking.
+const trackingRetry = time.Minute
 
 // WithScanMode makes every read a full read.
 func WithScanMode() Option {
@@ -85,9 +92,9 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 	m.r, _ = r.(*read.Reader)
 	switch {
 	case m.r == nil:
-		m.fallBack(fmt.Sprintf("key tracking needs a single Redis server or a cluster, not a %T", r))
+		m.fallBack(fmt.Sprintf("key tracking needs a single Redis server or a cluster, not a %T", r), false)
 	case pattern.LiteralPrefix() == "":
-		m.fallBack("the usage key pattern starts with a placeholder: no literal prefix to track")
+		m.fallBack("the usage key pattern starts with a placeholder: no literal prefix to track", false)
 	}
 	var ctx context.Context
 	ctx, m.stop = context.WithCancel(context.Background())
@@ -95,10 +102,37 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 	return m
 }
 
-func (m *Mirror) fallBack(reason string) {
-	if m.scanReason.CompareAndSwap(nil, &reason) {
-		m.logger.Warn("Redis key tracking unavailable: reading the whole usage state on every scrape (scan mode)", "reason", reason)
+// fallBack makes reads full reads, for good or until a retry.
+func (m *Mirror) fallBack(reason string, retry bool) {
+	at := int64(0)
+	if retry {
+		at = m.now().Add(trackingRetry).UnixNano()
 	}
+	m.retryAt.Store(at)
+	if m.scanReason.CompareAndSwap(nil, &reason) && reason != m.loggedFallBack {
+		m.loggedFallBack = reason
+		m.logger.Warn("Redis key tracking unavailable: reading the whole usage state on every scrape (scan mode)", "reason", reason, "retried", retry)
+	}
+}
+
+// tracking reports whether reads use the mirror, ending a due fallback.
+func (m *Mirror) tracking() bool {
+	r := m.scanReason.Load()
+	if r == nil {
+		return true
+	}
+	at := m.retryAt.Load()
+	return at != 0 && m.now().UnixNano() >= at && m.scanReason.CompareAndSwap(r, nil)
+}
+
+// denied reports a refusal that credentials or ACL grants lift.
+func denied(err error) bool {
+	e, ok := errors.AsType[redis.Error](err)
+	if !ok {
+		return false
+	}
+	prefix, _, _ := strings.Cut(string(e), " ")
+	return prefix == "NOAUTH" || prefix == "WRONGPASS" || prefix == "NOPERM"
 }
 
 func (m *Mirror) mode() string {
@@ -120,7 +154,7 @@ func (m *Mirror) Close() error {
 
 // ReadUsage returns the usage state of periodID.
 func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
-	if m.scanReason.Load() != nil || pattern != m.pattern {
+	if pattern != m.pattern || !m.tracking() {
 		return m.Store.ReadUsage(ctx, pattern, periodID)
 	}
 	m.mu.Lock()
@@ -174,7 +208,7 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 		}
 		switch {
 		case errors.Is(err, errTrackingRefused):
-			m.fallBack(err.Error())
+			m.fallBack(err.Error(), denied(err))
 		case errors.Is(err, read.ErrTopologyChanged):
 			m.count(reasonTopology)
 		default:
@@ -182,6 +216,10 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 		}
 		m.drop()
 		return m.r.ReadUsage(ctx, m.pattern, periodID)
+	}
+	if m.loggedFallBack != "" {
+		m.logger.Info("Redis key tracking works again")
+		m.loggedFallBack = ""
 	}
 	m.rereadLast.Store(rereads.Load())
 	m.rereadTotal.Add(uint64(rereads.Load()))

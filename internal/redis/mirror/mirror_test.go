@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -353,6 +354,16 @@ func TestMirrorLoss(t *testing.T) {
 			_, trk := clientIDs(t, srv)
 			srv.Do("CLIENT", "KILL", "ID", trk)
 		}},
+		{"swapdb", []string{reasonSwapdb}, func(t *testing.T, srv *testserver.Redis) {
+			c := srv.Conn(redis.DialDatabase(1))
+			defer c.Close()
+			for i := range 30 {
+				if _, err := c.Do("HSET", fmt.Sprintf("usage:%d:%s", 100+i, thisPeriod), "messages", i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			srv.Do("SWAPDB", 0, 1)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testserver.StartRedis(t)
@@ -546,6 +557,85 @@ func TestMirrorFallback(t *testing.T) {
 				t.Errorf("billing_redis_tracking_unavailable = %v, want %v", unavailable, want)
 			}
 		})
+	}
+}
+
+// TestMirrorTrackingRetry: a fallback on an ACL refusal ends, once the
+// grants are there, at the first read a retry interval later.
+func TestMirrorTrackingRetry(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	scanACL := []any{"on", ">pw", "resetkeys", "%R~usage:*", "resetchannels", "-@all", "+scan", "+hgetall", "+info", "+ping", "+client|setname"}
+	srv.Do("ACL", append([]any{"SETUSER", "u"}, scanACL...)...)
+	srv.HSet("usage:1:"+thisPeriod, "messages", 5)
+	s := newStore(t, "redis://u:pw@"+srv.Addr())
+	m := New(s, pattern, WithResyncInterval(0))
+	defer m.Close()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+
+	read := func(want string) {
+		t.Helper()
+		srv.HSet("usage:1:"+thisPeriod, "messages", now.Unix())
+		sameSnapshot(t, "read", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+		if m.mode() != want {
+			t.Fatalf("mode = %s, want %s", m.mode(), want)
+		}
+	}
+	read(ModeScan)
+	srv.Do("ACL", "SETUSER", "u", "+exists", "+client|id", "+client|tracking", "+client|trackinginfo", "+subscribe", "&__redis__:invalidate")
+	now = now.Add(trackingRetry - time.Second)
+	read(ModeScan)
+	now = now.Add(time.Second)
+	read(ModeTrack)
+	read(ModeTrack)
+	if n := fullReads(m, reasonStart); n != 1 {
+		t.Errorf("start full reads = %d, want 1", n)
+	}
+
+	// Grants taken away again: back to full reads, and retried.
+	srv.Do("ACL", "SETUSER", "u", "-client|id")
+	sub, _ := clientIDs(t, srv)
+	srv.Do("CLIENT", "KILL", "ID", sub)
+	read(ModeScan)
+	now = now.Add(trackingRetry)
+	read(ModeScan)
+}
+
+func TestDenied(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("CLIENT: %w", redis.Error("NOPERM User u has no permissions to run the 'client|id' command")), true},
+		{redis.Error("NOAUTH Authentication required."), true},
+		{redis.Error("WRONGPASS invalid username-password pair or user is disabled."), true},
+		{redis.Error("ERR unknown command 'CLIENT', with args beginning with: 'ID'"), false},
+		{redis.Error("ERR Unknown subcommand or wrong number of arguments for 'TRACKING'"), false},
+		{fmt.Errorf("dial: %w", context.DeadlineExceeded), false},
+	} {
+		if got := denied(tc.err); got != tc.want {
+			t.Errorf("denied(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// failingSend is a connection whose writes fail.
+type failingSend struct{ redis.Conn }
+
+var errSend = fmt.Errorf("send refused")
+
+func (failingSend) Send(string, ...any) error { return errSend }
+
+// TestBarrierSendFails: a barrier whose PING cannot be sent reports it at once.
+func TestBarrierSendFails(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	s := newStore(t, srv.Addr(), conn.WithTimeouts(time.Second, 5*time.Second, time.Second))
+	c := srv.Conn()
+	defer c.Close()
+	p := &trackingPair{sub: failingSend{c}, trk: c, pongs: map[string]chan struct{}{}}
+	reason, err := p.barrier(context.Background(), s.Settings(), "")
+	if reason != reasonConnectionLost || !errors.Is(err, errSend) {
+		t.Errorf("barrier = %q, %v; want %q and the send error", reason, err, reasonConnectionLost)
 	}
 }
 

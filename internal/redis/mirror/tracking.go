@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,10 @@ const (
 	reasonReadError      = "read_error"
 	reasonResync         = "resync"
 	reasonTopology       = "topology_change"
+	reasonSwapdb         = "swapdb"
 )
 
-var fullReadReasons = []string{reasonStart, reasonConnectionLost, reasonRedirBroken, reasonFlush, reasonPeriod, reasonReadError, reasonResync, reasonTopology}
+var fullReadReasons = []string{reasonStart, reasonConnectionLost, reasonRedirBroken, reasonFlush, reasonPeriod, reasonReadError, reasonResync, reasonTopology, reasonSwapdb}
 
 // trackingPair is a subscribed connection that receives the invalidations
 // of every key under a prefix, and the connection whose tracking sends
@@ -40,6 +42,7 @@ type trackingPair struct {
 	sub, trk     redis.Conn
 	trackingInfo bool   // else the barrier PINGs trk
 	seq          uint64 // barrier tags, under the Mirror's lock
+	swaps        int64  // SWAPDB calls at the last check, likewise
 
 	mu           sync.Mutex
 	dirty        map[string]struct{}
@@ -89,7 +92,8 @@ func (p *trackingPair) start(ctx context.Context, s *conn.Settings, prefix strin
 		return err
 	}
 	p.trackingInfo = err == nil
-	return nil
+	p.swaps, err = swapdbCalls(s.Do(ctx, p.trk, "info", "INFO", "commandstats"))
+	return err
 }
 
 func (p *trackingPair) close() {
@@ -183,9 +187,10 @@ func (p *trackingPair) handle(reply any) string {
 	return ""
 }
 
-// barrier proves the pair current: tracking is still on, and a PING on the
+// barrier proves the pair current: tracking is still on, no SWAPDB (which
+// tracking does not announce) since the last check, and a PING on the
 // invalidation connection came back after every invalidation before it.
-// It returns the loss reason, or an error when Redis could not be asked.
+// It returns why the read must be full, or an error when Redis could not be asked.
 func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node string) (_ string, err error) {
 	if r := p.lostReason(); r != "" {
 		return r, nil
@@ -193,16 +198,40 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 	ctx, rt := conn.StartRoundTrips(ctx, "PING", node)
 	defer func() { rt.End(err) }()
 	rt.Calls++
+	op, check := "ping", []any{"PING"}
 	if p.trackingInfo {
-		info, err := redis.Values(s.Do(ctx, p.trk, "client", "CLIENT", "TRACKINGINFO"))
-		if err != nil {
-			return p.lose(reasonConnectionLost), err
+		op, check = "client", []any{"CLIENT", "TRACKINGINFO"}
+	}
+	err = p.trk.Send(check[0].(string), check[1:]...)
+	if err == nil {
+		err = p.trk.Send("INFO", "commandstats")
+	}
+	var replies []any
+	if err == nil {
+		replies, err = redis.Values(s.Do(ctx, p.trk, op, ""))
+	}
+	if err == nil {
+		for _, r := range replies {
+			if e, isErr := r.(redis.Error); isErr {
+				err = e
+			}
 		}
+	}
+	if err != nil {
+		return p.lose(reasonConnectionLost), err
+	}
+	if info, _ := replies[0].([]any); p.trackingInfo {
 		if r := trackingInfoLoss(info); r != "" {
 			return p.lose(r), nil
 		}
-	} else if _, err := s.Do(ctx, p.trk, "ping", "PING"); err != nil {
+	}
+	swaps, err := swapdbCalls(replies[1], nil)
+	if err != nil {
 		return p.lose(reasonConnectionLost), err
+	}
+	if swaps != p.swaps {
+		p.swaps = swaps
+		return reasonSwapdb, nil
 	}
 
 	p.seq++
@@ -211,7 +240,7 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 	p.mu.Lock()
 	p.pongs[tag] = ch
 	p.mu.Unlock()
-	if err := p.sub.Send("PING", tag); err == nil {
+	if err = p.sub.Send("PING", tag); err == nil {
 		err = p.sub.Flush()
 	}
 	if err != nil {
@@ -232,6 +261,32 @@ func (p *trackingPair) barrier(ctx context.Context, s *conn.Settings, node strin
 	}
 	s.Observe("ping", time.Since(start))
 	return p.lostReason(), nil
+}
+
+// swapdbCalls counts the SWAPDB calls that did not fail in INFO commandstats.
+func swapdbCalls(reply any, err error) (int64, error) {
+	text, err := redis.String(reply, err)
+	if err != nil {
+		return 0, fmt.Errorf("INFO commandstats: %w", err)
+	}
+	var calls, failed int64
+	for line := range strings.Lines(text) {
+		stats, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_swapdb:")
+		if !ok {
+			continue
+		}
+		for field := range strings.SplitSeq(stats, ",") {
+			name, v, _ := strings.Cut(field, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch name {
+			case "calls":
+				calls = n
+			case "failed_calls":
+				failed = n
+			}
+		}
+	}
+	return calls - failed, nil
 }
 
 func trackingInfoLoss(info []any) string {
