@@ -12,8 +12,7 @@ import (
 
 // BenchmarkLoad reads the plans of BENCH_TENANTS tenants (default 10000)
 // from a real PostgreSQL with the default query: "unchanged" loads the
-// same rows again (recognised, the last catalog returned), "changed" moves
-// a tenant to the other plan before each load (the catalog built):
+// same rows again, "changed" moves a tenant to the other plan before each load:
 //
 //	BENCH_TENANTS=100000 go test -run '^$' -bench Load -cpuprofile cpu.out ./internal/plans/postgres/
 func BenchmarkLoad(b *testing.B) {

@@ -4,7 +4,6 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
@@ -53,7 +52,6 @@ type Source struct {
 	query       string
 	metricTypes []string
 	lastRows    atomic.Int64
-	last        atomic.Pointer[result]
 }
 
 // Option configures a Source.
@@ -137,7 +135,7 @@ func parseDSN(name string, dsn func() (string, error)) (*pgx.ConnConfig, error) 
 	return cfg, nil
 }
 
-// Load runs the plans query; it returns the last catalog if no row changed.
+// Load runs the plans query and builds a catalog of its rows.
 func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	rows, err := s.db.QueryContext(ctx, s.query)
 	if err != nil {
@@ -152,10 +150,6 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
 	}
-	prev := s.last.Load()
-	if prev != nil && !slices.Equal(prev.columns, cols) {
-		prev = nil
-	}
 	values := make([]any, len(cols))
 	dest := make([]any, len(cols))
 	for i := range values {
@@ -163,126 +157,19 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	}
 	limits := make([]int64, len(lay.limits))
 	ids := planIDs{}
-	var b *builder // nil while the rows are the last load's
-	n := 0
+	b := newBuilder(lay, int(s.lastRows.Load()))
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
 		}
 		r, name := lay.row(values, limits, ids)
-		if b == nil && prev.same(n, r, name, limits) {
-			n++
-			continue
-		}
-		if b == nil {
-			b = s.startBuilding(lay, prev, n)
-		}
 		b.add(r, name, limits)
-		n++
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
 	}
-	if b == nil && prev != nil && n == len(prev.tenants) {
-		return prev.catalog, nil
-	}
-	if b == nil {
-		b = s.startBuilding(lay, prev, n)
-	}
 	s.lastRows.Store(int64(b.rows))
-	cat := b.catalog()
-	s.last.Store(b.rec.result(cols, cat))
-	return cat, nil
-}
-
-func (s *Source) startBuilding(lay *layout, prev *result, n int) *builder {
-	b := newBuilder(lay, int(s.lastRows.Load()))
-	for i := range n {
-		c := &prev.classes[prev.rowClass[i]]
-		b.add(row{tenantID: prev.tenants[i], planID: c.planID, reason: c.reason}, c.planName, c.limits)
-	}
-	return b
-}
-
-// result is one load's rows and catalog; a row is a tenant id and a class.
-type result struct {
-	columns  []string
-	catalog  *plans.Catalog
-	tenants  []string
-	rowClass []uint16
-	classes  []rowClass
-}
-
-type rowClass struct {
-	planID, planName, reason string
-	limits                   []int64
-}
-
-func (c *rowClass) is(r row, name string, limits []int64) bool {
-	return c.planID == r.planID && c.planName == name && c.reason == r.reason && slices.Equal(c.limits, limits)
-}
-
-func (p *result) same(n int, r row, name string, limits []int64) bool {
-	return p != nil && n < len(p.tenants) && p.tenants[n] == r.tenantID && p.classes[p.rowClass[n]].is(r, name, limits)
-}
-
-// maxRowClasses bounds a result's classes against hostile data.
-const maxRowClasses = 1 << 16
-
-type recorder struct {
-	tenants  []string
-	rowClass []uint16
-	classes  []rowClass
-	index    map[string]uint16
-	key      []byte
-	full     bool
-}
-
-func newRecorder(hint int) *recorder {
-	return &recorder{tenants: make([]string, 0, hint), rowClass: make([]uint16, 0, hint), index: map[string]uint16{}}
-}
-
-func (rc *recorder) add(r row, name string, limits []int64) {
-	if rc.full {
-		return
-	}
-	var i uint16
-	switch last := len(rc.rowClass) - 1; {
-	case last >= 0 && rc.classes[rc.rowClass[last]].is(r, name, limits):
-		i = rc.rowClass[last]
-	default:
-		rc.key = classKey(rc.key[:0], r, name, limits)
-		var ok bool
-		if i, ok = rc.index[string(rc.key)]; !ok {
-			if len(rc.classes) == maxRowClasses {
-				rc.full, rc.tenants, rc.rowClass, rc.classes, rc.index = true, nil, nil, nil, nil
-				return
-			}
-			i = uint16(len(rc.classes))
-			rc.classes = append(rc.classes, rowClass{planID: r.planID, planName: name, reason: r.reason, limits: slices.Clone(limits)})
-			rc.index[string(rc.key)] = i
-		}
-	}
-	rc.tenants = append(rc.tenants, r.tenantID)
-	rc.rowClass = append(rc.rowClass, i)
-}
-
-func classKey(buf []byte, r row, name string, limits []int64) []byte {
-	for _, s := range [...]string{r.planID, name, r.reason} {
-		buf = binary.AppendUvarint(buf, uint64(len(s)))
-		buf = append(buf, s...)
-	}
-	for _, v := range limits {
-		buf = binary.AppendVarint(buf, v)
-	}
-	return buf
-}
-
-func (rc *recorder) result(cols []string, cat *plans.Catalog) *result {
-	if rc.full {
-		return nil
-	}
-	return &result{columns: slices.Clone(cols), catalog: cat, tenants: rc.tenants, rowClass: rc.rowClass, classes: rc.classes}
+	return b.catalog(), nil
 }
 
 type layout struct {
@@ -463,7 +350,6 @@ type builder struct {
 	conflicting map[string]bool
 	extraRows   map[string]int
 	invalid     map[string]int
-	rec         *recorder
 }
 
 type planRows struct {
@@ -477,11 +363,10 @@ type planRows struct {
 
 func newBuilder(lay *layout, rows int) *builder {
 	return &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, rows),
-		invalid: map[string]int{}, rec: newRecorder(rows)}
+		invalid: map[string]int{}}
 }
 
 func (b *builder) add(r row, planName string, limits []int64) {
-	b.rec.add(r, planName, limits)
 	if r.reason != "" {
 		b.invalid[r.reason]++
 		if r.planID == "" {
