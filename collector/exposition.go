@@ -74,7 +74,7 @@ type tenantText struct {
 type chunkText struct {
 	text     []byte
 	ends     []int32 // where each tenant's lines end
-	deflated []byte  // text deflated, when a gzip rendering made it
+	deflated []byte  // once a gzip rendering made it
 }
 
 // rendered is one chunk: pooled buffers, and the kept copies that outlive it.
@@ -90,7 +90,6 @@ type rendered struct {
 func render(f *family, part []billing.TenantStatus, gzip bool, was *chunkText, same []bool) *rendered {
 	r := renderBuffers.Get().(*rendered)
 	if was != nil && !slices.Contains(same, false) {
-		// Shared, not copied: bodies of nearly the same state hold these bytes once.
 		r.kept, r.keptEnds, r.keptDeflated = was.text, was.ends, was.deflated
 		if gzip && r.keptDeflated == nil {
 			r.deflated = deflateChunk(r.deflated[:0], was.text)

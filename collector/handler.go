@@ -65,8 +65,8 @@ func WithMaxTenants(n int) HandlerOption {
 	return func(h *Handler) { h.maxTenants = n }
 }
 
-// WithMaxUnsentBytes bounds the bytes of bodies held for clients still being
-// written to; 0: a quarter of the Go memory limit, or 256 MiB without one.
+// WithMaxUnsentBytes bounds the bytes held for bodies being sent (0: a
+// quarter of the Go memory limit, else 256 MiB).
 func WithMaxUnsentBytes(n int64) HandlerOption {
 	return func(h *Handler) { h.maxUnsent = n }
 }
@@ -153,7 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		size += len(p)
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(size))
-	resp := h.unsent.admit(parts, func() { _ = rc.SetWriteDeadline(time.Now()) })
+	resp := h.unsent.admit(parts, func() { _ = rc.SetWriteDeadline(time.Unix(1, 0)) })
 	failed := true
 	defer func() { h.unsent.done(resp, failed) }()
 	for _, p := range parts {

@@ -7,10 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reasons a response is abandoned before its body is sent.
 const (
-	reasonUnsentBytes = "unsent_bytes" // given up to stay within the budget
-	reasonWriteFailed = "write_failed" // the client left, or its write deadline passed
+	reasonUnsentBytes = "unsent_bytes"
+	reasonWriteFailed = "write_failed"
 )
 
 var (
@@ -21,29 +20,27 @@ var (
 		"Bytes of rendered bodies held for responses being written, a part shared by several counted once.", nil, nil)
 )
 
-// unsent bounds the bytes held for responses being written. When a new body
-// takes it over max, the responses that have waited longest for their client
-// are given up; one response alone is always written.
+// unsent bounds the bytes held for responses being written: over max, those
+// that have waited longest are given up, never the only one.
 type unsent struct {
 	max int64 // 0: no bound
 
 	mu        sync.Mutex
 	held      int64
-	refs      map[*byte]int // by a part's first byte
+	refs      map[*byte]int
 	writing   map[*response]struct{}
 	tick      uint64
 	abandoned map[string]uint64
 }
 
-// response is a body being written.
 type response struct {
 	parts    [][]byte
-	progress uint64 // the tick of its last write: the lowest has waited longest
-	giveUp   func() // makes its pending and next writes fail at once
+	progress uint64 // the tick of its last write
+	giveUp   func() // fails its writes at once
 	gaveUp   bool
 }
 
-// defaultUnsentBytes is a quarter of the Go memory limit, or 256 MiB without one.
+// defaultUnsentBytes is a quarter of the Go memory limit, else 256 MiB.
 func defaultUnsentBytes() int64 {
 	if limit := debug.SetMemoryLimit(-1); limit < 1<<60 {
 		return limit / 4
@@ -56,8 +53,7 @@ func newUnsent(max int64) *unsent {
 		abandoned: map[string]uint64{reasonUnsentBytes: 0, reasonWriteFailed: 0}}
 }
 
-// admit holds parts for a response about to be written, giving up the
-// longest-waiting others while the bytes held exceed the budget.
+// admit holds parts for a response about to be written.
 func (u *unsent) admit(parts [][]byte, giveUp func()) *response {
 	r := &response{parts: parts, giveUp: giveUp}
 	u.mu.Lock()
@@ -75,6 +71,7 @@ func (u *unsent) admit(parts [][]byte, giveUp func()) *response {
 		}
 		u.drop(oldest)
 		oldest.gaveUp = true
+		// Under mu: its handler has not returned, so its connection serves no other request.
 		oldest.giveUp()
 		u.abandoned[reasonUnsentBytes]++
 	}
@@ -96,7 +93,7 @@ func (u *unsent) wrote(r *response) bool {
 	return true
 }
 
-// done releases r; failed says its body was not sent whole.
+// done releases r; failed: its body was not sent whole.
 func (u *unsent) done(r *response, failed bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -114,7 +111,7 @@ func (u *unsent) drop(r *response) {
 	u.hold(r.parts, -1)
 }
 
-// hold adds delta references to each part, counting its bytes on the first.
+// hold adds delta references to each part; a part's bytes count once.
 func (u *unsent) hold(parts [][]byte, delta int) {
 	for _, p := range parts {
 		if cap(p) == 0 {
@@ -135,13 +132,11 @@ func (u *unsent) hold(parts [][]byte, delta int) {
 	}
 }
 
-// Describe implements prometheus.Collector.
 func (u *unsent) Describe(ch chan<- *prometheus.Desc) {
 	ch <- abandonedDesc
 	ch <- unsentDesc
 }
 
-// Collect implements prometheus.Collector.
 func (u *unsent) Collect(ch chan<- prometheus.Metric) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
