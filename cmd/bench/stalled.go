@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,7 +23,7 @@ type stalledRow struct {
 	clients, served int // clients opened, and those answered 200
 	wall            time.Duration
 	rss             int64  // peak RSS from the first client to the end of the real scrape
-	givenUp         string // the real scrape's billing_exporter_scrapes_abandoned_total{reason="unsent_bytes"}
+	givenUp         string // billing_exporter_scrapes_abandoned_total{reason="unsent_bytes"}: its increase
 	failure         string
 }
 
@@ -36,10 +37,12 @@ func measureStalled(t target, n int, rs *redisServer, ts []tenant, period string
 	row := stalledRow{share: share, changed: int(share*float64(len(ts)) + 0.5), clients: n}
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
 	defer client.CloseIdleConnections()
-	if _, err := scrape(client, t); err != nil {
+	warm, err := scrape(client, t)
+	if err != nil {
 		row.failure = "warm-up scrape " + describe(err, t.timeout)
 		return row
 	}
+	before, known := givenUp(warm.body)
 	if err := resetPeakRSS(t.pid); err != nil {
 		row.failure = err.Error()
 		return row
@@ -91,10 +94,20 @@ func measureStalled(t target, n int, rs *redisServer, ts []tenant, period string
 		}
 	}
 	row.givenUp = "n/a"
-	if m := givenUpLine.FindSubmatch(s.body); m != nil {
-		row.givenUp = string(m[1])
+	if after, ok := givenUp(s.body); ok && known {
+		row.givenUp = strconv.FormatFloat(after-before, 'f', -1, 64)
 	}
 	return row
+}
+
+// givenUp is a scrape's billing_exporter_scrapes_abandoned_total{reason="unsent_bytes"}.
+func givenUp(body []byte) (float64, bool) {
+	m := givenUpLine.FindSubmatch(body)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	return v, err == nil
 }
 
 // stalledClient sends GET /metrics over a connection with a 4 KiB receive
@@ -131,8 +144,8 @@ func reportStalled(p func(string, ...any), r *runResult) {
 	p("Stalled clients (`-stalled`): one after the other, each after the writer changed the given share of the " +
 		"tenants, a client sends `GET /metrics` over a connection with a 4 KiB receive buffer and reads only the " +
 		"status line; then, with every such client still connected, a real scrape. Peak RSS runs from the first " +
-		"client to the end of the real scrape (VmHWM reset after a warm-up). Given up is the real scrape's " +
-		"`billing_exporter_scrapes_abandoned_total{reason=\"unsent_bytes\"}`.\n\n")
+		"client to the end of the real scrape (VmHWM reset after a warm-up). Given up is how much " +
+		"`billing_exporter_scrapes_abandoned_total{reason=\"unsent_bytes\"}` grew from the warm-up to the real scrape.\n\n")
 	p("| mode | changed before each client | clients (answered 200) | real scrape | peak RSS | given up |\n")
 	p("|---|---|---|---|---|---|\n")
 	for _, s := range r.stalled {
