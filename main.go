@@ -171,8 +171,6 @@ func (o *options) validate() (*settings, error) {
 		return nil, fmt.Errorf("--auto-gomemlimit.ratio must be in (0, 1], got %v", o.autoMemLimitRatio)
 	case o.maxReply < 0:
 		return nil, fmt.Errorf("--redis.max-reply-bytes must not be negative, got %v", o.maxReply)
-	case o.maxUnsent < 0:
-		return nil, fmt.Errorf("--web.max-unsent-bytes must not be negative, got %v", o.maxUnsent)
 	}
 	for _, addr := range o.redisAddrs {
 		t, err := conn.ParseTarget(addr)
