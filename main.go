@@ -56,7 +56,7 @@ type options struct {
 	idleTimeout, resync, plansRefresh                                        time.Duration
 	scanCount, batchSize, maxRequests, maxTenants, maxTypes, maxConnections  int
 	autoMemLimitRatio                                                        float64
-	maxReply                                                                 units.Base2Bytes
+	maxReply, maxUnsent                                                      units.Base2Bytes
 	redisTLS                                                                 conn.TLSFiles
 	plans                                                                    plansource.Flags
 	web                                                                      *web.FlagConfig
@@ -85,6 +85,7 @@ func addFlags(app *kingpin.Application) *options {
 	o := &options{log: &promslog.Config{}}
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	flagvalue.Int(app, "web.max-requests", "Maximum number of concurrent scrapes; 0 means no limit.", "40", &o.maxRequests)
+	app.Flag("web.max-unsent-bytes", "Most bytes of rendered bodies held for clients still being sent one; over it the clients that have waited longest are cut off and counted. 0 means a quarter of the Go memory limit (see --auto-gomemlimit), or 256MiB without one.").Default("0").BytesVar(&o.maxUnsent)
 	flagvalue.Int(app, "web.max-connections", "Maximum number of open HTTP connections; over it a new connection replaces the longest idle one, or is closed. 0 means no limit.", "512", &o.maxConnections)
 	flagvalue.Duration(app, "web.idle-timeout", "How long an idle keep-alive connection is kept open.", "2m", &o.idleTimeout)
 	app.Flag("web.disable-api", "Disable the read-only JSON API under /api/ (see /api/v1/openapi.yaml).").BoolVar(&o.disableAPI)
@@ -371,6 +372,7 @@ func newMux(o *options, service *billing.Service, reloader http.Handler, static 
 		collector.WithTimeoutOffset(o.timeoutOffset),
 		collector.WithMaxTimeout(o.maxTimeout),
 		collector.WithMaxRequests(o.maxRequests),
+		collector.WithMaxUnsentBytes(int64(o.maxUnsent)),
 		collector.WithTenantSeries(o.tenantSeries),
 		collector.WithMaxTenants(o.maxTenants),
 	))

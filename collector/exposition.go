@@ -56,7 +56,7 @@ func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText)
 		for i := range chunks {
 			r := <-results[i]
 			start()
-			next.families[fi][i] = chunkText{text: r.kept, ends: r.keptEnds}
+			next.families[fi][i] = chunkText{text: r.kept, ends: r.keptEnds, deflated: r.keptDeflated}
 			out.writeChunk(r.kept, r.keptDeflated)
 			r.kept, r.keptEnds, r.keptDeflated = nil, nil, nil
 			renderBuffers.Put(r)
@@ -72,8 +72,9 @@ type tenantText struct {
 }
 
 type chunkText struct {
-	text []byte
-	ends []int32 // where each tenant's lines end
+	text     []byte
+	ends     []int32 // where each tenant's lines end
+	deflated []byte  // once a gzip rendering made it
 }
 
 // rendered is one chunk: pooled buffers, and the kept copies that outlive it.
@@ -85,9 +86,17 @@ type rendered struct {
 }
 
 // render renders one chunk, deflated too for gzip, copying the tenants set
-// in same from was.
+// in same from was; a chunk whose tenants are all the same is was's bytes.
 func render(f *family, part []billing.TenantStatus, gzip bool, was *chunkText, same []bool) *rendered {
 	r := renderBuffers.Get().(*rendered)
+	if was != nil && !slices.Contains(same, false) {
+		r.kept, r.keptEnds, r.keptDeflated = was.text, was.ends, was.deflated
+		if gzip && r.keptDeflated == nil {
+			r.deflated = deflateChunk(r.deflated[:0], was.text)
+			r.keptDeflated = bytes.Clone(r.deflated)
+		}
+		return r
+	}
 	buf, ends := r.text[:0], r.ends[:0]
 	if was != nil {
 		buf = make([]byte, 0, len(was.text)+len(was.text)/16)

@@ -27,6 +27,8 @@ type Handler struct {
 	inflight      chan struct{} // nil: unbounded
 	tenantSeries  bool
 	maxTenants    int
+	maxUnsent     int64
+	unsent        *unsent
 	sections      sections
 }
 
@@ -62,6 +64,13 @@ func WithMaxTenants(n int) HandlerOption {
 	return func(h *Handler) { h.maxTenants = n }
 }
 
+// WithMaxUnsentBytes bounds the bytes held for bodies being sent (0: a
+// quarter of the Go memory limit, else 256 MiB).
+func WithMaxUnsentBytes(n int64) HandlerOption {
+	return func(h *Handler) { h.maxUnsent = n }
+}
+
+// NewHandler returns the /metrics handler.
 func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {
 	h := &Handler{
 		service:       service,
@@ -74,6 +83,10 @@ func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *sl
 	for _, o := range opts {
 		o(h)
 	}
+	if h.maxUnsent <= 0 {
+		h.maxUnsent = defaultUnsentBytes()
+	}
+	h.unsent = newUnsent(h.maxUnsent)
 	return h
 }
 
@@ -126,7 +139,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deadline = now
 	}
 	deadline = deadline.Add(h.timeoutOffset)
-	if err := http.NewResponseController(w).SetWriteDeadline(deadline); err != nil {
+	rc := http.NewResponseController(w)
+	if err := rc.SetWriteDeadline(deadline); err != nil {
 		h.logger.Debug("setting the write deadline", "err", err)
 	}
 	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
@@ -138,13 +152,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		size += len(p)
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(size))
+	resp := h.unsent.admit(parts, func() { _ = rc.SetWriteDeadline(time.Unix(1, 0)) })
+	failed := true
+	defer func() { h.unsent.done(resp, failed) }()
 	for _, p := range parts {
-		if _, err := w.Write(p); err != nil {
-			h.logger.Debug("writing metrics", "err", err)
-			return
+		// In steps, so that a client that reads shows progress.
+		for len(p) > 0 {
+			n := min(len(p), writeStep)
+			if _, err := w.Write(p[:n]); err != nil || !h.unsent.wrote(resp) {
+				h.logger.Debug("writing metrics", "err", err)
+				return
+			}
+			p = p[n:]
 		}
 	}
+	failed = false
 }
+
+const writeStep = 64 << 10
 
 // render reads and renders the body as parts while holding a scrape slot;
 // ok is false when no slot was free.
@@ -168,7 +193,7 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(New(read, err, omitted, h.logger))
+	reg.MustRegister(New(read, err, omitted, h.logger), h.unsent)
 	// First, so that the histograms count this read's Redis calls.
 	families, gatherErr := prometheus.Gatherers{reg, h.static}.Gather()
 	if gatherErr != nil {

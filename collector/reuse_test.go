@@ -42,6 +42,10 @@ func TestWriteTenantsReuse(t *testing.T) {
 			ts[5] = status("5", usage.CountersOf(map[string]int64{"messages": 5, "users": 5, "storage": 3}), "1")
 			return ts
 		}, changed: []int{0, 5, chunkTenants, n - 1}},
+		{name: "one chunk changed", change: func(ts []billing.TenantStatus) []billing.TenantStatus {
+			ts[chunkTenants+1] = status(ts[chunkTenants+1].ID, usage.CountersOf(map[string]int64{"messages": 1}), "1")
+			return ts
+		}, changed: []int{chunkTenants + 1}},
 		{name: "a tenant more", change: func(ts []billing.TenantStatus) []billing.TenantStatus {
 			return append(ts, status("new", usage.CountersOf(map[string]int64{"messages": 1}), "1"))
 		}, changed: nil /* every one: the list changed */},
@@ -79,6 +83,14 @@ func TestWriteTenantsReuse(t *testing.T) {
 						}
 						if g, w := tenantLines(text, fi, i), tenantLines(prev, fi, i); g != w {
 							t.Errorf("gzip %v: family %d, tenant %d: %q, want the last rendering's %q", gz, fi, i, g, w)
+						}
+					}
+					// A chunk of copied tenants only is the last rendering's bytes.
+					for ci, c := range text.families[fi] {
+						lo, hi := ci*chunkTenants, (ci+1)*chunkTenants
+						want := copied && !slices.ContainsFunc(tc.changed, func(i int) bool { return i >= lo && i < hi })
+						if got := copied && &c.text[0] == &prev.families[fi][ci].text[0]; got != want {
+							t.Errorf("gzip %v: family %d, chunk %d: shares the last rendering's bytes: %v, want %v", gz, fi, ci, got, want)
 						}
 					}
 				}

@@ -52,12 +52,13 @@ func parseShares(s string) ([]float64, error) {
 
 // measureChangesRun starts the exporter once per read mode and measures
 // its scrapes with the given shares of tenants changed before each.
-func measureChangesRun(o options, n int, dir, exporterBin, dsnFile string, rs *redisServer, ts []tenant, period string) ([]changeRow, error) {
+func measureChangesRun(o options, n int, dir, exporterBin, dsnFile string, rs *redisServer, ts []tenant, period string) ([]changeRow, []stalledRow, error) {
 	var rows []changeRow
+	var stalled []stalledRow
 	for _, mode := range []string{"scan", "track"} {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		name := "billing_exporter " + mode
 		args := append([]string{
@@ -67,11 +68,11 @@ func measureChangesRun(o options, n int, dir, exporterBin, dsnFile string, rs *r
 		}, o.extraArgs...)
 		p, err := startProc(name, dir, filepath.Join(dir, "billing_exporter-"+mode+".log"), nil, o.exporterEnv, exporterBin, args...)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := p.waitListening(loopback(port), 30*time.Second); err != nil {
 			p.stop(syscall.SIGTERM, 10*time.Second)
-			return nil, err
+			return nil, nil, err
 		}
 		t := target{name: name, url: "http://" + loopback(port) + "/metrics", pid: p.pid(), timeout: o.timeout,
 			expect: []string{"billing_redis_up 1", "billing_postgres_up 1", `billing_redis_read_mode{mode="` + mode + `"} 1`}}
@@ -86,9 +87,21 @@ func measureChangesRun(o options, n int, dir, exporterBin, dsnFile string, rs *r
 			}
 			rows = append(rows, row)
 		}
+		for _, share := range o.changes {
+			if o.stalled == 0 {
+				break
+			}
+			logf("%d tenants: %s, %d stalled clients, %.1f %% of the tenants changed before each", n, mode, o.stalled, share*100)
+			row := measureStalled(t, o.stalled, rs, ts, period, share, rng)
+			row.mode = mode
+			if row.failure != "" && !p.running() {
+				row.failure += "; process exited; log: " + p.logTail()
+			}
+			stalled = append(stalled, row)
+		}
 		p.stop(syscall.SIGTERM, 10*time.Second)
 	}
-	return rows, nil
+	return rows, stalled, nil
 }
 
 // measureChanges scrapes t once to warm up (in track mode: the seed), then

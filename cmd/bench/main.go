@@ -39,6 +39,7 @@ type options struct {
 	extraArgs   []string // appended to the exporter's flags
 	exporterEnv []string // KEY=VALUE added to the exporter's environment
 	changes     []float64
+	stalled     int // clients that never read, per read mode and share of -changes
 }
 
 // cl holds everything to stop and remove, for the end, errors and signals.
@@ -57,6 +58,7 @@ func main() {
 	exporterArgs := flag.String("exporter.args", "", "space-separated extra flags for the exporter (e.g. \"--redis.scan-count=5000\"), to measure settings")
 	exporterEnv := flag.String("exporter.env", "", "space-separated KEY=VALUE added to the exporter's environment only (e.g. \"GOMEMLIMIT=540MiB\", what --auto-gomemlimit sets in a 600 MiB container), not to the floor's or the peer's")
 	changes := flag.String("changes", "", "comma-separated shares of tenants (0 to 1, e.g. 0,0.001,0.01,0.1,1) changed before each scrape, to compare --redis.read-mode track and scan; empty: not measured")
+	flag.IntVar(&o.stalled, "stalled", 0, "with -changes: per read mode and share, this many clients that send GET /metrics and never read, then a real scrape; 0: not measured")
 	floorListen := flag.String("floor.listen", "", "internal: serve the floor on this address")
 	floorRedis := flag.String("floor.redis", "", "internal: the floor's Redis address")
 	flag.Parse()
@@ -88,6 +90,10 @@ func main() {
 			os.Exit(2)
 		}
 		o.tenants = append(o.tenants, n)
+	}
+	if o.stalled < 0 || o.stalled > 0 && len(o.changes) == 0 {
+		fmt.Fprintln(os.Stderr, "bench: -stalled must not be negative, and needs -changes")
+		os.Exit(2)
 	}
 	if o.months < 1 || o.scrapes < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -months and -scrapes must be at least 1")
@@ -281,7 +287,7 @@ func runOne(o options, n int, root, base, exporterBin, self string, peer bool) (
 	}
 
 	if len(o.changes) > 0 {
-		if r.changes, err = measureChangesRun(o, n, dir, exporterBin, dsnFile, rs, ts, periods(time.Now(), 1)[0]); err != nil {
+		if r.changes, r.stalled, err = measureChangesRun(o, n, dir, exporterBin, dsnFile, rs, ts, periods(time.Now(), 1)[0]); err != nil {
 			return nil, err
 		}
 	}

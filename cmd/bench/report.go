@@ -23,6 +23,7 @@ type runResult struct {
 	load    string // load averages before the scrapes
 	results []result
 	changes []changeRow
+	stalled []stalledRow
 	notes   []string
 }
 
@@ -92,6 +93,7 @@ func report(m machine, command string, scrapes int, runs []*runResult) string {
 			p("\n")
 		}
 		reportChanges(p, r)
+		reportStalled(p, r)
 	}
 
 	p("### Ratios\n\n")

@@ -1,0 +1,147 @@
+package collector
+
+import (
+	"runtime/debug"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	reasonUnsentBytes = "unsent_bytes"
+	reasonWriteFailed = "write_failed"
+)
+
+var (
+	abandonedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "exporter", "scrapes_abandoned_total"),
+		"Scrapes whose body was rendered but not sent whole, by reason: unsent_bytes (given up to stay within --web.max-unsent-bytes), write_failed.",
+		[]string{"reason"}, nil)
+	unsentDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "exporter", "unsent_bytes"),
+		"Bytes of rendered bodies held for responses being written, a part shared by several counted once.", nil, nil)
+)
+
+// unsent bounds the bytes held for responses being written: over max, those
+// that have waited longest are given up, never the only one.
+type unsent struct {
+	max int64 // 0: no bound
+
+	mu        sync.Mutex
+	held      int64
+	refs      map[*byte]int
+	writing   map[*response]struct{}
+	tick      uint64
+	abandoned map[string]uint64
+}
+
+type response struct {
+	parts    [][]byte
+	progress uint64 // the tick of its last write
+	giveUp   func() // fails its writes at once
+	gaveUp   bool
+}
+
+// defaultUnsentBytes is a quarter of the Go memory limit, else 256 MiB.
+func defaultUnsentBytes() int64 {
+	if limit := debug.SetMemoryLimit(-1); limit < 1<<60 {
+		return limit / 4
+	}
+	return 256 << 20
+}
+
+func newUnsent(max int64) *unsent {
+	return &unsent{max: max, refs: map[*byte]int{}, writing: map[*response]struct{}{},
+		abandoned: map[string]uint64{reasonUnsentBytes: 0, reasonWriteFailed: 0}}
+}
+
+// admit holds parts for a response about to be written.
+func (u *unsent) admit(parts [][]byte, giveUp func()) *response {
+	r := &response{parts: parts, giveUp: giveUp}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.hold(parts, 1)
+	for u.max > 0 && u.held > u.max {
+		var oldest *response
+		for o := range u.writing {
+			if oldest == nil || o.progress < oldest.progress {
+				oldest = o
+			}
+		}
+		if oldest == nil {
+			break
+		}
+		u.drop(oldest)
+		oldest.gaveUp = true
+		// Under mu: its handler has not returned, so its connection serves no other request.
+		oldest.giveUp()
+		u.abandoned[reasonUnsentBytes]++
+	}
+	u.tick++
+	r.progress = u.tick
+	u.writing[r] = struct{}{}
+	return r
+}
+
+// wrote records r's progress; false: r was given up.
+func (u *unsent) wrote(r *response) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if r.gaveUp {
+		return false
+	}
+	u.tick++
+	r.progress = u.tick
+	return true
+}
+
+// done releases r; failed: its body was not sent whole.
+func (u *unsent) done(r *response, failed bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if r.gaveUp {
+		return
+	}
+	u.drop(r)
+	if failed {
+		u.abandoned[reasonWriteFailed]++
+	}
+}
+
+func (u *unsent) drop(r *response) {
+	delete(u.writing, r)
+	u.hold(r.parts, -1)
+}
+
+// hold adds delta references to each part; a part's bytes count once.
+func (u *unsent) hold(parts [][]byte, delta int) {
+	for _, p := range parts {
+		if cap(p) == 0 {
+			continue
+		}
+		key := &p[:1][0]
+		n := u.refs[key] + delta
+		switch {
+		case n == 0:
+			delete(u.refs, key)
+			u.held -= int64(cap(p))
+		case n == delta:
+			u.refs[key] = n
+			u.held += int64(cap(p))
+		default:
+			u.refs[key] = n
+		}
+	}
+}
+
+func (u *unsent) Describe(ch chan<- *prometheus.Desc) {
+	ch <- abandonedDesc
+	ch <- unsentDesc
+}
+
+func (u *unsent) Collect(ch chan<- prometheus.Metric) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for reason, n := range u.abandoned {
+		ch <- prometheus.MustNewConstMetric(abandonedDesc, prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- gauge(unsentDesc, float64(u.held))
+}
