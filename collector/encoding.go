@@ -1,6 +1,9 @@
 package collector
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // acceptsGzip reports whether Accept-Encoding (RFC 9110) accepts gzip.
 // Identity is served even when refused: a 406 would fail the scrape.
@@ -38,20 +41,10 @@ func weight(params string) (int, bool) {
 			continue
 		}
 		whole, frac, _ := strings.Cut(value, ".")
-		if (whole != "0" && whole != "1") || len(frac) > 3 {
+		if (whole != "0" && whole != "1") || len(frac) > 3 || strings.Trim(frac, "0123456789") != "" {
 			return 0, false
 		}
-		n := 0
-		for i := range 3 {
-			d := 0
-			if i < len(frac) {
-				if frac[i] < '0' || frac[i] > '9' {
-					return 0, false
-				}
-				d = int(frac[i] - '0')
-			}
-			n = n*10 + d
-		}
+		n, _ := strconv.Atoi((frac + "000")[:3])
 		if whole == "1" {
 			if n != 0 {
 				return 0, false

@@ -9,14 +9,9 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/period"
 )
 
-// Pressure is a tenant's highest percentage of any limit, -1 without one.
-func (t *TenantStatus) Pressure() float64 {
-	top := -1.0
-	t.EachLimit(func(_ string, _ int64, pct float64) { top = max(top, pct) })
-	return top
-}
-
-// standing is Alerting and Pressure in one walk of the limits.
+// standing reports whether a shipped tenant alert fires for the tenant (once
+// its `for` has passed), and its highest percentage of any limit, -1
+// without one.
 func (t *TenantStatus) standing(p period.Period, at time.Time) (alerting bool, pressure float64) {
 	pressure = -1
 	t.EachLimit(func(limitType string, limit int64, pct float64) {
@@ -28,7 +23,7 @@ func (t *TenantStatus) standing(p period.Period, at time.Time) (alerting bool, p
 }
 
 // MostPressed returns up to n tenants for --metrics.max-tenants: those a
-// shipped alert fires for (Alerting) first, then by pressure, then by
+// shipped alert fires for first, then by pressure, then by
 // messages used. n <= 0 or n >= len(tenants) returns tenants unchanged.
 func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) []TenantStatus {
 	if n <= 0 || n >= len(tenants) {

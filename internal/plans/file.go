@@ -161,7 +161,7 @@ func (s *FileSource) Load(ctx context.Context) (*Catalog, error) {
 
 // Defaults returns the file's defaults, if any.
 func (s *FileSource) Defaults() (Limits, bool) {
-	return s.defaults.Clone(), s.hasDefaults
+	return maps.Clone(s.defaults), s.hasDefaults
 }
 
 // fileID is an integer or string id.

@@ -112,8 +112,11 @@ func LimitsFor(maxTimeout, idleTimeout time.Duration, maxConnections int) Limits
 	}
 }
 
-// NewServer returns the http.Server for handler under limits.
-func NewServer(handler http.Handler, limits Limits) *http.Server {
+// Serve runs the server with exporter-toolkit until SIGINT or SIGTERM, then
+// shuts it down gracefully.
+func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, limits Limits) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
@@ -125,15 +128,6 @@ func NewServer(handler http.Handler, limits Limits) *http.Server {
 	if limits.MaxConnections > 0 {
 		srv.ConnState = newConnLimiter(limits.MaxConnections).track
 	}
-	return srv
-}
-
-// Serve runs the server with exporter-toolkit until SIGINT or SIGTERM, then
-// shuts it down gracefully.
-func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, limits Limits) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv := NewServer(handler, limits)
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, webConfig, logger) }()
 	select {

@@ -74,7 +74,7 @@ func (p KeyPattern) Key(tenantID, periodID string) string {
 
 // Glob returns the SCAN MATCH pattern; Parse may reject matches.
 func (p KeyPattern) Glob() string {
-	return globEscape(p.prefix) + "*" + globEscape(p.middle) + "*" + globEscape(p.suffix)
+	return globEscaper.Replace(p.prefix) + "*" + globEscaper.Replace(p.middle) + "*" + globEscaper.Replace(p.suffix)
 }
 
 // ErrMalformedKey is Parse's error.
@@ -113,13 +113,8 @@ func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 }
 
 func validatePeriodID(s string) error {
-	if len(s) != periodLen {
+	if len(s) != periodLen || strings.Trim(s, "0123456789") != "" {
 		return fmt.Errorf("period %q is not YYYYMM", s)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return fmt.Errorf("period %q is not YYYYMM", s)
-		}
 	}
 	if month := s[4:]; month < "01" || month > "12" {
 		return fmt.Errorf("period %q has month %s", s, month)
@@ -182,14 +177,5 @@ func (p KeyPattern) MatchesGlob(key string) bool {
 	return strings.Contains(key[len(p.prefix):len(key)-len(p.suffix)], p.middle)
 }
 
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// globEscaper escapes the characters SCAN MATCH treats as special.
+var globEscaper = strings.NewReplacer("*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`, `\`, `\\`)
