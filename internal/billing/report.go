@@ -51,14 +51,13 @@ type Terms struct {
 	Limits           plans.Limits
 	UnreadableLimits map[string]string
 
-	limits *[]LimitCheck // sorted by type
+	limits []LimitCheck // sorted by type
 }
 
 // NewTerms prepares t for a TenantStatus.
 func NewTerms(t Terms, source string) *Terms {
 	if t.LimitsKnown {
-		l := sortedLimits(t.Limits, t.UnreadableLimits, source)
-		t.limits = &l
+		t.limits = sortedLimits(t.Limits, t.UnreadableLimits, source)
 	}
 	return &t
 }
@@ -84,13 +83,6 @@ const UsageSource = "redis"
 // Is reports unavailability.
 func (u Unavailable) Is() bool { return u.Reason != "" }
 
-func (t *Terms) limitList() []LimitCheck {
-	if t.limits == nil {
-		return nil
-	}
-	return *t.limits
-}
-
 // Used returns a metric type's usage.
 func (t *TenantStatus) Used(metricType string) (int64, bool) {
 	return t.Usage.Value(metricType)
@@ -111,7 +103,7 @@ func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 
 // Unavailable says why metricType has no figures.
 func (t *TenantStatus) Unavailable(metricType string) Unavailable {
-	for _, c := range t.limitList() {
+	for _, c := range t.limits {
 		if c.Type == metricType && c.Unavailable != nil {
 			return *c.Unavailable
 		}
@@ -124,7 +116,7 @@ func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 
 // EachLimit calls f for limits with a percentage.
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
-	for _, c := range t.limitList() {
+	for _, c := range t.limits {
 		if used, ok := t.Usage.Value(c.Type); ok && c.Unavailable == nil {
 			f(c.Type, c.Limit, percentage(used, c.Limit))
 		}
@@ -133,7 +125,7 @@ func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float
 
 // EachKnownLimit calls f for readable limits.
 func (t *TenantStatus) EachKnownLimit(f func(limitType string, limit int64)) {
-	for _, c := range t.limitList() {
+	for _, c := range t.limits {
 		if c.Limit > 0 {
 			f(c.Type, c.Limit)
 		}
@@ -266,7 +258,7 @@ func (t *Terms) sameTerms(o *Terms) bool {
 	return t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
 		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
 		maps.Equal(t.Limits, o.Limits) && maps.Equal(t.UnreadableLimits, o.UnreadableLimits) &&
-		slices.EqualFunc(t.limitList(), o.limitList(), func(a, b LimitCheck) bool {
+		slices.EqualFunc(t.limits, o.limits, func(a, b LimitCheck) bool {
 			return a.Type == b.Type && a.Limit == b.Limit &&
 				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
 		})

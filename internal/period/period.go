@@ -15,18 +15,11 @@ type Period struct {
 // At returns t's period in loc.
 func At(t time.Time, loc *time.Location) Period {
 	y, m, _ := t.In(loc).Date()
-	return month(y, m, loc)
-}
-
-func month(y int, m time.Month, loc *time.Location) Period {
-	ny, nm := y, m+1
-	if nm > time.December {
-		ny, nm = y+1, time.January
-	}
+	next := time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
 	return Period{
 		ID:    fmt.Sprintf("%04d%02d", y, int(m)),
 		Start: firstInstant(y, m, loc),
-		End:   firstInstant(ny, nm, loc),
+		End:   firstInstant(next.Year(), next.Month(), loc),
 	}
 }
 

@@ -168,23 +168,14 @@ func (h *Hash) String() string {
 }
 
 func (h *Hash) without(drop func(name string, v int64) bool) *Hash {
-	var kept []field
+	var buf [smallHash]field
+	kept := buf[:0]
 	for i := range h.Len() {
-		name, v := (*h.names)[i], h.vals[i]
-		if drop(name, v) {
-			if kept == nil {
-				kept = make([]field, 0, h.Len())
-				for j := range i {
-					kept = append(kept, field{(*h.names)[j], h.vals[j]})
-				}
-			}
-			continue
-		}
-		if kept != nil {
+		if name, v := (*h.names)[i], h.vals[i]; !drop(name, v) {
 			kept = append(kept, field{name, v})
 		}
 	}
-	if kept == nil {
+	if len(kept) == h.Len() {
 		return h
 	}
 	return buildHash(kept)
