@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -8,7 +9,7 @@ import (
 // acceptsGzip reports whether Accept-Encoding (RFC 9110) accepts gzip.
 // Identity is served even when refused: a 406 would fail the scrape.
 func acceptsGzip(header string) bool {
-	gzipQ, starQ := -1, -1 // -1: not listed
+	gzipQ, starQ := -1.0, -1.0 // -1: not listed
 	for member := range strings.SplitSeq(header, ",") {
 		coding, params, _ := strings.Cut(member, ";")
 		coding = strings.ToLower(strings.Trim(coding, " \t"))
@@ -29,29 +30,21 @@ func acceptsGzip(header string) bool {
 	return starQ > 0
 }
 
-// weight returns a member's qvalue in thousandths, false when malformed.
-func weight(params string) (int, bool) {
-	q := 1000
-	if strings.Trim(params, " \t") == "" {
-		return q, true
-	}
+// qvalueRE is RFC 9110's qvalue.
+var qvalueRE = regexp.MustCompile(`^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$`)
+
+// weight returns a member's qvalue, false when malformed.
+func weight(params string) (float64, bool) {
+	q := 1.0
 	for p := range strings.SplitSeq(params, ";") {
 		name, value, found := strings.Cut(strings.Trim(p, " \t"), "=")
 		if !found || !strings.EqualFold(name, "q") {
 			continue
 		}
-		whole, frac, _ := strings.Cut(value, ".")
-		if (whole != "0" && whole != "1") || len(frac) > 3 || strings.Trim(frac, "0123456789") != "" {
+		if !qvalueRE.MatchString(value) {
 			return 0, false
 		}
-		n, _ := strconv.Atoi((frac + "000")[:3])
-		if whole == "1" {
-			if n != 0 {
-				return 0, false
-			}
-			n = 1000
-		}
-		q = n
+		q, _ = strconv.ParseFloat(value, 64)
 	}
 	return q, true
 }

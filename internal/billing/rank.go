@@ -41,10 +41,7 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 			}
 			return 1
 		}
-		if c := cmp.Compare(b.pressure, a.pressure); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(b.messages, a.messages); c != 0 {
+		if c := cmp.Or(cmp.Compare(b.pressure, a.pressure), cmp.Compare(b.messages, a.messages)); c != 0 {
 			return c
 		}
 		return cmp.Compare(tenants[a.i].ID, tenants[b.i].ID)

@@ -249,11 +249,8 @@ func (t *TenantStatus) Same(o *TenantStatus) bool {
 }
 
 func (t *Terms) sameTerms(o *Terms) bool {
-	switch {
-	case t == o:
-		return true
-	case t == nil || o == nil:
-		return false
+	if t == o || t == nil || o == nil {
+		return t == o
 	}
 	return t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
 		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
