@@ -17,10 +17,6 @@ type connLimiter struct {
 	conns map[net.Conn]time.Time // zero: busy; else idle since then
 }
 
-func newConnLimiter(maxConns int) *connLimiter {
-	return &connLimiter{max: maxConns, conns: map[net.Conn]time.Time{}}
-}
-
 // track is the http.Server's ConnState hook.
 func (l *connLimiter) track(c net.Conn, state http.ConnState) {
 	l.mu.Lock()

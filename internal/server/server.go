@@ -126,7 +126,8 @@ func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig,
 		IdleTimeout:  limits.IdleTimeout,
 	}
 	if limits.MaxConnections > 0 {
-		srv.ConnState = newConnLimiter(limits.MaxConnections).track
+		limiter := &connLimiter{max: limits.MaxConnections, conns: map[net.Conn]time.Time{}}
+		srv.ConnState = limiter.track
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, webConfig, logger) }()

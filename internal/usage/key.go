@@ -44,10 +44,8 @@ func ParseKeyPattern(s string) (KeyPattern, error) {
 		// Else a tenant id ending in digits runs into the period.
 		return KeyPattern{}, fmt.Errorf("key pattern %q needs literal text between {tenant_id} and {period}", s)
 	}
-	for _, lit := range []string{p.prefix, p.middle, p.suffix} {
-		if strings.ContainsAny(lit, "{}") {
-			return KeyPattern{}, fmt.Errorf("key pattern %q has an unknown placeholder", s)
-		}
+	if strings.ContainsAny(p.prefix+p.middle+p.suffix, "{}") {
+		return KeyPattern{}, fmt.Errorf("key pattern %q has an unknown placeholder", s)
 	}
 	return p, nil
 }
