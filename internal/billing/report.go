@@ -419,23 +419,24 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 	}
 	slices.Sort(types)
 	types = slices.Compact(types)
-	counts := make(map[string][]int, len(types))
-	for _, lt := range types {
-		counts[lt] = make([]int, len(thresholds))
+	// zeros has a count per type and threshold: every limit EachLimit gives
+	// is one of types.
+	zeros := func() map[string][]int {
+		counts := make(map[string][]int, len(types))
+		for _, lt := range types {
+			counts[lt] = make([]int, len(thresholds))
+		}
+		return counts
 	}
+	counts := zeros()
 	var mu sync.Mutex
 	eachPart(splitEven(len(tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
-		part := map[string][]int{}
+		part := zeros()
 		for i := lo; i < hi; i++ {
 			tenants[i].EachLimit(func(lt string, _ int64, pct float64) {
-				c := part[lt]
-				if c == nil {
-					c = make([]int, len(thresholds))
-					part[lt] = c
-				}
 				for k, th := range thresholds {
 					if pct >= th {
-						c[k]++
+						part[lt][k]++
 					}
 				}
 			})
