@@ -315,12 +315,9 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 		out := make([]knownTenant, 0, len(s))
 		next := []int{0}
 		for i := 0; i+1 < len(bounds); i += 2 {
-			if i+2 >= len(bounds) {
-				out = append(out, s[bounds[i]:bounds[i+1]]...)
-				next = append(next, len(out))
-				break
-			}
-			a, b := s[bounds[i]:bounds[i+1]], s[bounds[i+1]:bounds[i+2]]
+			// The last part, when odd, has an empty partner.
+			mid, hi := bounds[i+1], bounds[min(i+2, len(bounds)-1)]
+			a, b := s[bounds[i]:mid], s[mid:hi]
 			for len(a) > 0 && len(b) > 0 {
 				if a[0].id < b[0].id {
 					out, a = append(out, a[0]), a[1:]

@@ -141,15 +141,10 @@ func (h *Hash) eachField(f func(name string, v int64)) {
 
 // Equal compares fields and values.
 func (h *Hash) Equal(o *Hash) bool {
-	if h.Len() != o.Len() {
-		return false
+	if h.Len() == 0 || o.Len() == 0 {
+		return h.Len() == o.Len()
 	}
-	for i := range h.Len() {
-		if (*h.names)[i] != (*o.names)[i] || h.vals[i] != o.vals[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(*h.names, *o.names) && slices.Equal(h.vals, o.vals)
 }
 
 // Map returns the fields with markers.
