@@ -71,7 +71,7 @@ type unavailableView struct {
 // derived from a figure unknown.
 func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p period.Period, at time.Time) metricUsage {
 	m := metricUsage{MonthlyReset: h.monthlyReset(metricType)}
-	used, usedKnown := t.Used(metricType)
+	used, usedKnown := t.Usage.Value(metricType)
 	if usedKnown {
 		m.Used = &used
 	}

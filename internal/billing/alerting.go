@@ -48,7 +48,7 @@ func (t *TenantStatus) limitAlerting(limitType string, limit int64, pct float64,
 	case limitType != messagesType:
 		return false
 	}
-	used, _ := t.Used(messagesType)
+	used, _ := t.Usage.Value(messagesType)
 	projected, ok := Projected(used, p, at)
 	return pct > NearLimitPercent || ok && projected > float64(limit)
 }

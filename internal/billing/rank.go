@@ -30,7 +30,7 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 		return tenants
 	}
 	rankOf := func(i int) ranked {
-		messages, _ := tenants[i].Used(messagesType)
+		messages, _ := tenants[i].Usage.Value(messagesType)
 		alerting, pressure := tenants[i].standing(p, at)
 		return ranked{i, alerting, pressure, messages}
 	}

@@ -83,11 +83,6 @@ const UsageSource = "redis"
 // Is reports unavailability.
 func (u Unavailable) Is() bool { return u.Reason != "" }
 
-// Used returns a metric type's usage.
-func (t *TenantStatus) Used(metricType string) (int64, bool) {
-	return t.Usage.Value(metricType)
-}
-
 // Percentage returns 100 × used / limit.
 func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 	if !t.LimitsKnown || t.Unavailable(limitType).Is() {

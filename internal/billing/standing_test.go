@@ -18,3 +18,8 @@ func (t *TenantStatus) Pressure() float64 {
 	t.EachLimit(func(_ string, _ int64, pct float64) { top = max(top, pct) })
 	return top
 }
+
+// Used is the tenant's usage of metricType.
+func (t *TenantStatus) Used(metricType string) (int64, bool) {
+	return t.Usage.Value(metricType)
+}
