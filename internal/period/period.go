@@ -58,15 +58,7 @@ func (p Period) Previous() Period { return At(p.Start.Add(-time.Nanosecond), p.S
 
 // Elapsed returns the share of p past at t.
 func (p Period) Elapsed(t time.Time) float64 {
-	total := p.End.Sub(p.Start)
-	done := t.Sub(p.Start)
-	switch {
-	case done <= 0:
-		return 0
-	case done >= total:
-		return 1
-	}
-	return float64(done) / float64(total)
+	return min(max(float64(t.Sub(p.Start))/float64(p.End.Sub(p.Start)), 0), 1)
 }
 
 // LoadLocation loads a billing time zone.
