@@ -9,9 +9,8 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/period"
 )
 
-// standing reports whether a shipped tenant alert fires for the tenant (once
-// its `for` has passed), and its highest percentage of any limit, -1
-// without one.
+// standing reports whether a shipped tenant alert fires, and the highest
+// limit percentage (-1: none).
 func (t *TenantStatus) standing(p period.Period, at time.Time) (alerting bool, pressure float64) {
 	pressure = -1
 	t.EachLimit(func(limitType string, limit int64, pct float64) {
@@ -22,9 +21,8 @@ func (t *TenantStatus) standing(p period.Period, at time.Time) (alerting bool, p
 	return t.LimitsKnown && (t.UsingDefaults || alerting), pressure
 }
 
-// MostPressed returns up to n tenants for --metrics.max-tenants: those a
-// shipped alert fires for first, then by pressure, then by
-// messages used. n <= 0 or n >= len(tenants) returns tenants unchanged.
+// MostPressed returns up to n tenants for --metrics.max-tenants, alerting
+// first, then by pressure and messages; n <= 0 keeps them all.
 func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) []TenantStatus {
 	if n <= 0 || n >= len(tenants) {
 		return tenants

@@ -310,7 +310,7 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 		out := make([]knownTenant, 0, len(s))
 		next := []int{0}
 		for i := 0; i+1 < len(bounds); i += 2 {
-			// The last part, when odd, has an empty partner.
+			// An odd last part merges with nothing.
 			mid, hi := bounds[i+1], bounds[min(i+2, len(bounds)-1)]
 			a, b := s[bounds[i]:mid], s[mid:hi]
 			for len(a) > 0 && len(b) > 0 {
@@ -411,8 +411,7 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 	}
 	slices.Sort(types)
 	types = slices.Compact(types)
-	// zeros has a count per type and threshold: every limit EachLimit gives
-	// is one of types.
+	// EachLimit gives no type outside types.
 	zeros := func() map[string][]int {
 		counts := make(map[string][]int, len(types))
 		for _, lt := range types {

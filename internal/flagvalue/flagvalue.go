@@ -12,7 +12,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 )
 
-// numberValue is a non-negative number; what names its form in errors.
+// numberValue is a non-negative number; what names its form.
 type numberValue[T ~int | ~int64] struct {
 	name, what string
 	p          *T

@@ -112,8 +112,7 @@ func LimitsFor(maxTimeout, idleTimeout time.Duration, maxConnections int) Limits
 	}
 }
 
-// Serve runs the server with exporter-toolkit until SIGINT or SIGTERM, then
-// shuts it down gracefully.
+// Serve serves until SIGINT or SIGTERM, then shuts down gracefully.
 func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, limits Limits) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
