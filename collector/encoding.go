@@ -1,11 +1,15 @@
 package collector
 
-import "strings"
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
 
 // acceptsGzip reports whether Accept-Encoding (RFC 9110) accepts gzip.
 // Identity is served even when refused: a 406 would fail the scrape.
 func acceptsGzip(header string) bool {
-	gzipQ, starQ := -1, -1 // -1: not listed
+	gzipQ, starQ := -1.0, -1.0 // -1: not listed
 	for member := range strings.SplitSeq(header, ",") {
 		coding, params, _ := strings.Cut(member, ";")
 		coding = strings.ToLower(strings.Trim(coding, " \t"))
@@ -26,39 +30,21 @@ func acceptsGzip(header string) bool {
 	return starQ > 0
 }
 
-// weight returns a member's qvalue in thousandths, false when malformed.
-func weight(params string) (int, bool) {
-	q := 1000
-	if strings.Trim(params, " \t") == "" {
-		return q, true
-	}
+// qvalueRE is RFC 9110's qvalue.
+var qvalueRE = regexp.MustCompile(`^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$`)
+
+// weight returns a member's qvalue, false when malformed.
+func weight(params string) (float64, bool) {
+	q := 1.0
 	for p := range strings.SplitSeq(params, ";") {
 		name, value, found := strings.Cut(strings.Trim(p, " \t"), "=")
 		if !found || !strings.EqualFold(name, "q") {
 			continue
 		}
-		whole, frac, _ := strings.Cut(value, ".")
-		if (whole != "0" && whole != "1") || len(frac) > 3 {
+		if !qvalueRE.MatchString(value) {
 			return 0, false
 		}
-		n := 0
-		for i := range 3 {
-			d := 0
-			if i < len(frac) {
-				if frac[i] < '0' || frac[i] > '9' {
-					return 0, false
-				}
-				d = int(frac[i] - '0')
-			}
-			n = n*10 + d
-		}
-		if whole == "1" {
-			if n != 0 {
-				return 0, false
-			}
-			n = 1000
-		}
-		q = n
+		q, _ = strconv.ParseFloat(value, 64)
 	}
 	return q, true
 }

@@ -4,7 +4,6 @@ package api
 
 import (
 	"cmp"
-	"context"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -32,17 +31,17 @@ var Endpoints = []string{EndpointTenantUsage, EndpointTenants, EndpointPlans, En
 // MaxURILength bounds the escaped path plus the query.
 const MaxURILength = 4096
 
-const defaultRequestTimeout = 10 * time.Second
+// requestTimeout bounds a request's reads.
+const requestTimeout = 10 * time.Second
 
 // Handler serves the API.
 type Handler struct {
-	service        *billing.Service
-	logger         *slog.Logger
-	metrics        *Metrics
-	mux            *http.ServeMux
-	notFound       http.Handler
-	rankings       rankings
-	requestTimeout time.Duration
+	service  *billing.Service
+	logger   *slog.Logger
+	metrics  *Metrics
+	mux      *http.ServeMux
+	notFound http.Handler
+	rankings rankings
 }
 
 // Option configures a Handler.
@@ -62,7 +61,7 @@ func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } 
 
 // New returns the API handler over service, to mount at /api/.
 func New(service *billing.Service, opts ...Option) *Handler {
-	h := &Handler{service: service, logger: slog.New(slog.DiscardHandler), mux: http.NewServeMux(), requestTimeout: defaultRequestTimeout}
+	h := &Handler{service: service, logger: slog.New(slog.DiscardHandler), mux: http.NewServeMux()}
 	for _, o := range opts {
 		o(h)
 	}
@@ -151,8 +150,4 @@ func TenantUsagePath(tenantID string) string {
 		seg = strings.Repeat("%2E", len(tenantID))
 	}
 	return "/api/v1/tenants/" + seg + "/usage"
-}
-
-func (h *Handler) timeout(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), h.requestTimeout)
 }

@@ -28,7 +28,6 @@ type problem struct {
 	Parameter string `json:"parameter,omitempty"`
 
 	cause      error // logged, never sent: it may name hosts
-	noInstance bool
 	retryAfter string
 }
 
@@ -50,9 +49,7 @@ func errMethodNotAllowed(method string) *problem {
 }
 
 func errURITooLong() *problem {
-	p := errHTTP(http.StatusRequestURITooLong, fmt.Sprintf("the path and query together exceed %d bytes", MaxURILength))
-	p.noInstance = true
-	return p
+	return errHTTP(http.StatusRequestURITooLong, fmt.Sprintf("the path and query together exceed %d bytes", MaxURILength))
 }
 
 func errUnknownTenant(id string) *problem {
@@ -74,7 +71,7 @@ func errLimitsUnavailable(source string, cause error) *problem {
 
 // problem writes p as application/problem+json and logs it.
 func (h *Handler) problem(w http.ResponseWriter, r *http.Request, p *problem) {
-	if !p.noInstance {
+	if p.Status != http.StatusRequestURITooLong {
 		p.Instance = r.URL.EscapedPath()
 	}
 	switch {

@@ -23,9 +23,6 @@ const (
 // the rest: a typo ignored would answer a question not asked.
 func parseQuery(raw string, allowed []string) (map[string]string, *problem) {
 	out := map[string]string{}
-	if raw == "" {
-		return out, nil
-	}
 	values, err := url.ParseQuery(raw)
 	if err != nil {
 		return nil, errInvalidParam("query", "is malformed: "+err.Error())

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -72,8 +73,10 @@ func (h *Handler) newPlansView(read *billing.Read) *plansView {
 		catalog = rep.Plans.Catalog.Plans
 	}
 	for id, p := range catalog {
+		unreadable := map[string]string{}
+		maps.Copy(unreadable, p.Unreadable)
 		v.Plans = append(v.Plans, planView{ID: p.ID, Name: p.Name, Limits: limitsView(p.Limits),
-			UnreadableLimits: unreadableView(p.Unreadable), Tenants: count(id)})
+			UnreadableLimits: unreadable, Tenants: count(id)})
 	}
 	// A plan id without a readable row is listed, with unknown limits.
 	for _, pc := range rep.PerPlan {
@@ -83,11 +86,4 @@ func (h *Handler) newPlansView(read *billing.Read) *plansView {
 	}
 	slices.SortStableFunc(v.Plans, func(a, b planView) int { return strings.Compare(a.ID, b.ID) })
 	return v
-}
-
-func unreadableView(u map[string]string) map[string]string {
-	if u == nil {
-		return map[string]string{}
-	}
-	return u
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ func (rs *rankings) of(read *billing.Read, limitType string) []ranked {
 // recentRead returns the billing core's recent full read, or answers 503
 // without limits or, if needed, usage.
 func (h *Handler) recentRead(w http.ResponseWriter, r *http.Request, needUsage bool) (*billing.Read, bool) {
-	ctx, cancel := h.timeout(r)
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	read, err := h.service.Recent(ctx)
 	switch {

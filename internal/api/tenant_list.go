@@ -78,11 +78,6 @@ func decodeCursor(s, limitType string) (*listCursor, *problem) {
 	return &c, nil
 }
 
-// after reports whether a tenant with pct and id comes after the cursor.
-func (c *listCursor) after(pct float64, id string) bool {
-	return pct < c.Pct || (pct == c.Pct && id > c.TenantID)
-}
-
 // serveTenants answers from the billing core's recent full read.
 func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map[string]string) {
 	limitType, p1 := param(query, "limit_type", DefaultLimitType, parseLimitType)
@@ -109,8 +104,10 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map
 	end := sort.Search(len(rk), func(i int) bool { return rk[i].pct < minPct })
 	start := 0
 	if cur != nil {
+		// The first tenant after the cursor.
 		start = sort.Search(end, func(i int) bool {
-			return cur.after(rk[i].pct, rep.Tenants[rk[i].idx].ID)
+			pct, id := rk[i].pct, rep.Tenants[rk[i].idx].ID
+			return pct < cur.Pct || (pct == cur.Pct && id > cur.TenantID)
 		})
 	}
 	stop := min(start+limit, end)

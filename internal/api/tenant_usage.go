@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net/http"
@@ -31,7 +32,7 @@ func (h *Handler) serveTenantUsage(w http.ResponseWriter, r *http.Request, _ map
 		h.problem(w, r, errInvalidParam("tenant_id", "is not a valid tenant id: "+err.Error()))
 		return
 	}
-	ctx, cancel := h.timeout(r)
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	switch tr, err := h.service.Tenant(ctx, id); {
 	case errors.Is(err, billing.ErrUnknownTenant):
@@ -64,9 +65,7 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 	t.Usage.Each(func(mt string, _ int64) { types = append(types, mt) })
 	t.Usage.EachUnreadable(func(mt string, _ usage.Reason) { types = append(types, mt) })
 	if _, ok := t.Usage.HashUnreadable(); ok {
-		for _, mt := range h.service.MetricTypes() {
-			types = append(types, mt.Name)
-		}
+		types = append(types, usage.MetricTypeNames(h.service.MetricTypes())...)
 	}
 	if t.LimitsKnown {
 		types = append(types, slices.Collect(maps.Keys(t.Limits))...)

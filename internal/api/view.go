@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -70,7 +71,7 @@ type unavailableView struct {
 // derived from a figure unknown.
 func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p period.Period, at time.Time) metricUsage {
 	m := metricUsage{MonthlyReset: h.monthlyReset(metricType)}
-	used, usedKnown := t.Used(metricType)
+	used, usedKnown := t.Usage.Value(metricType)
 	if usedKnown {
 		m.Used = &used
 	}
@@ -105,12 +106,9 @@ func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p p
 
 // limitsView leaves out the unlimited types.
 func limitsView(l plans.Limits) map[string]int64 {
-	out := make(map[string]int64, len(l))
-	for k, v := range l {
-		if v > 0 {
-			out[k] = v
-		}
-	}
+	out := map[string]int64{}
+	maps.Copy(out, l)
+	maps.DeleteFunc(out, func(_ string, v int64) bool { return v <= 0 })
 	return out
 }
 

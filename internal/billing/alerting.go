@@ -37,13 +37,6 @@ func Projected(used int64, p period.Period, at time.Time) (float64, bool) {
 	return float64(used) * float64(p.End.Sub(p.Start)) / float64(elapsed), true
 }
 
-// Alerting reports whether a shipped tenant alert fires for the tenant (once
-// its `for` has passed) at time at of period p.
-func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
-	alerting, _ := t.standing(p, at)
-	return alerting
-}
-
 // limitAlerting reports whether BillingLimitReached, BillingUsageNearLimit
 // or BillingUsagePredictedToExceed fires for one of the tenant's limits.
 func (t *TenantStatus) limitAlerting(limitType string, limit int64, pct float64, p period.Period, at time.Time) bool {
@@ -55,7 +48,7 @@ func (t *TenantStatus) limitAlerting(limitType string, limit int64, pct float64,
 	case limitType != messagesType:
 		return false
 	}
-	used, _ := t.Used(messagesType)
+	used, _ := t.Usage.Value(messagesType)
 	projected, ok := Projected(used, p, at)
 	return pct > NearLimitPercent || ok && projected > float64(limit)
 }

@@ -9,14 +9,8 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/period"
 )
 
-// Pressure is a tenant's highest percentage of any limit, -1 without one.
-func (t *TenantStatus) Pressure() float64 {
-	top := -1.0
-	t.EachLimit(func(_ string, _ int64, pct float64) { top = max(top, pct) })
-	return top
-}
-
-// standing is Alerting and Pressure in one walk of the limits.
+// standing reports whether a shipped tenant alert fires, and the highest
+// limit percentage (-1: none).
 func (t *TenantStatus) standing(p period.Period, at time.Time) (alerting bool, pressure float64) {
 	pressure = -1
 	t.EachLimit(func(limitType string, limit int64, pct float64) {
@@ -27,15 +21,14 @@ func (t *TenantStatus) standing(p period.Period, at time.Time) (alerting bool, p
 	return t.LimitsKnown && (t.UsingDefaults || alerting), pressure
 }
 
-// MostPressed returns up to n tenants for --metrics.max-tenants: those a
-// shipped alert fires for (Alerting) first, then by pressure, then by
-// messages used. n <= 0 or n >= len(tenants) returns tenants unchanged.
+// MostPressed returns up to n tenants for --metrics.max-tenants, alerting
+// first, then by pressure and messages; n <= 0 keeps them all.
 func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) []TenantStatus {
 	if n <= 0 || n >= len(tenants) {
 		return tenants
 	}
 	rankOf := func(i int) ranked {
-		messages, _ := tenants[i].Used(messagesType)
+		messages, _ := tenants[i].Usage.Value(messagesType)
 		alerting, pressure := tenants[i].standing(p, at)
 		return ranked{i, alerting, pressure, messages}
 	}
@@ -46,10 +39,7 @@ func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) [
 			}
 			return 1
 		}
-		if c := cmp.Compare(b.pressure, a.pressure); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(b.messages, a.messages); c != 0 {
+		if c := cmp.Or(cmp.Compare(b.pressure, a.pressure), cmp.Compare(b.messages, a.messages)); c != 0 {
 			return c
 		}
 		return cmp.Compare(tenants[a.i].ID, tenants[b.i].ID)

@@ -147,8 +147,7 @@ func TestMostPressedInParts(t *testing.T) {
 		{LimitsKnown: true, PlanID: "2", Limits: plans.Limits{}},
 	}
 	for _, tm := range terms {
-		l := sortedLimits(tm.Limits, nil, "")
-		tm.limits = &l
+		tm.limits = sortedLimits(tm.Limits, nil, "")
 	}
 	const size = 30000
 	tenants := make([]TenantStatus, size)

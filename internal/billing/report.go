@@ -52,14 +52,13 @@ type Terms struct {
 	Limits           plans.Limits
 	UnreadableLimits map[string]string
 
-	limits *[]LimitCheck // sorted by type
+	limits []LimitCheck // sorted by type
 }
 
 // NewTerms prepares t for a TenantStatus.
 func NewTerms(t Terms, source string) *Terms {
 	if t.LimitsKnown {
-		l := sortedLimits(t.Limits, t.UnreadableLimits, source)
-		t.limits = &l
+		t.limits = sortedLimits(t.Limits, t.UnreadableLimits, source)
 	}
 	return &t
 }
@@ -85,18 +84,6 @@ const UsageSource = "redis"
 // Is reports unavailability.
 func (u Unavailable) Is() bool { return u.Reason != "" }
 
-func (t *Terms) limitList() []LimitCheck {
-	if t.limits == nil {
-		return nil
-	}
-	return *t.limits
-}
-
-// Used returns a metric type's usage.
-func (t *TenantStatus) Used(metricType string) (int64, bool) {
-	return t.Usage.Value(metricType)
-}
-
 // Percentage returns 100 × used / limit.
 func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 	if !t.LimitsKnown || t.Unavailable(limitType).Is() {
@@ -112,7 +99,7 @@ func (t *TenantStatus) Percentage(limitType string) (float64, bool) {
 
 // Unavailable says why metricType has no figures.
 func (t *TenantStatus) Unavailable(metricType string) Unavailable {
-	for _, c := range t.limitList() {
+	for _, c := range t.limits {
 		if c.Type == metricType && c.Unavailable != nil {
 			return *c.Unavailable
 		}
@@ -125,7 +112,7 @@ func (t *TenantStatus) Unavailable(metricType string) Unavailable {
 
 // EachLimit calls f for limits with a percentage.
 func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float64)) {
-	for _, c := range t.limitList() {
+	for _, c := range t.limits {
 		if used, ok := t.Usage.Value(c.Type); ok && c.Unavailable == nil {
 			f(c.Type, c.Limit, percentage(used, c.Limit))
 		}
@@ -134,7 +121,7 @@ func (t *TenantStatus) EachLimit(f func(limitType string, limit int64, pct float
 
 // EachKnownLimit calls f for readable limits.
 func (t *TenantStatus) EachKnownLimit(f func(limitType string, limit int64)) {
-	for _, c := range t.limitList() {
+	for _, c := range t.limits {
 		if c.Limit > 0 {
 			f(c.Type, c.Limit)
 		}
@@ -258,16 +245,13 @@ func (t *TenantStatus) Same(o *TenantStatus) bool {
 }
 
 func (t *Terms) sameTerms(o *Terms) bool {
-	switch {
-	case t == o:
-		return true
-	case t == nil || o == nil:
-		return false
+	if t == o || t == nil || o == nil {
+		return t == o
 	}
 	return t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
 		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
 		maps.Equal(t.Limits, o.Limits) && maps.Equal(t.UnreadableLimits, o.UnreadableLimits) &&
-		slices.EqualFunc(t.limitList(), o.limitList(), func(a, b LimitCheck) bool {
+		slices.EqualFunc(t.limits, o.limits, func(a, b LimitCheck) bool {
 			return a.Type == b.Type && a.Limit == b.Limit &&
 				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
 		})
@@ -327,12 +311,9 @@ func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
 		out := make([]knownTenant, 0, len(s))
 		next := []int{0}
 		for i := 0; i+1 < len(bounds); i += 2 {
-			if i+2 >= len(bounds) {
-				out = append(out, s[bounds[i]:bounds[i+1]]...)
-				next = append(next, len(out))
-				break
-			}
-			a, b := s[bounds[i]:bounds[i+1]], s[bounds[i+1]:bounds[i+2]]
+			// An odd last part merges with nothing.
+			mid, hi := bounds[i+1], bounds[min(i+2, len(bounds)-1)]
+			a, b := s[bounds[i]:mid], s[mid:hi]
 			for len(a) > 0 && len(b) > 0 {
 				if a[0].id < b[0].id {
 					out, a = append(out, a[0]), a[1:]
@@ -431,23 +412,23 @@ func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Li
 	}
 	slices.Sort(types)
 	types = slices.Compact(types)
-	counts := make(map[string][]int, len(types))
-	for _, lt := range types {
-		counts[lt] = make([]int, len(thresholds))
+	// EachLimit gives no type outside types.
+	zeros := func() map[string][]int {
+		counts := make(map[string][]int, len(types))
+		for _, lt := range types {
+			counts[lt] = make([]int, len(thresholds))
+		}
+		return counts
 	}
+	counts := zeros()
 	var mu sync.Mutex
 	eachPart(splitEven(len(tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
-		part := map[string][]int{}
+		part := zeros()
 		for i := lo; i < hi; i++ {
 			tenants[i].EachLimit(func(lt string, _ int64, pct float64) {
-				c := part[lt]
-				if c == nil {
-					c = make([]int, len(thresholds))
-					part[lt] = c
-				}
 				for k, th := range thresholds {
 					if pct >= th {
-						c[k]++
+						part[lt][k]++
 					}
 				}
 			})

@@ -170,11 +170,8 @@ func (d *Demo) seedState(t *tenant, rng *rand.Rand) {
 		values[mt] = int64(float64(t.limitOf(mt)) * (0.2 + 0.2*rng.Float64()))
 	}
 	values["messages"] = int64(share * float64(t.limitOf("messages")))
-	switch t.state {
-	case UsersAtLimit:
-		values["users"] = t.limitOf("users")
-	case SessionsAtLimit:
-		values["whatsappSessions"] = t.limitOf("whatsappSessions")
+	if mt := map[State]string{UsersAtLimit: "users", SessionsAtLimit: "whatsappSessions"}[t.state]; mt != "" {
+		values[mt] = t.limitOf(mt)
 	}
 	d.write(t, values)
 	if t.state == SkippedField {

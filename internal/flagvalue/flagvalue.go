@@ -12,43 +12,26 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 )
 
-type durationValue struct {
-	name string
-	d    *time.Duration
+// numberValue is a non-negative number; what names its form.
+type numberValue[T ~int | ~int64] struct {
+	name, what string
+	p          *T
+	parse      func(string) (T, error)
 }
 
-func (v durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
+func (v numberValue[T]) Set(s string) error {
+	n, err := v.parse(s)
 	if err != nil {
-		return fmt.Errorf("--%s: %q is not a duration (e.g. 500ms, 10s)", v.name, s)
-	}
-	if d < 0 {
-		return fmt.Errorf("--%s: %q is negative", v.name, s)
-	}
-	*v.d = d
-	return nil
-}
-
-func (v durationValue) String() string { return v.d.String() }
-
-type intValue struct {
-	name string
-	n    *int
-}
-
-func (v intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return fmt.Errorf("--%s: %q is not a whole number", v.name, s)
+		return fmt.Errorf("--%s: %q is not %s", v.name, s, v.what)
 	}
 	if n < 0 {
 		return fmt.Errorf("--%s: %q is negative", v.name, s)
 	}
-	*v.n = n
+	*v.p = n
 	return nil
 }
 
-func (v intValue) String() string { return strconv.Itoa(*v.n) }
+func (v numberValue[T]) String() string { return fmt.Sprint(*v.p) }
 
 type enumValue struct {
 	name    string
@@ -68,12 +51,13 @@ func (v enumValue) String() string { return *v.s }
 
 // Duration adds a non-negative duration flag.
 func Duration(app *kingpin.Application, name, help, def string, d *time.Duration) {
-	app.Flag(name, help).Default(def).SetValue(durationValue{name: name, d: d})
+	value := numberValue[time.Duration]{name: name, what: "a duration (e.g. 500ms, 10s)", p: d, parse: time.ParseDuration}
+	app.Flag(name, help).Default(def).SetValue(value)
 }
 
 // Int adds a non-negative whole-number flag.
 func Int(app *kingpin.Application, name, help, def string, n *int) {
-	app.Flag(name, help).Default(def).SetValue(intValue{name: name, n: n})
+	app.Flag(name, help).Default(def).SetValue(numberValue[int]{name: name, what: "a whole number", p: n, parse: strconv.Atoi})
 }
 
 // Enum adds a flag that takes one of allowed.

@@ -15,18 +15,11 @@ type Period struct {
 // At returns t's period in loc.
 func At(t time.Time, loc *time.Location) Period {
 	y, m, _ := t.In(loc).Date()
-	return month(y, m, loc)
-}
-
-func month(y int, m time.Month, loc *time.Location) Period {
-	ny, nm := y, m+1
-	if nm > time.December {
-		ny, nm = y+1, time.January
-	}
+	next := time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
 	return Period{
 		ID:    fmt.Sprintf("%04d%02d", y, int(m)),
 		Start: firstInstant(y, m, loc),
-		End:   firstInstant(ny, nm, loc),
+		End:   firstInstant(next.Year(), next.Month(), loc),
 	}
 }
 
@@ -65,15 +58,7 @@ func (p Period) Previous() Period { return At(p.Start.Add(-time.Nanosecond), p.S
 
 // Elapsed returns the share of p past at t.
 func (p Period) Elapsed(t time.Time) float64 {
-	total := p.End.Sub(p.Start)
-	done := t.Sub(p.Start)
-	switch {
-	case done <= 0:
-		return 0
-	case done >= total:
-		return 1
-	}
-	return float64(done) / float64(total)
+	return min(max(float64(t.Sub(p.Start))/float64(p.End.Sub(p.Start)), 0), 1)
 }
 
 // LoadLocation loads a billing time zone.

@@ -14,9 +14,8 @@ import (
 
 // FileSource is a plans file; any mistake refuses it whole.
 type FileSource struct {
-	catalog     *Catalog
-	defaults    Limits
-	hasDefaults bool
+	catalog  *Catalog
+	defaults Limits // nil without a defaults section
 }
 
 type fileDoc struct {
@@ -72,11 +71,9 @@ func ParseFile(data []byte, name string) (*FileSource, error) {
 		return nil, err
 	}
 	if raw.Defaults != nil {
-		limits, err := ParseLimitsAt(doc, raw.Defaults.Limits, "defaults", "limits")
-		if err != nil {
+		if s.defaults, err = ParseLimitsAt(doc, raw.Defaults.Limits, "defaults", "limits"); err != nil {
 			return nil, err
 		}
-		s.defaults, s.hasDefaults = limits, true
 	}
 	return s, nil
 }
@@ -161,7 +158,7 @@ func (s *FileSource) Load(ctx context.Context) (*Catalog, error) {
 
 // Defaults returns the file's defaults, if any.
 func (s *FileSource) Defaults() (Limits, bool) {
-	return s.defaults.Clone(), s.hasDefaults
+	return maps.Clone(s.defaults), s.defaults != nil
 }
 
 // fileID is an integer or string id.

@@ -37,14 +37,11 @@ type Source interface {
 	Load(ctx context.Context) (*Catalog, error)
 }
 
-// Clone returns a copy.
-func (l Limits) Clone() Limits { return maps.Clone(l) }
-
 // Clone returns a deep copy.
 func (c *Catalog) Clone() *Catalog {
 	out := NewCatalog()
 	for id, p := range c.Plans {
-		p.Limits = p.Limits.Clone()
+		p.Limits = maps.Clone(p.Limits)
 		p.Unreadable = maps.Clone(p.Unreadable)
 		out.Plans[id] = p
 	}

@@ -7,18 +7,13 @@ import (
 	"time"
 )
 
-// connLimiter caps the open connections, so that clients cannot use up the
-// file descriptors: over the cap a new connection replaces the one idle the
-// longest, else it is closed. ConnState covers every listener.
+// connLimiter caps open connections, so clients cannot use up the file
+// descriptors: at the cap a new one replaces the longest idle, else closes.
 type connLimiter struct {
 	max int
 
 	mu    sync.Mutex
 	conns map[net.Conn]time.Time // zero: busy; else idle since then
-}
-
-func newConnLimiter(maxConns int) *connLimiter {
-	return &connLimiter{max: maxConns, conns: map[net.Conn]time.Time{}}
 }
 
 // track is the http.Server's ConnState hook.
@@ -54,8 +49,7 @@ func (l *connLimiter) track(c net.Conn, state http.ConnState) {
 	}
 }
 
-// oldestIdle returns the connection idle the longest, or nil; it runs only
-// at the cap.
+// oldestIdle returns the longest idle connection, or nil.
 func (l *connLimiter) oldestIdle() net.Conn {
 	var oldest net.Conn
 	var since time.Time

@@ -112,8 +112,10 @@ func LimitsFor(maxTimeout, idleTimeout time.Duration, maxConnections int) Limits
 	}
 }
 
-// NewServer returns the http.Server for handler under limits.
-func NewServer(handler http.Handler, limits Limits) *http.Server {
+// Serve serves until SIGINT or SIGTERM, then shuts down gracefully.
+func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, limits Limits) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: limits.ReadHeaderTimeout,
@@ -123,17 +125,9 @@ func NewServer(handler http.Handler, limits Limits) *http.Server {
 		IdleTimeout:  limits.IdleTimeout,
 	}
 	if limits.MaxConnections > 0 {
-		srv.ConnState = newConnLimiter(limits.MaxConnections).track
+		limiter := &connLimiter{max: limits.MaxConnections, conns: map[net.Conn]time.Time{}}
+		srv.ConnState = limiter.track
 	}
-	return srv
-}
-
-// Serve runs the server with exporter-toolkit until SIGINT or SIGTERM, then
-// shuts it down gracefully.
-func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, limits Limits) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv := NewServer(handler, limits)
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, webConfig, logger) }()
 	select {

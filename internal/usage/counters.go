@@ -141,15 +141,10 @@ func (h *Hash) eachField(f func(name string, v int64)) {
 
 // Equal compares fields and values.
 func (h *Hash) Equal(o *Hash) bool {
-	if h.Len() != o.Len() {
-		return false
+	if h.Len() == 0 || o.Len() == 0 {
+		return h.Len() == o.Len()
 	}
-	for i := range h.Len() {
-		if (*h.names)[i] != (*o.names)[i] || h.vals[i] != o.vals[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(*h.names, *o.names) && slices.Equal(h.vals, o.vals)
 }
 
 // Map returns the fields with markers.
@@ -168,23 +163,14 @@ func (h *Hash) String() string {
 }
 
 func (h *Hash) without(drop func(name string, v int64) bool) *Hash {
-	var kept []field
+	var buf [smallHash]field
+	kept := buf[:0]
 	for i := range h.Len() {
-		name, v := (*h.names)[i], h.vals[i]
-		if drop(name, v) {
-			if kept == nil {
-				kept = make([]field, 0, h.Len())
-				for j := range i {
-					kept = append(kept, field{(*h.names)[j], h.vals[j]})
-				}
-			}
-			continue
-		}
-		if kept != nil {
+		if name, v := (*h.names)[i], h.vals[i]; !drop(name, v) {
 			kept = append(kept, field{name, v})
 		}
 	}
-	if kept == nil {
+	if len(kept) == h.Len() {
 		return h
 	}
 	return buildHash(kept)

@@ -44,10 +44,8 @@ func ParseKeyPattern(s string) (KeyPattern, error) {
 		// Else a tenant id ending in digits runs into the period.
 		return KeyPattern{}, fmt.Errorf("key pattern %q needs literal text between {tenant_id} and {period}", s)
 	}
-	for _, lit := range []string{p.prefix, p.middle, p.suffix} {
-		if strings.ContainsAny(lit, "{}") {
-			return KeyPattern{}, fmt.Errorf("key pattern %q has an unknown placeholder", s)
-		}
+	if strings.ContainsAny(p.prefix+p.middle+p.suffix, "{}") {
+		return KeyPattern{}, fmt.Errorf("key pattern %q has an unknown placeholder", s)
 	}
 	return p, nil
 }
@@ -74,7 +72,7 @@ func (p KeyPattern) Key(tenantID, periodID string) string {
 
 // Glob returns the SCAN MATCH pattern; Parse may reject matches.
 func (p KeyPattern) Glob() string {
-	return globEscape(p.prefix) + "*" + globEscape(p.middle) + "*" + globEscape(p.suffix)
+	return globEscaper.Replace(p.prefix) + "*" + globEscaper.Replace(p.middle) + "*" + globEscaper.Replace(p.suffix)
 }
 
 // ErrMalformedKey is Parse's error.
@@ -113,13 +111,8 @@ func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 }
 
 func validatePeriodID(s string) error {
-	if len(s) != periodLen {
+	if len(s) != periodLen || strings.Trim(s, "0123456789") != "" {
 		return fmt.Errorf("period %q is not YYYYMM", s)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return fmt.Errorf("period %q is not YYYYMM", s)
-		}
 	}
 	if month := s[4:]; month < "01" || month > "12" {
 		return fmt.Errorf("period %q has month %s", s, month)
@@ -182,14 +175,5 @@ func (p KeyPattern) MatchesGlob(key string) bool {
 	return strings.Contains(key[len(p.prefix):len(key)-len(p.suffix)], p.middle)
 }
 
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// globEscaper escapes the characters SCAN MATCH treats as special.
+var globEscaper = strings.NewReplacer("*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`, `\`, `\\`)

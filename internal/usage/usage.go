@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -157,10 +158,7 @@ func (s *Snapshot) chooseTypes(known map[string]bool, limit int) (kept map[strin
 		return kept, true
 	}
 	others := slices.SortedFunc(maps.Keys(kept), func(a, b string) int {
-		if d := counts[b] - counts[a]; d != 0 {
-			return d
-		}
-		return strings.Compare(a, b)
+		return cmp.Or(counts[b]-counts[a], strings.Compare(a, b))
 	})
 	clear(kept)
 	for _, field := range others[:min(len(others), max(0, limit-len(known)))] {

@@ -2,6 +2,7 @@
 package conn
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -40,22 +41,15 @@ func ParseTarget(addr string) (Target, error) {
 	if strings.Contains(addr, "#") {
 		return Target{}, errors.New("redis address: the URL holds a # (write a # in the password as %23)")
 	}
-	t := Target{}
-	switch u.Scheme {
-	case "redis":
-	case "rediss":
-		t.TLS = true
-	default:
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return Target{}, fmt.Errorf("redis address: the scheme is not redis:// or rediss://")
 	}
+	t := Target{TLS: u.Scheme == "rediss"}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
 		return Target{}, fmt.Errorf("redis address: the URL has no host")
 	}
-	if port == "" {
-		port = "6379"
-	}
-	t.Address = net.JoinHostPort(host, port)
+	t.Address = net.JoinHostPort(host, cmp.Or(port, "6379"))
 	if u.User != nil {
 		t.Username = u.User.Username()
 		t.Password, _ = u.User.Password()
@@ -78,11 +72,10 @@ func ParseTarget(addr string) (Target, error) {
 
 // String describes the target without its password.
 func (t Target) String() string {
-	scheme := "redis"
+	s := "redis://"
 	if t.TLS {
-		scheme = "rediss"
+		s = "rediss://"
 	}
-	s := scheme + "://"
 	if t.Username != "" {
 		s += url.User(t.Username).String() + "@"
 	}

@@ -19,15 +19,9 @@ import (
 func parseInfo(text string) map[string]string {
 	fields := map[string]string{}
 	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\r' || r == '\n' }) {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && k != "" && k[0] != '#' {
+			fields[k] = v
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k == "" {
-			continue
-		}
-		fields[k] = v
 	}
 	return fields
 }

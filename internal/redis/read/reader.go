@@ -145,12 +145,10 @@ func (r *Reader) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 	ctx, span := tracing.Start(ctx, "redis cluster read")
 	attempts := 0
 	defer func() {
-		if span.IsRecording() {
-			span.SetAttributes(attribute.Int("redis.read_attempts", attempts))
-		}
+		span.SetAttributes(attribute.Int("redis.read_attempts", attempts))
 		tracing.End(span, err)
 	}()
-	for attempt := range readAttempts {
+	for attempts < readAttempts {
 		attempts++
 		var snap *usage.Snapshot
 		if snap, err = r.readOnce(ctx, pattern, periodID); err == nil {
@@ -162,7 +160,7 @@ func (r *Reader) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(time.Duration(attempt+1) * 25 * time.Millisecond):
+		case <-time.After(time.Duration(attempts) * 25 * time.Millisecond):
 		}
 	}
 	return nil, fmt.Errorf("%d reads in a row: %w", readAttempts, err)

@@ -210,10 +210,8 @@ func (r *Reader) self(ctx context.Context, addr string) (nodeLine, error) {
 	if err != nil {
 		return nodeLine{}, err
 	}
-	for _, l := range lines {
-		if l.has("myself") {
-			return l, nil
-		}
+	if i := slices.IndexFunc(lines, func(l nodeLine) bool { return l.has("myself") }); i >= 0 {
+		return lines[i], nil
 	}
 	return nodeLine{}, fmt.Errorf("redis node %s: CLUSTER NODES has no myself line", addr)
 }
