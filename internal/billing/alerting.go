@@ -21,7 +21,7 @@ const (
 )
 
 var (
-	// ConsumptionLimitTypes: at the limit the backend refuses more.
+	// ConsumptionLimitTypes are refused more at the limit.
 	ConsumptionLimitTypes = []string{"messages", "storage"}
 	// SeatLimitTypes count seats in use: at the limit is normal use.
 	SeatLimitTypes = []string{"users", "whatsappSessions"}

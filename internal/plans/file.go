@@ -7,9 +7,10 @@ import (
 	"slices"
 	"strconv"
 
+	"go.yaml.in/yaml/v4"
+
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 	"github.com/billing-exporter/billing_exporter/internal/yamlfile"
-	"go.yaml.in/yaml/v4"
 )
 
 // FileSource is a plans file; any mistake refuses it whole.

@@ -58,35 +58,35 @@ func ValidatePlanName(name string) error {
 }
 
 // Diff returns the sorted tenants whose plan, or whose plan's terms, differ
-// from old to new; a nil old catalog differs in every tenant of new.
-func Diff(old, new *Catalog) []string {
-	if old == new {
+// from old to next; a nil old catalog differs in every tenant of next.
+func Diff(old, next *Catalog) []string {
+	if old == next {
 		return nil
 	}
 	if old == nil {
 		old = NewCatalog()
 	}
-	if new == nil {
-		new = NewCatalog()
+	if next == nil {
+		next = NewCatalog()
 	}
 	changedPlan := map[string]bool{}
 	for id, p := range old.Plans {
-		if q, ok := new.Plans[id]; !ok || !p.equal(q) {
+		if q, ok := next.Plans[id]; !ok || !p.equal(q) {
 			changedPlan[id] = true
 		}
 	}
-	for id := range new.Plans {
+	for id := range next.Plans {
 		if _, ok := old.Plans[id]; !ok {
 			changedPlan[id] = true
 		}
 	}
 	var out []string
 	for t, p := range old.Tenants {
-		if q, ok := new.Tenants[t]; !ok || p != q || changedPlan[p] {
+		if q, ok := next.Tenants[t]; !ok || p != q || changedPlan[p] {
 			out = append(out, t)
 		}
 	}
-	for t := range new.Tenants {
+	for t := range next.Tenants {
 		if _, ok := old.Tenants[t]; !ok {
 			out = append(out, t)
 		}

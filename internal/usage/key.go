@@ -17,7 +17,9 @@ const (
 	periodPlaceholder = "{period}"
 	periodLen         = len("YYYYMM")
 
-	MaxTenantIDLen   = 128 // and plan ids
+	// MaxTenantIDLen bounds tenant and plan ids.
+	MaxTenantIDLen = 128
+	// MaxMetricTypeLen bounds metric type names.
 	MaxMetricTypeLen = 64
 )
 

@@ -13,6 +13,7 @@ import (
 // Reason says why data was skipped; a label value.
 type Reason string
 
+// The reasons data is skipped.
 const (
 	ReasonMalformedKey    Reason = "malformed_key"
 	ReasonWrongType       Reason = "wrong_type"

@@ -31,6 +31,7 @@ const MaxIdle = 2
 
 const maxConnsPerNode = 8
 
+// Option configures Settings.
 type Option func(*Settings)
 
 // WithPasswordFunc asks each dial's password ("": the URL's).
@@ -49,6 +50,7 @@ func WithScanCount(n int) Option { return func(s *Settings) { s.ScanCount = n } 
 // WithBatchSize sets the keys per pipeline.
 func WithBatchSize(n int) Option { return func(s *Settings) { s.BatchSize = n } }
 
+// WithObserver times each Redis call.
 func WithObserver(o Observer) Option { return func(s *Settings) { s.observe = o } }
 
 // WithTLSConfigFunc asks c at each TLS dial.
@@ -74,6 +76,7 @@ func NewSettings(target Target, opts ...Option) (*Settings, error) {
 // ReadTimeout caps a reply's wait.
 func (s *Settings) ReadTimeout() time.Duration { return s.timeouts.read }
 
+// Observe records one call of op.
 func (s *Settings) Observe(op string, d time.Duration) { s.observe(op, d) }
 
 // NewPool pools connections to addr.
@@ -95,6 +98,7 @@ func (s *Settings) NewPool(addr string) *redis.Pool {
 	}
 }
 
+// Dial connects to addr for commands and pipelines.
 func (s *Settings) Dial(ctx context.Context, addr string) (redis.Conn, error) {
 	return s.dial(ctx, addr, maxPipelineReplies)
 }

@@ -90,8 +90,10 @@ func (r *Reader) String() string {
 	return "Redis Cluster (seeds " + strings.Join(names, ", ") + ")"
 }
 
+// Settings returns the connection settings.
 func (r *Reader) Settings() *conn.Settings { return r.set }
 
+// Close closes the pools.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

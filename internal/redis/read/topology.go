@@ -114,6 +114,7 @@ type Node struct {
 	Name string // "" for a single server
 }
 
+// Nodes returns the masters.
 func (t *Topology) Nodes() []Node {
 	nodes := make([]Node, len(t.masters))
 	for i, m := range t.masters {
