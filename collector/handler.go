@@ -32,6 +32,7 @@ type Handler struct {
 	sections      sections
 }
 
+// HandlerOption configures a Handler.
 type HandlerOption func(*Handler)
 
 // WithTimeoutOffset sets how long before Prometheus' timeout a scrape ends.
@@ -40,9 +41,7 @@ func WithTimeoutOffset(d time.Duration) HandlerOption {
 }
 
 // WithMaxTimeout caps the scrape timeout, and is the default.
-func WithMaxTimeout(d time.Duration) HandlerOption {
-	return func(h *Handler) { h.maxTimeout = d }
-}
+func WithMaxTimeout(d time.Duration) HandlerOption { return func(h *Handler) { h.maxTimeout = d } }
 
 // WithMaxRequests bounds concurrent scrapes (0: unbounded); excess ones get 503.
 func WithMaxRequests(n int) HandlerOption {
@@ -55,20 +54,14 @@ func WithMaxRequests(n int) HandlerOption {
 }
 
 // WithTenantSeries turns the per-tenant families on or off.
-func WithTenantSeries(on bool) HandlerOption {
-	return func(h *Handler) { h.tenantSeries = on }
-}
+func WithTenantSeries(on bool) HandlerOption { return func(h *Handler) { h.tenantSeries = on } }
 
 // WithMaxTenants caps the tenants exported (0: no cap), most pressed first.
-func WithMaxTenants(n int) HandlerOption {
-	return func(h *Handler) { h.maxTenants = n }
-}
+func WithMaxTenants(n int) HandlerOption { return func(h *Handler) { h.maxTenants = n } }
 
 // WithMaxUnsentBytes bounds the bytes held for bodies being sent (0: a
 // quarter of the Go memory limit, else 256 MiB).
-func WithMaxUnsentBytes(n int64) HandlerOption {
-	return func(h *Handler) { h.maxUnsent = n }
-}
+func WithMaxUnsentBytes(n int64) HandlerOption { return func(h *Handler) { h.maxUnsent = n } }
 
 // NewHandler returns the /metrics handler.
 func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {

@@ -81,7 +81,8 @@ type Service struct {
 	joined     *Report         // the last join
 	joinedGen  *generation
 
-	reads reads
+	maxAge   time.Duration // of a reused read
+	lastRead atomic.Pointer[Read]
 
 	usageLog, infoLog, plansLog failureLog
 }
@@ -111,7 +112,7 @@ func WithMaxReadTime(d time.Duration) Option { return func(s *Service) { s.maxRe
 func WithFreshReads() Option { return func(s *Service) { s.freshRead = true } }
 
 // WithMaxAge sets how long Recent reuses reads.
-func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
+func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.maxAge = max(d, 0) } }
 
 // WithPlansRefresh loads the plans every d in the background; 0: in each read.
 func WithPlansRefresh(d time.Duration) Option { return func(s *Service) { s.refreshEvery = max(d, 0) } }
@@ -127,7 +128,7 @@ func New(store Store, opts ...Option) *Service {
 		loc:     time.UTC,
 		now:     time.Now,
 		logger:  slog.New(slog.DiscardHandler),
-		reads:   reads{maxAge: DefaultMaxAge},
+		maxAge:  DefaultMaxAge,
 	}
 	for _, o := range opts {
 		o(s)

@@ -36,7 +36,6 @@ type Mirror struct {
 	pattern       usage.KeyPattern
 	logger        *slog.Logger
 	resync        time.Duration
-	now           func() time.Time
 
 	mu    sync.Mutex // one read at a time, in order
 	fp    string     // the layout of nodes
@@ -54,6 +53,7 @@ type Mirror struct {
 	done chan struct{}
 }
 
+// Option configures a Mirror.
 type Option func(*Mirror)
 
 // WithResyncInterval sets how often a full read replaces the mirror; 0: never.
@@ -63,6 +63,9 @@ func WithResyncInterval(d time.Duration) Option { return func(m *Mirror) { m.res
 func WithLogger(l *slog.Logger) Option { return func(m *Mirror) { m.logger = l } }
 
 const scanRequested = "--redis.read-mode=scan"
+
+// now is replaced by tests.
+var now = time.Now
 
 // trackingRetry spaces the retries of a denied tracking.
 const trackingRetry = time.Minute
@@ -79,7 +82,6 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 		pattern:   pattern,
 		logger:    slog.New(slog.DiscardHandler),
 		resync:    15 * time.Minute,
-		now:       time.Now,
 		done:      make(chan struct{}),
 		fullReads: map[string]*atomic.Uint64{},
 	}
@@ -106,7 +108,7 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 func (m *Mirror) fallBack(reason string, retry bool) {
 	at := int64(0)
 	if retry {
-		at = m.now().Add(trackingRetry).UnixNano()
+		at = now().Add(trackingRetry).UnixNano()
 	}
 	m.retryAt.Store(at)
 	if m.scanReason.CompareAndSwap(nil, &reason) && reason != m.loggedFallBack {
@@ -122,7 +124,7 @@ func (m *Mirror) tracking() bool {
 		return true
 	}
 	at := m.retryAt.Load()
-	return at != 0 && m.now().UnixNano() >= at && m.scanReason.CompareAndSwap(r, nil)
+	return at != 0 && now().UnixNano() >= at && m.scanReason.CompareAndSwap(r, nil)
 }
 
 // denied reports a refusal that credentials or ACL grants lift.
