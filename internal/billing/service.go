@@ -328,13 +328,11 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		if !errors.Is(err, context.Canceled) {
 			s.plansErr, s.plansTook = err, st.Duration
 		}
-		if s.catalog == nil {
-			s.plansLog.observe(err, "source", g.PlansName,
-				"consequence", "plans source has never been read: no limits or percentages are exported until it is")
-		} else {
-			s.plansLog.observe(err, "source", g.PlansName,
-				"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second))
+		consequence := []any{"consequence", "plans source has never been read: no limits or percentages are exported until it is"}
+		if s.catalog != nil {
+			consequence = []any{"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second)}
 		}
+		s.plansLog.observe(err, append([]any{"source", g.PlansName}, consequence...)...)
 	}
 	st.Catalog, st.LoadedAt, st.Changed = s.catalog, s.catalogAt, s.changed
 	return st

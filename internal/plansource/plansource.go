@@ -53,14 +53,6 @@ func readDSN(f Flags) func() (string, error) {
 	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
 }
 
-// dsnName says where the DSN comes from.
-func dsnName(f Flags) string {
-	if f.DSNFile != "" {
-		return f.DSNFile
-	}
-	return "$" + dsnEnv
-}
-
 // Open picks the plans source.
 func Open(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, nil) }
 
@@ -90,12 +82,16 @@ func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
 	case dsn != "" && f.PlansFile != "":
 		return nil, errors.New("--plans.file and a PostgreSQL DSN are both set: use one plans source")
 	case dsn != "":
+		name := "$" + dsnEnv
+		if f.DSNFile != "" {
+			name = f.DSNFile
+		}
 		if db == nil {
-			if db, err = postgres.Open(dsnName(f), readDSN(f)); err != nil {
+			if db, err = postgres.Open(name, readDSN(f)); err != nil {
 				return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 			}
 			s.close = func() { db.Close() }
-		} else if err := postgres.CheckDSN(dsnName(f), dsn); err != nil {
+		} else if err := postgres.CheckDSN(name, dsn); err != nil {
 			return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 		}
 		src := postgres.New(db, postgres.WithMetricTypes(cfg.MetricTypeNames()), postgres.WithQuery(cfg.PlansQuery))

@@ -115,12 +115,8 @@ func spanName(_ string, r *http.Request) string {
 	if route, ok := r.Context().Value(routeKey{}).(*string); ok && *route != "" {
 		return r.Method + " " + *route
 	}
-	if r.Pattern != "" {
-		_, path, _ := strings.Cut(r.Pattern, " ")
-		if path == "" {
-			path = r.Pattern
-		}
-		return r.Method + " " + path
+	if r.Pattern != "" { // the path, after the pattern's method if any
+		return r.Method + " " + r.Pattern[strings.IndexByte(r.Pattern, ' ')+1:]
 	}
 	return r.Method
 }

@@ -157,7 +157,8 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	}
 	limits := make([]int64, len(lay.limits))
 	ids := planIDs{}
-	b := newBuilder(lay, int(s.lastRows.Load()))
+	b := &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, s.lastRows.Load()),
+		invalid: map[string]int{}}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
@@ -359,11 +360,6 @@ type planRows struct {
 	conflicting bool
 	invalid     bool // a row was skipped
 	rows        int
-}
-
-func newBuilder(lay *layout, rows int) *builder {
-	return &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, rows),
-		invalid: map[string]int{}}
 }
 
 func (b *builder) add(r row, planName string, limits []int64) {
