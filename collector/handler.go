@@ -46,7 +46,6 @@ func WithMaxTimeout(d time.Duration) HandlerOption { return func(h *Handler) { h
 // WithMaxRequests bounds concurrent scrapes (0: unbounded); excess ones get 503.
 func WithMaxRequests(n int) HandlerOption {
 	return func(h *Handler) {
-		h.inflight = nil
 		if n > 0 {
 			h.inflight = make(chan struct{}, n)
 		}

@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"cmp"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,16 +62,8 @@ func (u *unsent) admit(parts [][]byte, giveUp func()) *response {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.hold(parts, 1)
-	for u.max > 0 && u.held > u.max {
-		var oldest *response
-		for o := range u.writing {
-			if oldest == nil || o.progress < oldest.progress {
-				oldest = o
-			}
-		}
-		if oldest == nil {
-			break
-		}
+	for u.max > 0 && u.held > u.max && len(u.writing) > 0 {
+		oldest := slices.MinFunc(slices.Collect(maps.Keys(u.writing)), func(a, b *response) int { return cmp.Compare(a.progress, b.progress) })
 		u.drop(oldest)
 		oldest.gaveUp = true
 		// Under mu: its handler has not returned, so its connection serves no other request.
@@ -132,10 +127,7 @@ func (u *unsent) hold(parts [][]byte, delta int) {
 	}
 }
 
-func (u *unsent) Describe(ch chan<- *prometheus.Desc) {
-	ch <- abandonedDesc
-	ch <- unsentDesc
-}
+func (u *unsent) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(u, ch) }
 
 func (u *unsent) Collect(ch chan<- prometheus.Metric) {
 	u.mu.Lock()

@@ -218,10 +218,8 @@ func (s *Source) layout(cols []string) (*layout, error) {
 }
 
 func (s *Source) metricType(suffix string) string {
-	for _, mt := range s.metricTypes {
-		if strings.EqualFold(mt, suffix) {
-			return mt
-		}
+	if i := slices.IndexFunc(s.metricTypes, func(mt string) bool { return strings.EqualFold(mt, suffix) }); i >= 0 {
+		return s.metricTypes[i]
 	}
 	return suffix
 }
