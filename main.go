@@ -202,12 +202,7 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 	if f.redisTLS, err = o.redisTLS.Config(); err != nil {
 		return nil, fmt.Errorf("--redis.tls-*: %w", err)
 	}
-	if prev == nil {
-		f.plans, err = plansource.Open(o.plans, cfg)
-	} else {
-		f.plans, err = prev.Reload(o.plans, cfg)
-	}
-	if err != nil {
+	if f.plans, err = plansource.Open(o.plans, cfg, prev); err != nil {
 		return nil, err
 	}
 	f.billing = billing.Config{

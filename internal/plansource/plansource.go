@@ -53,14 +53,14 @@ func readDSN(f Flags) func() (string, error) {
 	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
 }
 
-// Open picks the plans source.
-func Open(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, nil) }
-
-// Reload returns a new Setup sharing s's pool.
-func (s *Setup) Reload(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, s.db) }
-
-func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
+// Open picks the plans source; a reload passes the Setup in force as prev,
+// whose pool the new one shares.
+func Open(f Flags, cfg *config.Config, prev *Setup) (*Setup, error) {
 	s := &Setup{Defaults: cfg.Defaults, close: func() {}}
+	var db *sql.DB
+	if prev != nil {
+		db = prev.db
+	}
 	dsn, err := readDSN(f)()
 	if err != nil {
 		return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
