@@ -62,7 +62,7 @@ type options struct {
 	web                                                                      *web.FlagConfig
 	log                                                                      *promslog.Config
 
-	// What validate makes of the flags; a reload never reads them again.
+	// Set by validate; reloads keep them.
 	loc     *time.Location
 	pattern usage.KeyPattern
 	targets []conn.Target

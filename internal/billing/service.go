@@ -75,13 +75,13 @@ type Service struct {
 	plansErr   error
 	plansTook  time.Duration
 	changed    []string
-	refreshed  uint64          // the last refresh's generation.seq
+	refreshed  uint64          // generation.seq of the last refresh
 	refreshes  chan struct{}   // closed by each refresh
 	otherTypes map[string]bool // the last full read's unconfigured types
 	joined     *Report         // the last join
 	joinedGen  *generation
 
-	maxAge   time.Duration // of a reused read
+	maxAge   time.Duration
 	lastRead atomic.Pointer[Read]
 
 	usageLog, infoLog, plansLog failureLog
@@ -114,7 +114,7 @@ func WithFreshReads() Option { return func(s *Service) { s.freshRead = true } }
 // WithMaxAge sets how long Recent reuses reads.
 func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.maxAge = max(d, 0) } }
 
-// WithPlansRefresh loads the plans every d in the background; 0: in each read.
+// WithPlansRefresh sets the background plans refresh; 0: per read.
 func WithPlansRefresh(d time.Duration) Option { return func(s *Service) { s.refreshEvery = max(d, 0) } }
 
 // WithLogger sets the logger.
@@ -146,7 +146,7 @@ func New(store Store, opts ...Option) *Service {
 	return s
 }
 
-// Close stops the plans refresher, if any.
+// Close stops the plans refresher.
 func (s *Service) Close() {
 	if s.stopRefresh != nil {
 		s.stopRefresh()
@@ -154,7 +154,7 @@ func (s *Service) Close() {
 	}
 }
 
-// refreshPlans loads at once, every refreshEvery, and after each Reconfigure.
+// refreshPlans loads now, periodically, and on each Reconfigure.
 func (s *Service) refreshPlans(ctx context.Context) {
 	defer close(s.refreshDone)
 	timeout := s.maxRead
@@ -183,7 +183,7 @@ func (s *Service) refreshPlans(ctx context.Context) {
 	}
 }
 
-// refreshedPlans waits for a refresh under g or later, at most until ctx ends.
+// refreshedPlans waits for a refresh under g or later, or ctx.
 func (s *Service) refreshedPlans(ctx context.Context, g *generation) PlansState {
 	for {
 		s.mu.Lock()
@@ -282,7 +282,7 @@ func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Rep
 	return r
 }
 
-// plansBudget lets a slow plans source fail in time to return Redis' numbers.
+// plansBudget is the plans source's share of a read's time.
 const plansBudget = 0.8
 
 func plansContext(ctx context.Context, due time.Time) (context.Context, context.CancelFunc) {

@@ -43,7 +43,7 @@ func (s *Setup) Describe() string {
 	return s.Name
 }
 
-// Close releases the pool reloads share; call it once.
+// Close releases the pool; call it once.
 func (s *Setup) Close() { s.close() }
 
 const dsnEnv = "BILLING_EXPORTER_POSTGRES_DSN"
@@ -53,8 +53,7 @@ func readDSN(f Flags) func() (string, error) {
 	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
 }
 
-// Open picks the plans source; a reload passes the Setup in force as prev,
-// whose pool the new one shares.
+// Open picks the plans source; a reload shares prev's pool.
 func Open(f Flags, cfg *config.Config, prev *Setup) (*Setup, error) {
 	s := &Setup{Defaults: cfg.Defaults, close: func() {}}
 	var db *sql.DB

@@ -7,14 +7,14 @@ import (
 	"math"
 )
 
-// keySet is an exact set of strings in one byte arena with an
-// open-addressing index: a member costs its bytes and 4 bytes of index.
+// keySet is a set of strings in one byte arena with an open-addressing
+// index.
 type keySet struct {
 	arena     []byte
 	slots     []uint32 // emptySlot, deadSlot or 2 + offset in arena
 	n, dead   int
 	deadBytes int
-	big       map[string]struct{} // past a 32-bit offset
+	big       map[string]struct{} // past uint32 offsets
 	seed      maphash.Seed
 	hashMask  uint64 // tests force collisions
 }
@@ -56,14 +56,13 @@ func (s *keySet) find(key string) (at, free int) {
 	}
 }
 
-// entry returns the key stored at off in arena.
 func entry(arena []byte, off uint32) []byte {
 	l, w := binary.Uvarint(arena[off:])
 	start := int(off) + w
 	return arena[start : start+int(l)]
 }
 
-// appendKey stores key in the arena and returns its slot value.
+// appendKey returns the slot value of key, stored in the arena.
 func appendKey[K string | []byte](s *keySet, key K) uint32 {
 	off := uint32(len(s.arena))
 	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))

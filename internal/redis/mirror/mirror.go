@@ -27,11 +27,10 @@ const (
 	ModeScan  = "scan"
 )
 
-// Mirror reads usage from a copy per master (nodeMirror), checking the
-// layout before and after; while slots move, and where tracking is
-// refused, a read is a full read.
+// Mirror reads usage from a copy per master, checking the layout before
+// and after; while slots move or tracking is refused, a read is full.
 type Mirror struct {
-	billing.Store              // full reads, and the calls the mirror does not serve
+	billing.Store              // full reads and the other calls
 	r             *read.Reader // nil: scan mode for good
 	pattern       usage.KeyPattern
 	logger        *slog.Logger
@@ -42,7 +41,7 @@ type Mirror struct {
 	nodes []*nodeMirror
 
 	scanReason                atomic.Pointer[string]
-	retryAt                   atomic.Int64 // UnixNano when a fallback ends; 0: never
+	retryAt                   atomic.Int64 // UnixNano; 0: never
 	loggedFallBack            string       // under mu
 	invalidated, rereadTotal  atomic.Uint64
 	rereadLast, divergentLast atomic.Int64
@@ -64,7 +63,7 @@ func WithLogger(l *slog.Logger) Option { return func(m *Mirror) { m.logger = l }
 
 const scanRequested = "--redis.read-mode=scan"
 
-// now is replaced by tests.
+// now is the clock; tests replace it.
 var now = time.Now
 
 // trackingRetry spaces the retries of a denied tracking.
@@ -117,7 +116,7 @@ func (m *Mirror) fallBack(reason string, retry bool) {
 	}
 }
 
-// tracking reports whether reads use the mirror, ending a due fallback.
+// tracking reports whether reads use the mirror.
 func (m *Mirror) tracking() bool {
 	r := m.scanReason.Load()
 	if r == nil {
@@ -275,8 +274,8 @@ func (m *Mirror) resyncLoop(stop context.Context) {
 	}
 }
 
-// selfCheck replaces every node mirror with a paced full read; it returns the
-// keys that differed, -1 when there was none.
+// selfCheck replaces every node mirror with a paced full read and returns
+// the keys that differed, or -1.
 func (m *Mirror) selfCheck(ctx context.Context) (int, error) {
 	if m.scanReason.Load() != nil {
 		return -1, nil
