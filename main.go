@@ -61,6 +61,11 @@ type options struct {
 	plans                                                                    plansource.Flags
 	web                                                                      *web.FlagConfig
 	log                                                                      *promslog.Config
+
+	// Set by validate; reloads keep them.
+	loc     *time.Location
+	pattern usage.KeyPattern
+	targets []conn.Target
 }
 
 func main() {
@@ -126,58 +131,48 @@ func addFlags(app *kingpin.Application) *options {
 	return o
 }
 
-// settings is what the flags mean; a reload never reads them again.
-type settings struct {
-	loc     *time.Location
-	pattern usage.KeyPattern
-	targets []conn.Target
-}
-
-// validate turns the flags into settings.
-func (o *options) validate() (*settings, error) {
-	s := &settings{}
+// validate checks the flags and parses the values they name.
+func (o *options) validate() error {
 	var err error
-	if s.loc, err = period.LoadLocation(o.timezone); err != nil {
-		return nil, fmt.Errorf("--billing.timezone: %w", err)
+	if o.loc, err = period.LoadLocation(o.timezone); err != nil {
+		return fmt.Errorf("--billing.timezone: %w", err)
 	}
-	if s.pattern, err = usage.ParseKeyPattern(o.keyPattern); err != nil {
-		return nil, fmt.Errorf("--usage.key-pattern: %w", err)
+	if o.pattern, err = usage.ParseKeyPattern(o.keyPattern); err != nil {
+		return fmt.Errorf("--usage.key-pattern: %w", err)
 	}
 	if err := server.CheckTelemetryPath(o.telemetryPath, o.disableAPI); err != nil {
-		return nil, fmt.Errorf("--web.telemetry-path: %w", err)
+		return fmt.Errorf("--web.telemetry-path: %w", err)
 	}
 	switch {
 	case o.maxTimeout <= 0:
-		return nil, fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
+		return fmt.Errorf("--scrape.max-timeout must be positive, got %v", o.maxTimeout)
 	case o.idleTimeout <= 0:
-		return nil, fmt.Errorf("--web.idle-timeout must be positive, got %v", o.idleTimeout)
+		return fmt.Errorf("--web.idle-timeout must be positive, got %v", o.idleTimeout)
 	case o.scanCount < 1 || o.batchSize < 1:
-		return nil, fmt.Errorf("--redis.scan-count and --redis.batch-size must be at least 1")
+		return fmt.Errorf("--redis.scan-count and --redis.batch-size must be at least 1")
 	case len(o.redisAddrs) > 1 && !o.redisCluster:
-		return nil, fmt.Errorf("--redis.addr: given %d times; several addresses are the seed nodes of a Redis Cluster and need --redis.cluster", len(o.redisAddrs))
+		return fmt.Errorf("--redis.addr: given %d times; several addresses are the seed nodes of a Redis Cluster and need --redis.cluster", len(o.redisAddrs))
 	case o.redisCluster && o.plans.Demo:
-		return nil, fmt.Errorf("--redis.cluster: --demo runs its own single Redis")
+		return fmt.Errorf("--redis.cluster: --demo runs its own single Redis")
 	case math.IsNaN(o.autoMemLimitRatio) || o.autoMemLimitRatio <= 0 || o.autoMemLimitRatio > 1:
-		return nil, fmt.Errorf("--auto-gomemlimit.ratio must be in (0, 1], got %v", o.autoMemLimitRatio)
-	case o.maxReply < 0:
-		return nil, fmt.Errorf("--redis.max-reply-bytes must not be negative, got %v", o.maxReply)
+		return fmt.Errorf("--auto-gomemlimit.ratio must be in (0, 1], got %v", o.autoMemLimitRatio)
 	}
 	for _, addr := range o.redisAddrs {
 		t, err := conn.ParseTarget(addr)
 		if err != nil {
-			return nil, fmt.Errorf("--redis.addr: %w", err)
+			return fmt.Errorf("--redis.addr: %w", err)
 		}
-		s.targets = append(s.targets, t)
+		o.targets = append(o.targets, t)
 	}
-	if o.redisTLS != (conn.TLSFiles{}) && !s.targets[0].TLS {
-		return nil, fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
+	if o.redisTLS != (conn.TLSFiles{}) && !o.targets[0].TLS {
+		return fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
 	}
 	if f := o.web.WebConfigFile; f != nil && *f != "" {
 		if err := web.Validate(*f); err != nil {
-			return nil, fmt.Errorf("--web.config.file: %w", err)
+			return fmt.Errorf("--web.config.file: %w", err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func (o *options) redisPassword() (string, error) {
@@ -207,12 +202,7 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 	if f.redisTLS, err = o.redisTLS.Config(); err != nil {
 		return nil, fmt.Errorf("--redis.tls-*: %w", err)
 	}
-	if prev == nil {
-		f.plans, err = plansource.Open(o.plans, cfg)
-	} else {
-		f.plans, err = prev.Reload(o.plans, cfg)
-	}
-	if err != nil {
+	if f.plans, err = plansource.Open(o.plans, cfg, prev); err != nil {
 		return nil, err
 	}
 	f.billing = billing.Config{
@@ -226,10 +216,10 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 }
 
 // openStore opens the demo's Redis, a cluster, or one server.
-func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Logger, opts ...conn.Option) (*read.Reader, func(), error) {
-	target, closeDemo := s.targets[0], func() {}
+func openStore(o *options, plans *plansource.Setup, logger *slog.Logger, opts ...conn.Option) (*read.Reader, func(), error) {
+	target, closeDemo := o.targets[0], func() {}
 	if o.plans.Demo {
-		d, err := demo.Start(plans.DemoCatalog, plans.Defaults, s.pattern, s.loc, time.Second, logger)
+		d, err := demo.Start(plans.DemoCatalog, plans.Defaults, o.pattern, o.loc, time.Second, logger)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -238,7 +228,7 @@ func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Lo
 	var r *read.Reader
 	var err error
 	if o.redisCluster {
-		r, err = read.NewCluster(s.targets, opts...)
+		r, err = read.NewCluster(o.targets, opts...)
 	} else {
 		r, err = read.New(target, opts...)
 	}
@@ -251,8 +241,7 @@ func openStore(o *options, s *settings, plans *plansource.Setup, logger *slog.Lo
 
 // run serves until SIGINT or SIGTERM; SIGHUP and POST /-/reload reload the files.
 func run(logger *slog.Logger, o *options) error {
-	s, err := o.validate()
-	if err != nil {
+	if err := o.validate(); err != nil {
 		return err
 	}
 	f, err := o.load(nil)
@@ -266,7 +255,7 @@ func run(logger *slog.Logger, o *options) error {
 		// Only now, so that an invalid flag or file is the only line.
 		setMemoryLimit(logger, o.autoMemLimitRatio)
 	}
-	for _, t := range s.targets {
+	for _, t := range o.targets {
 		if t.Password != "" {
 			logger.Warn("--redis.addr carries a password, visible to anyone who can list processes (ps, /proc); put it in --redis.password-file or REDIS_PASSWORD instead",
 				"redis", t.String())
@@ -283,7 +272,7 @@ func run(logger *slog.Logger, o *options) error {
 	// Each Redis dial takes the last loaded TLS settings.
 	var redisTLS atomic.Pointer[tls.Config]
 	redisTLS.Store(f.redisTLS)
-	st, closeStore, err := openStore(o, s, plans, logger,
+	st, closeStore, err := openStore(o, plans, logger,
 		// Asked at each dial: a rotated password file needs no reload.
 		conn.WithPasswordFunc(o.redisPassword),
 		conn.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
@@ -300,8 +289,8 @@ func run(logger *slog.Logger, o *options) error {
 	billingOpts := []billing.Option{
 		billing.WithMaxReadTime(o.maxTimeout),
 		billing.WithPlansRefresh(o.plansRefresh),
-		billing.WithKeyPattern(s.pattern),
-		billing.WithLocation(s.loc),
+		billing.WithKeyPattern(o.pattern),
+		billing.WithLocation(o.loc),
 		billing.WithLogger(logger),
 		billing.WithMaxMetricTypes(o.maxTypes),
 		billing.WithConfig(f.billing),
@@ -313,7 +302,7 @@ func run(logger *slog.Logger, o *options) error {
 		// The mirror is fresh only for a read started after the call.
 		billingOpts = append(billingOpts, billing.WithFreshReads())
 	}
-	mirror := mirror.New(st, s.pattern, mirrorOpts...)
+	mirror := mirror.New(st, o.pattern, mirrorOpts...)
 	defer mirror.Close()
 	static.MustRegister(mirror)
 	service := billing.New(mirror, billingOpts...)
@@ -344,17 +333,15 @@ func run(logger *slog.Logger, o *options) error {
 		return err
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := traces.Shutdown(ctx); err != nil {
+		if err := traces.Shutdown(context.Background()); err != nil {
 			logger.Warn("flushing traces", "err", err)
 		}
 	}()
 	if traces.On() {
 		logger.Info("tracing on: spans are sent over OTLP/HTTP (OTEL_EXPORTER_OTLP_* settings)")
 	}
-	logger.Info("reading usage", "redis", st.String(), "key_pattern", s.pattern.String(),
-		"timezone", s.loc.String(), "plans", plans.Describe())
+	logger.Info("reading usage", "redis", st.String(), "key_pattern", o.pattern.String(),
+		"timezone", o.loc.String(), "plans", plans.Describe())
 	if len(plans.Defaults) == 0 {
 		logger.Warn("no default limits configured: tenants without an active plan are reported as unlimited")
 	}

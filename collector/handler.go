@@ -17,7 +17,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/tracing"
 )
 
-// Handler serves /metrics from a billing read under the scrape's deadline.
+// Handler serves /metrics under the scrape's deadline.
 type Handler struct {
 	service       *billing.Service
 	static        prometheus.Gatherer
@@ -32,43 +32,34 @@ type Handler struct {
 	sections      sections
 }
 
+// HandlerOption configures a Handler.
 type HandlerOption func(*Handler)
 
-// WithTimeoutOffset sets how long before Prometheus' timeout a scrape ends.
+// WithTimeoutOffset sets the margin before Prometheus' timeout.
 func WithTimeoutOffset(d time.Duration) HandlerOption {
 	return func(h *Handler) { h.timeoutOffset = d }
 }
 
-// WithMaxTimeout caps the scrape timeout, and is the default.
-func WithMaxTimeout(d time.Duration) HandlerOption {
-	return func(h *Handler) { h.maxTimeout = d }
-}
+// WithMaxTimeout caps and defaults the scrape timeout.
+func WithMaxTimeout(d time.Duration) HandlerOption { return func(h *Handler) { h.maxTimeout = d } }
 
-// WithMaxRequests bounds concurrent scrapes (0: unbounded); excess ones get 503.
+// WithMaxRequests bounds concurrent scrapes; 0: unbounded.
 func WithMaxRequests(n int) HandlerOption {
 	return func(h *Handler) {
-		h.inflight = nil
 		if n > 0 {
 			h.inflight = make(chan struct{}, n)
 		}
 	}
 }
 
-// WithTenantSeries turns the per-tenant families on or off.
-func WithTenantSeries(on bool) HandlerOption {
-	return func(h *Handler) { h.tenantSeries = on }
-}
+// WithTenantSeries toggles the per-tenant families.
+func WithTenantSeries(on bool) HandlerOption { return func(h *Handler) { h.tenantSeries = on } }
 
-// WithMaxTenants caps the tenants exported (0: no cap), most pressed first.
-func WithMaxTenants(n int) HandlerOption {
-	return func(h *Handler) { h.maxTenants = n }
-}
+// WithMaxTenants caps the tenants exported; 0: no cap.
+func WithMaxTenants(n int) HandlerOption { return func(h *Handler) { h.maxTenants = n } }
 
-// WithMaxUnsentBytes bounds the bytes held for bodies being sent (0: a
-// quarter of the Go memory limit, else 256 MiB).
-func WithMaxUnsentBytes(n int64) HandlerOption {
-	return func(h *Handler) { h.maxUnsent = n }
-}
+// WithMaxUnsentBytes bounds the bytes held for bodies being sent.
+func WithMaxUnsentBytes(n int64) HandlerOption { return func(h *Handler) { h.maxUnsent = n } }
 
 // NewHandler returns the /metrics handler.
 func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {
@@ -90,7 +81,7 @@ func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *sl
 	return h
 }
 
-// ScrapeTimeout returns the scrape's timeout from the request, less the offset.
+// ScrapeTimeout returns the request's scrape timeout less the offset.
 func (h *Handler) ScrapeTimeout(r *http.Request) time.Duration {
 	v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
 	if v == "" {
@@ -133,7 +124,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// The slot is free: the deadline bounds how long a client holds the body.
+	// The deadline bounds how long a client holds the body.
 	deadline, _ := ctx.Deadline()
 	if now := time.Now(); deadline.Before(now) {
 		deadline = now
@@ -156,7 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	failed := true
 	defer func() { h.unsent.done(resp, failed) }()
 	for _, p := range parts {
-		// In steps, so that a client that reads shows progress.
+		// In steps, so a reading client shows progress.
 		for len(p) > 0 {
 			n := min(len(p), writeStep)
 			if _, err := w.Write(p[:n]); err != nil || !h.unsent.wrote(resp) {
@@ -171,8 +162,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 const writeStep = 64 << 10
 
-// render reads and renders the body as parts while holding a scrape slot;
-// ok is false when no slot was free.
+// render renders the body while holding a scrape slot; ok: a slot was free.
 func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) (parts [][]byte, ok bool) {
 	if h.inflight != nil {
 		select {
@@ -194,7 +184,7 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(New(read, err, omitted, h.logger), h.unsent)
-	// First, so that the histograms count this read's Redis calls.
+	// First: the histograms then count this read's Redis calls.
 	families, gatherErr := prometheus.Gatherers{reg, h.static}.Gather()
 	if gatherErr != nil {
 		h.logger.Error("gathering metrics", "err", gatherErr)
@@ -232,7 +222,7 @@ type sections struct {
 }
 
 // tenantSection renders read's per-tenant families once per encoding; a
-// read without tenants would evict the shared one, and is not kept.
+// read without tenants is not kept.
 func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStatus, gzip bool) *section {
 	sec := &section{}
 	if read != nil && len(tenants) > 0 {

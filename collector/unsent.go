@@ -1,7 +1,10 @@
 package collector
 
 import (
+	"cmp"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,8 +23,8 @@ var (
 		"Bytes of rendered bodies held for responses being written, a part shared by several counted once.", nil, nil)
 )
 
-// unsent bounds the bytes held for responses being written: over max, those
-// that have waited longest are given up, never the only one.
+// unsent bounds the bytes held for responses being written: over max, the
+// longest waiting are given up.
 type unsent struct {
 	max int64 // 0: no bound
 
@@ -36,11 +39,10 @@ type unsent struct {
 type response struct {
 	parts    [][]byte
 	progress uint64 // the tick of its last write
-	giveUp   func() // fails its writes at once
+	giveUp   func()
 	gaveUp   bool
 }
 
-// defaultUnsentBytes is a quarter of the Go memory limit, else 256 MiB.
 func defaultUnsentBytes() int64 {
 	if limit := debug.SetMemoryLimit(-1); limit < 1<<60 {
 		return limit / 4
@@ -59,19 +61,11 @@ func (u *unsent) admit(parts [][]byte, giveUp func()) *response {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.hold(parts, 1)
-	for u.max > 0 && u.held > u.max {
-		var oldest *response
-		for o := range u.writing {
-			if oldest == nil || o.progress < oldest.progress {
-				oldest = o
-			}
-		}
-		if oldest == nil {
-			break
-		}
+	for u.max > 0 && u.held > u.max && len(u.writing) > 0 {
+		oldest := slices.MinFunc(slices.Collect(maps.Keys(u.writing)), func(a, b *response) int { return cmp.Compare(a.progress, b.progress) })
 		u.drop(oldest)
 		oldest.gaveUp = true
-		// Under mu: its handler has not returned, so its connection serves no other request.
+		// Under mu: its connection serves no other request yet.
 		oldest.giveUp()
 		u.abandoned[reasonUnsentBytes]++
 	}
@@ -111,7 +105,7 @@ func (u *unsent) drop(r *response) {
 	u.hold(r.parts, -1)
 }
 
-// hold adds delta references to each part; a part's bytes count once.
+// hold adds delta references to each part.
 func (u *unsent) hold(parts [][]byte, delta int) {
 	for _, p := range parts {
 		if cap(p) == 0 {
@@ -132,10 +126,7 @@ func (u *unsent) hold(parts [][]byte, delta int) {
 	}
 }
 
-func (u *unsent) Describe(ch chan<- *prometheus.Desc) {
-	ch <- abandonedDesc
-	ch <- unsentDesc
-}
+func (u *unsent) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(u, ch) }
 
 func (u *unsent) Collect(ch chan<- prometheus.Metric) {
 	u.mu.Lock()

@@ -3,7 +3,6 @@ package billing
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -30,13 +29,6 @@ type Read struct {
 
 // Age is the read's age.
 func (r *Read) Age() time.Duration { return time.Since(r.completed) }
-
-type reads struct {
-	maxAge time.Duration
-
-	mu   sync.Mutex
-	last *Read
-}
 
 // Read returns a new shared read; on ctx's error, one without usage.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
@@ -86,13 +78,11 @@ func noteRead(ctx context.Context, r *Read, since time.Time) {
 }
 
 func (s *Service) fresh(g *generation) *Read {
-	s.reads.mu.Lock()
-	r := s.reads.last
-	s.reads.mu.Unlock()
+	r := s.lastRead.Load()
 	if r == nil || r.gen != g {
 		return nil
 	}
-	maxAge := s.reads.maxAge
+	maxAge := s.maxAge
 	if !r.Report.UsageUp() {
 		maxAge = min(maxAge, failedMaxAge)
 	}
@@ -132,9 +122,7 @@ func (s *Service) read(ctx context.Context, g *generation, due time.Time) (*Read
 	if ctx.Err() == nil { // a read every caller left is not kept
 		s.usageLog.observe(r.Report.UsageErr)
 		s.infoLog.observe(r.Info.Err)
-		s.reads.mu.Lock()
-		s.reads.last = r
-		s.reads.mu.Unlock()
+		s.lastRead.Store(r)
 	}
 	return r, nil
 }

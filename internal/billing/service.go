@@ -75,13 +75,14 @@ type Service struct {
 	plansErr   error
 	plansTook  time.Duration
 	changed    []string
-	refreshed  uint64          // the last refresh's generation.seq
+	refreshed  uint64          // generation.seq of the last refresh
 	refreshes  chan struct{}   // closed by each refresh
 	otherTypes map[string]bool // the last full read's unconfigured types
 	joined     *Report         // the last join
 	joinedGen  *generation
 
-	reads reads
+	maxAge   time.Duration
+	lastRead atomic.Pointer[Read]
 
 	usageLog, infoLog, plansLog failureLog
 }
@@ -111,9 +112,9 @@ func WithMaxReadTime(d time.Duration) Option { return func(s *Service) { s.maxRe
 func WithFreshReads() Option { return func(s *Service) { s.freshRead = true } }
 
 // WithMaxAge sets how long Recent reuses reads.
-func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.reads.maxAge = max(d, 0) } }
+func WithMaxAge(d time.Duration) Option { return func(s *Service) { s.maxAge = max(d, 0) } }
 
-// WithPlansRefresh loads the plans every d in the background; 0: in each read.
+// WithPlansRefresh sets the background plans refresh; 0: per read.
 func WithPlansRefresh(d time.Duration) Option { return func(s *Service) { s.refreshEvery = max(d, 0) } }
 
 // WithLogger sets the logger.
@@ -127,7 +128,7 @@ func New(store Store, opts ...Option) *Service {
 		loc:     time.UTC,
 		now:     time.Now,
 		logger:  slog.New(slog.DiscardHandler),
-		reads:   reads{maxAge: DefaultMaxAge},
+		maxAge:  DefaultMaxAge,
 	}
 	for _, o := range opts {
 		o(s)
@@ -145,7 +146,7 @@ func New(store Store, opts ...Option) *Service {
 	return s
 }
 
-// Close stops the plans refresher, if any.
+// Close stops the plans refresher.
 func (s *Service) Close() {
 	if s.stopRefresh != nil {
 		s.stopRefresh()
@@ -153,7 +154,7 @@ func (s *Service) Close() {
 	}
 }
 
-// refreshPlans loads at once, every refreshEvery, and after each Reconfigure.
+// refreshPlans loads now, periodically, and on each Reconfigure.
 func (s *Service) refreshPlans(ctx context.Context) {
 	defer close(s.refreshDone)
 	timeout := s.maxRead
@@ -182,7 +183,7 @@ func (s *Service) refreshPlans(ctx context.Context) {
 	}
 }
 
-// refreshedPlans waits for a refresh under g or later, at most until ctx ends.
+// refreshedPlans waits for a refresh under g or later, or ctx.
 func (s *Service) refreshedPlans(ctx context.Context, g *generation) PlansState {
 	for {
 		s.mu.Lock()
@@ -281,7 +282,7 @@ func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Rep
 	return r
 }
 
-// plansBudget lets a slow plans source fail in time to return Redis' numbers.
+// plansBudget is the plans source's share of a read's time.
 const plansBudget = 0.8
 
 func plansContext(ctx context.Context, due time.Time) (context.Context, context.CancelFunc) {
@@ -327,13 +328,11 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		if !errors.Is(err, context.Canceled) {
 			s.plansErr, s.plansTook = err, st.Duration
 		}
-		if s.catalog == nil {
-			s.plansLog.observe(err, "source", g.PlansName,
-				"consequence", "plans source has never been read: no limits or percentages are exported until it is")
-		} else {
-			s.plansLog.observe(err, "source", g.PlansName,
-				"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second))
+		consequence := []any{"consequence", "plans source has never been read: no limits or percentages are exported until it is"}
+		if s.catalog != nil {
+			consequence = []any{"consequence", "plans source unreachable: serving the last plans read", "age", now.Sub(s.catalogAt).Round(time.Second)}
 		}
+		s.plansLog.observe(err, append([]any{"source", g.PlansName}, consequence...)...)
 	}
 	st.Catalog, st.LoadedAt, st.Changed = s.catalog, s.catalogAt, s.changed
 	return st

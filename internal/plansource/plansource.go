@@ -43,7 +43,7 @@ func (s *Setup) Describe() string {
 	return s.Name
 }
 
-// Close releases the pool reloads share; call it once.
+// Close releases the pool; call it once.
 func (s *Setup) Close() { s.close() }
 
 const dsnEnv = "BILLING_EXPORTER_POSTGRES_DSN"
@@ -53,22 +53,13 @@ func readDSN(f Flags) func() (string, error) {
 	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
 }
 
-// dsnName says where the DSN comes from.
-func dsnName(f Flags) string {
-	if f.DSNFile != "" {
-		return f.DSNFile
-	}
-	return "$" + dsnEnv
-}
-
-// Open picks the plans source.
-func Open(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, nil) }
-
-// Reload returns a new Setup sharing s's pool.
-func (s *Setup) Reload(f Flags, cfg *config.Config) (*Setup, error) { return open(f, cfg, s.db) }
-
-func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
+// Open picks the plans source; a reload shares prev's pool.
+func Open(f Flags, cfg *config.Config, prev *Setup) (*Setup, error) {
 	s := &Setup{Defaults: cfg.Defaults, close: func() {}}
+	var db *sql.DB
+	if prev != nil {
+		db = prev.db
+	}
 	dsn, err := readDSN(f)()
 	if err != nil {
 		return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
@@ -90,12 +81,16 @@ func open(f Flags, cfg *config.Config, db *sql.DB) (*Setup, error) {
 	case dsn != "" && f.PlansFile != "":
 		return nil, errors.New("--plans.file and a PostgreSQL DSN are both set: use one plans source")
 	case dsn != "":
+		name := "$" + dsnEnv
+		if f.DSNFile != "" {
+			name = f.DSNFile
+		}
 		if db == nil {
-			if db, err = postgres.Open(dsnName(f), readDSN(f)); err != nil {
+			if db, err = postgres.Open(name, readDSN(f)); err != nil {
 				return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 			}
 			s.close = func() { db.Close() }
-		} else if err := postgres.CheckDSN(dsnName(f), dsn); err != nil {
+		} else if err := postgres.CheckDSN(name, dsn); err != nil {
 			return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 		}
 		src := postgres.New(db, postgres.WithMetricTypes(cfg.MetricTypeNames()), postgres.WithQuery(cfg.PlansQuery))

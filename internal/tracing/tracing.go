@@ -79,8 +79,7 @@ func (t *Tracing) On() bool { return t.provider != nil }
 
 const shutdownTimeout = time.Second
 
-// Shutdown flushes spans, giving up after a second so a silent collector
-// cannot hold up the exit.
+// Shutdown flushes spans, giving up after a second.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t.provider == nil {
 		return nil
@@ -92,7 +91,7 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 
 type routeKey struct{}
 
-// Handler traces requests by route: a path may hold a tenant id.
+// Handler traces requests by route, not path.
 func (t *Tracing) Handler(mux http.Handler) http.Handler {
 	if t.provider == nil {
 		return mux
@@ -115,12 +114,8 @@ func spanName(_ string, r *http.Request) string {
 	if route, ok := r.Context().Value(routeKey{}).(*string); ok && *route != "" {
 		return r.Method + " " + *route
 	}
-	if r.Pattern != "" {
-		_, path, _ := strings.Cut(r.Pattern, " ")
-		if path == "" {
-			path = r.Pattern
-		}
-		return r.Method + " " + path
+	if r.Pattern != "" { // without the pattern's method
+		return r.Method + " " + r.Pattern[strings.IndexByte(r.Pattern, ' ')+1:]
 	}
 	return r.Method
 }
@@ -138,7 +133,7 @@ func SetRoute(ctx context.Context, route string) {
 	span.SetAttributes(semconv.HTTPRoute(route), semconv.URLPath(route))
 }
 
-// Start starts a child span only under a recording parent.
+// Start starts a span under a recording parent.
 func Start(ctx context.Context, name string) (context.Context, trace.Span) {
 	parent := trace.SpanFromContext(ctx)
 	if !parent.IsRecording() {

@@ -157,7 +157,8 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	}
 	limits := make([]int64, len(lay.limits))
 	ids := planIDs{}
-	b := newBuilder(lay, int(s.lastRows.Load()))
+	b := &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, s.lastRows.Load()),
+		invalid: map[string]int{}}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
@@ -217,10 +218,8 @@ func (s *Source) layout(cols []string) (*layout, error) {
 }
 
 func (s *Source) metricType(suffix string) string {
-	for _, mt := range s.metricTypes {
-		if strings.EqualFold(mt, suffix) {
-			return mt
-		}
+	if i := slices.IndexFunc(s.metricTypes, func(mt string) bool { return strings.EqualFold(mt, suffix) }); i >= 0 {
+		return s.metricTypes[i]
 	}
 	return suffix
 }
@@ -254,11 +253,7 @@ func (l *layout) row(values []any, limits []int64, ids planIDs) (r row, planName
 		return row{tenantID: tenantID, planID: planID, reason: reasonInvalidPlanName}, ""
 	}
 	for i, c := range l.limits {
-		v, reason := limitValue(values[c.index])
-		if reason != "" {
-			v = unreadableLimit[reason]
-		}
-		limits[i] = v
+		limits[i] = limitValue(values[c.index])
 	}
 	return row{tenantID: tenantID, planID: planID}, name
 }
@@ -293,39 +288,43 @@ func idString(v any) (s string, ok bool) {
 	return "", false
 }
 
-func limitValue(v any) (int64, string) {
+// Unreadable limits are coded negative, so disagreeing rows conflict.
+const (
+	negativeLimit   int64 = -1
+	nonIntegerLimit int64 = -2
+)
+
+// limitValue returns a limit, 0 for none, or an unreadable limit's code.
+func limitValue(v any) int64 {
 	var n int64
 	switch v := v.(type) {
 	case nil:
-		return 0, ""
+		return 0
 	case int64:
 		n = v
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) || v != math.Trunc(v) || math.Abs(v) >= 1<<63 {
-			return 0, reasonNonIntegerLimit
+			return nonIntegerLimit
 		}
 		n = int64(v)
 	case string:
 		var err error
 		if n, err = parseInteger(v); err != nil {
-			return 0, reasonNonIntegerLimit
+			return nonIntegerLimit
 		}
 	case []byte:
 		return limitValue(string(v))
 	default:
-		return 0, reasonNonIntegerLimit
+		return nonIntegerLimit
 	}
 	if n < 0 {
-		return 0, reasonNegativeLimit
+		return negativeLimit
 	}
-	return n, ""
+	return n
 }
 
-// unreadableLimit codes a reason as a negative limit, so disagreeing rows conflict.
-var unreadableLimit = map[string]int64{reasonNegativeLimit: -1, reasonNonIntegerLimit: -2}
-
 func unreadableReason(code int64) string {
-	if code == unreadableLimit[reasonNegativeLimit] {
+	if code == negativeLimit {
 		return reasonNegativeLimit
 	}
 	return reasonNonIntegerLimit
@@ -359,11 +358,6 @@ type planRows struct {
 	conflicting bool
 	invalid     bool // a row was skipped
 	rows        int
-}
-
-func newBuilder(lay *layout, rows int) *builder {
-	return &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, rows),
-		invalid: map[string]int{}}
 }
 
 func (b *builder) add(r row, planName string, limits []int64) {

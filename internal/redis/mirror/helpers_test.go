@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/mna/redisc"
@@ -197,4 +198,10 @@ func slotOwnerErr(cl *testserver.Cluster, slot int) int {
 		}
 	}
 	return -1
+}
+
+// setClock replaces the package clock for the test.
+func setClock(t *testing.T, clock func() time.Time) {
+	t.Cleanup(func() { now = time.Now })
+	now = clock
 }

@@ -7,14 +7,14 @@ import (
 	"math"
 )
 
-// keySet is an exact set of strings in one byte arena with an
-// open-addressing index: a member costs its bytes and 4 bytes of index.
+// keySet is a set of strings in one byte arena with an open-addressing
+// index.
 type keySet struct {
 	arena     []byte
 	slots     []uint32 // emptySlot, deadSlot or 2 + offset in arena
 	n, dead   int
 	deadBytes int
-	big       map[string]struct{} // past a 32-bit offset
+	big       map[string]struct{} // past uint32 offsets
 	seed      maphash.Seed
 	hashMask  uint64 // tests force collisions
 }
@@ -49,17 +49,25 @@ func (s *keySet) find(key string) (at, free int) {
 				free = i
 			}
 		default:
-			if string(s.bytesAt(v-2)) == key {
+			if string(entry(s.arena, v-2)) == key {
 				return i, free
 			}
 		}
 	}
 }
 
-func (s *keySet) bytesAt(off uint32) []byte {
-	l, w := binary.Uvarint(s.arena[off:])
+func entry(arena []byte, off uint32) []byte {
+	l, w := binary.Uvarint(arena[off:])
 	start := int(off) + w
-	return s.arena[start : start+int(l)]
+	return arena[start : start+int(l)]
+}
+
+// appendKey returns the slot value of key, stored in the arena.
+func appendKey[K string | []byte](s *keySet, key K) uint32 {
+	off := uint32(len(s.arena))
+	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))
+	s.arena = append(s.arena, key...)
+	return off + 2
 }
 
 func (s *keySet) Has(key string) bool {
@@ -90,13 +98,10 @@ func (s *keySet) Add(key string) bool {
 		s.big[key] = struct{}{}
 		return true
 	}
-	off := uint32(len(s.arena))
-	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))
-	s.arena = append(s.arena, key...)
 	if s.slots[free] == deadSlot {
 		s.dead--
 	}
-	s.slots[free] = off + 2
+	s.slots[free] = appendKey(s, key)
 	s.n++
 	return true
 }
@@ -111,8 +116,7 @@ func (s *keySet) Remove(key string) bool {
 	if at < 0 {
 		return false
 	}
-	off := s.slots[at] - 2
-	l, w := binary.Uvarint(s.arena[off:])
+	l, w := binary.Uvarint(s.arena[s.slots[at]-2:])
 	s.deadBytes += w + int(l)
 	s.slots[at] = deadSlot
 	s.n--
@@ -141,19 +145,14 @@ func (s *keySet) rebuild(want int) {
 		if v < 2 {
 			continue
 		}
-		l, w := binary.Uvarint(oldArena[v-2:])
-		start := int(v-2) + w
-		key := oldArena[start : start+int(l)]
+		key := entry(oldArena, v-2)
 		i := int(maphash.Bytes(s.seed, key)&s.hashMask) & mask
 		for s.slots[i] != emptySlot {
 			i = (i + 1) & mask
 		}
+		s.slots[i] = v
 		if compact {
-			s.slots[i] = uint32(len(s.arena)) + 2
-			s.arena = binary.AppendUvarint(s.arena, l)
-			s.arena = append(s.arena, key...)
-		} else {
-			s.slots[i] = v
+			s.slots[i] = appendKey(s, key)
 		}
 		s.n++
 	}
@@ -163,7 +162,7 @@ func (s *keySet) rebuild(want int) {
 func (s *keySet) All() iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for _, v := range s.slots {
-			if v >= 2 && !yield(string(s.bytesAt(v-2))) {
+			if v >= 2 && !yield(string(entry(s.arena, v-2))) {
 				return
 			}
 		}

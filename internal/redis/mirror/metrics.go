@@ -52,6 +52,6 @@ func (m *Mirror) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(divergentDesc, prometheus.GaugeValue, float64(m.divergentLast.Load()))
 	if at := m.seededAt.Load(); at != 0 {
-		ch <- prometheus.MustNewConstMetric(mirrorAgeDesc, prometheus.GaugeValue, float64(m.now().UnixNano()-at)/1e9)
+		ch <- prometheus.MustNewConstMetric(mirrorAgeDesc, prometheus.GaugeValue, float64(now().UnixNano()-at)/1e9)
 	}
 }

@@ -27,23 +27,21 @@ const (
 	ModeScan  = "scan"
 )
 
-// Mirror reads usage from a copy per master (nodeMirror), checking the
-// layout before and after; while slots move, and where tracking is
-// refused, a read is a full read.
+// Mirror reads usage from a copy per master, checking the layout before
+// and after; while slots move or tracking is refused, a read is full.
 type Mirror struct {
-	billing.Store              // full reads, and the calls the mirror does not serve
+	billing.Store              // full reads and the other calls
 	r             *read.Reader // nil: scan mode for good
 	pattern       usage.KeyPattern
 	logger        *slog.Logger
 	resync        time.Duration
-	now           func() time.Time
 
 	mu    sync.Mutex // one read at a time, in order
 	fp    string     // the layout of nodes
 	nodes []*nodeMirror
 
 	scanReason                atomic.Pointer[string]
-	retryAt                   atomic.Int64 // UnixNano when a fallback ends; 0: never
+	retryAt                   atomic.Int64 // UnixNano; 0: never
 	loggedFallBack            string       // under mu
 	invalidated, rereadTotal  atomic.Uint64
 	rereadLast, divergentLast atomic.Int64
@@ -54,6 +52,7 @@ type Mirror struct {
 	done chan struct{}
 }
 
+// Option configures a Mirror.
 type Option func(*Mirror)
 
 // WithResyncInterval sets how often a full read replaces the mirror; 0: never.
@@ -63,6 +62,9 @@ func WithResyncInterval(d time.Duration) Option { return func(m *Mirror) { m.res
 func WithLogger(l *slog.Logger) Option { return func(m *Mirror) { m.logger = l } }
 
 const scanRequested = "--redis.read-mode=scan"
+
+// now is the clock; tests replace it.
+var now = time.Now
 
 // trackingRetry spaces the retries of a denied tracking.
 const trackingRetry = time.Minute
@@ -79,7 +81,6 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 		pattern:   pattern,
 		logger:    slog.New(slog.DiscardHandler),
 		resync:    15 * time.Minute,
-		now:       time.Now,
 		done:      make(chan struct{}),
 		fullReads: map[string]*atomic.Uint64{},
 	}
@@ -106,7 +107,7 @@ func New(r billing.Store, pattern usage.KeyPattern, opts ...Option) *Mirror {
 func (m *Mirror) fallBack(reason string, retry bool) {
 	at := int64(0)
 	if retry {
-		at = m.now().Add(trackingRetry).UnixNano()
+		at = now().Add(trackingRetry).UnixNano()
 	}
 	m.retryAt.Store(at)
 	if m.scanReason.CompareAndSwap(nil, &reason) && reason != m.loggedFallBack {
@@ -115,14 +116,14 @@ func (m *Mirror) fallBack(reason string, retry bool) {
 	}
 }
 
-// tracking reports whether reads use the mirror, ending a due fallback.
+// tracking reports whether reads use the mirror.
 func (m *Mirror) tracking() bool {
 	r := m.scanReason.Load()
 	if r == nil {
 		return true
 	}
 	at := m.retryAt.Load()
-	return at != 0 && m.now().UnixNano() >= at && m.scanReason.CompareAndSwap(r, nil)
+	return at != 0 && now().UnixNano() >= at && m.scanReason.CompareAndSwap(r, nil)
 }
 
 // denied reports a refusal that credentials or ACL grants lift.
@@ -273,8 +274,8 @@ func (m *Mirror) resyncLoop(stop context.Context) {
 	}
 }
 
-// selfCheck replaces every node mirror with a paced full read; it returns the
-// keys that differed, -1 when there was none.
+// selfCheck replaces every node mirror with a paced full read and returns
+// the keys that differed, or -1.
 func (m *Mirror) selfCheck(ctx context.Context) (int, error) {
 	if m.scanReason.Load() != nil {
 		return -1, nil

@@ -570,12 +570,12 @@ func TestMirrorTrackingRetry(t *testing.T) {
 	s := newStore(t, "redis://u:pw@"+srv.Addr())
 	m := New(s, pattern, WithResyncInterval(0))
 	defer m.Close()
-	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
-	m.now = func() time.Time { return now }
+	clock := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	setClock(t, func() time.Time { return clock })
 
 	read := func(want string) {
 		t.Helper()
-		srv.HSet("usage:1:"+thisPeriod, "messages", now.Unix())
+		srv.HSet("usage:1:"+thisPeriod, "messages", clock.Unix())
 		sameSnapshot(t, "read", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 		if m.mode() != want {
 			t.Fatalf("mode = %s, want %s", m.mode(), want)
@@ -583,9 +583,9 @@ func TestMirrorTrackingRetry(t *testing.T) {
 	}
 	read(ModeScan)
 	srv.Do("ACL", "SETUSER", "u", "+exists", "+client|id", "+client|tracking", "+client|trackinginfo", "+subscribe", "&__redis__:invalidate")
-	now = now.Add(trackingRetry - time.Second)
+	clock = clock.Add(trackingRetry - time.Second)
 	read(ModeScan)
-	now = now.Add(time.Second)
+	clock = clock.Add(time.Second)
 	read(ModeTrack)
 	read(ModeTrack)
 	if n := fullReads(m, reasonStart); n != 1 {
@@ -597,7 +597,7 @@ func TestMirrorTrackingRetry(t *testing.T) {
 	sub, _ := clientIDs(t, srv)
 	srv.Do("CLIENT", "KILL", "ID", sub)
 	read(ModeScan)
-	now = now.Add(trackingRetry)
+	clock = clock.Add(trackingRetry)
 	read(ModeScan)
 }
 
@@ -697,15 +697,15 @@ func TestMirrorResync(t *testing.T) {
 // TestMirrorMetrics checks the exported families after a few reads.
 func TestMirrorMetrics(t *testing.T) {
 	srv := testserver.StartRedis(t)
-	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	clock := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	m, _ := newMirror(t, srv.Addr())
-	m.now = func() time.Time { return now }
+	setClock(t, func() time.Time { return clock })
 	srv.HSet("usage:1:"+thisPeriod, "messages", 1)
 	readUsage(t, m, thisPeriod)
 	srv.HSet("usage:1:"+thisPeriod, "messages", 2)
 	srv.HSet("usage:2:"+thisPeriod, "messages", 2)
 	readUsage(t, m, thisPeriod)
-	now = now.Add(90 * time.Second)
+	clock = clock.Add(90 * time.Second)
 	for name, want := range map[string]float64{
 		"billing_redis_mirror_reread_keys":       2,
 		"billing_redis_mirror_reread_keys_total": 2,

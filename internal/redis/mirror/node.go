@@ -100,7 +100,7 @@ func (n *nodeMirror) seed(ctx context.Context, periodID, reason string) (*usage.
 
 func (n *nodeMirror) install(st *state, reason string) {
 	n.state, n.nextReason, n.loggedReason = st, "", ""
-	n.seededAt = n.m.now().UnixNano()
+	n.seededAt = now().UnixNano()
 	n.lastSize = len(st.tenants)
 	n.m.count(reason)
 }
