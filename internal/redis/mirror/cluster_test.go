@@ -14,6 +14,7 @@ import (
 	"github.com/mna/redisc"
 
 	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -31,7 +32,7 @@ func TestClusterMirror(t *testing.T) {
 	if m.mode() != ModeTrack {
 		t.Fatalf("mode %s", m.mode())
 	}
-	sameSnapshot(t, "seed", readUsage(t, m, "202611"), f.want)
+	testserver.SameSnapshot(t, "seed", readUsage(t, m, "202611"), f.want)
 	if n := fullReads(m, reasonStart); n != 3 {
 		t.Errorf("start full reads = %d, want one per master (3)", n)
 	}
@@ -41,7 +42,7 @@ func TestClusterMirror(t *testing.T) {
 		var key string
 		switch rng.IntN(3) {
 		case 0:
-			key = fmt.Sprintf("usage:{grp}%d:202611", rng.IntN(groupTenants+5))
+			key = fmt.Sprintf("usage:{grp}%d:202611", rng.IntN(testserver.GroupTenants+5))
 		default:
 			key = fmt.Sprintf("usage:%d:202611", rng.IntN(3100))
 		}
@@ -66,7 +67,7 @@ func TestClusterMirror(t *testing.T) {
 		}
 	}
 	rereads := m.rereadTotal.Load()
-	sameSnapshot(t, "after writes", readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
+	testserver.SameSnapshot(t, "after writes", readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
 	if m.rereadTotal.Load() == rereads {
 		t.Error("no key re-read after writes")
 	}
@@ -121,7 +122,7 @@ func TestClusterMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := readUsage(t, m, "202611")
-		sameSnapshot(t, fmt.Sprintf("checkpoint %d after %d reads", cp, reads), got, readUsage(t, ref, "202611"))
+		testserver.SameSnapshot(t, fmt.Sprintf("checkpoint %d after %d reads", cp, reads), got, readUsage(t, ref, "202611"))
 		// And once still, incremental again.
 		before := fullReads(m, reasonTopology)
 		for range 20 {
@@ -129,8 +130,8 @@ func TestClusterMirror(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		sameSnapshot(t, fmt.Sprintf("checkpoint %d, then", cp), readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
-		sameSnapshot(t, fmt.Sprintf("checkpoint %d, again", cp), readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
+		testserver.SameSnapshot(t, fmt.Sprintf("checkpoint %d, then", cp), readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
+		testserver.SameSnapshot(t, fmt.Sprintf("checkpoint %d, again", cp), readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
 		if n := fullReads(m, reasonTopology); n > before+1 {
 			t.Errorf("checkpoint %d: %d topology full reads with the layout still", cp, n-before)
 		}
@@ -164,7 +165,7 @@ func TestClusterMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sameSnapshot(t, "after CLIENT KILL", readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
+	testserver.SameSnapshot(t, "after CLIENT KILL", readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
 }
 
 // TestClusterMirrorStopped: a master stopped makes the read fail (never a
@@ -192,7 +193,7 @@ func TestClusterMirrorStopped(t *testing.T) {
 		got, err := m.ReadUsage(ctx, pattern, "202611")
 		cancel()
 		if last = err; err == nil {
-			sameSnapshot(t, "after restart", got, readUsage(t, ref, "202611"))
+			testserver.SameSnapshot(t, "after restart", got, readUsage(t, ref, "202611"))
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -210,11 +211,11 @@ func TestClusterMirrorFailover(t *testing.T) {
 	ref := newCluster(t, cl.Addrs()[:1])
 	m := New(c, pattern, WithResyncInterval(0))
 	defer m.Close()
-	sameSnapshot(t, "seed", readUsage(t, m, "202611"), f.want)
+	testserver.SameSnapshot(t, "seed", readUsage(t, m, "202611"), f.want)
 	for i := range 200 {
 		cl.Do("HINCRBY", fmt.Sprintf("usage:%d:202611", i), "messages", 1000)
 	}
-	sameSnapshot(t, "before failover", readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
+	testserver.SameSnapshot(t, "before failover", readUsage(t, m, "202611"), readUsage(t, ref, "202611"))
 
 	cl.Failover(replica)
 	for i := range 200 {
@@ -235,7 +236,7 @@ func TestClusterMirrorFailover(t *testing.T) {
 	if got == nil {
 		t.Fatal("no read after the failover")
 	}
-	sameSnapshot(t, "after failover", got, readUsage(t, ref, "202611"))
+	testserver.SameSnapshot(t, "after failover", got, readUsage(t, ref, "202611"))
 	if n := fullReads(m, reasonTopology); n == 0 {
 		t.Error("the failover caused no topology full read")
 	}

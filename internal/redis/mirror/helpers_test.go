@@ -2,9 +2,6 @@ package mirror
 
 import (
 	"context"
-	"fmt"
-	"maps"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,60 +32,7 @@ func newStore(t *testing.T, addr string, opts ...conn.Option) *read.Reader {
 	return s
 }
 
-// groupTenants share the hash tag {grp}: their keys all land in one slot,
-// which the migration tests move between nodes.
-const groupTenants = 40
-
 var groupSlot = redisc.Slot("usage:{grp}0:202611")
-
-// usageCommands is the data set of the cluster tests: 3000 tenants spread
-// over every slot, older periods, a group of tenants in one slot, and every
-// kind of bad data.
-func usageCommands() [][]any {
-	var cmds [][]any
-	for i := range 3000 {
-		cmds = append(cmds, []any{"HSET", "usage:" + strconv.Itoa(i) + ":202611",
-			"messages", i * 7, "storage", i * 1000, "users", i % 10, "whatsappSessions", i % 3})
-		if i%10 == 0 {
-			cmds = append(cmds, []any{"HSET", "usage:" + strconv.Itoa(i) + ":202610", "messages", 1})
-		}
-	}
-	for i := range groupTenants {
-		cmds = append(cmds, []any{"HSET", "usage:{grp}" + strconv.Itoa(i) + ":202611", "messages", 100 + i})
-	}
-	cmds = append(cmds,
-		[]any{"HSET", "usage:apicalls:202611", "messages", 10, "apiCalls", 7},
-		[]any{"HSET", "usage:bad:202611", "messages", "-3", "storage", "1.5", "users", 2},
-		[]any{"HSET", "usage:badfield:202611", "bad\xfffield", 1, "messages", 2},
-		[]any{"SET", "usage:wt1:202611", "not a hash"},
-		[]any{"RPUSH", "usage:wt2:202611", "x"},
-		[]any{"HSET", "usage:x:2026-11", "messages", 1},
-		[]any{"HSET", "other:9:202611", "messages", 1},
-	)
-	return cmds
-}
-
-// seedSingle writes cmds to a single server in one pipeline.
-func seedSingle(t *testing.T, srv *testserver.Redis, cmds [][]any) {
-	t.Helper()
-	c := srv.Conn()
-	for _, cmd := range cmds {
-		if err := c.Send(cmd[0].(string), cmd[1:]...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.Do(""); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// seedCluster writes cmds through the cluster-aware client.
-func seedCluster(t *testing.T, c *testserver.Cluster, cmds [][]any) {
-	t.Helper()
-	for _, cmd := range cmds {
-		c.Do(cmd[0].(string), cmd[1:]...)
-	}
-}
 
 func newCluster(t *testing.T, addrs []string, opts ...conn.Option) *read.Reader {
 	t.Helper()
@@ -108,34 +52,6 @@ func newCluster(t *testing.T, addrs []string, opts ...conn.Option) *read.Reader 
 	return c
 }
 
-func sameSnapshot(t *testing.T, what string, got, want *usage.Snapshot) {
-	t.Helper()
-	if got.Keys != want.Keys {
-		t.Errorf("%s: keys = %d, want %d", what, got.Keys, want.Keys)
-	}
-	if !maps.Equal(got.Skipped, want.Skipped) {
-		t.Errorf("%s: skipped = %v, want %v", what, got.Skipped, want.Skipped)
-	}
-	if !reflect.DeepEqual(got.Tenants, want.Tenants) {
-		var missing, extra, wrong []string
-		for id, w := range want.Tenants {
-			g, ok := got.Tenants[id]
-			switch {
-			case !ok:
-				missing = append(missing, id)
-			case !g.Equal(w):
-				wrong = append(wrong, fmt.Sprintf("%s=%v (want %v)", id, g, w))
-			}
-		}
-		for id := range got.Tenants {
-			if _, ok := want.Tenants[id]; !ok {
-				extra = append(extra, id)
-			}
-		}
-		t.Errorf("%s: tenants differ: missing %v, extra %v, wrong %v", what, missing, extra, wrong)
-	}
-}
-
 // fixture: one cluster and one single server holding the same data, and
 // the single server's snapshot, which the cluster must reproduce.
 type clusterFixture struct {
@@ -146,16 +62,16 @@ type clusterFixture struct {
 func newClusterFixture(t *testing.T) *clusterFixture {
 	t.Helper()
 	f := &clusterFixture{cluster: testserver.StartCluster(t, 3)}
-	cmds := usageCommands()
-	seedCluster(t, f.cluster, cmds)
+	cmds := testserver.UsageCommands()
+	f.cluster.Seed(cmds)
 	single := testserver.StartRedis(t)
-	seedSingle(t, single, cmds)
+	single.Seed(t, cmds)
 	var err error
 	if f.want, err = newStore(t, single.Addr()).ReadUsage(context.Background(), pattern, "202611"); err != nil {
 		t.Fatal(err)
 	}
 	// apicalls, bad, badfield, and the two wrong-type keys (known, unreadable).
-	if len(f.want.Tenants) != 3000+groupTenants+5 {
+	if len(f.want.Tenants) != 3000+testserver.GroupTenants+5 {
 		t.Fatalf("reference snapshot has %d tenants", len(f.want.Tenants))
 	}
 	return f

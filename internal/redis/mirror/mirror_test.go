@@ -174,7 +174,7 @@ func TestMirrorEquivalenceUnderLoad(t *testing.T) {
 	if err := w.settle(); err != nil {
 		t.Fatal(err)
 	}
-	sameSnapshot(t, "seed", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+	testserver.SameSnapshot(t, "seed", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 
 	// Scrapes run all along, while the writer writes.
 	stop := make(chan struct{})
@@ -202,7 +202,7 @@ func TestMirrorEquivalenceUnderLoad(t *testing.T) {
 		if err := w.settle(); err != nil {
 			t.Fatal(err)
 		}
-		sameSnapshot(t, fmt.Sprintf("checkpoint %d", cp), readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+		testserver.SameSnapshot(t, fmt.Sprintf("checkpoint %d", cp), readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 	}
 	close(stop)
 	scrapes.Wait()
@@ -308,7 +308,7 @@ func TestMirrorUnreadable(t *testing.T) {
 		}
 		srv.Do(st.write[0].(string), st.write[1:]...)
 		got := readUsage(t, m, thisPeriod)
-		sameSnapshot(t, st.name, got, readUsage(t, s, thisPeriod))
+		testserver.SameSnapshot(t, st.name, got, readUsage(t, s, thisPeriod))
 		c, ok := got.Tenants["t1"]
 		if !ok {
 			t.Fatalf("%s: tenant t1 missing from the mirror's read", st.name)
@@ -377,7 +377,7 @@ func TestMirrorLoss(t *testing.T) {
 			srv.HSet("usage:3:"+thisPeriod, "messages", 1000)
 			srv.HSet("usage:new:"+thisPeriod, "users", 4)
 			srv.HSet("usage:old:"+lastPeriod, "users", 4)
-			sameSnapshot(t, "after "+tc.name, readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+			testserver.SameSnapshot(t, "after "+tc.name, readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 			n := 0
 			for _, r := range tc.reasons {
 				n += fullReads(m, r)
@@ -388,7 +388,7 @@ func TestMirrorLoss(t *testing.T) {
 			// And the new pair keeps the mirror current.
 			srv.HSet("usage:4:"+thisPeriod, "messages", 2000)
 			srv.Do("DEL", "usage:5:"+thisPeriod)
-			sameSnapshot(t, "then", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+			testserver.SameSnapshot(t, "then", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 			if n := fullReads(m, reasonStart); n != 1 {
 				t.Errorf("start full reads = %d, want 1", n)
 			}
@@ -419,7 +419,7 @@ func TestMirrorClientPause(t *testing.T) {
 	if v := value(got.Tenants["1"], "messages"); v != 42 {
 		t.Errorf("messages = %d after the paused write was acknowledged, want 42", v)
 	}
-	sameSnapshot(t, "after pause", got, readUsage(t, s, thisPeriod))
+	testserver.SameSnapshot(t, "after pause", got, readUsage(t, s, thisPeriod))
 }
 
 // TestMirrorPeriodRollover: a read of another period is a full read of it.
@@ -428,11 +428,11 @@ func TestMirrorPeriodRollover(t *testing.T) {
 	m, s := newMirror(t, srv.Addr())
 	srv.HSet("usage:1:"+lastPeriod, "messages", 7)
 	srv.HSet("usage:1:"+thisPeriod, "messages", 1)
-	sameSnapshot(t, "before", readUsage(t, m, lastPeriod), readUsage(t, s, lastPeriod))
+	testserver.SameSnapshot(t, "before", readUsage(t, m, lastPeriod), readUsage(t, s, lastPeriod))
 	srv.HSet("usage:1:"+lastPeriod, "messages", 8)
-	sameSnapshot(t, "after rollover", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+	testserver.SameSnapshot(t, "after rollover", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 	srv.HSet("usage:1:"+thisPeriod, "messages", 2)
-	sameSnapshot(t, "next", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+	testserver.SameSnapshot(t, "next", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 	if n := fullReads(m, reasonPeriod); n != 1 {
 		t.Errorf("period full reads = %d, want 1", n)
 	}
@@ -547,7 +547,7 @@ func TestMirrorFallback(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				sameSnapshot(t, tc.name, got, want)
+				testserver.SameSnapshot(t, tc.name, got, want)
 			}
 			if m.mode() != tc.want {
 				t.Errorf("mode = %s, want %s", m.mode(), tc.want)
@@ -576,7 +576,7 @@ func TestMirrorTrackingRetry(t *testing.T) {
 	read := func(want string) {
 		t.Helper()
 		srv.HSet("usage:1:"+thisPeriod, "messages", clock.Unix())
-		sameSnapshot(t, "read", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+		testserver.SameSnapshot(t, "read", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 		if m.mode() != want {
 			t.Fatalf("mode = %s, want %s", m.mode(), want)
 		}
@@ -675,7 +675,7 @@ func TestMirrorResync(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Fatalf("Resync = %d, %v; want 0 divergent keys", n, err)
 	}
-	sameSnapshot(t, "after resync", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+	testserver.SameSnapshot(t, "after resync", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 
 	// A mirror gone wrong (as a bug would make it): two keys.
 	m.mu.Lock()
@@ -688,7 +688,7 @@ func TestMirrorResync(t *testing.T) {
 	if got := testutil.ToFloat64(onlyDesc(m, "billing_redis_mirror_divergent_keys")); got != 2 {
 		t.Errorf("billing_redis_mirror_divergent_keys = %v, want 2", got)
 	}
-	sameSnapshot(t, "after repair", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
+	testserver.SameSnapshot(t, "after repair", readUsage(t, m, thisPeriod), readUsage(t, s, thisPeriod))
 	if n := fullReads(m, reasonResync); n != 2 {
 		t.Errorf("resync full reads = %d, want 2", n)
 	}
