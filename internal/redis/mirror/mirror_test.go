@@ -680,7 +680,7 @@ func TestMirrorResync(t *testing.T) {
 	// A mirror gone wrong (as a bug would make it): two keys.
 	m.mu.Lock()
 	m.nodes[0].state.put("5", &keyEntry{counters: usage.CountersOf(map[string]int64{"messages": 999})})
-	m.nodes[0].state.others.Add("usage:9:" + lastPeriod)
+	m.nodes[0].state.setOther(m.pattern, "usage:9:"+lastPeriod, true)
 	m.mu.Unlock()
 	if n, err := m.selfCheck(ctx); err != nil || n != 2 {
 		t.Fatalf("Resync = %d, %v; want 2 divergent keys", n, err)

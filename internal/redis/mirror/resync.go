@@ -80,8 +80,13 @@ func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern)
 	inMap := func(m map[string]struct{}) func(string) bool {
 		return func(k string) bool { _, ok := m[k]; return ok }
 	}
-	onlyIn(a.others.All(), b.others.Has)
-	onlyIn(b.others.All(), a.others.Has)
+	for _, ab := range [][2]*state{{a, b}, {b, a}} {
+		for id, pid := range ab[0].others.All() {
+			if !ab[1].others.Has(id, pid) {
+				diff(pattern.Key(id, pid))
+			}
+		}
+	}
 	onlyIn(maps.Keys(a.malformed), inMap(b.malformed))
 	onlyIn(maps.Keys(b.malformed), inMap(a.malformed))
 	for id, ca := range a.tenants {

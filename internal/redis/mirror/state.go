@@ -22,7 +22,7 @@ type state struct {
 	lent      *atomic.Int32                   // borrowers; nil: none since the maps were made
 	flawed    map[string]map[usage.Reason]int // the few hashes with a skip
 	skipped   map[usage.Reason]int            // summed over flawed
-	others    *keySet                         // keys of other periods
+	others    otherKeys
 	malformed map[string]struct{}
 }
 
@@ -38,7 +38,7 @@ func newState(periodID string, sizeHint int) *state {
 		types:     usage.TypeCounts{},
 		flawed:    map[string]map[usage.Reason]int{},
 		skipped:   map[usage.Reason]int{},
-		others:    newKeySet(),
+		others:    newOtherKeys(),
 		malformed: map[string]struct{}{},
 	}
 }
@@ -76,16 +76,16 @@ func (st *state) put(tenant string, e *keyEntry) {
 	}
 }
 
-func (st *state) setOther(key string, malformed, exists bool) {
+// setOther records whether key, not of the current period, exists.
+func (st *state) setOther(pattern usage.KeyPattern, key string, exists bool) {
+	tenant, pid, err := pattern.Parse(key)
 	switch {
-	case malformed && exists:
-		st.malformed[key] = struct{}{}
-	case malformed:
-		delete(st.malformed, key)
+	case err == nil:
+		st.others.Set(tenant, pid, exists)
 	case exists:
-		st.others.Add(key)
+		st.malformed[key] = struct{}{}
 	default:
-		st.others.Remove(key)
+		delete(st.malformed, key)
 	}
 }
 
@@ -114,8 +114,7 @@ type keyKind int
 
 const (
 	kindIgnored keyKind = iota
-	kindMalformed
-	kindOther
+	kindOther           // another period's key, or a malformed one
 	kindCurrent
 )
 
@@ -124,10 +123,7 @@ func (st *state) classify(pattern usage.KeyPattern, key string) (keyKind, string
 		return kindIgnored, ""
 	}
 	tenant, pid, err := pattern.Parse(key)
-	switch {
-	case err != nil:
-		return kindMalformed, ""
-	case pid != st.periodID:
+	if err != nil || pid != st.periodID {
 		return kindOther, ""
 	}
 	return kindCurrent, tenant
@@ -153,7 +149,7 @@ type seedSink struct {
 	mu      sync.Mutex
 }
 
-func (s *seedSink) Other(key string, malformed bool) { s.st.setOther(key, malformed, true) }
+func (s *seedSink) Other(key string) { s.st.setOther(s.pattern, key, true) }
 
 func (s *seedSink) Hashes(keys []read.Key, replies []any) error {
 	entries := make([]*keyEntry, len(keys))
@@ -173,8 +169,7 @@ func (s *seedSink) Hashes(keys []read.Key, replies []any) error {
 	defer s.mu.Unlock()
 	for i, k := range keys {
 		if k.Exists {
-			kind, _ := s.st.classify(s.pattern, k.Name)
-			s.st.setOther(k.Name, kind == kindMalformed, exists[i])
+			s.st.setOther(s.pattern, k.Name, exists[i])
 		} else {
 			s.st.put(k.Tenant, entries[i])
 		}

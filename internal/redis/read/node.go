@@ -28,7 +28,7 @@ type Key struct {
 
 // Sink takes what a read finds instead of a snapshot.
 type Sink interface {
-	Other(key string, malformed bool)
+	Other(key string)
 	// Hashes is called from HashReaders goroutines at once.
 	Hashes(keys []Key, replies []any) error
 }
@@ -190,7 +190,7 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 			}
 			if err != nil || pid != snap.PeriodID {
 				if n.sink != nil {
-					n.sink.Other(key, err != nil)
+					n.sink.Other(key)
 				}
 				continue
 			}
