@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/gomodule/redigo/redis"
 )
 
 func opError(op string, localPort int, err error) error {
@@ -32,7 +34,7 @@ func TestFailureLog(t *testing.T) {
 			fmt.Errorf("HGETALL %q: %w", "usage:1:202611", errors.New("LOADING Redis is loading the dataset in memory")),
 			fmt.Errorf("HGETALL %q: %w", "usage:2:202611", errors.New("LOADING Redis is loading the dataset in memory")),
 		}, 1},
-		{"a change of kind", []error{timeout(50001), opError("dial", 0, refused), errors.New("NOAUTH Authentication required."),
+		{"a change of kind", []error{timeout(50001), opError("dial", 0, refused), redis.Error("NOAUTH Authentication required."),
 			fmt.Errorf("read: %w", context.DeadlineExceeded), timeout(50002)}, 5},
 		{"recovery", []error{timeout(50001), nil, timeout(50002)}, 3},
 	} {

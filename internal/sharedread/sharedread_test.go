@@ -38,7 +38,7 @@ type result struct {
 	err error
 }
 
-func goDo(g *Group[int32], ctx context.Context, read func(context.Context) (int32, error)) <-chan result {
+func goDo(ctx context.Context, g *Group[int32], read func(context.Context) (int32, error)) <-chan result {
 	out := make(chan result, 1)
 	go func() {
 		v, err := g.Do(ctx, read)
@@ -86,9 +86,9 @@ func TestJoinRule(t *testing.T) {
 				}
 				return withTimeout(t, d)
 			}
-			first := goDo(g, ctx(tc.first), r.read)
+			first := goDo(ctx(tc.first), g, r.read)
 			<-r.started
-			second := goDo(g, ctx(tc.second), r.read)
+			second := goDo(ctx(tc.second), g, r.read)
 			waitFor(t, g, 2)
 			if tc.reads == 2 {
 				<-r.started
@@ -112,10 +112,10 @@ func TestJoinRule(t *testing.T) {
 func TestImpatientCallerDoesNotCutShortTheRead(t *testing.T) {
 	g, r := &Group[int32]{MaxTime: time.Minute}, newGate()
 	start := time.Now()
-	impatient := goDo(g, withTimeout(t, 50*time.Millisecond), r.read)
+	impatient := goDo(withTimeout(t, 50*time.Millisecond), g, r.read)
 	<-r.started
 	readCtx := <-r.ctxs
-	patient := goDo(g, withTimeout(t, 20*time.Second), r.read)
+	patient := goDo(withTimeout(t, 20*time.Second), g, r.read)
 	waitFor(t, g, 2)
 	if res := <-impatient; !errors.Is(res.err, context.DeadlineExceeded) {
 		t.Fatalf("impatient caller: %v, want its own deadline", res.err)
@@ -145,10 +145,10 @@ func TestReadBoundedAndCancelled(t *testing.T) {
 		g, r := &Group[int32]{}, newGate()
 		ctx1, cancel1 := context.WithCancel(context.Background())
 		ctx2, cancel2 := context.WithCancel(context.Background())
-		first := goDo(g, ctx1, r.read)
+		first := goDo(ctx1, g, r.read)
 		<-r.started
 		readCtx := <-r.ctxs
-		second := goDo(g, ctx2, r.read)
+		second := goDo(ctx2, g, r.read)
 		waitFor(t, g, 2)
 		cancel1()
 		<-first
@@ -175,18 +175,18 @@ func TestReadBoundedAndCancelled(t *testing.T) {
 func TestFreshReadsAreNotJoined(t *testing.T) {
 	g, r := &Group[int32]{Fresh: true, MaxTime: time.Hour}, newGate()
 	release1 := make(chan struct{})
-	first := goDo(g, context.Background(), func(ctx context.Context) (int32, error) {
+	first := goDo(context.Background(), g, func(ctx context.Context) (int32, error) {
 		r.started <- 0
 		<-release1
 		return 1, nil
 	})
 	<-r.started
 	patient := func(ctx context.Context) (int32, error) { v, err := r.read(ctx); return 100 + v, err }
-	second := goDo(g, withTimeout(t, time.Second), r.read)
+	second := goDo(withTimeout(t, time.Second), g, r.read)
 	waitFor(t, g, 2)
-	third := goDo(g, withTimeout(t, time.Minute), patient)
+	third := goDo(withTimeout(t, time.Minute), g, patient)
 	waitFor(t, g, 3)
-	fourth := goDo(g, withTimeout(t, 10*time.Second), r.read)
+	fourth := goDo(withTimeout(t, 10*time.Second), g, r.read)
 	waitFor(t, g, 4)
 	if n := r.runs.Load(); n != 0 {
 		t.Fatalf("the next read started while the first ran")
@@ -211,10 +211,10 @@ func TestFreshReadsAreNotJoined(t *testing.T) {
 func TestFreshCallerHoldsTheReadItWaitsBehind(t *testing.T) {
 	g, r := &Group[int32]{Fresh: true}, newGate()
 	ctxA, cancelA := context.WithCancel(context.Background())
-	a := goDo(g, ctxA, r.read)
+	a := goDo(ctxA, g, r.read)
 	<-r.started
 	firstCtx := <-r.ctxs
-	b := goDo(g, context.Background(), r.read)
+	b := goDo(context.Background(), g, r.read)
 	waitFor(t, g, 2)
 	cancelA()
 	if res := <-a; !errors.Is(res.err, context.Canceled) {
