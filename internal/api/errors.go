@@ -40,18 +40,6 @@ func errHTTP(status int, detail string) *problem {
 	return &problem{Type: ProblemAboutBlank, Title: http.StatusText(status), Status: status, Detail: detail}
 }
 
-func errNotFound(path string) *problem {
-	return errHTTP(http.StatusNotFound, fmt.Sprintf("no API resource at %.200q; see /api/v1/openapi.yaml", path))
-}
-
-func errMethodNotAllowed(method string) *problem {
-	return errHTTP(http.StatusMethodNotAllowed, fmt.Sprintf("method %.20q is not allowed: the API is read-only, use GET", method))
-}
-
-func errURITooLong() *problem {
-	return errHTTP(http.StatusRequestURITooLong, fmt.Sprintf("the path and query together exceed %d bytes", MaxURILength))
-}
-
 func errUnknownTenant(id string) *problem {
 	return &problem{Type: ProblemUnknownTenant, Title: "Unknown tenant", Status: http.StatusNotFound,
 		Detail: fmt.Sprintf("tenant %q has no usage this period and no row in the plans data", id)}
