@@ -349,7 +349,7 @@ func run(logger *slog.Logger, o *options) error {
 		logger.Info("demo running: open the landing page, or curl the metrics", "redis", st.String(),
 			"metrics", "http://localhost"+server.ListenPort(o.web)+o.telemetryPath)
 	}
-	return server.Serve(logger, traces.Handler(mux), o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
+	return server.Serve(logger, traces.Handler(mux), o.web, o.maxTimeout, o.idleTimeout, o.maxConnections)
 }
 
 // newMux mounts every endpoint.
