@@ -27,7 +27,6 @@ type Handler struct {
 	inflight      chan struct{} // nil: unbounded
 	tenantSeries  bool
 	maxTenants    int
-	maxUnsent     int64
 	unsent        *unsent
 	sections      sections
 }
@@ -59,7 +58,7 @@ func WithTenantSeries(on bool) HandlerOption { return func(h *Handler) { h.tenan
 func WithMaxTenants(n int) HandlerOption { return func(h *Handler) { h.maxTenants = n } }
 
 // WithMaxUnsentBytes bounds the bytes held for bodies being sent.
-func WithMaxUnsentBytes(n int64) HandlerOption { return func(h *Handler) { h.maxUnsent = n } }
+func WithMaxUnsentBytes(n int64) HandlerOption { return func(h *Handler) { h.unsent.max = n } }
 
 // NewHandler returns the /metrics handler.
 func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {
@@ -70,14 +69,14 @@ func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *sl
 		timeoutOffset: 250 * time.Millisecond,
 		maxTimeout:    10 * time.Second,
 		tenantSeries:  true,
+		unsent:        newUnsent(0),
 	}
 	for _, o := range opts {
 		o(h)
 	}
-	if h.maxUnsent <= 0 {
-		h.maxUnsent = defaultUnsentBytes()
+	if h.unsent.max <= 0 {
+		h.unsent.max = defaultUnsentBytes()
 	}
-	h.unsent = newUnsent(h.maxUnsent)
 	return h
 }
 

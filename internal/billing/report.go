@@ -173,9 +173,7 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	if r.Tenants == nil {
 		known := knownTenants(r.Usage.Tenants, cat)
 		parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-		eachPart(parts, func(lo, hi int) {
-			slices.SortFunc(known[lo:hi], compareKnown)
-		})
+		eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
 		known = mergeSorted(known, parts)
 		r.Tenants = make([]TenantStatus, len(known))
 		eachPart(parts, func(lo, hi int) {

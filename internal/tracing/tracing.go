@@ -77,14 +77,12 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 // On reports whether tracing is on.
 func (t *Tracing) On() bool { return t.provider != nil }
 
-const shutdownTimeout = time.Second
-
 // Shutdown flushes spans, giving up after a second.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t.provider == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return t.provider.Shutdown(ctx)
 }
