@@ -113,15 +113,13 @@ func (u *unsent) hold(parts [][]byte, delta int) {
 		}
 		key := &p[:1][0]
 		n := u.refs[key] + delta
-		switch {
-		case n == 0:
+		u.refs[key] = n
+		switch n {
+		case 0:
 			delete(u.refs, key)
 			u.held -= int64(cap(p))
-		case n == delta:
-			u.refs[key] = n
+		case delta:
 			u.held += int64(cap(p))
-		default:
-			u.refs[key] = n
 		}
 	}
 }
