@@ -49,13 +49,7 @@ type Handler struct {
 type Option func(*Handler)
 
 // WithLogger sets the logger.
-func WithLogger(l *slog.Logger) Option {
-	return func(h *Handler) {
-		if l != nil {
-			h.logger = l
-		}
-	}
-}
+func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
 // WithMetrics instruments the requests.
 func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }

@@ -68,8 +68,7 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 		types = append(types, usage.MetricTypeNames(h.service.MetricTypes())...)
 	}
 	if t.LimitsKnown {
-		types = append(types, slices.Collect(maps.Keys(t.Limits))...)
-		types = append(types, slices.Collect(maps.Keys(t.UnreadableLimits))...)
+		types = slices.AppendSeq(slices.AppendSeq(types, maps.Keys(t.Limits)), maps.Keys(t.UnreadableLimits))
 	}
 	for _, mt := range types {
 		v.Metrics[mt] = h.newMetricUsage(t, mt, tr.Period, tr.At)
