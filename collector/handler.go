@@ -177,9 +177,7 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 
 	_, span := tracing.Start(ctx, "render metrics")
 	defer tracing.End(span, nil)
-	if span.IsRecording() {
-		span.SetAttributes(attribute.Int("metrics.tenants", len(tenants)), attribute.Int("metrics.tenants_omitted", omitted))
-	}
+	span.SetAttributes(attribute.Int("metrics.tenants", len(tenants)), attribute.Int("metrics.tenants_omitted", omitted))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(New(read, err, omitted, h.logger), h.unsent)
