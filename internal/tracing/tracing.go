@@ -49,12 +49,12 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 	if !enabled(os.Getenv) {
 		return &Tracing{}, nil
 	}
-	if p := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); p == "" {
-		if p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
-			return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: only http/protobuf is supported", p)
-		}
-	} else if p != "http/protobuf" {
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=%q: only http/protobuf is supported", p)
+	protocol := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	if os.Getenv(protocol) == "" {
+		protocol = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	}
+	if p := os.Getenv(protocol); p != "" && p != "http/protobuf" {
+		return nil, fmt.Errorf("%s=%q: only http/protobuf is supported", protocol, p)
 	}
 	exp, err := otlptracehttp.New(ctx)
 	if err != nil {
