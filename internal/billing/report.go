@@ -179,8 +179,7 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 		eachPart(parts, func(lo, hi int) {
 			missing := map[string]*Terms{}
 			for i := lo; i < hi; i++ {
-				k := &known[i]
-				r.Tenants[i] = TenantStatus{ID: k.id, Usage: k.counters, Terms: ix.termsOf(k.planID, missing)}
+				r.Tenants[i] = TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: ix.termsOf(known[i].planID, missing)}
 			}
 		})
 	}
