@@ -388,8 +388,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	} else if plansState = s.lastPlans(g); g.Plans != nil && plansState.Catalog == nil {
 		plansState = s.loadPlans(ctx, g, now)
 	}
-	cat := plansState.Catalog
-	planID, inCatalog := catalogTenants(cat)[tenantID]
+	planID, inCatalog := catalogTenants(plansState.Catalog)[tenantID]
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant
 	}

@@ -103,8 +103,7 @@ func (t *Tracing) Handler(mux http.Handler) http.Handler {
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route := new(string)
-		traced.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, route)))
+		traced.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, new(string))))
 	})
 }
 
