@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -74,8 +75,12 @@ func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *sl
 	for _, o := range opts {
 		o(h)
 	}
+	// Unset: a quarter of the Go memory limit, if one is set.
 	if h.unsent.max <= 0 {
-		h.unsent.max = defaultUnsentBytes()
+		h.unsent.max = 256 << 20
+		if limit := debug.SetMemoryLimit(-1); limit < 1<<60 {
+			h.unsent.max = limit / 4
+		}
 	}
 	return h
 }

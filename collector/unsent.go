@@ -3,7 +3,6 @@ package collector
 import (
 	"cmp"
 	"maps"
-	"runtime/debug"
 	"slices"
 	"sync"
 
@@ -41,13 +40,6 @@ type response struct {
 	progress uint64 // the tick of its last write
 	giveUp   func()
 	gaveUp   bool
-}
-
-func defaultUnsentBytes() int64 {
-	if limit := debug.SetMemoryLimit(-1); limit < 1<<60 {
-		return limit / 4
-	}
-	return 256 << 20
 }
 
 func newUnsent(max int64) *unsent {
