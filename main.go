@@ -227,8 +227,7 @@ func run(logger *slog.Logger, o *options) error {
 	plans := f.plans
 	defer plans.Close()
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
-	// Only now, so that an invalid flag or file is the only line; the limit
-	// keeps GOGC 200's heap from getting the container killed.
+	// Only now, so that an invalid flag or file is the only line.
 	if o.autoMemLimit {
 		_, err := memlimit.Set(
 			memlimit.WithRatio(o.autoMemLimitRatio),

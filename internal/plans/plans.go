@@ -84,7 +84,7 @@ func Diff(old, next *Catalog) []string {
 	return out
 }
 
-// samePlan says whether plan id has the same terms, or is absent, in both.
+// samePlan: plan id has equal terms in both, or is in neither.
 func samePlan(old, next *Catalog, id string) bool {
 	p, inOld := old.Plans[id]
 	q, inNext := next.Plans[id]

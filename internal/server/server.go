@@ -92,9 +92,8 @@ func ListenPort(webConfig *web.FlagConfig) string {
 	return strings.TrimPrefix(addr, "localhost")
 }
 
-// Serve serves until SIGINT or SIGTERM, then shuts down gracefully. A
-// request's headers and (empty) body are read within maxTimeout; a response
-// may take a read and its writing, each as long.
+// Serve serves until SIGINT or SIGTERM, then shuts down gracefully; a read
+// and the writing of its response each get about maxTimeout.
 func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, maxTimeout, idleTimeout time.Duration, maxConnections int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
