@@ -215,30 +215,6 @@ func (o *options) load(prev *plansource.Setup) (*files, error) {
 	return f, nil
 }
 
-// openStore opens the demo's Redis, a cluster, or one server.
-func openStore(o *options, plans *plansource.Setup, logger *slog.Logger, opts ...conn.Option) (*read.Reader, func(), error) {
-	target, closeDemo := o.targets[0], func() {}
-	if o.plans.Demo {
-		d, err := demo.Start(plans.DemoCatalog, plans.Defaults, o.pattern, o.loc, time.Second, logger)
-		if err != nil {
-			return nil, nil, err
-		}
-		target, closeDemo = conn.Target{Address: d.Addr()}, d.Close
-	}
-	var r *read.Reader
-	var err error
-	if o.redisCluster {
-		r, err = read.NewCluster(o.targets, opts...)
-	} else {
-		r, err = read.New(target, opts...)
-	}
-	if err != nil {
-		closeDemo()
-		return nil, nil, fmt.Errorf("--redis.addr: %w", err)
-	}
-	return r, func() { r.Close(); closeDemo() }, nil
-}
-
 // run serves until SIGINT or SIGTERM; SIGHUP and POST /-/reload reload the files.
 func run(logger *slog.Logger, o *options) error {
 	if err := o.validate(); err != nil {
@@ -251,9 +227,16 @@ func run(logger *slog.Logger, o *options) error {
 	plans := f.plans
 	defer plans.Close()
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	// Only now, so that an invalid flag or file is the only line.
 	if o.autoMemLimit {
-		// Only now, so that an invalid flag or file is the only line.
-		setMemoryLimit(logger, o.autoMemLimitRatio)
+		_, err := memlimit.Set(
+			memlimit.WithRatio(o.autoMemLimitRatio),
+			memlimit.WithProvider(memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)),
+			memlimit.WithLogger(logger.With("component", "automemlimit")),
+		)
+		if err != nil {
+			logger.Warn("could not set the Go memory limit from the container's", "err", err)
+		}
 	}
 	for _, t := range o.targets {
 		if t.Password != "" {
@@ -272,7 +255,16 @@ func run(logger *slog.Logger, o *options) error {
 	// Each Redis dial takes the last loaded TLS settings.
 	var redisTLS atomic.Pointer[tls.Config]
 	redisTLS.Store(f.redisTLS)
-	st, closeStore, err := openStore(o, plans, logger,
+	target := o.targets[0]
+	if o.plans.Demo {
+		d, err := demo.Start(plans.DemoCatalog, plans.Defaults, o.pattern, o.loc, time.Second, logger)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		target = conn.Target{Address: d.Addr()}
+	}
+	connOpts := []conn.Option{
 		// Asked at each dial: a rotated password file needs no reload.
 		conn.WithPasswordFunc(o.redisPassword),
 		conn.WithTimeouts(o.redisDial, o.redisRead, o.redisWrite),
@@ -280,11 +272,18 @@ func run(logger *slog.Logger, o *options) error {
 		conn.WithBatchSize(o.batchSize),
 		conn.WithMaxReplyBytes(int(min(o.maxReply, units.Base2Bytes(1<<40)))),
 		conn.WithTLSConfigFunc(redisTLS.Load),
-		conn.WithObserver(instruments.ObserveRedis))
-	if err != nil {
-		return err
+		conn.WithObserver(instruments.ObserveRedis),
 	}
-	defer closeStore()
+	var st *read.Reader
+	if o.redisCluster {
+		st, err = read.NewCluster(o.targets, connOpts...)
+	} else {
+		st, err = read.New(target, connOpts...)
+	}
+	if err != nil {
+		return fmt.Errorf("--redis.addr: %w", err)
+	}
+	defer st.Close()
 	mirrorOpts := []mirror.Option{mirror.WithResyncInterval(o.resync), mirror.WithLogger(logger)}
 	billingOpts := []billing.Option{
 		billing.WithMaxReadTime(o.maxTimeout),
@@ -323,10 +322,28 @@ func run(logger *slog.Logger, o *options) error {
 	defer stop()
 	reloader.WatchSIGHUP(ctx)
 
-	mux, err := newMux(o, service, reloader, static, logger,
-		"Per-tenant billing usage from Redis ("+st.String()+"), joined with plan limits from "+plans.Describe()+".")
-	if err != nil {
-		return err
+	mux := http.NewServeMux()
+	mux.Handle(o.telemetryPath, collector.NewHandler(service, static, logger,
+		collector.WithTimeoutOffset(o.timeoutOffset),
+		collector.WithMaxTimeout(o.maxTimeout),
+		collector.WithMaxRequests(o.maxRequests),
+		collector.WithMaxUnsentBytes(int64(o.maxUnsent)),
+		collector.WithTenantSeries(o.tenantSeries),
+		collector.WithMaxTenants(o.maxTenants),
+	))
+	mux.HandleFunc("/-/healthy", server.Health)
+	mux.HandleFunc("/-/ready", server.Health)
+	mux.Handle("/-/reload", reloader)
+	if !o.disableAPI {
+		mux.Handle("/api/", api.New(service, api.WithLogger(logger), api.WithMetrics(api.NewMetrics(static))))
+	}
+	if o.telemetryPath != "/" {
+		landing, err := server.Landing("Per-tenant billing usage from Redis ("+st.String()+"), joined with plan limits from "+plans.Describe()+".",
+			version.Info(), o.telemetryPath, !o.disableAPI)
+		if err != nil {
+			return err
+		}
+		mux.Handle("/", landing)
 	}
 	traces, err := tracing.Setup(context.Background(), version.Version)
 	if err != nil {
@@ -349,45 +366,5 @@ func run(logger *slog.Logger, o *options) error {
 		logger.Info("demo running: open the landing page, or curl the metrics", "redis", st.String(),
 			"metrics", "http://localhost"+server.ListenPort(o.web)+o.telemetryPath)
 	}
-	return server.Serve(logger, traces.Handler(mux), o.web, server.LimitsFor(o.maxTimeout, o.idleTimeout, o.maxConnections))
-}
-
-// newMux mounts every endpoint.
-func newMux(o *options, service *billing.Service, reloader http.Handler, static *prometheus.Registry, logger *slog.Logger, description string) (*http.ServeMux, error) {
-	mux := http.NewServeMux()
-	mux.Handle(o.telemetryPath, collector.NewHandler(service, static, logger,
-		collector.WithTimeoutOffset(o.timeoutOffset),
-		collector.WithMaxTimeout(o.maxTimeout),
-		collector.WithMaxRequests(o.maxRequests),
-		collector.WithMaxUnsentBytes(int64(o.maxUnsent)),
-		collector.WithTenantSeries(o.tenantSeries),
-		collector.WithMaxTenants(o.maxTenants),
-	))
-	mux.HandleFunc("/-/healthy", server.Health)
-	mux.HandleFunc("/-/ready", server.Health)
-	mux.Handle("/-/reload", reloader)
-	if !o.disableAPI {
-		mux.Handle("/api/", api.New(service, api.WithLogger(logger), api.WithMetrics(api.NewMetrics(static))))
-	}
-	if o.telemetryPath != "/" {
-		landing, err := server.Landing(description, version.Info(), o.telemetryPath, !o.disableAPI)
-		if err != nil {
-			return nil, err
-		}
-		mux.Handle("/", landing)
-	}
-	return mux, nil
-}
-
-// setMemoryLimit sets GOMEMLIMIT to ratio of the container's (else the
-// host's) memory, so that GOGC 200's heap does not get it killed.
-func setMemoryLimit(logger *slog.Logger, ratio float64) {
-	_, err := memlimit.Set(
-		memlimit.WithRatio(ratio),
-		memlimit.WithProvider(memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)),
-		memlimit.WithLogger(logger.With("component", "automemlimit")),
-	)
-	if err != nil {
-		logger.Warn("could not set the Go memory limit from the container's", "err", err)
-	}
+	return server.Serve(logger, traces.Handler(mux), o.web, o.maxTimeout, o.idleTimeout, o.maxConnections)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -27,7 +28,6 @@ type Handler struct {
 	inflight      chan struct{} // nil: unbounded
 	tenantSeries  bool
 	maxTenants    int
-	maxUnsent     int64
 	unsent        *unsent
 	sections      sections
 }
@@ -59,7 +59,7 @@ func WithTenantSeries(on bool) HandlerOption { return func(h *Handler) { h.tenan
 func WithMaxTenants(n int) HandlerOption { return func(h *Handler) { h.maxTenants = n } }
 
 // WithMaxUnsentBytes bounds the bytes held for bodies being sent.
-func WithMaxUnsentBytes(n int64) HandlerOption { return func(h *Handler) { h.maxUnsent = n } }
+func WithMaxUnsentBytes(n int64) HandlerOption { return func(h *Handler) { h.unsent.max = n } }
 
 // NewHandler returns the /metrics handler.
 func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *slog.Logger, opts ...HandlerOption) *Handler {
@@ -70,14 +70,18 @@ func NewHandler(service *billing.Service, static prometheus.Gatherer, logger *sl
 		timeoutOffset: 250 * time.Millisecond,
 		maxTimeout:    10 * time.Second,
 		tenantSeries:  true,
+		unsent:        newUnsent(0),
 	}
 	for _, o := range opts {
 		o(h)
 	}
-	if h.maxUnsent <= 0 {
-		h.maxUnsent = defaultUnsentBytes()
+	// Unset: a quarter of the Go memory limit, if one is set.
+	if h.unsent.max <= 0 {
+		h.unsent.max = 256 << 20
+		if limit := debug.SetMemoryLimit(-1); limit < 1<<60 {
+			h.unsent.max = limit / 4
+		}
 	}
-	h.unsent = newUnsent(h.maxUnsent)
 	return h
 }
 
@@ -178,9 +182,7 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 
 	_, span := tracing.Start(ctx, "render metrics")
 	defer tracing.End(span, nil)
-	if span.IsRecording() {
-		span.SetAttributes(attribute.Int("metrics.tenants", len(tenants)), attribute.Int("metrics.tenants_omitted", omitted))
-	}
+	span.SetAttributes(attribute.Int("metrics.tenants", len(tenants)), attribute.Int("metrics.tenants_omitted", omitted))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(New(read, err, omitted, h.logger), h.unsent)

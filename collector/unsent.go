@@ -3,7 +3,6 @@ package collector
 import (
 	"cmp"
 	"maps"
-	"runtime/debug"
 	"slices"
 	"sync"
 
@@ -41,13 +40,6 @@ type response struct {
 	progress uint64 // the tick of its last write
 	giveUp   func()
 	gaveUp   bool
-}
-
-func defaultUnsentBytes() int64 {
-	if limit := debug.SetMemoryLimit(-1); limit < 1<<60 {
-		return limit / 4
-	}
-	return 256 << 20
 }
 
 func newUnsent(max int64) *unsent {
@@ -113,15 +105,13 @@ func (u *unsent) hold(parts [][]byte, delta int) {
 		}
 		key := &p[:1][0]
 		n := u.refs[key] + delta
-		switch {
-		case n == 0:
+		u.refs[key] = n
+		switch n {
+		case 0:
 			delete(u.refs, key)
 			u.held -= int64(cap(p))
-		case n == delta:
-			u.refs[key] = n
+		case delta:
 			u.held += int64(cap(p))
-		default:
-			u.refs[key] = n
 		}
 	}
 }

@@ -118,7 +118,6 @@ func parseThresholds(doc *yamlfile.Doc, raw []float64) ([]float64, error) {
 			return nil, doc.Errorf(doc.Line("thresholds", i), "threshold %v: must be a positive percentage", t)
 		}
 	}
-	out := slices.Clone(raw)
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	slices.Sort(raw)
+	return slices.Compact(raw), nil
 }

@@ -4,6 +4,7 @@ package api
 
 import (
 	"cmp"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -48,13 +49,7 @@ type Handler struct {
 type Option func(*Handler)
 
 // WithLogger sets the logger.
-func WithLogger(l *slog.Logger) Option {
-	return func(h *Handler) {
-		if l != nil {
-			h.logger = l
-		}
-	}
-}
+func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
 // WithMetrics instruments the requests.
 func WithMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
@@ -76,7 +71,7 @@ func New(service *billing.Service, opts ...Option) *Handler {
 	h.handle(EndpointPlans, nil, h.servePlans)
 	h.handle(EndpointOpenAPI, nil, h.serveOpenAPI)
 	h.notFound = h.instrument(EndpointOther, func(w http.ResponseWriter, r *http.Request) {
-		h.problem(w, r, errNotFound(r.URL.EscapedPath()))
+		h.problem(w, r, errHTTP(http.StatusNotFound, fmt.Sprintf("no API resource at %.200q; see /api/v1/openapi.yaml", r.URL.EscapedPath())))
 	})
 	h.mux.Handle("/", h.notFound)
 	return h
@@ -109,7 +104,7 @@ func (h *Handler) handle(pattern string, params []string, serve func(http.Respon
 	handler := h.instrument(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", http.MethodGet)
-			h.problem(w, r, errMethodNotAllowed(r.Method))
+			h.problem(w, r, errHTTP(http.StatusMethodNotAllowed, fmt.Sprintf("method %.20q is not allowed: the API is read-only, use GET", r.Method)))
 			return
 		}
 		q, perr := parseQuery(r.URL.RawQuery, params)
@@ -131,7 +126,7 @@ func (h *Handler) instrument(endpoint string, next http.HandlerFunc) http.Handle
 			tracing.SetRoute(r.Context(), endpoint)
 		}
 		if tooLong(r.URL) {
-			h.problem(w, r, errURITooLong())
+			h.problem(w, r, errHTTP(http.StatusRequestURITooLong, fmt.Sprintf("the path and query together exceed %d bytes", MaxURILength)))
 			return
 		}
 		next(w, r)

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/billing-exporter/billing_exporter/internal/tracing"
@@ -40,33 +39,10 @@ func errHTTP(status int, detail string) *problem {
 	return &problem{Type: ProblemAboutBlank, Title: http.StatusText(status), Status: status, Detail: detail}
 }
 
-func errNotFound(path string) *problem {
-	return errHTTP(http.StatusNotFound, fmt.Sprintf("no API resource at %.200q; see /api/v1/openapi.yaml", path))
-}
-
-func errMethodNotAllowed(method string) *problem {
-	return errHTTP(http.StatusMethodNotAllowed, fmt.Sprintf("method %.20q is not allowed: the API is read-only, use GET", method))
-}
-
-func errURITooLong() *problem {
-	return errHTTP(http.StatusRequestURITooLong, fmt.Sprintf("the path and query together exceed %d bytes", MaxURILength))
-}
-
-func errUnknownTenant(id string) *problem {
-	return &problem{Type: ProblemUnknownTenant, Title: "Unknown tenant", Status: http.StatusNotFound,
-		Detail: fmt.Sprintf("tenant %q has no usage this period and no row in the plans data", id)}
-}
-
 func errUsageUnavailable(cause error) *problem {
 	return &problem{Type: ProblemUsageUnavailable, Title: "Usage unavailable", Status: http.StatusServiceUnavailable,
 		Detail: "the usage state in Redis cannot be read at the moment; no figures are given rather than stale ones",
 		cause:  cause, retryAfter: "5"}
-}
-
-func errLimitsUnavailable(source string, cause error) *problem {
-	return &problem{Type: ProblemLimitsUnavailable, Title: "Limits unavailable", Status: http.StatusServiceUnavailable,
-		Detail: fmt.Sprintf("the plans source (%s) has never been read successfully, so no limit or percentage can be stated", source),
-		cause:  cause, retryAfter: "30"}
 }
 
 // problem writes p as application/problem+json and logs it.

@@ -37,12 +37,10 @@ type planView struct {
 
 // servePlans answers from the billing core's recent full read.
 func (h *Handler) servePlans(w http.ResponseWriter, r *http.Request, _ map[string]string) {
-	if read, ok := h.recentRead(w, r, false); ok {
-		renderJSON(r.Context(), w, h.newPlansView(read))
+	read, ok := h.recentRead(w, r, false)
+	if !ok {
+		return
 	}
-}
-
-func (h *Handler) newPlansView(read *billing.Read) *plansView {
 	rep := read.Report
 	v := &plansView{
 		GeneratedAt:           timestamp(rep.At, rep.Period),
@@ -85,5 +83,5 @@ func (h *Handler) newPlansView(read *billing.Read) *plansView {
 		}
 	}
 	slices.SortStableFunc(v.Plans, func(a, b planView) int { return strings.Compare(a.ID, b.ID) })
-	return v
+	renderJSON(r.Context(), w, v)
 }

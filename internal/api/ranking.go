@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -61,7 +62,10 @@ func (h *Handler) recentRead(w http.ResponseWriter, r *http.Request, needUsage b
 	case needUsage && !read.Report.UsageUp():
 		h.problem(w, r, errUsageUnavailable(read.Report.UsageErr))
 	case !read.Report.Plans.LimitsKnown():
-		h.problem(w, r, errLimitsUnavailable(read.Report.Plans.Source, read.Report.Plans.Err))
+		h.problem(w, r, &problem{Type: ProblemLimitsUnavailable, Title: "Limits unavailable", Status: http.StatusServiceUnavailable,
+			Detail: fmt.Sprintf("the plans source (%s) has never been read successfully, so no limit or percentage can be stated",
+				read.Report.Plans.Source),
+			cause: read.Report.Plans.Err, retryAfter: "30"})
 	default:
 		return read, true
 	}

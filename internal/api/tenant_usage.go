@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -36,7 +37,8 @@ func (h *Handler) serveTenantUsage(w http.ResponseWriter, r *http.Request, _ map
 	defer cancel()
 	switch tr, err := h.service.Tenant(ctx, id); {
 	case errors.Is(err, billing.ErrUnknownTenant):
-		h.problem(w, r, errUnknownTenant(id))
+		h.problem(w, r, &problem{Type: ProblemUnknownTenant, Title: "Unknown tenant", Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("tenant %q has no usage this period and no row in the plans data", id)})
 	case err != nil:
 		h.problem(w, r, errUsageUnavailable(err))
 	default:
@@ -68,8 +70,7 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 		types = append(types, usage.MetricTypeNames(h.service.MetricTypes())...)
 	}
 	if t.LimitsKnown {
-		types = append(types, slices.Collect(maps.Keys(t.Limits))...)
-		types = append(types, slices.Collect(maps.Keys(t.UnreadableLimits))...)
+		types = slices.AppendSeq(slices.AppendSeq(types, maps.Keys(t.Limits)), maps.Keys(t.UnreadableLimits))
 	}
 	for _, mt := range types {
 		v.Metrics[mt] = h.newMetricUsage(t, mt, tr.Period, tr.At)

@@ -55,13 +55,6 @@ type metricUsage struct {
 	ProjectedPercentage *float64         `json:"projected_percentage"`
 }
 
-// monthlyReset says whether metricType restarts each period.
-func (h *Handler) monthlyReset(metricType string) bool {
-	mts := h.service.MetricTypes()
-	i := slices.IndexFunc(mts, func(mt usage.MetricType) bool { return mt.Name == metricType })
-	return i >= 0 && mts[i].MonthlyReset
-}
-
 type unavailableView struct {
 	Source string `json:"source"`
 	Reason string `json:"reason"`
@@ -70,7 +63,9 @@ type unavailableView struct {
 // newMetricUsage gives billing's figures, as /metrics does; nothing is
 // derived from a figure unknown.
 func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p period.Period, at time.Time) metricUsage {
-	m := metricUsage{MonthlyReset: h.monthlyReset(metricType)}
+	mts := h.service.MetricTypes()
+	i := slices.IndexFunc(mts, func(mt usage.MetricType) bool { return mt.Name == metricType })
+	m := metricUsage{MonthlyReset: i >= 0 && mts[i].MonthlyReset}
 	used, usedKnown := t.Usage.Value(metricType)
 	if usedKnown {
 		m.Used = &used

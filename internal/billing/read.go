@@ -33,7 +33,8 @@ func (r *Read) Age() time.Duration { return time.Since(r.completed) }
 // Read returns a new shared read; on ctx's error, one without usage.
 func (s *Service) Read(ctx context.Context) (*Read, error) {
 	g := s.config()
-	since, due := time.Now(), deadline(ctx)
+	since := time.Now()
+	due, _ := ctx.Deadline()
 	r, err := g.group.Do(ctx, func(rctx context.Context) (*Read, error) { return s.read(rctx, g, due) })
 	noteRead(ctx, r, since)
 	if err != nil {
@@ -45,7 +46,8 @@ func (s *Service) Read(ctx context.Context) (*Read, error) {
 // Recent reuses a young enough read, else shares one.
 func (s *Service) Recent(ctx context.Context) (*Read, error) {
 	g := s.config()
-	since, due := time.Now(), deadline(ctx)
+	since := time.Now()
+	due, _ := ctx.Deadline()
 	if r := s.fresh(g); r != nil {
 		noteRead(ctx, r, since)
 		return r, nil
@@ -90,11 +92,6 @@ func (s *Service) fresh(g *generation) *Read {
 		return r
 	}
 	return nil
-}
-
-func deadline(ctx context.Context) time.Time {
-	dl, _ := ctx.Deadline()
-	return dl
 }
 
 func (s *Service) read(ctx context.Context, g *generation, due time.Time) (*Read, error) {

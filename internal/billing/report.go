@@ -173,16 +173,13 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	if r.Tenants == nil {
 		known := knownTenants(r.Usage.Tenants, cat)
 		parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-		eachPart(parts, func(lo, hi int) {
-			slices.SortFunc(known[lo:hi], compareKnown)
-		})
+		eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
 		known = mergeSorted(known, parts)
 		r.Tenants = make([]TenantStatus, len(known))
 		eachPart(parts, func(lo, hi int) {
 			missing := map[string]*Terms{}
 			for i := lo; i < hi; i++ {
-				k := &known[i]
-				r.Tenants[i] = TenantStatus{ID: k.id, Usage: k.counters, Terms: ix.termsOf(k.planID, missing)}
+				r.Tenants[i] = TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: ix.termsOf(known[i].planID, missing)}
 			}
 		})
 	}

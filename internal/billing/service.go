@@ -2,6 +2,7 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,10 +158,7 @@ func (s *Service) Close() {
 // refreshPlans loads now, periodically, and on each Reconfigure.
 func (s *Service) refreshPlans(ctx context.Context) {
 	defer close(s.refreshDone)
-	timeout := s.maxRead
-	if timeout == 0 {
-		timeout = s.refreshEvery
-	}
+	timeout := cmp.Or(s.maxRead, s.refreshEvery)
 	timer := time.NewTimer(s.refreshEvery)
 	defer timer.Stop()
 	for {
@@ -390,8 +388,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	} else if plansState = s.lastPlans(g); g.Plans != nil && plansState.Catalog == nil {
 		plansState = s.loadPlans(ctx, g, now)
 	}
-	cat := plansState.Catalog
-	planID, inCatalog := catalogTenants(cat)[tenantID]
+	planID, inCatalog := catalogTenants(plansState.Catalog)[tenantID]
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant
 	}

@@ -69,20 +69,9 @@ func Diff(old, next *Catalog) []string {
 	if next == nil {
 		next = NewCatalog()
 	}
-	changedPlan := map[string]bool{}
-	for id, p := range old.Plans {
-		if q, ok := next.Plans[id]; !ok || !p.equal(q) {
-			changedPlan[id] = true
-		}
-	}
-	for id := range next.Plans {
-		if _, ok := old.Plans[id]; !ok {
-			changedPlan[id] = true
-		}
-	}
 	var out []string
 	for t, p := range old.Tenants {
-		if q, ok := next.Tenants[t]; !ok || p != q || changedPlan[p] {
+		if q, ok := next.Tenants[t]; !ok || p != q || !samePlan(old, next, p) {
 			out = append(out, t)
 		}
 	}
@@ -95,6 +84,10 @@ func Diff(old, next *Catalog) []string {
 	return out
 }
 
-func (p Plan) equal(q Plan) bool {
-	return p.ID == q.ID && p.Name == q.Name && maps.Equal(p.Limits, q.Limits) && maps.Equal(p.Unreadable, q.Unreadable)
+// samePlan: plan id has equal terms in both, or is in neither.
+func samePlan(old, next *Catalog, id string) bool {
+	p, inOld := old.Plans[id]
+	q, inNext := next.Plans[id]
+	return inOld == inNext && p.ID == q.ID && p.Name == q.Name && maps.Equal(p.Limits, q.Limits) &&
+		maps.Equal(p.Unreadable, q.Unreadable)
 }

@@ -92,40 +92,20 @@ func ListenPort(webConfig *web.FlagConfig) string {
 	return strings.TrimPrefix(addr, "localhost")
 }
 
-// Limits are what a client may hold of the server.
-type Limits struct {
-	ReadHeaderTimeout time.Duration
-	// WriteTimeout: /metrics sets a shorter write deadline of its own.
-	WriteTimeout   time.Duration
-	IdleTimeout    time.Duration
-	MaxConnections int // 0: no cap
-}
-
-// LimitsFor sizes the limits from --scrape.max-timeout: headers within it,
-// a read and the writing of its response each as long.
-func LimitsFor(maxTimeout, idleTimeout time.Duration, maxConnections int) Limits {
-	return Limits{
-		ReadHeaderTimeout: maxTimeout,
-		WriteTimeout:      2*maxTimeout + 5*time.Second,
-		IdleTimeout:       idleTimeout,
-		MaxConnections:    maxConnections,
-	}
-}
-
-// Serve serves until SIGINT or SIGTERM, then shuts down gracefully.
-func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, limits Limits) error {
+// Serve serves until SIGINT or SIGTERM, then shuts down gracefully; a read
+// and the writing of its response each get about maxTimeout.
+func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, maxTimeout, idleTimeout time.Duration, maxConnections int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: limits.ReadHeaderTimeout,
-		// Requests carry no body: reading one is bounded like the headers.
-		ReadTimeout:  limits.ReadHeaderTimeout,
-		WriteTimeout: limits.WriteTimeout,
-		IdleTimeout:  limits.IdleTimeout,
+		ReadHeaderTimeout: maxTimeout,
+		ReadTimeout:       maxTimeout,
+		WriteTimeout:      2*maxTimeout + 5*time.Second,
+		IdleTimeout:       idleTimeout,
 	}
-	if limits.MaxConnections > 0 {
-		limiter := &connLimiter{max: limits.MaxConnections, conns: map[net.Conn]time.Time{}}
+	if maxConnections > 0 {
+		limiter := &connLimiter{max: maxConnections, conns: map[net.Conn]time.Time{}}
 		srv.ConnState = limiter.track
 	}
 	errc := make(chan error, 1)

@@ -49,12 +49,12 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 	if !enabled(os.Getenv) {
 		return &Tracing{}, nil
 	}
-	if p := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); p == "" {
-		if p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
-			return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: only http/protobuf is supported", p)
-		}
-	} else if p != "http/protobuf" {
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=%q: only http/protobuf is supported", p)
+	protocol := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	if os.Getenv(protocol) == "" {
+		protocol = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	}
+	if p := os.Getenv(protocol); p != "" && p != "http/protobuf" {
+		return nil, fmt.Errorf("%s=%q: only http/protobuf is supported", protocol, p)
 	}
 	exp, err := otlptracehttp.New(ctx)
 	if err != nil {
@@ -77,14 +77,12 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 // On reports whether tracing is on.
 func (t *Tracing) On() bool { return t.provider != nil }
 
-const shutdownTimeout = time.Second
-
 // Shutdown flushes spans, giving up after a second.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t.provider == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return t.provider.Shutdown(ctx)
 }
@@ -105,8 +103,7 @@ func (t *Tracing) Handler(mux http.Handler) http.Handler {
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route := new(string)
-		traced.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, route)))
+		traced.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, new(string))))
 	})
 }
 

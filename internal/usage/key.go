@@ -2,6 +2,7 @@
 package usage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -103,10 +104,7 @@ func (p KeyPattern) Parse(key string) (tenantID, periodID string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("%w: %q has no separator %q next to the period", ErrMalformedKey, key, p.middle)
 	}
-	if err := validatePeriodID(periodID); err != nil {
-		return "", "", fmt.Errorf("%w: %v", ErrMalformedKey, err)
-	}
-	if err := ValidateID(TenantID, tenantID); err != nil {
+	if err := cmp.Or(validatePeriodID(periodID), ValidateID(TenantID, tenantID)); err != nil {
 		return "", "", fmt.Errorf("%w: %v", ErrMalformedKey, err)
 	}
 	return tenantID, periodID, nil

@@ -5,14 +5,11 @@ import "strings"
 // shapeProblem refuses URLs the driver would split inside the password,
 // moving a piece of it into the host or database that errors print.
 func shapeProblem(dsn string) string {
-	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		if strings.Contains(dsn, "://") {
-			return "the URL scheme is not postgres:// or postgresql://"
-		}
-		return ""
-	}
-	_, rest, _ := strings.Cut(dsn, "://")
+	scheme, rest, isURL := strings.Cut(dsn, "://")
 	switch at := strings.Index(rest, "@"); {
+	case !isURL:
+	case scheme != "postgres" && scheme != "postgresql":
+		return "the URL scheme is not postgres:// or postgresql://"
 	case strings.Count(rest, "@") > 1:
 		return "URL form: more than one @ (write an @ in the user, password or a value as %40)"
 	case at >= 0 && strings.Contains(rest[:at], "/"):

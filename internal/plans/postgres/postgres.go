@@ -124,10 +124,9 @@ func parseDSN(name string, dsn func() (string, error)) (*pgx.ConnConfig, error) 
 	if problem == "" {
 		if cfg, err = pgx.ParseConfig(d); err != nil {
 			problem = parseProblem(err)
+		} else {
+			problem = runtimeParamProblem(cfg.RuntimeParams)
 		}
-	}
-	if problem == "" {
-		problem = runtimeParamProblem(cfg.RuntimeParams)
 	}
 	if problem != "" {
 		return nil, fmt.Errorf("postgres DSN in %s does not parse: %s", name, problem)

@@ -30,8 +30,6 @@ func StartRoundTrips(ctx context.Context, command, node string) (context.Context
 
 // End records the counts and err.
 func (rt *RoundTrips) End(err error) {
-	if rt.Span.IsRecording() {
-		rt.Span.SetAttributes(attribute.Int("redis.round_trips", rt.Calls), attribute.Int("redis.keys", rt.Keys))
-	}
+	rt.Span.SetAttributes(attribute.Int("redis.round_trips", rt.Calls), attribute.Int("redis.keys", rt.Keys))
 	tracing.End(rt.Span, err)
 }
