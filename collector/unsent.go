@@ -42,8 +42,8 @@ type response struct {
 	gaveUp   bool
 }
 
-func newUnsent(max int64) *unsent {
-	return &unsent{max: max, refs: map[*byte]int{}, writing: map[*response]struct{}{},
+func newUnsent(limit int64) *unsent {
+	return &unsent{max: limit, refs: map[*byte]int{}, writing: map[*response]struct{}{},
 		abandoned: map[string]uint64{reasonUnsentBytes: 0, reasonWriteFailed: 0}}
 }
 

@@ -353,7 +353,7 @@ func (s *Service) unread(g *generation, err error) *Read {
 	}
 }
 
-// ErrUnknownTenant: no usage and no plan.
+// ErrUnknownTenant means the tenant has no usage and no plan.
 var ErrUnknownTenant = errors.New("unknown tenant")
 
 // ErrUsageUnavailable wraps a failed usage read.
