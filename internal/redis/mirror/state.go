@@ -110,25 +110,6 @@ func (st *state) snapshot() *usage.Snapshot {
 	return snap
 }
 
-type keyKind int
-
-const (
-	kindIgnored keyKind = iota
-	kindOther           // another period's key, or a malformed one
-	kindCurrent
-)
-
-func (st *state) classify(pattern usage.KeyPattern, key string) (keyKind, string) {
-	if !pattern.MatchesGlob(key) {
-		return kindIgnored, ""
-	}
-	tenant, pid, err := pattern.Parse(key)
-	if err != nil || pid != st.periodID {
-		return kindOther, ""
-	}
-	return kindCurrent, tenant
-}
-
 func decodeEntry(reply any, skipped map[usage.Reason]int) (*keyEntry, error) {
 	clear(skipped)
 	counters, found, err := read.DecodeHGETALL(reply, skipped)
