@@ -77,47 +77,34 @@ func parse(data []byte, name string) (*Config, error) {
 		}
 	}
 	if raw.MetricTypes != nil {
-		if c.MetricTypes, err = parseMetricTypes(doc, *raw.MetricTypes); err != nil {
-			return nil, err
+		if len(*raw.MetricTypes) == 0 {
+			return nil, doc.Errorf(doc.Line("metric_types"), "metric_types is empty; leave it out for the default list")
+		}
+		lines := map[string]int{}
+		c.MetricTypes = make([]usage.MetricType, 0, len(*raw.MetricTypes))
+		for i, mt := range *raw.MetricTypes {
+			line := doc.Line("metric_types", i)
+			if err := usage.ValidateMetricType(mt.Name); err != nil {
+				return nil, doc.Errorf(line, "metric type %q: %v", mt.Name, err)
+			}
+			if first, dup := lines[mt.Name]; dup {
+				return nil, doc.Errorf(line, "metric type %s listed twice (first on line %d)", mt.Name, first)
+			}
+			lines[mt.Name] = line
+			c.MetricTypes = append(c.MetricTypes, usage.MetricType(mt))
 		}
 	}
 	if raw.Thresholds != nil {
-		if c.Thresholds, err = parseThresholds(doc, *raw.Thresholds); err != nil {
-			return nil, err
+		if len(*raw.Thresholds) == 0 {
+			return nil, doc.Errorf(doc.Line("thresholds"), "thresholds is empty; leave it out for the defaults")
 		}
+		for i, t := range *raw.Thresholds {
+			if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 {
+				return nil, doc.Errorf(doc.Line("thresholds", i), "threshold %v: must be a positive percentage", t)
+			}
+		}
+		slices.Sort(*raw.Thresholds)
+		c.Thresholds = slices.Compact(*raw.Thresholds)
 	}
 	return c, nil
-}
-
-func parseMetricTypes(doc *yamlfile.Doc, raw []rawMetricType) ([]usage.MetricType, error) {
-	if len(raw) == 0 {
-		return nil, doc.Errorf(doc.Line("metric_types"), "metric_types is empty; leave it out for the default list")
-	}
-	lines := map[string]int{}
-	types := make([]usage.MetricType, 0, len(raw))
-	for i, mt := range raw {
-		line := doc.Line("metric_types", i)
-		if err := usage.ValidateMetricType(mt.Name); err != nil {
-			return nil, doc.Errorf(line, "metric type %q: %v", mt.Name, err)
-		}
-		if first, dup := lines[mt.Name]; dup {
-			return nil, doc.Errorf(line, "metric type %s listed twice (first on line %d)", mt.Name, first)
-		}
-		lines[mt.Name] = line
-		types = append(types, usage.MetricType(mt))
-	}
-	return types, nil
-}
-
-func parseThresholds(doc *yamlfile.Doc, raw []float64) ([]float64, error) {
-	if len(raw) == 0 {
-		return nil, doc.Errorf(doc.Line("thresholds"), "thresholds is empty; leave it out for the defaults")
-	}
-	for i, t := range raw {
-		if math.IsNaN(t) || math.IsInf(t, 0) || t <= 0 {
-			return nil, doc.Errorf(doc.Line("thresholds", i), "threshold %v: must be a positive percentage", t)
-		}
-	}
-	slices.Sort(raw)
-	return slices.Compact(raw), nil
 }

@@ -124,8 +124,6 @@ func (d *Demo) Close() {
 	d.srv.Close()
 }
 
-func (d *Demo) key(id string, p period.Period) string { return d.pattern.Key(id, p.ID) }
-
 var metricTypes = usage.MetricTypeNames(usage.DefaultMetricTypes)
 
 func (t *tenant) limitOf(mt string) int64 {
@@ -175,15 +173,15 @@ func (d *Demo) seedState(t *tenant, rng *rand.Rand) {
 	}
 	d.write(t, values)
 	if t.state == SkippedField {
-		d.srv.HSet(d.key(t.id, period.At(d.now(), d.loc)), "messages", skippedValue)
+		d.srv.HSet(d.pattern.Key(t.id, period.At(d.now(), d.loc).ID), "messages", skippedValue)
 	}
 }
 
 func (d *Demo) write(t *tenant, values map[string]int64) {
 	cur := period.At(d.now(), d.loc)
 	for mt, v := range values {
-		d.srv.HSet(d.key(t.id, cur), mt, fmt.Sprint(v))
-		d.srv.HSet(d.key(t.id, cur.Previous()), mt, fmt.Sprint(v/2))
+		d.srv.HSet(d.pattern.Key(t.id, cur.ID), mt, fmt.Sprint(v))
+		d.srv.HSet(d.pattern.Key(t.id, cur.Previous().ID), mt, fmt.Sprint(v/2))
 	}
 }
 
@@ -208,9 +206,9 @@ func (d *Demo) grow(tick time.Duration) {
 			}
 			if t.state != SkippedField {
 				// HINCRBY refuses the skipped field.
-				d.incr(t.id, d.key(t.id, cur), "messages", inc)
+				d.incr(t.id, d.pattern.Key(t.id, cur.ID), "messages", inc)
 			}
-			d.incr(t.id, d.key(t.id, cur), "storage", 4096*inc)
+			d.incr(t.id, d.pattern.Key(t.id, cur.ID), "storage", 4096*inc)
 		}
 	}
 }

@@ -48,11 +48,6 @@ func (s *Setup) Close() { s.close() }
 
 const dsnEnv = "BILLING_EXPORTER_POSTGRES_DSN"
 
-// readDSN reads the DSN afresh for each new connection.
-func readDSN(f Flags) func() (string, error) {
-	return func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) }
-}
-
 // Open picks the plans source; a reload shares prev's pool.
 func Open(f Flags, cfg *config.Config, prev *Setup) (*Setup, error) {
 	s := &Setup{Defaults: cfg.Defaults, close: func() {}}
@@ -60,7 +55,8 @@ func Open(f Flags, cfg *config.Config, prev *Setup) (*Setup, error) {
 	if prev != nil {
 		db = prev.db
 	}
-	dsn, err := readDSN(f)()
+	readDSN := func() (string, error) { return secret.Read(f.DSNFile, dsnEnv) } // afresh for each connection
+	dsn, err := readDSN()
 	if err != nil {
 		return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 	}
@@ -86,7 +82,7 @@ func Open(f Flags, cfg *config.Config, prev *Setup) (*Setup, error) {
 			name = f.DSNFile
 		}
 		if db == nil {
-			if db, err = postgres.Open(name, readDSN(f)); err != nil {
+			if db, err = postgres.Open(name, readDSN); err != nil {
 				return nil, fmt.Errorf("--postgres.dsn-file: %w", err)
 			}
 			s.close = func() { db.Close() }

@@ -128,7 +128,16 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int, kept map[s
 	}
 	var capped map[string]Counters
 	for tenant, c := range s.Tenants {
-		if trimmed := keepMetricTypes(c, known, kept, s.Skipped); trimmed != c {
+		trimmed := c.without(func(field string, v int64) bool {
+			if field == wholeHash || known[field] || kept[field] {
+				return false
+			}
+			if v >= 0 {
+				s.Skipped[ReasonMetricTypeLimit]++
+			}
+			return true
+		})
+		if trimmed != c {
 			if capped == nil {
 				capped = maps.Clone(s.Tenants)
 			}
@@ -166,18 +175,6 @@ func (s *Snapshot) chooseTypes(known map[string]bool, limit int) (kept map[strin
 		kept[field] = true
 	}
 	return kept, false
-}
-
-func keepMetricTypes(c Counters, configured, kept map[string]bool, skipped map[Reason]int) Counters {
-	return c.without(func(field string, v int64) bool {
-		if field == wholeHash || configured[field] || kept[field] {
-			return false
-		}
-		if v >= 0 {
-			skipped[ReasonMetricTypeLimit]++
-		}
-		return true
-	})
 }
 
 // MetricType is a configured usage field.

@@ -116,9 +116,12 @@ func (n *nodeMirror) fullRead(ctx context.Context, periodID string, hint int, pa
 func (n *nodeMirror) reread(ctx context.Context, st *state, keys map[string]struct{}) error {
 	var ks []read.Key
 	for key := range keys {
-		if kind, tenant := st.classify(n.m.pattern, key); kind != kindIgnored {
-			ks = append(ks, read.Key{Name: key, Tenant: tenant, Exists: kind != kindCurrent})
+		if !n.m.pattern.MatchesGlob(key) {
+			continue
 		}
+		// Another period's key, or a malformed one, counts by its existence.
+		tenant, pid, err := n.m.pattern.Parse(key)
+		ks = append(ks, read.Key{Name: key, Tenant: tenant, Exists: err != nil || pid != st.periodID})
 	}
 	return n.m.r.ReadKeys(ctx, n.node, ks, &seedSink{st: st, pattern: n.m.pattern})
 }

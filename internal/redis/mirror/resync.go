@@ -3,7 +3,6 @@ package mirror
 import (
 	"context"
 	"fmt"
-	"iter"
 	"maps"
 
 	"github.com/billing-exporter/billing_exporter/internal/usage"
@@ -70,25 +69,18 @@ func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern)
 		}
 		n++
 	}
-	onlyIn := func(keys iter.Seq[string], has func(string) bool) {
-		for k := range keys {
-			if !has(k) {
-				diff(k)
-			}
-		}
-	}
-	inMap := func(m map[string]struct{}) func(string) bool {
-		return func(k string) bool { _, ok := m[k]; return ok }
-	}
 	for _, ab := range [][2]*state{{a, b}, {b, a}} {
 		for id, pid := range ab[0].others.All() {
 			if !ab[1].others.Has(id, pid) {
 				diff(pattern.Key(id, pid))
 			}
 		}
+		for key := range ab[0].malformed {
+			if _, ok := ab[1].malformed[key]; !ok {
+				diff(key)
+			}
+		}
 	}
-	onlyIn(maps.Keys(a.malformed), inMap(b.malformed))
-	onlyIn(maps.Keys(b.malformed), inMap(a.malformed))
 	for id, ca := range a.tenants {
 		if cb, ok := b.tenants[id]; !ok || !ca.Equal(cb) || !maps.Equal(a.flawed[id], b.flawed[id]) {
 			diff(pattern.Key(id, a.periodID))

@@ -110,38 +110,6 @@ func (st *state) snapshot() *usage.Snapshot {
 	return snap
 }
 
-type keyKind int
-
-const (
-	kindIgnored keyKind = iota
-	kindOther           // another period's key, or a malformed one
-	kindCurrent
-)
-
-func (st *state) classify(pattern usage.KeyPattern, key string) (keyKind, string) {
-	if !pattern.MatchesGlob(key) {
-		return kindIgnored, ""
-	}
-	tenant, pid, err := pattern.Parse(key)
-	if err != nil || pid != st.periodID {
-		return kindOther, ""
-	}
-	return kindCurrent, tenant
-}
-
-func decodeEntry(reply any, skipped map[usage.Reason]int) (*keyEntry, error) {
-	clear(skipped)
-	counters, found, err := read.DecodeHGETALL(reply, skipped)
-	if err != nil || !found {
-		return nil, err
-	}
-	e := &keyEntry{counters: counters}
-	if len(skipped) > 0 {
-		e.skipped = maps.Clone(skipped)
-	}
-	return e, nil
-}
-
 // seedSink fills a state.
 type seedSink struct {
 	st      *state
@@ -161,8 +129,18 @@ func (s *seedSink) Hashes(keys []read.Key, replies []any) error {
 			if exists[i], err = redis.Bool(replies[i], nil); err != nil {
 				return fmt.Errorf("EXISTS %q: %w", k.Name, err)
 			}
-		} else if entries[i], err = decodeEntry(replies[i], skipped); err != nil {
+			continue
+		}
+		clear(skipped)
+		counters, found, err := read.DecodeHGETALL(replies[i], skipped)
+		if err != nil {
 			return fmt.Errorf("HGETALL %q: %w", k.Name, err)
+		}
+		if found {
+			entries[i] = &keyEntry{counters: counters}
+			if len(skipped) > 0 {
+				entries[i].skipped = maps.Clone(skipped)
+			}
 		}
 	}
 	s.mu.Lock()

@@ -288,9 +288,19 @@ func (r *Reader) hgetall(ctx context.Context, c redis.Conn, t *Topology, m *mast
 
 // ReadTenant reads one usage hash, following MOVED and ASK.
 func (r *Reader) ReadTenant(ctx context.Context, key string) (counters usage.Counters, found bool, skipped map[usage.Reason]int, err error) {
-	addr, err := r.owner(ctx, redisc.Slot(key))
-	if err != nil {
-		return nil, false, nil, err
+	addr := r.seeds[0].Address
+	if !r.single {
+		slot := redisc.Slot(key)
+		r.mu.Lock()
+		addr = r.owners[slot]
+		r.mu.Unlock()
+		if addr == "" {
+			t, err := r.Topology(ctx)
+			if err != nil {
+				return nil, false, nil, err
+			}
+			addr = t.owner[slot].addr
+		}
 	}
 	asking := false
 	for range 5 {
@@ -340,21 +350,4 @@ func (r *Reader) readOne(ctx context.Context, addr, key string, asking bool) (_ 
 		return nil, r.nodeErr(addr, err)
 	}
 	return replies[0], nil
-}
-
-func (r *Reader) owner(ctx context.Context, slot int) (string, error) {
-	if r.single {
-		return r.seeds[0].Address, nil
-	}
-	r.mu.Lock()
-	addr := r.owners[slot]
-	r.mu.Unlock()
-	if addr != "" {
-		return addr, nil
-	}
-	t, err := r.Topology(ctx)
-	if err != nil {
-		return "", err
-	}
-	return t.owner[slot].addr, nil
 }
