@@ -3,7 +3,6 @@
 package api
 
 import (
-	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -86,10 +85,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-// clean reports whether http.ServeMux takes u's path as it is; escaping
-// changes no '/' or '.'.
+// clean reports whether http.ServeMux takes u's path as it is: the mux
+// cleans the escaped path. An overlong path, which gets its 414 on its route,
+// is checked without escaping it.
 func clean(u *url.URL) bool {
-	p := cmp.Or(u.RawPath, u.Path)
+	if len(u.Path) > MaxURILength {
+		return cleanPath(u.Path) && (u.RawPath == "" || cleanPath(u.RawPath))
+	}
+	return cleanPath(u.EscapedPath())
+}
+
+func cleanPath(p string) bool {
 	c := path.Clean(p)
 	return strings.HasPrefix(p, "/") && (c == p || c != "/" && c == strings.TrimSuffix(p, "/"))
 }
