@@ -85,8 +85,8 @@ type rendered struct {
 	keptEnds           []int32
 }
 
-// render renders one chunk, deflated too for gzip, copying the tenants set
-// in same from was; a chunk whose tenants are all the same is was's bytes.
+// render renders one chunk, deflated too for gzip. Tenants marked in same
+// are copied from the last rendering; a chunk of such tenants only reuses its bytes.
 func render(f *family, part []billing.TenantStatus, gzip bool, was *chunkText, same []bool) *rendered {
 	r := renderBuffers.Get().(*rendered)
 	if was != nil && !slices.Contains(same, false) {

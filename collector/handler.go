@@ -166,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 const writeStep = 64 << 10
 
-// render renders the body while holding a scrape slot; ok: a slot was free.
+// render renders the body while holding a scrape slot; ok is false when none is free.
 func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) (parts [][]byte, ok bool) {
 	if h.inflight != nil {
 		select {

@@ -67,7 +67,7 @@ func (u *unsent) admit(parts [][]byte, giveUp func()) *response {
 	return r
 }
 
-// wrote records r's progress; false: r was given up.
+// wrote records r's progress and reports whether r is still being sent.
 func (u *unsent) wrote(r *response) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -111,7 +111,7 @@ func givenUp(body []byte) (float64, bool) {
 }
 
 // stalledClient sends GET /metrics over a connection with a 4 KiB receive
-// buffer and reads only the status line; ok: it was 200.
+// buffer and reads only the status line; ok reports a 200.
 func stalledClient(addr string, timeout time.Duration) (c net.Conn, ok bool, err error) {
 	d := net.Dialer{Timeout: timeout, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
