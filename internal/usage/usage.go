@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Reason says why data was skipped; a label value.
@@ -76,8 +77,18 @@ type Snapshot struct {
 	Skipped  map[Reason]int
 	Types    TypeCounts // shared; may be nil
 
+	// Seq numbers the snapshots of a source. When Base is not 0, Changed
+	// lists every tenant whose counters differ from snapshot Base's.
+	Seq, Base uint64
+	Changed   []string
+
 	giveBack func()
 }
+
+var seqs atomic.Uint64
+
+// NextSeq returns a Seq no other snapshot of the process has.
+func NextSeq() uint64 { return seqs.Add(1) }
 
 // Lend makes Release call giveBack.
 func (s *Snapshot) Lend(giveBack func()) { s.giveBack = giveBack }

@@ -46,6 +46,7 @@ type Mirror struct {
 	invalidated, rereadTotal  atomic.Uint64
 	rereadLast, divergentLast atomic.Int64
 	seededAt                  atomic.Int64 // the oldest node's, or 0
+	lastSeq                   uint64       // under mu: the last snapshot's, 0 after a full read
 	fullReads                 map[string]*atomic.Uint64
 
 	stop context.CancelFunc
@@ -188,16 +189,23 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 
 	snaps := make([]*usage.Snapshot, len(m.nodes))
 	var rereads atomic.Int64
+	var seeded atomic.Bool
 	g, gctx := errgroup.WithContext(ctx)
 	for i, n := range m.nodes {
 		g.Go(func() (err error) {
 			var k int
 			snaps[i], k, err = n.read(gctx, periodID)
-			rereads.Add(int64(k))
+			if k < 0 {
+				seeded.Store(true)
+			} else {
+				rereads.Add(int64(k))
+			}
 			return err
 		})
 	}
 	err = g.Wait()
+	base := m.lastSeq
+	m.lastSeq = 0
 	if err == nil {
 		err = m.r.Verify(ctx, t)
 	}
@@ -224,14 +232,20 @@ func (m *Mirror) ReadUsage(ctx context.Context, pattern usage.KeyPattern, period
 	}
 	m.rereadLast.Store(rereads.Load())
 	m.rereadTotal.Add(uint64(rereads.Load()))
-	return read.Merge(periodID, snaps), nil
+	snap := read.Merge(periodID, snaps)
+	snap.Seq = usage.NextSeq()
+	m.lastSeq = snap.Seq
+	if !seeded.Load() {
+		snap.Base = base
+	}
+	return snap, nil
 }
 
 func (m *Mirror) drop() {
 	for _, n := range m.nodes {
 		n.dropPair(reasonStart)
 	}
-	m.nodes, m.fp = nil, ""
+	m.nodes, m.fp, m.lastSeq = nil, "", 0
 }
 
 func (m *Mirror) setAge() {

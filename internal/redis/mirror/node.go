@@ -27,7 +27,7 @@ type nodeMirror struct {
 	lastSize     int
 }
 
-// read returns the state and the keys re-read.
+// read returns the state and the keys re-read, or -1 after a full read.
 func (n *nodeMirror) read(ctx context.Context, periodID string) (*usage.Snapshot, int, error) {
 	reason := n.nextReason
 	if reason == "" && n.state.periodID != periodID {
@@ -36,7 +36,7 @@ func (n *nodeMirror) read(ctx context.Context, periodID string) (*usage.Snapshot
 	if reason == "" {
 		r, err := n.pair.barrier(ctx, n.m.r.Settings(), n.node.Name)
 		if err != nil && r == "" {
-			return nil, 0, err
+			return nil, -1, err
 		}
 		if err != nil {
 			n.logger.Debug("tracking barrier failed", "err", err)
@@ -45,12 +45,12 @@ func (n *nodeMirror) read(ctx context.Context, periodID string) (*usage.Snapshot
 	}
 	if reason != "" {
 		snap, err := n.seed(ctx, periodID, reason)
-		return snap, 0, err
+		return snap, -1, err
 	}
 	keys := n.pair.take()
 	if err := n.reread(ctx, n.state, keys); err != nil {
 		n.dropPair(reasonReadError)
-		return nil, 0, err
+		return nil, -1, err
 	}
 	return n.state.snapshot(), len(keys), nil
 }
@@ -99,6 +99,7 @@ func (n *nodeMirror) seed(ctx context.Context, periodID, reason string) (*usage.
 }
 
 func (n *nodeMirror) install(st *state, reason string) {
+	st.changed = nil
 	n.state, n.nextReason, n.loggedReason = st, "", ""
 	n.seededAt = now().UnixNano()
 	n.lastSize = len(st.tenants)

@@ -24,6 +24,7 @@ type state struct {
 	skipped   map[usage.Reason]int            // summed over flawed
 	others    otherKeys
 	malformed map[string]struct{}
+	changed   []string // tenants put since the last snapshot
 }
 
 type keyEntry struct {
@@ -46,7 +47,7 @@ func newState(periodID string, sizeHint int) *state {
 // put records a tenant's hash, e nil when it is gone.
 func (st *state) put(tenant string, e *keyEntry) {
 	old, had := st.tenants[tenant]
-	if !had && e == nil {
+	if !had && e == nil || had && e != nil && old.Equal(e.counters) && maps.Equal(st.flawed[tenant], e.skipped) {
 		return
 	}
 	if st.lent != nil && st.lent.Load() > 0 {
@@ -61,11 +62,13 @@ func (st *state) put(tenant string, e *keyEntry) {
 		delete(st.flawed, tenant)
 		if e == nil {
 			delete(st.tenants, tenant)
+			st.changed = append(st.changed, tenant)
 			return
 		}
 	} else {
 		tenant = strings.Clone(tenant)
 	}
+	st.changed = append(st.changed, tenant)
 	st.tenants[tenant] = e.counters
 	st.types.Add(e.counters, 1)
 	if e.skipped != nil {
@@ -89,9 +92,11 @@ func (st *state) setOther(pattern usage.KeyPattern, key string, exists bool) {
 	}
 }
 
+// snapshot lends the maps, with the tenants changed since the last one.
 func (st *state) snapshot() *usage.Snapshot {
 	snap := usage.NewSnapshot(st.periodID)
-	snap.Tenants, snap.Types = st.tenants, st.types
+	snap.Tenants, snap.Types, snap.Changed = st.tenants, st.types, st.changed
+	st.changed = nil
 	if st.lent == nil {
 		st.lent = new(atomic.Int32)
 	}

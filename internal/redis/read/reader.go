@@ -216,6 +216,7 @@ func Merge(periodID string, snaps []*usage.Snapshot) *usage.Snapshot {
 	out.Tenants = make(map[string]usage.Counters, size)
 	for _, s := range snaps {
 		maps.Copy(out.Tenants, s.Tenants)
+		out.Changed = append(out.Changed, s.Changed...)
 		out.Keys += s.Keys
 		for reason, n := range s.Skipped {
 			out.Skipped[reason] += n
