@@ -3,6 +3,7 @@ package billing
 import (
 	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -10,8 +11,9 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// TestJoinReuse checks that a join reusing the last one's order gives
-// exactly what a join from scratch gives, whatever changed in between.
+// TestJoinReuse: a join that updates the last one with the change sets of
+// the usage and the plans gives exactly what a join from scratch gives,
+// whatever changed in between, and names the tenants it changed.
 func TestJoinReuse(t *testing.T) {
 	catalog := func() *plans.Catalog {
 		cat := plans.NewCatalog()
@@ -41,7 +43,7 @@ func TestJoinReuse(t *testing.T) {
 		name   string
 		change func(used map[string]usage.Counters, cat *plans.Catalog) // the second read's changes
 		noCat  bool
-		// Whether the second join may take the first one's order.
+		// Whether the second join keeps the first one's order (Base set).
 		order bool
 	}{
 		{name: "nothing changed", order: true},
@@ -93,6 +95,8 @@ func TestJoinReuse(t *testing.T) {
 				return s
 			}
 			first := &Report{Usage: snap(used1), Plans: ps(cat1)}
+			first.Usage.Seq = usage.NextSeq()
+			first.Plans.Seq = 1
 			first.join(defaults, DefaultThresholds, nil)
 
 			// The second read shares the unchanged counters, as the
@@ -102,10 +106,25 @@ func TestJoinReuse(t *testing.T) {
 				tc.change(used2, cat2)
 			}
 			reused := &Report{Usage: snap(used2), Plans: ps(cat2)}
-			if order := reused.sameTenants(first, newLimitIndex(reused.Plans, defaults)); (order != nil) != tc.order {
-				t.Errorf("reuses the order: %v, want %v", order != nil, tc.order)
+			reused.Usage.Base = first.Usage.Seq
+			for id := range used1 {
+				if used2[id] != used1[id] {
+					reused.Usage.Changed = append(reused.Usage.Changed, id)
+				}
+			}
+			for id := range used2 {
+				if _, ok := used1[id]; !ok {
+					reused.Usage.Changed = append(reused.Usage.Changed, id)
+				}
+			}
+			reused.Plans.Seq, reused.Plans.Changed = 2, plans.Diff(cat1, cat2)
+			if tc.noCat {
+				reused.Plans.Seq, reused.Plans.Changed = 1, nil
 			}
 			reused.join(defaults, DefaultThresholds, first)
+			if got := reused.Base != 0; got != tc.order {
+				t.Errorf("keeps the order: %v, want %v", got, tc.order)
+			}
 			fresh := &Report{Usage: snap(used2), Plans: ps(cat2)}
 			fresh.join(defaults, DefaultThresholds, nil)
 
@@ -113,22 +132,25 @@ func TestJoinReuse(t *testing.T) {
 				t.Fatalf("%d tenants joined, want %d", len(reused.Tenants), len(fresh.Tenants))
 			}
 			for i := range fresh.Tenants {
-				if !reflect.DeepEqual(reused.Tenants[i], fresh.Tenants[i]) {
+				if !reflect.DeepEqual(reused.Tenants[i], fresh.Tenants[i]) || reused.ranks[i] != fresh.ranks[i] {
 					t.Errorf("tenant %d:\n got %+v\nwant %+v", i, reused.Tenants[i], fresh.Tenants[i])
 				}
 			}
-			// Same: the very same counters and the same figures.
-			before := map[string]*TenantStatus{}
-			for i := range first.Tenants {
-				before[first.Tenants[i].ID] = &first.Tenants[i]
-			}
-			for i := range reused.Tenants {
-				now := &reused.Tenants[i]
-				if was, ok := before[now.ID]; ok {
-					want := now.Usage == was.Usage && reflect.DeepEqual(*now, *was)
-					if got := now.Same(was); got != want {
-						t.Errorf("tenant %s: Same = %v, want %v", now.ID, got, want)
+			// Changed names every tenant whose status differs, in order.
+			if reused.Base != 0 {
+				var want []int
+				for i := range reused.Tenants {
+					if !reflect.DeepEqual(reused.Tenants[i], first.Tenants[i]) {
+						want = append(want, i)
 					}
+				}
+				for _, i := range want {
+					if _, ok := slices.BinarySearch(reused.Changed, i); !ok {
+						t.Errorf("tenant %s changed and is not in Changed %v", reused.Tenants[i].ID, reused.Changed)
+					}
+				}
+				if !slices.IsSorted(reused.Changed) {
+					t.Errorf("Changed %v not in order", reused.Changed)
 				}
 			}
 			if !reflect.DeepEqual(reused.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(reused.OverThreshold, fresh.OverThreshold) {

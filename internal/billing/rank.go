@@ -9,28 +9,66 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/period"
 )
 
-// standing reports whether a shipped tenant alert fires, and the highest
-// limit percentage (-1: none).
-func (t *TenantStatus) standing(p period.Period, at time.Time) (alerting bool, pressure float64) {
-	pressure = -1
-	t.EachLimit(func(limitType string, limit int64, pct float64) {
-		pressure = max(pressure, pct)
-		alerting = alerting || t.limitAlerting(limitType, limit, pct, p, at)
+// rankKey is what of a status its rank needs; only the projection
+// depends on the time.
+type rankKey struct {
+	pressure float64 // the highest limit percentage, -1: none
+	messages int64
+	msgLimit int64 // the messages limit to project against, 0: none
+	alerting bool  // an alert fires, whatever the time
+}
+
+func (t *TenantStatus) rankKey() rankKey {
+	k := rankKey{pressure: -1}
+	k.messages, _ = t.Usage.Value(messagesType)
+	t.EachLimit(func(lt string, limit int64, pct float64) {
+		k.pressure = max(k.pressure, pct)
+		switch {
+		case slices.Contains(SeatLimitTypes, lt):
+			k.alerting = k.alerting || pct > LimitPercent
+		case pct >= LimitPercent:
+			k.alerting = k.alerting || slices.Contains(ConsumptionLimitTypes, lt)
+		case lt == messagesType:
+			k.alerting = k.alerting || pct > NearLimitPercent
+			k.msgLimit = limit
+		}
 	})
 	// BillingTenantWithoutPlan fires for a tenant on the defaults.
-	return t.LimitsKnown && (t.UsingDefaults || alerting), pressure
+	k.alerting = t.LimitsKnown && (t.UsingDefaults || k.alerting)
+	return k
+}
+
+// alertingAt reports whether a shipped tenant alert fires at at.
+func (k rankKey) alertingAt(p period.Period, at time.Time) bool {
+	if k.alerting || k.msgLimit == 0 {
+		return k.alerting
+	}
+	projected, ok := Projected(k.messages, p, at)
+	return ok && projected > float64(k.msgLimit)
 }
 
 // MostPressed returns up to n tenants for --metrics.max-tenants, alerting
 // first, then by pressure and messages; n <= 0 keeps them all.
+func (r *Report) MostPressed(n int) []TenantStatus {
+	return mostPressed(r.Tenants, r.ranks, n, r.Period, r.At)
+}
+
+// MostPressed ranks tenants as Report.MostPressed does.
 func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) []TenantStatus {
+	ranks := make([]rankKey, len(tenants))
+	for i := range tenants {
+		ranks[i] = tenants[i].rankKey()
+	}
+	return mostPressed(tenants, ranks, n, p, at)
+}
+
+func mostPressed(tenants []TenantStatus, ranks []rankKey, n int, p period.Period, at time.Time) []TenantStatus {
 	if n <= 0 || n >= len(tenants) {
 		return tenants
 	}
 	rankOf := func(i int) ranked {
-		messages, _ := tenants[i].Usage.Value(messagesType)
-		alerting, pressure := tenants[i].standing(p, at)
-		return ranked{i, alerting, pressure, messages}
+		k := &ranks[i]
+		return ranked{i, k.alertingAt(p, at), k.pressure, k.messages}
 	}
 	cmpRanked := func(a, b ranked) int {
 		if a.alerting != b.alerting {

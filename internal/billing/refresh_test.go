@@ -163,8 +163,8 @@ func TestPlansRefreshFails(t *testing.T) {
 	src.set(nil, errors.New("connection refused"))
 	clock.add(10 * time.Minute)
 	stale := pollRead(t, svc, "plans down", func(r *Report) bool { return !r.Plans.Up })
-	if !stale.Plans.Stale() || stale.Plans.Err == nil || stale.Plans.Changed != nil {
-		t.Fatalf("plans state = %+v, want stale, with no change", stale.Plans)
+	if !stale.Plans.Stale() || stale.Plans.Err == nil || stale.Plans.Seq != fresh.Plans.Seq || stale.Plans.Catalog != fresh.Plans.Catalog {
+		t.Fatalf("plans state = %+v, want stale, with the catalog of seq %d", stale.Plans, fresh.Plans.Seq)
 	}
 	if age := stale.At.Sub(stale.Plans.LoadedAt); age != 10*time.Minute {
 		t.Errorf("plans age = %v, want 10m", age)

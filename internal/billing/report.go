@@ -1,12 +1,8 @@
 package billing
 
 import (
-	"maps"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/period"
@@ -26,7 +22,10 @@ type PlansState struct {
 	Duration   time.Duration
 	Catalog    *plans.Catalog
 	LoadedAt   time.Time
-	Changed    []string // tenants whose terms the last load changed
+	// Seq numbers the catalogs; Changed lists the tenants whose terms
+	// differ from catalog Seq-1's.
+	Seq     uint64
+	Changed []string
 }
 
 // Stale reports a catalog from an older read.
@@ -157,174 +156,21 @@ type Report struct {
 	Tenants       []TenantStatus // sorted by id
 	PerPlan       []PlanCount    // nil when usage or limits are unknown
 	OverThreshold []ThresholdCount
+
+	// Seq numbers the joins. When Base is not 0, Tenants differ from join
+	// Base's only at the indexes Changed, in order.
+	Seq, Base uint64
+	Changed   []int
+
+	ranks    []rankKey // Tenants' standings
+	counts   fleetCounts
+	usageSeq uint64
+	ix       limitIndex
+	others   map[string]bool // the metric types kept beyond the configured
 }
 
 // UsageUp reports whether usage was read.
 func (r *Report) UsageUp() bool { return r.UsageErr == nil && r.Usage != nil }
-
-// join reuses prev's order when it can.
-func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
-	if !r.UsageUp() {
-		return
-	}
-	cat := r.Plans.Catalog
-	ix := newLimitIndex(r.Plans, defaults)
-	r.Tenants = r.sameTenants(prev, ix)
-	if r.Tenants == nil {
-		known := knownTenants(r.Usage.Tenants, cat)
-		parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-		eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
-		known = mergeSorted(known, parts)
-		r.Tenants = make([]TenantStatus, len(known))
-		eachPart(parts, func(lo, hi int) {
-			missing := map[string]*Terms{}
-			for i := lo; i < hi; i++ {
-				r.Tenants[i] = TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: ix.termsOf(known[i].planID, missing)}
-			}
-		})
-	}
-	if !r.Plans.LimitsKnown() {
-		return
-	}
-	r.PerPlan = perPlan(r.Tenants, cat)
-	r.OverThreshold = overThreshold(r.Tenants, cat, defaults, thresholds)
-}
-
-func (r *Report) sameTenants(prev *Report, ix limitIndex) []TenantStatus {
-	if prev == nil || len(prev.Tenants) == 0 {
-		return nil
-	}
-	used, planOf := r.Usage.Tenants, catalogTenants(r.Plans.Catalog)
-	if n := len(prev.Tenants); n < len(used) || n < len(planOf) {
-		return nil
-	}
-	tenants := make([]TenantStatus, len(prev.Tenants))
-	var inUse, inCat atomic.Int64
-	var missing atomic.Bool
-	eachPart(splitEven(len(tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
-		unknownPlans := map[string]*Terms{}
-		var nUse, nCat int64
-		for i := lo; i < hi; i++ {
-			id := prev.Tenants[i].ID
-			counters, okUse := used[id]
-			planID, okCat := planOf[id]
-			if !okUse && !okCat {
-				missing.Store(true)
-				return
-			}
-			if okUse {
-				nUse++
-			}
-			if okCat {
-				nCat++
-			}
-			tenants[i] = TenantStatus{ID: id, Usage: counters, Terms: ix.termsOf(planID, unknownPlans)}
-		}
-		inUse.Add(nUse)
-		inCat.Add(nCat)
-	})
-	if missing.Load() || inUse.Load() != int64(len(used)) || inCat.Load() != int64(len(planOf)) {
-		return nil
-	}
-	return tenants
-}
-
-func catalogTenants(cat *plans.Catalog) map[string]string {
-	if cat == nil {
-		return nil
-	}
-	return cat.Tenants
-}
-
-// Same compares counters by identity.
-func (t *TenantStatus) Same(o *TenantStatus) bool {
-	return t.ID == o.ID && t.Usage == o.Usage && t.sameTerms(o.Terms)
-}
-
-func (t *Terms) sameTerms(o *Terms) bool {
-	if t == o || t == nil || o == nil {
-		return t == o
-	}
-	return t.LimitsKnown == o.LimitsKnown && t.PlanID == o.PlanID && t.PlanName == o.PlanName &&
-		t.UsingDefaults == o.UsingDefaults && t.PlanUnknown == o.PlanUnknown &&
-		maps.Equal(t.Limits, o.Limits) && maps.Equal(t.UnreadableLimits, o.UnreadableLimits) &&
-		slices.EqualFunc(t.limits, o.limits, func(a, b LimitCheck) bool {
-			return a.Type == b.Type && a.Limit == b.Limit &&
-				(a.Unavailable == b.Unavailable || a.Unavailable != nil && b.Unavailable != nil && *a.Unavailable == *b.Unavailable)
-		})
-}
-
-type knownTenant struct {
-	id       string
-	counters usage.Counters
-	planID   string
-}
-
-func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTenant {
-	planOf := catalogTenants(cat)
-	known := make([]knownTenant, 0, max(len(used), len(planOf)))
-	withUsage := 0
-	for id, planID := range planOf {
-		counters, ok := used[id]
-		if ok {
-			withUsage++
-		}
-		known = append(known, knownTenant{id, counters, planID})
-	}
-	if withUsage == len(used) {
-		return known
-	}
-	for id, counters := range used {
-		if _, ok := planOf[id]; !ok {
-			known = append(known, knownTenant{id: id, counters: counters})
-		}
-	}
-	return known
-}
-
-func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }
-
-// splitEven returns part bounds.
-func splitEven(n, k int) []int {
-	const minPart = 4096
-	k = max(1, min(k, n/minPart))
-	bounds := make([]int, k+1)
-	for i := range bounds {
-		bounds[i] = i * n / k
-	}
-	return bounds
-}
-
-func eachPart(bounds []int, f func(lo, hi int)) {
-	var wg sync.WaitGroup
-	for i := 0; i+1 < len(bounds); i++ {
-		wg.Go(func() { f(bounds[i], bounds[i+1]) })
-	}
-	wg.Wait()
-}
-
-func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
-	for len(bounds) > 2 {
-		out := make([]knownTenant, 0, len(s))
-		next := []int{0}
-		for i := 0; i+1 < len(bounds); i += 2 {
-			// An odd last part merges with nothing.
-			mid, hi := bounds[i+1], bounds[min(i+2, len(bounds)-1)]
-			a, b := s[bounds[i]:mid], s[mid:hi]
-			for len(a) > 0 && len(b) > 0 {
-				if a[0].id < b[0].id {
-					out, a = append(out, a[0]), a[1:]
-				} else {
-					out, b = append(out, b[0]), b[1:]
-				}
-			}
-			out = append(append(out, a...), b...)
-			next = append(next, len(out))
-		}
-		s, bounds = out, next
-	}
-	return s
-}
 
 type limitIndex struct {
 	plans  map[string]*Terms
@@ -375,75 +221,6 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 		out = append(out, LimitCheck{Type: lt, Unavailable: &Unavailable{Source: source, Reason: reason}})
 	}
 	slices.SortFunc(out, func(a, b LimitCheck) int { return strings.Compare(a.Type, b.Type) })
-	return out
-}
-
-func perPlan(tenants []TenantStatus, cat *plans.Catalog) []PlanCount {
-	counts := map[string]int{}
-	for _, t := range tenants {
-		counts[t.PlanID]++
-	}
-	var out []PlanCount
-	if cat != nil {
-		for _, id := range slices.Sorted(maps.Keys(cat.Plans)) {
-			out = append(out, PlanCount{PlanID: id, PlanName: cat.Plans[id].Name, Tenants: counts[id]})
-			delete(counts, id)
-		}
-	}
-	// Plans without a row count too.
-	for _, id := range slices.Sorted(maps.Keys(counts)) {
-		if id != NoPlanID && id != "" {
-			out = append(out, PlanCount{PlanID: id, Tenants: counts[id]})
-		}
-	}
-	return append(out, PlanCount{PlanID: NoPlanID, Tenants: counts[NoPlanID]})
-}
-
-// overThreshold counts zeros too, for alerts.
-func overThreshold(tenants []TenantStatus, cat *plans.Catalog, defaults plans.Limits, thresholds []float64) []ThresholdCount {
-	types := slices.Collect(maps.Keys(defaults))
-	if cat != nil {
-		for _, p := range cat.Plans {
-			types = slices.AppendSeq(slices.AppendSeq(types, maps.Keys(p.Limits)), maps.Keys(p.Unreadable))
-		}
-	}
-	slices.Sort(types)
-	types = slices.Compact(types)
-	// EachLimit gives no type outside types.
-	zeros := func() map[string][]int {
-		counts := make(map[string][]int, len(types))
-		for _, lt := range types {
-			counts[lt] = make([]int, len(thresholds))
-		}
-		return counts
-	}
-	counts := zeros()
-	var mu sync.Mutex
-	eachPart(splitEven(len(tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
-		part := zeros()
-		for i := lo; i < hi; i++ {
-			tenants[i].EachLimit(func(lt string, _ int64, pct float64) {
-				for k, th := range thresholds {
-					if pct >= th {
-						part[lt][k]++
-					}
-				}
-			})
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for lt, c := range part {
-			for k, n := range c {
-				counts[lt][k] += n
-			}
-		}
-	})
-	var out []ThresholdCount
-	for _, lt := range types {
-		for k, th := range thresholds {
-			out = append(out, ThresholdCount{LimitType: lt, Threshold: th, Tenants: counts[lt][k]})
-		}
-	}
 	return out
 }
 

@@ -73,6 +73,7 @@ type Service struct {
 	mu         sync.Mutex
 	catalog    *plans.Catalog
 	catalogAt  time.Time
+	catalogSeq uint64
 	plansErr   error
 	plansTook  time.Duration
 	changed    []string
@@ -245,9 +246,9 @@ func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Rep
 			r.Usage = nil
 			return
 		}
-		others := r.Usage.CapMetricTypes(g.MetricTypes, s.maxTypes, nil)
+		r.others = r.Usage.CapMetricTypes(g.MetricTypes, s.maxTypes, nil)
 		s.mu.Lock()
-		s.otherTypes = others
+		s.otherTypes = r.others
 		s.mu.Unlock()
 	}()
 	plansCtx, cancel := plansContext(ctx, due)
@@ -317,11 +318,13 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		return st
 	case s.config() != g:
 	case err == nil:
-		s.changed = plans.Diff(s.catalog, cat)
-		s.plansErr, s.catalog, s.catalogAt, s.plansTook = nil, cat, now, st.Duration
+		// An unchanged catalog is kept, so joins see no change.
+		if changed := plans.Diff(s.catalog, cat); len(changed) > 0 || s.catalog == nil || !plans.SamePlans(s.catalog, cat) {
+			s.catalog, s.changed, s.catalogSeq = cat, changed, s.catalogSeq+1
+		}
+		s.plansErr, s.catalogAt, s.plansTook = nil, now, st.Duration
 		s.plansLog.observe(nil, "source", g.PlansName)
 	default:
-		s.changed = nil
 		// Abandoned reads say nothing of the source.
 		if !errors.Is(err, context.Canceled) {
 			s.plansErr, s.plansTook = err, st.Duration
@@ -332,7 +335,7 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		}
 		s.plansLog.observe(err, append([]any{"source", g.PlansName}, consequence...)...)
 	}
-	st.Catalog, st.LoadedAt, st.Changed = s.catalog, s.catalogAt, s.changed
+	st.Catalog, st.LoadedAt, st.Seq, st.Changed = s.catalog, s.catalogAt, s.catalogSeq, s.changed
 	return st
 }
 
@@ -340,7 +343,7 @@ func (s *Service) lastPlans(g *generation) PlansState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return PlansState{Configured: g.Plans != nil, Source: g.PlansName, Catalog: s.catalog, LoadedAt: s.catalogAt,
-		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr, Duration: s.plansTook, Changed: s.changed}
+		Up: s.catalog != nil && s.plansErr == nil, Err: s.plansErr, Duration: s.plansTook, Seq: s.catalogSeq, Changed: s.changed}
 }
 
 // unread keeps the plans state and period, so alerts see no gap.

@@ -8,8 +8,7 @@ import (
 
 // Alerting is standing's first result.
 func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
-	alerting, _ := t.standing(p, at)
-	return alerting
+	return t.rankKey().alertingAt(p, at)
 }
 
 // Pressure is the tenant's highest percentage of any limit, -1 without one.

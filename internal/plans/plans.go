@@ -84,6 +84,19 @@ func Diff(old, next *Catalog) []string {
 	return out
 }
 
+// SamePlans reports whether both catalogs have the same plans and terms.
+func SamePlans(old, next *Catalog) bool {
+	if len(old.Plans) != len(next.Plans) {
+		return false
+	}
+	for id := range old.Plans {
+		if !samePlan(old, next, id) {
+			return false
+		}
+	}
+	return true
+}
+
 // samePlan: plan id has equal terms in both, or is in neither.
 func samePlan(old, next *Catalog, id string) bool {
 	p, inOld := old.Plans[id]

@@ -1,0 +1,298 @@
+package billing
+
+import (
+	"maps"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/usage"
+)
+
+var joins atomic.Uint64
+
+// join fills r from its usage and plans; it updates prev's tenants in place
+// of a full join when both sources name what changed since prev.
+func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
+	r.Seq = joins.Add(1)
+	if !r.UsageUp() {
+		return
+	}
+	r.usageSeq = r.Usage.Seq
+	changed, ok := r.changedSince(prev)
+	r.ix = newLimitIndex(r.Plans, defaults)
+	if ok && r.Plans.Seq == prev.Plans.Seq {
+		r.ix = prev.ix
+	}
+	if ok {
+		r.patch(prev, changed, thresholds)
+	} else {
+		r.joinAll(thresholds)
+	}
+	if r.Plans.LimitsKnown() {
+		r.PerPlan = r.counts.perPlan(r.Plans.Catalog)
+		r.OverThreshold = r.counts.overThreshold(r.Plans.Catalog, defaults, thresholds)
+	}
+}
+
+// changedSince returns the sorted tenants that may differ from prev's, and
+// false when prev is no base for r.
+func (r *Report) changedSince(prev *Report) ([]string, bool) {
+	switch {
+	case prev == nil || prev.Period.ID != r.Period.ID || r.Usage.Base == 0 || r.Usage.Base != prev.usageSeq,
+		!maps.Equal(prev.others, r.others), prev.Plans.LimitsKnown() != r.Plans.LimitsKnown():
+		return nil, false
+	case r.Plans.Seq == prev.Plans.Seq:
+		return sortedSet(r.Usage.Changed, nil), true
+	case r.Plans.Seq == prev.Plans.Seq+1:
+		return sortedSet(r.Usage.Changed, r.Plans.Changed), true
+	}
+	return nil, false
+}
+
+func sortedSet(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// patch copies prev's tenants and rebuilds the changed ones.
+func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
+	used, planOf := r.Usage.Tenants, catalogTenants(r.Plans.Catalog)
+	old := prev.Tenants
+	r.Tenants = make([]TenantStatus, 0, len(old)+len(changed))
+	r.ranks = make([]rankKey, 0, cap(r.Tenants))
+	r.counts = prev.counts.clone()
+	missing := map[string]*Terms{}
+	reshaped := false
+	j := 0
+	for _, id := range changed {
+		k := j + sort.Search(len(old)-j, func(x int) bool { return old[j+x].ID >= id })
+		r.Tenants, r.ranks = append(r.Tenants, old[j:k]...), append(r.ranks, prev.ranks[j:k]...)
+		j = k
+		had := j < len(old) && old[j].ID == id
+		if had {
+			r.counts.add(&old[j], thresholds, -1)
+			j++
+		}
+		counters, inUse := used[id]
+		planID, inCat := planOf[id]
+		if !inUse && !inCat {
+			reshaped = reshaped || had
+			continue
+		}
+		reshaped = reshaped || !had
+		st := TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(planID, missing)}
+		r.counts.add(&st, thresholds, 1)
+		r.Changed = append(r.Changed, len(r.Tenants))
+		r.Tenants, r.ranks = append(r.Tenants, st), append(r.ranks, st.rankKey())
+	}
+	r.Tenants, r.ranks = append(r.Tenants, old[j:]...), append(r.ranks, prev.ranks[j:]...)
+	if reshaped {
+		r.Changed = nil
+	} else {
+		r.Base = prev.Seq
+	}
+}
+
+// joinAll joins every tenant of the usage state and the catalog.
+func (r *Report) joinAll(thresholds []float64) {
+	known := knownTenants(r.Usage.Tenants, catalogTenants(r.Plans.Catalog))
+	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
+	eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
+	known = mergeSorted(known, parts)
+	r.Tenants = make([]TenantStatus, len(known))
+	r.ranks = make([]rankKey, len(known))
+	counts := make([]fleetCounts, len(parts)-1)
+	eachPart(parts, func(lo, hi int) {
+		missing := map[string]*Terms{}
+		c := newFleetCounts()
+		for i := lo; i < hi; i++ {
+			t := &r.Tenants[i]
+			*t = TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: r.ix.termsOf(known[i].planID, missing)}
+			r.ranks[i] = t.rankKey()
+			c.add(t, thresholds, 1)
+		}
+		counts[slices.Index(parts, lo)] = c
+	})
+	r.counts = newFleetCounts()
+	for _, c := range counts {
+		r.counts.merge(c)
+	}
+}
+
+func catalogPlans(cat *plans.Catalog) map[string]plans.Plan {
+	if cat == nil {
+		return nil
+	}
+	return cat.Plans
+}
+
+func catalogTenants(cat *plans.Catalog) map[string]string {
+	if cat == nil {
+		return nil
+	}
+	return cat.Tenants
+}
+
+type knownTenant struct {
+	id       string
+	counters usage.Counters
+	planID   string
+}
+
+func knownTenants(used map[string]usage.Counters, planOf map[string]string) []knownTenant {
+	known := make([]knownTenant, 0, max(len(used), len(planOf)))
+	withUsage := 0
+	for id, planID := range planOf {
+		counters, ok := used[id]
+		if ok {
+			withUsage++
+		}
+		known = append(known, knownTenant{id, counters, planID})
+	}
+	if withUsage == len(used) {
+		return known
+	}
+	for id, counters := range used {
+		if _, ok := planOf[id]; !ok {
+			known = append(known, knownTenant{id: id, counters: counters})
+		}
+	}
+	return known
+}
+
+func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }
+
+// splitEven returns part bounds.
+func splitEven(n, k int) []int {
+	const minPart = 4096
+	k = max(1, min(k, n/minPart))
+	bounds := make([]int, k+1)
+	for i := range bounds {
+		bounds[i] = i * n / k
+	}
+	return bounds
+}
+
+func eachPart(bounds []int, f func(lo, hi int)) {
+	var wg sync.WaitGroup
+	for i := 0; i+1 < len(bounds); i++ {
+		wg.Go(func() { f(bounds[i], bounds[i+1]) })
+	}
+	wg.Wait()
+}
+
+func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
+	for len(bounds) > 2 {
+		out := make([]knownTenant, 0, len(s))
+		next := []int{0}
+		for i := 0; i+1 < len(bounds); i += 2 {
+			// An odd last part merges with nothing.
+			mid, hi := bounds[i+1], bounds[min(i+2, len(bounds)-1)]
+			a, b := s[bounds[i]:mid], s[mid:hi]
+			for len(a) > 0 && len(b) > 0 {
+				if a[0].id < b[0].id {
+					out, a = append(out, a[0]), a[1:]
+				} else {
+					out, b = append(out, b[0]), b[1:]
+				}
+			}
+			out = append(append(out, a...), b...)
+			next = append(next, len(out))
+		}
+		s, bounds = out, next
+	}
+	return s
+}
+
+// fleetCounts are the tenants per plan and over each threshold per limit
+// type, kept by adding and removing statuses.
+type fleetCounts struct {
+	plans map[string]int
+	over  map[string][]int
+}
+
+func newFleetCounts() fleetCounts {
+	return fleetCounts{plans: map[string]int{}, over: map[string][]int{}}
+}
+
+func (c fleetCounts) clone() fleetCounts {
+	out := fleetCounts{plans: maps.Clone(c.plans), over: make(map[string][]int, len(c.over))}
+	for lt, n := range c.over {
+		out.over[lt] = slices.Clone(n)
+	}
+	return out
+}
+
+func (c fleetCounts) merge(o fleetCounts) {
+	for id, n := range o.plans {
+		c.plans[id] += n
+	}
+	for lt, n := range o.over {
+		if c.over[lt] == nil {
+			c.over[lt] = make([]int, len(n))
+		}
+		for k := range n {
+			c.over[lt][k] += n[k]
+		}
+	}
+}
+
+func (c fleetCounts) add(t *TenantStatus, thresholds []float64, delta int) {
+	c.plans[t.PlanID] += delta
+	t.EachLimit(func(lt string, _ int64, pct float64) {
+		n := c.over[lt]
+		if n == nil {
+			n = make([]int, len(thresholds))
+			c.over[lt] = n
+		}
+		for k, th := range thresholds {
+			if pct >= th {
+				n[k] += delta
+			}
+		}
+	})
+}
+
+func (c fleetCounts) perPlan(cat *plans.Catalog) []PlanCount {
+	var out []PlanCount
+	if cat != nil {
+		for _, id := range slices.Sorted(maps.Keys(cat.Plans)) {
+			out = append(out, PlanCount{PlanID: id, PlanName: cat.Plans[id].Name, Tenants: c.plans[id]})
+		}
+	}
+	// Plans without a row count too.
+	for _, id := range slices.Sorted(maps.Keys(c.plans)) {
+		if _, ok := catalogPlans(cat)[id]; !ok && id != NoPlanID && id != "" && c.plans[id] > 0 {
+			out = append(out, PlanCount{PlanID: id, Tenants: c.plans[id]})
+		}
+	}
+	return append(out, PlanCount{PlanID: NoPlanID, Tenants: c.plans[NoPlanID]})
+}
+
+// overThreshold counts zeros too, for alerts.
+func (c fleetCounts) overThreshold(cat *plans.Catalog, defaults plans.Limits, thresholds []float64) []ThresholdCount {
+	types := slices.Collect(maps.Keys(defaults))
+	if cat != nil {
+		for _, p := range cat.Plans {
+			types = slices.AppendSeq(slices.AppendSeq(types, maps.Keys(p.Limits)), maps.Keys(p.Unreadable))
+		}
+	}
+	slices.Sort(types)
+	var out []ThresholdCount
+	for _, lt := range slices.Compact(types) {
+		for k, th := range thresholds {
+			n := 0
+			if c.over[lt] != nil {
+				n = c.over[lt][k]
+			}
+			out = append(out, ThresholdCount{LimitType: lt, Threshold: th, Tenants: n})
+		}
+	}
+	return out
+}
