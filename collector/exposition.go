@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"math"
 	"runtime"
-	"slices"
+	"hash/crc32"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,19 +13,18 @@ import (
 )
 
 // writeTenants renders the per-tenant families into out in parallel chunks.
-// Passed back as prev, the text it returns lets unchanged tenants be copied.
-func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText) *tenantText {
+// With prev, the text of the last rendering, it copies the chunks whose
+// tenants a change set (dirty) says did not change.
+func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText, dirty func(lo, hi int) bool) *tenantText {
 	window := 2 * runtime.GOMAXPROCS(0)
-	next := &tenantText{tenants: tenants, families: make([][]chunkText, len(tenantFamilies))}
-	// same[i]: tenants[i] is prev's i-th, set by the first family's chunks.
-	var same []bool
-	if prev != nil && len(prev.tenants) == len(tenants) {
-		same = make([]bool, len(tenants))
+	chunks := (len(tenants) + chunkTenants - 1) / chunkTenants
+	next := &tenantText{gzip: out.gzip, families: make([][]chunkText, len(tenantFamilies))}
+	if prev != nil && (prev.gzip != out.gzip || len(prev.families[0]) != chunks) {
+		prev = nil
 	}
 	for fi, f := range tenantFamilies {
 		out.writeText(appendHeader(nil, f))
-		chunks := (len(tenants) + chunkTenants - 1) / chunkTenants
-		results := make([]chan *rendered, chunks)
+		results := make([]chan chunkText, chunks)
 		next.families[fi] = make([]chunkText, chunks)
 		started := 0
 		start := func() {
@@ -34,107 +33,62 @@ func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText)
 			}
 			i := started
 			started++
-			results[i] = make(chan *rendered, 1)
+			results[i] = make(chan chunkText, 1)
 			lo, hi := i*chunkTenants, min((i+1)*chunkTenants, len(tenants))
-			var was *chunkText
-			var wasSame []bool
-			if same != nil {
-				was, wasSame = &prev.families[fi][i], same[lo:hi]
+			if prev != nil && !dirty(lo, hi) {
+				results[i] <- prev.families[fi][i]
+				return
 			}
-			go func() {
-				if fi == 0 && same != nil {
-					for k := lo; k < hi; k++ {
-						same[k] = tenants[k].Same(&prev.tenants[k])
-					}
-				}
-				results[i] <- render(f, tenants[lo:hi], out.gzip, was, wasSame)
-			}()
+			go func() { results[i] <- render(f, tenants[lo:hi], out.gzip) }()
 		}
 		for range window {
 			start()
 		}
 		for i := range chunks {
-			r := <-results[i]
+			c := <-results[i]
 			start()
-			next.families[fi][i] = chunkText{text: r.kept, ends: r.keptEnds, deflated: r.keptDeflated}
-			out.writeChunk(r.kept, r.keptDeflated)
-			r.kept, r.keptEnds, r.keptDeflated = nil, nil, nil
-			renderBuffers.Put(r)
+			next.families[fi][i] = c
+			out.writeChunk(c.text, c.deflated, c.crc, c.size)
 		}
 	}
 	return next
 }
 
-// tenantText is writeTenants' text per family and chunk; never modified.
+// tenantText is writeTenants' text per family and chunk, in one encoding;
+// never modified.
 type tenantText struct {
-	tenants  []billing.TenantStatus
+	gzip     bool
 	families [][]chunkText
 }
 
+// chunkText is a chunk's text, or with gzip its deflated text and the
+// checksum and length of the text.
 type chunkText struct {
-	text     []byte
-	ends     []int32 // where each tenant's lines end
-	deflated []byte  // once a gzip rendering made it
+	text, deflated []byte
+	crc, size      uint32
 }
 
-// rendered is one chunk: pooled buffers, and the kept copies that outlive it.
-type rendered struct {
-	text, deflated     []byte
-	ends               []int32
-	kept, keptDeflated []byte
-	keptEnds           []int32
-}
-
-// render renders one chunk, deflated too for gzip. Tenants marked in same
-// are copied from the last rendering; a chunk of such tenants only reuses its bytes.
-func render(f *family, part []billing.TenantStatus, gzip bool, was *chunkText, same []bool) *rendered {
-	r := renderBuffers.Get().(*rendered)
-	if was != nil && !slices.Contains(same, false) {
-		r.kept, r.keptEnds, r.keptDeflated = was.text, was.ends, was.deflated
-		if gzip && r.keptDeflated == nil {
-			r.deflated = deflateChunk(r.deflated[:0], was.text)
-			r.keptDeflated = bytes.Clone(r.deflated)
-		}
-		return r
-	}
-	buf, ends := r.text[:0], r.ends[:0]
-	if was != nil {
-		buf = make([]byte, 0, len(was.text)+len(was.text)/16)
-	}
-	emit := func(value float64, lv *labelValues) {
-		buf = appendSample(buf, f, value, lv)
-	}
+// render renders one chunk; with gzip only the deflated text is kept.
+func render(f *family, part []billing.TenantStatus, gzip bool) chunkText {
+	buf := renderBuffers.Get().(*[]byte)
+	defer renderBuffers.Put(buf)
+	b := (*buf)[:0]
+	emit := func(value float64, lv *labelValues) { b = appendSample(b, f, value, lv) }
 	var lv labelValues
 	for k := range part {
-		if same != nil && same[k] {
-			from := int32(0)
-			if k > 0 {
-				from = was.ends[k-1]
-			}
-			buf = append(buf, was.text[from:was.ends[k]]...)
-		} else {
-			t := &part[k]
-			lv[0] = t.ID
-			f.tenant(t, &lv, emit)
-		}
-		ends = append(ends, int32(len(buf)))
+		lv[0] = part[k].ID
+		f.tenant(&part[k], &lv, emit)
 	}
-	r.ends, r.keptEnds = ends, slices.Clone(ends)
-	if was != nil {
-		r.kept = buf
-	} else {
-		r.text, r.kept = buf, bytes.Clone(buf)
+	*buf = b
+	if !gzip {
+		return chunkText{text: bytes.Clone(b)}
 	}
-	if gzip {
-		r.deflated = deflateChunk(r.deflated[:0], buf)
-		r.keptDeflated = bytes.Clone(r.deflated)
-	}
-	return r
+	return chunkText{deflated: deflateChunk(nil, b), crc: crc32.ChecksumIEEE(b), size: uint32(len(b))}
 }
 
-const chunkTenants = 2048
+const chunkTenants = 512
 
-var renderBuffers = sync.Pool{New: func() any { return &rendered{text: make([]byte, 0, 256<<10)} }}
+var renderBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 func appendHeader(b []byte, f *family) []byte {
 	b = append(b, "# HELP "...)

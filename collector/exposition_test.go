@@ -274,7 +274,7 @@ func TestFastExpositionManyTenants(t *testing.T) {
 func renderAll(t *testing.T, tenants []billing.TenantStatus, gz bool) *bytes.Buffer {
 	t.Helper()
 	out := &stream{gzip: gz}
-	writeTenants(out, tenants, nil)
+	writeTenants(out, tenants, nil, nil)
 	return streamBody(out)
 }
 
@@ -332,7 +332,7 @@ func BenchmarkWriteTenants(b *testing.B) {
 	for _, gz := range []bool{false, true} {
 		b.Run(fmt.Sprintf("gzip=%v", gz), func(b *testing.B) {
 			for b.Loop() {
-				writeTenants(&stream{gzip: gz}, tenants, nil)
+				writeTenants(&stream{gzip: gz}, tenants, nil, nil)
 			}
 		})
 	}

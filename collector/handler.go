@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -111,7 +112,7 @@ func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantSta
 	if !h.tenantSeries {
 		return nil, len(all)
 	}
-	tenants = billing.MostPressed(all, h.maxTenants, read.Report.Period, read.Report.At)
+	tenants = read.Report.MostPressed(h.maxTenants)
 	return tenants, len(all) - len(tenants)
 }
 
@@ -220,7 +221,13 @@ type sections struct {
 	mu       sync.Mutex
 	read     *billing.Read
 	plain, z *section
-	text     *tenantText // the last rendered
+	last     [2]rendered // by gzip
+}
+
+// rendered is the text of the tenants of join seq.
+type rendered struct {
+	seq  uint64
+	text *tenantText
 }
 
 // tenantSection renders read's per-tenant families once per encoding; a
@@ -238,17 +245,39 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		}
 		h.sections.mu.Unlock()
 	}
+	enc := 0
+	if gzip {
+		enc = 1
+	}
 	sec.once.Do(func() {
+		var prev *tenantText
+		var rep *billing.Report
+		if read != nil {
+			rep = read.Report
+		}
+		everyTenant := rep != nil && len(tenants) == len(rep.Tenants)
 		h.sections.mu.Lock()
-		prev := h.sections.text
+		if last := h.sections.last[enc]; everyTenant && rep.Base != 0 && rep.Base == last.seq {
+			prev = last.text
+		}
 		h.sections.mu.Unlock()
 		out := &stream{gzip: gzip}
-		text := writeTenants(out, tenants, prev)
+		var dirty func(lo, hi int) bool
+		if rep != nil {
+			dirty = func(lo, hi int) bool {
+				i, _ := slices.BinarySearch(rep.Changed, lo)
+				return i < len(rep.Changed) && rep.Changed[i] < hi
+			}
+		}
+		text := writeTenants(out, tenants, prev, dirty)
 		sec.body, sec.crc, sec.size = out.parts, out.crc, out.size
-		if len(tenants) > 0 {
-			h.sections.mu.Lock()
-			h.sections.text = text
-			h.sections.mu.Unlock()
+		h.sections.mu.Lock()
+		defer h.sections.mu.Unlock()
+		switch {
+		case everyTenant && len(tenants) > 0:
+			h.sections.last[enc] = rendered{seq: rep.Seq, text: text}
+		case len(tenants) > 0:
+			h.sections.last[enc] = rendered{}
 		}
 	})
 	return sec

@@ -26,20 +26,22 @@ var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
 var finalBlock = []byte{0x03, 0x00}
 
 func (s *stream) writeText(text []byte) {
-	var deflated []byte
-	if s.gzip {
-		deflated = deflateChunk(nil, text)
-	}
-	s.writeChunk(text, deflated)
-}
-
-func (s *stream) writeChunk(text, deflated []byte) {
 	if !s.gzip {
 		s.parts = append(s.parts, text)
 		return
 	}
-	s.crc = crc32.Update(s.crc, crc32.IEEETable, text)
-	s.size += uint32(len(text))
+	s.writeChunk(nil, deflateChunk(nil, text), crc32.ChecksumIEEE(text), uint32(len(text)))
+}
+
+// writeChunk appends text, or with gzip a deflated text of that checksum
+// and length.
+func (s *stream) writeChunk(text, deflated []byte, crc, size uint32) {
+	if !s.gzip {
+		s.parts = append(s.parts, text)
+		return
+	}
+	s.crc = crc32Combine(s.crc, crc, int64(size))
+	s.size += size
 	s.parts = append(s.parts, deflated)
 }
 
@@ -66,3 +68,49 @@ func deflateChunk(dst, text []byte) []byte {
 	flaters.Put(fw)
 	return buf.Bytes()
 }
+
+// crc32Combine returns the CRC-32 (IEEE) of a followed by b from theirs and
+// b's length, as zlib's crc32_combine: hash/crc32 has none, and the text a
+// reused chunk's checksum would be computed from is not kept.
+func crc32Combine(crcA, crcB uint32, lenB int64) uint32 {
+	return multModP(x2nModP(lenB, 3), crcA) ^ crcB
+}
+
+// multModP multiplies two polynomials modulo the reflected IEEE polynomial.
+func multModP(a, b uint32) uint32 {
+	p := uint32(0)
+	for m := uint32(1) << 31; ; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+			if a&(m-1) == 0 {
+				return p
+			}
+		}
+		if b&1 != 0 {
+			b = b>>1 ^ crc32.IEEE
+		} else {
+			b >>= 1
+		}
+	}
+}
+
+// x2nModP returns x^(n·2^k) modulo the polynomial.
+func x2nModP(n int64, k uint) uint32 {
+	p := uint32(1) << 31 // x^0
+	for ; n != 0; n, k = n>>1, k+1 {
+		if n&1 != 0 {
+			p = multModP(x2nTable[k&31], p)
+		}
+	}
+	return p
+}
+
+// x2nTable[k] is x^(2^k) modulo the polynomial.
+var x2nTable = func() (t [32]uint32) {
+	p := uint32(1) << 30 // x^1
+	for k := range t {
+		t[k] = p
+		p = multModP(p, p)
+	}
+	return t
+}()
