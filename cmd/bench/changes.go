@@ -74,7 +74,7 @@ func measureChangesRun(o options, n int, dir, exporterBin, dsnFile string, rs *r
 			p.stop(syscall.SIGTERM, 10*time.Second)
 			return nil, nil, err
 		}
-		t := target{name: name, url: "http://" + loopback(port) + "/metrics", pid: p.pid(), timeout: o.timeout,
+		t := target{name: name, url: "http://" + loopback(port) + "/metrics", pid: p.pid(), timeout: o.timeout, gzip: o.changesGzip,
 			expect: []string{"billing_redis_up 1", "billing_postgres_up 1", `billing_redis_read_mode{mode="` + mode + `"} 1`}}
 		// The same changes in both modes.
 		rng := rand.New(rand.NewPCG(o.seed, uint64(n)+7))
@@ -198,6 +198,7 @@ func reportChanges(p func(string, ...any), r *runResult) {
 	}
 	p("Changes between scrapes (`-changes`): before each measured scrape, a writer changes the given share of " +
 		"the tenants (one pipelined `HINCRBY` of `messages` each, distinct tenants, the same sequence in both modes). " +
+		"With `-changes.gzip` the scrapes send `Accept-Encoding: gzip`. " +
 		"Redis CPU/scrape is Redis' CPU while the exporter scraped; the writes' Redis CPU (which in `track` mode " +
 		"includes sending the invalidations) is shown apart. Exporter CPU runs from the start of the writes to the " +
 		"end of the scrape. Peak RSS, warm-up is the process's VmHWM after the row's warm-up scrape: its peak since it " +

@@ -39,6 +39,7 @@ type options struct {
 	extraArgs   []string // appended to the exporter's flags
 	exporterEnv []string // KEY=VALUE added to the exporter's environment
 	changes     []float64
+	changesGzip bool // the -changes scrapes send Accept-Encoding: gzip
 	stalled     int // clients that never read, per read mode and share of -changes
 }
 
@@ -58,6 +59,7 @@ func main() {
 	exporterArgs := flag.String("exporter.args", "", "space-separated extra flags for the exporter (e.g. \"--redis.scan-count=5000\"), to measure settings")
 	exporterEnv := flag.String("exporter.env", "", "space-separated KEY=VALUE added to the exporter's environment only (e.g. \"GOMEMLIMIT=540MiB\", what --auto-gomemlimit sets in a 600 MiB container), not to the floor's or the peer's")
 	changes := flag.String("changes", "", "comma-separated shares of tenants (0 to 1, e.g. 0,0.001,0.01,0.1,1) changed before each scrape, to compare --redis.read-mode track and scan; empty: not measured")
+	flag.BoolVar(&o.changesGzip, "changes.gzip", false, "with -changes: scrape with Accept-Encoding: gzip, as Prometheus does")
 	flag.IntVar(&o.stalled, "stalled", 0, "with -changes: per read mode and share, this many clients that send GET /metrics and never read, then a real scrape; 0: not measured")
 	floorListen := flag.String("floor.listen", "", "internal: serve the floor on this address")
 	floorRedis := flag.String("floor.redis", "", "internal: the floor's Redis address")
