@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,10 +74,6 @@ func main() {
 		app.Fatalf("%v", err)
 	}
 	logger := promslog.New(o.log)
-	if os.Getenv("GOGC") == "" {
-		// A scrape allocates per tenant: trade memory for speed.
-		debug.SetGCPercent(200)
-	}
 	if err := run(logger, o); err != nil {
 		// One line, even for a YAML file's several errors.
 		app.Fatalf("%s", strings.Join(strings.Fields(err.Error()), " "))

@@ -40,8 +40,9 @@ func (s staticPlans) Load(context.Context) (*plans.Catalog, error) { return s.ca
 // static catalog.
 func BenchmarkScrape(b *testing.B) {
 	f := newBenchFixture(b)
-	svc := billing.New(f.store, billing.WithClock(func() time.Time { return november }),
+	svc := billing.New(f.store, billing.WithClock(func() time.Time { return november }), billing.WithPlansRefresh(time.Minute),
 		billing.WithConfig(billing.Config{Plans: f.plans, PlansName: "postgres", Defaults: plans.Limits{"messages": 1000}}))
+	defer svc.Close()
 	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute))
 	for _, enc := range []string{"", "gzip"} {
 		b.Run("encoding="+enc, func(b *testing.B) {
@@ -147,8 +148,9 @@ func BenchmarkScrapeTrack(b *testing.B) {
 	maxTenants, _ := strconv.Atoi(os.Getenv("BENCH_MAX_TENANTS"))
 	mirror := mirror.New(f.store, usage.MustParseKeyPattern(usage.DefaultKeyPattern), mirror.WithResyncInterval(0))
 	defer mirror.Close()
-	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }),
+	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }), billing.WithPlansRefresh(time.Minute),
 		billing.WithConfig(billing.Config{Plans: f.plans, PlansName: "postgres", Defaults: plans.Limits{"messages": 1000}}))
+	defer svc.Close()
 	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute), WithMaxTenants(maxTenants))
 	scrape := func() {
 		rec := &discardRecorder{header: http.Header{}}

@@ -24,6 +24,8 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	}
 	r.usageSeq = r.Usage.Seq
 	changed, ok := r.changedSince(prev)
+	// Past a share of the tenants, sorting the changes costs more than a full join.
+	ok = ok && len(changed) <= len(prev.Tenants)/4
 	r.ix = newLimitIndex(r.Plans, defaults)
 	if ok && r.Plans.Seq == prev.Plans.Seq {
 		r.ix = prev.ix

@@ -318,8 +318,13 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 		return st
 	case s.config() != g:
 	case err == nil:
-		// An unchanged catalog is kept, so joins see no change.
-		if changed := plans.Diff(s.catalog, cat); len(changed) > 0 || s.catalog == nil || !plans.SamePlans(s.catalog, cat) {
+		// An unchanged catalog is kept, so joins see no change; the first
+		// one changes every tenant, and joins with none know it.
+		var changed []string
+		if s.catalog != nil {
+			changed = plans.Diff(s.catalog, cat)
+		}
+		if len(changed) > 0 || s.catalog == nil || !plans.SamePlans(s.catalog, cat) {
 			s.catalog, s.changed, s.catalogSeq = cat, changed, s.catalogSeq+1
 		}
 		s.plansErr, s.catalogAt, s.plansTook = nil, now, st.Duration
