@@ -45,6 +45,9 @@
   local jobHealthDashboard = cfg.grafanaURL + '/d/billing-redis/billing-redis-health?var-job={{ $labels.job | urlquery }}',
   local isSeat = 'or ' + std.join(' ', ['(eq $labels.limit_type "' + t + '")' for t in cfg.seatLimitTypes]),
 
+  // summary is one static sentence, the same for every alert of a name (and
+  // so a notification group's common summary); description names the
+  // tenant, instance or job.
   local alert(name, severity, expr, summary, description, dashboard, extra={}) = {
     alert: name,
     expr: expr,
@@ -83,7 +86,7 @@
           alert(
             'BillingUsageNearLimit', 'warning',
             held(function(w) lastIn(w, 'billing_usage_percentage', 'limit_type="messages"') + ' > ' + num(cfg.nearLimitPercent) + ' < ' + num(cfg.limitPercent)),
-            'Tenant {{ $labels.tenant_id }} is near its monthly message limit',
+            'Tenant is near its monthly message limit.',
             'Tenant {{ $labels.tenant_id }} has used {{ printf "%.1f" $value }}% of its message limit for the current billing period (alert above ' + num(cfg.nearLimitPercent) + '%).',
             tenantDashboard,
             tenantsList('limit_type=messages&min_percentage=' + num(cfg.nearLimitPercent)),
@@ -94,7 +97,7 @@
             held(function(w)
               lastIn(w, 'billing_usage_percentage', 'limit_type=~"' + oneOf(cfg.consumptionLimitTypes) + '"') + ' >= ' + num(cfg.limitPercent) + '\nor\n' +
               lastIn(w, 'billing_usage_percentage', 'limit_type=~"' + oneOf(cfg.seatLimitTypes) + '"') + ' > ' + num(cfg.limitPercent)),
-            'Tenant {{ $labels.tenant_id }} has {{ if ' + isSeat + ' }}gone over{{ else }}reached{{ end }} its {{ $labels.limit_type }} limit',
+            'Tenant has reached or gone over a plan limit.',
             'Tenant {{ $labels.tenant_id }} is at {{ printf "%.1f" $value }}% of its {{ $labels.limit_type }} limit: {{ if ' + isSeat + ' }}it has more {{ $labels.limit_type }} than its plan allows (being at the limit is normal use, over it is not){{ else }}the backend refuses further {{ $labels.limit_type }} until the limit is raised or usage goes down{{ end }}.',
             tenantDashboard,
             tenantsList('limit_type={{ $labels.limit_type | urlquery }}&min_percentage=' + num(cfg.limitPercent)),
@@ -128,14 +131,14 @@
               minAge: num(cfg.predictionMinAgeSeconds),
               limitPercent: num(cfg.limitPercent),
             }),
-            'Tenant {{ $labels.tenant_id }} is on course to exceed its monthly message limit',
+            'Tenant is on course to exceed its monthly message limit.',
             'At its pace so far this billing period, tenant {{ $labels.tenant_id }} will have sent about {{ $value | humanize }} messages by the end of the period, more than its plan allows.',
             tenantDashboard,
           ),
           alert(
             'BillingTenantWithoutPlan', 'info',
             held(function(w) lastIn(w, 'billing_tenant_using_defaults') + ' == 1'),
-            'Tenant {{ $labels.tenant_id }} has no active plan',
+            'Tenant has no active plan.',
             'Tenant {{ $labels.tenant_id }} has had no active plan for ' + cfg['for'].BillingTenantWithoutPlan + ' or more and is held to the default limits.',
             tenantDashboard,
           ),
@@ -147,7 +150,7 @@
           alert(
             'BillingRedisDown', 'critical',
             last('billing_redis_up') + ' == 0',
-            'Billing Redis is unreachable from {{ $labels.instance }}',
+            'Billing Redis is unreachable from the exporter.',
             "billing_exporter {{ $labels.instance }} has failed to read the usage state from Redis for %s or more. No per-tenant usage is exported (usage alerts and dashboards are blind), and the backend's usage tracking, which writes to the same Redis, is probably failing too." % cfg['for'].BillingRedisDown,
             healthDashboard,
           ),
@@ -172,7 +175,7 @@
               threshold: num(cfg.redisLatencySeconds),
               minOps: num(cfg.redisLatencyMinOperations),
             },
-            'Billing Redis {{ $labels.operation }} latency is high (seen by {{ $labels.job }})',
+            'Billing Redis latency is high.',
             'The p95 latency of Redis {{ $labels.operation }} calls made by {{ $labels.job }} is {{ $value | humanizeDuration }} over the last ' + cfg.rateWindow + ' (threshold ' + num(cfg.redisLatencySeconds) + 's).',
             jobHealthDashboard,
           ),
@@ -185,7 +188,7 @@
           alert(
             'BillingRedisReplicaLinkDown', 'warning',
             last('billing_redis_master_link_up') + ' == 0',
-            'Billing Redis replica read by {{ $labels.instance }} has lost its master',
+            'Billing Redis replica has lost its master.',
             "The Redis that billing_exporter {{ $labels.instance }} reads is a replica whose link to its master has been down for %s or more. The exporter still reads it (billing_redis_up is 1), but the usage it exports is frozen at the moment the link broke: usage alerts, limits and dashboards lag the backend, which writes to the master." % cfg['for'].BillingRedisReplicaLinkDown,
             healthDashboard,
           ),
@@ -196,7 +199,7 @@
           alert(
             'BillingRedisMirrorDiverged', 'warning',
             last('billing_redis_mirror_divergent_keys') + ' > 0',
-            'Redis usage mirror of {{ $labels.instance }} differed from Redis',
+            'Redis usage mirror differed from Redis.',
             "The last self-check of billing_exporter {{ $labels.instance }}'s usage mirror (--redis.read-mode=track) found {{ printf \"%.0f\" $value }} usage keys that differed from a full read of Redis: the usage exported for those tenants had missed changes. The self-check replaced the mirror with the full read; the alert holds until the next self-check finds no difference. The exporter logged one example key at warn: report it as a bug.",
             healthDashboard,
           ),
@@ -207,21 +210,21 @@
           alert(
             'BillingRedisTrackingUnavailable', 'warning',
             last('billing_redis_tracking_unavailable') + ' == 1',
-            'billing_exporter {{ $labels.instance }} reads Redis in full on every scrape: key tracking is unavailable',
+            'Redis key tracking is unavailable: every scrape reads Redis in full.',
             'billing_exporter {{ $labels.instance }} was started with --redis.read-mode=track, but Redis has refused key tracking for ' + cfg['for'].BillingRedisTrackingUnavailable + ' or more, so every scrape reads the whole usage state (as --redis.read-mode=scan does). The numbers stay right; the load on Redis and the scrape duration grow with the number of tenants. The exporter logged the reason at start.',
             healthDashboard,
           ),
           alert(
             'BillingPostgresDown', 'warning',
             last('billing_postgres_up') + ' == 0',
-            'Plans database is unreachable from {{ $labels.instance }}',
+            'Plans database is unreachable from the exporter.',
             'billing_exporter {{ $labels.instance }} has failed to read the plans from PostgreSQL for ' + cfg['for'].BillingPostgresDown + ' or more. It keeps serving the last plans it read (see billing_plans_age_seconds); plan changes made since then are not reflected in limits and percentages.',
             healthDashboard,
           ),
           alert(
             'BillingPlansStale', 'warning',
             last('billing_plans_age_seconds') + ' > ' + num(cfg.plansStaleSeconds),
-            'Plans data used by {{ $labels.instance }} is stale',
+            'Plans data used by the exporter is stale.',
             'The plans and limits billing_exporter {{ $labels.instance }} is using were read {{ $value | humanizeDuration }} ago (threshold ' + num(cfg.plansStaleSeconds) + 's): limits, percentages and limit alerts may be wrong for tenants whose plan changed since.',
             healthDashboard,
           ),
@@ -231,7 +234,7 @@
           alert(
             'BillingExporterDown', 'critical',
             exporter('up') + ' == 0 or absent(' + exporter('up') + ')',
-            'billing_exporter is down{{ with $labels.instance }} on {{ . }}{{ end }}',
+            'Billing exporter is down.',
             '{{ if $labels.instance }}Prometheus has failed to scrape billing_exporter at {{ $labels.instance }}{{ else }}Prometheus has no billing_exporter target to scrape{{ end }} for ' + cfg['for'].BillingExporterDown + ' or more. Billing usage, limits and the Redis behind them are unmonitored meanwhile.',
             jobHealthDashboard,
           ),
@@ -244,7 +247,7 @@
           alert(
             'BillingExporterConfigReloadFailed', 'warning',
             last('billing_exporter_config_last_reload_successful') + ' == 0',
-            'billing_exporter {{ $labels.instance }} failed to reload its configuration',
+            'Billing exporter failed to reload its configuration.',
             'The last configuration reload of billing_exporter {{ $labels.instance }} (SIGHUP or POST /-/reload) failed ' + cfg['for'].BillingExporterConfigReloadFailed + ' or more ago, and it kept the previous configuration{{ with query (printf "billing_exporter_config_last_reload_success_timestamp_seconds{job=%q,instance=%q}" $labels.job $labels.instance) }}, loaded {{ . | first | value | humanizeTimestamp }}{{ end }}: changes made since then to --config.file, --plans.file or the Redis TLS files are not in force. The exporter keeps serving with the old configuration; its log line "reload failed" names the file and line.',
             healthDashboard,
           ),
@@ -258,7 +261,7 @@
           alert(
             'BillingLimitExceededFrequent', 'critical',
             'sum by (tenant_id, limit_type) (rate(%s[%s])) > %s' % [backend('billing_limit_exceeded_total'), cfg.rateWindow, num(cfg.limitExceededPerSecond)],
-            'Tenant {{ $labels.tenant_id }} is being blocked frequently on its {{ $labels.limit_type }} limit',
+            'Tenant is being blocked frequently on a plan limit.',
             "The backend has been refusing {{ printf \"%.2f\" $value }} requests/s from tenant {{ $labels.tenant_id }} for exceeding its {{ $labels.limit_type }} limit (threshold " + num(cfg.limitExceededPerSecond) + '/s, for ' + cfg['for'].BillingLimitExceededFrequent + "): the customer's users are being turned away.",
             backendTenantDashboard,
           ),
@@ -266,7 +269,7 @@
           alert(
             'BillingUsageIncrementErrors', 'warning',
             'sum by (job, error_type) (rate(%s[%s])) > %s' % [backend('billing_usage_increment_errors_total'), cfg.rateWindow, num(cfg.incrementErrorsPerSecond)],
-            'Usage increments are failing in {{ $labels.job }} ({{ $labels.error_type }})',
+            'Usage increments are failing in the backend.',
             'The backend ({{ $labels.job }}) has been failing {{ printf "%.3f" $value }} usage increments/s with {{ $labels.error_type }} over the last ' + cfg.rateWindow + ' (threshold ' + num(cfg.incrementErrorsPerSecond) + '/s): usage that is not recorded is not billed and not limited.',
             cfg.grafanaURL + '/d/billing-redis/billing-redis-health',
           ),

@@ -1,6 +1,6 @@
 // The mixin's settings. Override any of them in your own jsonnet:
 //
-//   (import 'billing_exporter/mixin/mixin.libsonnet') + {
+//   (import 'github.com/billing-exporter/billing_exporter/mixin/mixin.libsonnet') + {
 //     _config+:: { exporterSelector: 'job="billing"', grafanaURL: 'https://grafana.mycorp.net' },
 //   }
 //

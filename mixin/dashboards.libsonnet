@@ -66,7 +66,7 @@
   } + (if all != null then { allValue: all } else {}),
 
   // The exporter's jobs (from the mixin's job selector) and instances.
-  local jobVar = queryVar('job', 'Job', 'label_values(billing_exporter_build_info{%s}, job)' % cfg.exporterSelector),
+  local jobVar = queryVar('job', 'Job', 'label_values(billing_exporter_build_info{%s}, job)' % cfg.exporterSelector, all='.+'),
   local instanceVar = queryVar('instance', 'Instance', scope('label_values(billing_exporter_build_info{job=~"$job"}, instance)'), all='.+'),
   // The SaaS backend's jobs, for the panels on its prom-client counters.
   local backendJobVar = queryVar('backend_job', 'Backend job',

@@ -542,10 +542,13 @@ func labelsKey(l map[string]string) string {
 }
 
 // TestAlertmanagerMessages sends the example configuration (with local
-// sinks) a group of 15 firing and 3 resolved tenant alerts, and a critical
-// alert: the Slack message lists only firing tenants, 10 of them, then "and
-// 5 more" with the link to the full list; PagerDuty gets the severity.
+// sinks) a group of 15 firing and 3 resolved tenant alerts, with the rules'
+// summaries, and a critical alert: the Slack message states the summary
+// once, then lists only firing tenants, 10 of them, each by tenant_id, then
+// "and 5 more" with the link to the full list; PagerDuty gets the severity.
 func TestAlertmanagerMessages(t *testing.T) {
+	alerts := loadAlerts(t)
+	summary := alertByName(alerts, "BillingUsageNearLimit").Rule.Annotations["summary"]
 	hooks := startWebhookSink(t)
 	smtp := startSMTPSink(t)
 	am := startAlertmanagerConfig(t, deliveryConfig(t, hooks, smtp))
@@ -567,7 +570,7 @@ func TestAlertmanagerMessages(t *testing.T) {
 			Labels: map[string]string{"alertname": "BillingUsageNearLimit", "severity": "warning", "job": "billing_exporter",
 				"instance": "billing-exporter:9866", "tenant_id": fmt.Sprintf("t%02d", i), "limit_type": "messages"},
 			Annotations: map[string]string{
-				"summary":       fmt.Sprintf("Tenant t%02d is near its monthly message limit", i),
+				"summary":       summary,
 				"description":   fmt.Sprintf("Tenant t%02d has used 85.0%% of its message limit.", i),
 				"runbook_url":   runbookBase + "#billingusagenearlimit",
 				"dashboard_url": grafanaBase + "/d/billing-tenant/billing-per-tenant?var-tenant_id=" + fmt.Sprintf("t%02d", i),
@@ -578,7 +581,7 @@ func TestAlertmanagerMessages(t *testing.T) {
 	}
 	body = append(body, postable{
 		Labels:      map[string]string{"alertname": "BillingRedisDown", "severity": "critical", "job": "billing_exporter", "instance": "other:9866"},
-		Annotations: map[string]string{"summary": "Billing Redis is unreachable", "runbook_url": runbookBase + "#billingredisdown"},
+		Annotations: map[string]string{"summary": alertByName(alerts, "BillingRedisDown").Rule.Annotations["summary"], "runbook_url": runbookBase + "#billingredisdown"},
 		StartsAt:    now.Add(-time.Minute), EndsAt: now.Add(time.Hour),
 	})
 	b, _ := json.Marshal(body)
@@ -608,7 +611,7 @@ func TestAlertmanagerMessages(t *testing.T) {
 	}
 	listed := 0
 	for i := 1; i <= 18; i++ {
-		if strings.Contains(text, fmt.Sprintf("Tenant t%02d ", i)) {
+		if strings.Contains(text, fmt.Sprintf("• tenant_id=t%02d <", i)) {
 			listed++
 			if i > 15 {
 				t.Errorf("the Slack message lists resolved tenant t%02d:\n%s", i, text)
@@ -617,6 +620,9 @@ func TestAlertmanagerMessages(t *testing.T) {
 	}
 	if listed != 10 {
 		t.Errorf("the Slack message lists %d tenants, want 10:\n%s", listed, text)
+	}
+	if !strings.HasPrefix(text, "*"+summary+"*\n") || strings.Count(text, summary) != 1 {
+		t.Errorf("the Slack message does not state the summary %q once, first:\n%s", summary, text)
 	}
 	for _, want := range []string{"and 5 more: <" + listURL + "|full list>", "Runbook: " + runbookBase + "#billingusagenearlimit"} {
 		if !strings.Contains(text, want) {

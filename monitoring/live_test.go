@@ -274,7 +274,7 @@ scrape_configs:
 		if want := "Billing digest: BillingTenantWithoutPlan (2 tenants)"; d.Subject != want {
 			t.Errorf("digest subject %q, want %q", d.Subject, want)
 		}
-		for _, want := range []string{"Tenant 3 has no active plan", "Tenant 5 has no active plan", runbookBase + "#billingtenantwithoutplan"} {
+		for _, want := range []string{"Tenant 3 has had no active plan", "Tenant 5 has had no active plan", runbookBase + "#billingtenantwithoutplan"} {
 			if !strings.Contains(d.Body, want) {
 				t.Errorf("digest does not contain %q:\n%s", want, d.Body)
 			}

@@ -52,7 +52,9 @@ func RenderMixinFile(root, path string) (map[string][]byte, error) {
 func renderMixin(root, config string) (map[string][]byte, error) {
 	entry := filepath.Join(root, filepath.FromSlash(MixinEntry))
 	vm := jsonnet.MakeVM()
-	vm.Importer(&jsonnet.FileImporter{JPaths: []string{filepath.Dir(entry)}})
+	// No library path: the mixin's imports are relative to their own files,
+	// as they must be where jsonnet-bundler vendors it.
+	vm.Importer(&jsonnet.FileImporter{})
 	vm.TLACode("config", config)
 	out, err := vm.EvaluateFile(entry)
 	if err != nil {

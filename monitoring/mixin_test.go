@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-jsonnet"
 )
 
 // TestMixinDeterministic renders the mixin twice: same files, same bytes.
@@ -63,6 +65,81 @@ func TestMixinFilesUpToDate(t *testing.T) {
 			if _, ok := files[filepath.ToSlash(rel)]; !ok {
 				t.Errorf("%s is not rendered by the mixin", rel)
 			}
+		}
+	}
+}
+
+// TestMixinVendored evaluates the mixin as jsonnet-bundler vendors it:
+// mixin/ alone under vendor/github.com/billing-exporter/billing_exporter/,
+// imported by that path with vendor/ as the only library path. It gives the
+// committed alerts and dashboards.
+func TestMixinVendored(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const path = "github.com/billing-exporter/billing_exporter/mixin"
+	if err := os.CopyFS(filepath.Join(dir, "vendor", filepath.FromSlash(path)), os.DirFS(repoPath(t, "mixin"))); err != nil {
+		t.Fatal(err)
+	}
+	var jf struct {
+		Version      int   `json:"version"`
+		Dependencies []any `json:"dependencies"`
+	}
+	b, err := os.ReadFile(repoPath(t, "mixin/jsonnetfile.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &jf)
+	}
+	if err != nil || jf.Version != 1 || jf.Dependencies == nil {
+		t.Errorf("mixin/jsonnetfile.json: %v, %+v: want version 1 and a dependencies list", err, jf)
+	}
+	vm := jsonnet.MakeVM()
+	vm.Importer(&jsonnet.FileImporter{JPaths: []string{filepath.Join(dir, "vendor")}})
+	out, err := vm.EvaluateAnonymousSnippet(filepath.Join(dir, "main.jsonnet"), "local m = import '"+path+"/mixin.libsonnet';\n"+
+		"{ groups: m.prometheusAlerts.groups, dashboards: m.grafanaDashboards }")
+	if err != nil {
+		t.Fatalf("evaluating the vendored mixin: %v", err)
+	}
+	var got struct {
+		Groups     any            `json:"groups"`
+		Dashboards map[string]any `json:"dashboards"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	// The committed files, through JSON as the evaluation is.
+	asJSON := func(v any) any {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out any
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var groups []any
+	for _, f := range []string{"alerts/billing.rules.yml", "alerts/backend.rules.yml"} {
+		var rf struct {
+			Groups []any `yaml:"groups"`
+		}
+		readYAML(t, repoPath(t, f), &rf)
+		groups = append(groups, rf.Groups...)
+	}
+	if !reflect.DeepEqual(got.Groups, asJSON(groups)) {
+		t.Error("the vendored mixin's prometheusAlerts differ from alerts/*.yml")
+	}
+	files := glob(t, dashboardsDir+"/*.json")
+	if len(got.Dashboards) != len(files) {
+		t.Errorf("the vendored mixin has %d dashboards, %s has %d", len(got.Dashboards), dashboardsDir, len(files))
+	}
+	for name, d := range got.Dashboards {
+		var want any
+		b, err := os.ReadFile(repoPath(t, dashboardsDir+"/"+name))
+		if err == nil {
+			err = json.Unmarshal(b, &want)
+		}
+		if err != nil || !reflect.DeepEqual(d, want) {
+			t.Errorf("the vendored mixin's %s differs from %s/%s (%v)", name, dashboardsDir, name, err)
 		}
 	}
 }

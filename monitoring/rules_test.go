@@ -154,10 +154,8 @@ func TestAlertContract(t *testing.T) {
 						return nil
 					}
 					var errs []string
-					for _, k := range []string{"summary", "description"} {
-						if !strings.Contains(r.Annotations[k], "$labels.tenant_id") {
-							errs = append(errs, "the "+k+" of an alert about a tenant does not name it ({{ $labels.tenant_id }})")
-						}
+					if !strings.Contains(r.Annotations["description"], "$labels.tenant_id") {
+						errs = append(errs, "the description of an alert about a tenant does not name it ({{ $labels.tenant_id }})")
 					}
 					for _, f := range a.Fires {
 						if f.Labels["tenant_id"] == "" {
