@@ -2,9 +2,9 @@ package collector
 
 import (
 	"bytes"
+	"hash/crc32"
 	"math"
 	"runtime"
-	"hash/crc32"
 	"strconv"
 	"strings"
 	"sync"

@@ -40,7 +40,7 @@ type options struct {
 	exporterEnv []string // KEY=VALUE added to the exporter's environment
 	changes     []float64
 	changesGzip bool // the -changes scrapes send Accept-Encoding: gzip
-	stalled     int // clients that never read, per read mode and share of -changes
+	stalled     int  // clients that never read, per read mode and share of -changes
 }
 
 // cl holds everything to stop and remove, for the end, errors and signals.
