@@ -28,5 +28,7 @@ COPY .build/${OS}-${ARCH}/billing_exporter /bin/billing_exporter
 COPY LICENSE NOTICE /
 
 EXPOSE 9866
-USER nobody
+# nobody, by number: Kubernetes' runAsNonRoot can check a numeric user
+# without a runAsUser in the pod.
+USER 65534:65534
 ENTRYPOINT ["/bin/billing_exporter"]

@@ -9,8 +9,10 @@
 #   /etc/passwd, CA certificates, zoneinfo), imported with `podman import`;
 # - `podman build --build-arg BASE_IMAGE=…` of the Dockerfile as it is (it has
 #   no RUN step, so no container runtime and no emulation is needed);
-# - the image's configuration (user, entrypoint, port, OCI labels) and files
-#   (binary, LICENSE, NOTICE);
+# - the image's configuration (numeric non-root user, entrypoint, port, OCI
+#   labels) and files (binary, LICENSE, NOTICE);
+# - a multi-arch manifest list (podman manifest) of the per-architecture
+#   images, which names every platform;
 # - for the host's architecture, the entrypoint run from the mounted image
 #   filesystem with chroot as the image's nobody: --version, then --demo on
 #   a loopback port, scraped. Containers are not started: the OCI runtime
@@ -62,6 +64,7 @@ command -v file >/dev/null || need+=(file)
 # the dynamically linked busybox package).
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
 command -v unshare >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]} (Debian packages)"
@@ -181,7 +184,9 @@ for arch in "${arches[@]}"; do
   step "linux/$arch: image configuration"
   check_eq "linux/$arch: architecture" "$(inspect "$img" '{{.Architecture}}')" "$arch"
   check_eq "linux/$arch: os" "$(inspect "$img" '{{.Os}}')" linux
-  check_eq "linux/$arch: user" "$(inspect "$img" '{{.Config.User}}')" nobody
+  # Numeric, so that Kubernetes' runAsNonRoot can verify it without a
+  # runAsUser; 65534 is nobody in the base image's /etc/passwd.
+  check_eq "linux/$arch: user" "$(inspect "$img" '{{.Config.User}}')" 65534:65534
   check_eq "linux/$arch: entrypoint" "$(inspect "$img" '{{json .Config.Entrypoint}}')" '["/bin/billing_exporter"]'
   # shellcheck disable=SC2016 # a Go template, not shell
   check_eq "linux/$arch: exposed ports" "$(inspect "$img" '{{range $p, $v := .Config.ExposedPorts}}{{$p}} {{end}}')" '9866/tcp '
@@ -203,7 +208,7 @@ for arch in "${arches[@]}"; do
     cmp -s "$f" "$mnt/$f" || fail "linux/$arch: /$f missing from the image or not the repository's"
   done
   nobody=$(awk -F: '$1 == "nobody" {print $3 ":" $4}' "$mnt/etc/passwd")
-  [ -n "$nobody" ] || fail "linux/$arch: the image's /etc/passwd has no nobody (USER nobody cannot start)"
+  check_eq "linux/$arch: nobody in the image's /etc/passwd" "$nobody" 65534:65534
 
   if [ "$arch" = "$host_arch" ]; then
     # As the image's nobody, with the image's own busybox: the files the
@@ -251,6 +256,21 @@ for arch in "${arches[@]}"; do
   fi
   podman image umount "$img" >/dev/null
 done
+
+# --- multi-arch manifest -----------------------------------------------------
+
+manifest=localhost/billing_exporter:image-test
+step "manifest list $manifest: ${arches[*]}"
+podman manifest create "$manifest" >/dev/null || fail "podman manifest create failed"
+for arch in "${arches[@]}"; do
+  podman manifest add "$manifest" "containers-storage:localhost/billing_exporter:image-test-$arch" >/dev/null ||
+    fail "podman manifest add of the linux/$arch image failed"
+done
+got=$(podman manifest inspect "$manifest" |
+  jq -r '[.manifests[].platform | .os + "/" + .architecture] | sort | join(" ")') ||
+  fail "podman manifest inspect failed"
+want=$(printf 'linux/%s\n' "${arches[@]}" | sort | tr '\n' ' ')
+check_eq "manifest platforms" "$got" "${want% }"
 
 # --- the release tarball ---------------------------------------------------
 
