@@ -8,7 +8,12 @@ PKGS     := ./...
 # .promu.yml as that remote, through git's environment configuration.
 REPO_PATH := $(shell awk '/^repository:/ {c = 1; next} c && $$1 == "path:" {print $$2; exit}' .promu.yml)
 GIT_BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
-PROMU_ENV  = GIT_CONFIG_COUNT=2 GIT_CONFIG_KEY_0=branch.$(GIT_BRANCH).remote GIT_CONFIG_VALUE_0=origin \
+# The Go toolchain of every release build (build, promu-build, crossbuild,
+# tarball, image): the go command fetches it from the module proxy. Set here
+# because GOTOOLCHAIN=local ignores go.mod's toolchain line; `go run` and
+# the tests use the Go that go.mod's go line accepts.
+RELEASE_GOTOOLCHAIN ?= go1.27.3
+PROMU_ENV  = GOTOOLCHAIN=$(RELEASE_GOTOOLCHAIN) GIT_CONFIG_COUNT=2 GIT_CONFIG_KEY_0=branch.$(GIT_BRANCH).remote GIT_CONFIG_VALUE_0=origin \
 	GIT_CONFIG_KEY_1=remote.origin.url GIT_CONFIG_VALUE_1=https://$(REPO_PATH)
 # promu (kept in tools/go.mod, out of the exporter's own dependencies) is
 # built for this host and then run by path (`go tool -n` prints it): `go

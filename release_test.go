@@ -1,7 +1,9 @@
 package main
 
 import (
+	"debug/buildinfo"
 	"debug/elf"
+	"go/version"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,10 +11,15 @@ import (
 	"testing"
 )
 
+// minReleaseGo is the oldest Go whose standard library has the fixes for
+// every vulnerability govulncheck reports as reachable from the exporter.
+const minReleaseGo = "go1.26.10"
+
 // TestMakeBuildIsStaticAndVersioned runs the build the README gives
 // (`make build`) and checks what a user gets: a binary that needs no C
-// library (it runs on the busybox base and in distroless images) and whose
-// --version names the VERSION file and the commit.
+// library (it runs on the busybox base and in distroless images), built by
+// a Go with the standard library's security fixes, and whose --version
+// names the VERSION file and the commit.
 func TestMakeBuildIsStaticAndVersioned(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatalf("make (the README's build command) is not installed: %v", err)
@@ -21,7 +28,7 @@ func TestMakeBuildIsStaticAndVersioned(t *testing.T) {
 	if err != nil {
 		t.Fatalf("git rev-parse HEAD (the test needs the git checkout): %v", err)
 	}
-	version, err := os.ReadFile("VERSION")
+	wantVersion, err := os.ReadFile("VERSION")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,12 +52,20 @@ func TestMakeBuildIsStaticAndVersioned(t *testing.T) {
 		t.Errorf("the binary needs shared libraries %v", libs)
 	}
 
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatalf("reading the build information of %s: %v", bin, err)
+	}
+	if !version.IsValid(info.GoVersion) || version.Compare(info.GoVersion, minReleaseGo) < 0 {
+		t.Errorf("make build used %s, want %s or newer (RELEASE_GOTOOLCHAIN in the Makefile)", info.GoVersion, minReleaseGo)
+	}
+
 	out, err := exec.Command(bin, "--version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("--version: %v\n%s", err, out)
 	}
 	for _, want := range []string{
-		"version " + strings.TrimSpace(string(version)) + " ",
+		"version " + strings.TrimSpace(string(wantVersion)) + " ",
 		"revision: " + strings.TrimSpace(string(rev)),
 	} {
 		if !strings.Contains(string(out), want) {
