@@ -9,9 +9,10 @@ PKGS     := ./...
 REPO_PATH := $(shell awk '/^repository:/ {c = 1; next} c && $$1 == "path:" {print $$2; exit}' .promu.yml)
 GIT_BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 # The Go toolchain of every release build (build, promu-build, crossbuild,
-# tarball, image): the go command fetches it from the module proxy. Set here
-# because GOTOOLCHAIN=local ignores go.mod's toolchain line; `go run` and
-# the tests use the Go that go.mod's go line accepts.
+# tarball, image, release) and of vulncheck: the go command fetches it from
+# the module proxy. Set here because GOTOOLCHAIN=local ignores go.mod's
+# toolchain line; `go run` and the tests use the Go that go.mod's go line
+# accepts.
 RELEASE_GOTOOLCHAIN ?= go1.27.3
 PROMU_ENV  = GOTOOLCHAIN=$(RELEASE_GOTOOLCHAIN) GIT_CONFIG_COUNT=2 GIT_CONFIG_KEY_0=branch.$(GIT_BRANCH).remote GIT_CONFIG_VALUE_0=origin \
 	GIT_CONFIG_KEY_1=remote.origin.url GIT_CONFIG_VALUE_1=https://$(REPO_PATH)
@@ -34,7 +35,7 @@ IMAGE      ?= billing_exporter:$(VERSION)
 CROSSBUILD_PLATFORMS ?= $(shell awk '/^crossbuild:/ {c = 1; next} c && /^[^ ]/ {c = 0} c && $$1 == "-" {print $$2}' .promu.yml)
 CONTAINER_ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
 
-.PHONY: all build promu-build crossbuild tarball image image-test stack demo-stack bench soak fuzz test test-tracing test-monitoring mixin test-deps vet fmt-check golangci-lint tidy-check lint clean
+.PHONY: all build promu-build crossbuild tarball release vulncheck test-release image image-test stack demo-stack bench soak fuzz test test-tracing test-monitoring mixin test-deps vet fmt-check golangci-lint tidy-check lint clean
 
 all: lint test build
 
@@ -59,6 +60,42 @@ crossbuild:
 # CHANGELOG (.promu.yml tarball files).
 tarball: promu-build
 	GOOS=$(IMAGE_OS) GOARCH=$(IMAGE_ARCH) $(PROMU) tarball --prefix .tarballs .build/$(IMAGE_OS)-$(IMAGE_ARCH)
+
+# The release artefacts in .tarballs/, for each crossbuild platform: the
+# tarball and a CycloneDX SBOM of its binary (the modules linked in, as `go
+# version -m` reads them, and the Go standard library); then sha256sums.txt
+# over all of them (promu checksum). The SBOM step is offline: it finds the
+# licences in the module cache the builds filled.
+CYCLONEDX_GOMOD = $(shell $(GO) tool -n -modfile=tools/go.mod cyclonedx-gomod)
+release: crossbuild
+	rm -rf .tarballs
+	@set -e; for p in $(CROSSBUILD_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; echo "promu tarball $$os/$$arch, SBOM"; \
+	  GOOS=$$os GOARCH=$$arch $(PROMU) tarball --prefix .tarballs .build/$$os-$$arch; \
+	  GOTOOLCHAIN=$(RELEASE_GOTOOLCHAIN) GOPROXY=off GOOS=$$os GOARCH=$$arch \
+	    $(CYCLONEDX_GOMOD) bin -json -licenses -std -version v$(VERSION) \
+	    -output .tarballs/$(BINARY)-$(VERSION).$$os-$$arch.sbom.json .build/$$os-$$arch/$(BINARY); \
+	done
+	$(PROMU) checksum .tarballs
+
+# Checks `make release` (tests tagged release in the root package): the
+# checksums, the tarballs' contents and the SBOM.
+test-release:
+	$(GO) test -tags release -count=1 -timeout 30m -run '^TestMakeRelease$$' -v .
+
+# govulncheck against an offline database built (cmd/indexdb) from the OSV
+# files of the golang.org/x/vulndb module pinned in tools/go.mod: on the
+# release binary, then on the source with the release toolchain. Fails on
+# any reachable vulnerability.
+VULNDB := .build/vulndb
+GOVULNCHECK = GOTOOLCHAIN=$(RELEASE_GOTOOLCHAIN) $(shell GOTOOLCHAIN=$(RELEASE_GOTOOLCHAIN) $(GO) tool -n -modfile=tools/go.mod govulncheck) -db file://$(CURDIR)/$(VULNDB)
+vulncheck: promu-build
+	rm -rf $(VULNDB)
+	cd tools && $(GO) mod download golang.org/x/vulndb
+	$(GO) tool -modfile=tools/go.mod indexdb \
+	  -vulns "$$(cd tools && $(GO) list -m -f '{{.Dir}}' golang.org/x/vulndb)/data/osv" -out $(VULNDB)
+	$(GOVULNCHECK) -mode=binary .build/$(IMAGE_OS)-$(IMAGE_ARCH)/$(BINARY)
+	$(GOVULNCHECK) -tags netgo ./...
 
 # The container image with Docker or podman (CONTAINER_ENGINE); the base is
 # the Prometheus busybox image from quay.io unless BASE_IMAGE names another.
