@@ -6,10 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -76,27 +76,35 @@ func TestExampleManifests(t *testing.T) {
 	}
 }
 
+// kustomize builds dir with kubectl kustomize and decodes what it gives
+// strictly.
+func kustomize(t *testing.T, dir string) []object {
+	t.Helper()
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatalf("kubectl (kustomize): %v; make test-deploy installs it", err)
+	}
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, stderr)
+	}
+	built, err := decodeStrict("kubectl kustomize "+dir, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return built
+}
+
 // TestKustomize builds examples/kubernetes with kubectl kustomize: the
 // objects it gives decode strictly and are those of the listed manifests,
 // no Secret among them.
 func TestKustomize(t *testing.T) {
 	t.Parallel()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Fatalf("kubectl (kustomize): %v; make test-deploy installs it", err)
-	}
-	out, err := exec.Command(kubectl, "kustomize", repoPath(examplesDir)).Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("kubectl kustomize %s: %v\n%s", examplesDir, err, stderr)
-	}
-	built, err := decodeStrict("kubectl kustomize "+examplesDir, out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	built := kustomize(t, repoPath(examplesDir))
 	var k struct {
 		Resources []string `json:"resources"`
 	}
@@ -118,7 +126,42 @@ func TestKustomize(t *testing.T) {
 	if want := slices.Sorted(maps.Keys(listed)); len(want) == 0 || !slices.Equal(slices.Sorted(slices.Values(got)), want) {
 		t.Errorf("kubectl kustomize gives %v, want %v", slices.Sorted(slices.Values(got)), want)
 	}
-	if !strings.Contains(string(out), "kind: PrometheusRule") {
+	if !slices.Contains(got, "PrometheusRule/billing-exporter") {
 		t.Error("the kustomize base lacks the PrometheusRule")
+	}
+}
+
+// TestKustomizeOverlay uses examples/kubernetes as the base of an overlay
+// that sets the namespace and the exporter's image tag, as
+// docs/deployment.md shows.
+func TestKustomizeOverlay(t *testing.T) {
+	t.Parallel()
+	base, err := filepath.Abs(repoPath(examplesDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// kustomize takes a base by a relative path only.
+	rel, err := filepath.Rel(dir, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := "resources:\n  - " + rel + "\nnamespace: billing\nimages:\n  - name: " + imageRepository(t) + "\n    newTag: 9.9.9\n"
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var images []string
+	for _, o := range kustomize(t, dir) {
+		if ns := o.Value.(metav1.Object).GetNamespace(); ns != "billing" {
+			t.Errorf("%s/%s in namespace %q, want billing", o.Kind, o.Name, ns)
+		}
+		if sts, ok := o.Value.(*appsv1.StatefulSet); ok {
+			for _, c := range sts.Spec.Template.Spec.Containers {
+				images = append(images, c.Image)
+			}
+		}
+	}
+	if want := imageRepository(t) + ":9.9.9"; !slices.Contains(images, want) {
+		t.Errorf("the overlay's images %v, want %s among them", images, want)
 	}
 }
