@@ -129,12 +129,14 @@ mixin:
 # deploy/go.mod, which keeps Helm and the Kubernetes API types out of the
 # exporter's dependencies: every toggle of the chart rendered and linted
 # with Helm in process, every object decoded strictly into its API type,
-# and `kubectl kustomize examples/kubernetes`. Kept out of `make test`:
-# building Helm takes minutes cold.
+# and `kubectl kustomize examples/kubernetes`; vet and golangci-lint on the
+# module. Kept out of `make test` and `make lint`: building Helm takes
+# minutes cold.
 CHART := charts/billing-exporter
 test-deploy:
 	./scripts/install-test-deps.sh --deploy
 	cd deploy && $(GO) vet ./...
+	cd deploy && $(GO) tool -modfile=../tools/go.mod golangci-lint run --allow-serial-runners --config ../.golangci.yml ./...
 	cd deploy && $(GO) test -race -count=1 -timeout 20m ./...
 
 # Tracing against a real Jaeger (v2, all in one, in-memory storage): builds

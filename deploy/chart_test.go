@@ -121,7 +121,7 @@ func render(t *testing.T, vals map[string]any) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return engine.Engine{Strict: true}.Render(ch, top)
+	return engine.Engine{Strict: true}.RenderWithContext(t.Context(), ch, top)
 }
 
 // chartObjects decodes every object the chart renders, by kind and name.
@@ -234,7 +234,7 @@ func checkChart(t *testing.T, tc chartCase, objs map[string]object) {
 		if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) {
 			t.Errorf("ServiceMonitor port %v is not a Service port", ep.Port)
 		}
-		checkMonitor(t, tc, "ServiceMonitor", sm.ObjectMeta.Labels, sm.Spec.JobLabel, ep.RelabelConfigs, ep.BasicAuth)
+		checkMonitor(t, tc, "ServiceMonitor", sm.Labels, sm.Spec.JobLabel, ep.RelabelConfigs, ep.BasicAuth)
 	}
 	if o, ok := objs["PodMonitor/"+fullname]; ok {
 		pm := o.Value.(*monitoringv1.PodMonitor)
@@ -248,7 +248,7 @@ func checkChart(t *testing.T, tc chartCase, objs map[string]object) {
 		if ep.Port == nil || !ports[*ep.Port] {
 			t.Errorf("PodMonitor port %v is not a container port", ep.Port)
 		}
-		checkMonitor(t, tc, "PodMonitor", pm.ObjectMeta.Labels, pm.Spec.JobLabel, ep.RelabelConfigs, ep.BasicAuth)
+		checkMonitor(t, tc, "PodMonitor", pm.Labels, pm.Spec.JobLabel, ep.RelabelConfigs, ep.BasicAuth)
 	}
 	if o, ok := objs["PrometheusRule/"+fullname]; ok {
 		pr := o.Value.(*monitoringv1.PrometheusRule)
