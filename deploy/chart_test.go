@@ -46,9 +46,10 @@ extraArgs: [--billing.timezone=America/Sao_Paulo]
 
 // chartCase is a set of values and what the chart must render with them.
 type chartCase struct {
-	name    string
-	values  string
-	wantErr string // a render error with this text, and nothing else checked
+	name       string
+	values     string
+	wantErr    string // a render error with this text, and nothing else checked
+	skipSchema bool   // render as helm --skip-schema-validation
 
 	standalone                 bool
 	serviceMonitor, podMonitor bool
@@ -87,7 +88,11 @@ var chartCases = []chartCase{
 	{name: "postgres DSN", values: "postgres: {dsnSecret: {name: p}}", dsnSecret: "p/postgres-dsn", persistence: true},
 	{name: "web config", values: "webConfig: {secret: {name: w}}", webConfig: "w/web-config.yml", persistence: true},
 
-	{name: "unknown mode", values: "mode: daemonset", wantErr: "mode must be sidecar or standalone"},
+	{name: "unknown mode", values: "mode: daemonset", wantErr: "at '/mode': value must be one of 'sidecar', 'standalone'"},
+	{name: "unknown mode without the schema", values: "mode: daemonset", skipSchema: true, wantErr: "mode must be sidecar or standalone"},
+	{name: "misspelt value", values: "serviceMonitor: {enable: true}", wantErr: "at '/serviceMonitor': additional properties 'enable' not allowed"},
+	{name: "replicas not a number", values: "replicaCount: two", wantErr: "at '/replicaCount': got string, want integer"},
+	{name: "Secret without a key", values: "redis: {passwordSecret: {name: r, key: ''}}", wantErr: "at '/redis/passwordSecret/key'"},
 	{name: "standalone without Redis", values: "mode: standalone", wantErr: "needs redis.addr"},
 	{name: "password in the DSN", values: "postgres: {dsn: 'postgres://u:secret@db/billing'}", wantErr: "postgres.dsn carries a password"},
 	{name: "password in the Redis URL", values: "mode: standalone\nredis: {addr: 'redis://:secret@r:6379'}", wantErr: "redis.addr carries a password"},
@@ -109,15 +114,16 @@ func parseValues(t *testing.T, s string) map[string]any {
 	return vals
 }
 
-// render renders the chart as helm install would, with strict template
-// evaluation (a reference to a value that does not exist fails).
-func render(t *testing.T, vals map[string]any) (map[string]string, error) {
+// render renders the chart as helm install would, values checked against
+// values.schema.json unless skipSchema, with strict template evaluation (a
+// reference to a value that does not exist fails).
+func render(t *testing.T, vals map[string]any, skipSchema bool) (map[string]string, error) {
 	t.Helper()
 	ch, err := loader.Load(repoPath(chartDir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	top, err := util.ToRenderValues(ch, vals, common.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true}, nil)
+	top, err := util.ToRenderValuesWithSchemaValidation(ch, vals, common.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true}, nil, skipSchema)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +159,7 @@ func TestChart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			vals := parseValues(t, tc.values)
-			out, err := render(t, vals)
+			out, err := render(t, vals, tc.skipSchema)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("render: %v, want an error with %q", err, tc.wantErr)
