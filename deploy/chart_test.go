@@ -663,3 +663,52 @@ func TestChartVersion(t *testing.T) {
 		t.Errorf("image.repository %q, want %q", repo, imageRepository(t))
 	}
 }
+
+// TestChartValuesDocumented: every value of values.yaml, to the second
+// level, has a row in the values table of docs/deployment.md.
+func TestChartValuesDocumented(t *testing.T) {
+	t.Parallel()
+	doc := string(readRepoFile(t, "docs/deployment.md"))
+	start := strings.Index(doc, "\n## Helm\n")
+	if start < 0 {
+		t.Fatal("docs/deployment.md has no Helm section")
+	}
+	var rows []string
+	for _, line := range strings.Split(doc[start:], "\n") {
+		if strings.HasPrefix(line, "| `") {
+			rows = append(rows, strings.SplitN(line, " | ", 2)[0])
+		}
+	}
+	var vals map[string]any
+	if err := yaml.UnmarshalStrict(readRepoFile(t, chartDir+"/values.yaml"), &vals); err != nil {
+		t.Fatal(err)
+	}
+	// documented reports whether a row's first cell names path: in full,
+	// as the prefix of a deeper value, as `top.*`, or as `.last` after a
+	// sibling named in full.
+	documented := func(path string) bool {
+		top, _, nested := strings.Cut(path, ".")
+		i := strings.LastIndex(path, ".")
+		for _, r := range rows {
+			if strings.Contains(r, "`"+path+"`") || strings.Contains(r, "`"+path+".") || nested && strings.Contains(r, "`"+top+".*`") ||
+				i > 0 && strings.Contains(r, "`"+path[:i+1]) && strings.Contains(r, "`"+path[i:]+"`") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, key := range slices.Sorted(maps.Keys(vals)) {
+		sub, ok := vals[key].(map[string]any)
+		if !ok || len(sub) == 0 || key == "resources" || strings.HasSuffix(key, "SecurityContext") || key == "securityContext" || strings.HasSuffix(key, "Probe") {
+			if !documented(key) {
+				t.Errorf("value %s is not in the values table of docs/deployment.md", key)
+			}
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(sub)) {
+			if !documented(key + "." + k) {
+				t.Errorf("value %s.%s is not in the values table of docs/deployment.md", key, k)
+			}
+		}
+	}
+}
