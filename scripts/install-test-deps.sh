@@ -6,11 +6,17 @@
 #
 # With --bench, also the benchmark's peer: Debian's
 # prometheus-redis-exporter (make bench).
+#
+# With --deploy, also kubectl, whose kustomize builds examples/kubernetes
+# (make test-deploy).
 set -euo pipefail
 
 need=()
 if [ "${1:-}" = "--bench" ]; then
   [ -x /usr/bin/prometheus-redis-exporter ] || need+=(prometheus-redis-exporter)   # the path cmd/bench runs
+fi
+if [ "${1:-}" = "--deploy" ]; then
+  command -v kubectl >/dev/null || need+=(kubernetes-client)
 fi
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
