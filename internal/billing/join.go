@@ -64,7 +64,7 @@ func sortedSet(a, b []string) []string {
 
 // patch copies prev's tenants and rebuilds the changed ones.
 func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
-	used, planOf := r.Usage.Tenants, catalogTenants(r.Plans.Catalog)
+	used, planOf, names := r.Usage.Tenants, catalogTenants(r.Plans.Catalog), catalogNames(r.Plans.Catalog)
 	old := prev.Tenants
 	r.Tenants = make([]TenantStatus, 0, len(old)+len(changed))
 	r.ranks = make([]rankKey, 0, cap(r.Tenants))
@@ -88,7 +88,7 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 			continue
 		}
 		reshaped = reshaped || !had
-		st := TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(planID, missing)}
+		st := TenantStatus{ID: id, Name: names[id], Usage: counters, Terms: r.ix.termsOf(planID, missing)}
 		r.counts.add(&st, thresholds, 1)
 		r.Changed = append(r.Changed, len(r.Tenants))
 		r.Tenants, r.ranks = append(r.Tenants, st), append(r.ranks, st.rankKey())
@@ -104,6 +104,7 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 // joinAll joins every tenant of the usage state and the catalog.
 func (r *Report) joinAll(thresholds []float64) {
 	known := knownTenants(r.Usage.Tenants, catalogTenants(r.Plans.Catalog))
+	names := catalogNames(r.Plans.Catalog)
 	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
 	eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
 	known = mergeSorted(known, parts)
@@ -115,7 +116,8 @@ func (r *Report) joinAll(thresholds []float64) {
 		c := newFleetCounts()
 		for i := lo; i < hi; i++ {
 			t := &r.Tenants[i]
-			*t = TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: r.ix.termsOf(known[i].planID, missing)}
+			*t = TenantStatus{ID: known[i].id, Name: names[known[i].id], Usage: known[i].counters,
+				Terms: r.ix.termsOf(known[i].planID, missing)}
 			r.ranks[i] = t.rankKey()
 			c.add(t, thresholds, 1)
 		}
@@ -139,6 +141,13 @@ func catalogTenants(cat *plans.Catalog) map[string]string {
 		return nil
 	}
 	return cat.Tenants
+}
+
+func catalogNames(cat *plans.Catalog) map[string]string {
+	if cat == nil {
+		return nil
+	}
+	return cat.Names
 }
 
 type knownTenant struct {

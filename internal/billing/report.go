@@ -37,6 +37,7 @@ func (p PlansState) LimitsKnown() bool { return !p.Configured || p.Catalog != ni
 // TenantStatus joins a tenant with its limits.
 type TenantStatus struct {
 	ID     string
+	Name   string // the catalog's; "" without one
 	Usage  usage.Counters
 	*Terms // shared: never modified
 }

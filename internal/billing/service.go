@@ -401,6 +401,7 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, ErrUnknownTenant
 	}
 	ix := newLimitIndex(plansState, g.Defaults)
-	st := TenantStatus{ID: tenantID, Usage: counters, Terms: ix.termsOf(planID, map[string]*Terms{})}
+	st := TenantStatus{ID: tenantID, Name: catalogNames(plansState.Catalog)[tenantID], Usage: counters,
+		Terms: ix.termsOf(planID, map[string]*Terms{})}
 	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
 }
