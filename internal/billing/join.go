@@ -19,6 +19,9 @@ var joins atomic.Uint64
 // of a full join when both sources name what changed since prev.
 func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
 	r.Seq = joins.Add(1)
+	if r.monthly == nil {
+		r.monthly = monthlyTypes(nil)
+	}
 	if !r.UsageUp() {
 		return
 	}
@@ -64,7 +67,7 @@ func sortedSet(a, b []string) []string {
 
 // patch copies prev's tenants and rebuilds the changed ones.
 func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
-	used, planOf, names := r.Usage.Tenants, catalogTenants(r.Plans.Catalog), catalogNames(r.Plans.Catalog)
+	used, planOf := r.Usage.Tenants, catalogTenants(r.Plans.Catalog)
 	old := prev.Tenants
 	r.Tenants = make([]TenantStatus, 0, len(old)+len(changed))
 	r.ranks = make([]rankKey, 0, cap(r.Tenants))
@@ -88,7 +91,7 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 			continue
 		}
 		reshaped = reshaped || !had
-		st := TenantStatus{ID: id, Name: names[id], Usage: counters, Terms: r.ix.termsOf(planID, missing)}
+		st := TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(planID, missing)}
 		r.counts.add(&st, thresholds, 1)
 		r.Changed = append(r.Changed, len(r.Tenants))
 		r.Tenants, r.ranks = append(r.Tenants, st), append(r.ranks, st.rankKey())
@@ -104,7 +107,6 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 // joinAll joins every tenant of the usage state and the catalog.
 func (r *Report) joinAll(thresholds []float64) {
 	known := knownTenants(r.Usage.Tenants, catalogTenants(r.Plans.Catalog))
-	names := catalogNames(r.Plans.Catalog)
 	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
 	eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
 	known = mergeSorted(known, parts)
@@ -116,8 +118,7 @@ func (r *Report) joinAll(thresholds []float64) {
 		c := newFleetCounts()
 		for i := lo; i < hi; i++ {
 			t := &r.Tenants[i]
-			*t = TenantStatus{ID: known[i].id, Name: names[known[i].id], Usage: known[i].counters,
-				Terms: r.ix.termsOf(known[i].planID, missing)}
+			*t = TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: r.ix.termsOf(known[i].planID, missing)}
 			r.ranks[i] = t.rankKey()
 			c.add(t, thresholds, 1)
 		}

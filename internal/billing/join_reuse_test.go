@@ -160,6 +160,11 @@ func TestJoinReuse(t *testing.T) {
 					t.Errorf("Changed %v not in order", reused.Changed)
 				}
 			}
+			for i := range fresh.Tenants {
+				if id := fresh.Tenants[i].ID; !tc.noCat && reused.TenantName(id) != cat2.Names[id] {
+					t.Errorf("tenant %s named %q, want %q", id, reused.TenantName(id), cat2.Names[id])
+				}
+			}
 			if !reflect.DeepEqual(reused.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(reused.OverThreshold, fresh.OverThreshold) {
 				t.Errorf("fleet counts differ:\n got %v %v\nwant %v %v", reused.PerPlan, reused.OverThreshold, fresh.PerPlan, fresh.OverThreshold)
 			}

@@ -233,7 +233,7 @@ func (s *Service) Defaults() plans.Limits { return s.config().Defaults }
 
 func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Report {
 	now := s.now()
-	r := &Report{At: now, Period: period.At(now, s.loc)}
+	r := &Report{At: now, Period: period.At(now, s.loc), monthly: monthlyTypes(g.MetricTypes)}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -356,7 +356,8 @@ func (s *Service) unread(g *generation, err error) *Read {
 	now := s.now()
 	return &Read{
 		gen:    g,
-		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans(g)},
+		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans(g),
+			monthly: monthlyTypes(g.MetricTypes)},
 		Info:   Info{Err: err},
 	}
 }
@@ -401,7 +402,6 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 		return nil, ErrUnknownTenant
 	}
 	ix := newLimitIndex(plansState, g.Defaults)
-	st := TenantStatus{ID: tenantID, Name: catalogNames(plansState.Catalog)[tenantID], Usage: counters,
-		Terms: ix.termsOf(planID, map[string]*Terms{})}
-	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
+	st := TenantStatus{ID: tenantID, Usage: counters, Terms: ix.termsOf(planID, map[string]*Terms{})}
+	return &TenantReport{At: now, Period: p, Status: st, Name: catalogNames(plansState.Catalog)[tenantID], Plans: plansState, monthly: monthlyTypes(g.MetricTypes)}, nil
 }
