@@ -355,10 +355,10 @@ func (s *Service) lastPlans(g *generation) PlansState {
 func (s *Service) unread(g *generation, err error) *Read {
 	now := s.now()
 	return &Read{
-		gen:    g,
+		gen: g,
 		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans(g),
 			monthly: monthlyTypes(g.MetricTypes)},
-		Info:   Info{Err: err},
+		Info: Info{Err: err},
 	}
 }
 
