@@ -3,6 +3,7 @@ package billing
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/period"
@@ -43,6 +44,21 @@ func (b Band) String() string {
 func ParseBand(s string) (Band, bool) {
 	i := slices.Index(bandNames, s)
 	return Band(i), i > 0
+}
+
+// ParseBands parses a comma list of band names (reached, near, projected).
+func ParseBands(s string) ([]Band, error) {
+	var out []Band
+	for name := range strings.SplitSeq(s, ",") {
+		b, ok := ParseBand(name)
+		if !ok {
+			return nil, fmt.Errorf("%.32q is not a band; use reached, near or projected", name)
+		}
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
 }
 
 // Reached reports whether pct of a limitType limit counts as reached: for
@@ -125,17 +141,25 @@ func (t *TenantStatus) Standings(p period.Period, at time.Time, monthly map[stri
 	return out
 }
 
-// MostPressedLimit returns the index in s of the highest percentage (ties:
-// the higher band, then the first type), -1 for none.
+// MostPressedLimit returns the index in s of the most pressed limit, as
+// Ranked.Top: of the highest band, the highest percentage; -1 for none.
 func MostPressedLimit(s []LimitStanding) int {
 	top := -1
 	for i := range s {
-		if top < 0 || s[i].Percentage > s[top].Percentage ||
-			s[i].Percentage == s[top].Percentage && s[i].Band > s[top].Band {
+		if top < 0 || s[i].Band > s[top].Band || s[i].Band == s[top].Band && s[i].Percentage > s[top].Percentage {
 			top = i
 		}
 	}
 	return top
+}
+
+// Standing judges one limit of the tenant; false without a percentage.
+func (t *TenantStatus) Standing(limitType string, monthly bool, p period.Period, at time.Time) (LimitStanding, bool) {
+	if _, ok := t.Percentage(limitType); !ok {
+		return LimitStanding{}, false
+	}
+	used, _ := t.Usage.Value(limitType)
+	return standing(limitType, used, t.Limits[limitType], monthly, p, at), true
 }
 
 // Standings returns the tenant's limits at the report's time.

@@ -13,7 +13,9 @@ type Ranked struct {
 	Index    int     // in Report.Tenants
 	Pressure float64 // the highest percentage of the ranked limit types
 	Band     Band    // the highest band of the ranked limit types
-	Top      string  // the limit type of Pressure
+	// Top is the most pressed limit type: of the highest band, the
+	// highest percentage.
+	Top string
 }
 
 // rankings memoises a report's orders, one per set of limit types.
@@ -61,7 +63,7 @@ func (r *Report) rank(types []string) []Ranked {
 	eachPart(splitEven(len(r.Tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			t := &r.Tenants[i]
-			e := Ranked{Index: i, Pressure: -1}
+			e, topPct := Ranked{Index: i, Pressure: -1}, -1.0
 			t.EachLimit(func(lt string, limit int64, pct float64) {
 				if types != nil {
 					if _, ok := slices.BinarySearch(types, lt); !ok {
@@ -70,10 +72,10 @@ func (r *Report) rank(types []string) []Ranked {
 				}
 				used, _ := t.Usage.Value(lt)
 				s := standing(lt, used, limit, r.monthly[lt], r.Period, r.At)
-				if pct > e.Pressure || pct == e.Pressure && s.Band > e.Band {
-					e.Pressure, e.Top = pct, lt
+				if s.Band > e.Band || s.Band == e.Band && pct > topPct {
+					e.Band, e.Top, topPct = s.Band, lt, pct
 				}
-				e.Band = max(e.Band, s.Band)
+				e.Pressure = max(e.Pressure, pct)
 			})
 			entries[i], has[i] = e, e.Pressure >= 0
 		}
