@@ -162,6 +162,11 @@ func (t *TenantStatus) Standing(limitType string, monthly bool, p period.Period,
 	return standing(limitType, used, t.Limits[limitType], monthly, p, at), true
 }
 
+// Standings returns the limits of Tenants[i] at the report's time.
+func (r *Report) Standings(i int) []LimitStanding {
+	return r.Tenants[i].Standings(r.Period, r.At, r.monthly)
+}
+
 // Standings returns the tenant's limits at the report's time.
 func (tr *TenantReport) Standings() []LimitStanding {
 	return tr.Status.Standings(tr.Period, tr.At, tr.monthly)
