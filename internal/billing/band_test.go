@@ -62,6 +62,16 @@ func TestStanding(t *testing.T) {
 			if !s.ReachesAt.IsZero() && s.ReachesAt.Location() != sp {
 				t.Errorf("reaches the limit at %v, not in the billing zone", s.ReachesAt)
 			}
+			// A shipped alert fires exactly when the limit is reached, or,
+			// for messages, when it is in any band.
+			if slices.Contains(append(slices.Clone(ConsumptionLimitTypes), SeatLimitTypes...), tc.limitType) {
+				ts := TenantStatus{ID: "x", Usage: usage.CountersOf(map[string]int64{tc.limitType: tc.used}),
+					Terms: &Terms{LimitsKnown: true, Limits: plans.Limits{tc.limitType: tc.limit}}}
+				want := s.Reached || tc.limitType == messagesType && s.Band != BandNone
+				if got := ts.limitAlerting(tc.limitType, tc.limit, s.Percentage, nov, tc.at); got != want {
+					t.Errorf("an alert fires: %v, want %v (band %q)", got, want, s.Band)
+				}
+			}
 		})
 	}
 }
