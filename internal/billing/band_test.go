@@ -3,6 +3,7 @@ package billing
 import (
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,6 +143,21 @@ func TestRanking(t *testing.T) {
 			if after := r.RankedAfter(got, e.Pressure, e.Band, r.Tenants[e.Index].ID); after != i+1 {
 				t.Errorf("RankedAfter(%v #%d) = %d, want %d", tc.types, i, after, i+1)
 			}
+		}
+	}
+	// Views rank the same report at once: one computation, one order.
+	fresh := &Report{At: r.At, Period: r.Period, Usage: usage.NewSnapshot(nov.ID), Plans: r.Plans}
+	fresh.Usage.Tenants = used
+	fresh.join(plans.Limits{}, DefaultThresholds, nil)
+	var wg sync.WaitGroup
+	orders := make([][]Ranked, 8)
+	for i := range orders {
+		wg.Go(func() { orders[i] = fresh.Ranking([]string{"users", "messages"}) })
+	}
+	wg.Wait()
+	for _, o := range orders {
+		if &o[0] != &orders[0][0] {
+			t.Error("concurrent callers got orders computed apart")
 		}
 	}
 	for i := range maxRankings + 2 { // past the memo's bound, still right
