@@ -140,6 +140,20 @@ func TestPagesAcceptance(t *testing.T) {
 				t.Errorf("tenant 42 in the CSV: %q", rows)
 			}
 		}},
+		{"the CSV of one limit type", "/tenants?format=csv&limit_type=messages", "", 200, "text/csv", func(t *testing.T, body string) {
+			rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 5 || rows[2][0] != "42" || rows[2][10] != "" {
+				t.Errorf("messages only, no other limits: %q", rows)
+			}
+		}},
+		{"nobody pressed for storage", "/tenants?limit_type=storage", "", 200, "text/html", func(t *testing.T, body string) {
+			if got := listed(body); len(got) != 0 {
+				t.Errorf("listed %v", got)
+			}
+		}},
 		{"the CSV by Accept", "/tenants", "text/csv", 200, "text/csv", func(t *testing.T, body string) {
 			if !strings.HasPrefix(body, "tenant_id,name,") || !strings.Contains(body, "\n42,Padaria Estrela,") {
 				t.Errorf("CSV:\n%s", body)

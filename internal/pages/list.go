@@ -230,7 +230,7 @@ func (h *Handler) serveList(w http.ResponseWriter, r *http.Request) {
 	rk := rep.Ranking(q.Types)
 	matches := h.filter(rep, rk, q)
 	if wantsCSV(q, r) {
-		h.writeCSV(w, rep, rk, matches)
+		h.writeCSV(w, rep, rk, matches, q.Types)
 		return
 	}
 	loc := rep.Period.Start.Location()
@@ -344,14 +344,14 @@ var csvHeader = []string{"tenant_id", "name", "plan_id", "plan_name", "band", "l
 	"projected_limit_date", "other_limits"}
 
 // writeCSV writes every tenant of matches, as the list shows them.
-func (h *Handler) writeCSV(w http.ResponseWriter, rep *billing.Report, rk []billing.Ranked, matches []int) {
+func (h *Handler) writeCSV(w http.ResponseWriter, rep *billing.Report, rk []billing.Ranked, matches []int, types []string) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="tenants-`+rep.Period.ID+`.csv"`)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	cw := csv.NewWriter(w)
 	_ = cw.Write(csvHeader)
 	for _, i := range matches {
-		rw := h.newRow(rep, rk[i], nil)
+		rw := h.newRow(rep, rk[i], types)
 		t := &rep.Tenants[rk[i].Index]
 		var others []string
 		for _, c := range rw.Others {
