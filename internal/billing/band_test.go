@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"sync"
@@ -165,5 +166,37 @@ func TestRanking(t *testing.T) {
 		if got := ids(r.Ranking(types)); len(got) != 6 {
 			t.Errorf("Ranking(%v) = %v", types, got)
 		}
+	}
+}
+
+// TestRenameIsACatalogChange: a tenant's new name installs a new catalog
+// whose change set names the tenant, so the joins that follow carry it.
+func TestRenameIsACatalogChange(t *testing.T) {
+	cat := catalog()
+	cat.Names["1"] = "Padaria Estrela"
+	src := &switchablePlans{cat: cat}
+	s := newService(usageState(), src)
+	first := s.testReport()
+	if got := first.TenantName("1"); got != "Padaria Estrela" {
+		t.Fatalf("name %q", got)
+	}
+	renamed := cat.Clone()
+	renamed.Names["1"] = "Padaria Estrela Ltda"
+	src.cat = renamed
+	next := s.testReport()
+	if next.Plans.Seq != first.Plans.Seq+1 || !slices.Equal(next.Plans.Changed, []string{"1"}) {
+		t.Errorf("plans seq %d → %d, changed %v; want a new catalog changing tenant 1", first.Plans.Seq, next.Plans.Seq, next.Plans.Changed)
+	}
+	if got := next.TenantName("1"); got != "Padaria Estrela Ltda" {
+		t.Errorf("after the rename: %q", got)
+	}
+	if tr, err := s.Tenant(context.Background(), "1"); err != nil {
+		t.Error(err)
+	} else if tr.Name != "Padaria Estrela Ltda" {
+		t.Errorf("Tenant: name %q", tr.Name)
+	}
+	src.cat = renamed.Clone() // equal: no new catalog
+	if again := s.testReport(); again.Plans.Seq != next.Plans.Seq {
+		t.Errorf("an equal catalog installed: seq %d → %d", next.Plans.Seq, again.Plans.Seq)
 	}
 }
