@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -191,6 +192,18 @@ func TestHostileRedisContents(t *testing.T) {
 	}
 	if f := fetch(http.DefaultClient, e.URL+"/api/v1/tenants/wide/usage", nil); f.status != http.StatusOK || !json.Valid(f.body) {
 		t.Errorf("API usage of the 10,000-field tenant: %d", f.status)
+	}
+	// The pages too, each id shown as text.
+	for _, id := range []string{`quo"te`, "sp ace", "fields", "wide", strings.Repeat("b", 128)} {
+		f := fetch(http.DefaultClient, e.URL+"/tenants/"+url.PathEscape(id), nil)
+		if f.status != http.StatusOK || !strings.Contains(string(f.body), html.EscapeString(id)) {
+			t.Errorf("page of %q: %d %.300s", id, f.status, f.body)
+		}
+	}
+	for _, path := range []string{"/tenants", "/tenants?format=csv"} {
+		if f := fetch(http.DefaultClient, e.URL+path, nil); f.status != http.StatusOK {
+			t.Errorf("%s: %d %.300s", path, f.status, f.body)
+		}
 	}
 }
 

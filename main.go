@@ -32,6 +32,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/demo"
 	"github.com/billing-exporter/billing_exporter/internal/flagvalue"
+	"github.com/billing-exporter/billing_exporter/internal/pages"
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plansource"
 	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
@@ -51,6 +52,8 @@ type options struct {
 	telemetryPath, keyPattern, timezone, configFile, redisPassFile, readMode string
 	redisAddrs                                                               []string
 	redisCluster, tenantSeries, disableAPI, autoMemLimit                     bool
+	disablePages                                                             bool
+	grafanaURL                                                               string
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout              time.Duration
 	idleTimeout, resync, plansRefresh                                        time.Duration
 	scanCount, batchSize, maxRequests, maxTenants, maxTypes, maxConnections  int
@@ -89,6 +92,8 @@ func addFlags(app *kingpin.Application) *options {
 	flagvalue.Int(app, "web.max-connections", "Maximum number of open HTTP connections; over it a new connection replaces the longest idle one, or is closed. 0 means no limit.", "512", &o.maxConnections)
 	flagvalue.Duration(app, "web.idle-timeout", "How long an idle keep-alive connection is kept open.", "2m", &o.idleTimeout)
 	app.Flag("web.disable-api", "Disable the read-only JSON API under /api/ (see /api/v1/openapi.yaml).").BoolVar(&o.disableAPI)
+	app.Flag("web.disable-pages", "Disable the HTML pages /tenants and /tenants/{tenant_id} (and their CSV).").BoolVar(&o.disablePages)
+	app.Flag("web.grafana-url", "Grafana base URL (the mixin's grafanaURL): each tenant's page links its per-tenant dashboard there; empty: no link.").StringVar(&o.grafanaURL)
 	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db). Repeatable with --redis.cluster: the cluster's seed nodes.").Default("localhost:6379").StringsVar(&o.redisAddrs)
 	app.Flag("redis.cluster", "Treat --redis.addr (repeatable) as Redis Cluster seed nodes: read every master of the cluster.").BoolVar(&o.redisCluster)
 	app.Flag("redis.password-file", "File holding the Redis password (else env REDIS_PASSWORD).").StringVar(&o.redisPassFile)
@@ -137,6 +142,12 @@ func (o *options) validate() error {
 	}
 	if err := server.CheckTelemetryPath(o.telemetryPath, o.disableAPI); err != nil {
 		return fmt.Errorf("--web.telemetry-path: %w", err)
+	}
+	if !o.disablePages && (o.telemetryPath == pages.PathTenants || strings.HasPrefix(o.telemetryPath, pages.PathTenants+"/")) {
+		return fmt.Errorf("--web.telemetry-path: %q is under the pages' %s (or use --web.disable-pages)", o.telemetryPath, pages.PathTenants)
+	}
+	if err := pages.CheckGrafanaURL(o.grafanaURL); err != nil {
+		return fmt.Errorf("--web.grafana-url: %w", err)
 	}
 	switch {
 	case o.maxTimeout <= 0:
@@ -332,9 +343,14 @@ func run(logger *slog.Logger, o *options) error {
 	if !o.disableAPI {
 		mux.Handle("/api/", api.New(service, api.WithLogger(logger), api.WithMetrics(api.NewMetrics(static))))
 	}
+	if !o.disablePages {
+		h := pages.New(service, pages.WithLogger(logger), pages.WithGrafanaURL(o.grafanaURL))
+		mux.Handle(pages.PathTenants, h)
+		mux.Handle(pages.PathTenants+"/", h)
+	}
 	if o.telemetryPath != "/" {
 		landing, err := server.Landing("Per-tenant billing usage from Redis ("+st.String()+"), joined with plan limits from "+plans.Describe()+".",
-			version.Info(), o.telemetryPath, !o.disableAPI)
+			version.Info(), o.telemetryPath, !o.disableAPI, !o.disablePages)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers and tools the tests start: redis-server, PostgreSQL,
-# Prometheus (promtool) and Alertmanager (amtool), and docker-compose to
-# validate the compose example. Debian packages, installed
+# Prometheus (promtool) and Alertmanager (amtool), headless Chromium (the
+# HTML pages' tests), and docker-compose to validate the compose example. Debian packages, installed
 # only when missing; apt-get needs root.
 #
 # With --bench, also the benchmark's peer: Debian's
@@ -26,6 +26,7 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v runuser >/dev/null || need+=(util-linux)
+command -v chromium >/dev/null || need+=(chromium)
 command -v docker-compose >/dev/null || need+=(docker-compose)   # `config` checks only; no engine needed
 
 if [ ${#need[@]} -eq 0 ]; then

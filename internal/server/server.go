@@ -53,8 +53,8 @@ func CheckTelemetryPath(path string, apiDisabled bool) error {
 	return nil
 }
 
-// Landing returns the landing page.
-func Landing(description, version, telemetryPath string, withAPI bool) (http.Handler, error) {
+// Landing returns the landing page, linking the API and the pages when served.
+func Landing(description, version, telemetryPath string, withAPI, withPages bool) (http.Handler, error) {
 	cfg := web.LandingConfig{
 		Name:        "Billing Exporter",
 		Description: description,
@@ -63,6 +63,12 @@ func Landing(description, version, telemetryPath string, withAPI bool) (http.Han
 			{Address: telemetryPath, Text: "Metrics"},
 			{Address: "/-/healthy", Text: "Health", Description: "liveness and readiness; reads no data source"},
 		},
+	}
+	if withPages {
+		cfg.Links = append(cfg.Links, web.LandingLinks{
+			Address: "/tenants", Text: "Tenants that need attention",
+			Description: "near a limit, at or over it, or on course to run out this period, most pressed first (HTML, with a CSV download)",
+		})
 	}
 	if withAPI {
 		cfg.Links = append(cfg.Links, web.LandingLinks{
