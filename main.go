@@ -162,6 +162,9 @@ func (o *options) validate() error {
 	if o.redisTLS != (conn.TLSFiles{}) && !o.targets[0].TLS {
 		return fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
 	}
+	if err := tracing.CheckEnv(); err != nil {
+		return err
+	}
 	if f := o.web.WebConfigFile; f != nil && *f != "" {
 		if err := web.Validate(*f); err != nil {
 			return fmt.Errorf("--web.config.file: %w", err)
@@ -350,7 +353,7 @@ func run(logger *slog.Logger, o *options) error {
 		}
 	}()
 	if traces.On() {
-		logger.Info("tracing on: spans are sent over OTLP/HTTP (OTEL_EXPORTER_OTLP_* settings)")
+		logger.Info("tracing on (OTEL_* settings)", "exporter", traces.Exporter())
 	}
 	logger.Info("reading usage", "redis", st.String(), "key_pattern", o.pattern.String(),
 		"timezone", o.loc.String(), "plans", plans.Describe())
