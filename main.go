@@ -50,7 +50,7 @@ const exporterName = "billing_exporter"
 type options struct {
 	telemetryPath, keyPattern, timezone, configFile, redisPassFile, readMode string
 	redisAddrs                                                               []string
-	redisCluster, tenantSeries, disableAPI, autoMemLimit                     bool
+	redisCluster, tenantSeries, disableAPI, enablePprof, autoMemLimit        bool
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout              time.Duration
 	idleTimeout, resync, plansRefresh                                        time.Duration
 	scanCount, batchSize, maxRequests, maxTenants, maxTypes, maxConnections  int
@@ -88,6 +88,7 @@ func addFlags(app *kingpin.Application) *options {
 	app.Flag("web.max-unsent-bytes", "Most bytes of rendered bodies held for clients still being sent one; over it the clients that have waited longest are cut off and counted. 0 means a quarter of the Go memory limit (see --auto-gomemlimit), or 256MiB without one.").Default("0").BytesVar(&o.maxUnsent)
 	flagvalue.Int(app, "web.max-connections", "Maximum number of open HTTP connections; over it a new connection replaces the longest idle one, or is closed. 0 means no limit.", "512", &o.maxConnections)
 	flagvalue.Duration(app, "web.idle-timeout", "How long an idle keep-alive connection is kept open.", "2m", &o.idleTimeout)
+	app.Flag("web.enable-pprof", "Serve the Go runtime's profiles (net/http/pprof) under /debug/pprof/, behind the web config's TLS and basic auth, and link them from the landing page.").BoolVar(&o.enablePprof)
 	app.Flag("web.disable-api", "Disable the read-only JSON API under /api/ (see /api/v1/openapi.yaml).").BoolVar(&o.disableAPI)
 	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db). Repeatable with --redis.cluster: the cluster's seed nodes.").Default("localhost:6379").StringsVar(&o.redisAddrs)
 	app.Flag("redis.cluster", "Treat --redis.addr (repeatable) as Redis Cluster seed nodes: read every master of the cluster.").BoolVar(&o.redisCluster)
@@ -135,7 +136,7 @@ func (o *options) validate() error {
 	if o.pattern, err = usage.ParseKeyPattern(o.keyPattern); err != nil {
 		return fmt.Errorf("--usage.key-pattern: %w", err)
 	}
-	if err := server.CheckTelemetryPath(o.telemetryPath, o.disableAPI); err != nil {
+	if err := server.CheckTelemetryPath(o.telemetryPath, o.disableAPI, o.enablePprof); err != nil {
 		return fmt.Errorf("--web.telemetry-path: %w", err)
 	}
 	switch {
@@ -335,9 +336,14 @@ func run(logger *slog.Logger, o *options) error {
 	if !o.disableAPI {
 		mux.Handle("/api/", api.New(service, api.WithLogger(logger), api.WithMetrics(api.NewMetrics(static))))
 	}
+	profileSeconds := 0
+	if o.enablePprof {
+		server.HandlePprof(mux)
+		profileSeconds = server.CPUProfileSeconds(o.maxTimeout)
+	}
 	if o.telemetryPath != "/" {
 		landing, err := server.Landing("Per-tenant billing usage from Redis ("+st.String()+"), joined with plan limits from "+plans.Describe()+".",
-			version.Info(), o.telemetryPath, !o.disableAPI)
+			version.Info(), o.telemetryPath, !o.disableAPI, profileSeconds)
 		if err != nil {
 			return err
 		}
