@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers and tools the tests start: redis-server, PostgreSQL,
-# Prometheus (promtool) and Alertmanager (amtool), and docker-compose to
-# validate the compose example. Debian packages, installed
+# Prometheus (promtool) and Alertmanager (amtool), docker-compose to
+# validate the compose example and systemd-analyze the systemd units. Debian packages, installed
 # only when missing; apt-get needs root.
 #
 # With --bench, also the benchmark's peer: Debian's
@@ -21,6 +21,7 @@ command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v runuser >/dev/null || need+=(util-linux)
 command -v docker-compose >/dev/null || need+=(docker-compose)   # `config` checks only; no engine needed
+command -v systemd-analyze >/dev/null || need+=(systemd)   # `verify` of examples/systemd/; no systemd running
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
