@@ -53,7 +53,7 @@ func TestLandingPageLinksAnswer(t *testing.T) {
 		{"API off", []string{"--web.disable-api"}, false},
 		{"pprof on", []string{"--web.enable-pprof"}, true},
 		{"pprof on, API off", []string{"--web.enable-pprof", "--web.disable-api"}, true},
-		{"telemetry path moved", []string{"--web.telemetry-path=/billing/metrics", "--no-metrics.tenant-series"}, false},
+		{"telemetry path moved", []string{"--web.telemetry-path=/billing/metrics"}, false},
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	for _, c := range cases {
