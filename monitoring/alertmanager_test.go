@@ -580,8 +580,8 @@ func TestAlertmanagerMessages(t *testing.T) {
 			StartsAt: now.Add(-time.Minute), EndsAt: end,
 		})
 	}
-	// An info digest: one tenant alert with the tenant's page, one
-	// without (a rule file from before tenant_url).
+	// An info digest: one tenant alert with the tenant's page, one whose
+	// rule gives none.
 	withoutPlan := alertByName(alerts, "BillingTenantWithoutPlan").Rule.Annotations["summary"]
 	for _, tenant := range []string{"acme/eu", "t99"} {
 		a := postable{

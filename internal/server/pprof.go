@@ -22,9 +22,8 @@ func HandlePprof(mux *http.ServeMux) {
 }
 
 // CPUProfileSeconds is the length of the CPU profile the landing page
-// links: twice maxTimeout in whole seconds, at least one and at most 30,
-// always shorter than the server's write timeout, which pprof refuses to
-// exceed.
+// links: twice maxTimeout in whole seconds, within [1, 30], so shorter than
+// the server's write timeout, as pprof requires.
 func CPUProfileSeconds(maxTimeout time.Duration) int {
 	return min(30, max(1, int(2*maxTimeout/time.Second)))
 }

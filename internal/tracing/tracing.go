@@ -28,7 +28,7 @@ const serviceName = "billing_exporter"
 
 const instrumentation = "github.com/billing-exporter/billing_exporter"
 
-// Exporters are the OTEL_TRACES_EXPORTER values the exporter accepts.
+// exporters are the OTEL_TRACES_EXPORTER values the exporter accepts.
 var exporters = []string{"otlp", "console", "none"}
 
 // protocols are the OTLP protocols the exporter speaks.

@@ -131,11 +131,9 @@ var otelVars = []string{
 	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 }
 
-// TestExporterSelection: the OTEL_* environment picks the span exporter as
-// the OpenTelemetry specification says (OTLP over gRPC or HTTP, console,
-// none), tracing stays off until asked for, and a value the exporter does
-// not know is an error naming the variable. Each exporter that is on
-// delivers a span where it says it does.
+// TestExporterSelection: OTEL_* picks the span exporter as the OpenTelemetry
+// specification says, each one on delivers a span where it says, tracing
+// stays off until asked for, and an unknown value is an error naming its variable.
 func TestExporterSelection(t *testing.T) {
 	r := startReceiver(t)
 	cases := []struct {
