@@ -319,6 +319,10 @@ func TestEveryInvalidInputExitsWithOneLine(t *testing.T) {
 		{"telemetry path on the API", nil, []string{"--web.telemetry-path=/api/"}, "--web.telemetry-path", ""},
 		{"telemetry path on health", nil, []string{"--web.telemetry-path=/-/healthy"}, "--web.telemetry-path", ""},
 		{"empty DSN file", nil, []string{"--postgres.dsn-file=" + file("dsn-empty", "\n")}, "--postgres.dsn-file", ""},
+		// Tracing environment.
+		{"unknown traces exporter", []string{"OTEL_TRACES_EXPORTER=jaeger"}, nil, "OTEL_TRACES_EXPORTER", ""},
+		{"unknown OTLP protocol", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL=http/json"}, nil, "OTEL_EXPORTER_OTLP_PROTOCOL", ""},
+		{"unknown OTLP traces protocol", []string{"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=udp"}, nil, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the servers and tools the tests start: redis-server, PostgreSQL,
 # Prometheus (promtool) and Alertmanager (amtool), headless Chromium (the
-# HTML pages' tests), and docker-compose to validate the compose example. Debian packages, installed
+# HTML pages' tests), docker-compose to validate the compose example and
+# systemd-analyze the systemd units. Debian packages, installed
 # only when missing; apt-get needs root.
 #
 # With --bench, also the benchmark's peer: Debian's
@@ -28,6 +29,7 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v runuser >/dev/null || need+=(util-linux)
 command -v chromium >/dev/null || need+=(chromium)
 command -v docker-compose >/dev/null || need+=(docker-compose)   # `config` checks only; no engine needed
+command -v systemd-analyze >/dev/null || need+=(systemd)   # `verify` of examples/systemd/; no systemd running
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
