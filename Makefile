@@ -35,6 +35,7 @@ IMAGE      ?= billing_exporter:$(VERSION)
 CROSSBUILD_PLATFORMS ?= $(shell awk '/^crossbuild:/ {c = 1; next} c && /^[^ ]/ {c = 0} c && $$1 == "-" {print $$2}' .promu.yml)
 CONTAINER_ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
 
+.PHONY: test-deploy
 .PHONY: all build promu-build crossbuild tarball release vulncheck test-release image image-test stack demo-stack bench soak fuzz test test-tracing test-monitoring mixin test-deps vet fmt-check golangci-lint tidy-check lint clean
 
 all: lint test build
@@ -160,6 +161,25 @@ test-monitoring:
 MIXIN_CONFIG ?=
 mixin:
 	cd monitoring && $(GO) run ./cmd/mixin -root .. $(if $(MIXIN_CONFIG),-config $(abspath $(MIXIN_CONFIG)))
+	@# Helm reads only files inside the chart: copies (make test-deploy checks them).
+	rm -rf $(CHART)/files/rules $(CHART)/files/dashboards
+	mkdir -p $(CHART)/files/rules $(CHART)/files/dashboards
+	cp alerts/*.rules.yml $(CHART)/files/rules/
+	cp dashboards/*.json $(CHART)/files/dashboards/
+
+# The Helm chart and the Kubernetes examples, tested from their own module,
+# deploy/go.mod, which keeps Helm and the Kubernetes API types out of the
+# exporter's dependencies: every toggle of the chart rendered and linted
+# with Helm in process, every object decoded strictly into its API type,
+# and `kubectl kustomize examples/kubernetes`; vet and golangci-lint on the
+# module. Kept out of `make test` and `make lint`: building Helm takes
+# minutes cold.
+CHART := charts/billing-exporter
+test-deploy:
+	./scripts/install-test-deps.sh --deploy
+	cd deploy && $(GO) vet ./...
+	cd deploy && $(GO) tool -modfile=../tools/go.mod golangci-lint run --allow-serial-runners --config ../.golangci.yml ./...
+	cd deploy && $(GO) test -race -count=1 -timeout 20m ./...
 
 # Tracing against a real Jaeger (v2, all in one, in-memory storage): builds
 # Jaeger from tools/jaeger/go.mod (its own module: its dependencies are
@@ -209,6 +229,7 @@ golangci-lint:
 tidy-check:
 	$(GO) mod tidy -diff
 	cd tools && $(GO) mod tidy -diff
+	cd deploy && $(GO) mod tidy -diff
 
 lint: fmt-check vet golangci-lint tidy-check
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -192,6 +193,18 @@ func TestHostileRedisContents(t *testing.T) {
 	if f := fetch(http.DefaultClient, e.URL+"/api/v1/tenants/wide/usage", nil); f.status != http.StatusOK || !json.Valid(f.body) {
 		t.Errorf("API usage of the 10,000-field tenant: %d", f.status)
 	}
+	// The pages too, each id shown as text.
+	for _, id := range []string{`quo"te`, "sp ace", "fields", "wide", strings.Repeat("b", 128)} {
+		f := fetch(http.DefaultClient, e.URL+"/tenants/"+url.PathEscape(id), nil)
+		if f.status != http.StatusOK || !strings.Contains(string(f.body), html.EscapeString(id)) {
+			t.Errorf("page of %q: %d %.300s", id, f.status, f.body)
+		}
+	}
+	for _, path := range []string{"/tenants", "/tenants?format=csv"} {
+		if f := fetch(http.DefaultClient, e.URL+path, nil); f.status != http.StatusOK {
+			t.Errorf("%s: %d %.300s", path, f.status, f.body)
+		}
+	}
 }
 
 // runExit runs the binary with env added, expecting it to stop by itself.
@@ -306,6 +319,10 @@ func TestEveryInvalidInputExitsWithOneLine(t *testing.T) {
 		{"telemetry path on the API", nil, []string{"--web.telemetry-path=/api/"}, "--web.telemetry-path", ""},
 		{"telemetry path on health", nil, []string{"--web.telemetry-path=/-/healthy"}, "--web.telemetry-path", ""},
 		{"empty DSN file", nil, []string{"--postgres.dsn-file=" + file("dsn-empty", "\n")}, "--postgres.dsn-file", ""},
+		// Tracing environment.
+		{"unknown traces exporter", []string{"OTEL_TRACES_EXPORTER=jaeger"}, nil, "OTEL_TRACES_EXPORTER", ""},
+		{"unknown OTLP protocol", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL=http/json"}, nil, "OTEL_EXPORTER_OTLP_PROTOCOL", ""},
+		{"unknown OTLP traces protocol", []string{"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=udp"}, nil, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,7 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/demo"
 	"github.com/billing-exporter/billing_exporter/internal/flagvalue"
+	"github.com/billing-exporter/billing_exporter/internal/pages"
 	"github.com/billing-exporter/billing_exporter/internal/period"
 	"github.com/billing-exporter/billing_exporter/internal/plansource"
 	"github.com/billing-exporter/billing_exporter/internal/redis/conn"
@@ -50,7 +51,9 @@ const exporterName = "billing_exporter"
 type options struct {
 	telemetryPath, keyPattern, timezone, configFile, redisPassFile, readMode string
 	redisAddrs                                                               []string
-	redisCluster, tenantSeries, disableAPI, autoMemLimit                     bool
+	redisCluster, tenantSeries, disableAPI, enablePprof, autoMemLimit        bool
+	disablePages                                                             bool
+	grafanaURL                                                               string
 	redisDial, redisRead, redisWrite, timeoutOffset, maxTimeout              time.Duration
 	idleTimeout, resync, plansRefresh                                        time.Duration
 	scanCount, batchSize, maxRequests, maxTenants, maxTypes, maxConnections  int
@@ -88,7 +91,10 @@ func addFlags(app *kingpin.Application) *options {
 	app.Flag("web.max-unsent-bytes", "Most bytes of rendered bodies held for clients still being sent one; over it the clients that have waited longest are cut off and counted. 0 means a quarter of the Go memory limit (see --auto-gomemlimit), or 256MiB without one.").Default("0").BytesVar(&o.maxUnsent)
 	flagvalue.Int(app, "web.max-connections", "Maximum number of open HTTP connections; over it a new connection replaces the longest idle one, or is closed. 0 means no limit.", "512", &o.maxConnections)
 	flagvalue.Duration(app, "web.idle-timeout", "How long an idle keep-alive connection is kept open.", "2m", &o.idleTimeout)
+	app.Flag("web.enable-pprof", "Serve the Go runtime's profiles (net/http/pprof) under /debug/pprof/, behind the web config's TLS and basic auth, and link them from the landing page.").BoolVar(&o.enablePprof)
 	app.Flag("web.disable-api", "Disable the read-only JSON API under /api/ (see /api/v1/openapi.yaml).").BoolVar(&o.disableAPI)
+	app.Flag("web.disable-pages", "Disable the HTML pages /tenants and /tenants/{tenant_id} (and their CSV).").BoolVar(&o.disablePages)
+	app.Flag("web.grafana-url", "Grafana base URL (the mixin's grafanaURL): each tenant's page links its per-tenant dashboard there; empty: no link.").StringVar(&o.grafanaURL)
 	app.Flag("redis.addr", "Redis address: host:port, or a redis:// or rediss:// URL (user, db). Repeatable with --redis.cluster: the cluster's seed nodes.").Default("localhost:6379").StringsVar(&o.redisAddrs)
 	app.Flag("redis.cluster", "Treat --redis.addr (repeatable) as Redis Cluster seed nodes: read every master of the cluster.").BoolVar(&o.redisCluster)
 	app.Flag("redis.password-file", "File holding the Redis password (else env REDIS_PASSWORD).").StringVar(&o.redisPassFile)
@@ -135,8 +141,14 @@ func (o *options) validate() error {
 	if o.pattern, err = usage.ParseKeyPattern(o.keyPattern); err != nil {
 		return fmt.Errorf("--usage.key-pattern: %w", err)
 	}
-	if err := server.CheckTelemetryPath(o.telemetryPath, o.disableAPI); err != nil {
+	if err := server.CheckTelemetryPath(o.telemetryPath, o.disableAPI, o.enablePprof); err != nil {
 		return fmt.Errorf("--web.telemetry-path: %w", err)
+	}
+	if !o.disablePages && (o.telemetryPath == pages.PathTenants || strings.HasPrefix(o.telemetryPath, pages.PathTenants+"/")) {
+		return fmt.Errorf("--web.telemetry-path: %q is under the pages' %s (or use --web.disable-pages)", o.telemetryPath, pages.PathTenants)
+	}
+	if err := pages.CheckGrafanaURL(o.grafanaURL); err != nil {
+		return fmt.Errorf("--web.grafana-url: %w", err)
 	}
 	switch {
 	case o.maxTimeout <= 0:
@@ -161,6 +173,9 @@ func (o *options) validate() error {
 	}
 	if o.redisTLS != (conn.TLSFiles{}) && !o.targets[0].TLS {
 		return fmt.Errorf("--redis.tls-* flags are set but --redis.addr is not a rediss:// URL")
+	}
+	if err := tracing.CheckEnv(); err != nil {
+		return err
 	}
 	if f := o.web.WebConfigFile; f != nil && *f != "" {
 		if err := web.Validate(*f); err != nil {
@@ -332,9 +347,19 @@ func run(logger *slog.Logger, o *options) error {
 	if !o.disableAPI {
 		mux.Handle("/api/", api.New(service, api.WithLogger(logger), api.WithMetrics(api.NewMetrics(static))))
 	}
+	if !o.disablePages {
+		h := pages.New(service, pages.WithLogger(logger), pages.WithGrafanaURL(o.grafanaURL))
+		mux.Handle(pages.PathTenants, h)
+		mux.Handle(pages.PathTenants+"/", h)
+	}
+	profileSeconds := 0
+	if o.enablePprof {
+		server.HandlePprof(mux)
+		profileSeconds = server.CPUProfileSeconds(o.maxTimeout)
+	}
 	if o.telemetryPath != "/" {
 		landing, err := server.Landing("Per-tenant billing usage from Redis ("+st.String()+"), joined with plan limits from "+plans.Describe()+".",
-			version.Info(), o.telemetryPath, !o.disableAPI)
+			version.Info(), o.telemetryPath, !o.disableAPI, !o.disablePages, profileSeconds)
 		if err != nil {
 			return err
 		}
@@ -350,7 +375,7 @@ func run(logger *slog.Logger, o *options) error {
 		}
 	}()
 	if traces.On() {
-		logger.Info("tracing on: spans are sent over OTLP/HTTP (OTEL_EXPORTER_OTLP_* settings)")
+		logger.Info("tracing on (OTEL_* settings)", "exporter", traces.Exporter())
 	}
 	logger.Info("reading usage", "redis", st.String(), "key_pattern", o.pattern.String(),
 		"timezone", o.loc.String(), "plans", plans.Describe())

@@ -296,7 +296,7 @@ func TestBasicAuthFromWebConfig(t *testing.T) {
 	}
 	redis.HSet("usage:1:"+period.At(time.Now(), time.UTC).ID, "messages", 1)
 	e := startExporter(t, nil, "--redis.addr="+redis.Addr(), "--web.config.file="+cfg)
-	for _, path := range []string{"/metrics", "/api/v1/tenants/1/usage", "/api/v1/plans"} {
+	for _, path := range []string{"/metrics", "/api/v1/tenants/1/usage", "/api/v1/plans", "/tenants", "/tenants/1", "/tenants?format=csv"} {
 		for _, tc := range []struct {
 			user, pass string
 			want       int

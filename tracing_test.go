@@ -26,13 +26,13 @@ const jaegerEnv = "BILLING_EXPORTER_JAEGER"
 
 // jaeger is a running Jaeger v2 (all in one, in-memory storage).
 type jaeger struct {
-	otlp  string // OTLP/HTTP base URL, for OTEL_EXPORTER_OTLP_ENDPOINT
-	query string // query service base URL
+	otlp  map[string]string // OTLP base URL by protocol, for OTEL_EXPORTER_OTLP_ENDPOINT
+	query string            // query service base URL
 }
 
 func startJaeger(t *testing.T, bin string) *jaeger {
 	t.Helper()
-	ports := make([]int, 4)
+	ports := make([]int, 5)
 	for i := range ports {
 		ports[i] = testserver.FreePort(t)
 	}
@@ -71,13 +71,15 @@ receivers:
     protocols:
       http:
         endpoint: %s
+      grpc:
+        endpoint: %s
 processors:
   batch:
     timeout: 100ms
 exporters:
   jaeger_storage_exporter:
     trace_storage: memstore
-`, addr(0), addr(1), addr(2), addr(3))
+`, addr(0), addr(1), addr(2), addr(3), addr(4))
 	file := filepath.Join(t.TempDir(), "jaeger.yaml")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,7 +99,10 @@ exporters:
 			t.Logf("jaeger output:\n%s", out.String())
 		}
 	})
-	j := &jaeger{otlp: "http://" + addr(3), query: "http://" + addr(1)}
+	j := &jaeger{
+		otlp:  map[string]string{"http/protobuf": "http://" + addr(3), "grpc": "http://" + addr(4)},
+		query: "http://" + addr(1),
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(j.query + "/api/services")
@@ -201,29 +206,44 @@ func (j *jaeger) traces(t *testing.T, service string) []jaegerTrace {
 	return body.Data
 }
 
-// TestTracesInJaeger runs the exporter with OTLP pointed at a real Jaeger,
-// scrapes it and calls the API, and finds the traces through Jaeger's
-// query API: the span tree of a scrape, the API request continuing the
-// caller's W3C trace, its route template as the span name, and the link
-// from a request that reused a read to that read's span.
+// TestTracesInJaeger runs the exporter with OTLP, over HTTP and over gRPC,
+// pointed at a real Jaeger, scrapes it and calls the API, and finds the
+// traces through Jaeger's query API: the span tree of a scrape, the API
+// request continuing the caller's W3C trace, its route template as the
+// span name, and the link from a request that reused a read to that read's
+// span.
 func TestTracesInJaeger(t *testing.T) {
 	bin := os.Getenv(jaegerEnv)
 	if bin == "" {
 		t.Skip(jaegerEnv + " is not set: `make test-tracing` builds Jaeger and runs this test")
 	}
-	j := startJaeger(t, bin)
+	for _, protocol := range []string{"http/protobuf", "grpc"} {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel()
+			tracesInJaeger(t, startJaeger(t, bin), protocol)
+		})
+	}
+}
+
+// tracesInJaeger is TestTracesInJaeger over one OTLP protocol, with a
+// Jaeger of its own.
+func tracesInJaeger(t *testing.T, j *jaeger, protocol string) {
 	redis := testserver.StartRedis(t)
 	cur := period.At(time.Now(), time.UTC)
 	const secretTenant = "tenant-7f3a"
 	redis.HSet("usage:1:"+cur.ID, "messages", 4250)
 	redis.HSet("usage:"+secretTenant+":"+cur.ID, "messages", 1)
 	e := startExporter(t, []string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT=" + j.otlp,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + j.otlp[protocol],
+		"OTEL_EXPORTER_OTLP_PROTOCOL=" + protocol,
 		"OTEL_BSP_SCHEDULE_DELAY=100", // ms: send spans at once
 		"OTEL_SERVICE_NAME=",          // the default: billing_exporter
 		"OTEL_TRACES_SAMPLER=", "OTEL_SDK_DISABLED=", "OTEL_TRACES_EXPORTER=",
 	}, "--redis.addr="+redis.Addr(), "--plans.file="+writeFile(t, "plans.yml", plansYAML),
 		"--plans.refresh-interval=0") // the plans load is part of the scrape's read
+	if want := "exporter=\"otlp (" + protocol + ")\""; !strings.Contains(e.Output(), want) {
+		t.Errorf("the start log does not say %s:\n%s", want, e.Output())
+	}
 
 	e.scrape()
 	// An API caller's W3C trace context: the request span continues it.
@@ -345,6 +365,7 @@ func TestTracesInJaeger(t *testing.T) {
 // with tracing disabled by OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none,
 // the exporter never connects to the collector it would otherwise use.
 // With the endpoint set, the same scrape reaches it: the test can fail.
+// OTEL_TRACES_EXPORTER=console writes the spans to standard output instead.
 func TestTracingOffByDefault(t *testing.T) {
 	redis := testserver.StartRedis(t)
 	redis.HSet("usage:1:"+period.At(time.Now(), time.UTC).ID, "messages", 1)
@@ -352,21 +373,25 @@ func TestTracingOffByDefault(t *testing.T) {
 		name     string
 		env      func(endpoint string) []string
 		wantConn bool
+		wantOut  string // on standard output, with tracing on but no connection
 	}{
 		{"no endpoint", func(string) []string {
 			// Every other OTEL variable set, the endpoints unset.
 			return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=",
 				"OTEL_TRACES_SAMPLER=always_on", "OTEL_SERVICE_NAME=x", "OTEL_BSP_SCHEDULE_DELAY=10"}
-		}, false},
+		}, false, ""},
 		{"SDK disabled", func(ep string) []string {
 			return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + ep, "OTEL_SDK_DISABLED=true", "OTEL_BSP_SCHEDULE_DELAY=10"}
-		}, false},
+		}, false, ""},
 		{"exporter none", func(ep string) []string {
 			return []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + ep + "/v1/traces", "OTEL_TRACES_EXPORTER=none", "OTEL_BSP_SCHEDULE_DELAY=10"}
-		}, false},
+		}, false, ""},
 		{"endpoint set", func(ep string) []string {
 			return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + ep, "OTEL_SDK_DISABLED=", "OTEL_TRACES_EXPORTER=", "OTEL_BSP_SCHEDULE_DELAY=10"}
-		}, true},
+		}, true, ""},
+		{"console", func(ep string) []string {
+			return []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + ep, "OTEL_SDK_DISABLED=", "OTEL_TRACES_EXPORTER=console", "OTEL_BSP_SCHEDULE_DELAY=10"}
+		}, false, `"Name":"GET /metrics"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -408,6 +433,12 @@ func TestTracingOffByDefault(t *testing.T) {
 			stopGracefully(t, e)
 			if n := conns.Load(); n != 0 {
 				t.Errorf("%d connections to the OTLP endpoint with tracing off", n)
+			}
+			if c.wantOut != "" {
+				if !strings.Contains(e.Output(), c.wantOut) || !strings.Contains(e.Output(), `exporter=console`) {
+					t.Errorf("output does not hold %s and the console exporter's start line", c.wantOut)
+				}
+				return
 			}
 			if strings.Contains(e.Output(), "tracing on") {
 				t.Error("the exporter logged that tracing is on")

@@ -19,18 +19,58 @@ import (
 // scan mode on the same Redis while a writer changes it in every way a
 // backend can, with scrapes of the track exporter all along. At each
 // checkpoint (the writer paused) both exporters' outputs are the same,
-// series for series.
+// series for series: uncapped on default limits, and capped with plans
+// that change between checkpoints, by a reload or a background refresh.
 func TestTrackModeSeriesForSeries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		plans bool
+		args  []string
+	}{
+		{name: "defaults"},
+		{name: "capped with plans", plans: true, args: []string{"--metrics.max-tenants=15", "--plans.refresh-interval=100ms"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			seriesForSeries(t, tc.plans, tc.args...)
+		})
+	}
+}
+
+// trackPlans returns SQL that sets the reference schema's two plans and
+// assigns the first tenants to them, by rng.
+func trackPlans(rng *rand.Rand) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "DELETE FROM tenants; DELETE FROM plans; INSERT INTO plans VALUES (1, 'starter', %d, 5000, 5, NULL), (2, 'pro', %d, NULL, NULL, 3);",
+		200+rng.IntN(800), 1000+rng.IntN(4000))
+	for i := range 60 {
+		if p := rng.IntN(3); p > 0 {
+			fmt.Fprintf(&b, " INSERT INTO tenants VALUES (%d, NULL, %d);", i, p)
+		}
+	}
+	return b.String()
+}
+
+func seriesForSeries(t *testing.T, withPlans bool, args ...string) {
 	srv := testserver.StartRedis(t)
 	cur := period.At(time.Now(), time.UTC).ID
 	prev := period.At(time.Now(), time.UTC).Previous().ID
-	cfg := writeFile(t, "config.yml", defaultsYAML)
-	track := startExporter(t, nil, "--redis.addr="+srv.Addr(), "--config.file="+cfg, "--redis.resync-interval=0")
-	scan := startExporter(t, nil, "--redis.addr="+srv.Addr(), "--config.file="+cfg, "--redis.read-mode=scan")
+	rng := rand.New(rand.NewPCG(11, 13))
+	var env []string
+	source := "--config.file=" + writeFile(t, "config.yml", defaultsYAML)
+	var pg *testserver.Postgres
+	if withPlans {
+		pg = testserver.StartPostgres(t)
+		testserver.LoadSchema(t, pg, "examples/schema.sql")
+		pg.Exec(trackPlans(rng))
+		env = []string{"BILLING_EXPORTER_POSTGRES_DSN=" + pg.DSN()}
+	}
+	track := startExporter(t, env, append(args, "--redis.addr="+srv.Addr(), source, "--redis.resync-interval=0")...)
+	scan := startExporter(t, env, append(args, "--redis.addr="+srv.Addr(), source, "--redis.read-mode=scan")...)
 
 	c := srv.Conn()
 	defer c.Close()
-	rng := rand.New(rand.NewPCG(11, 13))
 	key := func() string {
 		p := cur
 		if rng.IntN(5) == 0 {
@@ -104,6 +144,19 @@ func TestTrackModeSeriesForSeries(t *testing.T) {
 		for range 400 {
 			step()
 		}
+		if withPlans && cp > 0 {
+			written := time.Now()
+			pg.Exec(trackPlans(rng))
+			for _, e := range []*exporter{track, scan} {
+				if cp%2 == 1 {
+					if status, body := e.reloadWith("http"); status != http.StatusOK {
+						t.Fatalf("reload: %d %s", status, body)
+					}
+					continue
+				}
+				refreshedSince(t, e, written)
+			}
+		}
 		settle()
 		got, want := scrapeBy(t, track, 5*time.Second), scrapeBy(t, scan, 5*time.Second)
 		diffSamples(t, fmt.Sprintf("checkpoint %d", cp), clusterSamples(got, clusterCompared...), clusterSamples(want, clusterCompared...))
@@ -124,3 +177,15 @@ func TestTrackModeSeriesForSeries(t *testing.T) {
 }
 
 func clientWithTimeout(d time.Duration) *http.Client { return &http.Client{Timeout: d} }
+
+// refreshedSince waits until e has read its plans after written.
+func refreshedSince(t *testing.T, e *exporter, written time.Time) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		before := time.Now()
+		if age := e.scrape().MustValue(t, "billing_plans_age_seconds"); age < before.Sub(written).Seconds() {
+			return
+		}
+	}
+	t.Fatal("no plans refresh seen within 10s")
+}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,12 +152,22 @@ func BenchmarkScrapeTrack(b *testing.B) {
 	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }), billing.WithPlansRefresh(time.Minute),
 		billing.WithConfig(billing.Config{Plans: f.plans, PlansName: "postgres", Defaults: plans.Limits{"messages": 1000}}))
 	defer svc.Close()
-	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(time.Minute), WithMaxTenants(maxTenants))
+	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(10*time.Minute), WithMaxTenants(maxTenants))
 	scrape := func() {
 		rec := &discardRecorder{header: http.Header{}}
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	}
-	scrape() // seeds the mirror
+	// checked scrapes, outside the timer, prove the timed ones read both sources.
+	checked := func(when string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		for _, up := range []string{"billing_redis_up 1", "billing_postgres_up 1"} {
+			if !strings.Contains(rec.Body.String(), "\n"+up+"\n") {
+				b.Fatalf("scrape %s: no %q", when, up)
+			}
+		}
+	}
+	checked("seeding the mirror")
 	changed := int(share * float64(n))
 	next := 0
 	b.ResetTimer()
@@ -173,6 +184,7 @@ func BenchmarkScrapeTrack(b *testing.B) {
 		scrape()
 	}
 	b.StopTimer()
+	checked("after the timed ones")
 	// Twice: the second frees what the first one's finalizers and the
 	// pools let go.
 	runtime.GC()

@@ -63,6 +63,8 @@
   // The exporter's list of tenants at or over a percentage, for messages
   // that show only some of the tenants of a group.
   local tenantsList(query) = { tenants_url: cfg.exporterURL + '/api/v1/tenants?' + query },
+  // The exporter's page of the alert's tenant.
+  local tenantPage = { tenant_url: cfg.exporterURL + '/tenants/{{ $labels.tenant_id | urlquery }}' },
 
   // A Prometheus duration ('1h30m', '5m', '30s') in seconds.
   local seconds(d) =
@@ -89,7 +91,7 @@
             'Tenant is near its monthly message limit.',
             'Tenant {{ $labels.tenant_id }} has used {{ printf "%.1f" $value }}% of its message limit for the current billing period (alert above ' + num(cfg.nearLimitPercent) + '%).',
             tenantDashboard,
-            tenantsList('limit_type=messages&min_percentage=' + num(cfg.nearLimitPercent)),
+            tenantsList('limit_type=messages&min_percentage=' + num(cfg.nearLimitPercent)) + tenantPage,
           ),
           // Consumption limits at 100 %, seat limits over 100 %.
           alert(
@@ -100,7 +102,7 @@
             'Tenant has reached or gone over a plan limit.',
             'Tenant {{ $labels.tenant_id }} is at {{ printf "%.1f" $value }}% of its {{ $labels.limit_type }} limit: {{ if ' + isSeat + ' }}it has more {{ $labels.limit_type }} than its plan allows (being at the limit is normal use, over it is not){{ else }}the backend refuses further {{ $labels.limit_type }} until the limit is raised or usage goes down{{ end }}.',
             tenantDashboard,
-            tenantsList('limit_type={{ $labels.limit_type | urlquery }}&min_percentage=' + num(cfg.limitPercent)),
+            tenantsList('limit_type={{ $labels.limit_type | urlquery }}&min_percentage=' + num(cfg.limitPercent)) + tenantPage,
           ),
           // Messages are the only monthly counter that can be projected:
           // usage so far × period length / time elapsed. Not in the
@@ -134,6 +136,7 @@
             'Tenant is on course to exceed its monthly message limit.',
             'At its pace so far this billing period, tenant {{ $labels.tenant_id }} will have sent about {{ $value | humanize }} messages by the end of the period, more than its plan allows.',
             tenantDashboard,
+            tenantPage,
           ),
           alert(
             'BillingTenantWithoutPlan', 'info',
@@ -141,6 +144,7 @@
             'Tenant has no active plan.',
             'Tenant {{ $labels.tenant_id }} has had no active plan for ' + cfg['for'].BillingTenantWithoutPlan + ' or more and is held to the default limits.',
             tenantDashboard,
+            tenantPage,
           ),
         ],
       },

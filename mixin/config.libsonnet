@@ -86,11 +86,14 @@
     dashboardRefresh: '1m',
     dashboardTimezone: 'browser',
 
-    // Where the tenant alerts' tenants_url annotation points: the
-    // exporter's list of tenants at or over a percentage (its side API),
-    // which Slack messages link when they list only some tenants. A
-    // template on the alert's labels; change it when the exporter is
-    // served over TLS or behind another address.
+    // The exporter's external URL, as people reach it (like Prometheus'
+    // --web.external-url): the tenant alerts' tenant_url annotation points
+    // at its page of the tenant (/tenants/{tenant_id}), which e-mails and
+    // Slack messages link, and their tenants_url at its list of tenants at
+    // or over a percentage (its side API), which Slack messages link when
+    // they list only some tenants. A template on the alert's labels; set
+    // it when the exporter is served over TLS or behind another address,
+    // e.g. 'https://billing.example.com'.
     exporterURL: 'http://{{ $labels.instance }}',
   },
 }

@@ -575,9 +575,29 @@ func TestAlertmanagerMessages(t *testing.T) {
 				"runbook_url":   runbookBase + "#billingusagenearlimit",
 				"dashboard_url": grafanaBase + "/d/billing-tenant/billing-per-tenant?var-tenant_id=" + fmt.Sprintf("t%02d", i),
 				"tenants_url":   listURL,
+				"tenant_url":    fmt.Sprintf("http://billing-exporter:9866/tenants/t%02d", i),
 			},
 			StartsAt: now.Add(-time.Minute), EndsAt: end,
 		})
+	}
+	// An info digest: one tenant alert with the tenant's page, one whose
+	// rule gives none.
+	withoutPlan := alertByName(alerts, "BillingTenantWithoutPlan").Rule.Annotations["summary"]
+	for _, tenant := range []string{"acme/eu", "t99"} {
+		a := postable{
+			Labels: map[string]string{"alertname": "BillingTenantWithoutPlan", "severity": "info", "job": "billing_exporter",
+				"instance": "billing-exporter:9866", "tenant_id": tenant},
+			Annotations: map[string]string{
+				"summary":     withoutPlan,
+				"description": "Tenant " + tenant + " has had no active plan for 30m or more.",
+				"runbook_url": runbookBase + "#billingtenantwithoutplan",
+			},
+			StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour),
+		}
+		if tenant == "acme/eu" {
+			a.Annotations["tenant_url"] = "http://billing-exporter:9866/tenants/acme%2Feu"
+		}
+		body = append(body, a)
 	}
 	body = append(body, postable{
 		Labels:      map[string]string{"alertname": "BillingRedisDown", "severity": "critical", "job": "billing_exporter", "instance": "other:9866"},
@@ -611,7 +631,7 @@ func TestAlertmanagerMessages(t *testing.T) {
 	}
 	listed := 0
 	for i := 1; i <= 18; i++ {
-		if strings.Contains(text, fmt.Sprintf("• tenant_id=t%02d <", i)) {
+		if strings.Contains(text, fmt.Sprintf("• tenant_id=t%02d <http://billing-exporter:9866/tenants/t%02d|Tenant page> <", i, i)) {
 			listed++
 			if i > 15 {
 				t.Errorf("the Slack message lists resolved tenant t%02d:\n%s", i, text)
@@ -619,7 +639,7 @@ func TestAlertmanagerMessages(t *testing.T) {
 		}
 	}
 	if listed != 10 {
-		t.Errorf("the Slack message lists %d tenants, want 10:\n%s", listed, text)
+		t.Errorf("the Slack message lists %d tenants with a link to their page, want 10:\n%s", listed, text)
 	}
 	if !strings.HasPrefix(text, "*"+summary+"*\n") || strings.Count(text, summary) != 1 {
 		t.Errorf("the Slack message does not state the summary %q once, first:\n%s", summary, text)
@@ -631,6 +651,34 @@ func TestAlertmanagerMessages(t *testing.T) {
 	}
 	if len(text) > 3000 {
 		t.Errorf("the Slack message is %d characters long, want at most 3000:\n%s", len(text), text)
+	}
+
+	// The digest links the page of the tenant whose alert has one, and
+	// only that one.
+	var digest email
+	for deadline := time.Now().Add(liveWait); ; time.Sleep(200 * time.Millisecond) {
+		if mails := smtp.emails(); len(mails) > 0 {
+			digest = mails[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no info digest e-mail after %v", liveWait)
+		}
+	}
+	for _, want := range []string{
+		`Tenant acme/eu has had no active plan for 30m or more. <a href="http://billing-exporter:9866/tenants/acme%2Feu">Tenant page</a></li>`,
+		"Tenant t99 has had no active plan for 30m or more.</li>",
+		"- Tenant acme/eu has had no active plan for 30m or more.\n  Tenant page: http://billing-exporter:9866/tenants/acme%2Feu\n",
+		"- Tenant t99 has had no active plan for 30m or more.\n",
+		"<p><b>" + withoutPlan + "</b></p>",
+		"Runbook: " + runbookBase + "#billingtenantwithoutplan",
+	} {
+		if !strings.Contains(digest.Body, want) {
+			t.Errorf("the digest e-mail lacks %q:\n%s", want, digest.Body)
+		}
+	}
+	if n := strings.Count(digest.Body, "Tenant page"); n != 2 {
+		t.Errorf("the digest e-mail has %d tenant page links, want 2 (HTML and text, one tenant):\n%s", n, digest.Body)
 	}
 
 	page := waitForPost(t, hooks, "/pagerduty", "BillingRedisDown")

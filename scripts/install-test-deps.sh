@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Installs the servers and tools the tests start: redis-server, PostgreSQL,
-# Prometheus (promtool) and Alertmanager (amtool), and docker-compose to
-# validate the compose example. Debian packages, installed
+# Prometheus (promtool) and Alertmanager (amtool), headless Chromium (the
+# HTML pages' tests), docker-compose to validate the compose example and
+# systemd-analyze the systemd units. Debian packages, installed
 # only when missing; apt-get needs root.
 #
 # With --bench, also the benchmark's peer: Debian's
 # prometheus-redis-exporter (make bench).
+#
+# With --deploy, also kubectl, whose kustomize builds examples/kubernetes
+# (make test-deploy).
 set -euo pipefail
 
 need=()
 if [ "${1:-}" = "--bench" ]; then
   [ -x /usr/bin/prometheus-redis-exporter ] || need+=(prometheus-redis-exporter)   # the path cmd/bench runs
+fi
+if [ "${1:-}" = "--deploy" ]; then
+  command -v kubectl >/dev/null || need+=(kubernetes-client)
 fi
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
@@ -20,7 +27,9 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v runuser >/dev/null || need+=(util-linux)
+command -v chromium >/dev/null || need+=(chromium)
 command -v docker-compose >/dev/null || need+=(docker-compose)   # `config` checks only; no engine needed
+command -v systemd-analyze >/dev/null || need+=(systemd)   # `verify` of examples/systemd/; no systemd running
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

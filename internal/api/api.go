@@ -41,7 +41,6 @@ type Handler struct {
 	metrics  *Metrics
 	mux      *http.ServeMux
 	notFound http.Handler
-	rankings rankings
 }
 
 // Option configures a Handler.
@@ -66,7 +65,8 @@ func New(service *billing.Service, opts ...Option) *Handler {
 		r.SetPathValue("tenant_id", "/")
 		tenantUsage.ServeHTTP(w, r)
 	})
-	h.handle(EndpointTenants, []string{"limit_type", "min_percentage", "limit", "cursor"}, h.serveTenants)
+	h.handle(EndpointTenants, []string{"limit_type", "min_percentage", "max_percentage", "projected_min_percentage", "band",
+		"limit", "cursor"}, h.serveTenants)
 	h.handle(EndpointPlans, nil, h.servePlans)
 	h.handle(EndpointOpenAPI, nil, h.serveOpenAPI)
 	h.notFound = h.instrument(EndpointOther, func(w http.ResponseWriter, r *http.Request) {

@@ -333,10 +333,13 @@ type metricJSON struct {
 	Limit               *int64           `json:"limit"`
 	Remaining           *int64           `json:"remaining"`
 	Exceeded            *bool            `json:"exceeded"`
+	Reached             *bool            `json:"reached"`
+	Band                *string          `json:"band"`
 	Percentage          *float64         `json:"percentage"`
 	MonthlyReset        bool             `json:"monthly_reset"`
 	Projected           *int64           `json:"projected"`
 	ProjectedPercentage *float64         `json:"projected_percentage"`
+	ProjectedLimitDate  *string          `json:"projected_limit_date"`
 }
 
 type planJSON struct {
@@ -365,10 +368,13 @@ type usageJSON struct {
 }
 
 type listItemJSON struct {
-	TenantID      string    `json:"tenant_id"`
-	UsagePath     string    `json:"usage_path"`
-	Plan          *planJSON `json:"plan"`
-	UsingDefaults bool      `json:"using_defaults"`
+	TenantID          string    `json:"tenant_id"`
+	Name              *string   `json:"name"`
+	UsagePath         string    `json:"usage_path"`
+	Plan              *planJSON `json:"plan"`
+	UsingDefaults     bool      `json:"using_defaults"`
+	LimitType         string    `json:"limit_type"`
+	HighestPercentage float64   `json:"highest_percentage"`
 	metricJSON
 }
 

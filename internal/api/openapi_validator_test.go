@@ -254,15 +254,16 @@ func TestValidatorRejects(t *testing.T) {
 	}
 	jsonHdr := http.Header{"Content-Type": {"application/json"}}
 	problemHdr := http.Header{"Content-Type": {"application/problem+json"}}
-	goodUsage := `{"tenant_id":"1","generated_at":"2026-11-15T12:00:00Z",
-		"period":{"id":"202611","start":"2026-11-01T00:00:00Z","end":"2026-12-01T00:00:00Z","elapsed_fraction":0.5},
+	goodUsage := `{"tenant_id":"1","name":null,"generated_at":"2026-11-15T12:00:00Z",
+		"period":{"id":"202611","start":"2026-11-01T00:00:00Z","end":"2026-12-01T00:00:00Z","resets_at":"2026-12-01T00:00:00Z","elapsed_fraction":0.5},
 		"plan":null,"using_defaults":true,"limits_known":true,"plans_stale":false,"plans_age_seconds":null,"usage_recorded":true,
-		"metrics":{"messages":{"used":1,"unavailable":null,"limit":10,"remaining":9,"exceeded":false,"percentage":10,"monthly_reset":true,"projected":null,"projected_percentage":null}}}`
+		"metrics":{"messages":{"used":1,"unavailable":null,"limit":10,"remaining":9,"exceeded":false,"reached":false,"band":"none","percentage":10,"monthly_reset":true,"projected":null,"projected_percentage":null,"projected_limit_date":null}}}`
 	usageEx := func(body string) exchange {
 		return exchange{method: "GET", path: "/api/v1/tenants/1/usage", status: 200, header: jsonHdr, body: []byte(body)}
 	}
-	goodList := `{"limit_type":"messages","min_percentage":0,"limit":50,
-		"period":{"id":"202611","start":"2026-11-01T00:00:00Z","end":"2026-12-01T00:00:00Z","elapsed_fraction":0.5},
+	goodList := `{"limit_type":"messages","limit_types":["messages"],"min_percentage":0,"max_percentage":null,
+		"projected_min_percentage":null,"bands":[],"limit":50,
+		"period":{"id":"202611","start":"2026-11-01T00:00:00Z","end":"2026-12-01T00:00:00Z","resets_at":"2026-12-01T00:00:00Z","elapsed_fraction":0.5},
 		"generated_at":"2026-11-15T12:00:00Z","data_age_seconds":0,"plans_stale":false,"plans_age_seconds":null,
 		"total":0,"tenants":[],"next_cursor":null}`
 	listEx := func(query string) exchange {

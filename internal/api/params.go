@@ -7,7 +7,9 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
+	"github.com/billing-exporter/billing_exporter/internal/billing"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
@@ -19,8 +21,16 @@ const (
 	MaxMinPercentage = 1e6
 )
 
-// parseQuery accepts each allowed parameter once, non-empty, and rejects
-// the rest: a typo ignored would answer a question not asked.
+// repeatable parameters may be given more than once; parseQuery joins
+// their values with commas, the list form they also take.
+var repeatable = map[string]bool{"limit_type": true, "band": true}
+
+// maxRepeats bounds a repeatable parameter's values.
+const maxRepeats = 32
+
+// parseQuery accepts each allowed parameter once (a repeatable one up to
+// maxRepeats times), non-empty, and rejects the rest: a typo ignored would
+// answer a question not asked.
 func parseQuery(raw string, allowed []string) (map[string]string, *problem) {
 	out := map[string]string{}
 	values, err := url.ParseQuery(raw)
@@ -40,12 +50,14 @@ func parseQuery(raw string, allowed []string) (map[string]string, *problem) {
 			p := errInvalidParam(name[:min(len(name), 64)], "")
 			p.Detail = fmt.Sprintf("unknown query parameter %.64q: this endpoint %s", name, takes)
 			return nil, p
-		case len(vs) != 1:
+		case repeatable[name] && len(vs) > maxRepeats:
+			return nil, errInvalidParam(name, fmt.Sprintf("is given %d times; give it at most %d times", len(vs), maxRepeats))
+		case !repeatable[name] && len(vs) != 1:
 			return nil, errInvalidParam(name, fmt.Sprintf("is given %d times; give it at most once", len(vs)))
-		case vs[0] == "":
+		case slices.Contains(vs, ""):
 			return nil, errInvalidParam(name, "is empty; leave it out for the default")
 		}
-		out[name] = vs[0]
+		out[name] = strings.Join(vs, ",")
 	}
 	return out, nil
 }
@@ -87,10 +99,27 @@ func parseLimit(name, s string) (int, *problem) {
 	return v, nil
 }
 
-// parseLimitType checks the form; serveTenants checks the type exists.
-func parseLimitType(name, s string) (string, *problem) {
-	if err := usage.ValidateMetricType(s); err != nil {
-		return "", errInvalidParam(name, "is not a metric type name: "+err.Error())
+// parseLimitTypes checks the form of a comma list, sorted and without
+// repeats; serveTenants checks the types exist.
+func parseLimitTypes(name, s string) ([]string, *problem) {
+	var out []string
+	for lt := range strings.SplitSeq(s, ",") {
+		if err := usage.ValidateMetricType(lt); err != nil {
+			return nil, errInvalidParam(name, fmt.Sprintf("%.64q is not a metric type name: %v", lt, err))
+		}
+		out = append(out, lt)
 	}
-	return s, nil
+	if len(out) > maxRepeats {
+		return nil, errInvalidParam(name, fmt.Sprintf("lists %d types; list at most %d", len(out), maxRepeats))
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func parseBands(name, s string) ([]billing.Band, *problem) {
+	b, err := billing.ParseBands(s)
+	if err != nil {
+		return nil, errInvalidParam(name, err.Error())
+	}
+	return b, nil
 }

@@ -19,24 +19,33 @@ import (
 
 // tenantListView is GET /api/v1/tenants.
 type tenantListView struct {
-	LimitType       string           `json:"limit_type"`
-	MinPercentage   float64          `json:"min_percentage"`
-	Limit           int              `json:"limit"`
-	Period          periodView       `json:"period"`
-	GeneratedAt     string           `json:"generated_at"`
-	DataAgeSeconds  float64          `json:"data_age_seconds"`
-	PlansStale      bool             `json:"plans_stale"`
-	PlansAgeSeconds *float64         `json:"plans_age_seconds"`
-	Total           int              `json:"total"`
-	Tenants         []tenantListItem `json:"tenants"`
-	NextCursor      *string          `json:"next_cursor"`
+	LimitType              string           `json:"limit_type"`
+	LimitTypes             []string         `json:"limit_types"`
+	MinPercentage          float64          `json:"min_percentage"`
+	MaxPercentage          *float64         `json:"max_percentage"`
+	ProjectedMinPercentage *float64         `json:"projected_min_percentage"`
+	Bands                  []string         `json:"bands"`
+	Limit                  int              `json:"limit"`
+	Period                 periodView       `json:"period"`
+	GeneratedAt            string           `json:"generated_at"`
+	DataAgeSeconds         float64          `json:"data_age_seconds"`
+	PlansStale             bool             `json:"plans_stale"`
+	PlansAgeSeconds        *float64         `json:"plans_age_seconds"`
+	Total                  int              `json:"total"`
+	Tenants                []tenantListItem `json:"tenants"`
+	NextCursor             *string          `json:"next_cursor"`
 }
 
 type tenantListItem struct {
 	TenantID      string   `json:"tenant_id"`
+	Name          *string  `json:"name"`
 	UsagePath     string   `json:"usage_path"`
 	Plan          *planRef `json:"plan"`
 	UsingDefaults bool     `json:"using_defaults"`
+	// LimitType is the tenant's most pressed limit of the listed types,
+	// whose figures follow.
+	LimitType         string  `json:"limit_type"`
+	HighestPercentage float64 `json:"highest_percentage"`
 	metricUsage
 }
 
@@ -45,11 +54,12 @@ type tenantListItem struct {
 type listCursor struct {
 	Version   int     `json:"v"`
 	LimitType string  `json:"t"`
-	Pct       float64 `json:"p"`
+	Pressure  float64 `json:"p"`
+	Band      int     `json:"b"`
 	TenantID  string  `json:"i"`
 }
 
-const cursorVersion = 1
+const cursorVersion = 2
 
 func (c listCursor) encode() string {
 	b, _ := json.Marshal(c)
@@ -69,7 +79,8 @@ func decodeCursor(s, limitType string) (*listCursor, *problem) {
 		return nil, bad
 	}
 	if c.Version != cursorVersion || usage.ValidateID(usage.TenantID, c.TenantID) != nil ||
-		math.IsNaN(c.Pct) || math.IsInf(c.Pct, 0) || c.Pct < 0 {
+		math.IsNaN(c.Pressure) || math.IsInf(c.Pressure, 0) || c.Pressure < 0 ||
+		c.Band < int(billing.BandNone) || c.Band > int(billing.BandReached) {
 		return nil, bad
 	}
 	if c.LimitType != limitType {
@@ -78,14 +89,22 @@ func decodeCursor(s, limitType string) (*listCursor, *problem) {
 	return &c, nil
 }
 
-// serveTenants answers from the billing core's recent full read.
+// serveTenants pages through the billing core's ranking of its recent full read.
 func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map[string]string) {
-	limitType, p1 := param(query, "limit_type", DefaultLimitType, parseLimitType)
+	types, p1 := param(query, "limit_type", []string{DefaultLimitType}, parseLimitTypes)
+	typesKey := strings.Join(types, ",")
 	minPct, p2 := param(query, "min_percentage", 0.0, parsePercentage)
-	limit, p3 := param(query, "limit", DefaultListLimit, parseLimit)
-	cur, p4 := param(query, "cursor", nil, func(_, s string) (*listCursor, *problem) { return decodeCursor(s, limitType) })
-	if perr := cmp.Or(p1, p2, p3, p4); perr != nil {
+	maxPct, p3 := param(query, "max_percentage", -1.0, parsePercentage)
+	projMin, p4 := param(query, "projected_min_percentage", -1.0, parsePercentage)
+	bands, p5 := param(query, "band", nil, parseBands)
+	limit, p6 := param(query, "limit", DefaultListLimit, parseLimit)
+	cur, p7 := param(query, "cursor", nil, func(_, s string) (*listCursor, *problem) { return decodeCursor(s, typesKey) })
+	if perr := cmp.Or(p1, p2, p3, p4, p5, p6, p7); perr != nil {
 		h.problem(w, r, perr)
+		return
+	}
+	if maxPct >= 0 && maxPct < minPct {
+		h.problem(w, r, errInvalidParam("max_percentage", fmt.Sprintf("%g is below min_percentage %g", maxPct, minPct)))
 		return
 	}
 	read, ok := h.recentRead(w, r, true)
@@ -93,48 +112,102 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map
 		return
 	}
 	rep := read.Report
-	if known := h.limitTypes(rep); !slices.Contains(known, limitType) {
-		h.problem(w, r, errInvalidParam("limit_type",
-			fmt.Sprintf("%.64q is not a metric type this exporter knows or any plan limits (known: %s)", limitType, strings.Join(known, ", "))))
-		return
+	known := h.limitTypes(rep)
+	for _, lt := range types {
+		if !slices.Contains(known, lt) {
+			h.problem(w, r, errInvalidParam("limit_type",
+				fmt.Sprintf("%.64q is not a metric type this exporter knows or any plan limits (known: %s)", lt, strings.Join(known, ", "))))
+			return
+		}
 	}
 
-	// rk is sorted by percentage descending: the matches are a prefix.
-	rk := h.rankings.of(read, limitType)
-	end := sort.Search(len(rk), func(i int) bool { return rk[i].pct < minPct })
+	// rk is by pressure descending: the percentage range is a slice of it.
+	rk := rep.Ranking(types)
+	end := sort.Search(len(rk), func(i int) bool { return rk[i].Pressure < minPct })
 	start := 0
-	if cur != nil {
-		// The first tenant after the cursor.
-		start = sort.Search(end, func(i int) bool {
-			pct, id := rk[i].pct, rep.Tenants[rk[i].idx].ID
-			return pct < cur.Pct || (pct == cur.Pct && id > cur.TenantID)
-		})
+	if maxPct >= 0 {
+		start = sort.Search(end, func(i int) bool { return rk[i].Pressure <= maxPct })
 	}
-	stop := min(start+limit, end)
-
+	if cur != nil {
+		start = max(start, rep.RankedAfter(rk, cur.Pressure, billing.Band(cur.Band), cur.TenantID))
+	}
+	keep := func(e billing.Ranked) bool {
+		if bands != nil && !slices.Contains(bands, e.Band) {
+			return false
+		}
+		return projMin < 0 || h.projectedPressure(rep, &rep.Tenants[e.Index], types) >= projMin
+	}
 	v := &tenantListView{
-		LimitType:       limitType,
+		LimitType:       typesKey,
+		LimitTypes:      types,
 		MinPercentage:   minPct,
+		Bands:           []string{},
 		Limit:           limit,
 		Period:          newPeriodView(rep.Period, rep.At),
 		GeneratedAt:     timestamp(rep.At, rep.Period),
 		DataAgeSeconds:  round(read.Age().Seconds(), 3),
 		PlansStale:      rep.Plans.Stale(),
 		PlansAgeSeconds: plansAge(rep.Plans, rep.At),
-		Total:           end,
-		Tenants:         make([]tenantListItem, 0, stop-start),
+		Tenants:         []tenantListItem{},
 	}
-	for _, e := range rk[start:stop] {
-		t := &rep.Tenants[e.idx]
-		v.Tenants = append(v.Tenants, tenantListItem{TenantID: t.ID, UsagePath: TenantUsagePath(t.ID), Plan: newPlanRef(t),
-			UsingDefaults: t.UsingDefaults, metricUsage: h.newMetricUsage(t, limitType, rep.Period, rep.At)})
+	if maxPct >= 0 {
+		v.MaxPercentage = &maxPct
 	}
-	if stop < end {
-		last := rk[stop-1]
-		next := listCursor{Version: cursorVersion, LimitType: limitType, Pct: last.pct, TenantID: rep.Tenants[last.idx].ID}.encode()
-		v.NextCursor = &next
+	if projMin >= 0 {
+		v.ProjectedMinPercentage = &projMin
+	}
+	for _, b := range bands {
+		v.Bands = append(v.Bands, b.String())
+	}
+	// The whole range is counted; a page holds the first matches after the cursor.
+	all := rk[:end]
+	if maxPct >= 0 {
+		all = rk[sort.Search(end, func(i int) bool { return rk[i].Pressure <= maxPct }):end]
+	}
+	if bands == nil && projMin < 0 {
+		v.Total = len(all)
+	} else {
+		for _, e := range all {
+			if keep(e) {
+				v.Total++
+			}
+		}
+	}
+	var last *billing.Ranked
+	for i := start; i < end; i++ {
+		e := rk[i]
+		if !keep(e) {
+			continue
+		}
+		if len(v.Tenants) == limit {
+			next := listCursor{Version: cursorVersion, LimitType: typesKey, Pressure: last.Pressure, Band: int(last.Band),
+				TenantID: rep.Tenants[last.Index].ID}.encode()
+			v.NextCursor = &next
+			break
+		}
+		t := &rep.Tenants[e.Index]
+		item := tenantListItem{TenantID: t.ID, UsagePath: TenantUsagePath(t.ID), Plan: newPlanRef(t),
+			UsingDefaults: t.UsingDefaults, LimitType: e.Top, HighestPercentage: e.Pressure,
+			metricUsage: h.newMetricUsage(t, e.Top, rep.Period, rep.At)}
+		if name := rep.TenantName(t.ID); name != "" {
+			item.Name = &name
+		}
+		v.Tenants = append(v.Tenants, item)
+		last = &rk[i]
 	}
 	renderJSON(r.Context(), w, v)
+}
+
+// projectedPressure is the tenant's highest projected percentage of types,
+// -1 without a projection.
+func (h *Handler) projectedPressure(rep *billing.Report, t *billing.TenantStatus, types []string) float64 {
+	top := -1.0
+	for _, lt := range types {
+		if s, ok := t.Standing(lt, rep.Monthly(lt), rep.Period, rep.At); ok && s.ProjectedOK {
+			top = max(top, s.ProjectedPercentage())
+		}
+	}
+	return top
 }
 
 // limitTypes are the limited and the configured metric types, sorted.

@@ -51,16 +51,88 @@ func TestListTenantsPlansIssue(t *testing.T) {
 
 	t.Run("tenant 1's figures", func(t *testing.T) {
 		l := e.list("?min_percentage=80")
-		want := listItemJSON{TenantID: "1", UsagePath: "/api/v1/tenants/1/usage", Plan: &planJSON{"1", "starter"}, metricJSON: metricJSON{
-			Used: ptr[int64](4250), Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false), Percentage: ptr(85.0),
-			MonthlyReset: true, Projected: ptr[int64](8793), ProjectedPercentage: ptr(175.86),
-		}}
+		want := listItemJSON{TenantID: "1", Name: ptr("one"), UsagePath: "/api/v1/tenants/1/usage", Plan: &planJSON{"1", "starter"},
+			LimitType: "messages", HighestPercentage: 85, metricJSON: metricJSON{
+				Used: ptr[int64](4250), Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false), Reached: ptr(false),
+				Band: ptr("near"), Percentage: ptr(85.0), MonthlyReset: true, Projected: ptr[int64](8793), ProjectedPercentage: ptr(175.86),
+				ProjectedLimitDate: ptr("2026-11-18"),
+			}}
 		if len(l.Tenants) != 1 || !reflect.DeepEqual(l.Tenants[0], want) {
 			t.Errorf("got %+v", l.Tenants)
 		}
 		if l.LimitType != "messages" || l.MinPercentage != 80 || l.Limit != 50 || l.PlansStale || l.PlansAgeSeconds == nil ||
 			l.Period.ID != "202611" || l.GeneratedAt != "2026-11-15T12:00:00Z" || l.DataAgeSeconds < 0 || l.DataAgeSeconds > 15 {
 			t.Errorf("list header %+v", l)
+		}
+	})
+}
+
+// TestListBands: several limit types at once, each tenant once by its most
+// pressed limit, filtered by band, percentage range and projection.
+func TestListBands(t *testing.T) {
+	e := newEnv(t, envConfig{}) // defaults: 1000 messages, 2 users; 14.5 of 30 days gone
+	for id, fields := range map[string][]any{
+		"r": {"messages", 1000}, // reached
+		"n": {"messages", 850},  // near, runs out on the 18th
+		"p": {"messages", 600},  // projected: runs out on the 25th
+		"s": {"users", 2},       // seats at the limit: near
+		"o": {"users", 3},       // seats over: reached
+		"l": {"messages", 100},
+	} {
+		e.redis.HSet("usage:"+id+":202611", fields...)
+	}
+	cases := []struct {
+		query string
+		ids   []string
+	}{
+		{"?limit_type=messages,users", []string{"o", "r", "s", "n", "p", "l"}},
+		{"?limit_type=users&limit_type=messages&band=near", []string{"s", "n"}},
+		{"?limit_type=users,messages&band=reached,projected", []string{"o", "r", "p"}},
+		{"?projected_min_percentage=100", []string{"r", "n", "p"}},
+		{"?max_percentage=99.9", []string{"n", "p", "l", "o", "s"}},
+		{"?min_percentage=80&max_percentage=100", []string{"r", "n"}},
+		{"?limit_type=users&band=projected", []string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.query, func(t *testing.T) {
+			l := e.list(tc.query)
+			if got := l.ids(); !reflect.DeepEqual(got, tc.ids) || l.Total != len(tc.ids) {
+				t.Errorf("tenants %v total %d, want %v", got, l.Total, tc.ids)
+			}
+		})
+	}
+	t.Run("figures of the most pressed limit", func(t *testing.T) {
+		l := e.list("?limit_type=messages,users")
+		want := map[string]string{
+			"o": "users reached true <nil>", "r": "messages reached true <nil>", "s": "users near false <nil>",
+			"n": "messages near false 2026-11-18", "p": "messages projected false 2026-11-25", "l": "messages none false <nil>",
+		}
+		for _, it := range l.Tenants {
+			date := "<nil>"
+			if it.ProjectedLimitDate != nil {
+				date = *it.ProjectedLimitDate
+			}
+			if got := fmt.Sprintf("%s %s %v %s", it.LimitType, deref(it.Band), deref(it.Reached), date); got != want[it.TenantID] {
+				t.Errorf("tenant %s: %s, want %s", it.TenantID, got, want[it.TenantID])
+			}
+		}
+	})
+	t.Run("pages of a band filter", func(t *testing.T) {
+		var got []string
+		query := "?limit_type=messages,users&band=near,reached&limit=1"
+		for range 10 {
+			l := e.list(query)
+			got = append(got, l.ids()...)
+			if l.Total != 4 {
+				t.Errorf("total %d, want 4", l.Total)
+			}
+			if l.NextCursor == nil {
+				break
+			}
+			query = "?limit_type=users,messages&band=near,reached&limit=1&cursor=" + url.QueryEscape(*l.NextCursor)
+		}
+		if want := []string{"o", "r", "s", "n"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("pages gave %v, want %v", got, want)
 		}
 	})
 }
@@ -162,11 +234,26 @@ func TestListParameterErrors(t *testing.T) {
 		{"?limit_type=" + strings.Repeat("m", 65), "limit_type"},
 		{"?limit_type=apiCalls", "limit_type"}, // nothing limits it and it is not configured
 		{"?limit_type=Messages", "limit_type"},
-		{"?limit_type=messages&limit_type=users", "limit_type"},
+		{"?limit_type=messages,", "limit_type"},
+		{"?limit_type=messages&limit_type=", "limit_type"},
+		{"?limit_type=messages&limit_type=apiCalls", "limit_type"},
+		{"?limit_type=" + strings.Repeat("users&limit_type=", 33) + "users", "limit_type"},
+		{"?max_percentage=-1", "max_percentage"},
+		{"?max_percentage=NaN", "max_percentage"},
+		{"?min_percentage=90&max_percentage=80", "max_percentage"},
+		{"?max_percentage=1&max_percentage=2", "max_percentage"},
+		{"?projected_min_percentage=1e3", "projected_min_percentage"},
+		{"?projected_min_percentage=", "projected_min_percentage"},
+		{"?band=over", "band"},
+		{"?band=near,", "band"},
+		{"?band=none", "band"},
+		{"?band=%3Cscript%3E", "band"},
+		{"?cursor=" + forged(`{"v":2,"t":"messages","p":50,"b":9,"i":"1"}`), "cursor"},
+		{"?limit_type=users&cursor=" + forged(`{"v":2,"t":"messages","p":50,"b":0,"i":"1"}`), "cursor"},
 		{"?cursor=", "cursor"},
 		{"?cursor=not-base64!", "cursor"},
 		{"?cursor=" + forged(`{"v":1,"t":"messages","p":50,"i":"1","x":1}`), "cursor"},
-		{"?cursor=" + forged(`{"v":2,"t":"messages","p":50,"i":"1"}`), "cursor"},
+		{"?cursor=" + forged(`{"v":1,"t":"messages","p":50,"i":"1"}`), "cursor"},
 		{"?cursor=" + forged(`{"v":1,"t":"messages","p":-1,"i":"1"}`), "cursor"},
 		{"?cursor=" + forged(`{"v":1,"t":"messages","p":50,"i":"1*"}`), "cursor"},
 		{"?cursor=" + forged(`[]`), "cursor"},

@@ -15,6 +15,7 @@ import (
 // tenantUsageView is GET /api/v1/tenants/{tenant_id}/usage.
 type tenantUsageView struct {
 	TenantID        string                 `json:"tenant_id"`
+	Name            *string                `json:"name"`
 	GeneratedAt     string                 `json:"generated_at"`
 	Period          periodView             `json:"period"`
 	Plan            *planRef               `json:"plan"`
@@ -61,6 +62,9 @@ func (h *Handler) newTenantUsageView(tr *billing.TenantReport) *tenantUsageView 
 	}
 	if t.LimitsKnown {
 		v.UsingDefaults = &t.UsingDefaults
+	}
+	if tr.Name != "" {
+		v.Name = &tr.Name
 	}
 	// The tenant's fields and limits; the configured types for a hash unread.
 	var types []string

@@ -32,24 +32,25 @@ func TestTenantUsagePlansIssue(t *testing.T) {
 			// no other field.
 			metrics: map[string]metricJSON{
 				"messages": {Used: ptr[int64](4250), Limit: ptr[int64](5000), Remaining: ptr[int64](750), Exceeded: ptr(false),
-					Percentage: ptr(85.0), MonthlyReset: true, Projected: ptr[int64](8793), ProjectedPercentage: ptr(175.86)},
+					Reached: ptr(false), Band: ptr("near"), Percentage: ptr(85.0), MonthlyReset: true, Projected: ptr[int64](8793),
+					ProjectedPercentage: ptr(175.86), ProjectedLimitDate: ptr("2026-11-18")},
 			},
 		},
 		{
 			tenant: "2", plan: &planJSON{"1", "starter"}, recorded: false,
 			metrics: map[string]metricJSON{
 				"messages": {Used: ptr[int64](0), Limit: ptr[int64](5000), Remaining: ptr[int64](5000), Exceeded: ptr(false),
-					Percentage: ptr(0.0), MonthlyReset: true, Projected: ptr[int64](0), ProjectedPercentage: ptr(0.0)},
+					Reached: ptr(false), Band: ptr("none"), Percentage: ptr(0.0), MonthlyReset: true, Projected: ptr[int64](0), ProjectedPercentage: ptr(0.0)},
 			},
 		},
 		{
 			tenant: "3", usingDefaults: true, recorded: true,
 			metrics: map[string]metricJSON{
 				"messages": {Used: ptr[int64](10), Limit: ptr[int64](1000), Remaining: ptr[int64](990), Exceeded: ptr(false),
-					Percentage: ptr(1.0), MonthlyReset: true, Projected: ptr[int64](21), ProjectedPercentage: ptr(2.1)},
-				"storage":          {Used: ptr[int64](0), Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
-				"users":            {Used: ptr[int64](0), Limit: ptr[int64](2), Remaining: ptr[int64](2), Exceeded: ptr(false), Percentage: ptr(0.0)},
-				"whatsappSessions": {Used: ptr[int64](0), Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
+					Reached: ptr(false), Band: ptr("none"), Percentage: ptr(1.0), MonthlyReset: true, Projected: ptr[int64](21), ProjectedPercentage: ptr(2.1)},
+				"storage":          {Used: ptr[int64](0), Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Reached: ptr(false), Band: ptr("none"), Percentage: ptr(0.0)},
+				"users":            {Used: ptr[int64](0), Limit: ptr[int64](2), Remaining: ptr[int64](2), Exceeded: ptr(false), Reached: ptr(false), Band: ptr("none"), Percentage: ptr(0.0)},
+				"whatsappSessions": {Used: ptr[int64](0), Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Reached: ptr(false), Band: ptr("none"), Percentage: ptr(0.0)},
 			},
 		},
 	}
@@ -334,14 +335,21 @@ func TestProjection(t *testing.T) {
 // exceeded and the percentage say by how much.
 func TestExceededClampsRemaining(t *testing.T) {
 	e := newEnv(t, envConfig{})
+	// At exactly a consumption limit the alert counts it reached, not exceeded.
+	e.redis.HSet("usage:at:202611", "messages", 1000)
+	if m := e.usage("at").Metrics["messages"]; deref(m.Reached) != true || deref(m.Exceeded) != false || deref(m.Band) != "reached" {
+		t.Errorf("at the limit: reached %v exceeded %v band %v", deref(m.Reached), deref(m.Exceeded), deref(m.Band))
+	}
 	e.redis.HSet("usage:over:202611", "messages", 1500, "users", 2, "apiCalls", 7)
 	u := e.usage("over")
 	want := map[string]metricJSON{
-		"messages": {Used: ptr[int64](1500), Limit: ptr[int64](1000), Remaining: ptr[int64](0), Exceeded: ptr(true), Percentage: ptr(150.0),
-			MonthlyReset: true, Projected: ptr[int64](3103), ProjectedPercentage: ptr(310.3)},
-		"users":            {Used: ptr[int64](2), Limit: ptr[int64](2), Remaining: ptr[int64](0), Exceeded: ptr(false), Percentage: ptr(100.0)},
-		"storage":          {Used: ptr[int64](0), Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Percentage: ptr(0.0)},
-		"whatsappSessions": {Used: ptr[int64](0), Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Percentage: ptr(0.0)},
+		"messages": {Used: ptr[int64](1500), Limit: ptr[int64](1000), Remaining: ptr[int64](0), Exceeded: ptr(true), Reached: ptr(true),
+			Band: ptr("reached"), Percentage: ptr(150.0), MonthlyReset: true, Projected: ptr[int64](3103), ProjectedPercentage: ptr(310.3)},
+		// Seats at the limit are normal use: near, not reached.
+		"users": {Used: ptr[int64](2), Limit: ptr[int64](2), Remaining: ptr[int64](0), Exceeded: ptr(false), Reached: ptr(false),
+			Band: ptr("near"), Percentage: ptr(100.0)},
+		"storage":          {Used: ptr[int64](0), Limit: ptr[int64](104857600), Remaining: ptr[int64](104857600), Exceeded: ptr(false), Reached: ptr(false), Band: ptr("none"), Percentage: ptr(0.0)},
+		"whatsappSessions": {Used: ptr[int64](0), Limit: ptr[int64](1), Remaining: ptr[int64](1), Exceeded: ptr(false), Reached: ptr(false), Band: ptr("none"), Percentage: ptr(0.0)},
 		// A field nobody limits: used only.
 		"apiCalls": {Used: ptr[int64](7)},
 	}

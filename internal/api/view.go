@@ -16,11 +16,13 @@ type periodView struct {
 	ID              string  `json:"id"`
 	Start           string  `json:"start"`
 	End             string  `json:"end"`
+	ResetsAt        string  `json:"resets_at"`
 	ElapsedFraction float64 `json:"elapsed_fraction"`
 }
 
 func newPeriodView(p period.Period, at time.Time) periodView {
-	return periodView{ID: p.ID, Start: p.Start.Format(time.RFC3339), End: p.End.Format(time.RFC3339),
+	end := p.End.Format(time.RFC3339)
+	return periodView{ID: p.ID, Start: p.Start.Format(time.RFC3339), End: end, ResetsAt: end,
 		ElapsedFraction: round(p.Elapsed(at), 6)}
 }
 
@@ -49,10 +51,13 @@ type metricUsage struct {
 	Limit               *int64           `json:"limit"`
 	Remaining           *int64           `json:"remaining"`
 	Exceeded            *bool            `json:"exceeded"`
+	Reached             *bool            `json:"reached"`
+	Band                *string          `json:"band"`
 	Percentage          *float64         `json:"percentage"`
 	MonthlyReset        bool             `json:"monthly_reset"`
 	Projected           *int64           `json:"projected"`
 	ProjectedPercentage *float64         `json:"projected_percentage"`
+	ProjectedLimitDate  *string          `json:"projected_limit_date"`
 }
 
 type unavailableView struct {
@@ -74,11 +79,17 @@ func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p p
 		m.Unavailable = &unavailableView{Source: u.Source, Reason: u.Reason}
 	}
 	var limit int64
-	if pct, ok := t.Percentage(metricType); ok {
-		limit = t.Limits[metricType]
+	if s, ok := t.Standing(metricType, m.MonthlyReset, p, at); ok {
+		limit = s.Limit
 		remaining := max(limit-used, 0)
 		exceeded := used > limit
-		m.Limit, m.Remaining, m.Exceeded, m.Percentage = &limit, &remaining, &exceeded, &pct
+		band := bandName(s.Band)
+		m.Limit, m.Remaining, m.Exceeded, m.Percentage = &limit, &remaining, &exceeded, &s.Percentage
+		m.Reached, m.Band = &s.Reached, &band
+		if !s.ReachesAt.IsZero() {
+			day := s.ReachesAt.Format(time.DateOnly)
+			m.ProjectedLimitDate = &day
+		}
 	} else if l, ok := t.Limits[metricType]; ok && l > 0 && t.LimitsKnown && t.UnreadableLimits[metricType] == "" {
 		// The usage is unknown, the limit still in force.
 		m.Limit = &l
@@ -97,6 +108,14 @@ func (h *Handler) newMetricUsage(t *billing.TenantStatus, metricType string, p p
 		m.ProjectedPercentage = &pp
 	}
 	return m
+}
+
+// bandName names BandNone "none" for JSON.
+func bandName(b billing.Band) string {
+	if b == billing.BandNone {
+		return "none"
+	}
+	return b.String()
 }
 
 // limitsView leaves out the unlimited types.

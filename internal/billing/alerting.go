@@ -1,7 +1,6 @@
 package billing
 
 import (
-	"slices"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/period"
@@ -35,20 +34,4 @@ func Projected(used int64, p period.Period, at time.Time) (float64, bool) {
 		return 0, false
 	}
 	return float64(used) * float64(p.End.Sub(p.Start)) / float64(elapsed), true
-}
-
-// limitAlerting reports whether BillingLimitReached, BillingUsageNearLimit
-// or BillingUsagePredictedToExceed fires for one of the tenant's limits.
-func (t *TenantStatus) limitAlerting(limitType string, limit int64, pct float64, p period.Period, at time.Time) bool {
-	switch {
-	case slices.Contains(SeatLimitTypes, limitType):
-		return pct > LimitPercent
-	case pct >= LimitPercent:
-		return slices.Contains(ConsumptionLimitTypes, limitType)
-	case limitType != messagesType:
-		return false
-	}
-	used, _ := t.Usage.Value(messagesType)
-	projected, ok := Projected(used, p, at)
-	return pct > NearLimitPercent || ok && projected > float64(limit)
 }

@@ -19,6 +19,9 @@ var joins atomic.Uint64
 // of a full join when both sources name what changed since prev.
 func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report) {
 	r.Seq = joins.Add(1)
+	if r.monthly == nil {
+		r.monthly = monthlyTypes(nil)
+	}
 	if !r.UsageUp() {
 		return
 	}
@@ -139,6 +142,13 @@ func catalogTenants(cat *plans.Catalog) map[string]string {
 		return nil
 	}
 	return cat.Tenants
+}
+
+func catalogNames(cat *plans.Catalog) map[string]string {
+	if cat == nil {
+		return nil
+	}
+	return cat.Names
 }
 
 type knownTenant struct {

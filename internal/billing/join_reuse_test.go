@@ -22,6 +22,9 @@ func TestJoinReuse(t *testing.T) {
 			Unreadable: map[string]string{"users": "negative_limit"}}
 		for i := range 50 {
 			cat.Tenants[strconv.Itoa(i)] = []string{"1", "2", "", "9"}[i%4] // 9: a plan without a row
+			if i%3 == 0 {
+				cat.Names[strconv.Itoa(i)] = "Tenant " + strconv.Itoa(i)
+			}
 		}
 		return cat
 	}
@@ -61,6 +64,10 @@ func TestJoinReuse(t *testing.T) {
 		}},
 		{name: "a plan renamed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			cat.Plans["2"] = plans.Plan{ID: "2", Name: "Pro", Limits: cat.Plans["2"].Limits, Unreadable: cat.Plans["2"].Unreadable}
+		}},
+		{name: "tenants renamed, named and unnamed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+			cat.Names["3"], cat.Names["4"] = "Padaria Estrela", "Globex"
+			delete(cat.Names, "6")
 		}},
 		{name: "tenant gone from usage", order: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
 			delete(used, "5")
@@ -151,6 +158,11 @@ func TestJoinReuse(t *testing.T) {
 				}
 				if !slices.IsSorted(reused.Changed) {
 					t.Errorf("Changed %v not in order", reused.Changed)
+				}
+			}
+			for i := range fresh.Tenants {
+				if id := fresh.Tenants[i].ID; !tc.noCat && reused.TenantName(id) != cat2.Names[id] {
+					t.Errorf("tenant %s named %q, want %q", id, reused.TenantName(id), cat2.Names[id])
 				}
 			}
 			if !reflect.DeepEqual(reused.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(reused.OverThreshold, fresh.OverThreshold) {

@@ -163,6 +163,8 @@ type Report struct {
 	Changed   []int
 
 	ranks    []rankKey // Tenants' standings
+	rankings rankings
+	monthly  map[string]bool // the metric types projected
 	counts   fleetCounts
 	usageSeq uint64
 	ix       limitIndex
@@ -224,10 +226,19 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 	return out
 }
 
+// TenantName returns the catalog's name of the tenant, "" without one;
+// names stay out of the statuses, which are held per tenant.
+func (r *Report) TenantName(tenantID string) string {
+	return catalogNames(r.Plans.Catalog)[tenantID]
+}
+
 // TenantReport is one tenant's join.
 type TenantReport struct {
 	At     time.Time
 	Period period.Period
 	Status TenantStatus
+	Name   string // the catalog's; "" without one
 	Plans  PlansState
+
+	monthly map[string]bool
 }

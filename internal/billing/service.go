@@ -233,7 +233,7 @@ func (s *Service) Defaults() plans.Limits { return s.config().Defaults }
 
 func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Report {
 	now := s.now()
-	r := &Report{At: now, Period: period.At(now, s.loc)}
+	r := &Report{At: now, Period: period.At(now, s.loc), monthly: monthlyTypes(g.MetricTypes)}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -355,9 +355,10 @@ func (s *Service) lastPlans(g *generation) PlansState {
 func (s *Service) unread(g *generation, err error) *Read {
 	now := s.now()
 	return &Read{
-		gen:    g,
-		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans(g)},
-		Info:   Info{Err: err},
+		gen: g,
+		Report: &Report{At: now, Period: period.At(now, s.loc), UsageErr: err, Plans: s.lastPlans(g),
+			monthly: monthlyTypes(g.MetricTypes)},
+		Info: Info{Err: err},
 	}
 }
 
@@ -402,5 +403,5 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	}
 	ix := newLimitIndex(plansState, g.Defaults)
 	st := TenantStatus{ID: tenantID, Usage: counters, Terms: ix.termsOf(planID, map[string]*Terms{})}
-	return &TenantReport{At: now, Period: p, Status: st, Plans: plansState}, nil
+	return &TenantReport{At: now, Period: p, Status: st, Name: catalogNames(plansState.Catalog)[tenantID], Plans: plansState, monthly: monthlyTypes(g.MetricTypes)}, nil
 }

@@ -15,6 +15,7 @@ func TestDiff(t *testing.T) {
 		c.Tenants["c"] = "2"
 		c.Tenants["d"] = ""  // no plan
 		c.Tenants["e"] = "7" // unknown plan
+		c.Names["b"] = "Bee"
 		return c
 	}
 	same := base()
@@ -35,6 +36,9 @@ func TestDiff(t *testing.T) {
 		{"a tenant moved plan", base(), func(c *Catalog) { c.Tenants["a"] = "2" }, []string{"a"}},
 		{"a tenant lost its plan", base(), func(c *Catalog) { c.Tenants["c"] = "" }, []string{"c"}},
 		{"a tenant added", base(), func(c *Catalog) { c.Tenants["f"] = "2" }, []string{"f"}},
+		{"a tenant named", base(), func(c *Catalog) { c.Names["a"] = "Acme" }, []string{"a"}},
+		{"a tenant renamed", base(), func(c *Catalog) { c.Names["b"] = "Bee Ltda" }, []string{"b"}},
+		{"a tenant's name removed", base(), func(c *Catalog) { delete(c.Names, "b") }, []string{"b"}},
 		{"a tenant removed", base(), func(c *Catalog) { delete(c.Tenants, "b") }, []string{"b"}},
 		{"an unknown plan appeared", base(), func(c *Catalog) { c.Plans["7"] = Plan{ID: "7", Name: "x"} }, []string{"e"}},
 		{"an unused plan removed", base(), func(c *Catalog) {

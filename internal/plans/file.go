@@ -33,6 +33,7 @@ type filePlan struct {
 
 type fileTenant struct {
 	ID   fileID `yaml:"id"`
+	Name string `yaml:"name"`
 	Plan fileID `yaml:"plan"`
 }
 
@@ -124,6 +125,12 @@ func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 			return doc.Errorf(line, "tenant %s listed twice (first on line %d)", id, first)
 		}
 		lines[id] = line
+		if t.Name != "" {
+			if err := ValidateTenantName(t.Name); err != nil {
+				return doc.Errorf(doc.Line("tenants", i, "name"), "tenant %s: %v", id, err)
+			}
+			s.catalog.Names[id] = t.Name
+		}
 		if _, ok := s.catalog.Plans[plan]; plan != "" && !ok {
 			return doc.Errorf(doc.Line("tenants", i, "plan"), "tenant %s is on plan %s, which the file does not define", id, plan)
 		}

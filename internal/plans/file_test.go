@@ -27,7 +27,7 @@ func TestParseFile(t *testing.T) {
 plans:
   - {id: 1, name: starter, limits: {messages: 5000, storage: 1073741824, users: 5, whatsappSessions: 1}}
 tenants:
-  - {id: 1, plan: 1}
+  - {id: 1, name: Padaria Estrela, plan: 1}
   - {id: 3}            # no active plan
 defaults:
   limits: {messages: 1000, storage: 104857600, users: 2, whatsappSessions: 1}
@@ -35,6 +35,7 @@ defaults:
 			want: &plans.Catalog{
 				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1073741824, "users": 5, "whatsappSessions": 1}}},
 				Tenants: map[string]string{"1": "1", "3": ""},
+				Names:   map[string]string{"1": "Padaria Estrela"},
 				Invalid: map[string]int{},
 			},
 			wantDefaults: plans.Limits{"messages": 1000, "storage": 104857600, "users": 2, "whatsappSessions": 1},
@@ -57,6 +58,7 @@ tenants:
   - id: 7
     plan: 16
   - id: "8"
+    name: "<b>Café & Co</b>"
     plan: null
 `,
 			want: &plans.Catalog{
@@ -65,6 +67,7 @@ tenants:
 					"16":   {ID: "16", Name: "hex", Limits: plans.Limits{}},
 				},
 				Tenants: map[string]string{"acme-1": "gold", "7": "16", "8": ""},
+				Names:   map[string]string{"8": "<b>Café & Co</b>"},
 				Invalid: map[string]int{},
 			},
 		},
@@ -74,6 +77,7 @@ tenants:
 			want: &plans.Catalog{
 				Plans:   map[string]plans.Plan{},
 				Tenants: map[string]string{},
+				Names:   map[string]string{},
 				Invalid: map[string]int{},
 			},
 			wantDefaults: plans.Limits{},
@@ -117,6 +121,9 @@ func TestParseFileErrors(t *testing.T) {
 		{"plan id with glob character", "plans:\n  - {id: 'a*', name: a}\n", `plans.yml:2: invalid plan id "a*": plan id contains a glob character`},
 		{"float id", "plans:\n  - {id: 1.5, name: a}\n", "plans.yml:2: an id must be an integer or a string, not !!float"},
 		{"list as id", "tenants:\n  - id: [1, 2]\n", "plans.yml:2: an id must be an integer or a string, not !!seq"},
+		{"tenant name with a control character", "tenants:\n  - {id: 1, name: \"a\\u0007b\"}\n", `plans.yml:2: tenant 1: tenant name contains the non-printable character U+0007`},
+		{"tenant name too long", "tenants:\n  - {id: 1, name: " + strings.Repeat("x", 257) + "}\n", "plans.yml:2: tenant 1: tenant name is longer than 256 bytes"},
+		{"tenant name not a string", "tenants:\n  - {id: 1, name: [a]}\n", "plans.yml:2: cannot construct !!seq into string"},
 		{"tenant on unknown plan", "plans:\n  - {id: 1, name: a}\ntenants:\n  - {id: 1, plan: 1}\n  - {id: 2,\n     plan: 9}\n", "plans.yml:6: tenant 2 is on plan 9, which the file does not define"},
 		{"tenant listed twice", "tenants:\n  - {id: 1}\n  - {id: 2}\n  - {id: 1}\n", "plans.yml:4: tenant 1 listed twice (first on line 2)"},
 		{"tenant without id", "tenants:\n  - {plan: 1}\n", "plans.yml:2: tenant has no id"},

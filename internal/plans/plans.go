@@ -20,16 +20,18 @@ type Plan struct {
 	Unreadable map[string]string
 }
 
-// Catalog is one read of a source; plan "" means the defaults.
+// Catalog is one read of a source; plan "" means the defaults. Names holds
+// the tenants that have a name, never a metric label.
 type Catalog struct {
 	Plans   map[string]Plan
 	Tenants map[string]string
+	Names   map[string]string
 	Invalid map[string]int
 }
 
 // NewCatalog returns an empty Catalog.
 func NewCatalog() *Catalog {
-	return &Catalog{Plans: map[string]Plan{}, Tenants: map[string]string{}, Invalid: map[string]int{}}
+	return &Catalog{Plans: map[string]Plan{}, Tenants: map[string]string{}, Names: map[string]string{}, Invalid: map[string]int{}}
 }
 
 // Source loads catalogs, which nobody modifies.
@@ -46,18 +48,27 @@ func (c *Catalog) Clone() *Catalog {
 		out.Plans[id] = p
 	}
 	maps.Copy(out.Tenants, c.Tenants)
+	maps.Copy(out.Names, c.Names)
 	maps.Copy(out.Invalid, c.Invalid)
 	return out
 }
 
-const maxPlanNameLen = 256
+const (
+	maxPlanNameLen   = 256
+	maxTenantNameLen = 256
+)
+
+// ValidateTenantName checks a tenant's display name.
+func ValidateTenantName(name string) error {
+	return usage.ValidateLabel("tenant name", name, maxTenantNameLen)
+}
 
 // ValidatePlanName checks a plan name.
 func ValidatePlanName(name string) error {
 	return usage.ValidateLabel("plan name", name, maxPlanNameLen)
 }
 
-// Diff returns the sorted tenants whose plan, or whose plan's terms, differ
+// Diff returns the sorted tenants whose plan, plan's terms or name differ
 // from old to next; a nil old catalog differs in every tenant of next.
 func Diff(old, next *Catalog) []string {
 	if old == next {
@@ -71,7 +82,7 @@ func Diff(old, next *Catalog) []string {
 	}
 	var out []string
 	for t, p := range old.Tenants {
-		if q, ok := next.Tenants[t]; !ok || p != q || !samePlan(old, next, p) {
+		if q, ok := next.Tenants[t]; !ok || p != q || !samePlan(old, next, p) || old.Names[t] != next.Names[t] {
 			out = append(out, t)
 		}
 	}

@@ -37,8 +37,10 @@ func Health(w http.ResponseWriter, r *http.Request) {
 
 // CheckTelemetryPath refuses paths the mux cannot take or that would shadow
 // the exporter's other endpoints.
-func CheckTelemetryPath(path string, apiDisabled bool) error {
+func CheckTelemetryPath(path string, apiDisabled, pprofEnabled bool) error {
 	switch {
+	case pprofEnabled && isPprofPath(path):
+		return fmt.Errorf("%q is under %s, where --web.enable-pprof serves the profiles", path, PprofPrefix)
 	case !strings.HasPrefix(path, "/"):
 		return fmt.Errorf("%q must start with /", path)
 	case path == "/-/healthy" || path == "/-/ready":
@@ -53,16 +55,27 @@ func CheckTelemetryPath(path string, apiDisabled bool) error {
 	return nil
 }
 
-// Landing returns the landing page.
-func Landing(description, version, telemetryPath string, withAPI bool) (http.Handler, error) {
+// Landing returns the landing page, linking the API and the pages when
+// served; cpuProfileSeconds > 0 links the profiles HandlePprof serves, the
+// CPU profile that many seconds long.
+func Landing(description, version, telemetryPath string, withAPI, withPages bool, cpuProfileSeconds int) (http.Handler, error) {
 	cfg := web.LandingConfig{
 		Name:        "Billing Exporter",
 		Description: description,
 		Version:     version,
+		// The toolkit's own profiling links point outside the exporter
+		// and at a CPU profile longer than the write timeout allows.
+		Profiling: "false",
 		Links: []web.LandingLinks{
 			{Address: telemetryPath, Text: "Metrics"},
 			{Address: "/-/healthy", Text: "Health", Description: "liveness and readiness; reads no data source"},
 		},
+	}
+	if withPages {
+		cfg.Links = append(cfg.Links, web.LandingLinks{
+			Address: "/tenants", Text: "Tenants that need attention",
+			Description: "near a limit, at or over it, or on course to run out this period, most pressed first (HTML, with a CSV download)",
+		})
 	}
 	if withAPI {
 		cfg.Links = append(cfg.Links, web.LandingLinks{
@@ -71,6 +84,17 @@ func Landing(description, version, telemetryPath string, withAPI bool) (http.Han
 		}, web.LandingLinks{
 			Address: fmt.Sprintf("/api/v1/tenants?limit_type=messages&min_percentage=%d", billing.NearLimitPercent), Text: "Tenants near a limit",
 			Description: fmt.Sprintf("the near-limit list: tenants at or above %d%% of their messages limit, highest first (JSON)", billing.NearLimitPercent),
+		})
+	}
+	if cpuProfileSeconds > 0 {
+		cfg.Links = append(cfg.Links, web.LandingLinks{
+			Address: PprofPrefix, Text: "Profiles",
+			Description: "the Go runtime's profiles (pprof, --web.enable-pprof)",
+		}, web.LandingLinks{
+			Address: PprofPrefix + "heap", Text: "Heap profile", Description: "memory in use (pprof format)",
+		}, web.LandingLinks{
+			Address: fmt.Sprintf("%sprofile?seconds=%d", PprofPrefix, cpuProfileSeconds), Text: "CPU profile",
+			Description: fmt.Sprintf("%d seconds of CPU usage (pprof format)", cpuProfileSeconds),
 		})
 	}
 	landing, err := web.NewLandingPage(cfg)
@@ -92,6 +116,12 @@ func ListenPort(webConfig *web.FlagConfig) string {
 	return strings.TrimPrefix(addr, "localhost")
 }
 
+// writeTimeout bounds the reading of a request and the writing of its
+// response together.
+func writeTimeout(maxTimeout time.Duration) time.Duration {
+	return 2*maxTimeout + 5*time.Second
+}
+
 // Serve serves until SIGINT or SIGTERM, then shuts down gracefully; a read
 // and the writing of its response each get about maxTimeout.
 func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig, maxTimeout, idleTimeout time.Duration, maxConnections int) error {
@@ -101,7 +131,7 @@ func Serve(logger *slog.Logger, handler http.Handler, webConfig *web.FlagConfig,
 		Handler:           handler,
 		ReadHeaderTimeout: maxTimeout,
 		ReadTimeout:       maxTimeout,
-		WriteTimeout:      2*maxTimeout + 5*time.Second,
+		WriteTimeout:      writeTimeout(maxTimeout),
 		IdleTimeout:       idleTimeout,
 	}
 	if maxConnections > 0 {

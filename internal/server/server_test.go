@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
 )
@@ -31,21 +32,48 @@ func TestHealth(t *testing.T) {
 
 func TestCheckTelemetryPath(t *testing.T) {
 	cases := []struct {
-		path        string
-		apiDisabled bool
-		ok          bool
+		path                      string
+		apiDisabled, pprofEnabled bool
+		ok                        bool
 	}{
-		{"/metrics", false, true},
-		{"/", false, true},
-		{"metrics", false, false},
-		{"/-/ready", false, false},
-		{"/api/metrics", false, false},
-		{"/api/metrics", true, true},
-		{"/me trics", false, false},
+		{"/metrics", false, false, true},
+		{"/", false, false, true},
+		{"metrics", false, false, false},
+		{"/-/ready", false, false, false},
+		{"/api/metrics", false, false, false},
+		{"/api/metrics", true, false, true},
+		{"/me trics", false, false, false},
+		{"/debug/pprof/", false, true, false},
+		{"/debug/pprof", false, true, false},
+		{"/debug/pprof/metrics", false, true, false},
+		{"/debug/pprof/metrics", false, false, true},
+		{"/debug/pprofile", false, true, true},
+		{"/metrics", false, true, true},
 	}
 	for _, tc := range cases {
-		if err := CheckTelemetryPath(tc.path, tc.apiDisabled); (err == nil) != tc.ok {
-			t.Errorf("CheckTelemetryPath(%q, %v) = %v, want ok %v", tc.path, tc.apiDisabled, err, tc.ok)
+		if err := CheckTelemetryPath(tc.path, tc.apiDisabled, tc.pprofEnabled); (err == nil) != tc.ok {
+			t.Errorf("CheckTelemetryPath(%q, api off %v, pprof on %v) = %v, want ok %v", tc.path, tc.apiDisabled, tc.pprofEnabled, err, tc.ok)
+		}
+	}
+}
+
+func TestCPUProfileSeconds(t *testing.T) {
+	for _, tc := range []struct {
+		maxTimeout time.Duration
+		want       int
+	}{
+		{100 * time.Millisecond, 1},
+		{500 * time.Millisecond, 1},
+		{10 * time.Second, 20},
+		{time.Hour, 30},
+	} {
+		got := CPUProfileSeconds(tc.maxTimeout)
+		if got != tc.want {
+			t.Errorf("CPUProfileSeconds(%v) = %d, want %d", tc.maxTimeout, got, tc.want)
+		}
+		// pprof refuses a profile at least as long as the write timeout.
+		if float64(got) >= writeTimeout(tc.maxTimeout).Seconds() {
+			t.Errorf("CPUProfileSeconds(%v) = %d, not under the write timeout %v", tc.maxTimeout, got, writeTimeout(tc.maxTimeout))
 		}
 	}
 }

@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -27,14 +28,54 @@ const serviceName = "billing_exporter"
 
 const instrumentation = "github.com/billing-exporter/billing_exporter"
 
-func enabled(getenv func(string) string) bool {
+// exporters are the OTEL_TRACES_EXPORTER values the exporter accepts.
+var exporters = []string{"otlp", "console", "none"}
+
+// protocols are the OTLP protocols the exporter speaks.
+var protocols = []string{"grpc", "http/protobuf"}
+
+// exporterName returns the span exporter OTEL_* asks for, or "" when tracing
+// is off: OTLP is the default exporter, but only once an OTLP endpoint is
+// set, so that an unset environment starts nothing.
+func exporterName(getenv func(string) string) (string, error) {
 	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
-		return false
+		return "", nil
 	}
-	if e := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); e != "" && e != "otlp" {
-		return false
+	name := getenv("OTEL_TRACES_EXPORTER")
+	switch {
+	case name == "" && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "":
+		return "", nil
+	case name == "":
+		name = "otlp"
+	case !slices.Contains(exporters, name):
+		return "", fmt.Errorf("OTEL_TRACES_EXPORTER=%q: want one of %s", name, strings.Join(exporters, ", "))
+	case name == "none":
+		return "", nil
 	}
-	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	if name == "otlp" {
+		key, proto := protocolVar(getenv)
+		if proto != "" && !slices.Contains(protocols, proto) {
+			return "", fmt.Errorf("%s=%q: want one of %s", key, proto, strings.Join(protocols, ", "))
+		}
+	}
+	return name, nil
+}
+
+// protocolVar returns the variable that sets the OTLP protocol of traces,
+// and its value.
+func protocolVar(getenv func(string) string) (key, value string) {
+	key = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	if getenv(key) == "" {
+		key = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	}
+	return key, getenv(key)
+}
+
+// CheckEnv refuses an OTEL_TRACES_EXPORTER or OTLP protocol that Setup
+// would refuse, so that a start fails before anything else starts.
+func CheckEnv() error {
+	_, err := exporterName(os.Getenv)
+	return err
 }
 
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
@@ -42,23 +83,28 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 // Tracing is on or off.
 type Tracing struct {
 	provider *sdktrace.TracerProvider
+	exporter string
 }
 
-// Setup turns OTLP/HTTP tracing on if asked.
+// Setup turns tracing on when the OTEL_* environment asks for it (an OTLP
+// endpoint, or OTEL_TRACES_EXPORTER otlp or console); an exporter or
+// protocol it does not know is an error.
 func Setup(ctx context.Context, version string) (*Tracing, error) {
-	if !enabled(os.Getenv) {
-		return &Tracing{}, nil
+	name, err := exporterName(os.Getenv)
+	if err != nil || name == "" {
+		return &Tracing{}, err
 	}
-	protocol := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
-	if os.Getenv(protocol) == "" {
-		protocol = "OTEL_EXPORTER_OTLP_PROTOCOL"
-	}
-	if p := os.Getenv(protocol); p != "" && p != "http/protobuf" {
-		return nil, fmt.Errorf("%s=%q: only http/protobuf is supported", protocol, p)
-	}
-	exp, err := otlptracehttp.New(ctx)
+	// Unset, OTEL_TRACES_EXPORTER means OTLP to autoexport too.
+	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
+		return nil, fmt.Errorf("%s trace exporter: %w", name, err)
+	}
+	if name == "otlp" {
+		_, proto := protocolVar(os.Getenv)
+		if proto == "" {
+			proto = "http/protobuf"
+		}
+		name = "otlp (" + proto + ")"
 	}
 	res, err := resource.New(ctx,
 		resource.WithAttributes(semconv.ServiceName(serviceName), semconv.ServiceVersion(version)),
@@ -66,13 +112,17 @@ func Setup(ctx context.Context, version string) (*Tracing, error) {
 		resource.WithFromEnv(),
 	)
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagator)
-	return &Tracing{provider: tp}, nil
+	return &Tracing{provider: tp, exporter: name}, nil
 }
+
+// Exporter names the span exporter in use, e.g. "otlp (grpc)"; "" when off.
+func (t *Tracing) Exporter() string { return t.exporter }
 
 // On reports whether tracing is on.
 func (t *Tracing) On() bool { return t.provider != nil }

@@ -22,6 +22,7 @@ import (
 
 // DefaultQuery reads examples/schema.sql; COALESCE keeps a missing plan's id.
 const DefaultQuery = `SELECT t.id                    AS tenant_id,
+       t.name                  AS tenant_name,
        COALESCE(p.id, t.plan_id) AS plan_id,
        p.name                  AS plan_name,
        p.max_messages          AS "limit_messages",
@@ -38,6 +39,7 @@ const (
 	reasonInvalidPlanID         = "invalid_plan_id"
 	reasonUnknownPlan           = "unknown_plan"
 	reasonInvalidPlanName       = "invalid_plan_name"
+	reasonInvalidTenantName     = "invalid_tenant_name"
 	reasonNegativeLimit         = "negative_limit"
 	reasonNonIntegerLimit       = "non_integer_limit"
 	reasonConflictingPlan       = "conflicting_plan"
@@ -157,13 +159,16 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	limits := make([]int64, len(lay.limits))
 	ids := planIDs{}
 	b := &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, s.lastRows.Load()),
-		invalid: map[string]int{}}
+		names: map[string]string{}, invalid: map[string]int{}}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
 		}
 		r, name := lay.row(values, limits, ids)
 		b.add(r, name, limits)
+		if r.tenantID != "" && lay.tenantName >= 0 {
+			b.name(r.tenantID, values[lay.tenantName])
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
@@ -174,6 +179,7 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 
 type layout struct {
 	tenantID, planID, planName int
+	tenantName                 int // -1: the query has no names
 	limits                     []limitColumn
 }
 
@@ -183,8 +189,9 @@ type limitColumn struct {
 }
 
 func (s *Source) layout(cols []string) (*layout, error) {
-	lay := &layout{tenantID: -1, planID: -1, planName: -1}
-	required := map[string]*int{"tenant_id": &lay.tenantID, "plan_id": &lay.planID, "plan_name": &lay.planName}
+	lay := &layout{tenantID: -1, planID: -1, planName: -1, tenantName: -1}
+	required := map[string]*int{"tenant_id": &lay.tenantID, "plan_id": &lay.planID, "plan_name": &lay.planName,
+		"tenant_name": &lay.tenantName}
 	limitCols := map[string]string{}
 	for i, col := range cols {
 		lower := strings.ToLower(col)
@@ -345,6 +352,7 @@ type builder struct {
 	plans map[string]*planRows
 	// conflicting holds tenants a later row put on another plan.
 	tenants     map[string]string
+	names       map[string]string
 	conflicting map[string]bool
 	extraRows   map[string]int
 	invalid     map[string]int
@@ -408,6 +416,32 @@ func (b *builder) keep(r row) {
 	}
 }
 
+// name keeps a tenant's first valid name; a bad one is counted, the tenant kept.
+func (b *builder) name(tenantID string, v any) {
+	var name string
+	switch v := v.(type) {
+	case nil:
+		return
+	case string:
+		name = v
+	case []byte:
+		name = string(v)
+	default:
+		b.invalid[reasonInvalidTenantName]++
+		return
+	}
+	if name == "" {
+		return
+	}
+	if plans.ValidateTenantName(name) != nil {
+		b.invalid[reasonInvalidTenantName]++
+		return
+	}
+	if _, ok := b.names[tenantID]; !ok {
+		b.names[tenantID] = strings.Clone(name)
+	}
+}
+
 func (b *builder) plan(id string) *planRows {
 	p, ok := b.plans[id]
 	if !ok {
@@ -446,6 +480,11 @@ func (b *builder) catalog() *plans.Catalog {
 		cat.Invalid[reasonConflictingTenantPlan] += 1 + b.extraRows[id]
 		delete(b.tenants, id)
 	}
-	cat.Tenants = b.tenants
+	for id := range b.names {
+		if _, ok := b.tenants[id]; !ok {
+			delete(b.names, id)
+		}
+	}
+	cat.Tenants, cat.Names = b.tenants, b.names
 	return cat
 }

@@ -31,6 +31,8 @@ func sampleCatalog() *plans.Catalog {
 			"4": {ID: "4", Name: "trial", Limits: plans.Limits{"messages": 500, "storage": 104857600, "users": 2, "whatsappSessions": 1}},
 		},
 		Tenants: map[string]string{"1": "1", "2": "1", "3": "", "4": "2", "5": "2", "6": "3"},
+		Names: map[string]string{"1": "Acme Ltda", "2": "Padaria Pão Quente", "3": "Churned Co", "4": "Globex",
+			"5": "Initech", "6": "Umbrella"},
 		Invalid: map[string]int{},
 	}
 }
@@ -93,6 +95,39 @@ func TestLoad(t *testing.T) {
 				},
 				Tenants: map[string]string{"10": "2"},
 				Invalid: map[string]int{},
+			},
+		},
+		{
+			name:  "tenant names: hostile ones counted and left out, the tenant kept",
+			files: schema,
+			sql: `INSERT INTO plans VALUES (1, 'starter', 5000, NULL, 5, 1);
+			      INSERT INTO tenants VALUES (1, 'Padaria Estrela', 1), (2, E'bell\u0007', 1), (3, NULL, 1), (4, '', NULL),
+			        (5, repeat('x', 257), 1), (6, '<script>alert(1)</script>', NULL)`,
+			want: &plans.Catalog{
+				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "users": 5, "whatsappSessions": 1}}},
+				Tenants: map[string]string{"1": "1", "2": "1", "3": "1", "4": "", "5": "1", "6": ""},
+				Names:   map[string]string{"1": "Padaria Estrela", "6": "<script>alert(1)</script>"},
+				Invalid: map[string]int{"invalid_tenant_name": 2},
+			},
+		},
+		{
+			name: "a query without tenant_name has no names",
+			opts: []postgres.Option{postgres.WithQuery(`SELECT 1 AS tenant_id, 1 AS plan_id, 'p' AS plan_name, 10 AS limit_users`)},
+			want: &plans.Catalog{
+				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "p", Limits: plans.Limits{"users": 10}}},
+				Tenants: map[string]string{"1": "1"},
+				Names:   map[string]string{},
+				Invalid: map[string]int{},
+			},
+		},
+		{
+			name: "a name of another type is counted",
+			opts: []postgres.Option{postgres.WithQuery(`SELECT 1 AS tenant_id, 42 AS tenant_name, NULL AS plan_id, NULL AS plan_name`)},
+			want: &plans.Catalog{
+				Plans:   map[string]plans.Plan{},
+				Tenants: map[string]string{"1": ""},
+				Names:   map[string]string{},
+				Invalid: map[string]int{"invalid_tenant_name": 1},
 			},
 		},
 		{
@@ -309,6 +344,9 @@ func TestLoad(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db := database(t, pg, tt.files, tt.sql)
 			got := load(t, postgres.New(db, tt.opts...))
+			if tt.want.Names == nil { // a case about the rest
+				got.Names = nil
+			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("catalog:\n got  %+v\n want %+v", got, tt.want)
 			}

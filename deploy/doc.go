@@ -1,0 +1,3 @@
+// Package deploy tests the Kubernetes deployment artifacts: the Helm chart
+// under charts/ and the manifests and kustomize base in examples/kubernetes.
+package deploy

@@ -1,0 +1,111 @@
+package billing
+
+import (
+	"cmp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Ranked is one tenant's place in a Ranking.
+type Ranked struct {
+	Index    int     // in Report.Tenants
+	Pressure float64 // the highest percentage of the ranked limit types
+	Band     Band    // the highest band of the ranked limit types
+	// Top is the most pressed limit type: of the highest band, the
+	// highest percentage.
+	Top string
+}
+
+// rankings memoises a report's orders, one per set of limit types.
+type rankings struct {
+	mu     sync.Mutex
+	byType map[string]*ranking
+}
+
+type ranking struct {
+	once sync.Once
+	list []Ranked
+}
+
+// maxRankings bounds the orders a report keeps; others are computed per call.
+const maxRankings = 16
+
+// Ranking returns the tenants with a percentage of any of types (nil:
+// every type), most pressed first: by Pressure, then Band, then id. Each
+// order is computed once per report; the caller must not modify it.
+func (r *Report) Ranking(types []string) []Ranked {
+	key := ""
+	if types != nil {
+		types = slices.Compact(slices.Sorted(slices.Values(types)))
+		key = "\x00" + strings.Join(types, "\x00")
+	}
+	r.rankings.mu.Lock()
+	if r.rankings.byType == nil {
+		r.rankings.byType = map[string]*ranking{}
+	}
+	rk, ok := r.rankings.byType[key]
+	if !ok {
+		rk = &ranking{}
+		if len(r.rankings.byType) < maxRankings {
+			r.rankings.byType[key] = rk
+		}
+	}
+	r.rankings.mu.Unlock()
+	rk.once.Do(func() { rk.list = r.rank(types) })
+	return rk.list
+}
+
+func (r *Report) rank(types []string) []Ranked {
+	entries := make([]Ranked, len(r.Tenants))
+	has := make([]bool, len(r.Tenants))
+	eachPart(splitEven(len(r.Tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			t := &r.Tenants[i]
+			e, topPct := Ranked{Index: i, Pressure: -1}, -1.0
+			t.EachLimit(func(lt string, limit int64, pct float64) {
+				if types != nil {
+					if _, ok := slices.BinarySearch(types, lt); !ok {
+						return
+					}
+				}
+				used, _ := t.Usage.Value(lt)
+				s := standing(lt, used, limit, r.monthly[lt], r.Period, r.At)
+				if s.Band > e.Band || s.Band == e.Band && pct > topPct {
+					e.Band, e.Top, topPct = s.Band, lt, pct
+				}
+				e.Pressure = max(e.Pressure, pct)
+			})
+			entries[i], has[i] = e, e.Pressure >= 0
+		}
+	})
+	out := make([]Ranked, 0, len(entries))
+	for i, e := range entries {
+		if has[i] {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, r.CompareRanked)
+	return out
+}
+
+// CompareRanked orders a and b as Ranking does.
+func (r *Report) CompareRanked(a, b Ranked) int {
+	return cmp.Or(cmp.Compare(b.Pressure, a.Pressure), cmp.Compare(b.Band, a.Band),
+		strings.Compare(r.Tenants[a.Index].ID, r.Tenants[b.Index].ID))
+}
+
+// RankedAfter returns the position in rk, a Ranking of r, of the first
+// tenant ranked after one at pressure and band with id tenantID.
+func (r *Report) RankedAfter(rk []Ranked, pressure float64, band Band, tenantID string) int {
+	i, _ := slices.BinarySearchFunc(rk, struct{}{}, func(e Ranked, _ struct{}) int {
+		c := cmp.Or(cmp.Compare(pressure, e.Pressure), cmp.Compare(band, e.Band),
+			strings.Compare(r.Tenants[e.Index].ID, tenantID))
+		if c == 0 {
+			return -1 // the cursor's own tenant comes before
+		}
+		return c
+	})
+	return i
+}
