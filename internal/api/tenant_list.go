@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -112,7 +111,7 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map
 		return
 	}
 	rep := read.Report
-	known := h.limitTypes(rep)
+	known := h.service.LimitTypes(rep)
 	for _, lt := range types {
 		if !slices.Contains(known, lt) {
 			h.problem(w, r, errInvalidParam("limit_type",
@@ -208,19 +207,4 @@ func (h *Handler) projectedPressure(rep *billing.Report, t *billing.TenantStatus
 		}
 	}
 	return top
-}
-
-// limitTypes are the limited and the configured metric types, sorted.
-func (h *Handler) limitTypes(rep *billing.Report) []string {
-	set := map[string]int64{} // the keys
-	maps.Copy(set, h.service.Defaults())
-	if cat := rep.Plans.Catalog; cat != nil {
-		for _, p := range cat.Plans {
-			maps.Copy(set, p.Limits)
-		}
-	}
-	for _, mt := range h.service.MetricTypes() {
-		set[mt.Name] = 0
-	}
-	return slices.Sorted(maps.Keys(set))
 }

@@ -142,15 +142,21 @@ func (t *TenantStatus) Standings(p period.Period, at time.Time, monthly map[stri
 }
 
 // MostPressedLimit returns the index in s of the most pressed limit, as
-// Ranked.Top: of the highest band, the highest percentage; -1 for none.
+// Ranked.Top; -1 for none.
 func MostPressedLimit(s []LimitStanding) int {
 	top := -1
 	for i := range s {
-		if top < 0 || s[i].Band > s[top].Band || s[i].Band == s[top].Band && s[i].Percentage > s[top].Percentage {
+		if top < 0 || morePressed(s[i].Band, s[i].Percentage, s[top].Band, s[top].Percentage) {
 			top = i
 		}
 	}
 	return top
+}
+
+// morePressed reports whether a limit in band at pct is more pressed than
+// one in than at thanPct: the higher band, then the higher percentage.
+func morePressed(band Band, pct float64, than Band, thanPct float64) bool {
+	return band > than || band == than && pct > thanPct
 }
 
 // Standing judges one limit of the tenant; false without a percentage.

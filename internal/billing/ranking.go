@@ -13,9 +13,7 @@ type Ranked struct {
 	Index    int     // in Report.Tenants
 	Pressure float64 // the highest percentage of the ranked limit types
 	Band     Band    // the highest band of the ranked limit types
-	// Top is the most pressed limit type: of the highest band, the
-	// highest percentage.
-	Top string
+	Top      string  // the most pressed limit type (see MostPressedLimit)
 }
 
 // rankings memoises a report's orders, one per set of limit types.
@@ -72,7 +70,7 @@ func (r *Report) rank(types []string) []Ranked {
 				}
 				used, _ := t.Usage.Value(lt)
 				s := standing(lt, used, limit, r.monthly[lt], r.Period, r.At)
-				if s.Band > e.Band || s.Band == e.Band && pct > topPct {
+				if morePressed(s.Band, pct, e.Band, topPct) {
 					e.Band, e.Top, topPct = s.Band, lt, pct
 				}
 				e.Pressure = max(e.Pressure, pct)

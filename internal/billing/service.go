@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -230,6 +232,22 @@ func (s *Service) MetricTypes() []usage.MetricType { return s.config().MetricTyp
 
 // Defaults returns the default limits.
 func (s *Service) Defaults() plans.Limits { return s.config().Defaults }
+
+// LimitTypes returns the metric types rep's plans or the defaults limit and
+// those configured, sorted.
+func (s *Service) LimitTypes(rep *Report) []string {
+	set := map[string]int64{} // the keys
+	maps.Copy(set, s.Defaults())
+	if cat := rep.Plans.Catalog; cat != nil {
+		for _, p := range cat.Plans {
+			maps.Copy(set, p.Limits)
+		}
+	}
+	for _, mt := range s.MetricTypes() {
+		set[mt.Name] = 0
+	}
+	return slices.Sorted(maps.Keys(set))
+}
 
 func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Report {
 	now := s.now()

@@ -9,7 +9,7 @@ import (
 // storageType is the metric type shown in bytes.
 const storageType = "storage"
 
-// count writes n with thousands separators: 1234567 → "1,234,567".
+// count writes n with thousands separators.
 func count(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
@@ -27,7 +27,7 @@ func count(n int64) string {
 	return b.String()
 }
 
-// bytesIEC writes n bytes in binary units: 3221225472 → "3 GiB".
+// bytesIEC writes n bytes in binary units (KiB, MiB, …), one decimal at most.
 func bytesIEC(n int64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
 	v, i := float64(n), 0
@@ -58,5 +58,5 @@ func decimal(v float64, digits int) string {
 	return s
 }
 
-// percent writes a percentage: 92 → "92%", 87.25 → "87.3%".
+// percent writes a percentage with one decimal at most.
 func percent(v float64) string { return decimal(v, 1) + "%" }

@@ -244,7 +244,7 @@ func (h *Handler) serveList(w http.ResponseWriter, r *http.Request) {
 	for _, b := range billing.Bands {
 		p.Bands = append(p.Bands, bandOption{Name: b.String(), Label: bandLabels[b], Checked: slices.Contains(q.Bands, b)})
 	}
-	for _, lt := range h.limitTypes(rep) {
+	for _, lt := range h.service.LimitTypes(rep) {
 		p.Types = append(p.Types, typeOption{Name: lt, Checked: slices.Contains(q.Types, lt)})
 	}
 	p.Plans = append(p.Plans, planOption{ID: billing.NoPlanID, Label: "no active plan (defaults)", Selected: q.Plan == billing.NoPlanID})
@@ -318,25 +318,6 @@ func (h *Handler) newRow(rep *billing.Report, e billing.Ranked, types []string) 
 		}
 	}
 	return rw
-}
-
-// limitTypes are the types some limit or the defaults name, sorted.
-func (h *Handler) limitTypes(rep *billing.Report) []string {
-	set := map[string]bool{}
-	for lt := range h.service.Defaults() {
-		set[lt] = true
-	}
-	if cat := rep.Plans.Catalog; cat != nil {
-		for _, p := range cat.Plans {
-			for lt := range p.Limits {
-				set[lt] = true
-			}
-		}
-	}
-	for _, mt := range h.service.MetricTypes() {
-		set[mt.Name] = true
-	}
-	return slices.Sorted(maps.Keys(set))
 }
 
 // csvHeader names the CSV's columns.
