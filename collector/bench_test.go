@@ -88,12 +88,13 @@ func newBenchFixture(b *testing.B) benchFixture {
 	if _, err := f.conn.Do(""); err != nil {
 		b.Fatal(err)
 	}
-	cat := plans.NewCatalog()
+	rows := make([]plans.Tenant, f.tenants)
+	for i := range rows {
+		rows[i] = plans.Tenant{ID: strconv.Itoa(i), Plan: strconv.Itoa(1 + i%2)}
+	}
+	cat := plans.NewCatalog(rows...)
 	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}}
 	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
-	for i := range f.tenants {
-		cat.Tenants[strconv.Itoa(i)] = strconv.Itoa(1 + i%2)
-	}
 	f.plans = staticPlans{cat}
 	if os.Getenv("BENCH_POSTGRES") != "" {
 		f.plans = postgresPlans(b, f.tenants)

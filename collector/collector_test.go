@@ -460,11 +460,9 @@ func TestCutScrapeKeepsSourceHealth(t *testing.T) {
 // WhatsApp session (100 %, normal use) does not push out one at 85 % of its
 // messages (BillingUsageNearLimit) or one over its users.
 func TestMaxTenantsKeepsAlertingTenants(t *testing.T) {
-	cat := plans.NewCatalog()
+	cat := plans.NewCatalog(plans.Tenant{ID: "one-session", Plan: "1"}, plans.Tenant{ID: "messages-85", Plan: "1"},
+		plans.Tenant{ID: "users-over", Plan: "1"}, plans.Tenant{ID: "low", Plan: "1"})
 	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "users": 5, "whatsappSessions": 1}}
-	for _, id := range []string{"one-session", "messages-85", "users-over", "low"} {
-		cat.Tenants[id] = "1"
-	}
 	f := newFixture(t, []billing.Option{billing.WithConfig(billing.Config{Plans: staticPlans{cat}, PlansName: "postgres"})})
 	f.handler = NewHandler(f.handler.service, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTenants(2))
 	srv := httptest.NewServer(f.handler)

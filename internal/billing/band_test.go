@@ -94,8 +94,6 @@ func TestParseBand(t *testing.T) {
 // TestRanking: one entry per tenant with a limit, by its most pressed
 // limit, computed once per report and type set.
 func TestRanking(t *testing.T) {
-	cat := plans.NewCatalog()
-	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "storage": 1000, "users": 10}}
 	used := map[string]usage.Counters{
 		"low":      usage.CountersOf(map[string]int64{"messages": 10}),
 		"msg-92":   usage.CountersOf(map[string]int64{"messages": 92, "storage": 300}),
@@ -104,10 +102,12 @@ func TestRanking(t *testing.T) {
 		"store-95": usage.CountersOf(map[string]int64{"storage": 950, "messages": 60}),
 		"nothing":  usage.CountersOf(map[string]int64{"other": 1}), // 0 of each limit
 	}
+	rows := []plans.Tenant{{ID: "unlimited"}}
 	for id := range used {
-		cat.Tenants[id] = "1"
+		rows = append(rows, plans.Tenant{ID: id, Plan: "1"})
 	}
-	cat.Tenants["unlimited"] = ""
+	cat := plans.NewCatalog(rows...)
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "storage": 1000, "users": 10}}
 	nov := period.At(time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC), time.UTC)
 	snap := usage.NewSnapshot(nov.ID)
 	snap.Tenants = used
@@ -173,7 +173,7 @@ func TestRanking(t *testing.T) {
 // whose change set names the tenant, so the joins that follow carry it.
 func TestRenameIsACatalogChange(t *testing.T) {
 	cat := catalog()
-	cat.Names["1"] = "Padaria Estrela"
+	setName(cat, "1", "Padaria Estrela")
 	src := &switchablePlans{cat: cat}
 	s := newService(usageState(), src)
 	first := s.testReport()
@@ -181,7 +181,7 @@ func TestRenameIsACatalogChange(t *testing.T) {
 		t.Fatalf("name %q", got)
 	}
 	renamed := cat.Clone()
-	renamed.Names["1"] = "Padaria Estrela Ltda"
+	setName(renamed, "1", "Padaria Estrela Ltda")
 	src.cat = renamed
 	next := s.testReport()
 	if next.Plans.Seq != first.Plans.Seq+1 || !slices.Equal(next.Plans.Changed, []string{"1"}) {

@@ -46,7 +46,7 @@ func TestJoinFollowsChanges(t *testing.T) {
 		t.Fatalf("first join has base %d, want a full join", last.Base)
 	}
 	moved := catalog()
-	moved.Tenants["3"] = "1"
+	setPlan(moved, "3", "1")
 	for _, tc := range []struct {
 		name    string
 		change  func()

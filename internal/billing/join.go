@@ -67,7 +67,7 @@ func sortedSet(a, b []string) []string {
 
 // patch copies prev's tenants and rebuilds the changed ones.
 func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
-	used, planOf := r.Usage.Tenants, catalogTenants(r.Plans.Catalog)
+	used, cat := r.Usage.Tenants, r.Plans.Catalog
 	old := prev.Tenants
 	r.Tenants = make([]TenantStatus, 0, len(old)+len(changed))
 	r.ranks = make([]rankKey, 0, cap(r.Tenants))
@@ -85,13 +85,13 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 			j++
 		}
 		counters, inUse := used[id]
-		planID, inCat := planOf[id]
+		row, inCat := cat.Tenant(id)
 		if !inUse && !inCat {
 			reshaped = reshaped || had
 			continue
 		}
 		reshaped = reshaped || !had
-		st := TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(planID, missing)}
+		st := TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)}
 		r.counts.add(&st, thresholds, 1)
 		r.Changed = append(r.Changed, len(r.Tenants))
 		r.Tenants, r.ranks = append(r.Tenants, st), append(r.ranks, st.rankKey())
@@ -106,10 +106,8 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 
 // joinAll joins every tenant of the usage state and the catalog.
 func (r *Report) joinAll(thresholds []float64) {
-	known := knownTenants(r.Usage.Tenants, catalogTenants(r.Plans.Catalog))
+	known := knownTenants(r.Usage.Tenants, r.Plans.Catalog)
 	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-	eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
-	known = mergeSorted(known, parts)
 	r.Tenants = make([]TenantStatus, len(known))
 	r.ranks = make([]rankKey, len(known))
 	counts := make([]fleetCounts, len(parts)-1)
@@ -137,45 +135,44 @@ func catalogPlans(cat *plans.Catalog) map[string]plans.Plan {
 	return cat.Plans
 }
 
-func catalogTenants(cat *plans.Catalog) map[string]string {
-	if cat == nil {
-		return nil
-	}
-	return cat.Tenants
-}
-
-func catalogNames(cat *plans.Catalog) map[string]string {
-	if cat == nil {
-		return nil
-	}
-	return cat.Names
-}
-
 type knownTenant struct {
 	id       string
 	counters usage.Counters
 	planID   string
 }
 
-func knownTenants(used map[string]usage.Counters, planOf map[string]string) []knownTenant {
-	known := make([]knownTenant, 0, max(len(used), len(planOf)))
+// knownTenants returns the tenants of the usage state and the catalog,
+// sorted by id.
+func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTenant {
+	rows := cat.Tenants()
+	known := make([]knownTenant, 0, max(len(used), len(rows)))
 	withUsage := 0
-	for id, planID := range planOf {
-		counters, ok := used[id]
+	for _, t := range rows {
+		counters, ok := used[t.ID]
 		if ok {
 			withUsage++
 		}
-		known = append(known, knownTenant{id, counters, planID})
+		known = append(known, knownTenant{t.ID, counters, t.Plan})
 	}
 	if withUsage == len(used) {
 		return known
 	}
+	listed := len(known)
 	for id, counters := range used {
-		if _, ok := planOf[id]; !ok {
+		if _, ok := cat.Tenant(id); !ok {
 			known = append(known, knownTenant{id: id, counters: counters})
 		}
 	}
-	return known
+	// The catalog's part is sorted; the rest is sorted in parts and merged in.
+	parts := splitEven(len(known)-listed, runtime.GOMAXPROCS(0))
+	for i := range parts {
+		parts[i] += listed
+	}
+	eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
+	if listed == 0 {
+		return mergeSorted(known, parts)
+	}
+	return mergeSorted(known, append([]int{0}, parts...))
 }
 
 func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }

@@ -14,17 +14,18 @@ import (
 func BenchmarkJoin(b *testing.B) {
 	const n = 100000
 	snap := usage.NewSnapshot("202611")
-	cat := plans.NewCatalog()
-	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}}
-	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
+	rows := make([]plans.Tenant, n)
 	for i := range n {
 		id := strconv.Itoa(i)
 		snap.Tenants[id] = usage.CountersOf(map[string]int64{"messages": int64(i % 6000), "storage": int64(i) << 12, "users": int64(i % 7), "whatsappSessions": int64(i % 3)})
-		cat.Tenants[id] = strconv.Itoa(1 + i%2)
+		rows[i] = plans.Tenant{ID: id, Plan: strconv.Itoa(1 + i%2)}
 		if i%33 == 0 {
-			cat.Tenants[id] = "" // a row with no plan, as the default query gives
+			rows[i].Plan = "" // a row with no plan, as the default query gives
 		}
 	}
+	cat := plans.NewCatalog(rows...)
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1 << 30, "users": 5, "whatsappSessions": 1}}
+	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10 << 30, "users": 25, "whatsappSessions": 5}}
 	ps := PlansState{Configured: true, Source: "postgres", Up: true, Catalog: cat}
 	defaults := plans.Limits{"messages": 1000}
 	for b.Loop() {

@@ -21,9 +21,9 @@ func TestJoinReuse(t *testing.T) {
 		cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 1000, "storage": 1 << 20},
 			Unreadable: map[string]string{"users": "negative_limit"}}
 		for i := range 50 {
-			cat.Tenants[strconv.Itoa(i)] = []string{"1", "2", "", "9"}[i%4] // 9: a plan without a row
+			cat.SetTenant(plans.Tenant{ID: strconv.Itoa(i), Plan: []string{"1", "2", "", "9"}[i%4]}) // 9: a plan without a row
 			if i%3 == 0 {
-				cat.Names[strconv.Itoa(i)] = "Tenant " + strconv.Itoa(i)
+				setName(cat, strconv.Itoa(i), "Tenant "+strconv.Itoa(i))
 			}
 		}
 		return cat
@@ -57,7 +57,9 @@ func TestJoinReuse(t *testing.T) {
 			used["w"] = usage.CountersOf(map[string]int64{"messages": 5})
 		}},
 		{name: "tenant's plan changed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
-			cat.Tenants["1"], cat.Tenants["2"], cat.Tenants["3"], cat.Tenants["0"] = "1", "1", "", "2"
+			for id, plan := range map[string]string{"1": "1", "2": "1", "3": "", "0": "2"} {
+				setPlan(cat, id, plan)
+			}
 		}},
 		{name: "a plan's limits changed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 50, "users": 5}}
@@ -66,8 +68,9 @@ func TestJoinReuse(t *testing.T) {
 			cat.Plans["2"] = plans.Plan{ID: "2", Name: "Pro", Limits: cat.Plans["2"].Limits, Unreadable: cat.Plans["2"].Unreadable}
 		}},
 		{name: "tenants renamed, named and unnamed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
-			cat.Names["3"], cat.Names["4"] = "Padaria Estrela", "Globex"
-			delete(cat.Names, "6")
+			setName(cat, "3", "Padaria Estrela")
+			setName(cat, "4", "Globex")
+			setName(cat, "6", "")
 		}},
 		{name: "tenant gone from usage", order: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
 			delete(used, "5")
@@ -81,10 +84,10 @@ func TestJoinReuse(t *testing.T) {
 			delete(used, "55")
 		}},
 		{name: "tenant new in the catalog", order: false, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
-			cat.Tenants["only-plans"] = "1"
+			cat.SetTenant(plans.Tenant{ID: "only-plans", Plan: "1"})
 		}},
 		{name: "tenant gone from the catalog", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
-			delete(cat.Tenants, "6")
+			cat.RemoveTenant("6")
 		}},
 		{name: "no plans source", noCat: true, order: true},
 	} {
@@ -161,8 +164,9 @@ func TestJoinReuse(t *testing.T) {
 				}
 			}
 			for i := range fresh.Tenants {
-				if id := fresh.Tenants[i].ID; !tc.noCat && reused.TenantName(id) != cat2.Names[id] {
-					t.Errorf("tenant %s named %q, want %q", id, reused.TenantName(id), cat2.Names[id])
+				id := fresh.Tenants[i].ID
+				if want, _ := cat2.Tenant(id); !tc.noCat && reused.TenantName(id) != want.Name {
+					t.Errorf("tenant %s named %q, want %q", id, reused.TenantName(id), want.Name)
 				}
 			}
 			if !reflect.DeepEqual(reused.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(reused.OverThreshold, fresh.OverThreshold) {

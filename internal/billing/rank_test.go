@@ -189,16 +189,17 @@ func TestMostPressedInParts(t *testing.T) {
 // over each threshold add up to what one pass over them all counts.
 func TestOverThresholdInParts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	cat := plans.NewCatalog()
-	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "users": 10}}
-	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 1000, "storage": 50}}
 	defaults := plans.Limits{"messages": 10}
 	used := map[string]usage.Counters{}
+	var rows []plans.Tenant
 	for i := range 30000 {
 		id := fmt.Sprint(i)
-		cat.Tenants[id] = []string{"1", "2", ""}[rng.IntN(3)]
+		rows = append(rows, plans.Tenant{ID: id, Plan: []string{"1", "2", ""}[rng.IntN(3)]})
 		used[id] = usage.CountersOf(map[string]int64{"messages": int64(rng.IntN(1200)), "users": int64(rng.IntN(12)), "storage": int64(rng.IntN(60))})
 	}
+	cat := plans.NewCatalog(rows...)
+	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "users": 10}}
+	cat.Plans["2"] = plans.Plan{ID: "2", Name: "pro", Limits: plans.Limits{"messages": 1000, "storage": 50}}
 	join := func(procs int) []ThresholdCount {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		snap := usage.NewSnapshot("202611")

@@ -229,7 +229,8 @@ func sortedLimits(l plans.Limits, unreadable map[string]string, source string) [
 // TenantName returns the catalog's name of the tenant, "" without one;
 // names stay out of the statuses, which are held per tenant.
 func (r *Report) TenantName(tenantID string) string {
-	return catalogNames(r.Plans.Catalog)[tenantID]
+	t, _ := r.Plans.Catalog.Tenant(tenantID)
+	return t.Name
 }
 
 // TenantReport is one tenant's join.

@@ -74,12 +74,26 @@ func catalog() *plans.Catalog {
 	c.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1073741824, "users": 5, "whatsappSessions": 1}}
 	c.Plans["2"] = plans.Plan{ID: "2", Name: `O'Brien "pro" ✓`, Limits: plans.Limits{"storage": 10737418240, "users": 25}} // messages unlimited
 	c.Plans["9"] = plans.Plan{ID: "9", Name: "unused", Limits: plans.Limits{"messages": 1}}
-	c.Tenants["1"] = "1"
-	c.Tenants["2"] = "1" // no usage this period
-	c.Tenants["3"] = ""  // no active plan
-	c.Tenants["4"] = "2"
-	c.Tenants["5"] = "1"
+	c.SetTenant(plans.Tenant{ID: "1", Plan: "1"})
+	c.SetTenant(plans.Tenant{ID: "2", Plan: "1"}) // no usage this period
+	c.SetTenant(plans.Tenant{ID: "3", Plan: ""})  // no active plan
+	c.SetTenant(plans.Tenant{ID: "4", Plan: "2"})
+	c.SetTenant(plans.Tenant{ID: "5", Plan: "1"})
 	return c
+}
+
+// setPlan puts tenant id of cat on plan, keeping its name.
+func setPlan(cat *plans.Catalog, id, plan string) {
+	t, _ := cat.Tenant(id)
+	t.ID, t.Plan = id, plan
+	cat.SetTenant(t)
+}
+
+// setName names tenant id of cat, keeping its plan.
+func setName(cat *plans.Catalog, id, name string) {
+	t, _ := cat.Tenant(id)
+	t.ID, t.Name = id, name
+	cat.SetTenant(t)
 }
 
 func usageState() *staticUsage {
@@ -297,7 +311,7 @@ func TestJoinManyTenants(t *testing.T) {
 		id := fmt.Sprintf("m%06d", i)
 		u.tenants[id] = usage.CountersOf(map[string]int64{"messages": int64(i % 5000)})
 		if i%2 == 0 {
-			cat.Tenants[id] = "1"
+			cat.SetTenant(plans.Tenant{ID: id, Plan: "1"})
 		}
 	}
 	r := newService(u, &switchablePlans{cat: cat}).testReport()
@@ -402,9 +416,9 @@ func TestUnavailableYieldsNothingDerived(t *testing.T) {
 	cat.Plans["2"] = plans.Plan{ID: "2", Name: "broken", Limits: plans.Limits{"messages": 5000},
 		Unreadable: map[string]string{"users": "negative_limit"}}
 	for _, id := range []string{"field", "hash", "limit", "ok"} {
-		cat.Tenants[id] = "1"
+		cat.SetTenant(plans.Tenant{ID: id, Plan: "1"})
 	}
-	cat.Tenants["limit"] = "2"
+	cat.SetTenant(plans.Tenant{ID: "limit", Plan: "2"})
 	field := usage.CountersOf(map[string]int64{"users": 4, "messages": usage.UnreadableValue(usage.ReasonInvalidValue)})
 	u := &staticUsage{tenants: map[string]usage.Counters{
 		"field": field,

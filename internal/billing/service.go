@@ -323,7 +323,7 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 	st.Duration = time.Since(start)
 	span.SetAttributes(attribute.String("plans.source", g.PlansName))
 	if cat != nil {
-		span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", len(cat.Tenants)))
+		span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", len(cat.Tenants())))
 	}
 	tracing.End(span, err)
 
@@ -415,11 +415,11 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	} else if plansState = s.lastPlans(g); g.Plans != nil && plansState.Catalog == nil {
 		plansState = s.loadPlans(ctx, g, now)
 	}
-	planID, inCatalog := catalogTenants(plansState.Catalog)[tenantID]
+	row, inCatalog := plansState.Catalog.Tenant(tenantID)
 	if !found && !inCatalog {
 		return nil, ErrUnknownTenant
 	}
 	ix := newLimitIndex(plansState, g.Defaults)
-	st := TenantStatus{ID: tenantID, Usage: counters, Terms: ix.termsOf(planID, map[string]*Terms{})}
-	return &TenantReport{At: now, Period: p, Status: st, Name: catalogNames(plansState.Catalog)[tenantID], Plans: plansState, monthly: monthlyTypes(g.MetricTypes)}, nil
+	st := TenantStatus{ID: tenantID, Usage: counters, Terms: ix.termsOf(row.Plan, map[string]*Terms{})}
+	return &TenantReport{At: now, Period: p, Status: st, Name: row.Name, Plans: plansState, monthly: monthlyTypes(g.MetricTypes)}, nil
 }

@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -19,7 +18,7 @@ import (
 )
 
 // unlistedTenants have usage but no plan.
-var unlistedTenants = []string{"51", "52"}
+var unlistedTenants = []plans.Tenant{{ID: "51"}, {ID: "52"}}
 
 // State is a situation the exporter shows apart.
 type State string
@@ -89,13 +88,12 @@ func start(now func() time.Time, cat *plans.Catalog, defaults plans.Limits, patt
 	}
 	d := &Demo{srv: srv, pattern: pattern, loc: loc, now: now, logger: logger, stop: make(chan struct{})}
 	rng := rand.New(rand.NewPCG(42, 1))
-	ids := slices.Sorted(maps.Keys(cat.Tenants))
-	ids = append(ids, unlistedTenants...)
+	rows := append(slices.Clone(cat.Tenants()), unlistedTenants...)
 	random := 0
-	for _, id := range ids {
-		limits := defaults
-		if planID := cat.Tenants[id]; planID != "" {
-			limits = cat.Plans[planID].Limits
+	for _, row := range rows {
+		id, limits := row.ID, defaults
+		if row.Plan != "" {
+			limits = cat.Plans[row.Plan].Limits
 		}
 		t := &tenant{id: id, state: Scenarios[id], limits: limits, perSecond: 0.00002}
 		if t.state == "" {

@@ -185,11 +185,12 @@ func TestPlans(t *testing.T) {
 	if _, limited := cat.Plans["3"].Limits["messages"]; limited {
 		t.Error("enterprise has a messages limit; want unlimited")
 	}
-	if len(cat.Tenants) != 50 {
-		t.Errorf("%d tenants, want 50", len(cat.Tenants))
+	if len(cat.Tenants()) != 50 {
+		t.Errorf("%d tenants, want 50", len(cat.Tenants()))
 	}
 	perPlan := map[string]int{}
-	for id, plan := range cat.Tenants {
+	for _, row := range cat.Tenants() {
+		id, plan := row.ID, row.Plan
 		perPlan[plan]++
 		if plan == "" && id != "48" && id != "49" && id != "50" {
 			t.Errorf("tenant %s has no plan; only 48, 49 and 50 should not", id)

@@ -7,15 +7,11 @@ import (
 
 func TestDiff(t *testing.T) {
 	base := func() *Catalog {
-		c := NewCatalog()
+		c := NewCatalog(Tenant{ID: "a", Plan: "1"}, Tenant{ID: "b", Plan: "1", Name: "Bee"}, Tenant{ID: "c", Plan: "2"},
+			Tenant{ID: "d"},            // no plan
+			Tenant{ID: "e", Plan: "7"}) // unknown plan
 		c.Plans["1"] = Plan{ID: "1", Name: "starter", Limits: Limits{"messages": 5000}}
 		c.Plans["2"] = Plan{ID: "2", Name: "pro", Limits: Limits{"messages": 50000}}
-		c.Tenants["a"] = "1"
-		c.Tenants["b"] = "1"
-		c.Tenants["c"] = "2"
-		c.Tenants["d"] = ""  // no plan
-		c.Tenants["e"] = "7" // unknown plan
-		c.Names["b"] = "Bee"
 		return c
 	}
 	same := base()
@@ -33,17 +29,17 @@ func TestDiff(t *testing.T) {
 		{"a limit became unreadable", base(), func(c *Catalog) {
 			c.Plans["2"] = Plan{ID: "2", Name: "pro", Limits: Limits{}, Unreadable: map[string]string{"messages": "negative"}}
 		}, []string{"c"}},
-		{"a tenant moved plan", base(), func(c *Catalog) { c.Tenants["a"] = "2" }, []string{"a"}},
-		{"a tenant lost its plan", base(), func(c *Catalog) { c.Tenants["c"] = "" }, []string{"c"}},
-		{"a tenant added", base(), func(c *Catalog) { c.Tenants["f"] = "2" }, []string{"f"}},
-		{"a tenant named", base(), func(c *Catalog) { c.Names["a"] = "Acme" }, []string{"a"}},
-		{"a tenant renamed", base(), func(c *Catalog) { c.Names["b"] = "Bee Ltda" }, []string{"b"}},
-		{"a tenant's name removed", base(), func(c *Catalog) { delete(c.Names, "b") }, []string{"b"}},
-		{"a tenant removed", base(), func(c *Catalog) { delete(c.Tenants, "b") }, []string{"b"}},
+		{"a tenant moved plan", base(), func(c *Catalog) { c.SetTenant(Tenant{ID: "a", Plan: "2"}) }, []string{"a"}},
+		{"a tenant lost its plan", base(), func(c *Catalog) { c.SetTenant(Tenant{ID: "c"}) }, []string{"c"}},
+		{"a tenant added", base(), func(c *Catalog) { c.SetTenant(Tenant{ID: "f", Plan: "2"}) }, []string{"f"}},
+		{"a tenant named", base(), func(c *Catalog) { c.SetTenant(Tenant{ID: "a", Plan: "1", Name: "Acme"}) }, []string{"a"}},
+		{"a tenant renamed", base(), func(c *Catalog) { c.SetTenant(Tenant{ID: "b", Plan: "1", Name: "Bee Ltda"}) }, []string{"b"}},
+		{"a tenant's name removed", base(), func(c *Catalog) { c.SetTenant(Tenant{ID: "b", Plan: "1"}) }, []string{"b"}},
+		{"a tenant removed", base(), func(c *Catalog) { c.RemoveTenant("b") }, []string{"b"}},
 		{"an unknown plan appeared", base(), func(c *Catalog) { c.Plans["7"] = Plan{ID: "7", Name: "x"} }, []string{"e"}},
 		{"an unused plan removed", base(), func(c *Catalog) {
 			delete(c.Plans, "2")
-			delete(c.Tenants, "c")
+			c.RemoveTenant("c")
 		}, []string{"c"}},
 		{"everything gone", base(), nil, []string{"a", "b", "c", "d", "e"}},
 	}
@@ -61,5 +57,33 @@ func TestDiff(t *testing.T) {
 				t.Errorf("Diff = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestNewCatalogSortsAndKeepsTheFirstRow(t *testing.T) {
+	t.Parallel()
+	c := NewCatalog(Tenant{ID: "b", Plan: "2"}, Tenant{ID: "a", Plan: "1"}, Tenant{ID: "b", Plan: "3"}, Tenant{ID: "10"})
+	want := []Tenant{{ID: "10"}, {ID: "a", Plan: "1"}, {ID: "b", Plan: "2"}}
+	if got := c.Tenants(); !slices.Equal(got, want) {
+		t.Fatalf("Tenants() = %v, want %v", got, want)
+	}
+	for _, w := range want {
+		if got, ok := c.Tenant(w.ID); !ok || got != w {
+			t.Errorf("Tenant(%q) = %v, %v, want %v", w.ID, got, ok, w)
+		}
+	}
+	if _, ok := c.Tenant("c"); ok {
+		t.Error("Tenant(\"c\") found a tenant the catalog does not hold")
+	}
+	c.SetTenant(Tenant{ID: "1", Plan: "2"})
+	c.SetTenant(Tenant{ID: "a", Plan: "2", Name: "A"})
+	c.RemoveTenant("b")
+	want = []Tenant{{ID: "1", Plan: "2"}, {ID: "10"}, {ID: "a", Plan: "2", Name: "A"}}
+	if got := c.Tenants(); !slices.Equal(got, want) {
+		t.Errorf("after SetTenant and RemoveTenant: %v, want %v", got, want)
+	}
+	var none *Catalog
+	if _, ok := none.Tenant("a"); ok || none.Tenants() != nil {
+		t.Error("a nil catalog holds tenants")
 	}
 }

@@ -112,6 +112,7 @@ func (s *FileSource) addPlans(doc *yamlfile.Doc, raw []filePlan) error {
 
 func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 	lines := map[string]int{}
+	tenants := make([]Tenant, 0, len(raw))
 	for i, t := range raw {
 		line := doc.Line("tenants", i)
 		id, plan := string(t.ID), string(t.Plan)
@@ -129,13 +130,13 @@ func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 			if err := ValidateTenantName(t.Name); err != nil {
 				return doc.Errorf(doc.Line("tenants", i, "name"), "tenant %s: %v", id, err)
 			}
-			s.catalog.Names[id] = t.Name
 		}
 		if _, ok := s.catalog.Plans[plan]; plan != "" && !ok {
 			return doc.Errorf(doc.Line("tenants", i, "plan"), "tenant %s is on plan %s, which the file does not define", id, plan)
 		}
-		s.catalog.Tenants[id] = plan
+		tenants = append(tenants, Tenant{ID: id, Plan: plan, Name: t.Name})
 	}
+	s.catalog.tenants = NewCatalog(tenants...).tenants
 	return nil
 }
 

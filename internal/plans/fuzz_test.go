@@ -33,7 +33,8 @@ func FuzzParseFile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for id, planID := range cat.Tenants {
+		for _, row := range cat.Tenants() {
+			id, planID := row.ID, row.Plan
 			if usage.ValidateID(usage.TenantID, id) != nil {
 				t.Fatalf("tenant id %q accepted", id)
 			}

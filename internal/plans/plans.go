@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
@@ -20,18 +21,64 @@ type Plan struct {
 	Unreadable map[string]string
 }
 
-// Catalog is one read of a source; plan "" means the defaults. Names holds
-// the tenants that have a name, never a metric label.
-type Catalog struct {
-	Plans   map[string]Plan
-	Tenants map[string]string
-	Names   map[string]string
-	Invalid map[string]int
+// Tenant is a tenant's row of a catalog: its plan ("" for the defaults) and
+// its display name, never a metric label.
+type Tenant struct {
+	ID, Plan, Name string
 }
 
-// NewCatalog returns an empty Catalog.
-func NewCatalog() *Catalog {
-	return &Catalog{Plans: map[string]Plan{}, Tenants: map[string]string{}, Names: map[string]string{}, Invalid: map[string]int{}}
+// Catalog is one read of a source; plan "" means the defaults. Its tenants
+// are one table sorted by id, the only copy a catalog keeps of them.
+type Catalog struct {
+	Plans   map[string]Plan
+	Invalid map[string]int
+	tenants []Tenant
+}
+
+// NewCatalog returns a Catalog of tenants, keeping the first row of an id;
+// it sorts tenants in place and keeps them.
+func NewCatalog(tenants ...Tenant) *Catalog {
+	slices.SortStableFunc(tenants, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) })
+	tenants = slices.CompactFunc(tenants, func(a, b Tenant) bool { return a.ID == b.ID })
+	return &Catalog{Plans: map[string]Plan{}, Invalid: map[string]int{}, tenants: slices.Clip(tenants)}
+}
+
+// Tenants returns the tenants sorted by id; callers must not modify them.
+func (c *Catalog) Tenants() []Tenant {
+	if c == nil {
+		return nil
+	}
+	return c.tenants
+}
+
+func compareID(t Tenant, id string) int { return strings.Compare(t.ID, id) }
+
+// Tenant returns tenant id's row.
+func (c *Catalog) Tenant(id string) (Tenant, bool) {
+	if c == nil {
+		return Tenant{}, false
+	}
+	i, ok := slices.BinarySearchFunc(c.tenants, id, compareID)
+	if !ok {
+		return Tenant{}, false
+	}
+	return c.tenants[i], true
+}
+
+// SetTenant adds t or replaces its row; a catalog is changed only before
+// it is shared.
+func (c *Catalog) SetTenant(t Tenant) {
+	i, found := slices.BinarySearchFunc(c.tenants, t.ID, compareID)
+	if found {
+		c.tenants[i] = t
+		return
+	}
+	c.tenants = slices.Insert(c.tenants, i, t)
+}
+
+// RemoveTenant removes tenant id's row, under SetTenant's rule.
+func (c *Catalog) RemoveTenant(id string) {
+	c.tenants = slices.DeleteFunc(c.tenants, func(t Tenant) bool { return t.ID == id })
 }
 
 // Source loads catalogs, which nobody modifies.
@@ -41,14 +88,12 @@ type Source interface {
 
 // Clone returns a deep copy.
 func (c *Catalog) Clone() *Catalog {
-	out := NewCatalog()
+	out := NewCatalog(slices.Clone(c.tenants)...)
 	for id, p := range c.Plans {
 		p.Limits = maps.Clone(p.Limits)
 		p.Unreadable = maps.Clone(p.Unreadable)
 		out.Plans[id] = p
 	}
-	maps.Copy(out.Tenants, c.Tenants)
-	maps.Copy(out.Names, c.Names)
 	maps.Copy(out.Invalid, c.Invalid)
 	return out
 }
@@ -81,17 +126,20 @@ func Diff(old, next *Catalog) []string {
 		next = NewCatalog()
 	}
 	var out []string
-	for t, p := range old.Tenants {
-		if q, ok := next.Tenants[t]; !ok || p != q || !samePlan(old, next, p) || old.Names[t] != next.Names[t] {
-			out = append(out, t)
+	a, b := old.tenants, next.tenants
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0].ID < b[0].ID:
+			out, a = append(out, a[0].ID), a[1:]
+		case len(a) == 0 || b[0].ID < a[0].ID:
+			out, b = append(out, b[0].ID), b[1:]
+		default:
+			if a[0] != b[0] || !samePlan(old, next, a[0].Plan) {
+				out = append(out, a[0].ID)
+			}
+			a, b = a[1:], b[1:]
 		}
 	}
-	for t := range next.Tenants {
-		if _, ok := old.Tenants[t]; !ok {
-			out = append(out, t)
-		}
-	}
-	slices.Sort(out)
 	return out
 }
 

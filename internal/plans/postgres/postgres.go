@@ -2,6 +2,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -158,16 +159,17 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	}
 	limits := make([]int64, len(lay.limits))
 	ids := planIDs{}
-	b := &builder{lay: lay, plans: map[string]*planRows{}, tenants: make(map[string]string, s.lastRows.Load()),
-		names: map[string]string{}, invalid: map[string]int{}}
+	b := &builder{lay: lay, plans: map[string]*planRows{}, tenants: make([]plans.Tenant, 0, s.lastRows.Load()),
+		invalid: map[string]int{}}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
 		}
 		r, name := lay.row(values, limits, ids)
+		kept := len(b.tenants)
 		b.add(r, name, limits)
-		if r.tenantID != "" && lay.tenantName >= 0 {
-			b.name(r.tenantID, values[lay.tenantName])
+		if kept < len(b.tenants) && lay.tenantName >= 0 {
+			b.tenants[kept].Name = b.name(values[lay.tenantName])
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -347,15 +349,11 @@ func parseInteger(s string) (int64, error) {
 
 // builder resolves rows in any order.
 type builder struct {
-	lay   *layout
-	rows  int
-	plans map[string]*planRows
-	// conflicting holds tenants a later row put on another plan.
-	tenants     map[string]string
-	names       map[string]string
-	conflicting map[string]bool
-	extraRows   map[string]int
-	invalid     map[string]int
+	lay     *layout
+	rows    int
+	plans   map[string]*planRows
+	tenants []plans.Tenant // one per row naming a tenant, in the query's order
+	invalid map[string]int
 }
 
 type planRows struct {
@@ -399,47 +397,30 @@ func (b *builder) keep(r row) {
 	if r.planID != "" {
 		b.plan(r.planID).rows++
 	}
-	if r.tenantID == "" {
-		return
-	}
-	p, seen := b.tenants[r.tenantID]
-	if !seen {
-		b.tenants[r.tenantID] = r.planID
-		return
-	}
-	if b.extraRows == nil {
-		b.extraRows, b.conflicting = map[string]int{}, map[string]bool{}
-	}
-	b.extraRows[r.tenantID]++
-	if p != r.planID {
-		b.conflicting[r.tenantID] = true
+	if r.tenantID != "" {
+		b.tenants = append(b.tenants, plans.Tenant{ID: r.tenantID, Plan: r.planID})
 	}
 }
 
-// name keeps a tenant's first valid name; a bad one is counted, the tenant kept.
-func (b *builder) name(tenantID string, v any) {
+// name returns a tenant's valid name or ""; a bad one is counted.
+func (b *builder) name(v any) string {
 	var name string
 	switch v := v.(type) {
 	case nil:
-		return
+		return ""
 	case string:
 		name = v
 	case []byte:
 		name = string(v)
 	default:
 		b.invalid[reasonInvalidTenantName]++
-		return
+		return ""
 	}
-	if name == "" {
-		return
-	}
-	if plans.ValidateTenantName(name) != nil {
+	if name != "" && plans.ValidateTenantName(name) != nil {
 		b.invalid[reasonInvalidTenantName]++
-		return
+		return ""
 	}
-	if _, ok := b.names[tenantID]; !ok {
-		b.names[tenantID] = strings.Clone(name)
-	}
+	return name
 }
 
 func (b *builder) plan(id string) *planRows {
@@ -452,8 +433,12 @@ func (b *builder) plan(id string) *planRows {
 }
 
 func (b *builder) catalog() *plans.Catalog {
-	cat := plans.NewCatalog()
+	conflicting := b.resolveTenants()
+	cat := plans.NewCatalog(b.tenants...)
 	maps.Copy(cat.Invalid, b.invalid)
+	if conflicting > 0 {
+		cat.Invalid[reasonConflictingTenantPlan] += conflicting
+	}
 	// Bad plans are left out, not guessed at: their tenants' limits are unknown.
 	for id, p := range b.plans {
 		if p.conflicting && !p.invalid {
@@ -476,15 +461,32 @@ func (b *builder) catalog() *plans.Catalog {
 		}
 		cat.Plans[id] = plan
 	}
-	for id := range b.conflicting {
-		cat.Invalid[reasonConflictingTenantPlan] += 1 + b.extraRows[id]
-		delete(b.tenants, id)
-	}
-	for id := range b.names {
-		if _, ok := b.tenants[id]; !ok {
-			delete(b.names, id)
-		}
-	}
-	cat.Tenants, cat.Names = b.tenants, b.names
 	return cat
+}
+
+// resolveTenants leaves one row per tenant, with its first valid name, and
+// drops the tenants whose rows disagree on the plan, returning their rows.
+func (b *builder) resolveTenants() (conflicting int) {
+	slices.SortStableFunc(b.tenants, func(x, y plans.Tenant) int { return strings.Compare(x.ID, y.ID) })
+	out := b.tenants[:0]
+	for i := 0; i < len(b.tenants); {
+		t, agree, j := b.tenants[i], true, i+1
+		for ; j < len(b.tenants) && b.tenants[j].ID == t.ID; j++ {
+			agree = agree && b.tenants[j].Plan == t.Plan
+			t.Name = cmp.Or(t.Name, b.tenants[j].Name)
+		}
+		if agree {
+			out = append(out, t)
+		} else {
+			conflicting += j - i
+		}
+		i = j
+	}
+	clear(b.tenants[len(out):])
+	b.tenants = out
+	if cap(out) > len(out)+len(out)/8 {
+		// The catalog outlives the load: it keeps no room to grow.
+		b.tenants = slices.Clone(out)
+	}
+	return conflicting
 }
