@@ -70,7 +70,7 @@ func TestStanding(t *testing.T) {
 				ts := TenantStatus{ID: "x", Usage: usage.CountersOf(map[string]int64{tc.limitType: tc.used}),
 					Terms: NewTerms(Terms{LimitsKnown: true, Limits: plans.Limits{tc.limitType: tc.limit}}, "postgres")}
 				want := s.Reached || tc.limitType == messagesType && s.Band != BandNone
-				if got := ts.rankKey().alertingAt(nov, tc.at); got != want {
+				if got := ts.rankKey().alertingAt(ts.Terms, nov, tc.at); got != want {
 					t.Errorf("an alert fires: %v, want %v (band %q); the ranking's rule and the bands disagree", got, want, s.Band)
 				}
 			}

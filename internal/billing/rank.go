@@ -14,14 +14,13 @@ import (
 type rankKey struct {
 	pressure float64 // the highest limit percentage, -1: none
 	messages int64
-	msgLimit int64 // the messages limit to project against, 0: none
-	alerting bool  // an alert fires, whatever the time
+	alerting bool // an alert fires, whatever the time
 }
 
 func (t *TenantStatus) rankKey() rankKey {
 	k := rankKey{pressure: -1}
 	k.messages, _ = t.Usage.Value(messagesType)
-	t.EachLimit(func(lt string, limit int64, pct float64) {
+	t.EachLimit(func(lt string, _ int64, pct float64) {
 		k.pressure = max(k.pressure, pct)
 		switch {
 		case slices.Contains(SeatLimitTypes, lt):
@@ -30,7 +29,6 @@ func (t *TenantStatus) rankKey() rankKey {
 			k.alerting = k.alerting || slices.Contains(ConsumptionLimitTypes, lt)
 		case lt == messagesType:
 			k.alerting = k.alerting || pct > NearLimitPercent
-			k.msgLimit = limit
 		}
 	})
 	// BillingTenantWithoutPlan fires for a tenant on the defaults.
@@ -38,13 +36,14 @@ func (t *TenantStatus) rankKey() rankKey {
 	return k
 }
 
-// alertingAt reports whether a shipped tenant alert fires at at.
-func (k rankKey) alertingAt(p period.Period, at time.Time) bool {
-	if k.alerting || k.msgLimit == 0 {
+// alertingAt reports whether a shipped tenant alert fires at at, for the
+// status of terms whose rank key k is.
+func (k rankKey) alertingAt(terms *Terms, p period.Period, at time.Time) bool {
+	if k.alerting || terms.messagesLimit == 0 {
 		return k.alerting
 	}
 	projected, ok := Projected(k.messages, p, at)
-	return ok && projected > float64(k.msgLimit)
+	return ok && projected > float64(terms.messagesLimit)
 }
 
 // MostPressed returns up to n tenants for --metrics.max-tenants, alerting
@@ -68,7 +67,7 @@ func mostPressed(tenants []TenantStatus, ranks []rankKey, n int, p period.Period
 	}
 	rankOf := func(i int) ranked {
 		k := &ranks[i]
-		return ranked{i, k.alertingAt(p, at), k.pressure, k.messages}
+		return ranked{i, k.alertingAt(tenants[i].Terms, p, at), k.pressure, k.messages}
 	}
 	cmpRanked := func(a, b ranked) int {
 		if a.alerting != b.alerting {

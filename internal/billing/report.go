@@ -51,13 +51,19 @@ type Terms struct {
 	Limits           plans.Limits
 	UnreadableLimits map[string]string
 
-	limits []LimitCheck // sorted by type
+	limits        []LimitCheck // sorted by type
+	messagesLimit int64        // the readable messages limit, 0: none
 }
 
 // NewTerms prepares t for a TenantStatus.
 func NewTerms(t Terms, source string) *Terms {
 	if t.LimitsKnown {
 		t.limits = sortedLimits(t.Limits, t.UnreadableLimits, source)
+	}
+	for _, c := range t.limits {
+		if c.Type == messagesType {
+			t.messagesLimit = c.Limit
+		}
 	}
 	return &t
 }

@@ -8,7 +8,7 @@ import (
 
 // Alerting is standing's first result.
 func (t *TenantStatus) Alerting(p period.Period, at time.Time) bool {
-	return t.rankKey().alertingAt(p, at)
+	return t.rankKey().alertingAt(t.Terms, p, at)
 }
 
 // Pressure is the tenant's highest percentage of any limit, -1 without one.
