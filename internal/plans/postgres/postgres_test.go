@@ -150,6 +150,26 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
+			name: "a tenant on several rows keeps its first valid name; rows that disagree on the plan drop it",
+			opts: []postgres.Option{postgres.WithQuery(`
+				SELECT * FROM (VALUES
+					('b', NULL,       '1', 'p'),
+					('a', 'First',    '1', 'p'),
+					('b', E'bad\u0007', '1', 'p'),
+					('b', 'Named',    '1', 'p'),
+					('a', 'Second',   '1', 'p'),
+					('c', 'Gone',     '1', 'p'),
+					('c', 'Gone',     '2', 'p')
+				) AS v(tenant_id, tenant_name, plan_id, plan_name)`)},
+			want: &catalogView{
+				Plans: map[string]plans.Plan{"1": {ID: "1", Name: "p", Limits: plans.Limits{}},
+					"2": {ID: "2", Name: "p", Limits: plans.Limits{}}},
+				Tenants: map[string]string{"a": "1", "b": "1"},
+				Names:   map[string]string{"a": "First", "b": "Named"},
+				Invalid: map[string]int{"invalid_tenant_name": 1, "conflicting_tenant_plan": 2},
+			},
+		},
+		{
 			name:  "no tenants at all",
 			files: schema,
 			sql:   `INSERT INTO plans VALUES (7, 'lonely', 1, 2, 3, 4)`,
