@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -46,10 +47,8 @@ type memReader struct {
 
 func (m *memReader) ReadUsage(_ context.Context, _ usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
 	snap := usage.NewSnapshot(periodID)
-	for id, c := range m.tenants {
-		snap.Tenants[id] = c
-		snap.Keys++
-	}
+	snap.Tenants = usage.TenantMap(maps.Clone(m.tenants))
+	snap.Keys = len(m.tenants)
 	return snap, nil
 }
 

@@ -110,7 +110,7 @@ func TestRanking(t *testing.T) {
 	cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 100, "storage": 1000, "users": 10}}
 	nov := period.At(time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC), time.UTC)
 	snap := usage.NewSnapshot(nov.ID)
-	snap.Tenants = used
+	snap.Tenants = usage.TenantMap(used)
 	r := &Report{At: nov.Start.Add(15 * 24 * time.Hour), Period: nov, Usage: snap,
 		Plans: PlansState{Configured: true, Up: true, Catalog: cat}}
 	r.join(plans.Limits{}, DefaultThresholds, nil)
@@ -148,7 +148,7 @@ func TestRanking(t *testing.T) {
 	}
 	// Views rank the same report at once: one computation, one order.
 	fresh := &Report{At: r.At, Period: r.Period, Usage: usage.NewSnapshot(nov.ID), Plans: r.Plans}
-	fresh.Usage.Tenants = used
+	fresh.Usage.Tenants = usage.TenantMap(used)
 	fresh.join(plans.Limits{}, DefaultThresholds, nil)
 	var wg sync.WaitGroup
 	orders := make([][]Ranked, 8)

@@ -84,7 +84,7 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 			r.counts.add(&old[j], thresholds, -1)
 			j++
 		}
-		counters, inUse := used[id]
+		counters, inUse := used.Lookup(id)
 		row, inCat := cat.Tenant(id)
 		if !inUse && !inCat {
 			reshaped = reshaped || had
@@ -143,22 +143,22 @@ type knownTenant struct {
 
 // knownTenants returns the tenants of the usage state and the catalog,
 // sorted by id.
-func knownTenants(used map[string]usage.Counters, cat *plans.Catalog) []knownTenant {
+func knownTenants(used usage.Tenants, cat *plans.Catalog) []knownTenant {
 	rows := cat.Tenants()
-	known := make([]knownTenant, 0, max(len(used), len(rows)))
+	known := make([]knownTenant, 0, max(used.Len(), len(rows)))
 	withUsage := 0
 	for _, t := range rows {
-		counters, ok := used[t.ID]
+		counters, ok := used.Lookup(t.ID)
 		if ok {
 			withUsage++
 		}
 		known = append(known, knownTenant{t.ID, counters, t.Plan})
 	}
-	if withUsage == len(used) {
+	if withUsage == used.Len() {
 		return known
 	}
 	listed := len(known)
-	for id, counters := range used {
+	for id, counters := range used.All() {
 		if _, ok := cat.Tenant(id); !ok {
 			known = append(known, knownTenant{id: id, counters: counters})
 		}

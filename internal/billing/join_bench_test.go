@@ -13,11 +13,12 @@ import (
 // scrape that comes after both reads, before any byte is written.
 func BenchmarkJoin(b *testing.B) {
 	const n = 100000
-	snap := usage.NewSnapshot("202611")
+	snap, used := usage.NewSnapshot("202611"), usage.TenantMap{}
+	snap.Tenants = used
 	rows := make([]plans.Tenant, n)
 	for i := range n {
 		id := strconv.Itoa(i)
-		snap.Tenants[id] = usage.CountersOf(map[string]int64{"messages": int64(i % 6000), "storage": int64(i) << 12, "users": int64(i % 7), "whatsappSessions": int64(i % 3)})
+		used[id] = usage.CountersOf(map[string]int64{"messages": int64(i % 6000), "storage": int64(i) << 12, "users": int64(i % 7), "whatsappSessions": int64(i % 3)})
 		rows[i] = plans.Tenant{ID: id, Plan: strconv.Itoa(1 + i%2)}
 		if i%33 == 0 {
 			rows[i].Plan = "" // a row with no plan, as the default query gives

@@ -101,7 +101,7 @@ func TestJoinReuse(t *testing.T) {
 			}
 			snap := func(used map[string]usage.Counters) *usage.Snapshot {
 				s := usage.NewSnapshot("202611")
-				s.Tenants = used
+				s.Tenants = usage.TenantMap(used)
 				return s
 			}
 			first := &Report{Usage: snap(used1), Plans: ps(cat1)}

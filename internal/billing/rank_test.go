@@ -203,7 +203,7 @@ func TestOverThresholdInParts(t *testing.T) {
 	join := func(procs int) []ThresholdCount {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		snap := usage.NewSnapshot("202611")
-		snap.Tenants = used
+		snap.Tenants = usage.TenantMap(used)
 		r := &Report{Usage: snap, Plans: PlansState{Configured: true, Source: "postgres", Up: true, Catalog: cat}}
 		r.join(defaults, DefaultThresholds, nil)
 		return r.OverThreshold

@@ -27,7 +27,7 @@ func (s *staticUsage) ReadUsage(_ context.Context, _ usage.KeyPattern, periodID 
 		return nil, s.err
 	}
 	snap := usage.NewSnapshot(periodID)
-	maps.Copy(snap.Tenants, s.tenants)
+	snap.Tenants = usage.TenantMap(maps.Clone(s.tenants))
 	snap.Keys = len(s.tenants)
 	return snap, nil
 }

@@ -405,9 +405,9 @@ func (s *Service) Tenant(ctx context.Context, tenantID string) (*TenantReport, e
 	others := s.otherTypes
 	s.mu.Unlock()
 	if s.maxTypes > 0 && counters != nil {
-		one := &usage.Snapshot{Tenants: map[string]usage.Counters{tenantID: counters}, Skipped: map[usage.Reason]int{}}
+		one := &usage.Snapshot{Tenants: usage.TenantMap{tenantID: counters}, Skipped: map[usage.Reason]int{}}
 		one.CapMetricTypes(g.MetricTypes, s.maxTypes, others)
-		counters = one.Tenants[tenantID]
+		counters = one.Counters(tenantID)
 	}
 	var plansState PlansState
 	if s.refreshEvery > 0 {

@@ -3,6 +3,7 @@ package pages
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -135,9 +136,7 @@ type memStore struct{ tenants map[string]usage.Counters }
 
 func (m memStore) ReadUsage(_ context.Context, _ usage.KeyPattern, periodID string) (*usage.Snapshot, error) {
 	s := usage.NewSnapshot(periodID)
-	for id, c := range m.tenants {
-		s.Tenants[id] = c
-	}
+	s.Tenants = usage.TenantMap(maps.Clone(m.tenants))
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"math"
 	"slices"
@@ -69,11 +70,30 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 	return buildHash(fields)
 }
 
+// Tenants is a read-only set of tenants' counters.
+type Tenants interface {
+	Len() int
+	Lookup(tenant string) (Counters, bool)
+	All() iter.Seq2[string, Counters] // in no order
+}
+
+// TenantMap is Tenants in a map.
+type TenantMap map[string]Counters
+
+// Len returns the number of tenants.
+func (m TenantMap) Len() int { return len(m) }
+
+// Lookup returns a tenant's counters.
+func (m TenantMap) Lookup(tenant string) (Counters, bool) { c, ok := m[tenant]; return c, ok }
+
+// All yields every tenant.
+func (m TenantMap) All() iter.Seq2[string, Counters] { return maps.All(m) }
+
 // Snapshot is one full usage read.
 type Snapshot struct {
 	PeriodID string
-	Tenants  map[string]Counters // shared: never modified
-	Keys     int                 // all periods
+	Tenants  Tenants // shared: never modified
+	Keys     int     // all periods
 	Skipped  map[Reason]int
 	Types    TypeCounts // shared; may be nil
 
@@ -89,6 +109,12 @@ var seqs atomic.Uint64
 
 // NextSeq returns a Seq no other snapshot of the process has.
 func NextSeq() uint64 { return seqs.Add(1) }
+
+// Counters returns a tenant's counters, nil without them.
+func (s *Snapshot) Counters(tenant string) Counters {
+	c, _ := s.Tenants.Lookup(tenant)
+	return c
+}
 
 // Lend makes Release call giveBack.
 func (s *Snapshot) Lend(giveBack func()) { s.giveBack = giveBack }
@@ -121,7 +147,7 @@ func (tc TypeCounts) Add(c Counters, delta int) {
 
 // NewSnapshot returns an empty Snapshot.
 func NewSnapshot(periodID string) *Snapshot {
-	return &Snapshot{PeriodID: periodID, Tenants: map[string]Counters{}, Skipped: map[Reason]int{}}
+	return &Snapshot{PeriodID: periodID, Tenants: TenantMap{}, Skipped: map[Reason]int{}}
 }
 
 // CapMetricTypes keeps the configured types and up to limit (<= 0: all)
@@ -137,8 +163,8 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int, kept map[s
 			return kept
 		}
 	}
-	var capped map[string]Counters
-	for tenant, c := range s.Tenants {
+	var capped TenantMap
+	for tenant, c := range s.Tenants.All() {
 		trimmed := c.without(func(field string, v int64) bool {
 			if field == wholeHash || known[field] || kept[field] {
 				return false
@@ -150,7 +176,7 @@ func (s *Snapshot) CapMetricTypes(configured []MetricType, limit int, kept map[s
 		})
 		if trimmed != c {
 			if capped == nil {
-				capped = maps.Clone(s.Tenants)
+				capped = maps.Collect(s.Tenants.All())
 			}
 			capped[tenant] = trimmed
 		}
@@ -165,7 +191,7 @@ func (s *Snapshot) chooseTypes(known map[string]bool, limit int) (kept map[strin
 	counts := s.Types
 	if counts == nil {
 		counts = TypeCounts{}
-		for _, c := range s.Tenants {
+		for _, c := range s.Tenants.All() {
 			counts.Add(c, 1)
 		}
 	}

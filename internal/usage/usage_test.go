@@ -108,7 +108,7 @@ func TestCapMetricTypes(t *testing.T) {
 	configured := []MetricType{{Name: "messages"}, {Name: "storage"}}
 	snapshot := func() *Snapshot {
 		s := NewSnapshot("202611")
-		s.Tenants = map[string]Counters{
+		s.Tenants = TenantMap{
 			"1": CountersOf(map[string]int64{"messages": 1, "apiCalls": 1, "b": 1, "z1": 1}),
 			"2": CountersOf(map[string]int64{"messages": 2, "apiCalls": 2, "a": 2, "z2": 2}),
 			"3": CountersOf(map[string]int64{"storage": 3, "apiCalls": 3, "a": 3, "b": 3, "z3": 3}),
@@ -138,7 +138,7 @@ func TestCapMetricTypes(t *testing.T) {
 				t.Errorf("skipped %d fields, want %d", s.Skipped[ReasonMetricTypeLimit], tc.skipped)
 			}
 			types := map[string]bool{}
-			for _, c := range s.Tenants {
+			for _, c := range s.Tenants.All() {
 				for f := range c.Map() {
 					types[f] = true
 				}
@@ -146,7 +146,7 @@ func TestCapMetricTypes(t *testing.T) {
 			if tc.limit > 0 && len(types) > max(tc.limit, 2) {
 				t.Errorf("%d types left: %v", len(types), types)
 			}
-			if s.Tenants["1"].Map()["messages"] != 1 || s.Tenants["3"].Map()["storage"] != 3 {
+			if s.Counters("1").Map()["messages"] != 1 || s.Counters("3").Map()["storage"] != 3 {
 				t.Errorf("configured fields lost: %v", s.Tenants)
 			}
 		})
@@ -159,7 +159,7 @@ func TestCapMetricTypes(t *testing.T) {
 func TestCapMetricTypesUnreadable(t *testing.T) {
 	s := NewSnapshot("202611")
 	bad := CountersOf(map[string]int64{"messages": 1, "x": 1, "y": UnreadableValue(ReasonInvalidValue)})
-	s.Tenants = map[string]Counters{
+	s.Tenants = TenantMap{
 		"1":     bad,
 		"2":     CountersOf(map[string]int64{"x": 2, "y": 2}),
 		"wrong": UnreadableHash(ReasonWrongType),
@@ -168,14 +168,14 @@ func TestCapMetricTypesUnreadable(t *testing.T) {
 	if want := []string{"x"}; !slices.Equal(slices.Sorted(maps.Keys(kept)), want) {
 		t.Errorf("kept %v, want %v (x and y tie at 2 tenants: name order)", slices.Sorted(maps.Keys(kept)), want)
 	}
-	if _, ok := s.Tenants["1"].Unreadable("y"); ok {
-		t.Errorf("tenant 1 keeps the capped type y: %v", s.Tenants["1"])
+	if _, ok := s.Counters("1").Unreadable("y"); ok {
+		t.Errorf("tenant 1 keeps the capped type y: %v", s.Counters("1"))
 	}
 	if got := s.Skipped[ReasonMetricTypeLimit]; got != 1 {
 		t.Errorf("metric_type_limit = %d, want 1 (tenant 2's readable y only)", got)
 	}
-	if r, ok := s.Tenants["wrong"].HashUnreadable(); !ok || r != ReasonWrongType {
-		t.Errorf("whole unreadable hash after the cap: %v", s.Tenants["wrong"])
+	if r, ok := s.Counters("wrong").HashUnreadable(); !ok || r != ReasonWrongType {
+		t.Errorf("whole unreadable hash after the cap: %v", s.Counters("wrong"))
 	}
 }
 
@@ -186,13 +186,13 @@ func TestCapMetricTypesLeavesSharedCounters(t *testing.T) {
 	shared := map[string]Counters{"1": CountersOf(map[string]int64{"messages": 1, "a": 1, "b": 2}), "2": CountersOf(map[string]int64{"messages": 3})}
 	for read := range 2 {
 		s := NewSnapshot("202611")
-		s.Tenants = maps.Clone(shared)
+		s.Tenants = TenantMap(maps.Clone(shared))
 		s.CapMetricTypes([]MetricType{{Name: "messages"}}, 2, nil)
 		if got := s.Skipped[ReasonMetricTypeLimit]; got != 1 {
 			t.Errorf("read %d: metric_type_limit = %d, want 1 (b)", read, got)
 		}
-		if _, ok := s.Tenants["1"].Map()["b"]; ok {
-			t.Errorf("read %d: tenant 1 keeps the capped type b: %v", read, s.Tenants["1"])
+		if _, ok := s.Counters("1").Map()["b"]; ok {
+			t.Errorf("read %d: tenant 1 keeps the capped type b: %v", read, s.Counters("1"))
 		}
 	}
 	if want := (CountersOf(map[string]int64{"messages": 1, "a": 1, "b": 2})); !shared["1"].Equal(want) {
@@ -206,7 +206,7 @@ func TestCapMetricTypesLeavesSharedCounters(t *testing.T) {
 func TestSnapshotRelease(t *testing.T) {
 	for _, lent := range []bool{false, true} {
 		snap := NewSnapshot("202611")
-		snap.Tenants["1"] = CountersOf(map[string]int64{"messages": 1})
+		snap.Tenants = TenantMap{"1": CountersOf(map[string]int64{"messages": 1})}
 		snap.Types = TypeCounts{"messages": 1}
 		back := 0
 		if lent {

@@ -71,8 +71,8 @@ func newClusterFixture(t *testing.T) *clusterFixture {
 		t.Fatal(err)
 	}
 	// apicalls, bad, badfield, and the two wrong-type keys (known, unreadable).
-	if len(f.want.Tenants) != 3000+testserver.GroupTenants+5 {
-		t.Fatalf("reference snapshot has %d tenants", len(f.want.Tenants))
+	if f.want.Tenants.Len() != 3000+testserver.GroupTenants+5 {
+		t.Fatalf("reference snapshot has %d tenants", f.want.Tenants.Len())
 	}
 	return f
 }

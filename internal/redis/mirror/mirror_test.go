@@ -232,7 +232,7 @@ func TestMirrorReadYourWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := value(readUsage(t, m, thisPeriod).Tenants[id], "messages"); got != v {
+		if got := value(readUsage(t, m, thisPeriod).Counters(id), "messages"); got != v {
 			t.Fatalf("write %d: tenant %s messages = %d right after HINCRBY answered %d", i, id, got, v)
 		}
 	}
@@ -275,7 +275,7 @@ func TestMirrorReadYourWritesWhileReading(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := value(readUsage(t, m, thisPeriod).Tenants["1"], "messages"); got != v {
+		if got := value(readUsage(t, m, thisPeriod).Counters("1"), "messages"); got != v {
 			t.Fatalf("write %d: messages = %d right after HINCRBY answered %d", i, got, v)
 		}
 	}
@@ -309,7 +309,7 @@ func TestMirrorUnreadable(t *testing.T) {
 		srv.Do(st.write[0].(string), st.write[1:]...)
 		got := readUsage(t, m, thisPeriod)
 		testserver.SameSnapshot(t, st.name, got, readUsage(t, s, thisPeriod))
-		c, ok := got.Tenants["t1"]
+		c, ok := got.Tenants.Lookup("t1")
 		if !ok {
 			t.Fatalf("%s: tenant t1 missing from the mirror's read", st.name)
 		}
@@ -416,7 +416,7 @@ func TestMirrorClientPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := readUsage(t, m, thisPeriod)
-	if v := value(got.Tenants["1"], "messages"); v != 42 {
+	if v := value(got.Counters("1"), "messages"); v != 42 {
 		t.Errorf("messages = %d after the paused write was acknowledged, want 42", v)
 	}
 	testserver.SameSnapshot(t, "after pause", got, readUsage(t, s, thisPeriod))
@@ -498,11 +498,11 @@ func TestMirrorManyInvalidationsBetweenReads(t *testing.T) {
 		t.Errorf("re-read %d keys, want %d", n, tenants)
 	}
 	want := readUsage(t, s, thisPeriod)
-	if !maps.EqualFunc(got.Tenants, want.Tenants, usage.Counters.Equal) {
+	if !maps.EqualFunc(maps.Collect(got.Tenants.All()), maps.Collect(want.Tenants.All()), usage.Counters.Equal) {
 		t.Errorf("mirror differs from a full read after %d changes", tenants)
 	}
 	for i := range tenants {
-		if v := value(got.Tenants[fmt.Sprint(i)], "messages"); v != int64(i+1000) {
+		if v := value(got.Counters(fmt.Sprint(i)), "messages"); v != int64(i+1000) {
 			t.Fatalf("tenant %d: messages %d, want %d", i, v, i+1000)
 		}
 	}
@@ -761,8 +761,8 @@ func TestMirrorLendsItsMaps(t *testing.T) {
 	for i := range 20 {
 		srv.HSet(fmt.Sprintf("usage:%d:%s", i, thisPeriod), "messages", i)
 	}
-	same := func(a, b map[string]usage.Counters) bool {
-		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	same := func(a, b usage.Tenants) bool {
+		return reflect.ValueOf(a.(tenantView).m).UnsafePointer() == reflect.ValueOf(b.(tenantView).m).UnsafePointer()
 	}
 	c := srv.Conn()
 	defer c.Close()
@@ -776,14 +776,14 @@ func TestMirrorLendsItsMaps(t *testing.T) {
 	}
 
 	held := readUsage(t, m, thisPeriod)
-	heldMap, was := held.Tenants, value(held.Tenants["3"], "messages")
+	heldMap, was := held.Tenants, value(held.Counters("3"), "messages")
 	bump("3")
 	next := readUsage(t, m, thisPeriod)
 	if same(next.Tenants, heldMap) {
 		t.Fatal("a change while a snapshot held the map was made in it")
 	}
-	if got := value(heldMap["3"], "messages"); got != was {
-		t.Fatalf("the snapshot held saw tenant 3's messages change: %d, want %d", got, was)
+	if got, _ := heldMap.Lookup("3"); value(got, "messages") != was {
+		t.Fatalf("the snapshot held saw tenant 3's messages change: %d, want %d", value(got, "messages"), was)
 	}
 
 	nextMap := next.Tenants
@@ -796,7 +796,7 @@ func TestMirrorLendsItsMaps(t *testing.T) {
 	if !same(after.Tenants, nextMap) {
 		t.Error("a change after the snapshot was released copied the map")
 	}
-	if got := value(after.Tenants["4"], "messages"); got != v {
+	if got := value(after.Counters("4"), "messages"); got != v {
 		t.Errorf("tenant 4 messages = %d, want %d", got, v)
 	}
 
@@ -804,10 +804,10 @@ func TestMirrorLendsItsMaps(t *testing.T) {
 	// nothing of after's, which is still held.
 	held.Release()
 	held.Release() // twice: harmless
-	afterMap, was := after.Tenants, value(after.Tenants["5"], "messages")
+	afterMap, was := after.Tenants, value(after.Counters("5"), "messages")
 	bump("5")
 	readUsage(t, m, thisPeriod)
-	if got := value(afterMap["5"], "messages"); got != was {
-		t.Errorf("a late release let a held snapshot change: tenant 5 messages = %d, want %d", got, was)
+	if got, _ := afterMap.Lookup("5"); value(got, "messages") != was {
+		t.Errorf("a late release let a held snapshot change: tenant 5 messages = %d, want %d", value(got, "messages"), was)
 	}
 }

@@ -70,8 +70,8 @@ func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern)
 		n++
 	}
 	for _, ab := range [][2]*state{{a, b}, {b, a}} {
-		for id, pid := range ab[0].others.All() {
-			if !ab[1].others.Has(id, pid) {
+		for id, pid := range ab[0].otherKeys() {
+			if !ab[1].hasOther(id, pid) {
 				diff(pattern.Key(id, pid))
 			}
 		}
@@ -81,13 +81,14 @@ func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern)
 			}
 		}
 	}
-	for id, ca := range a.tenants {
-		if cb, ok := b.tenants[id]; !ok || !ca.Equal(cb) || !maps.Equal(a.flawed[id], b.flawed[id]) {
+	for id, e := range a.tenants {
+		ca, cb := e.counters, b.tenants[id].counters
+		if ca != nil && (cb == nil || !ca.Equal(cb) || !maps.Equal(a.flawed[id], b.flawed[id])) {
 			diff(pattern.Key(id, a.periodID))
 		}
 	}
-	for id := range b.tenants {
-		if _, ok := a.tenants[id]; !ok {
+	for id, e := range b.tenants {
+		if e.counters != nil && a.tenants[id].counters == nil {
 			diff(pattern.Key(id, b.periodID))
 		}
 	}

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"fmt"
+	"iter"
 	"maps"
 	"strings"
 	"sync"
@@ -13,18 +14,27 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// state is one node's copy of the keys a full read counts. Snapshots
-// borrow its maps; a change while one does clones them.
+// state is one node's copy of the keys a full read counts: an entry per
+// tenant with a key in any period. Snapshots borrow its map; a change while
+// one does clones it.
 type state struct {
 	periodID  string
-	tenants   map[string]usage.Counters
+	tenants   map[string]entry
+	current   int // entries with a key in the period
 	types     usage.TypeCounts
-	lent      *atomic.Int32                   // borrowers; nil: none since the maps were made
+	lent      *atomic.Int32                   // borrowers; nil: none since the map was made
 	flawed    map[string]map[usage.Reason]int // the few hashes with a skip
 	skipped   map[usage.Reason]int            // summed over flawed
-	others    otherKeys
+	others    periodBits
 	malformed map[string]struct{}
 	changed   []string // tenants put since the last snapshot
+}
+
+// entry is a tenant's keys: its counters in the period, nil without a
+// key there, and a bit per other period it has a key in.
+type entry struct {
+	counters usage.Counters
+	others   uint64
 }
 
 type keyEntry struct {
@@ -35,41 +45,61 @@ type keyEntry struct {
 func newState(periodID string, sizeHint int) *state {
 	return &state{
 		periodID:  periodID,
-		tenants:   make(map[string]usage.Counters, sizeHint),
+		tenants:   make(map[string]entry, sizeHint),
 		types:     usage.TypeCounts{},
 		flawed:    map[string]map[usage.Reason]int{},
 		skipped:   map[usage.Reason]int{},
-		others:    newOtherKeys(),
 		malformed: map[string]struct{}{},
 	}
 }
 
-// put records a tenant's hash, e nil when it is gone.
-func (st *state) put(tenant string, e *keyEntry) {
-	old, had := st.tenants[tenant]
-	if !had && e == nil || had && e != nil && old.Equal(e.counters) && maps.Equal(st.flawed[tenant], e.skipped) {
-		return
-	}
+// store sets tenant's entry, in a map of its own while one is lent, and
+// returns the id the map holds: a copy, since an assignment replaces a
+// map's key and tenant may point into a bigger string.
+func (st *state) store(tenant string, e entry) string {
 	if st.lent != nil && st.lent.Load() > 0 {
 		st.tenants, st.types = maps.Clone(st.tenants), maps.Clone(st.types)
 	}
 	st.lent = nil
+	old := st.tenants[tenant]
+	if e == (entry{}) {
+		delete(st.tenants, tenant)
+	} else {
+		tenant = strings.Clone(tenant)
+		st.tenants[tenant] = e
+	}
+	if (old.counters != nil) != (e.counters != nil) {
+		if e.counters != nil {
+			st.current++
+		} else {
+			st.current--
+		}
+	}
+	return tenant
+}
+
+// put records a tenant's hash, e nil when it is gone.
+func (st *state) put(tenant string, e *keyEntry) {
+	cur := st.tenants[tenant]
+	old, had := cur.counters, cur.counters != nil
+	if !had && e == nil || had && e != nil && old.Equal(e.counters) && maps.Equal(st.flawed[tenant], e.skipped) {
+		return
+	}
 	if had {
 		st.types.Add(old, -1)
 		for reason, n := range st.flawed[tenant] {
 			st.skipped[reason] -= n
 		}
 		delete(st.flawed, tenant)
-		if e == nil {
-			delete(st.tenants, tenant)
-			st.changed = append(st.changed, tenant)
-			return
-		}
-	} else {
-		tenant = strings.Clone(tenant)
 	}
-	st.changed = append(st.changed, tenant)
-	st.tenants[tenant] = e.counters
+	cur.counters = nil
+	if e != nil {
+		cur.counters = e.counters
+	}
+	st.changed = append(st.changed, st.store(tenant, cur))
+	if e == nil {
+		return
+	}
 	st.types.Add(e.counters, 1)
 	if e.skipped != nil {
 		st.flawed[tenant] = e.skipped
@@ -84,7 +114,7 @@ func (st *state) setOther(pattern usage.KeyPattern, key string, exists bool) {
 	tenant, pid, err := pattern.Parse(key)
 	switch {
 	case err == nil:
-		st.others.Set(tenant, pid, exists)
+		st.setOtherKey(tenant, pid, exists)
 	case exists:
 		st.malformed[key] = struct{}{}
 	default:
@@ -92,10 +122,10 @@ func (st *state) setOther(pattern usage.KeyPattern, key string, exists bool) {
 	}
 }
 
-// snapshot lends the maps, with the tenants changed since the last one.
+// snapshot lends the map, with the tenants changed since the last one.
 func (st *state) snapshot() *usage.Snapshot {
 	snap := usage.NewSnapshot(st.periodID)
-	snap.Tenants, snap.Types, snap.Changed = st.tenants, st.types, st.changed
+	snap.Tenants, snap.Types, snap.Changed = tenantView{st.tenants, st.current}, st.types, st.changed
 	st.changed = nil
 	if st.lent == nil {
 		st.lent = new(atomic.Int32)
@@ -103,7 +133,7 @@ func (st *state) snapshot() *usage.Snapshot {
 	lent := st.lent
 	lent.Add(1)
 	snap.Lend(func() { lent.Add(-1) })
-	snap.Keys = len(st.tenants) + st.others.Len()
+	snap.Keys = st.current + st.others.len()
 	for reason, n := range st.skipped {
 		if n > 0 {
 			snap.Skipped[reason] = n
@@ -115,6 +145,30 @@ func (st *state) snapshot() *usage.Snapshot {
 	return snap
 }
 
+// tenantView is a lent map as usage.Tenants: the entries with a key in
+// the period, n of them.
+type tenantView struct {
+	m map[string]entry
+	n int
+}
+
+func (v tenantView) Len() int { return v.n }
+
+func (v tenantView) Lookup(tenant string) (usage.Counters, bool) {
+	c := v.m[tenant].counters
+	return c, c != nil
+}
+
+func (v tenantView) All() iter.Seq2[string, usage.Counters] {
+	return func(yield func(string, usage.Counters) bool) {
+		for tenant, e := range v.m {
+			if e.counters != nil && !yield(tenant, e.counters) {
+				return
+			}
+		}
+	}
+}
+
 // seedSink fills a state.
 type seedSink struct {
 	st      *state
@@ -122,7 +176,11 @@ type seedSink struct {
 	mu      sync.Mutex
 }
 
-func (s *seedSink) Other(key string) { s.st.setOther(s.pattern, key, true) }
+func (s *seedSink) Other(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.setOther(s.pattern, key, true)
+}
 
 func (s *seedSink) Hashes(keys []read.Key, replies []any) error {
 	entries := make([]*keyEntry, len(keys))

@@ -30,6 +30,8 @@ func TestSetOther(t *testing.T) {
 		{"remove last of a period", []op{{a, true}, {b, true}, {a, false}}, []string{b}, 0},
 		{"remove all", []op{{a, true}, {a, false}}, nil, 0},
 		{"malformed", []op{{"usage:x:2026", true}, {"usage::202610", true}, {"usage::202610", false}}, nil, 1},
+		{"a tenant with other periods only", []op{{"usage:2:" + lastPeriod, true}, {"usage:2:202609", true}, {"usage:2:202609", false}},
+			[]string{"usage:2:" + lastPeriod}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newState(thisPeriod, 0)
@@ -44,8 +46,14 @@ func TestSetOther(t *testing.T) {
 			if got := snap.Skipped[usage.ReasonMalformedKey]; got != tc.malformed {
 				t.Errorf("malformed = %d, want %d", got, tc.malformed)
 			}
+			if c, ok := snap.Tenants.Lookup("1"); snap.Tenants.Len() != 1 || !ok || value(c, "messages") != 1 {
+				t.Errorf("tenants of the period: %d, tenant 1 %v %v; want tenant 1 alone", snap.Tenants.Len(), c, ok)
+			}
+			if _, ok := snap.Tenants.Lookup("2"); ok {
+				t.Error("a tenant with keys of other periods only is a tenant of the period")
+			}
 			got := map[string]bool{}
-			for id, pid := range st.others.All() {
+			for id, pid := range st.otherKeys() {
 				got[pattern.Key(id, pid)] = true
 			}
 			for _, k := range tc.keys {
@@ -60,10 +68,11 @@ func TestSetOther(t *testing.T) {
 	}
 }
 
-// TestOtherKeys checks the set against a map under random additions and
-// removals, with more periods at once than it has bits for, so periods
-// take bits, free them and overflow, and overflowed periods get bits back;
-// tenant ids of 16 bytes and 17 fall either side of shortID.
+// TestOtherKeys checks the keys of other periods against a map under random
+// additions and removals, with more periods at once than a mask has bits
+// for, so periods take bits, free them and overflow, and overflowed periods
+// get bits back; some tenants also come and go in the current period, and
+// an entry stays exactly while its tenant has a key somewhere.
 func TestOtherKeys(t *testing.T) {
 	for _, tc := range []struct {
 		name             string
@@ -76,7 +85,7 @@ func TestOtherKeys(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
-			o, want := newOtherKeys(), map[[2]string]bool{}
+			st, want, current := newState(thisPeriod, 0), map[[2]string]bool{}, map[string]bool{}
 			ids := make([]string, tc.tenants)
 			for n := range ids {
 				if ids[n] = fmt.Sprint(n); n%3 > 0 {
@@ -90,16 +99,25 @@ func TestOtherKeys(t *testing.T) {
 			for i := range 30000 {
 				id, pid := ids[rng.IntN(tc.tenants)], pids[rng.IntN(tc.periods)]
 				exists := rng.IntN(3) > 0
-				o.Set(id, pid, exists)
+				if i%10 == 0 {
+					var e *keyEntry
+					if exists {
+						e = &keyEntry{counters: usage.CountersOf(map[string]int64{"messages": int64(i)})}
+					}
+					st.put(id, e)
+					current[id] = exists
+					continue
+				}
+				st.setOtherKey(id, pid, exists)
 				if want[[2]string{id, pid}] = exists; !exists {
 					delete(want, [2]string{id, pid})
 				}
-				if o.Len() != len(want) {
-					t.Fatalf("op %d: Len = %d, want %d", i, o.Len(), len(want))
+				if st.others.len() != len(want) {
+					t.Fatalf("op %d: %d keys, want %d", i, st.others.len(), len(want))
 				}
 			}
 			got := map[[2]string]bool{}
-			for id, pid := range o.All() {
+			for id, pid := range st.otherKeys() {
 				if got[[2]string{id, pid}] {
 					t.Errorf("%s %s yielded twice", id, pid)
 				}
@@ -107,16 +125,45 @@ func TestOtherKeys(t *testing.T) {
 			}
 			for _, id := range ids {
 				for _, pid := range pids {
-					if k := [2]string{id, pid}; o.Has(k[0], k[1]) != want[k] {
-						t.Errorf("Has(%s, %s) = %v", k[0], k[1], !want[k])
+					if k := [2]string{id, pid}; st.hasOther(k[0], k[1]) != want[k] {
+						t.Errorf("hasOther(%s, %s) = %v", k[0], k[1], !want[k])
 					}
 				}
 			}
 			if !maps.Equal(got, want) {
-				t.Errorf("All = %d keys, want %d", len(got), len(want))
+				t.Errorf("otherKeys = %d keys, want %d", len(got), len(want))
 			}
-			if tc.periods > 64 && len(o.extra) == 0 {
+			if tc.periods > 64 && len(st.others.extra) == 0 {
 				t.Error("no period overflowed")
+			}
+			entries := map[string]bool{}
+			for id, isCurrent := range current {
+				entries[id] = isCurrent
+			}
+			for k := range want {
+				if !st.others.extra[k] {
+					entries[k[0]] = true
+				}
+			}
+			n := 0
+			for id, e := range st.tenants {
+				if !entries[id] {
+					t.Errorf("tenant %s keeps an entry %+v without a key", id, e)
+				}
+				if (e.counters != nil) != current[id] {
+					t.Errorf("tenant %s: counters %v, want a key of the period: %v", id, e.counters, current[id])
+				}
+				if e.counters != nil {
+					n++
+				}
+			}
+			for id, ok := range entries {
+				if _, in := st.tenants[id]; ok && !in {
+					t.Errorf("tenant %s has a key and no entry", id)
+				}
+			}
+			if snap := st.snapshot(); snap.Tenants.Len() != n || st.current != n {
+				t.Errorf("%d tenants of the period, counted %d and %d", n, snap.Tenants.Len(), st.current)
 			}
 		})
 	}

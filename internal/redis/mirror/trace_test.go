@@ -52,7 +52,7 @@ func TestMirrorTraceSpans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := value(snap.Tenants["3"], "messages"); got != 2 {
+	if got := value(snap.Counters("3"), "messages"); got != 2 {
 		t.Fatalf("tenant 3 messages = %d, want 2", got)
 	}
 

@@ -43,12 +43,12 @@ func TestReadUsageOversizedHash(t *testing.T) {
 	if got := snap.Skipped[usage.ReasonOversizedHash]; got != 2 {
 		t.Errorf("oversized hashes = %d, want 2 (skipped: %v)", got, snap.Skipped)
 	}
-	if len(snap.Tenants) != 4 || value(snap.Tenants["1"], "messages") != 5 || value(snap.Tenants["2"], "messages") != 7 {
+	if snap.Tenants.Len() != 4 || value(snap.Counters("1"), "messages") != 5 || value(snap.Counters("2"), "messages") != 7 {
 		t.Errorf("tenants = %v, want 1, 2, blob and wide", snap.Tenants)
 	}
 	// The oversized hashes' tenants are there, their usage unknown (not 0).
 	for _, id := range []string{"blob", "wide"} {
-		if r, ok := snap.Tenants[id].HashUnreadable(); !ok || r != usage.ReasonOversizedHash {
+		if r, ok := snap.Counters(id).HashUnreadable(); !ok || r != usage.ReasonOversizedHash {
 			t.Errorf("tenant %s: HashUnreadable = %q, %v; want %q", id, r, ok, usage.ReasonOversizedHash)
 		}
 	}
@@ -115,11 +115,11 @@ func TestClusterOversizedHash(t *testing.T) {
 	if got := snap.Skipped[usage.ReasonOversizedHash]; got != 3 {
 		t.Errorf("oversized hashes = %d, want 3 (skipped: %v)", got, snap.Skipped)
 	}
-	if len(snap.Tenants) != 33 || value(snap.Tenants["29"], "messages") != 29 {
-		t.Errorf("%d tenants (29: %v), want 33", len(snap.Tenants), snap.Tenants["29"])
+	if snap.Tenants.Len() != 33 || value(snap.Counters("29"), "messages") != 29 {
+		t.Errorf("%d tenants (29: %v), want 33", snap.Tenants.Len(), snap.Counters("29"))
 	}
 	for n, tenant := range blobs {
-		if r, ok := snap.Tenants[tenant].HashUnreadable(); !ok || r != usage.ReasonOversizedHash {
+		if r, ok := snap.Counters(tenant).HashUnreadable(); !ok || r != usage.ReasonOversizedHash {
 			t.Errorf("master %d's %s: HashUnreadable = %q, %v", n, tenant, r, ok)
 		}
 		got, found, skipped, err := c.ReadTenant(context.Background(), "usage:"+tenant+":202611")

@@ -60,8 +60,8 @@ func newClusterFixture(t *testing.T) *clusterFixture {
 		t.Fatal(err)
 	}
 	// apicalls, bad, badfield, and the two wrong-type keys (known, unreadable).
-	if len(f.want.Tenants) != 3000+testserver.GroupTenants+5 {
-		t.Fatalf("reference snapshot has %d tenants", len(f.want.Tenants))
+	if f.want.Tenants.Len() != 3000+testserver.GroupTenants+5 {
+		t.Fatalf("reference snapshot has %d tenants", f.want.Tenants.Len())
 	}
 	return f
 }
@@ -340,7 +340,7 @@ func TestClusterStaleCopyNotCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap.Keys != 1 || len(snap.Tenants) != 1 || value(snap.Tenants["stale"], "messages") != 5 {
+	if snap.Keys != 1 || snap.Tenants.Len() != 1 || value(snap.Counters("stale"), "messages") != 5 {
 		t.Errorf("keys=%d tenants=%v, want the owner's copy once", snap.Keys, snap.Tenants)
 	}
 }
@@ -363,7 +363,7 @@ func TestClusterMasterDown(t *testing.T) {
 		snap, err := c.ReadUsage(ctx, pattern, "202611")
 		cancel()
 		if err == nil {
-			t.Fatalf("read with a master down succeeded: %d tenants", len(snap.Tenants))
+			t.Fatalf("read with a master down succeeded: %d tenants", snap.Tenants.Len())
 		}
 		if d := time.Since(start); d > 2500*time.Millisecond {
 			t.Errorf("read took %v, past its 2s deadline", d)

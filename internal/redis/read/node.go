@@ -62,12 +62,13 @@ type nodeResult struct {
 
 func (n *nodeReader) read(ctx context.Context) (*nodeResult, error) {
 	g, ctx := errgroup.WithContext(ctx)
-	snap := usage.NewSnapshot(n.periodID)
+	snap, tenants := usage.NewSnapshot(n.periodID), usage.TenantMap{}
 	if n.hints != nil {
 		t := n.hints.tenants.Load()
-		snap.Tenants = make(map[string]usage.Counters, t+t/8)
-		defer func() { n.hints.tenants.Store(int64(len(snap.Tenants))) }()
+		tenants = make(usage.TenantMap, t+t/8)
+		defer func() { n.hints.tenants.Store(int64(len(tenants))) }()
 	}
+	snap.Tenants = tenants
 	res := &nodeResult{snap: snap}
 	scanned := usage.NewSnapshot(n.periodID)
 	pages := make(chan []any, 4)
@@ -80,7 +81,7 @@ func (n *nodeReader) read(ctx context.Context) (*nodeResult, error) {
 		readers = 1
 	}
 	for range readers {
-		g.Go(func() error { return n.readBatches(ctx, batches, snap, &mu) })
+		g.Go(func() error { return n.readBatches(ctx, batches, tenants, snap.Skipped, &mu) })
 	}
 	if err := g.Wait(); err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -208,7 +209,8 @@ func (n *nodeReader) sortKeys(ctx context.Context, pages <-chan []any, snap *usa
 	return ctx.Err()
 }
 
-func (n *nodeReader) readBatches(ctx context.Context, in <-chan []Key, snap *usage.Snapshot, mu *sync.Mutex) (err error) {
+// readBatches decodes into tenants and skipped, under mu.
+func (n *nodeReader) readBatches(ctx context.Context, in <-chan []Key, tenants usage.TenantMap, skipped map[usage.Reason]int, mu *sync.Mutex) (err error) {
 	ctx, rt := conn.StartRoundTrips(ctx, "HGETALL", n.r.name(n.addr))
 	exists := 0
 	defer func() {
@@ -223,7 +225,7 @@ func (n *nodeReader) readBatches(ctx context.Context, in <-chan []Key, snap *usa
 			c.Close()
 		}
 	}()
-	dec := usage.NewSnapshot(n.periodID)
+	decTenants, decSkipped := usage.TenantMap{}, map[usage.Reason]int{}
 	for b := range in {
 		if c == nil {
 			if c, err = n.r.Conn(ctx, n.addr); err != nil {
@@ -248,18 +250,18 @@ func (n *nodeReader) readBatches(ctx context.Context, in <-chan []Key, snap *usa
 			}
 		} else {
 			for i, r := range replies {
-				if err := decodeInto(r, b[i], dec); err != nil {
+				if err := decodeInto(r, b[i], decTenants, decSkipped); err != nil {
 					return fmt.Errorf("HGETALL %q: %w", b[i].Name, err)
 				}
 			}
 			mu.Lock()
-			maps.Copy(snap.Tenants, dec.Tenants)
-			for reason, k := range dec.Skipped {
-				snap.Skipped[reason] += k
+			maps.Copy(tenants, decTenants)
+			for reason, k := range decSkipped {
+				skipped[reason] += k
 			}
 			mu.Unlock()
-			clear(dec.Tenants)
-			clear(dec.Skipped)
+			clear(decTenants)
+			clear(decSkipped)
 		}
 		if err := n.rest(ctx, start); err != nil {
 			return err
@@ -320,16 +322,16 @@ func (r *Reader) pipeline(ctx context.Context, c redis.Conn, batch []Key) ([]any
 	return replies, nil
 }
 
-func decodeInto(reply any, k Key, snap *usage.Snapshot) error {
+func decodeInto(reply any, k Key, tenants usage.TenantMap, skipped map[usage.Reason]int) error {
 	if rerr, ok := reply.(redis.Error); ok && redisc.IsTryAgain(rerr) {
 		return fmt.Errorf("%w: %v", ErrTopologyChanged, rerr)
 	}
-	counters, found, err := DecodeHGETALL(reply, snap.Skipped)
+	counters, found, err := DecodeHGETALL(reply, skipped)
 	if err != nil {
 		return err
 	}
 	if found {
-		snap.Tenants[strings.Clone(k.Tenant)] = counters
+		tenants[strings.Clone(k.Tenant)] = counters
 	}
 	return nil
 }

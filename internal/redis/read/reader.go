@@ -211,11 +211,12 @@ func Merge(periodID string, snaps []*usage.Snapshot) *usage.Snapshot {
 	out := usage.NewSnapshot(periodID)
 	size := 0
 	for _, s := range snaps {
-		size += len(s.Tenants)
+		size += s.Tenants.Len()
 	}
-	out.Tenants = make(map[string]usage.Counters, size)
+	tenants := make(usage.TenantMap, size)
+	out.Tenants = tenants
 	for _, s := range snaps {
-		maps.Copy(out.Tenants, s.Tenants)
+		maps.Insert(tenants, s.Tenants.All())
 		out.Changed = append(out.Changed, s.Changed...)
 		out.Keys += s.Keys
 		for reason, n := range s.Skipped {
@@ -263,7 +264,7 @@ func (r *Reader) ReadKeys(ctx context.Context, node Node, keys []Key, sink Sink)
 	close(batches)
 	g, ctx := errgroup.WithContext(ctx)
 	for range min(HashReaders, len(batches)) {
-		g.Go(func() error { return n.readBatches(ctx, batches, nil, nil) })
+		g.Go(func() error { return n.readBatches(ctx, batches, nil, nil, nil) })
 	}
 	return g.Wait()
 }

@@ -80,11 +80,11 @@ func TestReadUsage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(snap.Tenants) != len(wantTenants) {
+			if snap.Tenants.Len() != len(wantTenants) {
 				t.Errorf("tenants = %v, want %v", snap.Tenants, wantTenants)
 			}
 			for id, want := range wantTenants {
-				if got := snap.Tenants[id]; !got.Equal(want) {
+				if got := snap.Counters(id); !got.Equal(want) {
 					t.Errorf("tenant %q = %v, want %v", id, got, want)
 				}
 			}
@@ -139,7 +139,7 @@ func TestReadUsageRedisDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no recovery after restart: %v", err)
 	}
-	if got := value(snap.Tenants["1"], "messages"); got != 2 {
+	if got := value(snap.Counters("1"), "messages"); got != 2 {
 		t.Errorf("messages after restart = %d, want 2", got)
 	}
 }
