@@ -89,6 +89,45 @@ func (m TenantMap) Lookup(tenant string) (Counters, bool) { c, ok := m[tenant]; 
 // All yields every tenant.
 func (m TenantMap) All() iter.Seq2[string, Counters] { return maps.All(m) }
 
+// Union returns parts, which hold no tenant twice, as one Tenants.
+func Union(parts ...Tenants) Tenants {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return union(parts)
+}
+
+type union []Tenants
+
+func (u union) Len() int {
+	n := 0
+	for _, p := range u {
+		n += p.Len()
+	}
+	return n
+}
+
+func (u union) Lookup(tenant string) (Counters, bool) {
+	for _, p := range u {
+		if c, ok := p.Lookup(tenant); ok {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+func (u union) All() iter.Seq2[string, Counters] {
+	return func(yield func(string, Counters) bool) {
+		for _, p := range u {
+			for tenant, c := range p.All() {
+				if !yield(tenant, c) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // Snapshot is one full usage read.
 type Snapshot struct {
 	PeriodID string

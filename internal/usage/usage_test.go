@@ -222,3 +222,38 @@ func TestSnapshotRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestUnion: parts that share no tenant read as one set, and a range over
+// it stops where its body does.
+func TestUnion(t *testing.T) {
+	t.Parallel()
+	one := CountersOf(map[string]int64{"messages": 1})
+	a, b := TenantMap{"1": one, "2": one}, TenantMap{"3": one}
+	if got := Union(a); !maps.Equal(got.(TenantMap), a) {
+		t.Errorf("Union of one part = %v, want the part", got)
+	}
+	u := Union(a, TenantMap{}, b)
+	if u.Len() != 3 {
+		t.Errorf("Len = %d, want 3", u.Len())
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if c, ok := u.Lookup(id); !ok || c != one {
+			t.Errorf("Lookup(%s) = %v, %v", id, c, ok)
+		}
+	}
+	if _, ok := u.Lookup("4"); ok {
+		t.Error("Lookup(4) found a tenant no part holds")
+	}
+	if got := maps.Collect(u.All()); len(got) != 3 {
+		t.Errorf("All = %v, want 3 tenants", got)
+	}
+	n := 0
+	for range u.All() {
+		if n++; n == 2 {
+			break
+		}
+	}
+	if n != 2 {
+		t.Errorf("a range stopped after 2 went on to %d", n)
+	}
+}

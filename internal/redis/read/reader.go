@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -203,27 +202,37 @@ func (r *Reader) readOnce(ctx context.Context, pattern usage.KeyPattern, periodI
 	return Merge(periodID, snaps), nil
 }
 
-// Merge returns the union of snapshots, releasing them; one is returned as is.
+// Merge returns the union of snapshots of disjoint key sets, which lend it
+// their tenants until it is released; one is returned as is.
 func Merge(periodID string, snaps []*usage.Snapshot) *usage.Snapshot {
 	if len(snaps) == 1 {
 		return snaps[0]
 	}
 	out := usage.NewSnapshot(periodID)
-	size := 0
-	for _, s := range snaps {
-		size += s.Tenants.Len()
-	}
-	tenants := make(usage.TenantMap, size)
-	out.Tenants = tenants
-	for _, s := range snaps {
-		maps.Insert(tenants, s.Tenants.All())
+	parts := make([]usage.Tenants, len(snaps))
+	types, typed := usage.TypeCounts{}, true
+	for i, s := range snaps {
+		parts[i] = s.Tenants
 		out.Changed = append(out.Changed, s.Changed...)
 		out.Keys += s.Keys
 		for reason, n := range s.Skipped {
 			out.Skipped[reason] += n
 		}
-		s.Release()
+		for field, n := range s.Types {
+			types[field] += n
+		}
+		typed = typed && s.Types != nil
 	}
+	if !typed {
+		types = nil
+	}
+	// A key is on one master only, so the parts hold no tenant twice.
+	out.Tenants, out.Types = usage.Union(parts...), types
+	out.Lend(func() {
+		for _, s := range snaps {
+			s.Release()
+		}
+	})
 	return out
 }
 

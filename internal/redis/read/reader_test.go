@@ -254,3 +254,50 @@ func TestPasswordAndUser(t *testing.T) {
 func password(p string) conn.Option {
 	return conn.WithPasswordFunc(func() (string, error) { return p, nil })
 }
+
+// TestMergeLendsItsParts: the merge of several masters' snapshots reads
+// their tenants in place, sums what they count, and gives each part back
+// once, when it is released itself.
+func TestMergeLendsItsParts(t *testing.T) {
+	t.Parallel()
+	one := usage.CountersOf(map[string]int64{"messages": 1})
+	back := 0
+	part := func(tenants usage.TenantMap, types usage.TypeCounts) *usage.Snapshot {
+		s := usage.NewSnapshot("202611")
+		s.Tenants, s.Types, s.Keys, s.Changed = tenants, types, tenants.Len()+1, []string{"x"}
+		s.Skipped[usage.ReasonInvalidValue] = 1
+		s.Lend(func() { back++ })
+		return s
+	}
+	for _, tc := range []struct {
+		name      string
+		types     []usage.TypeCounts
+		wantTypes usage.TypeCounts
+	}{
+		{"counted types", []usage.TypeCounts{{"messages": 2}, {"messages": 1}}, usage.TypeCounts{"messages": 3}},
+		{"a part without type counts", []usage.TypeCounts{{"messages": 2}, nil}, nil},
+	} {
+		back = 0
+		got := Merge("202611", []*usage.Snapshot{
+			part(usage.TenantMap{"1": one, "2": one}, tc.types[0]),
+			part(usage.TenantMap{"3": one}, tc.types[1]),
+		})
+		if got.Tenants.Len() != 3 || got.Keys != 5 || len(got.Changed) != 2 || got.Skipped[usage.ReasonInvalidValue] != 2 {
+			t.Errorf("%s: %d tenants, %d keys, changed %v, skipped %v; want 3, 5, two, 2", tc.name, got.Tenants.Len(), got.Keys, got.Changed, got.Skipped)
+		}
+		if !maps.Equal(got.Types, tc.wantTypes) || (got.Types == nil) != (tc.wantTypes == nil) {
+			t.Errorf("%s: types %v, want %v", tc.name, got.Types, tc.wantTypes)
+		}
+		if c, ok := got.Tenants.Lookup("3"); !ok || c != one {
+			t.Errorf("%s: tenant 3 = %v, %v", tc.name, c, ok)
+		}
+		if back != 0 {
+			t.Fatalf("%s: %d parts given back before the merge was released", tc.name, back)
+		}
+		got.Release()
+		got.Release()
+		if back != 2 {
+			t.Errorf("%s: %d parts given back, want 2", tc.name, back)
+		}
+	}
+}
