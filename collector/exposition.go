@@ -15,9 +15,9 @@ import (
 // writeTenants renders the per-tenant families into out in parallel chunks.
 // With prev, the text of the last rendering, it copies the chunks whose
 // tenants a change set (dirty) says did not change.
-func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText, dirty func(lo, hi int) bool) *tenantText {
+func writeTenants(out *stream, tenants billing.Statuses, prev *tenantText, dirty func(lo, hi int) bool) *tenantText {
 	window := 2 * runtime.GOMAXPROCS(0)
-	chunks := (len(tenants) + chunkTenants - 1) / chunkTenants
+	chunks := (tenants.Len() + chunkTenants - 1) / chunkTenants
 	next := &tenantText{gzip: out.gzip, families: make([][]chunkText, len(tenantFamilies))}
 	if prev != nil && (prev.gzip != out.gzip || len(prev.families[0]) != chunks) {
 		prev = nil
@@ -34,12 +34,12 @@ func writeTenants(out *stream, tenants []billing.TenantStatus, prev *tenantText,
 			i := started
 			started++
 			results[i] = make(chan chunkText, 1)
-			lo, hi := i*chunkTenants, min((i+1)*chunkTenants, len(tenants))
+			lo, hi := i*chunkTenants, min((i+1)*chunkTenants, tenants.Len())
 			if prev != nil && !dirty(lo, hi) {
 				results[i] <- prev.families[fi][i]
 				return
 			}
-			go func() { results[i] <- render(f, tenants[lo:hi], out.gzip) }()
+			go func() { results[i] <- render(f, tenants, lo, hi, out.gzip) }()
 		}
 		for range window {
 			start()
@@ -68,16 +68,17 @@ type chunkText struct {
 	crc, size      uint32
 }
 
-// render renders one chunk; with gzip only the deflated text is kept.
-func render(f *family, part []billing.TenantStatus, gzip bool) chunkText {
+// render renders tenants lo to hi; with gzip only the deflated text is kept.
+func render(f *family, tenants billing.Statuses, lo, hi int, gzip bool) chunkText {
 	buf := renderBuffers.Get().(*[]byte)
 	defer renderBuffers.Put(buf)
 	b := (*buf)[:0]
 	emit := func(value float64, lv *labelValues) { b = appendSample(b, f, value, lv) }
 	var lv labelValues
-	for k := range part {
-		lv[0] = part[k].ID
-		f.tenant(&part[k], &lv, emit)
+	for k := lo; k < hi; k++ {
+		t := tenants.At(k)
+		lv[0] = t.ID
+		f.tenant(t, &lv, emit)
 	}
 	*buf = b
 	if !gzip {

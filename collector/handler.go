@@ -104,16 +104,16 @@ func (h *Handler) ScrapeTimeout(r *http.Request) time.Duration {
 	return min(timeout, h.maxTimeout)
 }
 
-func (h *Handler) selectTenants(read *billing.Read) (tenants []billing.TenantStatus, omitted int) {
+func (h *Handler) selectTenants(read *billing.Read) (tenants billing.Statuses, omitted int) {
 	if read == nil {
-		return nil, 0
+		return billing.Statuses{}, 0
 	}
 	all := read.Report.Tenants
 	if !h.tenantSeries {
-		return nil, len(all)
+		return billing.Statuses{}, all.Len()
 	}
 	tenants = read.Report.MostPressed(h.maxTenants)
-	return tenants, len(all) - len(tenants)
+	return tenants, all.Len() - tenants.Len()
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -183,7 +183,7 @@ func (h *Handler) render(ctx context.Context, w http.ResponseWriter, gzip bool) 
 
 	_, span := tracing.Start(ctx, "render metrics")
 	defer tracing.End(span, nil)
-	span.SetAttributes(attribute.Int("metrics.tenants", len(tenants)), attribute.Int("metrics.tenants_omitted", omitted))
+	span.SetAttributes(attribute.Int("metrics.tenants", tenants.Len()), attribute.Int("metrics.tenants_omitted", omitted))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(New(read, err, omitted, h.logger), h.unsent)
@@ -232,9 +232,9 @@ type rendered struct {
 
 // tenantSection renders read's per-tenant families once per encoding; a
 // read without tenants is not kept.
-func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStatus, gzip bool) *section {
+func (h *Handler) tenantSection(read *billing.Read, tenants billing.Statuses, gzip bool) *section {
 	sec := &section{}
-	if read != nil && len(tenants) > 0 {
+	if read != nil && tenants.Len() > 0 {
 		h.sections.mu.Lock()
 		if h.sections.read != read {
 			h.sections.read, h.sections.plain, h.sections.z = read, &section{}, &section{}
@@ -255,7 +255,7 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		if read != nil {
 			rep = read.Report
 		}
-		everyTenant := rep != nil && len(tenants) == len(rep.Tenants)
+		everyTenant := rep != nil && tenants.Len() == rep.Tenants.Len()
 		h.sections.mu.Lock()
 		if last := h.sections.last[enc]; everyTenant && rep.Base != 0 && rep.Base == last.seq {
 			prev = last.text
@@ -274,9 +274,9 @@ func (h *Handler) tenantSection(read *billing.Read, tenants []billing.TenantStat
 		h.sections.mu.Lock()
 		defer h.sections.mu.Unlock()
 		switch {
-		case everyTenant && len(tenants) > 0:
+		case everyTenant && tenants.Len() > 0:
 			h.sections.last[enc] = rendered{seq: rep.Seq, text: text}
-		case len(tenants) > 0:
+		case tenants.Len() > 0:
 			h.sections.last[enc] = rendered{}
 		}
 	})

@@ -45,9 +45,9 @@ func TestWriteTenantsReuse(t *testing.T) {
 				return slices.ContainsFunc(tc.changed, func(i int) bool { return i >= lo && i < hi })
 			}
 			for _, gz := range []bool{false, true} {
-				prev := writeTenants(&stream{gzip: gz}, first, nil, nil)
+				prev := writeTenants(&stream{gzip: gz}, billing.StatusesOf(first), nil, nil)
 				out := &stream{gzip: gz}
-				text := writeTenants(out, second, prev, dirty)
+				text := writeTenants(out, billing.StatusesOf(second), prev, dirty)
 				got := streamBody(out)
 				body := got.Bytes()
 				if gz {

@@ -134,7 +134,7 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map
 		if bands != nil && !slices.Contains(bands, e.Band) {
 			return false
 		}
-		return projMin < 0 || h.projectedPressure(rep, &rep.Tenants[e.Index], types) >= projMin
+		return projMin < 0 || h.projectedPressure(rep, rep.Tenants.At(e.Index), types) >= projMin
 	}
 	v := &tenantListView{
 		LimitType:       typesKey,
@@ -180,11 +180,11 @@ func (h *Handler) serveTenants(w http.ResponseWriter, r *http.Request, query map
 		}
 		if len(v.Tenants) == limit {
 			next := listCursor{Version: cursorVersion, LimitType: typesKey, Pressure: last.Pressure, Band: int(last.Band),
-				TenantID: rep.Tenants[last.Index].ID}.encode()
+				TenantID: rep.Tenants.At(last.Index).ID}.encode()
 			v.NextCursor = &next
 			break
 		}
-		t := &rep.Tenants[e.Index]
+		t := rep.Tenants.At(e.Index)
 		item := tenantListItem{TenantID: t.ID, UsagePath: TenantUsagePath(t.ID), Plan: newPlanRef(t),
 			UsingDefaults: t.UsingDefaults, LimitType: e.Top, HighestPercentage: e.Pressure,
 			metricUsage: h.newMetricUsage(t, e.Top, rep.Period, rep.At)}

@@ -170,7 +170,7 @@ func (t *TenantStatus) Standing(limitType string, monthly bool, p period.Period,
 
 // Standings returns the limits of Tenants[i] at the report's time.
 func (r *Report) Standings(i int) []LimitStanding {
-	return r.Tenants[i].Standings(r.Period, r.At, r.monthly)
+	return r.Tenants.At(i).Standings(r.Period, r.At, r.monthly)
 }
 
 // Standings returns the tenant's limits at the report's time.

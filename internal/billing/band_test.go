@@ -118,7 +118,7 @@ func TestRanking(t *testing.T) {
 	ids := func(rk []Ranked) []string {
 		var out []string
 		for _, e := range rk {
-			out = append(out, r.Tenants[e.Index].ID+"/"+e.Top+"/"+e.Band.String())
+			out = append(out, r.Tenants.At(e.Index).ID+"/"+e.Top+"/"+e.Band.String())
 		}
 		return out
 	}
@@ -141,7 +141,7 @@ func TestRanking(t *testing.T) {
 			t.Errorf("Ranking(%v) computed twice", tc.types)
 		}
 		for i, e := range got {
-			if after := r.RankedAfter(got, e.Pressure, e.Band, r.Tenants[e.Index].ID); after != i+1 {
+			if after := r.RankedAfter(got, e.Pressure, e.Band, r.Tenants.At(e.Index).ID); after != i+1 {
 				t.Errorf("RankedAfter(%v #%d) = %d, want %d", tc.types, i, after, i+1)
 			}
 		}

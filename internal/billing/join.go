@@ -4,7 +4,6 @@ import (
 	"maps"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,7 +27,7 @@ func (r *Report) join(defaults plans.Limits, thresholds []float64, prev *Report)
 	r.usageSeq = r.Usage.Seq
 	changed, ok := r.changedSince(prev)
 	// Past a share of the tenants, sorting the changes costs more than a full join.
-	ok = ok && len(changed) <= len(prev.Tenants)/4
+	ok = ok && len(changed) <= prev.Tenants.Len()/4
 	r.ix = newLimitIndex(r.Plans, defaults)
 	if ok && r.Plans.Seq == prev.Plans.Seq {
 		r.ix = prev.ix
@@ -65,60 +64,85 @@ func sortedSet(a, b []string) []string {
 	return slices.Compact(out)
 }
 
-// patch copies prev's tenants and rebuilds the changed ones.
+// patch rebuilds prev's changed tenants: in copies of the chunks that hold
+// them while the set of tenants stays, else in statuses of its own.
 func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
-	used, cat := r.Usage.Tenants, r.Plans.Catalog
-	old := prev.Tenants
-	r.Tenants = make([]TenantStatus, 0, len(old)+len(changed))
-	r.ranks = make([]rankKey, 0, cap(r.Tenants))
+	used, cat, old := r.Usage.Tenants, r.Plans.Catalog, prev.Tenants
 	r.counts = prev.counts.clone()
+	at := make([]int, len(changed)) // where each is or would be in old
+	n, reshaped := old.Len(), false
+	for k, id := range changed {
+		at[k] = old.search(id)
+		had := at[k] < old.Len() && old.At(at[k]).ID == id
+		_, inUse := used.Lookup(id)
+		_, inCat := cat.Tenant(id)
+		switch now := inUse || inCat; {
+		case had && !now:
+			n, reshaped = n-1, true
+		case !had && now:
+			n, reshaped = n+1, true
+		}
+	}
 	missing := map[string]*Terms{}
-	reshaped := false
-	j := 0
-	for _, id := range changed {
-		k := j + sort.Search(len(old)-j, func(x int) bool { return old[j+x].ID >= id })
-		r.Tenants, r.ranks = append(r.Tenants, old[j:k]...), append(r.ranks, prev.ranks[j:k]...)
-		j = k
-		had := j < len(old) && old[j].ID == id
-		if had {
-			r.counts.add(&old[j], thresholds, -1)
+	rebuild := func(dst Statuses, i int, id string) {
+		counters, _ := used.Lookup(id)
+		row, _ := cat.Tenant(id)
+		dst.set(i, TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)})
+		r.counts.add(dst.At(i), thresholds, 1)
+	}
+	if !reshaped {
+		r.Tenants = Statuses{chunks: slices.Clone(old.chunks), n: n}
+		copied := -1
+		for k, id := range changed {
+			i := at[k]
+			if i == old.Len() || old.At(i).ID != id {
+				continue // in neither
+			}
+			if c := i >> chunkShift; c != copied {
+				r.Tenants.chunks[c], copied = slices.Clone(old.chunks[c]), c
+			}
+			r.counts.add(old.At(i), thresholds, -1)
+			rebuild(r.Tenants, i, old.At(i).ID)
+			r.Changed = append(r.Changed, i)
+		}
+		r.Base = prev.Seq
+		return
+	}
+	r.Tenants = newStatuses(n)
+	j, w := 0, 0 // the next of old, the next written
+	keep := func(upto int) {
+		for ; j < upto; j, w = j+1, w+1 {
+			*r.Tenants.at(w) = *old.at(j)
+		}
+	}
+	for k, id := range changed {
+		keep(at[k])
+		if j < old.Len() && old.At(j).ID == id {
+			r.counts.add(old.At(j), thresholds, -1)
+			id = old.At(j).ID
 			j++
 		}
-		counters, inUse := used.Lookup(id)
-		row, inCat := cat.Tenant(id)
-		if !inUse && !inCat {
-			reshaped = reshaped || had
-			continue
+		_, inUse := used.Lookup(id)
+		if _, inCat := cat.Tenant(id); inUse || inCat {
+			rebuild(r.Tenants, w, id)
+			w++
 		}
-		reshaped = reshaped || !had
-		st := TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)}
-		r.counts.add(&st, thresholds, 1)
-		r.Changed = append(r.Changed, len(r.Tenants))
-		r.Tenants, r.ranks = append(r.Tenants, st), append(r.ranks, st.rankKey())
 	}
-	r.Tenants, r.ranks = append(r.Tenants, old[j:]...), append(r.ranks, prev.ranks[j:]...)
-	if reshaped {
-		r.Changed = nil
-	} else {
-		r.Base = prev.Seq
-	}
+	keep(old.Len())
 }
 
 // joinAll joins every tenant of the usage state and the catalog.
 func (r *Report) joinAll(thresholds []float64) {
 	known := knownTenants(r.Usage.Tenants, r.Plans.Catalog)
 	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-	r.Tenants = make([]TenantStatus, len(known))
-	r.ranks = make([]rankKey, len(known))
+	r.Tenants = newStatuses(len(known))
 	counts := make([]fleetCounts, len(parts)-1)
 	eachPart(parts, func(lo, hi int) {
 		missing := map[string]*Terms{}
 		c := newFleetCounts()
 		for i := lo; i < hi; i++ {
-			t := &r.Tenants[i]
-			*t = TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: r.ix.termsOf(known[i].planID, missing)}
-			r.ranks[i] = t.rankKey()
-			c.add(t, thresholds, 1)
+			r.Tenants.set(i, TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: r.ix.termsOf(known[i].planID, missing)})
+			c.add(r.Tenants.At(i), thresholds, 1)
 		}
 		counts[slices.Index(parts, lo)] = c
 	})

@@ -32,8 +32,8 @@ func BenchmarkJoin(b *testing.B) {
 	for b.Loop() {
 		r := &Report{Usage: snap, Plans: ps}
 		r.join(defaults, DefaultThresholds, nil)
-		if len(r.Tenants) != n {
-			b.Fatalf("%d tenants joined, want %d", len(r.Tenants), n)
+		if r.Tenants.Len() != n {
+			b.Fatalf("%d tenants joined, want %d", r.Tenants.Len(), n)
 		}
 	}
 }

@@ -108,6 +108,13 @@ func TestJoinReuse(t *testing.T) {
 			first.Usage.Seq = usage.NextSeq()
 			first.Plans.Seq = 1
 			first.join(defaults, DefaultThresholds, nil)
+			held := slices.Collect(func(yield func(status) bool) {
+				for i := range first.Tenants.Len() {
+					if !yield(*first.Tenants.at(i)) {
+						return
+					}
+				}
+			})
 
 			// The second read shares the unchanged counters, as the
 			// mirror does, and has a catalog of its own.
@@ -138,33 +145,48 @@ func TestJoinReuse(t *testing.T) {
 			fresh := &Report{Usage: snap(used2), Plans: ps(cat2)}
 			fresh.join(defaults, DefaultThresholds, nil)
 
-			if len(reused.Tenants) != len(fresh.Tenants) {
-				t.Fatalf("%d tenants joined, want %d", len(reused.Tenants), len(fresh.Tenants))
+			// A reader still holding the first join sees it as it was.
+			for i, was := range held {
+				if now := *first.Tenants.at(i); !reflect.DeepEqual(now, was) {
+					t.Fatalf("the join changed its base's tenant %d: %+v, was %+v", i, now, was)
+				}
 			}
-			for i := range fresh.Tenants {
-				if !reflect.DeepEqual(reused.Tenants[i], fresh.Tenants[i]) || reused.ranks[i] != fresh.ranks[i] {
-					t.Errorf("tenant %d:\n got %+v\nwant %+v", i, reused.Tenants[i], fresh.Tenants[i])
+
+			if reused.Tenants.Len() != fresh.Tenants.Len() {
+				t.Fatalf("%d tenants joined, want %d", reused.Tenants.Len(), fresh.Tenants.Len())
+			}
+			for i := range fresh.Tenants.Len() {
+				if !reflect.DeepEqual(*reused.Tenants.At(i), *fresh.Tenants.At(i)) || reused.Tenants.at(i).rank != fresh.Tenants.at(i).rank {
+					t.Errorf("tenant %d:\n got %+v\nwant %+v", i, *reused.Tenants.At(i), *fresh.Tenants.At(i))
 				}
 			}
 			// Changed names every tenant whose status differs, in order.
 			if reused.Base != 0 {
 				var want []int
-				for i := range reused.Tenants {
-					if !reflect.DeepEqual(reused.Tenants[i], first.Tenants[i]) {
+				for i := range reused.Tenants.Len() {
+					if !reflect.DeepEqual(*reused.Tenants.At(i), *first.Tenants.At(i)) {
 						want = append(want, i)
 					}
 				}
 				for _, i := range want {
 					if _, ok := slices.BinarySearch(reused.Changed, i); !ok {
-						t.Errorf("tenant %s changed and is not in Changed %v", reused.Tenants[i].ID, reused.Changed)
+						t.Errorf("tenant %s changed and is not in Changed %v", reused.Tenants.At(i).ID, reused.Changed)
 					}
 				}
 				if !slices.IsSorted(reused.Changed) {
 					t.Errorf("Changed %v not in order", reused.Changed)
 				}
+				// Only the chunks holding a changed tenant are copies.
+				for c, chunk := range reused.Tenants.chunks {
+					lo := c << chunkShift
+					touched := slices.ContainsFunc(reused.Changed, func(i int) bool { return i>>chunkShift == c })
+					if shared := &chunk[0] == &first.Tenants.chunks[c][0]; shared == touched {
+						t.Errorf("tenants %d–%d: shared with the base %v, changed %v", lo, lo+len(chunk)-1, shared, touched)
+					}
+				}
 			}
-			for i := range fresh.Tenants {
-				id := fresh.Tenants[i].ID
+			for i := range fresh.Tenants.Len() {
+				id := fresh.Tenants.At(i).ID
 				if want, _ := cat2.Tenant(id); !tc.noCat && reused.TenantName(id) != want.Name {
 					t.Errorf("tenant %s named %q, want %q", id, reused.TenantName(id), want.Name)
 				}

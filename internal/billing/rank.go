@@ -47,27 +47,28 @@ func (k rankKey) alertingAt(terms *Terms, p period.Period, at time.Time) bool {
 }
 
 // MostPressed returns up to n tenants for --metrics.max-tenants, alerting
-// first, then by pressure and messages; n <= 0 keeps them all.
-func (r *Report) MostPressed(n int) []TenantStatus {
-	return mostPressed(r.Tenants, r.ranks, n, r.Period, r.At)
+// first, then by pressure and messages; n <= 0 keeps them all, in id order.
+func (r *Report) MostPressed(n int) Statuses {
+	return mostPressed(r.Tenants, n, r.Period, r.At)
 }
 
 // MostPressed ranks tenants as Report.MostPressed does.
 func MostPressed(tenants []TenantStatus, n int, p period.Period, at time.Time) []TenantStatus {
-	ranks := make([]rankKey, len(tenants))
-	for i := range tenants {
-		ranks[i] = tenants[i].rankKey()
+	top := mostPressed(StatusesOf(tenants), n, p, at)
+	out := make([]TenantStatus, 0, top.Len())
+	for _, t := range top.All() {
+		out = append(out, *t)
 	}
-	return mostPressed(tenants, ranks, n, p, at)
+	return out
 }
 
-func mostPressed(tenants []TenantStatus, ranks []rankKey, n int, p period.Period, at time.Time) []TenantStatus {
-	if n <= 0 || n >= len(tenants) {
+func mostPressed(tenants Statuses, n int, p period.Period, at time.Time) Statuses {
+	if n <= 0 || n >= tenants.Len() {
 		return tenants
 	}
 	rankOf := func(i int) ranked {
-		k := &ranks[i]
-		return ranked{i, k.alertingAt(tenants[i].Terms, p, at), k.pressure, k.messages}
+		st := tenants.at(i)
+		return ranked{i, st.rank.alertingAt(st.Terms, p, at), st.rank.pressure, st.rank.messages}
 	}
 	cmpRanked := func(a, b ranked) int {
 		if a.alerting != b.alerting {
@@ -79,19 +80,19 @@ func mostPressed(tenants []TenantStatus, ranks []rankKey, n int, p period.Period
 		if c := cmp.Or(cmp.Compare(b.pressure, a.pressure), cmp.Compare(b.messages, a.messages)); c != 0 {
 			return c
 		}
-		return cmp.Compare(tenants[a.i].ID, tenants[b.i].ID)
+		return cmp.Compare(tenants.At(a.i).ID, tenants.At(b.i).ID)
 	}
 	// Each core keeps the n first of its part, which hold the n first of all.
-	parts := splitEven(len(tenants), runtime.GOMAXPROCS(0))
+	parts := splitEven(tenants.Len(), runtime.GOMAXPROCS(0))
 	tops := make([][]ranked, len(parts)-1)
 	eachPart(parts, func(lo, hi int) {
 		tops[slices.Index(parts, lo)] = topN(hi-lo, min(n, hi-lo), func(i int) ranked { return rankOf(lo + i) }, cmpRanked)
 	})
 	top := slices.Concat(tops...)
 	slices.SortFunc(top, cmpRanked)
-	out := make([]TenantStatus, n)
-	for k := range out {
-		out[k] = tenants[top[k].i]
+	out := newStatuses(n)
+	for k := range n {
+		*out.at(k) = *tenants.at(top[k].i)
 	}
 	return out
 }

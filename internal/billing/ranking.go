@@ -56,11 +56,11 @@ func (r *Report) Ranking(types []string) []Ranked {
 }
 
 func (r *Report) rank(types []string) []Ranked {
-	entries := make([]Ranked, len(r.Tenants))
-	has := make([]bool, len(r.Tenants))
-	eachPart(splitEven(len(r.Tenants), runtime.GOMAXPROCS(0)), func(lo, hi int) {
+	entries := make([]Ranked, r.Tenants.Len())
+	has := make([]bool, r.Tenants.Len())
+	eachPart(splitEven(r.Tenants.Len(), runtime.GOMAXPROCS(0)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			t := &r.Tenants[i]
+			t := r.Tenants.At(i)
 			e, topPct := Ranked{Index: i, Pressure: -1}, -1.0
 			t.EachLimit(func(lt string, limit int64, pct float64) {
 				if types != nil {
@@ -91,7 +91,7 @@ func (r *Report) rank(types []string) []Ranked {
 // CompareRanked orders a and b as Ranking does.
 func (r *Report) CompareRanked(a, b Ranked) int {
 	return cmp.Or(cmp.Compare(b.Pressure, a.Pressure), cmp.Compare(b.Band, a.Band),
-		strings.Compare(r.Tenants[a.Index].ID, r.Tenants[b.Index].ID))
+		strings.Compare(r.Tenants.At(a.Index).ID, r.Tenants.At(b.Index).ID))
 }
 
 // RankedAfter returns the position in rk, a Ranking of r, of the first
@@ -99,7 +99,7 @@ func (r *Report) CompareRanked(a, b Ranked) int {
 func (r *Report) RankedAfter(rk []Ranked, pressure float64, band Band, tenantID string) int {
 	i, _ := slices.BinarySearchFunc(rk, struct{}{}, func(e Ranked, _ struct{}) int {
 		c := cmp.Or(cmp.Compare(pressure, e.Pressure), cmp.Compare(band, e.Band),
-			strings.Compare(r.Tenants[e.Index].ID, tenantID))
+			strings.Compare(r.Tenants.At(e.Index).ID, tenantID))
 		if c == 0 {
 			return -1 // the cursor's own tenant comes before
 		}

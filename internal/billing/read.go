@@ -101,7 +101,7 @@ func (s *Service) read(ctx context.Context, g *generation, due time.Time) (*Read
 	r := &Read{gen: g, span: span.SpanContext(), starter: starter}
 	defer func() {
 		span.SetAttributes(
-			attribute.Int("billing.tenants", len(r.Report.Tenants)),
+			attribute.Int("billing.tenants", r.Report.Tenants.Len()),
 			attribute.Bool("billing.usage_up", r.Report.UsageUp()),
 			attribute.Bool("billing.plans_stale", r.Report.Plans.Stale()),
 		)

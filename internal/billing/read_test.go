@@ -108,7 +108,7 @@ func TestReadReleasesTheUsageMaps(t *testing.T) {
 		if r.Report.Usage.Tenants != nil {
 			t.Errorf("read %d: the report still holds the usage map after the join", i)
 		}
-		if len(r.Report.Tenants) == 0 || r.Report.Tenants[0].Usage == nil {
+		if r.Report.Tenants.Len() == 0 || r.Report.Tenants.At(0).Usage == nil {
 			t.Fatalf("read %d: no tenant counters in the report", i)
 		}
 	}

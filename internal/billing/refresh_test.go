@@ -173,8 +173,8 @@ func TestPlansRefreshFails(t *testing.T) {
 	if r := mustRead(t, svc); r.At.Sub(r.Plans.LoadedAt) != 11*time.Minute {
 		t.Errorf("plans age = %v a minute later, want 11m", r.At.Sub(r.Plans.LoadedAt))
 	}
-	for i := range fresh.Tenants {
-		a, b := fresh.Tenants[i], stale.Tenants[i]
+	for i := range fresh.Tenants.Len() {
+		a, b := *fresh.Tenants.At(i), *stale.Tenants.At(i)
 		if a.ID != b.ID || a.PlanID != b.PlanID || a.UsingDefaults != b.UsingDefaults || !maps.Equal(a.Limits, b.Limits) {
 			t.Errorf("tenant %s changed while plans were down: %+v -> %+v", a.ID, a, b)
 		}

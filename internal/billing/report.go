@@ -159,8 +159,8 @@ type Report struct {
 
 	Plans PlansState
 
-	Tenants       []TenantStatus // sorted by id
-	PerPlan       []PlanCount    // nil when usage or limits are unknown
+	Tenants       Statuses    // sorted by id
+	PerPlan       []PlanCount // nil when usage or limits are unknown
 	OverThreshold []ThresholdCount
 
 	// Seq numbers the joins. When Base is not 0, Tenants differ from join
@@ -168,7 +168,6 @@ type Report struct {
 	Seq, Base uint64
 	Changed   []int
 
-	ranks    []rankKey // Tenants' standings
 	rankings rankings
 	monthly  map[string]bool // the metric types projected
 	counts   fleetCounts

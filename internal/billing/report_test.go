@@ -116,9 +116,9 @@ func newService(u Store, p plans.Source) *Service {
 
 func tenant(t *testing.T, r *Report, id string) *TenantStatus {
 	t.Helper()
-	for i := range r.Tenants {
-		if r.Tenants[i].ID == id {
-			return &r.Tenants[i]
+	for i := range r.Tenants.Len() {
+		if r.Tenants.At(i).ID == id {
+			return r.Tenants.At(i)
 		}
 	}
 	t.Fatalf("tenant %s not in report", id)
@@ -168,8 +168,8 @@ func TestJoin(t *testing.T) {
 			}
 		})
 	}
-	if len(r.Tenants) != 6 {
-		t.Errorf("%d tenants, want 6 (usage ∪ plans)", len(r.Tenants))
+	if r.Tenants.Len() != 6 {
+		t.Errorf("%d tenants, want 6 (usage ∪ plans)", r.Tenants.Len())
 	}
 	wantPerPlan := []PlanCount{{"1", "starter", 3}, {"2", `O'Brien "pro" ✓`, 1}, {"9", "unused", 0}, {NoPlanID, "", 2}}
 	if len(r.PerPlan) != len(wantPerPlan) {
@@ -205,7 +205,7 @@ func formatThreshold(f float64) string {
 
 func TestNoPlansSourceEveryoneOnDefaults(t *testing.T) {
 	r := newService(usageState(), nil).testReport()
-	for _, st := range r.Tenants {
+	for _, st := range r.Tenants.All() {
 		if !st.UsingDefaults || st.PlanID != NoPlanID || !maps.Equal(st.Limits, defaults) {
 			t.Errorf("tenant %s: %+v, want defaults", st.ID, st)
 		}
@@ -230,8 +230,8 @@ func TestPlansDownKeepsLastCatalog(t *testing.T) {
 	if age := stale.At.Sub(stale.Plans.LoadedAt); age != 10*time.Minute {
 		t.Errorf("plans age = %v, want 10m", age)
 	}
-	for i := range fresh.Tenants {
-		a, b := fresh.Tenants[i], stale.Tenants[i]
+	for i := range fresh.Tenants.Len() {
+		a, b := *fresh.Tenants.At(i), *stale.Tenants.At(i)
 		if a.ID != b.ID || a.PlanID != b.PlanID || a.UsingDefaults != b.UsingDefaults || !maps.Equal(a.Limits, b.Limits) {
 			t.Errorf("tenant %s changed while plans were down: %+v -> %+v", a.ID, a, b)
 		}
@@ -244,7 +244,7 @@ func TestPlansNeverRead(t *testing.T) {
 	if r.Plans.LimitsKnown() || r.PerPlan != nil || r.OverThreshold != nil {
 		t.Errorf("limits reported without ever reading plans: %+v", r)
 	}
-	for _, st := range r.Tenants {
+	for _, st := range r.Tenants.All() {
 		if st.LimitsKnown || st.UsingDefaults {
 			t.Errorf("tenant %s flipped to defaults with plans never read", st.ID)
 		}
@@ -252,14 +252,14 @@ func TestPlansNeverRead(t *testing.T) {
 			t.Errorf("tenant %s has a percentage with plans never read", st.ID)
 		}
 	}
-	if len(r.Tenants) != 5 {
-		t.Errorf("usage tenants = %d, want 5 (usage is still reported)", len(r.Tenants))
+	if r.Tenants.Len() != 5 {
+		t.Errorf("usage tenants = %d, want 5 (usage is still reported)", r.Tenants.Len())
 	}
 }
 
 func TestUsageDownReportsNoTenants(t *testing.T) {
 	r := newService(&staticUsage{err: errors.New("redis down")}, &switchablePlans{cat: catalog()}).testReport()
-	if r.UsageUp() || len(r.Tenants) != 0 || r.PerPlan != nil || r.OverThreshold != nil {
+	if r.UsageUp() || r.Tenants.Len() != 0 || r.PerPlan != nil || r.OverThreshold != nil {
 		t.Errorf("report with Redis down has tenant data: %+v", r)
 	}
 	if !r.Plans.Up {
@@ -316,10 +316,10 @@ func TestJoinManyTenants(t *testing.T) {
 	}
 	r := newService(u, &switchablePlans{cat: cat}).testReport()
 	seen := 0
-	for i := range r.Tenants {
-		st := &r.Tenants[i]
-		if i > 0 && r.Tenants[i-1].ID >= st.ID {
-			t.Fatalf("tenants out of order at %d: %s then %s", i, r.Tenants[i-1].ID, st.ID)
+	for i := range r.Tenants.Len() {
+		st := r.Tenants.At(i)
+		if i > 0 && r.Tenants.At(i-1).ID >= st.ID {
+			t.Fatalf("tenants out of order at %d: %s then %s", i, r.Tenants.At(i-1).ID, st.ID)
 		}
 		var k int
 		if _, err := fmt.Sscanf(st.ID, "m%06d", &k); err != nil {
@@ -443,8 +443,8 @@ func TestUnavailableYieldsNothingDerived(t *testing.T) {
 		{"ok", nil, map[string]float64{"messages": 90, "users": 80}, []string{"messages", "users"}, 90},
 	}
 	byID := map[string]*TenantStatus{}
-	for i := range r.Tenants {
-		byID[r.Tenants[i].ID] = &r.Tenants[i]
+	for i := range r.Tenants.Len() {
+		byID[r.Tenants.At(i).ID] = r.Tenants.At(i)
 	}
 	for _, tc := range cases {
 		tr, err := svc.Tenant(context.Background(), tc.tenant)
@@ -514,8 +514,8 @@ func TestStatusesShareTheirTerms(t *testing.T) {
 		t.Errorf("tenants 1 and 2 are on plan %s with two Terms", a.PlanID)
 	}
 	byPlan := map[string]*Terms{}
-	for i := range r.Tenants {
-		st := &r.Tenants[i]
+	for i := range r.Tenants.Len() {
+		st := r.Tenants.At(i)
 		if st.Terms == nil {
 			t.Fatalf("tenant %s joined without Terms", st.ID)
 		}

@@ -294,7 +294,7 @@ func (s *Service) report(ctx context.Context, g *generation, due time.Time) *Rep
 		s.joined, s.joinedGen = r, g
 		s.mu.Unlock()
 	}
-	span.SetAttributes(attribute.Int("billing.tenants", len(r.Tenants)))
+	span.SetAttributes(attribute.Int("billing.tenants", r.Tenants.Len()))
 	span.End()
 	return r
 }

@@ -279,7 +279,7 @@ func (h *Handler) filter(rep *billing.Report, rk []billing.Ranked, q listQuery) 
 		if !slices.Contains(bands, e.Band) {
 			continue
 		}
-		t := &rep.Tenants[e.Index]
+		t := rep.Tenants.At(e.Index)
 		if q.Plan != "" && t.PlanID != q.Plan {
 			continue
 		}
@@ -292,7 +292,7 @@ func (h *Handler) filter(rep *billing.Report, rk []billing.Ranked, q listQuery) 
 }
 
 func (h *Handler) newRow(rep *billing.Report, e billing.Ranked, types []string) row {
-	t := &rep.Tenants[e.Index]
+	t := rep.Tenants.At(e.Index)
 	rw := row{ID: t.ID, Name: rep.TenantName(t.ID), Path: TenantPath(t.ID), PlanID: t.PlanID, Band: e.Band.String()}
 	switch {
 	case t.UsingDefaults:
@@ -333,7 +333,7 @@ func (h *Handler) writeCSV(w http.ResponseWriter, rep *billing.Report, rk []bill
 	_ = cw.Write(csvHeader)
 	for _, i := range matches {
 		rw := h.newRow(rep, rk[i], types)
-		t := &rep.Tenants[rk[i].Index]
+		t := rep.Tenants.At(rk[i].Index)
 		var others []string
 		for _, c := range rw.Others {
 			others = append(others, fmt.Sprintf("%s %s", c.Type, percent(c.Percentage)))

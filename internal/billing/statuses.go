@@ -1,0 +1,87 @@
+package billing
+
+import (
+	"iter"
+	"strings"
+)
+
+// Statuses are a report's tenants, sorted by id, in chunks that a join
+// shares with the join it updates, copying only the chunks it changes.
+// Never modified.
+type Statuses struct {
+	chunks [][]status
+	n      int
+}
+
+// status is a tenant's status and its standing.
+type status struct {
+	TenantStatus
+	rank rankKey
+}
+
+// chunkShift sizes the chunks: small, since changes land at random.
+const (
+	chunkShift = 4
+	chunkLen   = 1 << chunkShift
+)
+
+// newStatuses returns n zero statuses, each chunk an allocation of its own
+// so that no chunk a later join replaces keeps the others alive.
+func newStatuses(n int) Statuses {
+	s := Statuses{chunks: make([][]status, (n+chunkLen-1)>>chunkShift), n: n}
+	for c := range s.chunks {
+		s.chunks[c] = make([]status, min(chunkLen, n-c<<chunkShift))
+	}
+	return s
+}
+
+// StatusesOf returns tenants, sorted by id, as Statuses.
+func StatusesOf(tenants []TenantStatus) Statuses {
+	s := newStatuses(len(tenants))
+	for i := range tenants {
+		s.set(i, tenants[i])
+	}
+	return s
+}
+
+// Len returns the number of tenants.
+func (s Statuses) Len() int { return s.n }
+
+// At returns tenant i's status, which the caller must not modify.
+func (s Statuses) At(i int) *TenantStatus { return &s.at(i).TenantStatus }
+
+func (s Statuses) at(i int) *status { return &s.chunks[i>>chunkShift][i&(chunkLen-1)] }
+
+// All yields each tenant's index and status in order.
+func (s Statuses) All() iter.Seq2[int, *TenantStatus] {
+	return func(yield func(int, *TenantStatus) bool) {
+		for c, chunk := range s.chunks {
+			for k := range chunk {
+				if !yield(c<<chunkShift+k, &chunk[k].TenantStatus) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// set stores t and its standing at i, which must be a chunk of s's own.
+func (s Statuses) set(i int, t TenantStatus) {
+	st := s.at(i)
+	st.TenantStatus = t
+	st.rank = st.rankKey()
+}
+
+// search returns where tenant id is or would be.
+func (s Statuses) search(id string) int {
+	lo, hi := 0, s.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if strings.Compare(s.At(m).ID, id) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
