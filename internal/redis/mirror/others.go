@@ -91,7 +91,6 @@ func (st *state) hasOther(tenant, pid string) bool {
 func (st *state) setOtherKey(tenant, pid string, exists bool) {
 	e := st.tenants[tenant]
 	if mask := st.others.set(e.others, tenant, pid, exists); mask != e.others {
-		e.others = mask
-		st.store(tenant, e)
+		st.store(tenant, e, entry{counters: e.counters, others: mask})
 	}
 }

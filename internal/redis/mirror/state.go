@@ -53,19 +53,22 @@ func newState(periodID string, sizeHint int) *state {
 	}
 }
 
-// store sets tenant's entry, in a map of its own while one is lent, and
-// returns the id the map holds: a copy, since an assignment replaces a
-// map's key and tenant may point into a bigger string.
-func (st *state) store(tenant string, e entry) string {
+// store replaces tenant's entry old with e, in a map of its own while one
+// is lent, and returns the id the map holds. An assignment replaces a map's
+// key, so unless the tenant had counters, which a seed puts once, the id is
+// a copy: tenant may point into a bigger string.
+func (st *state) store(tenant string, old, e entry) string {
 	if st.lent != nil && st.lent.Load() > 0 {
 		st.tenants, st.types = maps.Clone(st.tenants), maps.Clone(st.types)
 	}
 	st.lent = nil
-	old := st.tenants[tenant]
-	if e == (entry{}) {
+	switch {
+	case e == entry{}:
 		delete(st.tenants, tenant)
-	} else {
+	case old.counters == nil || e.others != old.others:
 		tenant = strings.Clone(tenant)
+		fallthrough
+	default:
 		st.tenants[tenant] = e
 	}
 	if (old.counters != nil) != (e.counters != nil) {
@@ -92,11 +95,11 @@ func (st *state) put(tenant string, e *keyEntry) {
 		}
 		delete(st.flawed, tenant)
 	}
-	cur.counters = nil
+	next := entry{others: cur.others}
 	if e != nil {
-		cur.counters = e.counters
+		next.counters = e.counters
 	}
-	st.changed = append(st.changed, st.store(tenant, cur))
+	st.changed = append(st.changed, st.store(tenant, cur, next))
 	if e == nil {
 		return
 	}
