@@ -12,32 +12,14 @@ import (
 	"testing"
 
 	"github.com/billing-exporter/billing_exporter/internal/plans"
+	"github.com/billing-exporter/billing_exporter/internal/testserver"
 )
-
-// catalogView is a catalog as maps, for literal expectations.
-type catalogView struct {
-	Plans   map[string]plans.Plan
-	Tenants map[string]string // tenant → plan
-	Names   map[string]string
-	Invalid map[string]int
-}
-
-func viewOf(c *plans.Catalog) *catalogView {
-	v := &catalogView{Plans: c.Plans, Tenants: map[string]string{}, Names: map[string]string{}, Invalid: c.Invalid}
-	for _, t := range c.Tenants() {
-		v.Tenants[t.ID] = t.Plan
-		if t.Name != "" {
-			v.Names[t.ID] = t.Name
-		}
-	}
-	return v
-}
 
 func TestParseFile(t *testing.T) {
 	tests := []struct {
 		name         string
 		yaml         string
-		want         *catalogView
+		want         *testserver.CatalogView
 		wantDefaults plans.Limits // nil: no defaults in the file
 	}{
 		{
@@ -51,7 +33,7 @@ tenants:
 defaults:
   limits: {messages: 1000, storage: 104857600, users: 2, whatsappSessions: 1}
 `,
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1073741824, "users": 5, "whatsappSessions": 1}}},
 				Tenants: map[string]string{"1": "1", "3": ""},
 				Names:   map[string]string{"1": "Padaria Estrela"},
@@ -80,7 +62,7 @@ tenants:
     name: "<b>Café & Co</b>"
     plan: null
 `,
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{
 					"gold": {ID: "gold", Name: "Gold ✓", Limits: plans.Limits{"users": 10, "apiCalls": 99}},
 					"16":   {ID: "16", Name: "hex", Limits: plans.Limits{}},
@@ -93,7 +75,7 @@ tenants:
 		{
 			name: "defaults with every limit unlimited",
 			yaml: "defaults: {limits: {messages: 0}}\n",
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{},
 				Tenants: map[string]string{},
 				Names:   map[string]string{},
@@ -112,7 +94,7 @@ tenants:
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(viewOf(got), tt.want) {
+			if !reflect.DeepEqual(testserver.ViewCatalog(got), tt.want) {
 				t.Errorf("catalog:\n got  %+v\n want %+v", got, tt.want)
 			}
 			defaults, ok := src.Defaults()

@@ -21,28 +21,9 @@ const (
 	sampleFile = "../../../examples/sample-data.sql"
 )
 
-// catalogView is a catalog as maps, for literal expectations.
-type catalogView struct {
-	Plans   map[string]plans.Plan
-	Tenants map[string]string // tenant → plan
-	Names   map[string]string
-	Invalid map[string]int
-}
-
-func viewOf(c *plans.Catalog) *catalogView {
-	v := &catalogView{Plans: c.Plans, Tenants: map[string]string{}, Names: map[string]string{}, Invalid: c.Invalid}
-	for _, t := range c.Tenants() {
-		v.Tenants[t.ID] = t.Plan
-		if t.Name != "" {
-			v.Names[t.ID] = t.Name
-		}
-	}
-	return v
-}
-
 // sampleCatalog is examples/sample-data.sql as a catalog.
-func sampleCatalog() *catalogView {
-	return &catalogView{
+func sampleCatalog() *testserver.CatalogView {
+	return &testserver.CatalogView{
 		Plans: map[string]plans.Plan{
 			"1": {ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "storage": 1073741824, "users": 5, "whatsappSessions": 1}},
 			"2": {ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "storage": 10737418240, "users": 25, "whatsappSessions": 5}},
@@ -95,7 +76,7 @@ func TestLoad(t *testing.T) {
 		files []string
 		sql   string
 		opts  []postgres.Option
-		want  *catalogView
+		want  *testserver.CatalogView
 	}{
 		{
 			name:  "default query on sample data",
@@ -107,7 +88,7 @@ func TestLoad(t *testing.T) {
 			files: schema,
 			sql: `INSERT INTO plans VALUES (1, 'starter', 5000, NULL, 5, 1), (2, 'pro', 50000, NULL, 25, 5);
 			      INSERT INTO tenants VALUES (10, 'only tenant', 2)`,
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{
 					"1": {ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "users": 5, "whatsappSessions": 1}},
 					"2": {ID: "2", Name: "pro", Limits: plans.Limits{"messages": 50000, "users": 25, "whatsappSessions": 5}},
@@ -122,7 +103,7 @@ func TestLoad(t *testing.T) {
 			sql: `INSERT INTO plans VALUES (1, 'starter', 5000, NULL, 5, 1);
 			      INSERT INTO tenants VALUES (1, 'Padaria Estrela', 1), (2, E'bell\u0007', 1), (3, NULL, 1), (4, '', NULL),
 			        (5, repeat('x', 257), 1), (6, '<script>alert(1)</script>', NULL)`,
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "starter", Limits: plans.Limits{"messages": 5000, "users": 5, "whatsappSessions": 1}}},
 				Tenants: map[string]string{"1": "1", "2": "1", "3": "1", "4": "", "5": "1", "6": ""},
 				Names:   map[string]string{"1": "Padaria Estrela", "6": "<script>alert(1)</script>"},
@@ -132,7 +113,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "a query without tenant_name has no names",
 			opts: []postgres.Option{postgres.WithQuery(`SELECT 1 AS tenant_id, 1 AS plan_id, 'p' AS plan_name, 10 AS limit_users`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "p", Limits: plans.Limits{"users": 10}}},
 				Tenants: map[string]string{"1": "1"},
 				Names:   map[string]string{},
@@ -142,7 +123,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "a name of another type is counted",
 			opts: []postgres.Option{postgres.WithQuery(`SELECT 1 AS tenant_id, 42 AS tenant_name, NULL AS plan_id, NULL AS plan_name`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{},
 				Tenants: map[string]string{"1": ""},
 				Names:   map[string]string{},
@@ -161,7 +142,7 @@ func TestLoad(t *testing.T) {
 					('c', 'Gone',     '1', 'p'),
 					('c', 'Gone',     '2', 'p')
 				) AS v(tenant_id, tenant_name, plan_id, plan_name)`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{"1": {ID: "1", Name: "p", Limits: plans.Limits{}},
 					"2": {ID: "2", Name: "p", Limits: plans.Limits{}}},
 				Tenants: map[string]string{"a": "1", "b": "1"},
@@ -173,7 +154,7 @@ func TestLoad(t *testing.T) {
 			name:  "no tenants at all",
 			files: schema,
 			sql:   `INSERT INTO plans VALUES (7, 'lonely', 1, 2, 3, 4)`,
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"7": {ID: "7", Name: "lonely", Limits: plans.Limits{"messages": 1, "storage": 2, "users": 3, "whatsappSessions": 4}}},
 				Tenants: map[string]string{},
 				Invalid: map[string]int{},
@@ -184,7 +165,7 @@ func TestLoad(t *testing.T) {
 			files: schema,
 			sql: `INSERT INTO plans VALUES (1, 'nulls', NULL, NULL, NULL, NULL), (2, 'zeros', 0, 0, 0, 0), (3, 'mixed', 0, NULL, 7, 0);
 			      INSERT INTO tenants VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)`,
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{
 					"1": {ID: "1", Name: "nulls", Limits: plans.Limits{}},
 					"2": {ID: "2", Name: "zeros", Limits: plans.Limits{}},
@@ -201,7 +182,7 @@ func TestLoad(t *testing.T) {
 			files: schema,
 			sql: `INSERT INTO plans VALUES (1, 'broken', 5000, -1, 5, 1), (2, 'fine', 10, 20, 30, 40), (3, 'broken unused', -5, NULL, NULL, NULL);
 			      INSERT INTO tenants VALUES (1, 'a', 1), (2, 'b', 1), (3, 'c', 2), (4, 'd', NULL)`,
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{
 					"1": {ID: "1", Name: "broken", Limits: plans.Limits{"messages": 5000, "users": 5, "whatsappSessions": 1},
 						Unreadable: map[string]string{"storage": "negative_limit"}},
@@ -217,7 +198,7 @@ func TestLoad(t *testing.T) {
 			files: schema,
 			sql: `INSERT INTO plans VALUES (1, 'O''Brien "pro"', 1, NULL, NULL, NULL), (2, 'plano básico ✓', 2, NULL, NULL, NULL);
 			      INSERT INTO tenants VALUES (1, 'a', 1), (2, 'b', 2)`,
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{
 					"1": {ID: "1", Name: `O'Brien "pro"`, Limits: plans.Limits{"messages": 1}},
 					"2": {ID: "2", Name: "plano básico ✓", Limits: plans.Limits{"messages": 2}},
@@ -234,7 +215,7 @@ func TestLoad(t *testing.T) {
 				       p.max_whatsapp_sessions AS limit_whatsappSessions,
 				       p.max_users AS LIMIT_USERS
 				FROM tenants t JOIN plans p ON p.id = t.plan_id WHERE t.id = 1`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "starter", Limits: plans.Limits{"whatsappSessions": 1, "users": 5}}},
 				Tenants: map[string]string{"1": "1"},
 				Invalid: map[string]int{},
@@ -244,7 +225,7 @@ func TestLoad(t *testing.T) {
 			name: "extra metric type column, quoted",
 			opts: []postgres.Option{postgres.WithQuery(`
 				SELECT 1 AS tenant_id, 1 AS plan_id, 'api' AS plan_name, 100 AS limit_messages, 250 AS "limit_apiCalls"`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "api", Limits: plans.Limits{"messages": 100, "apiCalls": 250}}},
 				Tenants: map[string]string{"1": "1"},
 				Invalid: map[string]int{},
@@ -256,7 +237,7 @@ func TestLoad(t *testing.T) {
 				postgres.WithQuery(`SELECT 1 AS tenant_id, 1 AS plan_id, 'api' AS plan_name, 250 AS limit_apiCalls`),
 				postgres.WithMetricTypes([]string{"messages", "apiCalls"}),
 			},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "api", Limits: plans.Limits{"apiCalls": 250}}},
 				Tenants: map[string]string{"1": "1"},
 				Invalid: map[string]int{},
@@ -265,7 +246,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "extra metric type column, unquoted and not configured, keeps the folded name",
 			opts: []postgres.Option{postgres.WithQuery(`SELECT 1 AS tenant_id, 1 AS plan_id, 'api' AS plan_name, 250 AS limit_apiCalls`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"1": {ID: "1", Name: "api", Limits: plans.Limits{"apicalls": 250}}},
 				Tenants: map[string]string{"1": "1"},
 				Invalid: map[string]int{},
@@ -280,7 +261,7 @@ func TestLoad(t *testing.T) {
 					(NULL,               '42',        'two', 7,                    NULL,         '9'),
 					(NULL,               'p3',        'three', 0,                  0,            '0')
 				) AS v(tenant_id, plan_id, plan_name, limit_messages, limit_users, limit_storage)`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{
 					"p1": {ID: "p1", Name: "one", Limits: plans.Limits{"messages": 5000, "users": 2}},
 					"42": {ID: "42", Name: "two", Limits: plans.Limits{"messages": 7, "storage": 9}},
@@ -298,7 +279,7 @@ func TestLoad(t *testing.T) {
 					('t-2',        9000000000,         'big'),
 					('-7',         NULL,               NULL)
 				) AS v(tenant_id, plan_id, plan_name)`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans:   map[string]plans.Plan{"9000000000": {ID: "9000000000", Name: "big", Limits: plans.Limits{}}},
 				Tenants: map[string]string{"acme": "9000000000", "t-2": "9000000000", "-7": ""},
 				Invalid: map[string]int{},
@@ -331,7 +312,7 @@ func TestLoad(t *testing.T) {
 					(NULL,      '8',  'eight', 1),
 					('t10',     '8',  'eight', 2)       -- plan 8 with two limits
 				) AS v(tenant_id, plan_id, plan_name, limit_messages)`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{
 					"1": {ID: "1", Name: "good", Limits: plans.Limits{"messages": 10}},
 					"3": {ID: "3", Name: "frac", Limits: plans.Limits{}, Unreadable: map[string]string{"messages": "non_integer_limit"}},
@@ -366,7 +347,7 @@ func TestLoad(t *testing.T) {
 					(4, 4, 'huge',  '99999999999999999999', NULL, NULL),
 					(5, 5, 'nan',   NULL,        'NaN',        NULL)
 				) AS v(tenant_id, plan_id, plan_name, limit_messages, limit_storage, limit_users)`)},
-			want: &catalogView{
+			want: &testserver.CatalogView{
 				Plans: map[string]plans.Plan{
 					"1": {ID: "1", Name: "text", Limits: plans.Limits{}, Unreadable: map[string]string{"messages": "non_integer_limit"}},
 					"2": {ID: "2", Name: "float", Limits: plans.Limits{}, Unreadable: map[string]string{"storage": "non_integer_limit"}},
@@ -382,7 +363,7 @@ func TestLoad(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := database(t, pg, tt.files, tt.sql)
-			got := viewOf(load(t, postgres.New(db, tt.opts...)))
+			got := testserver.ViewCatalog(load(t, postgres.New(db, tt.opts...)))
 			if tt.want.Names == nil { // a case about the rest
 				got.Names = nil
 			}
@@ -501,7 +482,7 @@ func TestPostgresRecoversAfterRestart(t *testing.T) {
 	pg.Start()
 	// The pool may hand out a connection the restart closed; database/sql
 	// retries on a bad connection, so one Load suffices.
-	if got := viewOf(load(t, src)); !reflect.DeepEqual(got, sampleCatalog()) {
+	if got := testserver.ViewCatalog(load(t, src)); !reflect.DeepEqual(got, sampleCatalog()) {
 		t.Errorf("after restart: %+v", got)
 	}
 }
@@ -524,7 +505,7 @@ func TestFileAndPostgresAgree(t *testing.T) {
 	if !reflect.DeepEqual(fromDB, fromFile) {
 		t.Errorf("catalogs differ:\n postgres %+v\n file     %+v", fromDB, fromFile)
 	}
-	if !reflect.DeepEqual(viewOf(fromDB), sampleCatalog()) {
+	if !reflect.DeepEqual(testserver.ViewCatalog(fromDB), sampleCatalog()) {
 		t.Errorf("postgres catalog %+v, want %+v", fromDB, sampleCatalog())
 	}
 }
