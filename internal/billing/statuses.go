@@ -2,7 +2,7 @@ package billing
 
 import (
 	"iter"
-	"strings"
+	"sort"
 )
 
 // Statuses are a report's tenants, sorted by id, in chunks that a join
@@ -74,14 +74,5 @@ func (s Statuses) set(i int, t TenantStatus) {
 
 // search returns where tenant id is or would be.
 func (s Statuses) search(id string) int {
-	lo, hi := 0, s.n
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if strings.Compare(s.At(m).ID, id) < 0 {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
+	return sort.Search(s.n, func(i int) bool { return s.At(i).ID >= id })
 }

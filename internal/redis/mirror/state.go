@@ -54,9 +54,8 @@ func newState(periodID string, sizeHint int) *state {
 }
 
 // store replaces tenant's entry old with e, in a map of its own while one
-// is lent, and returns the id the map holds. An assignment replaces a map's
-// key, so unless the tenant had counters, which a seed puts once, the id is
-// a copy: tenant may point into a bigger string.
+// is lent, and returns the id the map holds: a copy for a new entry or new
+// periods, since an assignment replaces the key and tenant may be a slice.
 func (st *state) store(tenant string, old, e entry) string {
 	if st.lent != nil && st.lent.Load() > 0 {
 		st.tenants, st.types = maps.Clone(st.tenants), maps.Clone(st.types)
