@@ -10,9 +10,21 @@ import (
 )
 
 // Hash is an immutable usage hash; unreadable values stay negative, not 0.
+// The first values are inline, so a hash of the usual fields is one
+// allocation.
 type Hash struct {
 	names *[]string // sorted, interned
-	vals  []int64
+	vals  [inlineVals]int64
+	more  *[]int64 // the values past inlineVals
+}
+
+const inlineVals = 4
+
+func (h *Hash) val(i int) int64 {
+	if i < inlineVals {
+		return h.vals[i]
+	}
+	return (*h.more)[i-inlineVals]
 }
 
 // Counters is a Hash; nil is empty.
@@ -37,9 +49,17 @@ type field struct {
 
 func buildHash(fields []field) *Hash {
 	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.name, b.name) })
-	h := &Hash{names: shapes.intern(fields), vals: make([]int64, len(fields))}
+	h := &Hash{names: shapes.intern(fields)}
+	if len(fields) > inlineVals {
+		more := make([]int64, len(fields)-inlineVals)
+		h.more = &more
+	}
 	for i, f := range fields {
-		h.vals[i] = f.v
+		if i < inlineVals {
+			h.vals[i] = f.v
+		} else {
+			(*h.more)[i-inlineVals] = f.v
+		}
 	}
 	return h
 }
@@ -66,7 +86,7 @@ func (h *Hash) Len() int {
 	if h == nil {
 		return 0
 	}
-	return len(h.vals)
+	return len(*h.names)
 }
 
 func (h *Hash) index(name string) int {
@@ -97,7 +117,7 @@ func (h *Hash) lookup(metricType string) (v int64, reason Reason, ok bool) {
 	i := h.index(metricType)
 	switch {
 	case i >= 0:
-		v = h.vals[i]
+		v = h.val(i)
 	case h.Len() == 1 && (*h.names)[0] == wholeHash:
 		v = h.vals[0]
 	}
@@ -110,7 +130,7 @@ func (h *Hash) lookup(metricType string) (v int64, reason Reason, ok bool) {
 // Each calls f for readable fields.
 func (h *Hash) Each(f func(metricType string, v int64)) {
 	for i := range h.Len() {
-		if v := h.vals[i]; v >= 0 {
+		if v := h.val(i); v >= 0 {
 			f((*h.names)[i], v)
 		}
 	}
@@ -119,7 +139,7 @@ func (h *Hash) Each(f func(metricType string, v int64)) {
 // EachUnreadable calls f for unreadable fields.
 func (h *Hash) EachUnreadable(f func(metricType string, reason Reason)) {
 	for i := range h.Len() {
-		if v, name := h.vals[i], (*h.names)[i]; v < 0 && name != wholeHash {
+		if v, name := h.val(i), (*h.names)[i]; v < 0 && name != wholeHash {
 			f(name, reasonOf(v))
 		}
 	}
@@ -127,15 +147,15 @@ func (h *Hash) EachUnreadable(f func(metricType string, reason Reason)) {
 
 // HashUnreadable says why h is unreadable.
 func (h *Hash) HashUnreadable() (Reason, bool) {
-	if i := h.index(wholeHash); i >= 0 && h.vals[i] < 0 {
-		return reasonOf(h.vals[i]), true
+	if i := h.index(wholeHash); i >= 0 && h.val(i) < 0 {
+		return reasonOf(h.val(i)), true
 	}
 	return "", false
 }
 
 func (h *Hash) eachField(f func(name string, v int64)) {
 	for i := range h.Len() {
-		f((*h.names)[i], h.vals[i])
+		f((*h.names)[i], h.val(i))
 	}
 }
 
@@ -144,7 +164,7 @@ func (h *Hash) Equal(o *Hash) bool {
 	if h.Len() == 0 || o.Len() == 0 {
 		return h.Len() == o.Len()
 	}
-	return slices.Equal(*h.names, *o.names) && slices.Equal(h.vals, o.vals)
+	return slices.Equal(*h.names, *o.names) && h.vals == o.vals && (h.more == nil || slices.Equal(*h.more, *o.more))
 }
 
 // Map returns the fields with markers.
@@ -166,7 +186,7 @@ func (h *Hash) without(drop func(name string, v int64) bool) *Hash {
 	var buf [smallHash]field
 	kept := buf[:0]
 	for i := range h.Len() {
-		if name, v := (*h.names)[i], h.vals[i]; !drop(name, v) {
+		if name, v := (*h.names)[i], h.val(i); !drop(name, v) {
 			kept = append(kept, field{name, v})
 		}
 	}

@@ -17,6 +17,8 @@ func TestHashFields(t *testing.T) {
 		{"empty", map[string]int64{}, 0, map[string]int64{}, nil},
 		{"sorted by name", map[string]int64{"users": 3, "messages": 5, "a": 0}, 3, map[string]int64{"a": 0, "messages": 5, "users": 3}, nil},
 		{"one unreadable", map[string]int64{"users": invalid, "messages": 5}, 2, map[string]int64{"messages": 5}, []string{"users"}},
+		{"past the inline values", map[string]int64{"a": 1, "b": 2, "c": 3, "d": 4, "e": invalid, "f": 6}, 6,
+			map[string]int64{"a": 1, "b": 2, "c": 3, "d": 4, "f": 6}, []string{"e"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,19 +81,26 @@ func TestNilHashIsEmpty(t *testing.T) {
 
 func TestHashEqual(t *testing.T) {
 	a := map[string]int64{"messages": 1, "users": 2}
+	wide := map[string]int64{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6}
 	cases := []struct {
 		name string
-		b    map[string]int64
+		a, b map[string]int64
 		want bool
 	}{
-		{"same", map[string]int64{"users": 2, "messages": 1}, true},
-		{"other value", map[string]int64{"messages": 1, "users": 3}, false},
-		{"other field", map[string]int64{"messages": 1, "storage": 2}, false},
-		{"fewer fields", map[string]int64{"messages": 1}, false},
-		{"unreadable", map[string]int64{"messages": 1, "users": UnreadableValue(ReasonInvalidValue)}, false},
+		{"same", nil, map[string]int64{"users": 2, "messages": 1}, true},
+		{"wide, same", wide, map[string]int64{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6}, true},
+		{"wide, other value past the inline ones", wide, map[string]int64{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 7}, false},
+		{"wide, other inline value", wide, map[string]int64{"a": 0, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6}, false},
+		{"other value", nil, map[string]int64{"messages": 1, "users": 3}, false},
+		{"other field", nil, map[string]int64{"messages": 1, "storage": 2}, false},
+		{"fewer fields", nil, map[string]int64{"messages": 1}, false},
+		{"unreadable", nil, map[string]int64{"messages": 1, "users": UnreadableValue(ReasonInvalidValue)}, false},
 	}
 	for _, tc := range cases {
-		if got := CountersOf(a).Equal(CountersOf(tc.b)); got != tc.want {
+		if tc.a == nil {
+			tc.a = a
+		}
+		if got := CountersOf(tc.a).Equal(CountersOf(tc.b)); got != tc.want {
 			t.Errorf("%s: Equal = %v, want %v", tc.name, got, tc.want)
 		}
 	}
