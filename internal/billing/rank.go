@@ -13,36 +13,51 @@ import (
 // depends on the time.
 type rankKey struct {
 	pressure float64 // the highest limit percentage, -1: none
-	messages int64
-	alerting bool // an alert fires, whatever the time
+	// The messages used, complemented (negative) when an alert fires
+	// whatever the time: every tenant keeps a key, so it is two words.
+	messagesOrAlerting int64
 }
 
 func (t *TenantStatus) rankKey() rankKey {
 	k := rankKey{pressure: -1}
-	k.messages, _ = t.Usage.Value(messagesType)
+	messages, _ := t.Usage.Value(messagesType)
+	alerting := false
 	t.EachLimit(func(lt string, _ int64, pct float64) {
 		k.pressure = max(k.pressure, pct)
 		switch {
 		case slices.Contains(SeatLimitTypes, lt):
-			k.alerting = k.alerting || pct > LimitPercent
+			alerting = alerting || pct > LimitPercent
 		case pct >= LimitPercent:
-			k.alerting = k.alerting || slices.Contains(ConsumptionLimitTypes, lt)
+			alerting = alerting || slices.Contains(ConsumptionLimitTypes, lt)
 		case lt == messagesType:
-			k.alerting = k.alerting || pct > NearLimitPercent
+			alerting = alerting || pct > NearLimitPercent
 		}
 	})
 	// BillingTenantWithoutPlan fires for a tenant on the defaults.
-	k.alerting = t.LimitsKnown && (t.UsingDefaults || k.alerting)
+	k.messagesOrAlerting = messages
+	if t.LimitsKnown && (t.UsingDefaults || alerting) {
+		k.messagesOrAlerting = ^messages
+	}
 	return k
 }
+
+func (k rankKey) messages() int64 {
+	if k.messagesOrAlerting < 0 {
+		return ^k.messagesOrAlerting
+	}
+	return k.messagesOrAlerting
+}
+
+// alerting reports whether an alert fires whatever the time.
+func (k rankKey) alerting() bool { return k.messagesOrAlerting < 0 }
 
 // alertingAt reports whether a shipped tenant alert fires at at, for the
 // status of terms whose rank key k is.
 func (k rankKey) alertingAt(terms *Terms, p period.Period, at time.Time) bool {
-	if k.alerting || terms.messagesLimit == 0 {
-		return k.alerting
+	if k.alerting() || terms.messagesLimit == 0 {
+		return k.alerting()
 	}
-	projected, ok := Projected(k.messages, p, at)
+	projected, ok := Projected(k.messages(), p, at)
 	return ok && projected > float64(terms.messagesLimit)
 }
 
@@ -68,7 +83,7 @@ func mostPressed(tenants Statuses, n int, p period.Period, at time.Time) Statuse
 	}
 	rankOf := func(i int) ranked {
 		st := tenants.at(i)
-		return ranked{i, st.rank.alertingAt(st.Terms, p, at), st.rank.pressure, st.rank.messages}
+		return ranked{i, st.rank.alertingAt(st.Terms, p, at), st.rank.pressure, st.rank.messages()}
 	}
 	cmpRanked := func(a, b ranked) int {
 		if a.alerting != b.alerting {
