@@ -168,10 +168,9 @@ type knownTenant struct {
 // knownTenants returns the tenants of the usage state and the catalog,
 // sorted by id.
 func knownTenants(used usage.Tenants, cat *plans.Catalog) []knownTenant {
-	rows := cat.Tenants()
-	known := make([]knownTenant, 0, max(used.Len(), len(rows)))
+	known := make([]knownTenant, 0, max(used.Len(), cat.Len()))
 	withUsage := 0
-	for _, t := range rows {
+	for t := range cat.All() {
 		counters, ok := used.Lookup(t.ID)
 		if ok {
 			withUsage++

@@ -323,7 +323,7 @@ func (s *Service) loadPlans(ctx context.Context, g *generation, now time.Time) P
 	st.Duration = time.Since(start)
 	span.SetAttributes(attribute.String("plans.source", g.PlansName))
 	if cat != nil {
-		span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", len(cat.Tenants())))
+		span.SetAttributes(attribute.Int("plans.count", len(cat.Plans)), attribute.Int("plans.tenants", cat.Len()))
 	}
 	tracing.End(span, err)
 

@@ -62,28 +62,37 @@ func TestDiff(t *testing.T) {
 
 func TestNewCatalogSortsAndKeepsTheFirstRow(t *testing.T) {
 	t.Parallel()
-	c := NewCatalog(Tenant{ID: "b", Plan: "2"}, Tenant{ID: "a", Plan: "1"}, Tenant{ID: "b", Plan: "3"}, Tenant{ID: "10"})
-	want := []Tenant{{ID: "10"}, {ID: "a", Plan: "1"}, {ID: "b", Plan: "2"}}
+	c := NewCatalog(Tenant{ID: "b", Plan: "2", Name: "Bee"}, Tenant{ID: "a", Plan: "1"}, Tenant{ID: "b", Plan: "3", Name: "Other"},
+		Tenant{ID: "10", Name: "Ten"}, Tenant{ID: "c", Plan: "1", Name: "Cee"})
+	want := []Tenant{{ID: "10", Name: "Ten"}, {ID: "a", Plan: "1"}, {ID: "b", Plan: "2", Name: "Bee"}, {ID: "c", Plan: "1", Name: "Cee"}}
 	if got := c.Tenants(); !slices.Equal(got, want) {
 		t.Fatalf("Tenants() = %v, want %v", got, want)
+	}
+	if c.Len() != len(want) {
+		t.Errorf("Len() = %d, want %d", c.Len(), len(want))
+	}
+	for i, w := range want {
+		if got := c.At(i); got != w {
+			t.Errorf("At(%d) = %v, want %v", i, got, w)
+		}
 	}
 	for _, w := range want {
 		if got, ok := c.Tenant(w.ID); !ok || got != w {
 			t.Errorf("Tenant(%q) = %v, %v, want %v", w.ID, got, ok, w)
 		}
 	}
-	if _, ok := c.Tenant("c"); ok {
-		t.Error("Tenant(\"c\") found a tenant the catalog does not hold")
+	if _, ok := c.Tenant("d"); ok {
+		t.Error("Tenant(\"d\") found a tenant the catalog does not hold")
 	}
 	c.SetTenant(Tenant{ID: "1", Plan: "2"})
 	c.SetTenant(Tenant{ID: "a", Plan: "2", Name: "A"})
 	c.RemoveTenant("b")
-	want = []Tenant{{ID: "1", Plan: "2"}, {ID: "10"}, {ID: "a", Plan: "2", Name: "A"}}
+	want = []Tenant{{ID: "1", Plan: "2"}, {ID: "10", Name: "Ten"}, {ID: "a", Plan: "2", Name: "A"}, {ID: "c", Plan: "1", Name: "Cee"}}
 	if got := c.Tenants(); !slices.Equal(got, want) {
 		t.Errorf("after SetTenant and RemoveTenant: %v, want %v", got, want)
 	}
 	var none *Catalog
-	if _, ok := none.Tenant("a"); ok || none.Tenants() != nil {
+	if _, ok := none.Tenant("a"); ok || none.Tenants() != nil || none.Len() != 0 {
 		t.Error("a nil catalog holds tenants")
 	}
 }

@@ -136,7 +136,7 @@ func (s *FileSource) addTenants(doc *yamlfile.Doc, raw []fileTenant) error {
 		}
 		tenants = append(tenants, Tenant{ID: id, Plan: plan, Name: t.Name})
 	}
-	s.catalog.tenants = NewCatalog(tenants...).tenants
+	s.catalog.replaceTenants(tenants)
 	return nil
 }
 

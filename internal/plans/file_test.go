@@ -190,7 +190,6 @@ func TestFileLoadReturnsCopies(t *testing.T) {
 	}
 	first, _ := src.Load(context.Background())
 	first.Plans["1"].Limits["users"] = 100
-	first.Tenants()[0].Plan = ""
 	d, _ := src.Defaults()
 	d["users"] = 100
 

@@ -3,7 +3,9 @@ package plans
 
 import (
 	"context"
+	"iter"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -32,53 +34,111 @@ type Tenant struct {
 type Catalog struct {
 	Plans   map[string]Plan
 	Invalid map[string]int
-	tenants []Tenant
+	rows    []row
+	planIDs []string // what row.plan indexes
+	names   string   // the rows' names back to back
+}
+
+// row is a tenant of a catalog: its name ends at nameEnd in names and
+// starts where the row before's ends, so that a tenant costs its id and
+// two numbers.
+type row struct {
+	id      string
+	plan    uint32
+	nameEnd uint32
 }
 
 // NewCatalog returns a Catalog of tenants, keeping the first row of an id;
-// it sorts tenants in place and keeps them.
+// it sorts tenants in place. Names past 4 GiB in all are dropped.
 func NewCatalog(tenants ...Tenant) *Catalog {
 	slices.SortStableFunc(tenants, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) })
 	tenants = slices.CompactFunc(tenants, func(a, b Tenant) bool { return a.ID == b.ID })
-	return &Catalog{Plans: map[string]Plan{}, Invalid: map[string]int{}, tenants: slices.Clip(tenants)}
+	c := &Catalog{Plans: map[string]Plan{}, Invalid: map[string]int{}, rows: make([]row, len(tenants))}
+	size := 0
+	for _, t := range tenants {
+		size += len(t.Name)
+	}
+	var names strings.Builder
+	names.Grow(min(size, math.MaxUint32))
+	planIndex := map[string]uint32{}
+	for i, t := range tenants {
+		p, ok := planIndex[t.Plan]
+		if !ok {
+			p = uint32(len(c.planIDs))
+			planIndex[t.Plan] = p
+			c.planIDs = append(c.planIDs, t.Plan)
+		}
+		if names.Len()+len(t.Name) <= math.MaxUint32 {
+			names.WriteString(t.Name)
+		}
+		c.rows[i] = row{id: t.ID, plan: p, nameEnd: uint32(names.Len())}
+	}
+	c.names = names.String()
+	return c
 }
 
-// Tenants returns the tenants sorted by id; callers must not modify them.
-func (c *Catalog) Tenants() []Tenant {
+// Len returns the number of tenants.
+func (c *Catalog) Len() int {
 	if c == nil {
+		return 0
+	}
+	return len(c.rows)
+}
+
+// At returns the i-th tenant by id.
+func (c *Catalog) At(i int) Tenant {
+	r, start := c.rows[i], uint32(0)
+	if i > 0 {
+		start = c.rows[i-1].nameEnd
+	}
+	return Tenant{ID: r.id, Plan: c.planIDs[r.plan], Name: c.names[start:r.nameEnd]}
+}
+
+// All yields the tenants sorted by id.
+func (c *Catalog) All() iter.Seq[Tenant] {
+	return func(yield func(Tenant) bool) {
+		for i := range c.Len() {
+			if !yield(c.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// Tenants returns a copy of the tenants, sorted by id.
+func (c *Catalog) Tenants() []Tenant {
+	if c.Len() == 0 {
 		return nil
 	}
-	return c.tenants
+	return slices.Collect(c.All())
 }
-
-func compareID(t Tenant, id string) int { return strings.Compare(t.ID, id) }
 
 // Tenant returns tenant id's row.
 func (c *Catalog) Tenant(id string) (Tenant, bool) {
 	if c == nil {
 		return Tenant{}, false
 	}
-	i, ok := slices.BinarySearchFunc(c.tenants, id, compareID)
+	i, ok := slices.BinarySearchFunc(c.rows, id, func(r row, id string) int { return strings.Compare(r.id, id) })
 	if !ok {
 		return Tenant{}, false
 	}
-	return c.tenants[i], true
+	return c.At(i), true
 }
 
 // SetTenant adds t or replaces its row; a catalog is changed only before
 // it is shared.
 func (c *Catalog) SetTenant(t Tenant) {
-	i, found := slices.BinarySearchFunc(c.tenants, t.ID, compareID)
-	if found {
-		c.tenants[i] = t
-		return
-	}
-	c.tenants = slices.Insert(c.tenants, i, t)
+	c.replaceTenants(append([]Tenant{t}, c.Tenants()...))
 }
 
 // RemoveTenant removes tenant id's row, under SetTenant's rule.
 func (c *Catalog) RemoveTenant(id string) {
-	c.tenants = slices.DeleteFunc(c.tenants, func(t Tenant) bool { return t.ID == id })
+	c.replaceTenants(slices.DeleteFunc(c.Tenants(), func(t Tenant) bool { return t.ID == id }))
+}
+
+func (c *Catalog) replaceTenants(tenants []Tenant) {
+	next := NewCatalog(tenants...)
+	c.rows, c.planIDs, c.names = next.rows, next.planIDs, next.names
 }
 
 // Source loads catalogs, which nobody modifies.
@@ -88,7 +148,7 @@ type Source interface {
 
 // Clone returns a deep copy.
 func (c *Catalog) Clone() *Catalog {
-	out := NewCatalog(slices.Clone(c.tenants)...)
+	out := NewCatalog(c.Tenants()...)
 	for id, p := range c.Plans {
 		p.Limits = maps.Clone(p.Limits)
 		p.Unreadable = maps.Clone(p.Unreadable)
@@ -126,18 +186,18 @@ func Diff(old, next *Catalog) []string {
 		next = NewCatalog()
 	}
 	var out []string
-	a, b := old.tenants, next.tenants
-	for len(a) > 0 || len(b) > 0 {
+	i, j := 0, 0
+	for i < old.Len() || j < next.Len() {
 		switch {
-		case len(b) == 0 || len(a) > 0 && a[0].ID < b[0].ID:
-			out, a = append(out, a[0].ID), a[1:]
-		case len(a) == 0 || b[0].ID < a[0].ID:
-			out, b = append(out, b[0].ID), b[1:]
+		case j == next.Len() || i < old.Len() && old.rows[i].id < next.rows[j].id:
+			out, i = append(out, old.rows[i].id), i+1
+		case i == old.Len() || next.rows[j].id < old.rows[i].id:
+			out, j = append(out, next.rows[j].id), j+1
 		default:
-			if a[0] != b[0] || !samePlan(old, next, a[0].Plan) {
-				out = append(out, a[0].ID)
+			if a := old.At(i); a != next.At(j) || !samePlan(old, next, a.Plan) {
+				out = append(out, a.ID)
 			}
-			a, b = a[1:], b[1:]
+			i, j = i+1, j+1
 		}
 	}
 	return out

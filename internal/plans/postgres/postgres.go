@@ -484,9 +484,5 @@ func (b *builder) resolveTenants() (conflicting int) {
 	}
 	clear(b.tenants[len(out):])
 	b.tenants = out
-	if cap(out) > len(out)+len(out)/8 {
-		// The catalog outlives the load: it keeps no room to grow.
-		b.tenants = slices.Clone(out)
-	}
 	return conflicting
 }
