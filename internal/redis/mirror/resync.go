@@ -82,13 +82,13 @@ func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern)
 		}
 	}
 	for id, e := range a.tenants {
-		ca, cb := e.counters, b.tenants[id].counters
+		ca, cb := e.counters, b.entryOf(id).counters
 		if ca != nil && (cb == nil || !ca.Equal(cb) || !maps.Equal(a.flawed[id], b.flawed[id])) {
 			diff(pattern.Key(id, a.periodID))
 		}
 	}
 	for id, e := range b.tenants {
-		if e.counters != nil && a.tenants[id].counters == nil {
+		if e.counters != nil && a.entryOf(id).counters == nil {
 			diff(pattern.Key(id, b.periodID))
 		}
 	}
