@@ -476,6 +476,9 @@ func (b *builder) resolveTenants() (conflicting int) {
 			t.Name = cmp.Or(t.Name, b.tenants[j].Name)
 		}
 		if agree {
+			// A copy made apart from the scan's garbage shares no small
+			// block with it, which would live as long as the id.
+			t.ID = strings.Clone(t.ID)
 			out = append(out, t)
 		} else {
 			conflicting += j - i
