@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -750,19 +749,19 @@ func (f filtered) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// TestMirrorLendsItsMaps: a snapshot held is never changed by later reads
-// (the mirror copies its map before changing it), and once released the
-// map is the mirror's again: the next change is made in place, with no
+// TestMirrorLendsItsTables: a snapshot held is never changed by later reads
+// (the mirror copies its table before changing it), and once released the
+// table is the mirror's again: the next change is made in place, with no
 // copy of every tenant. A release that comes after the mirror copied the
-// map (a late one) does not let a newer snapshot's map be changed.
-func TestMirrorLendsItsMaps(t *testing.T) {
+// table (a late one) does not let a newer snapshot's table be changed.
+func TestMirrorLendsItsTables(t *testing.T) {
 	srv := testserver.StartRedis(t)
 	m, _ := newMirror(t, srv.Addr())
 	for i := range 20 {
 		srv.HSet(fmt.Sprintf("usage:%d:%s", i, thisPeriod), "messages", i)
 	}
 	same := func(a, b usage.Tenants) bool {
-		return reflect.ValueOf(a.(tenantView).m).UnsafePointer() == reflect.ValueOf(b.(tenantView).m).UnsafePointer()
+		return a.(tenantView).t == b.(tenantView).t
 	}
 	c := srv.Conn()
 	defer c.Close()

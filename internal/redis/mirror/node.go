@@ -102,7 +102,7 @@ func (n *nodeMirror) install(st *state, reason string) {
 	st.changed = nil
 	n.state, n.nextReason, n.loggedReason = st, "", ""
 	n.seededAt = now().UnixNano()
-	n.lastSize = len(st.tenants)
+	n.lastSize = st.tenants.Len()
 	n.m.count(reason)
 }
 

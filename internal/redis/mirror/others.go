@@ -70,7 +70,7 @@ func (o *periodBits) each(tenant string, mask uint64, yield func(string, string)
 // otherKeys yields every key of another period as its tenant and period.
 func (st *state) otherKeys() iter.Seq2[string, string] {
 	return func(yield func(string, string) bool) {
-		for tenant, e := range st.tenants {
+		for tenant, e := range st.tenants.all() {
 			if !st.others.each(tenant, e.others, yield) {
 				return
 			}

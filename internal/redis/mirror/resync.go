@@ -17,7 +17,7 @@ func (n *nodeMirror) resync(ctx context.Context) (int, error) {
 		m.mu.Unlock()
 		return -1, nil
 	}
-	pair, periodID, hint := n.pair, n.state.periodID, len(n.state.tenants)
+	pair, periodID, hint := n.pair, n.state.periodID, n.state.tenants.Len()
 	pair.startTouch()
 	m.mu.Unlock()
 	defer pair.stopTouch()
@@ -81,13 +81,13 @@ func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern)
 			}
 		}
 	}
-	for id, e := range a.tenants {
+	for id, e := range a.tenants.all() {
 		ca, cb := e.counters, b.entryOf(id).counters
 		if ca != nil && (cb == nil || !ca.Equal(cb) || !maps.Equal(a.flawed[id], b.flawed[id])) {
 			diff(pattern.Key(id, a.periodID))
 		}
 	}
-	for id, e := range b.tenants {
+	for id, e := range b.tenants.all() {
 		if e.counters != nil && a.entryOf(id).counters == nil {
 			diff(pattern.Key(id, b.periodID))
 		}

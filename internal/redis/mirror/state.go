@@ -15,14 +15,14 @@ import (
 )
 
 // state is one node's copy of the keys a full read counts: an entry per
-// tenant with a key in any period. Snapshots borrow its map; a change while
-// one does clones it.
+// tenant with a key in any period. Snapshots borrow its table; a change
+// while one does clones it.
 type state struct {
 	periodID  string
-	tenants   map[string]*entry // entries are never modified
+	tenants   *tenantTable
 	current   int // entries with a key in the period
 	types     usage.TypeCounts
-	lent      *atomic.Int32                   // borrowers; nil: none since the map was made
+	lent      *atomic.Int32                   // borrowers; nil: none since the table was made
 	flawed    map[string]map[usage.Reason]int // the few hashes with a skip
 	skipped   map[usage.Reason]int            // summed over flawed
 	others    periodBits
@@ -31,20 +31,14 @@ type state struct {
 }
 
 // entry is a tenant's keys: its counters in the period, nil without a
-// key there, and a bit per other period it has a key in. The map holds
-// pointers, whose slots are a third smaller than an entry's.
+// key there, and a bit per other period it has a key in.
 type entry struct {
 	counters usage.Counters
 	others   uint64
 }
 
 // entryOf returns tenant's entry, zero without one.
-func (st *state) entryOf(tenant string) entry {
-	if e := st.tenants[tenant]; e != nil {
-		return *e
-	}
-	return entry{}
-}
+func (st *state) entryOf(tenant string) entry { return st.tenants.get(tenant) }
 
 type keyEntry struct {
 	counters usage.Counters
@@ -54,7 +48,7 @@ type keyEntry struct {
 func newState(periodID string, sizeHint int) *state {
 	return &state{
 		periodID:  periodID,
-		tenants:   make(map[string]*entry, sizeHint),
+		tenants:   newTenantTable(sizeHint),
 		types:     usage.TypeCounts{},
 		flawed:    map[string]map[usage.Reason]int{},
 		skipped:   map[usage.Reason]int{},
@@ -62,22 +56,21 @@ func newState(periodID string, sizeHint int) *state {
 	}
 }
 
-// store replaces tenant's entry old with e, in a map of its own while one
-// is lent, and returns the id the map holds: a copy for a new entry or new
-// periods, since an assignment replaces the key and tenant may be a slice.
+// store replaces tenant's entry old with e, in a table of its own while
+// one is lent, and returns the id the table holds: a copy of tenant, which
+// may be a slice of a key, for a new entry.
 func (st *state) store(tenant string, old, e entry) string {
 	if st.lent != nil && st.lent.Load() > 0 {
-		st.tenants, st.types = maps.Clone(st.tenants), maps.Clone(st.types)
+		st.tenants, st.types = st.tenants.clone(), maps.Clone(st.types)
 	}
 	st.lent = nil
 	switch {
 	case e == entry{}:
-		delete(st.tenants, tenant)
-	case old.counters == nil || e.others != old.others:
-		tenant = strings.Clone(tenant)
-		fallthrough
+		st.tenants.remove(tenant)
+	case old == entry{}:
+		tenant = st.tenants.put(strings.Clone(tenant), e)
 	default:
-		st.tenants[tenant] = &e
+		tenant = st.tenants.put(tenant, e)
 	}
 	if (old.counters != nil) != (e.counters != nil) {
 		if e.counters != nil {
@@ -133,7 +126,7 @@ func (st *state) setOther(pattern usage.KeyPattern, key string, exists bool) {
 	}
 }
 
-// snapshot lends the map, with the tenants changed since the last one.
+// snapshot lends the table, with the tenants changed since the last one.
 func (st *state) snapshot() *usage.Snapshot {
 	snap := usage.NewSnapshot(st.periodID)
 	snap.Tenants, snap.Types, snap.Changed = tenantView{st.tenants, st.current}, st.types, st.changed
@@ -156,25 +149,23 @@ func (st *state) snapshot() *usage.Snapshot {
 	return snap
 }
 
-// tenantView is a lent map as usage.Tenants: the entries with a key in
+// tenantView is a lent table as usage.Tenants: the entries with a key in
 // the period, n of them.
 type tenantView struct {
-	m map[string]*entry
+	t *tenantTable
 	n int
 }
 
 func (v tenantView) Len() int { return v.n }
 
 func (v tenantView) Lookup(tenant string) (usage.Counters, bool) {
-	if e := v.m[tenant]; e != nil && e.counters != nil {
-		return e.counters, true
-	}
-	return nil, false
+	c := v.t.get(tenant).counters
+	return c, c != nil
 }
 
 func (v tenantView) All() iter.Seq2[string, usage.Counters] {
 	return func(yield func(string, usage.Counters) bool) {
-		for tenant, e := range v.m {
+		for tenant, e := range v.t.all() {
 			if e.counters != nil && !yield(tenant, e.counters) {
 				return
 			}

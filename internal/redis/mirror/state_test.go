@@ -146,7 +146,7 @@ func TestOtherKeys(t *testing.T) {
 				}
 			}
 			n := 0
-			for id, e := range st.tenants {
+			for id, e := range st.tenants.all() {
 				if !entries[id] {
 					t.Errorf("tenant %s keeps an entry %+v without a key", id, e)
 				}
@@ -158,7 +158,7 @@ func TestOtherKeys(t *testing.T) {
 				}
 			}
 			for id, ok := range entries {
-				if _, in := st.tenants[id]; ok && !in {
+				if st.tenants.get(id) == (entry{}) && ok {
 					t.Errorf("tenant %s has a key and no entry", id)
 				}
 			}
