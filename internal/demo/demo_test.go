@@ -185,8 +185,8 @@ func TestPlans(t *testing.T) {
 	if _, limited := cat.Plans["3"].Limits["messages"]; limited {
 		t.Error("enterprise has a messages limit; want unlimited")
 	}
-	if len(cat.Tenants()) != 50 {
-		t.Errorf("%d tenants, want 50", len(cat.Tenants()))
+	if cat.Len() != 50 {
+		t.Errorf("%d tenants, want 50", cat.Len())
 	}
 	perPlan := map[string]int{}
 	for _, row := range cat.Tenants() {

@@ -59,7 +59,7 @@ func NewCatalog(tenants ...Tenant) *Catalog {
 		size += len(t.Name)
 	}
 	var names strings.Builder
-	names.Grow(min(size, math.MaxUint32))
+	names.Grow(int(min(uint64(size), math.MaxUint32)))
 	planIndex := map[string]uint32{}
 	for i, t := range tenants {
 		p, ok := planIndex[t.Plan]
@@ -68,7 +68,7 @@ func NewCatalog(tenants ...Tenant) *Catalog {
 			planIndex[t.Plan] = p
 			c.planIDs = append(c.planIDs, t.Plan)
 		}
-		if names.Len()+len(t.Name) <= math.MaxUint32 {
+		if uint64(names.Len())+uint64(len(t.Name)) <= math.MaxUint32 {
 			names.WriteString(t.Name)
 		}
 		c.rows[i] = row{id: t.ID, plan: p, nameEnd: uint32(names.Len())}

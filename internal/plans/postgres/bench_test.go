@@ -35,8 +35,8 @@ INSERT INTO tenants SELECT g, 'tenant ' || g, CASE WHEN g % 33 = 0 THEN NULL ELS
 			src := postgres.New(db)
 			load := func() {
 				cat, err := src.Load(context.Background())
-				if err != nil || len(cat.Tenants()) != n {
-					b.Fatalf("%v, %d tenants", err, len(cat.Tenants()))
+				if err != nil || cat.Len() != n {
+					b.Fatalf("%v, %d tenants", err, cat.Len())
 				}
 			}
 			load()

@@ -7,17 +7,17 @@ import (
 )
 
 // tenantTable maps tenant ids to entries: slices of ids and entries, and
-// an open-addressing index of 32-bit slots over them. A Go map keeps a
-// 16-byte key and the value in each slot and may run at under half load;
-// the mirror holds an entry for every tenant, so the index is the
-// difference (BENCHMARKS.md, "Memory").
+// an open-addressing index of 32-bit slots over them. A Go map keeps the
+// id's header and the entry in each slot, and may run at under half load,
+// for every tenant (BENCHMARKS.md, "Memory").
 type tenantTable struct {
-	seed    maphash.Seed
-	slots   []uint32 // 0: free, else 1 + an index of ids; a power of two long
+	seed    maphash.Seed // random: keys cannot be chosen to collide
+	slots   []uint32     // 0: free, else 1 + an index of ids; a power of two long
 	ids     []string
 	entries []entry
 }
 
+// newTenantTable returns an empty table with room for sizeHint tenants.
 func newTenantTable(sizeHint int) *tenantTable {
 	t := &tenantTable{seed: maphash.MakeSeed(), ids: make([]string, 0, sizeHint), entries: make([]entry, 0, sizeHint)}
 	t.resize(sizeHint)
