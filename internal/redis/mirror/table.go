@@ -71,7 +71,7 @@ func (t *tenantTable) remove(tenant string) {
 	mask := len(t.slots) - 1
 	for free, next := s, (s+1)&mask; t.slots[next] != 0; next = (next + 1) & mask {
 		home := t.home(t.ids[t.slots[next]-1])
-		// next moves back unless free lies before its home in the run.
+		// next moves to free when free lies on its path from its home.
 		if (next-home)&mask >= (next-free)&mask {
 			t.slots[free], t.slots[next] = t.slots[next], 0
 			free = next
