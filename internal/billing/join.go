@@ -69,41 +69,49 @@ func sortedSet(a, b []string) []string {
 func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 	used, cat, old := r.Usage.Tenants, r.Plans.Catalog, prev.Tenants
 	r.counts = prev.counts.clone()
-	at := make([]int, len(changed)) // where each is or would be in old
+	type change struct {
+		at       int  // where the tenant is or would be in old
+		had, has bool // in old, in either source now
+		now      TenantStatus
+	}
+	changes := make([]change, len(changed))
+	missing := map[string]*Terms{}
 	n, reshaped := old.Len(), false
 	for k, id := range changed {
-		at[k] = old.search(id)
-		had := at[k] < old.Len() && old.At(at[k]).ID == id
-		_, inUse := used.Lookup(id)
-		_, inCat := cat.Tenant(id)
-		switch now := inUse || inCat; {
-		case had && !now:
+		c := &changes[k]
+		c.at = old.search(id)
+		if c.had = c.at < old.Len() && old.At(c.at).ID == id; c.had {
+			id = old.At(c.at).ID
+		}
+		counters, inUse := used.Lookup(id)
+		row, inCat := cat.Tenant(id)
+		if c.has = inUse || inCat; c.has {
+			c.now = TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)}
+		}
+		switch {
+		case c.had && !c.has:
 			n, reshaped = n-1, true
-		case !had && now:
+		case !c.had && c.has:
 			n, reshaped = n+1, true
 		}
 	}
-	missing := map[string]*Terms{}
-	rebuild := func(dst Statuses, i int, id string) {
-		counters, _ := used.Lookup(id)
-		row, _ := cat.Tenant(id)
-		dst.set(i, TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)})
+	put := func(dst Statuses, i int, t TenantStatus) {
+		dst.set(i, t)
 		r.counts.add(dst.At(i), thresholds, 1)
 	}
 	if !reshaped {
 		r.Tenants = Statuses{chunks: slices.Clone(old.chunks), n: n}
 		copied := -1
-		for k, id := range changed {
-			i := at[k]
-			if i == old.Len() || old.At(i).ID != id {
+		for _, c := range changes {
+			if !c.had {
 				continue // in neither
 			}
-			if c := i >> chunkShift; c != copied {
-				r.Tenants.chunks[c], copied = slices.Clone(old.chunks[c]), c
+			if ch := c.at >> chunkShift; ch != copied {
+				r.Tenants.chunks[ch], copied = slices.Clone(old.chunks[ch]), ch
 			}
-			r.counts.add(old.At(i), thresholds, -1)
-			rebuild(r.Tenants, i, old.At(i).ID)
-			r.Changed = append(r.Changed, i)
+			r.counts.add(old.At(c.at), thresholds, -1)
+			put(r.Tenants, c.at, c.now)
+			r.Changed = append(r.Changed, c.at)
 		}
 		r.Base = prev.Seq
 		return
@@ -115,16 +123,14 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 			*r.Tenants.at(w) = *old.at(j)
 		}
 	}
-	for k, id := range changed {
-		keep(at[k])
-		if j < old.Len() && old.At(j).ID == id {
+	for _, c := range changes {
+		keep(c.at)
+		if c.had {
 			r.counts.add(old.At(j), thresholds, -1)
-			id = old.At(j).ID
 			j++
 		}
-		_, inUse := used.Lookup(id)
-		if _, inCat := cat.Tenant(id); inUse || inCat {
-			rebuild(r.Tenants, w, id)
+		if c.has {
+			put(r.Tenants, w, c.now)
 			w++
 		}
 	}
