@@ -13,8 +13,8 @@ import (
 // depends on the time.
 type rankKey struct {
 	pressure float64 // the highest limit percentage, -1: none
-	// The messages used, complemented (negative) when an alert fires
-	// whatever the time: every tenant keeps a key, so it is two words.
+	// The messages used, complemented when an alert fires whatever the
+	// time, so that every tenant's key is two words.
 	messagesOrAlerting int64
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -88,7 +87,7 @@ func start(now func() time.Time, cat *plans.Catalog, defaults plans.Limits, patt
 	}
 	d := &Demo{srv: srv, pattern: pattern, loc: loc, now: now, logger: logger, stop: make(chan struct{})}
 	rng := rand.New(rand.NewPCG(42, 1))
-	rows := append(slices.Clone(cat.Tenants()), unlistedTenants...)
+	rows := append(cat.Tenants(), unlistedTenants...)
 	random := 0
 	for _, row := range rows {
 		id, limits := row.ID, defaults

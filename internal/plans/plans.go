@@ -39,17 +39,16 @@ type Catalog struct {
 	names   string   // the rows' names back to back
 }
 
-// row is a tenant of a catalog: its name ends at nameEnd in names and
-// starts where the row before's ends, so that a tenant costs its id and
-// two numbers.
+// row is a tenant; its name runs in names from the row before's nameEnd
+// to its own.
 type row struct {
 	id      string
 	plan    uint32
 	nameEnd uint32
 }
 
-// NewCatalog returns a Catalog of tenants, keeping the first row of an id;
-// it sorts tenants in place. Names past 4 GiB in all are dropped.
+// NewCatalog returns a Catalog of tenants, sorted in place, keeping the
+// first row of an id; names past what a uint32 end reaches are dropped.
 func NewCatalog(tenants ...Tenant) *Catalog {
 	slices.SortStableFunc(tenants, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) })
 	tenants = slices.CompactFunc(tenants, func(a, b Tenant) bool { return a.ID == b.ID })

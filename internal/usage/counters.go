@@ -10,8 +10,7 @@ import (
 )
 
 // Hash is an immutable usage hash; unreadable values stay negative, not 0.
-// The first values are inline, so a hash of the usual fields is one
-// allocation.
+// The usual fields' values are inline: one allocation.
 type Hash struct {
 	names *[]string // sorted, interned
 	vals  [inlineVals]int64

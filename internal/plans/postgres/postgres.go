@@ -476,8 +476,7 @@ func (b *builder) resolveTenants() (conflicting int) {
 			t.Name = cmp.Or(t.Name, b.tenants[j].Name)
 		}
 		if agree {
-			// A copy made apart from the scan's garbage shares no small
-			// block with it, which would live as long as the id.
+			// Copied after the scan, the id shares no small block with its garbage.
 			t.ID = strings.Clone(t.ID)
 			out = append(out, t)
 		} else {

@@ -84,12 +84,12 @@ func (st *state) otherKeys() iter.Seq2[string, string] {
 }
 
 func (st *state) hasOther(tenant, pid string) bool {
-	return st.others.has(st.entryOf(tenant).others, tenant, pid)
+	return st.others.has(st.tenants.get(tenant).others, tenant, pid)
 }
 
 // setOtherKey records whether tenant has a key in pid, another period.
 func (st *state) setOtherKey(tenant, pid string, exists bool) {
-	e := st.entryOf(tenant)
+	e := st.tenants.get(tenant)
 	if mask := st.others.set(e.others, tenant, pid, exists); mask != e.others {
 		st.store(tenant, e, entry{counters: e.counters, others: mask})
 	}

@@ -82,13 +82,13 @@ func divergence(a, b *state, skip map[string]struct{}, pattern usage.KeyPattern)
 		}
 	}
 	for id, e := range a.tenants.all() {
-		ca, cb := e.counters, b.entryOf(id).counters
+		ca, cb := e.counters, b.tenants.get(id).counters
 		if ca != nil && (cb == nil || !ca.Equal(cb) || !maps.Equal(a.flawed[id], b.flawed[id])) {
 			diff(pattern.Key(id, a.periodID))
 		}
 	}
 	for id, e := range b.tenants.all() {
-		if e.counters != nil && a.entryOf(id).counters == nil {
+		if e.counters != nil && a.tenants.get(id).counters == nil {
 			diff(pattern.Key(id, b.periodID))
 		}
 	}

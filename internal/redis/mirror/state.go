@@ -37,9 +37,6 @@ type entry struct {
 	others   uint64
 }
 
-// entryOf returns tenant's entry, zero without one.
-func (st *state) entryOf(tenant string) entry { return st.tenants.get(tenant) }
-
 type keyEntry struct {
 	counters usage.Counters
 	skipped  map[usage.Reason]int
@@ -84,7 +81,7 @@ func (st *state) store(tenant string, old, e entry) string {
 
 // put records a tenant's hash, e nil when it is gone.
 func (st *state) put(tenant string, e *keyEntry) {
-	cur := st.entryOf(tenant)
+	cur := st.tenants.get(tenant)
 	old, had := cur.counters, cur.counters != nil
 	if !had && e == nil || had && e != nil && old.Equal(e.counters) && maps.Equal(st.flawed[tenant], e.skipped) {
 		return

@@ -6,10 +6,9 @@ import (
 	"slices"
 )
 
-// tenantTable maps tenant ids to entries: slices of ids and entries, and
-// an open-addressing index of 32-bit slots over them. A Go map keeps the
-// id's header and the entry in each slot, and may run at under half load,
-// for every tenant (BENCHMARKS.md, "Memory").
+// tenantTable maps tenant ids to entries: slices of ids and entries under
+// an open-addressing index of 32-bit slots, since a Go map keeps a whole
+// id and entry in every slot, free or not.
 type tenantTable struct {
 	seed    maphash.Seed // random: keys cannot be chosen to collide
 	slots   []uint32     // 0: free, else 1 + an index of ids; a power of two long
@@ -52,8 +51,7 @@ func (t *tenantTable) put(tenant string, e entry) string {
 	return tenant
 }
 
-// remove drops tenant: the last tenant takes its place in the slices, and
-// the slots after it in its run move back to where a lookup finds them.
+// remove drops tenant, moving the last tenant into its place.
 func (t *tenantTable) remove(tenant string) {
 	s, found := t.find(tenant)
 	if !found {
@@ -71,7 +69,7 @@ func (t *tenantTable) remove(tenant string) {
 	mask := len(t.slots) - 1
 	for free, next := s, (s+1)&mask; t.slots[next] != 0; next = (next + 1) & mask {
 		home := t.home(t.ids[t.slots[next]-1])
-		// next moves to free when free lies on its path from its home.
+		// next moves back when free lies on its path from its home.
 		if (next-home)&mask >= (next-free)&mask {
 			t.slots[free], t.slots[next] = t.slots[next], 0
 			free = next
