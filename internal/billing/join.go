@@ -172,16 +172,18 @@ type knownTenant struct {
 }
 
 // knownTenants returns the tenants of the usage state and the catalog,
-// sorted by id.
+// sorted by id, with ids that share no memory with the catalog.
 func knownTenants(used usage.Tenants, cat *plans.Catalog) []knownTenant {
 	known := make([]knownTenant, 0, max(used.Len(), cat.Len()))
 	withUsage := 0
 	for t := range cat.All() {
-		counters, ok := used.Lookup(t.ID)
+		id, counters, ok := used.LookupID(t.ID)
 		if ok {
 			withUsage++
+		} else {
+			id = strings.Clone(t.ID)
 		}
-		known = append(known, knownTenant{t.ID, counters, t.Plan})
+		known = append(known, knownTenant{id, counters, t.Plan})
 	}
 	if withUsage == used.Len() {
 		return known

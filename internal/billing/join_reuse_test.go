@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/usage"
@@ -191,9 +192,30 @@ func TestJoinReuse(t *testing.T) {
 					t.Errorf("tenant %s named %q, want %q", id, reused.TenantName(id), want.Name)
 				}
 			}
+			// A status's id is the usage state's or a copy: one of the
+			// catalog's would keep its whole table alive.
+			for _, rep := range []*Report{first, reused, fresh} {
+				for _, st := range rep.Tenants.All() {
+					if sharesMemory(cat1, st.ID) || sharesMemory(cat2, st.ID) {
+						t.Errorf("tenant %s's id is the catalog's", st.ID)
+					}
+				}
+			}
 			if !reflect.DeepEqual(reused.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(reused.OverThreshold, fresh.OverThreshold) {
 				t.Errorf("fleet counts differ:\n got %v %v\nwant %v %v", reused.PerPlan, reused.OverThreshold, fresh.PerPlan, fresh.OverThreshold)
 			}
 		})
 	}
+}
+
+// sharesMemory reports whether s lies in the memory of cat's tenants.
+func sharesMemory(cat *plans.Catalog, s string) bool {
+	if cat.Len() == 0 || s == "" {
+		return false
+	}
+	first, last := cat.At(0), cat.At(cat.Len()-1)
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(first.ID)))
+	hi := uintptr(unsafe.Pointer(unsafe.StringData(last.ID))) + uintptr(len(last.ID)+len(last.Name))
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	return p >= lo && p < hi
 }

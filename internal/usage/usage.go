@@ -74,6 +74,9 @@ func DecodeHash(pairs [][]byte, skipped map[Reason]int) Counters {
 type Tenants interface {
 	Len() int
 	Lookup(tenant string) (Counters, bool)
+	// LookupID is Lookup that also returns an id equal to tenant that
+	// shares no memory with it, the set's own where it can lend it.
+	LookupID(tenant string) (string, Counters, bool)
 	All() iter.Seq2[string, Counters] // in no order
 }
 
@@ -85,6 +88,15 @@ func (m TenantMap) Len() int { return len(m) }
 
 // Lookup returns a tenant's counters.
 func (m TenantMap) Lookup(tenant string) (Counters, bool) { c, ok := m[tenant]; return c, ok }
+
+// LookupID returns a copy of tenant, since a map does not lend its keys.
+func (m TenantMap) LookupID(tenant string) (string, Counters, bool) {
+	c, ok := m[tenant]
+	if !ok {
+		return "", nil, false
+	}
+	return strings.Clone(tenant), c, true
+}
 
 // All yields every tenant.
 func (m TenantMap) All() iter.Seq2[string, Counters] { return maps.All(m) }
@@ -114,6 +126,15 @@ func (u union) Lookup(tenant string) (Counters, bool) {
 		}
 	}
 	return nil, false
+}
+
+func (u union) LookupID(tenant string) (string, Counters, bool) {
+	for _, p := range u {
+		if id, c, ok := p.LookupID(tenant); ok {
+			return id, c, true
+		}
+	}
+	return "", nil, false
 }
 
 func (u union) All() iter.Seq2[string, Counters] {

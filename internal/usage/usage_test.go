@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 func TestParseValue(t *testing.T) {
@@ -243,6 +244,13 @@ func TestUnion(t *testing.T) {
 	}
 	if _, ok := u.Lookup("4"); ok {
 		t.Error("Lookup(4) found a tenant no part holds")
+	}
+	key := "usage:3:202612"
+	if id, c, ok := u.LookupID(key[6:7]); !ok || id != "3" || c != one || unsafe.StringData(id) == unsafe.StringData(key[6:7]) {
+		t.Errorf("LookupID(3) = %q, %v, %v: want a copy of the id, and its counters", id, c, ok)
+	}
+	if id, c, ok := u.LookupID("4"); ok || id != "" || c != nil {
+		t.Errorf("LookupID(4) = %q, %v, %v: found a tenant no part holds", id, c, ok)
 	}
 	if got := maps.Collect(u.All()); len(got) != 3 {
 		t.Errorf("All = %v, want 3 tenants", got)

@@ -160,6 +160,14 @@ func (v tenantView) Lookup(tenant string) (usage.Counters, bool) {
 	return c, c != nil
 }
 
+func (v tenantView) LookupID(tenant string) (string, usage.Counters, bool) {
+	id, e := v.t.lookup(tenant)
+	if e.counters == nil {
+		return "", nil, false
+	}
+	return id, e.counters, true
+}
+
 func (v tenantView) All() iter.Seq2[string, usage.Counters] {
 	return func(yield func(string, usage.Counters) bool) {
 		for tenant, e := range v.t.all() {

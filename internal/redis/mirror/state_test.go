@@ -52,6 +52,9 @@ func TestSetOther(t *testing.T) {
 			if _, ok := snap.Tenants.Lookup("2"); ok {
 				t.Error("a tenant with keys of other periods only is a tenant of the period")
 			}
+			if _, _, ok := snap.Tenants.LookupID("2"); ok {
+				t.Error("LookupID finds a tenant with keys of other periods only")
+			}
 			got := map[string]bool{}
 			for id, pid := range st.otherKeys() {
 				got[pattern.Key(id, pid)] = true

@@ -26,12 +26,20 @@ func newTenantTable(sizeHint int) *tenantTable {
 // Len returns the number of tenants.
 func (t *tenantTable) Len() int { return len(t.ids) }
 
+// lookup returns the id the table holds for tenant and its entry, zero
+// without one.
+func (t *tenantTable) lookup(tenant string) (string, entry) {
+	if s, found := t.find(tenant); found {
+		i := t.slots[s] - 1
+		return t.ids[i], t.entries[i]
+	}
+	return "", entry{}
+}
+
 // get returns tenant's entry, zero without one.
 func (t *tenantTable) get(tenant string) entry {
-	if s, found := t.find(tenant); found {
-		return t.entries[t.slots[s]-1]
-	}
-	return entry{}
+	_, e := t.lookup(tenant)
+	return e
 }
 
 // put sets tenant's entry and returns the id the table holds: tenant when

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"unsafe"
+
+	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
 // TestTenantTableMatchesAMap puts and removes tenants at random and checks
@@ -99,5 +101,15 @@ func TestTenantTableKeepsTheIDItHolds(t *testing.T) {
 	if got := tab.put(key[6:8], entry{others: 2}); unsafe.StringData(got) != unsafe.StringData(held) ||
 		unsafe.StringData(tab.ids[0]) != unsafe.StringData(held) {
 		t.Errorf("put of a replaced entry holds %q", got)
+	}
+	view := tenantView{tab, 1}
+	tab.put("7", entry{counters: usage.CountersOf(map[string]int64{"messages": 1})})
+	view.n = 2
+	if id, c, ok := view.LookupID(key[6:8]); ok || id != "" || c != nil {
+		t.Errorf("LookupID(42), a tenant without counters = %q, %v, %v", id, c, ok)
+	}
+	seven := "usage:7:202612"[6:7]
+	if id, c, ok := view.LookupID(seven); !ok || id != "7" || c == nil || unsafe.StringData(id) != unsafe.StringData(tab.ids[1]) {
+		t.Errorf("LookupID(7) = %q, %v, %v: want the table's id", id, c, ok)
 	}
 }

@@ -1,0 +1,123 @@
+package plans
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"testing"
+	"unsafe"
+)
+
+// TestBuilderResolvesRowsOfAnID: rows of one id reach resolve in the order
+// added, which keeps one of them, a merge, or none.
+func TestBuilderResolvesRowsOfAnID(t *testing.T) {
+	t.Parallel()
+	firstName := func(rows []Tenant) (Tenant, bool) {
+		t := rows[0]
+		for _, r := range rows[1:] {
+			if r.Plan != t.Plan {
+				return t, false
+			}
+			t.Name = cmp.Or(t.Name, r.Name)
+		}
+		return t, true
+	}
+	for _, tc := range []struct {
+		name    string
+		rows    []Tenant
+		want    []Tenant
+		resolve int // calls
+	}{
+		{name: "none"},
+		{name: "one row each", rows: []Tenant{{ID: "b", Plan: "1", Name: "Bee"}, {ID: "a"}},
+			want: []Tenant{{ID: "a"}, {ID: "b", Plan: "1", Name: "Bee"}}},
+		{name: "merged", rows: []Tenant{{ID: "b", Plan: "1"}, {ID: "a", Plan: "2"}, {ID: "b", Plan: "1", Name: "Bee"}, {ID: "b", Plan: "1", Name: "Other"}},
+			want: []Tenant{{ID: "a", Plan: "2"}, {ID: "b", Plan: "1", Name: "Bee"}}, resolve: 1},
+		{name: "dropped", rows: []Tenant{{ID: "b", Plan: "1", Name: "Bee"}, {ID: "c", Plan: "1"}, {ID: "b", Plan: "2"}},
+			want: []Tenant{{ID: "c", Plan: "1"}}, resolve: 1},
+		{name: "a longer name than any row's", rows: []Tenant{{ID: "a"}, {ID: "a"}, {ID: "z", Name: "Zed"}},
+			want: []Tenant{{ID: "a", Name: "merged name"}, {ID: "z", Name: "Zed"}}, resolve: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := NewBuilder(0, 0)
+			for _, r := range tc.rows {
+				if err := b.Add(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			calls := 0
+			c := b.Catalog(func(rows []Tenant) (Tenant, bool) {
+				calls++
+				if tc.name == "a longer name than any row's" {
+					return Tenant{ID: rows[0].ID, Name: "merged name"}, true
+				}
+				return firstName(rows)
+			})
+			if got := c.Tenants(); !slices.Equal(got, tc.want) {
+				t.Errorf("tenants = %v, want %v", got, tc.want)
+			}
+			if calls != tc.resolve {
+				t.Errorf("resolve called %d times, want %d", calls, tc.resolve)
+			}
+			for _, w := range tc.want {
+				if got, ok := c.Tenant(w.ID); !ok || got != w {
+					t.Errorf("Tenant(%q) = %v, %v, want %v", w.ID, got, ok, w)
+				}
+			}
+		})
+	}
+}
+
+// TestBuilderStopsAtItsLimit: past what a catalog's offsets reach, Add
+// fails and keeps nothing of the row; the rows before it stay whole.
+func TestBuilderStopsAtItsLimit(t *testing.T) {
+	t.Parallel()
+	b := NewBuilder(0, 0)
+	b.limit = 11
+	for _, r := range []Tenant{{ID: "1", Name: "One"}, {ID: "22", Name: "Two"}} {
+		if err := b.Add(r); err != nil {
+			t.Fatalf("Add(%v) = %v", r, err)
+		}
+	}
+	if err := b.Add(Tenant{ID: "3", Name: "Thr"}); !errors.Is(err, ErrCatalogFull) {
+		t.Fatalf("Add past the limit = %v, want ErrCatalogFull", err)
+	}
+	if err := b.Add(Tenant{ID: "4", Name: "F"}); err != nil {
+		t.Fatalf("Add up to the limit = %v", err)
+	}
+	want := []Tenant{{ID: "1", Name: "One"}, {ID: "22", Name: "Two"}, {ID: "4", Name: "F"}}
+	if got := b.Catalog(nil).Tenants(); !slices.Equal(got, want) {
+		t.Errorf("tenants = %v, want %v", got, want)
+	}
+}
+
+// TestCatalogLendsItsTextAndDiffCopies: At's strings are the catalog's,
+// while Tenants and Diff return strings of their own, which keep no
+// catalog alive.
+func TestCatalogLendsItsTextAndDiffCopies(t *testing.T) {
+	t.Parallel()
+	old := NewCatalog(Tenant{ID: "1", Plan: "p", Name: "One"}, Tenant{ID: "2"})
+	next := NewCatalog(Tenant{ID: "1", Plan: "p", Name: "Uno"}, Tenant{ID: "3"})
+	within := func(c *Catalog, s string) bool {
+		p, text := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(c.text)))
+		return p >= text && p < text+uintptr(len(c.text))
+	}
+	if a := old.At(0); !within(old, a.ID) || !within(old, a.Name) {
+		t.Error("At copies the catalog's strings")
+	}
+	for _, s := range old.Tenants() {
+		if within(old, s.ID) || s.Name != "" && within(old, s.Name) {
+			t.Errorf("Tenants returns %q of the catalog's text", s.ID)
+		}
+	}
+	got := Diff(old, next)
+	if want := []string{"1", "2", "3"}; !slices.Equal(got, want) {
+		t.Fatalf("Diff = %v, want %v", got, want)
+	}
+	for _, id := range got {
+		if within(old, id) || within(next, id) {
+			t.Errorf("Diff returns %q of a catalog's text", id)
+		}
+	}
+}
