@@ -55,6 +55,7 @@ type Source struct {
 	query       string
 	metricTypes []string
 	lastRows    atomic.Int64
+	lastSize    atomic.Int64 // of the last load's ids and names
 }
 
 // Option configures a Source.
@@ -159,23 +160,22 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	}
 	limits := make([]int64, len(lay.limits))
 	ids := planIDs{}
-	b := &builder{lay: lay, plans: map[string]*planRows{}, tenants: make([]plans.Tenant, 0, s.lastRows.Load()),
-		invalid: map[string]int{}}
+	b := &builder{lay: lay, plans: map[string]*planRows{}, invalid: map[string]int{},
+		tenants: plans.NewBuilder(int(s.lastRows.Load()), int(s.lastSize.Load()))}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
 		}
 		r, name := lay.row(values, limits, ids)
-		kept := len(b.tenants)
-		b.add(r, name, limits)
-		if kept < len(b.tenants) && lay.tenantName >= 0 {
-			b.tenants[kept].Name = b.name(values[lay.tenantName])
+		if err := b.add(r, name, limits, values); err != nil {
+			return nil, fmt.Errorf("plans query: %w", err)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plans query: %w", err)
 	}
 	s.lastRows.Store(int64(b.rows))
+	s.lastSize.Store(int64(b.tenants.Size()))
 	return b.catalog(), nil
 }
 
@@ -352,7 +352,7 @@ type builder struct {
 	lay     *layout
 	rows    int
 	plans   map[string]*planRows
-	tenants []plans.Tenant // one per row naming a tenant, in the query's order
+	tenants *plans.Builder // a row per row naming a tenant
 	invalid map[string]int
 }
 
@@ -365,17 +365,18 @@ type planRows struct {
 	rows        int
 }
 
-func (b *builder) add(r row, planName string, limits []int64) {
+// add adds a row read as values.
+func (b *builder) add(r row, planName string, limits []int64, values []any) error {
 	if r.reason != "" {
 		b.invalid[r.reason]++
 		if r.planID == "" {
-			return
+			return nil
 		}
 		b.plan(r.planID).invalid = true
 		if r.tenantID != "" {
-			b.keep(r)
+			return b.keep(r, values)
 		}
-		return
+		return nil
 	}
 	if r.planID != "" {
 		for _, v := range limits {
@@ -389,17 +390,22 @@ func (b *builder) add(r row, planName string, limits []int64) {
 			p.conflicting = true
 		}
 	}
-	b.keep(r)
+	return b.keep(r, values)
 }
 
-func (b *builder) keep(r row) {
+func (b *builder) keep(r row, values []any) error {
 	b.rows++
 	if r.planID != "" {
 		b.plan(r.planID).rows++
 	}
-	if r.tenantID != "" {
-		b.tenants = append(b.tenants, plans.Tenant{ID: r.tenantID, Plan: r.planID})
+	if r.tenantID == "" {
+		return nil
 	}
+	t := plans.Tenant{ID: r.tenantID, Plan: r.planID}
+	if b.lay.tenantName >= 0 {
+		t.Name = b.name(values[b.lay.tenantName])
+	}
+	return b.tenants.Add(t)
 }
 
 // name returns a tenant's valid name or ""; a bad one is counted.
@@ -433,8 +439,19 @@ func (b *builder) plan(id string) *planRows {
 }
 
 func (b *builder) catalog() *plans.Catalog {
-	conflicting := b.resolveTenants()
-	cat := plans.NewCatalog(b.tenants...)
+	conflicting := 0
+	// A tenant's rows must agree on the plan; its name is the first valid one.
+	cat := b.tenants.Catalog(func(rows []plans.Tenant) (plans.Tenant, bool) {
+		t := rows[0]
+		for _, r := range rows[1:] {
+			if r.Plan != t.Plan {
+				conflicting += len(rows)
+				return t, false
+			}
+			t.Name = cmp.Or(t.Name, r.Name)
+		}
+		return t, true
+	})
 	maps.Copy(cat.Invalid, b.invalid)
 	if conflicting > 0 {
 		cat.Invalid[reasonConflictingTenantPlan] += conflicting
@@ -462,29 +479,4 @@ func (b *builder) catalog() *plans.Catalog {
 		cat.Plans[id] = plan
 	}
 	return cat
-}
-
-// resolveTenants leaves one row per tenant, with its first valid name, and
-// drops the tenants whose rows disagree on the plan, returning their rows.
-func (b *builder) resolveTenants() (conflicting int) {
-	slices.SortStableFunc(b.tenants, func(x, y plans.Tenant) int { return strings.Compare(x.ID, y.ID) })
-	out := b.tenants[:0]
-	for i := 0; i < len(b.tenants); {
-		t, agree, j := b.tenants[i], true, i+1
-		for ; j < len(b.tenants) && b.tenants[j].ID == t.ID; j++ {
-			agree = agree && b.tenants[j].Plan == t.Plan
-			t.Name = cmp.Or(t.Name, b.tenants[j].Name)
-		}
-		if agree {
-			// Copied after the scan, the id shares no small block with its garbage.
-			t.ID = strings.Clone(t.ID)
-			out = append(out, t)
-		} else {
-			conflicting += j - i
-		}
-		i = j
-	}
-	clear(b.tenants[len(out):])
-	b.tenants = out
-	return conflicting
 }
