@@ -1,7 +1,7 @@
 package plans
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"iter"
 	"maps"
@@ -17,14 +17,14 @@ type Catalog struct {
 	Invalid map[string]int
 	rows    []row
 	planIDs []string // what row.plan indexes
-	text    string   // each row's id and then its name, row after row
+	text    string   // the rows' ids and names, in the order read
+	order   []uint32 // the rows in the order read
 }
 
-// row is a tenant: its id runs in text from the row before's nameEnd to
-// idEnd, and its name from idEnd to nameEnd.
+// row is a tenant: its id at start in text, then its name.
 type row struct {
-	idEnd, nameEnd uint32
-	plan           uint32
+	start, plan    uint32
+	idLen, nameLen uint16
 }
 
 // NewCatalog returns a Catalog of tenants sorted by id, keeping the first
@@ -47,21 +47,21 @@ func (c *Catalog) Len() int {
 	return len(c.rows)
 }
 
-func (c *Catalog) start(i int) uint32 {
-	if i == 0 {
-		return 0
-	}
-	return c.rows[i-1].nameEnd
-}
-
 // id returns the i-th id, which shares the catalog's memory.
-func (c *Catalog) id(i int) string { return c.text[c.start(i):c.rows[i].idEnd] }
+func (c *Catalog) id(i int) string { return c.rows[i].id(c.text) }
+
+func (r row) id(text string) string { return text[r.start : r.start+uint32(r.idLen)] }
+
+func (r row) name(text string) string {
+	end := r.start + uint32(r.idLen)
+	return text[end : end+uint32(r.nameLen)]
+}
 
 // At returns the i-th tenant by id. Its strings share the catalog's
 // memory: a copy keeps an id past the catalog without keeping all of it.
 func (c *Catalog) At(i int) Tenant {
 	r := c.rows[i]
-	return Tenant{ID: c.id(i), Plan: c.planIDs[r.plan], Name: c.text[r.idEnd:r.nameEnd]}
+	return Tenant{ID: r.id(c.text), Plan: c.planIDs[r.plan], Name: r.name(c.text)}
 }
 
 // All yields the tenants sorted by id, as At does.
@@ -123,14 +123,14 @@ func (c *Catalog) RemoveTenant(id string) {
 
 func (c *Catalog) replaceTenants(tenants []Tenant) {
 	next := NewCatalog(tenants...)
-	c.rows, c.planIDs, c.text = next.rows, next.planIDs, next.text
+	c.rows, c.planIDs, c.text, c.order = next.rows, next.planIDs, next.text, next.order
 }
 
 // Clone returns a copy whose plans and counts are its own; the tenants'
 // table, which nobody modifies, is shared.
 func (c *Catalog) Clone() *Catalog {
 	out := &Catalog{Plans: make(map[string]Plan, len(c.Plans)), Invalid: maps.Clone(c.Invalid),
-		rows: c.rows, planIDs: c.planIDs, text: c.text}
+		rows: c.rows, planIDs: c.planIDs, text: c.text, order: c.order}
 	if out.Invalid == nil {
 		out.Invalid = map[string]int{}
 	}
@@ -142,45 +142,85 @@ func (c *Catalog) Clone() *Catalog {
 	return out
 }
 
-// ErrCatalogFull is Builder.Add's error once the ids and names added would
-// pass what a catalog's 32-bit offsets reach.
-var ErrCatalogFull = errors.New("plans: the tenants' ids and names pass 4 GiB")
+// Builder.Add's errors: a catalog reaches its text with 32-bit offsets
+// and its ids and names with 16-bit lengths.
+var (
+	ErrCatalogFull = errors.New("plans: the tenants' ids and names pass 4 GiB")
+	ErrRowTooLong  = errors.New("plans: a tenant id or name passes 64 KiB")
+)
 
-// Builder packs tenants' rows as a source reads them, so that a load holds
-// two small numbers per row and the bytes of its strings, not the strings.
+// Builder packs tenants' rows as a source reads them: the rows it returns
+// are the rows it read, sorted in place, over the text it read.
 type Builder struct {
-	limit     uint64 // of len(text)
-	text      []byte
-	rows      []added // in the order added
+	limit     uint64 // of text's length
+	text      strings.Builder
+	rows      []row // in the order added until Catalog
 	planIndex map[string]uint32
 	planIDs   []string
-}
-
-// added is a row added: its id in text from start to idEnd, its name
-// from idEnd to nameEnd.
-type added struct {
-	start, idEnd, nameEnd, plan uint32
+	base      *Catalog // while every row added is its next in the order read
+	matched   int      // of base's rows
 }
 
 // NewBuilder returns a Builder with room for rows tenants and size bytes
 // of their ids and names.
 func NewBuilder(rows, size int) *Builder {
-	return &Builder{limit: math.MaxUint32, text: make([]byte, 0, size), rows: make([]added, 0, rows), planIndex: map[string]uint32{}}
+	b := &Builder{limit: math.MaxUint32, rows: make([]row, 0, rows), planIndex: map[string]uint32{}}
+	b.text.Grow(size)
+	return b
 }
 
-// Add adds a tenant's row, or fails with ErrCatalogFull.
+// Reuse makes the Builder return base's table, not a copy, when the rows
+// added are base's in the order base read them; base is never modified.
+func (b *Builder) Reuse(base *Catalog) {
+	if base.Len() > 0 && len(b.rows) == 0 {
+		b.base = base
+	}
+}
+
+// Add adds a tenant's row, or fails with ErrCatalogFull or ErrRowTooLong.
 func (b *Builder) Add(t Tenant) error {
-	if uint64(len(b.text))+uint64(len(t.ID))+uint64(len(t.Name)) > b.limit {
+	if b.base != nil {
+		if b.matched < len(b.base.order) && b.base.rowIs(b.base.order[b.matched], t) {
+			b.matched++
+			return nil
+		}
+		b.diverge()
+	}
+	switch {
+	case len(t.ID) > math.MaxUint16 || len(t.Name) > math.MaxUint16:
+		return ErrRowTooLong
+	case uint64(b.text.Len())+uint64(len(t.ID))+uint64(len(t.Name)) > b.limit:
 		return ErrCatalogFull
 	}
-	start := uint32(len(b.text))
-	b.text = append(append(b.text, t.ID...), t.Name...)
-	b.rows = append(b.rows, added{start: start, idEnd: start + uint32(len(t.ID)), nameEnd: uint32(len(b.text)), plan: b.plan(t.Plan)})
+	r := row{start: uint32(b.text.Len()), plan: b.plan(t.Plan), idLen: uint16(len(t.ID)), nameLen: uint16(len(t.Name))}
+	b.text.WriteString(t.ID)
+	b.text.WriteString(t.Name)
+	b.rows = append(b.rows, r)
 	return nil
 }
 
+// rowIs reports whether row i is t.
+func (c *Catalog) rowIs(i uint32, t Tenant) bool {
+	r := c.rows[i]
+	return r.id(c.text) == t.ID && r.name(c.text) == t.Name && c.planIDs[r.plan] == t.Plan
+}
+
+// diverge adds the base's rows matched so far, which stops reusing it.
+func (b *Builder) diverge() {
+	base, n := b.base, b.matched
+	b.base, b.matched = nil, 0
+	for _, i := range base.order[:n] {
+		_ = b.Add(base.At(int(i))) // it fitted in base
+	}
+}
+
 // Size returns the bytes of the ids and names added.
-func (b *Builder) Size() int { return len(b.text) }
+func (b *Builder) Size() int {
+	if b.base != nil {
+		return len(b.base.text)
+	}
+	return b.text.Len()
+}
 
 // plan returns plan id's index in planIDs.
 func (b *Builder) plan(id string) uint32 {
@@ -197,46 +237,49 @@ func (b *Builder) plan(id string) uint32 {
 // sharing an id, in the order added, resolve returns the row to keep, or
 // false to keep none. The Builder is spent.
 func (b *Builder) Catalog(resolve func(rows []Tenant) (Tenant, bool)) *Catalog {
-	id := func(a added) []byte { return b.text[a.start:a.idEnd] }
-	slices.SortStableFunc(b.rows, func(x, y added) int { return bytes.Compare(id(x), id(y)) })
+	if base := b.base; base != nil && b.matched == len(base.order) {
+		*b = Builder{}
+		return &Catalog{Plans: map[string]Plan{}, Invalid: map[string]int{}, rows: base.rows, planIDs: base.planIDs,
+			text: base.text, order: base.order}
+	}
+	if b.base != nil {
+		b.diverge()
+	}
+	text := b.text.String()
+	slices.SortStableFunc(b.rows, func(x, y row) int { return strings.Compare(x.id(text), y.id(text)) })
 	kept := b.rows[:0]
-	resolved := map[int]Tenant{} // by index in kept
-	size := 0
 	for i := 0; i < len(b.rows); {
 		j := i + 1
-		for j < len(b.rows) && bytes.Equal(id(b.rows[j]), id(b.rows[i])) {
+		for j < len(b.rows) && b.rows[j].id(text) == b.rows[i].id(text) {
 			j++
 		}
 		if j == i+1 {
-			kept, size = append(kept, b.rows[i]), size+int(b.rows[i].nameEnd-b.rows[i].start)
+			kept = append(kept, b.rows[i])
 			i = j
 			continue
 		}
 		group := make([]Tenant, 0, j-i)
-		for _, a := range b.rows[i:j] {
-			group = append(group, Tenant{ID: string(id(a)), Plan: b.planIDs[a.plan], Name: string(b.text[a.idEnd:a.nameEnd])})
+		for _, r := range b.rows[i:j] {
+			group = append(group, Tenant{ID: r.id(text), Plan: b.planIDs[r.plan], Name: r.name(text)})
 		}
-		if t, ok := resolve(group); ok && uint64(size)+uint64(len(t.ID)+len(t.Name)) <= b.limit {
-			resolved[len(kept)] = t
-			kept, size = append(kept, added{}), size+len(t.ID)+len(t.Name)
+		// Add puts the row kept last, past every row read; it moves into place.
+		if t, ok := resolve(group); ok && b.Add(t) == nil {
+			kept = append(kept, b.rows[len(b.rows)-1])
+			b.rows = b.rows[:len(b.rows)-1]
 		}
 		i = j
 	}
-	var text strings.Builder
-	text.Grow(size)
-	c := &Catalog{Plans: map[string]Plan{}, Invalid: map[string]int{}, rows: make([]row, len(kept))}
-	for i, a := range kept {
-		if t, ok := resolved[i]; ok {
-			text.WriteString(t.ID)
-			a.idEnd, a.plan = uint32(text.Len()), b.plan(t.Plan)
-			text.WriteString(t.Name)
-		} else {
-			text.Write(b.text[a.start:a.nameEnd])
-			a.idEnd = uint32(text.Len()) - (a.nameEnd - a.idEnd)
-		}
-		c.rows[i] = row{idEnd: a.idEnd, nameEnd: uint32(text.Len()), plan: a.plan}
+	c := &Catalog{Plans: map[string]Plan{}, Invalid: map[string]int{}, rows: kept, planIDs: b.planIDs, text: b.text.String(),
+		order: make([]uint32, len(kept))}
+	for i := range c.order {
+		c.order[i] = uint32(i)
 	}
-	c.text, c.planIDs = text.String(), b.planIDs
+	slices.SortFunc(c.order, func(x, y uint32) int { return cmp.Compare(kept[x].start, kept[y].start) })
 	*b = Builder{}
 	return c
+}
+
+// sameTable reports whether both catalogs share one table of tenants.
+func sameTable(a, b *Catalog) bool {
+	return len(a.rows) == len(b.rows) && len(a.rows) > 0 && &a.rows[0] == &b.rows[0] && a.text == b.text
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -86,6 +87,9 @@ func TestBuilderStopsAtItsLimit(t *testing.T) {
 	if err := b.Add(Tenant{ID: "4", Name: "F"}); err != nil {
 		t.Fatalf("Add up to the limit = %v", err)
 	}
+	if err := b.Add(Tenant{ID: "5", Name: strings.Repeat("n", 1<<16)}); !errors.Is(err, ErrRowTooLong) {
+		t.Fatalf("Add of a 64 KiB name = %v, want ErrRowTooLong", err)
+	}
 	want := []Tenant{{ID: "1", Name: "One"}, {ID: "22", Name: "Two"}, {ID: "4", Name: "F"}}
 	if got := b.Catalog(nil).Tenants(); !slices.Equal(got, want) {
 		t.Errorf("tenants = %v, want %v", got, want)
@@ -119,5 +123,83 @@ func TestCatalogLendsItsTextAndDiffCopies(t *testing.T) {
 		if within(old, id) || within(next, id) {
 			t.Errorf("Diff returns %q of a catalog's text", id)
 		}
+	}
+}
+
+// TestBuilderReusesItsBase: rows added as the base read them, in its order,
+// give a catalog on the base's table; any other rows give a table of their
+// own with what they say, and the base stays as it was.
+func TestBuilderReusesItsBase(t *testing.T) {
+	t.Parallel()
+	read := []Tenant{{ID: "b", Plan: "1", Name: "Bee"}, {ID: "a"}, {ID: "c", Plan: "2"}, {ID: "10", Plan: "1"}}
+	build := func(base *Catalog, rows []Tenant) *Catalog {
+		b := NewBuilder(0, 0)
+		if base != nil {
+			b.Reuse(base)
+		}
+		for _, r := range rows {
+			if err := b.Add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b.Catalog(func(rows []Tenant) (Tenant, bool) { return rows[0], true })
+	}
+	with := func(change func(rows []Tenant) []Tenant) []Tenant { return change(slices.Clone(read)) }
+	for _, tc := range []struct {
+		name  string
+		rows  []Tenant
+		reuse bool
+	}{
+		{"the same rows", read, true},
+		{"reordered", with(func(r []Tenant) []Tenant { r[0], r[1] = r[1], r[0]; return r }), false},
+		{"a name changed", with(func(r []Tenant) []Tenant { r[2].Name = "Cee"; return r }), false},
+		{"a plan changed", with(func(r []Tenant) []Tenant { r[3].Plan = "2"; return r }), false},
+		{"a row fewer", read[:3], false},
+		{"a row more", append(slices.Clone(read), Tenant{ID: "d"}), false},
+		{"a row twice", append(slices.Clone(read), read[1]), false},
+		{"no rows", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			base := build(nil, read)
+			was := base.Tenants()
+			got, want := build(base, tc.rows), build(nil, tc.rows)
+			if !slices.Equal(got.Tenants(), want.Tenants()) {
+				t.Errorf("tenants = %v, want %v", got.Tenants(), want.Tenants())
+			}
+			if reused := got.Len() > 0 && sameTable(base, got); reused != tc.reuse {
+				t.Errorf("base's table reused: %v, want %v", reused, tc.reuse)
+			}
+			if !slices.Equal(base.Tenants(), was) {
+				t.Errorf("the base changed to %v", base.Tenants())
+			}
+			// A catalog is a base for the rows it was built from, unless
+			// it resolved an id's rows into one.
+			if again := build(got, tc.rows); got.Len() == len(tc.rows) && got.Len() > 0 && !sameTable(got, again) {
+				t.Error("a catalog is no base for the rows it was built from")
+			}
+		})
+	}
+}
+
+// TestDiffOfOneTable: catalogs that share their tenants differ in the
+// tenants of the plans whose terms changed.
+func TestDiffOfOneTable(t *testing.T) {
+	t.Parallel()
+	old := NewCatalog(Tenant{ID: "1", Plan: "p"}, Tenant{ID: "2", Plan: "q"}, Tenant{ID: "3", Plan: "p"}, Tenant{ID: "4"})
+	old.Plans["p"] = Plan{ID: "p", Name: "P", Limits: Limits{"messages": 10}}
+	old.Plans["q"] = Plan{ID: "q", Name: "Q", Limits: Limits{"messages": 20}}
+	same := old.Clone()
+	if got := Diff(old, same); got != nil {
+		t.Errorf("Diff of a clone = %v, want none", got)
+	}
+	next := old.Clone()
+	next.Plans["p"] = Plan{ID: "p", Name: "P", Limits: Limits{"messages": 11}}
+	if got, want := Diff(old, next), []string{"1", "3"}; !slices.Equal(got, want) {
+		t.Errorf("Diff = %v, want %v", got, want)
+	}
+	delete(next.Plans, "q")
+	if got, want := Diff(old, next), []string{"1", "2", "3"}; !slices.Equal(got, want) {
+		t.Errorf("Diff with a plan gone = %v, want %v", got, want)
 	}
 }
