@@ -99,7 +99,7 @@ func (n *nodeMirror) seed(ctx context.Context, periodID, reason string) (*usage.
 }
 
 func (n *nodeMirror) install(st *state, reason string) {
-	st.changed = nil
+	st.changed, st.installed = nil, true
 	n.state, n.nextReason, n.loggedReason = st, "", ""
 	n.seededAt = now().UnixNano()
 	n.lastSize = st.tenants.Len()

@@ -27,7 +27,8 @@ type state struct {
 	skipped   map[usage.Reason]int            // summed over flawed
 	others    periodBits
 	malformed map[string]struct{}
-	changed   []string // tenants put since the last snapshot
+	changed   []string // tenants put since the last snapshot, once installed
+	installed bool     // before, every tenant is new to a snapshot
 }
 
 // entry is a tenant's keys: its counters in the period, nil without a
@@ -97,7 +98,9 @@ func (st *state) put(tenant string, e *keyEntry) {
 	if e != nil {
 		next.counters = e.counters
 	}
-	st.changed = append(st.changed, st.store(tenant, cur, next))
+	if id := st.store(tenant, cur, next); st.installed {
+		st.changed = append(st.changed, id)
+	}
 	if e == nil {
 		return
 	}

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
@@ -169,5 +172,36 @@ func TestOtherKeys(t *testing.T) {
 				t.Errorf("%d tenants of the period, counted %d and %d", n, snap.Tenants.Len(), st.current)
 			}
 		})
+	}
+}
+
+// TestStateListsChangesOnceInstalled: a state a full read fills lists no
+// changed tenants, since its first snapshot has no base; once installed it
+// lists each tenant put, by the id its table holds.
+func TestStateListsChangesOnceInstalled(t *testing.T) {
+	t.Parallel()
+	one := &keyEntry{counters: usage.CountersOf(map[string]int64{"messages": 1})}
+	two := &keyEntry{counters: usage.CountersOf(map[string]int64{"messages": 2})}
+	st := newState(thisPeriod, 0)
+	st.put("1", one)
+	st.put("2", one)
+	if len(st.changed) != 0 {
+		t.Fatalf("a state being filled lists %v as changed", st.changed)
+	}
+	n := &nodeMirror{m: &Mirror{fullReads: map[string]*atomic.Uint64{reasonStart: new(atomic.Uint64)}}}
+	n.install(st, reasonStart)
+	if snap := st.snapshot(); len(snap.Changed) != 0 || snap.Tenants.Len() != 2 {
+		t.Fatalf("installed: changed %v, %d tenants; want none changed of 2", snap.Changed, snap.Tenants.Len())
+	}
+	key := "usage:2:" + thisPeriod
+	st.put(key[6:7], two)
+	st.put("3", one)
+	st.put("1", nil)
+	snap := st.snapshot()
+	if want := []string{"2", "3", "1"}; !slices.Equal(snap.Changed, want) {
+		t.Errorf("changed %v, want %v", snap.Changed, want)
+	}
+	if held, _, _ := snap.Tenants.LookupID("2"); unsafe.StringData(snap.Changed[0]) != unsafe.StringData(held) {
+		t.Error("a changed tenant is listed by the caller's id, not the table's")
 	}
 }
