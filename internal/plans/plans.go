@@ -59,6 +59,9 @@ func Diff(old, next *Catalog) []string {
 	if next == nil {
 		next = NewCatalog()
 	}
+	if sameTable(old, next) {
+		return diffPlans(old, next)
+	}
 	var out []string
 	i, j := 0, 0
 	for i < old.Len() || j < next.Len() {
@@ -72,6 +75,26 @@ func Diff(old, next *Catalog) []string {
 				out = append(out, strings.Clone(a.ID))
 			}
 			i, j = i+1, j+1
+		}
+	}
+	return out
+}
+
+// diffPlans is Diff of catalogs that share their tenants.
+func diffPlans(old, next *Catalog) []string {
+	changed := make([]bool, len(old.planIDs))
+	some := false
+	for p, id := range old.planIDs {
+		changed[p] = !samePlan(old, next, id)
+		some = some || changed[p]
+	}
+	if !some {
+		return nil
+	}
+	var out []string
+	for i, r := range old.rows {
+		if changed[r.plan] {
+			out = append(out, strings.Clone(old.id(i)))
 		}
 	}
 	return out

@@ -56,6 +56,7 @@ type Source struct {
 	metricTypes []string
 	lastRows    atomic.Int64
 	lastSize    atomic.Int64 // of the last load's ids and names
+	last        atomic.Pointer[plans.Catalog]
 }
 
 // Option configures a Source.
@@ -162,6 +163,11 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	ids := planIDs{}
 	b := &builder{lay: lay, plans: map[string]*planRows{}, invalid: map[string]int{},
 		tenants: plans.NewBuilder(int(s.lastRows.Load()), int(s.lastSize.Load()))}
+	// Rows as the last load read them keep its table: a refresh of unchanged
+	// plans then holds no second copy of every tenant.
+	if last := s.last.Load(); last != nil {
+		b.tenants.Reuse(last)
+	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("plans query: %w", err)
@@ -176,7 +182,9 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	}
 	s.lastRows.Store(int64(b.rows))
 	s.lastSize.Store(int64(b.tenants.Size()))
-	return b.catalog(), nil
+	cat := b.catalog()
+	s.last.Store(cat)
+	return cat, nil
 }
 
 type layout struct {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/billing-exporter/billing_exporter/internal/plans"
 	"github.com/billing-exporter/billing_exporter/internal/plans/postgres"
@@ -507,5 +509,40 @@ func TestFileAndPostgresAgree(t *testing.T) {
 	}
 	if !reflect.DeepEqual(testserver.ViewCatalog(fromDB), sampleCatalog()) {
 		t.Errorf("postgres catalog %+v, want %+v", fromDB, sampleCatalog())
+	}
+}
+
+// TestLoadOfUnchangedRowsKeepsTheTable: a load that reads the rows the last
+// one read keeps the last catalog's table, and a changed row gives a
+// catalog of its own that says what the rows say.
+func TestLoadOfUnchangedRowsKeepsTheTable(t *testing.T) {
+	pg := testserver.StartPostgres(t)
+	db := database(t, pg, []string{schemaFile, sampleFile}, "")
+	src := postgres.New(db)
+	first := load(t, src)
+	shares := func(a, b *plans.Catalog) bool {
+		return unsafe.StringData(a.At(0).ID) == unsafe.StringData(b.At(0).ID)
+	}
+	second := load(t, src)
+	if !shares(first, second) || plans.Diff(first, second) != nil {
+		t.Error("a load of unchanged rows made a table of its own")
+	}
+	if got := testserver.ViewCatalog(second); !reflect.DeepEqual(got, sampleCatalog()) {
+		t.Errorf("unchanged rows: %+v", got)
+	}
+	if _, err := db.Exec(`UPDATE tenants SET name = 'Acme S.A.' WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	third := load(t, src)
+	want := sampleCatalog()
+	want.Names["1"] = "Acme S.A."
+	if got := testserver.ViewCatalog(third); !reflect.DeepEqual(got, want) || shares(second, third) {
+		t.Errorf("after a rename: %+v, sharing the last table %v", got, shares(second, third))
+	}
+	if got := plans.Diff(second, third); !slices.Equal(got, []string{"1"}) {
+		t.Errorf("Diff after a rename = %v, want [1]", got)
+	}
+	if got := testserver.ViewCatalog(second); !reflect.DeepEqual(got, sampleCatalog()) {
+		t.Errorf("the last catalog changed: %+v", got)
 	}
 }
