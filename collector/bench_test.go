@@ -134,7 +134,8 @@ func (d *discardRecorder) WriteHeader(int)             {}
 // BenchmarkScrapeTrack profiles a track-mode scrape (the mirror of
 // --redis.read-mode=track) after BENCH_CHANGED (a share, default 0.01) of
 // BENCH_TENANTS tenants (default 10000) × 3 months changed, the writes
-// outside the timer. BENCH_MAX_TENANTS sets --metrics.max-tenants. It
+// outside the timer. BENCH_MAX_TENANTS sets --metrics.max-tenants and
+// BENCH_PLANS_REFRESH --plans.refresh-interval (default 1m). It
 // reports the live heap after the scrapes (live-MB), what the mirror and
 // the last read keep between scrapes; BENCH_HEAPPROFILE=file writes a heap
 // profile of it. For profiles:
@@ -148,9 +149,13 @@ func BenchmarkScrapeTrack(b *testing.B) {
 		share = v
 	}
 	maxTenants, _ := strconv.Atoi(os.Getenv("BENCH_MAX_TENANTS"))
+	refresh := time.Minute
+	if d, err := time.ParseDuration(os.Getenv("BENCH_PLANS_REFRESH")); err == nil && d > 0 {
+		refresh = d
+	}
 	mirror := mirror.New(f.store, usage.MustParseKeyPattern(usage.DefaultKeyPattern), mirror.WithResyncInterval(0))
 	defer mirror.Close()
-	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }), billing.WithPlansRefresh(time.Minute),
+	svc := billing.New(mirror, billing.WithClock(func() time.Time { return november }), billing.WithPlansRefresh(refresh),
 		billing.WithConfig(billing.Config{Plans: f.plans, PlansName: "postgres", Defaults: plans.Limits{"messages": 1000}}))
 	defer svc.Close()
 	h := NewHandler(svc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), WithMaxTimeout(10*time.Minute), WithMaxTenants(maxTenants))
