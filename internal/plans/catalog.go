@@ -269,7 +269,15 @@ func (b *Builder) Catalog(resolve func(rows []Tenant) (Tenant, bool)) *Catalog {
 		}
 		i = j
 	}
-	c := &Catalog{Plans: map[string]Plan{}, Invalid: map[string]int{}, rows: kept, planIDs: b.planIDs, text: b.text.String(),
+	// A catalog is kept long: the room a load without a size hint grew is not.
+	text = b.text.String()
+	if b.text.Cap() > len(text)+len(text)/8 {
+		text = strings.Clone(text)
+	}
+	if cap(kept) > len(kept)+len(kept)/8 {
+		kept = slices.Clone(kept)
+	}
+	c := &Catalog{Plans: map[string]Plan{}, Invalid: map[string]int{}, rows: kept, planIDs: b.planIDs, text: text,
 		order: make([]uint32, len(kept))}
 	for i := range c.order {
 		c.order[i] = uint32(i)
