@@ -159,14 +159,13 @@ type Builder struct {
 	planIDs   []string
 	base      *Catalog // while every row added is its next in the order read
 	matched   int      // of base's rows
+	room      [2]int   // rows and bytes to make room for at the first row kept
 }
 
 // NewBuilder returns a Builder with room for rows tenants and size bytes
 // of their ids and names.
 func NewBuilder(rows, size int) *Builder {
-	b := &Builder{limit: math.MaxUint32, rows: make([]row, 0, rows), planIndex: map[string]uint32{}}
-	b.text.Grow(size)
-	return b
+	return &Builder{limit: math.MaxUint32, planIndex: map[string]uint32{}, room: [2]int{rows, size}}
 }
 
 // Reuse makes the Builder return base's table, not a copy, when the rows
@@ -191,6 +190,10 @@ func (b *Builder) Add(t Tenant) error {
 		return ErrRowTooLong
 	case uint64(b.text.Len())+uint64(len(t.ID))+uint64(len(t.Name)) > b.limit:
 		return ErrCatalogFull
+	}
+	if b.rows == nil {
+		b.rows = make([]row, 0, max(b.room[0], 1))
+		b.text.Grow(b.room[1])
 	}
 	r := row{start: uint32(b.text.Len()), plan: b.plan(t.Plan), idLen: uint16(len(t.ID)), nameLen: uint16(len(t.Name))}
 	b.text.WriteString(t.ID)
