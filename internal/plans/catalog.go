@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -57,8 +58,7 @@ func (r row) name(text string) string {
 	return text[end : end+uint32(r.nameLen)]
 }
 
-// At returns the i-th tenant by id. Its strings share the catalog's
-// memory: a copy keeps an id past the catalog without keeping all of it.
+// At returns the i-th tenant by id; its strings share the catalog's memory.
 func (c *Catalog) At(i int) Tenant {
 	r := c.rows[i]
 	return Tenant{ID: r.id(c.text), Plan: c.planIDs[r.plan], Name: r.name(c.text)}
@@ -89,25 +89,11 @@ func (c *Catalog) Tenants() []Tenant {
 
 // Tenant returns tenant id's row, as At does.
 func (c *Catalog) Tenant(id string) (Tenant, bool) {
-	i, ok := sortSearch(c.Len(), func(i int) int { return strings.Compare(c.id(i), id) })
+	i, ok := sort.Find(c.Len(), func(i int) int { return strings.Compare(id, c.id(i)) })
 	if !ok {
 		return Tenant{}, false
 	}
 	return c.At(i), true
-}
-
-// sortSearch returns where cmp, increasing over 0..n-1, is or would be 0.
-func sortSearch(n int, cmp func(i int) int) (int, bool) {
-	lo, hi := 0, n
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if cmp(mid) < 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo, lo < n && cmp(lo) == 0
 }
 
 // SetTenant adds t or replaces its row; a catalog is changed only before
@@ -149,8 +135,8 @@ var (
 	ErrRowTooLong  = errors.New("plans: a tenant id or name passes 64 KiB")
 )
 
-// Builder packs tenants' rows as a source reads them: the rows it returns
-// are the rows it read, sorted in place, over the text it read.
+// Builder packs tenants' rows as a source reads them, into the catalog's
+// own rows and text.
 type Builder struct {
 	limit     uint64 // of text's length
 	text      strings.Builder
@@ -159,13 +145,14 @@ type Builder struct {
 	planIDs   []string
 	base      *Catalog // while every row added is its next in the order read
 	matched   int      // of base's rows
-	room      [2]int   // rows and bytes to make room for at the first row kept
+	roomRows  int      // made at the first row kept
+	roomSize  int
 }
 
 // NewBuilder returns a Builder with room for rows tenants and size bytes
 // of their ids and names.
 func NewBuilder(rows, size int) *Builder {
-	return &Builder{limit: math.MaxUint32, planIndex: map[string]uint32{}, room: [2]int{rows, size}}
+	return &Builder{limit: math.MaxUint32, planIndex: map[string]uint32{}, roomRows: rows, roomSize: size}
 }
 
 // Reuse makes the Builder return base's table, not a copy, when the rows
@@ -192,8 +179,8 @@ func (b *Builder) Add(t Tenant) error {
 		return ErrCatalogFull
 	}
 	if b.rows == nil {
-		b.rows = make([]row, 0, max(b.room[0], 1))
-		b.text.Grow(b.room[1])
+		b.rows = make([]row, 0, max(b.roomRows, 1))
+		b.text.Grow(b.roomSize)
 	}
 	r := row{start: uint32(b.text.Len()), plan: b.plan(t.Plan), idLen: uint16(len(t.ID)), nameLen: uint16(len(t.Name))}
 	b.text.WriteString(t.ID)

@@ -28,6 +28,7 @@ func TestBuilderResolvesRowsOfAnID(t *testing.T) {
 		rows    []Tenant
 		want    []Tenant
 		resolve int // calls
+		merge   func(rows []Tenant) (Tenant, bool)
 	}{
 		{name: "none"},
 		{name: "one row each", rows: []Tenant{{ID: "b", Plan: "1", Name: "Bee"}, {ID: "a"}},
@@ -37,7 +38,8 @@ func TestBuilderResolvesRowsOfAnID(t *testing.T) {
 		{name: "dropped", rows: []Tenant{{ID: "b", Plan: "1", Name: "Bee"}, {ID: "c", Plan: "1"}, {ID: "b", Plan: "2"}},
 			want: []Tenant{{ID: "c", Plan: "1"}}, resolve: 1},
 		{name: "a longer name than any row's", rows: []Tenant{{ID: "a"}, {ID: "a"}, {ID: "z", Name: "Zed"}},
-			want: []Tenant{{ID: "a", Name: "merged name"}, {ID: "z", Name: "Zed"}}, resolve: 1},
+			want: []Tenant{{ID: "a", Name: "merged name"}, {ID: "z", Name: "Zed"}}, resolve: 1,
+			merge: func(rows []Tenant) (Tenant, bool) { return Tenant{ID: rows[0].ID, Name: "merged name"}, true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -50,8 +52,8 @@ func TestBuilderResolvesRowsOfAnID(t *testing.T) {
 			calls := 0
 			c := b.Catalog(func(rows []Tenant) (Tenant, bool) {
 				calls++
-				if tc.name == "a longer name than any row's" {
-					return Tenant{ID: rows[0].ID, Name: "merged name"}, true
+				if tc.merge != nil {
+					return tc.merge(rows)
 				}
 				return firstName(rows)
 			})

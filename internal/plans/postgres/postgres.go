@@ -163,8 +163,7 @@ func (s *Source) Load(ctx context.Context) (*plans.Catalog, error) {
 	ids := planIDs{}
 	b := &builder{lay: lay, plans: map[string]*planRows{}, invalid: map[string]int{},
 		tenants: plans.NewBuilder(int(s.lastRows.Load()), int(s.lastSize.Load()))}
-	// Rows as the last load read them keep its table: a refresh of unchanged
-	// plans then holds no second copy of every tenant.
+	// An unchanged refresh keeps the last table rather than a second copy.
 	if last := s.last.Load(); last != nil {
 		b.tenants.Reuse(last)
 	}
