@@ -137,25 +137,56 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 	keep(old.Len())
 }
 
-// joinAll joins every tenant of the usage state and the catalog.
+// joinAll joins every tenant of the usage state and the catalog: the
+// catalog's in its order, then those without a row merged in.
 func (r *Report) joinAll(thresholds []float64) {
-	known := knownTenants(r.Usage.Tenants, r.Plans.Catalog)
-	parts := splitEven(len(known), runtime.GOMAXPROCS(0))
-	r.Tenants = newStatuses(len(known))
-	counts := make([]fleetCounts, len(parts)-1)
-	eachPart(parts, func(lo, hi int) {
-		missing := map[string]*Terms{}
-		c := newFleetCounts()
-		for i := lo; i < hi; i++ {
-			r.Tenants.set(i, TenantStatus{ID: known[i].id, Usage: known[i].counters, Terms: r.ix.termsOf(known[i].planID, missing)})
-			c.add(r.Tenants.At(i), thresholds, 1)
-		}
-		counts[slices.Index(parts, lo)] = c
-	})
+	used, cat := r.Usage.Tenants, r.Plans.Catalog
 	r.counts = newFleetCounts()
-	for _, c := range counts {
-		r.counts.merge(c)
+	listed, withUsage := r.joinEach(cat.Len(), thresholds, func(i int, missing map[string]*Terms) (TenantStatus, bool) {
+		row := cat.At(i)
+		id, counters, ok := used.LookupID(row.ID)
+		if !ok {
+			id = strings.Clone(row.ID)
+		}
+		return TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)}, ok
+	})
+	if withUsage == used.Len() {
+		r.Tenants = listed
+		return
 	}
+	rest := unlisted(used, cat, used.Len()-withUsage)
+	others, _ := r.joinEach(len(rest), thresholds, func(i int, _ map[string]*Terms) (TenantStatus, bool) {
+		return TenantStatus{ID: rest[i].id, Usage: rest[i].counters, Terms: r.ix.noPlan}, true
+	})
+	r.Tenants = mergeStatuses(listed, others)
+}
+
+// joinEach returns n statuses, status(i) the i-th, counted in r.counts, and
+// how many of them status reported true for; it splits them over the cores.
+func (r *Report) joinEach(n int, thresholds []float64, status func(i int, missing map[string]*Terms) (TenantStatus, bool)) (Statuses, int) {
+	out := newStatuses(n)
+	parts := splitEven(n, runtime.GOMAXPROCS(0))
+	counts := make([]fleetCounts, len(parts)-1)
+	trues := make([]int, len(parts)-1)
+	eachPart(parts, func(lo, hi int) {
+		p := slices.Index(parts, lo)
+		missing, c := map[string]*Terms{}, newFleetCounts()
+		for i := lo; i < hi; i++ {
+			t, ok := status(i, missing)
+			out.set(i, t)
+			c.add(out.At(i), thresholds, 1)
+			if ok {
+				trues[p]++
+			}
+		}
+		counts[p] = c
+	})
+	total := 0
+	for p := range counts {
+		r.counts.merge(counts[p])
+		total += trues[p]
+	}
+	return out, total
 }
 
 func catalogPlans(cat *plans.Catalog) map[string]plans.Plan {
@@ -165,48 +196,27 @@ func catalogPlans(cat *plans.Catalog) map[string]plans.Plan {
 	return cat.Plans
 }
 
-type knownTenant struct {
+// unlistedTenant is a tenant of the usage state without a catalog row.
+type unlistedTenant struct {
 	id       string
 	counters usage.Counters
-	planID   string
 }
 
-// knownTenants returns the tenants of the usage state and the catalog,
-// sorted by id, with ids that share no memory with the catalog.
-func knownTenants(used usage.Tenants, cat *plans.Catalog) []knownTenant {
-	known := make([]knownTenant, 0, max(used.Len(), cat.Len()))
-	withUsage := 0
-	for t := range cat.All() {
-		id, counters, ok := used.LookupID(t.ID)
-		if ok {
-			withUsage++
-		} else {
-			id = strings.Clone(t.ID)
-		}
-		known = append(known, knownTenant{id, counters, t.Plan})
-	}
-	if withUsage == used.Len() {
-		return known
-	}
-	listed := len(known)
+// unlisted returns the n tenants of the usage state without a catalog row,
+// sorted by id.
+func unlisted(used usage.Tenants, cat *plans.Catalog, n int) []unlistedTenant {
+	out := make([]unlistedTenant, 0, n)
 	for id, counters := range used.All() {
 		if _, ok := cat.Tenant(id); !ok {
-			known = append(known, knownTenant{id: id, counters: counters})
+			out = append(out, unlistedTenant{id, counters})
 		}
 	}
-	// The catalog's part is sorted; the rest is sorted in parts and merged in.
-	parts := splitEven(len(known)-listed, runtime.GOMAXPROCS(0))
-	for i := range parts {
-		parts[i] += listed
-	}
-	eachPart(parts, func(lo, hi int) { slices.SortFunc(known[lo:hi], compareKnown) })
-	if listed == 0 {
-		return mergeSorted(known, parts)
-	}
-	return mergeSorted(known, append([]int{0}, parts...))
+	parts := splitEven(len(out), runtime.GOMAXPROCS(0))
+	eachPart(parts, func(lo, hi int) { slices.SortFunc(out[lo:hi], compareUnlisted) })
+	return mergeSorted(out, parts)
 }
 
-func compareKnown(a, b knownTenant) int { return strings.Compare(a.id, b.id) }
+func compareUnlisted(a, b unlistedTenant) int { return strings.Compare(a.id, b.id) }
 
 // splitEven returns part bounds.
 func splitEven(n, k int) []int {
@@ -227,9 +237,9 @@ func eachPart(bounds []int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-func mergeSorted(s []knownTenant, bounds []int) []knownTenant {
+func mergeSorted(s []unlistedTenant, bounds []int) []unlistedTenant {
 	for len(bounds) > 2 {
-		out := make([]knownTenant, 0, len(s))
+		out := make([]unlistedTenant, 0, len(s))
 		next := []int{0}
 		for i := 0; i+1 < len(bounds); i += 2 {
 			// An odd last part merges with nothing.

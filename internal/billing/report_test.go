@@ -361,7 +361,7 @@ func TestMergeSorted(t *testing.T) {
 		{0, 1}, {1, 1}, {7, 2}, {10, 3}, {1000, 4}, {1001, 5}, {50, 7},
 	} {
 		t.Run(fmt.Sprintf("%d_in_%d", tc.n, tc.parts), func(t *testing.T) {
-			s := make([]knownTenant, tc.n)
+			s := make([]unlistedTenant, tc.n)
 			for i := range s {
 				s[i].id = fmt.Sprintf("t%05d", (i*7919)%tc.n) // a permutation
 			}
@@ -369,7 +369,7 @@ func TestMergeSorted(t *testing.T) {
 			for i := range bounds {
 				bounds[i] = i * tc.n / tc.parts
 			}
-			eachPart(bounds, func(lo, hi int) { slices.SortFunc(s[lo:hi], compareKnown) })
+			eachPart(bounds, func(lo, hi int) { slices.SortFunc(s[lo:hi], compareUnlisted) })
 			got := mergeSorted(s, bounds)
 			if len(got) != tc.n {
 				t.Fatalf("%d ids after the merge, want %d", len(got), tc.n)

@@ -76,3 +76,37 @@ func (s Statuses) set(i int, t TenantStatus) {
 func (s Statuses) search(id string) int {
 	return sort.Search(s.n, func(i int) bool { return s.At(i).ID >= id })
 }
+
+// mergeStatuses merges a and b, sorted by id and apart, into one and
+// consumes them: a chunk is dropped once copied, so that the tenants are
+// held about once while merged.
+func mergeStatuses(a, b Statuses) Statuses {
+	switch {
+	case a.Len() == 0:
+		return b
+	case b.Len() == 0:
+		return a
+	}
+	out := Statuses{chunks: make([][]status, (a.n+b.n+chunkLen-1)>>chunkShift), n: a.n + b.n}
+	i, j := 0, 0
+	take := func(s Statuses, k *int) *status {
+		st := s.at(*k)
+		if *k++; *k&(chunkLen-1) == 0 || *k == s.n {
+			s.chunks[(*k-1)>>chunkShift] = nil
+		}
+		return st
+	}
+	for w := range out.n {
+		if w&(chunkLen-1) == 0 {
+			out.chunks[w>>chunkShift] = make([]status, min(chunkLen, out.n-w))
+		}
+		var st *status
+		if j == b.n || i < a.n && a.At(i).ID < b.At(j).ID {
+			st = take(a, &i)
+		} else {
+			st = take(b, &j)
+		}
+		*out.at(w) = *st
+	}
+	return out
+}

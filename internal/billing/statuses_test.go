@@ -43,3 +43,54 @@ func TestStatuses(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeStatuses: two sorted sets of statuses merge into one sorted set
+// holding each status as it was, and the merge drops every chunk it read.
+func TestMergeStatuses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ a, b int }{
+		{0, 0}, {0, 5}, {5, 0}, {1, 1}, {chunkLen, chunkLen}, {chunkLen + 1, 2*chunkLen + 1}, {100, 7}, {3, 90},
+	} {
+		t.Run(fmt.Sprintf("%d_and_%d", tc.a, tc.b), func(t *testing.T) {
+			t.Parallel()
+			statuses := func(n, parity int) Statuses {
+				tenants := make([]TenantStatus, n)
+				for i := range tenants {
+					// Ids interleave a and b where both have some.
+					tenants[i] = TenantStatus{ID: fmt.Sprintf("t%04d", 2*i+parity), Terms: &Terms{}}
+				}
+				return StatusesOf(tenants)
+			}
+			a, b := statuses(tc.a, 0), statuses(tc.b, 1)
+			want := map[string]status{}
+			for _, s := range []Statuses{a, b} {
+				for i := range s.Len() {
+					want[s.At(i).ID] = *s.at(i)
+				}
+			}
+			got := mergeStatuses(a, b)
+			if got.Len() != tc.a+tc.b {
+				t.Fatalf("Len = %d, want %d", got.Len(), tc.a+tc.b)
+			}
+			for i := range got.Len() {
+				st := *got.at(i)
+				if i > 0 && got.At(i-1).ID >= st.ID {
+					t.Fatalf("%s after %s", st.ID, got.At(i-1).ID)
+				}
+				if st != want[st.ID] {
+					t.Errorf("%s = %+v, want %+v", st.ID, st, want[st.ID])
+				}
+			}
+			if tc.a == 0 || tc.b == 0 {
+				return // one side returned as it is
+			}
+			for _, s := range []Statuses{a, b} {
+				for c, chunk := range s.chunks {
+					if chunk != nil {
+						t.Errorf("chunk %d of an input is still held", c)
+					}
+				}
+			}
+		})
+	}
+}
