@@ -85,3 +85,29 @@ func TestMemoryLimitRatioChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestGCPercent: without GOGC the exporter runs the Go collector at 50 %
+// (go_gc_gogc_percent), since its heap is mostly state kept between
+// scrapes; GOGC in the environment wins.
+func TestGCPercent(t *testing.T) {
+	if v, set := os.LookupEnv("GOGC"); set {
+		os.Unsetenv("GOGC")
+		t.Cleanup(func() { os.Setenv("GOGC", v) })
+	}
+	for _, tt := range []struct {
+		name string
+		env  []string
+		want float64
+	}{
+		{"default", nil, 50},
+		{"GOGC wins", []string{"GOGC=100"}, 100},
+		{"GOGC above the default", []string{"GOGC=200"}, 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startExporter(t, tt.env, "--demo")
+			if got := e.scrape().MustValue(t, "go_gc_gogc_percent"); got != tt.want {
+				t.Errorf("go_gc_gogc_percent %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
