@@ -133,9 +133,10 @@ func (d *discardRecorder) WriteHeader(int)             {}
 
 // BenchmarkScrapeTrack profiles a track-mode scrape (the mirror of
 // --redis.read-mode=track) after BENCH_CHANGED (a share, default 0.01) of
-// BENCH_TENANTS tenants (default 10000) × 3 months changed, the writes
-// outside the timer. BENCH_MAX_TENANTS sets --metrics.max-tenants and
-// BENCH_PLANS_REFRESH --plans.refresh-interval (default 1m). It
+// BENCH_TENANTS tenants (default 10000) × 3 months changed and BENCH_NEW
+// tenants added, the writes outside the timer. BENCH_MAX_TENANTS sets
+// --metrics.max-tenants and BENCH_PLANS_REFRESH --plans.refresh-interval
+// (default 1m). It
 // reports the live heap after the scrapes (live-MB), what the mirror and
 // the last read keep between scrapes; BENCH_HEAPPROFILE=file writes a heap
 // profile of it. For profiles:
@@ -175,13 +176,18 @@ func BenchmarkScrapeTrack(b *testing.B) {
 	}
 	checked("seeding the mirror")
 	changed := int(share * float64(n))
-	next := 0
+	added, _ := strconv.Atoi(os.Getenv("BENCH_NEW"))
+	next, nextNew := 0, n
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
 		for range changed {
 			c.Send("HINCRBY", "usage:"+strconv.Itoa(next%n)+":202611", "messages", 1)
 			next++
+		}
+		for range added {
+			c.Send("HINCRBY", "usage:"+strconv.Itoa(nextNew)+":202611", "messages", 1)
+			nextNew++
 		}
 		if _, err := c.Do(""); err != nil {
 			b.Fatal(err)
