@@ -75,8 +75,7 @@ func render(f *family, tenants billing.Statuses, lo, hi int, gzip bool) chunkTex
 	b := (*buf)[:0]
 	emit := func(value float64, lv *labelValues) { b = appendSample(b, f, value, lv) }
 	var lv labelValues
-	for k := lo; k < hi; k++ {
-		t := tenants.At(k)
+	for _, t := range tenants.Range(lo, hi) {
 		lv[0] = t.ID
 		f.tenant(t, &lv, emit)
 	}

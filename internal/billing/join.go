@@ -64,19 +64,20 @@ func sortedSet(a, b []string) []string {
 	return slices.Compact(out)
 }
 
-// patch rebuilds prev's changed tenants: in copies of the chunks that hold
-// them while the set of tenants stays, else in statuses of its own.
+// patch rebuilds prev's changed tenants in copies of the chunks that hold
+// them, sharing every other chunk with prev; a chunk that grows past
+// maxChunk is split, one left empty is dropped.
 func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 	used, cat, old := r.Usage.Tenants, r.Plans.Catalog, prev.Tenants
 	r.counts = prev.counts.clone()
 	type change struct {
 		at       int  // where the tenant is or would be in old
 		had, has bool // in old, in either source now
-		now      TenantStatus
+		now      status
 	}
 	changes := make([]change, len(changed))
 	missing := map[string]*Terms{}
-	n, reshaped := old.Len(), false
+	reshaped := false
 	for k, id := range changed {
 		c := &changes[k]
 		c.at = old.search(id)
@@ -86,55 +87,92 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 		counters, inUse := used.Lookup(id)
 		row, inCat := cat.Tenant(id)
 		if c.has = inUse || inCat; c.has {
-			c.now = TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)}
+			c.now.TenantStatus = TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)}
+			c.now.rank = c.now.rankKey()
 		}
-		switch {
-		case c.had && !c.has:
-			n, reshaped = n-1, true
-		case !c.had && c.has:
-			n, reshaped = n+1, true
+		reshaped = reshaped || c.had != c.has
+	}
+	chunks := make([][]status, 0, len(old.chunks)+1)
+	next := 0 // the first change not applied
+	for ch, chunk := range old.chunks {
+		lo, hi := old.start(ch), old.start(ch)+len(chunk)
+		if ch == len(old.chunks)-1 {
+			hi++ // tenants after the last join in the last chunk
+		}
+		last := next
+		for last < len(changes) && changes[last].at < hi {
+			last++
+		}
+		if last == next {
+			chunks = append(chunks, chunk)
+			continue
+		}
+		size := len(chunk)
+		for _, c := range changes[next:last] {
+			size += b2i(c.has) - b2i(c.had)
+		}
+		out := make([]status, 0, size)
+		k := 0 // the next of chunk
+		for _, c := range changes[next:last] {
+			out = append(out, chunk[k:c.at-lo]...)
+			k = c.at - lo
+			if c.had {
+				r.counts.add(&chunk[k].TenantStatus, thresholds, -1)
+				k++
+			}
+			if c.has {
+				out = append(out, c.now)
+				r.counts.add(&out[len(out)-1].TenantStatus, thresholds, 1)
+			}
+		}
+		out = append(out, chunk[k:]...)
+		chunks = appendChunks(chunks, out)
+		next = last
+	}
+	var added []status // to a join of no tenants
+	for _, c := range changes[next:] {
+		if c.has {
+			added = append(added, c.now)
+			r.counts.add(&added[len(added)-1].TenantStatus, thresholds, 1)
 		}
 	}
-	put := func(dst Statuses, i int, t TenantStatus) {
-		dst.set(i, t)
-		r.counts.add(dst.At(i), thresholds, 1)
-	}
+	chunks = appendChunks(chunks, slices.Clip(added))
+	r.Tenants = statusesOf(chunks)
 	if !reshaped {
-		r.Tenants = Statuses{chunks: slices.Clone(old.chunks), n: n}
-		copied := -1
 		for _, c := range changes {
-			if !c.had {
-				continue // in neither
+			if c.had {
+				r.Changed = append(r.Changed, c.at)
 			}
-			if ch := c.at >> chunkShift; ch != copied {
-				r.Tenants.chunks[ch], copied = slices.Clone(old.chunks[ch]), ch
-			}
-			r.counts.add(old.At(c.at), thresholds, -1)
-			put(r.Tenants, c.at, c.now)
-			r.Changed = append(r.Changed, c.at)
 		}
 		r.Base = prev.Seq
-		return
 	}
-	r.Tenants = newStatuses(n)
-	j, w := 0, 0 // the next of old, the next written
-	keep := func(upto int) {
-		for ; j < upto; j, w = j+1, w+1 {
-			*r.Tenants.at(w) = *old.at(j)
-		}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
 	}
-	for _, c := range changes {
-		keep(c.at)
-		if c.had {
-			r.counts.add(old.At(j), thresholds, -1)
-			j++
+	return 0
+}
+
+// appendChunks appends out as chunks of at most maxChunk statuses, each an
+// allocation of its own; nothing when out is empty.
+func appendChunks(chunks [][]status, out []status) [][]status {
+	if len(out) <= maxChunk {
+		if len(out) > 0 {
+			chunks = append(chunks, out)
 		}
-		if c.has {
-			put(r.Tenants, w, c.now)
-			w++
-		}
+		return chunks
 	}
-	keep(old.Len())
+	for len(out) > 0 {
+		n := min(chunkLen, len(out))
+		if len(out)-n < chunkLen/2 {
+			n = len(out) // no small last piece
+		}
+		chunks = append(chunks, slices.Clone(out[:n]))
+		out = out[n:]
+	}
+	return chunks
 }
 
 // joinAll joins every tenant of the usage state and the catalog: the

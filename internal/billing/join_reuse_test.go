@@ -219,3 +219,113 @@ func sharesMemory(cat *plans.Catalog, s string) bool {
 	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
 	return p >= lo && p < hi
 }
+
+// TestPatchCopiesOnlyTheChunksItChanges: when tenants come or go, a join
+// that updates the last one copies the chunks holding them and shares
+// every other chunk, gives what a join from scratch gives, and keeps the
+// statuses in order after repeated arrivals into one chunk.
+func TestPatchCopiesOnlyTheChunksItChanges(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	id := func(i int) string { return "t" + strconv.Itoa(1000+i) }
+	for _, tc := range []struct {
+		name         string
+		add, remove  []int // tenant numbers; added ones are n and above
+		rounds       int   // the change repeated on each join's result
+		maxCopiedPer int   // statuses copied per round, at most
+		dropsChunk   bool  // none copied: a chunk goes whole
+		atTheEnd     bool  // added ones sort after every tenant
+	}{
+		{name: "one arrives", add: []int{n}, rounds: 1, maxCopiedPer: maxChunk},
+		{name: "one leaves", remove: []int{17}, rounds: 1, maxCopiedPer: maxChunk},
+		{name: "one arrives, one leaves, apart", add: []int{n + 1}, remove: []int{150}, rounds: 1, maxCopiedPer: 2 * maxChunk},
+		{name: "arrivals split a chunk", add: []int{n + 2}, rounds: 40, maxCopiedPer: maxChunk + 1},
+		{name: "arrivals after the last tenant", add: []int{n + 3}, rounds: 40, maxCopiedPer: maxChunk + 1, atTheEnd: true},
+		{name: "a chunk's every tenant leaves", remove: []int{16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}, rounds: 1, dropsChunk: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			used := map[string]usage.Counters{}
+			for i := range n {
+				used[id(i)] = usage.CountersOf(map[string]int64{"messages": int64(i)})
+			}
+			cat := plans.NewCatalog()
+			defaults := plans.Limits{"messages": 100}
+			report := func(prev *Report, changed []string) *Report {
+				s := usage.NewSnapshot("202611")
+				s.Tenants, s.Seq, s.Changed = usage.TenantMap(maps.Clone(used)), usage.NextSeq(), changed
+				if prev != nil {
+					s.Base = prev.Usage.Seq
+				}
+				r := &Report{Usage: s, Plans: PlansState{Configured: true, Source: "postgres", Up: true, Catalog: cat, Seq: 1}}
+				r.join(defaults, DefaultThresholds, prev)
+				return r
+			}
+			last := report(nil, nil)
+			next := n + 10
+			for round := range tc.rounds {
+				var changed []string
+				for _, k := range tc.add {
+					if round > 0 {
+						k, next = next, next+1 // another tenant into the same chunk each round
+					}
+					// Ids that sort right after tenant 5, in the first
+					// chunk, or after every tenant.
+					added := id(5) + "x" + strconv.Itoa(k)
+					if tc.atTheEnd {
+						added = "u" + strconv.Itoa(k)
+					}
+					changed = append(changed, added)
+					used[changed[len(changed)-1]] = usage.CountersOf(map[string]int64{"messages": 7})
+				}
+				for _, k := range tc.remove {
+					if round == 0 {
+						delete(used, id(k))
+						changed = append(changed, id(k))
+					}
+				}
+				got := report(last, changed)
+				fresh := report(nil, nil)
+				if got.Tenants.Len() != fresh.Tenants.Len() {
+					t.Fatalf("round %d: %d tenants, want %d", round, got.Tenants.Len(), fresh.Tenants.Len())
+				}
+				for i, st := range fresh.Tenants.All() {
+					if g := got.Tenants.at(i); !reflect.DeepEqual(g.TenantStatus, *st) || g.rank != fresh.Tenants.at(i).rank {
+						t.Fatalf("round %d, tenant %d: got %+v, want %+v", round, i, g.TenantStatus, *st)
+					}
+					if got.Tenants.search(st.ID) != i {
+						t.Fatalf("round %d: search(%s) = %d, want %d", round, st.ID, got.Tenants.search(st.ID), i)
+					}
+				}
+				if !reflect.DeepEqual(got.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(got.OverThreshold, fresh.OverThreshold) {
+					t.Errorf("round %d: fleet counts %v %v, want %v %v", round, got.PerPlan, got.OverThreshold, fresh.PerPlan, fresh.OverThreshold)
+				}
+				shared := map[*status]bool{}
+				for _, chunk := range last.Tenants.chunks {
+					shared[&chunk[0]] = true
+				}
+				copied := 0
+				for _, chunk := range got.Tenants.chunks {
+					if len(chunk) == 0 || len(chunk) > maxChunk {
+						t.Fatalf("round %d: a chunk of %d", round, len(chunk))
+					}
+					if !shared[&chunk[0]] {
+						copied += len(chunk)
+					}
+				}
+				switch {
+				case tc.dropsChunk && (copied != 0 || len(got.Tenants.chunks) != len(last.Tenants.chunks)-1):
+					t.Errorf("round %d: %d statuses copied and %d chunks, want none and %d", round, copied, len(got.Tenants.chunks), len(last.Tenants.chunks)-1)
+				case !tc.dropsChunk && (copied == 0 || copied > tc.maxCopiedPer):
+					t.Errorf("round %d: %d statuses copied, want 1 to %d", round, copied, tc.maxCopiedPer)
+				}
+				last = got
+			}
+			// Arrivals grow a chunk until it splits in two: no chunk of one.
+			chunks := (n + chunkLen - 1) / chunkLen
+			if most := chunks + tc.rounds/(chunkLen/2) + 1; tc.rounds > 1 && (len(last.Tenants.chunks) <= chunks || len(last.Tenants.chunks) > most) {
+				t.Errorf("%d chunks after %d arrivals into one, want a split: %d to %d", len(last.Tenants.chunks), tc.rounds, chunks+1, most)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/billing-exporter/billing_exporter/internal/period"
@@ -81,10 +82,6 @@ func mostPressed(tenants Statuses, n int, p period.Period, at time.Time) Statuse
 	if n <= 0 || n >= tenants.Len() {
 		return tenants
 	}
-	rankOf := func(i int) ranked {
-		st := tenants.at(i)
-		return ranked{i, st.rank.alertingAt(st.Terms, p, at), st.rank.pressure, st.rank.messages()}
-	}
 	cmpRanked := func(a, b ranked) int {
 		if a.alerting != b.alerting {
 			if a.alerting {
@@ -95,13 +92,17 @@ func mostPressed(tenants Statuses, n int, p period.Period, at time.Time) Statuse
 		if c := cmp.Or(cmp.Compare(b.pressure, a.pressure), cmp.Compare(b.messages, a.messages)); c != 0 {
 			return c
 		}
-		return cmp.Compare(tenants.At(a.i).ID, tenants.At(b.i).ID)
+		return strings.Compare(a.id, b.id)
 	}
 	// Each core keeps the n first of its part, which hold the n first of all.
 	parts := splitEven(tenants.Len(), runtime.GOMAXPROCS(0))
 	tops := make([][]ranked, len(parts)-1)
 	eachPart(parts, func(lo, hi int) {
-		tops[slices.Index(parts, lo)] = topN(hi-lo, min(n, hi-lo), func(i int) ranked { return rankOf(lo + i) }, cmpRanked)
+		cur := tenants.cursor(lo)
+		tops[slices.Index(parts, lo)] = topN(hi-lo, min(n, hi-lo), func(i int) ranked {
+			st := cur.next()
+			return ranked{lo + i, st.ID, st.rank.alertingAt(st.Terms, p, at), st.rank.pressure, st.rank.messages()}
+		}, cmpRanked)
 	})
 	top := slices.Concat(tops...)
 	slices.SortFunc(top, cmpRanked)
@@ -115,13 +116,14 @@ func mostPressed(tenants Statuses, n int, p period.Period, at time.Time) Statuse
 // ranked is a tenant's place in MostPressed's order.
 type ranked struct {
 	i        int
+	id       string
 	alerting bool
 	pressure float64
 	messages int64
 }
 
 // topN returns the n first (n <= total) of rankOf(0) .. rankOf(total-1) in
-// the order of cmp, sorted. A heap of the n best, rooted at the worst of
+// the order of cmp, sorted; it calls rankOf once for each i, in order. A heap of the n best, rooted at the worst of
 // them, holds n items and costs one comparison for each tenant left out.
 func topN(total, n int, rankOf func(i int) ranked, cmp func(a, b ranked) int) []ranked {
 	h := make([]ranked, n)

@@ -59,8 +59,7 @@ func (r *Report) rank(types []string) []Ranked {
 	entries := make([]Ranked, r.Tenants.Len())
 	has := make([]bool, r.Tenants.Len())
 	eachPart(splitEven(r.Tenants.Len(), runtime.GOMAXPROCS(0)), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			t := r.Tenants.At(i)
+		for i, t := range r.Tenants.Range(lo, hi) {
 			e, topPct := Ranked{Index: i, Pressure: -1}, -1.0
 			t.EachLimit(func(lt string, limit int64, pct float64) {
 				if types != nil {
@@ -78,20 +77,32 @@ func (r *Report) rank(types []string) []Ranked {
 			entries[i], has[i] = e, e.Pressure >= 0
 		}
 	})
-	out := make([]Ranked, 0, len(entries))
-	for i, e := range entries {
+	// The ids ride along, so that ties cost no lookup of a status.
+	type withID struct {
+		Ranked
+		id string
+	}
+	sorted := make([]withID, 0, len(entries))
+	for i, t := range r.Tenants.All() {
 		if has[i] {
-			out = append(out, e)
+			sorted = append(sorted, withID{entries[i], t.ID})
 		}
 	}
-	slices.SortFunc(out, r.CompareRanked)
+	slices.SortFunc(sorted, func(a, b withID) int { return compareRanked(a.Ranked, b.Ranked, a.id, b.id) })
+	out := make([]Ranked, len(sorted))
+	for i := range sorted {
+		out[i] = sorted[i].Ranked
+	}
 	return out
 }
 
 // CompareRanked orders a and b as Ranking does.
 func (r *Report) CompareRanked(a, b Ranked) int {
-	return cmp.Or(cmp.Compare(b.Pressure, a.Pressure), cmp.Compare(b.Band, a.Band),
-		strings.Compare(r.Tenants.At(a.Index).ID, r.Tenants.At(b.Index).ID))
+	return compareRanked(a, b, r.Tenants.At(a.Index).ID, r.Tenants.At(b.Index).ID)
+}
+
+func compareRanked(a, b Ranked, idA, idB string) int {
+	return cmp.Or(cmp.Compare(b.Pressure, a.Pressure), cmp.Compare(b.Band, a.Band), strings.Compare(idA, idB))
 }
 
 // RankedAfter returns the position in rk, a Ranking of r, of the first

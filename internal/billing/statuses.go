@@ -10,7 +10,10 @@ import (
 // Never modified.
 type Statuses struct {
 	chunks [][]status
-	n      int
+	// ends[c] is the index after chunk c; nil while every chunk but the
+	// last holds chunkLen tenants, and the last at most that.
+	ends []int
+	n    int
 }
 
 // status is a tenant's status and its standing.
@@ -19,10 +22,12 @@ type status struct {
 	rank rankKey
 }
 
-// chunkShift sizes the chunks: small, since changes land at random.
+// chunkShift sizes the chunks: small, since changes land at random. A
+// join that adds tenants to a chunk splits it past maxChunk.
 const (
 	chunkShift = 4
 	chunkLen   = 1 << chunkShift
+	maxChunk   = 2 * chunkLen
 )
 
 // newStatuses returns n zero statuses, each chunk an allocation of its own
@@ -31,6 +36,25 @@ func newStatuses(n int) Statuses {
 	s := Statuses{chunks: make([][]status, (n+chunkLen-1)>>chunkShift), n: n}
 	for c := range s.chunks {
 		s.chunks[c] = make([]status, min(chunkLen, n-c<<chunkShift))
+	}
+	return s
+}
+
+// statusesOf returns statuses over chunks, none of them empty.
+func statusesOf(chunks [][]status) Statuses {
+	s := Statuses{chunks: chunks}
+	uniform := true
+	for c, chunk := range chunks {
+		s.n += len(chunk)
+		uniform = uniform && (len(chunk) == chunkLen || c == len(chunks)-1 && len(chunk) <= chunkLen)
+	}
+	if !uniform {
+		s.ends = make([]int, len(chunks))
+		end := 0
+		for c, chunk := range chunks {
+			end += len(chunk)
+			s.ends[c] = end
+		}
 	}
 	return s
 }
@@ -50,19 +74,67 @@ func (s Statuses) Len() int { return s.n }
 // At returns tenant i's status, which the caller must not modify.
 func (s Statuses) At(i int) *TenantStatus { return &s.at(i).TenantStatus }
 
-func (s Statuses) at(i int) *status { return &s.chunks[i>>chunkShift][i&(chunkLen-1)] }
+func (s Statuses) at(i int) *status {
+	c, k := s.locate(i)
+	return &s.chunks[c][k]
+}
+
+// locate returns the chunk of index i and i's place in it.
+func (s Statuses) locate(i int) (c, k int) {
+	if s.ends == nil {
+		return i >> chunkShift, i & (chunkLen - 1)
+	}
+	c = sort.Search(len(s.ends), func(c int) bool { return s.ends[c] > i })
+	return c, i - s.start(c)
+}
+
+// start returns the index of chunk c's first tenant.
+func (s Statuses) start(c int) int {
+	switch {
+	case c == 0:
+		return 0
+	case s.ends == nil:
+		return c << chunkShift
+	}
+	return s.ends[c-1]
+}
 
 // All yields each tenant's index and status in order.
-func (s Statuses) All() iter.Seq2[int, *TenantStatus] {
+func (s Statuses) All() iter.Seq2[int, *TenantStatus] { return s.Range(0, s.n) }
+
+// Range yields tenants lo to hi-1 and their indexes, in order.
+func (s Statuses) Range(lo, hi int) iter.Seq2[int, *TenantStatus] {
 	return func(yield func(int, *TenantStatus) bool) {
-		for c, chunk := range s.chunks {
-			for k := range chunk {
-				if !yield(c<<chunkShift+k, &chunk[k].TenantStatus) {
-					return
-				}
+		for cur, i := s.cursor(lo), lo; i < hi; i++ {
+			if !yield(i, &cur.next().TenantStatus) {
+				return
 			}
 		}
 	}
+}
+
+// cursor walks statuses in order, one chunk after another.
+type cursor struct {
+	chunks [][]status
+	c, k   int
+}
+
+// cursor returns a cursor whose next status is tenant i's.
+func (s Statuses) cursor(i int) *cursor {
+	if i >= s.n {
+		return &cursor{chunks: s.chunks, c: len(s.chunks)}
+	}
+	c, k := s.locate(i)
+	return &cursor{chunks: s.chunks, c: c, k: k}
+}
+
+// next returns the next status; the caller stops at the last.
+func (cur *cursor) next() *status {
+	for cur.k == len(cur.chunks[cur.c]) {
+		cur.c, cur.k = cur.c+1, 0
+	}
+	cur.k++
+	return &cur.chunks[cur.c][cur.k-1]
 }
 
 // set stores t and its standing at i, which must be a chunk of s's own.
@@ -87,12 +159,15 @@ func mergeStatuses(a, b Statuses) Statuses {
 	case b.Len() == 0:
 		return a
 	}
-	out := Statuses{chunks: make([][]status, (a.n+b.n+chunkLen-1)>>chunkShift), n: a.n + b.n}
-	i, j := 0, 0
-	take := func(s Statuses, k *int) *status {
-		st := s.at(*k)
-		if *k++; *k&(chunkLen-1) == 0 || *k == s.n {
-			s.chunks[(*k-1)>>chunkShift] = nil
+	out := Statuses{n: a.n + b.n}
+	out.chunks = make([][]status, (out.n+chunkLen-1)>>chunkShift)
+	type place struct{ c, k int }
+	var pa, pb place
+	take := func(s Statuses, p *place) status {
+		st := s.chunks[p.c][p.k]
+		if p.k++; p.k == len(s.chunks[p.c]) {
+			s.chunks[p.c] = nil
+			p.c, p.k = p.c+1, 0
 		}
 		return st
 	}
@@ -100,13 +175,11 @@ func mergeStatuses(a, b Statuses) Statuses {
 		if w&(chunkLen-1) == 0 {
 			out.chunks[w>>chunkShift] = make([]status, min(chunkLen, out.n-w))
 		}
-		var st *status
-		if j == b.n || i < a.n && a.At(i).ID < b.At(j).ID {
-			st = take(a, &i)
+		if pb.c == len(b.chunks) || pa.c < len(a.chunks) && a.chunks[pa.c][pa.k].ID < b.chunks[pb.c][pb.k].ID {
+			*out.at(w) = take(a, &pa)
 		} else {
-			st = take(b, &j)
+			*out.at(w) = take(b, &pb)
 		}
-		*out.at(w) = *st
 	}
 	return out
 }

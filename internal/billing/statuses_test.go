@@ -94,3 +94,54 @@ func TestMergeStatuses(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusesOfUnevenChunks: chunks a join grew, shrank or split are
+// indexed, searched and walked like even ones.
+func TestStatusesOfUnevenChunks(t *testing.T) {
+	t.Parallel()
+	for _, sizes := range [][]int{{3}, {chunkLen, chunkLen, 5}, {chunkLen, chunkLen + 3}, {3, chunkLen, 1, maxChunk, 7}, {maxChunk, maxChunk}, {1, 1, 1}} {
+		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
+			t.Parallel()
+			var chunks [][]status
+			n := 0
+			for _, size := range sizes {
+				chunk := make([]status, size)
+				for k := range chunk {
+					chunk[k].TenantStatus = TenantStatus{ID: fmt.Sprintf("t%04d", 2*n), Terms: &Terms{}}
+					n++
+				}
+				chunks = append(chunks, chunk)
+			}
+			s := statusesOf(chunks)
+			if s.Len() != n {
+				t.Fatalf("Len = %d, want %d", s.Len(), n)
+			}
+			for i := range n {
+				want := fmt.Sprintf("t%04d", 2*i)
+				if got := s.At(i).ID; got != want {
+					t.Fatalf("At(%d) = %s, want %s", i, got, want)
+				}
+				if got := s.search(want); got != i {
+					t.Errorf("search(%s) = %d, want %d", want, got, i)
+				}
+				if got := s.search(fmt.Sprintf("t%04d", 2*i+1)); got != i+1 {
+					t.Errorf("search between %d and %d = %d", i, i+1, got)
+				}
+			}
+			for lo := 0; lo <= n; lo++ {
+				for _, hi := range []int{lo, min(lo+1, n), min(lo+chunkLen+3, n), n} {
+					next := lo
+					for i, st := range s.Range(lo, hi) {
+						if i != next || st != s.At(i) {
+							t.Fatalf("Range(%d, %d) yielded %d %s, want %d", lo, hi, i, st.ID, next)
+						}
+						next++
+					}
+					if next != hi {
+						t.Fatalf("Range(%d, %d) stopped at %d", lo, hi, next)
+					}
+				}
+			}
+		})
+	}
+}
