@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,38 +14,40 @@ import (
 )
 
 // writeTenants renders the per-tenant families into out in parallel chunks.
-// With prev, the text of the last rendering, it copies the chunks whose
-// tenants a change set (dirty) says did not change.
-func writeTenants(out *stream, tenants billing.Statuses, prev *tenantText, dirty func(lo, hi int) bool) *tenantText {
+// With prev, the text of the last rendering, it copies the chunks in whose
+// id range no tenant changed, came or went (changed, sorted).
+func writeTenants(out *stream, tenants billing.Statuses, prev *tenantText, changed []string) *tenantText {
 	window := 2 * runtime.GOMAXPROCS(0)
-	chunks := (tenants.Len() + chunkTenants - 1) / chunkTenants
-	next := &tenantText{gzip: out.gzip, families: make([][]chunkText, len(tenantFamilies))}
-	if prev != nil && (prev.gzip != out.gzip || len(prev.families[0]) != chunks) {
+	if prev != nil && prev.gzip != out.gzip {
 		prev = nil
+	}
+	plan := planChunks(tenants, prev, changed)
+	next := &tenantText{gzip: out.gzip, starts: make([]string, len(plan)), families: make([][]chunkText, len(tenantFamilies))}
+	for i, c := range plan {
+		next.starts[i] = c.start
 	}
 	for fi, f := range tenantFamilies {
 		out.writeText(appendHeader(nil, f))
-		results := make([]chan chunkText, chunks)
-		next.families[fi] = make([]chunkText, chunks)
+		results := make([]chan chunkText, len(plan))
+		next.families[fi] = make([]chunkText, len(plan))
 		started := 0
 		start := func() {
-			if started == chunks {
+			if started == len(plan) {
 				return
 			}
 			i := started
 			started++
 			results[i] = make(chan chunkText, 1)
-			lo, hi := i*chunkTenants, min((i+1)*chunkTenants, tenants.Len())
-			if prev != nil && !dirty(lo, hi) {
-				results[i] <- prev.families[fi][i]
+			if c := plan[i]; c.reuse >= 0 {
+				results[i] <- prev.families[fi][c.reuse]
 				return
 			}
-			go func() { results[i] <- render(f, tenants, lo, hi, out.gzip) }()
+			go func() { results[i] <- render(f, tenants, plan[i].lo, plan[i].hi, out.gzip) }()
 		}
 		for range window {
 			start()
 		}
-		for i := range chunks {
+		for i := range plan {
 			c := <-results[i]
 			start()
 			next.families[fi][i] = c
@@ -54,10 +57,60 @@ func writeTenants(out *stream, tenants billing.Statuses, prev *tenantText, dirty
 	return next
 }
 
-// tenantText is writeTenants' text per family and chunk, in one encoding;
-// never modified.
+// chunkPlan is a chunk of a rendering: tenants lo to hi, from the id start
+// on, and the chunk of the last rendering it copies, -1 for none.
+type chunkPlan struct {
+	lo, hi int
+	start  string
+	reuse  int
+}
+
+// planChunks cuts tenants into chunks: prev's id ranges, a range with a
+// change rendered again and cut anew past twice chunkTenants; without
+// prev, chunkTenants each.
+func planChunks(tenants billing.Statuses, prev *tenantText, changed []string) []chunkPlan {
+	var plan []chunkPlan
+	cut := func(lo, hi int) {
+		for ; lo < hi; lo += chunkTenants {
+			plan = append(plan, chunkPlan{lo: lo, hi: min(lo+chunkTenants, hi), start: tenants.At(lo).ID, reuse: -1})
+		}
+	}
+	if prev == nil {
+		cut(0, tenants.Len())
+		return plan
+	}
+	for i, start := range prev.starts {
+		lo, hi := 0, tenants.Len()
+		if i > 0 {
+			lo = tenants.Search(start)
+		}
+		end, last := "", i == len(prev.starts)-1
+		if !last {
+			end = prev.starts[i+1]
+			hi = tenants.Search(end)
+		}
+		// A change in [start, end) makes the chunk dirty.
+		k, _ := slices.BinarySearch(changed, start)
+		dirty := i == 0 && len(changed) > 0 && changed[0] < start ||
+			k < len(changed) && (last || changed[k] < end)
+		switch {
+		case lo == hi:
+		case !dirty:
+			plan = append(plan, chunkPlan{lo: lo, hi: hi, start: start, reuse: i})
+		case hi-lo > 2*chunkTenants:
+			cut(lo, hi)
+		default:
+			plan = append(plan, chunkPlan{lo: lo, hi: hi, start: start, reuse: -1})
+		}
+	}
+	return plan
+}
+
+// tenantText is writeTenants' text per family and chunk, in one encoding,
+// with the first id of each chunk's range; never modified.
 type tenantText struct {
 	gzip     bool
+	starts   []string
 	families [][]chunkText
 }
 

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -262,14 +261,11 @@ func (h *Handler) tenantSection(read *billing.Read, tenants billing.Statuses, gz
 		}
 		h.sections.mu.Unlock()
 		out := &stream{gzip: gzip}
-		var dirty func(lo, hi int) bool
-		if rep != nil {
-			dirty = func(lo, hi int) bool {
-				i, _ := slices.BinarySearch(rep.Changed, lo)
-				return i < len(rep.Changed) && rep.Changed[i] < hi
-			}
+		var changed []string
+		if prev != nil {
+			changed = rep.Changed
 		}
-		text := writeTenants(out, tenants, prev, dirty)
+		text := writeTenants(out, tenants, prev, changed)
 		sec.body, sec.crc, sec.size = out.parts, out.crc, out.size
 		h.sections.mu.Lock()
 		defer h.sections.mu.Unlock()

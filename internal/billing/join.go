@@ -77,10 +77,9 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 	}
 	changes := make([]change, len(changed))
 	missing := map[string]*Terms{}
-	reshaped := false
 	for k, id := range changed {
 		c := &changes[k]
-		c.at = old.search(id)
+		c.at = old.Search(id)
 		if c.had = c.at < old.Len() && old.At(c.at).ID == id; c.had {
 			id = old.At(c.at).ID
 		}
@@ -90,7 +89,6 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 			c.now.TenantStatus = TenantStatus{ID: id, Usage: counters, Terms: r.ix.termsOf(row.Plan, missing)}
 			c.now.rank = c.now.rankKey()
 		}
-		reshaped = reshaped || c.had != c.has
 	}
 	chunks := make([][]status, 0, len(old.chunks)+1)
 	next := 0 // the first change not applied
@@ -138,14 +136,7 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 	}
 	chunks = appendChunks(chunks, slices.Clip(added))
 	r.Tenants = statusesOf(chunks)
-	if !reshaped {
-		for _, c := range changes {
-			if c.had {
-				r.Changed = append(r.Changed, c.at)
-			}
-		}
-		r.Base = prev.Seq
-	}
+	r.Base, r.Changed = prev.Seq, changed
 }
 
 func b2i(b bool) int {

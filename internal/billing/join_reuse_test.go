@@ -47,50 +47,48 @@ func TestJoinReuse(t *testing.T) {
 		name   string
 		change func(used map[string]usage.Counters, cat *plans.Catalog) // the second read's changes
 		noCat  bool
-		// Whether the second join keeps the first one's order (Base set).
-		order bool
 	}{
-		{name: "nothing changed", order: true},
-		{name: "counters changed", order: true, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
+		{name: "nothing changed"},
+		{name: "counters changed", change: func(used map[string]usage.Counters, _ *plans.Catalog) {
 			used["3"] = usage.CountersOf(map[string]int64{"messages": 99, "users": 6})
 			used["4"] = usage.CountersOf(map[string]int64{"messages": 1})
 			used["7"] = usage.CountersOf(map[string]int64{"users": 1})
 			used["w"] = usage.CountersOf(map[string]int64{"messages": 5})
 		}},
-		{name: "tenant's plan changed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+		{name: "tenant's plan changed", change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			for id, plan := range map[string]string{"1": "1", "2": "1", "3": "", "0": "2"} {
 				setPlan(cat, id, plan)
 			}
 		}},
-		{name: "a plan's limits changed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+		{name: "a plan's limits changed", change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			cat.Plans["1"] = plans.Plan{ID: "1", Name: "starter", Limits: plans.Limits{"messages": 50, "users": 5}}
 		}},
-		{name: "a plan renamed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+		{name: "a plan renamed", change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			cat.Plans["2"] = plans.Plan{ID: "2", Name: "Pro", Limits: cat.Plans["2"].Limits, Unreadable: cat.Plans["2"].Unreadable}
 		}},
-		{name: "tenants renamed, named and unnamed", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+		{name: "tenants renamed, named and unnamed", change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			setName(cat, "3", "Padaria Estrela")
 			setName(cat, "4", "Globex")
 			setName(cat, "6", "")
 		}},
-		{name: "tenant gone from usage", order: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
+		{name: "tenant gone from usage", change: func(used map[string]usage.Counters, _ *plans.Catalog) {
 			delete(used, "5")
 			delete(used, "55") // and from everything
 		}},
-		{name: "tenant new in usage", order: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
+		{name: "tenant new in usage", change: func(used map[string]usage.Counters, _ *plans.Catalog) {
 			used["new"] = usage.CountersOf(map[string]int64{"messages": 1})
 		}},
-		{name: "tenant swapped for another", order: false, change: func(used map[string]usage.Counters, _ *plans.Catalog) {
+		{name: "tenant swapped for another", change: func(used map[string]usage.Counters, _ *plans.Catalog) {
 			used["new"] = used["55"]
 			delete(used, "55")
 		}},
-		{name: "tenant new in the catalog", order: false, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+		{name: "tenant new in the catalog", change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			cat.SetTenant(plans.Tenant{ID: "only-plans", Plan: "1"})
 		}},
-		{name: "tenant gone from the catalog", order: true, change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
+		{name: "tenant gone from the catalog", change: func(_ map[string]usage.Counters, cat *plans.Catalog) {
 			cat.RemoveTenant("6")
 		}},
-		{name: "no plans source", noCat: true, order: true},
+		{name: "no plans source", noCat: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			used1, cat1 := counters(), catalog()
@@ -140,8 +138,8 @@ func TestJoinReuse(t *testing.T) {
 				reused.Plans.Seq, reused.Plans.Changed = 1, nil
 			}
 			reused.join(defaults, DefaultThresholds, first)
-			if got := reused.Base != 0; got != tc.order {
-				t.Errorf("keeps the order: %v, want %v", got, tc.order)
+			if reused.Base != first.Seq {
+				t.Errorf("base %d, want the first join, %d", reused.Base, first.Seq)
 			}
 			fresh := &Report{Usage: snap(used2), Plans: ps(cat2)}
 			fresh.join(defaults, DefaultThresholds, nil)
@@ -161,30 +159,44 @@ func TestJoinReuse(t *testing.T) {
 					t.Errorf("tenant %d:\n got %+v\nwant %+v", i, *reused.Tenants.At(i), *fresh.Tenants.At(i))
 				}
 			}
-			// Changed names every tenant whose status differs, in order.
-			if reused.Base != 0 {
-				var want []int
-				for i := range reused.Tenants.Len() {
-					if !reflect.DeepEqual(*reused.Tenants.At(i), *first.Tenants.At(i)) {
-						want = append(want, i)
-					}
+			// Changed names every tenant whose status differs, came or
+			// went, in order.
+			was := map[string]TenantStatus{}
+			for _, st := range first.Tenants.All() {
+				was[st.ID] = *st
+			}
+			for _, st := range reused.Tenants.All() {
+				if old, ok := was[st.ID]; (!ok || !reflect.DeepEqual(old, *st)) && !slices.Contains(reused.Changed, st.ID) {
+					t.Errorf("tenant %s changed or came and is not in Changed %v", st.ID, reused.Changed)
 				}
-				for _, i := range want {
-					if _, ok := slices.BinarySearch(reused.Changed, i); !ok {
-						t.Errorf("tenant %s changed and is not in Changed %v", reused.Tenants.At(i).ID, reused.Changed)
-					}
+				delete(was, st.ID)
+			}
+			for id := range was {
+				if !slices.Contains(reused.Changed, id) {
+					t.Errorf("tenant %s went and is not in Changed %v", id, reused.Changed)
 				}
-				if !slices.IsSorted(reused.Changed) {
-					t.Errorf("Changed %v not in order", reused.Changed)
+			}
+			if !slices.IsSorted(reused.Changed) {
+				t.Errorf("Changed %v not in order", reused.Changed)
+			}
+			// Only chunks holding or losing a changed tenant are copies.
+			base := map[*status]bool{}
+			for _, chunk := range first.Tenants.chunks {
+				base[&chunk[0]] = true
+			}
+			copies := 0
+			for _, chunk := range reused.Tenants.chunks {
+				shared := base[&chunk[0]]
+				touched := slices.ContainsFunc(chunk, func(st status) bool { return slices.Contains(reused.Changed, st.ID) })
+				if shared && touched {
+					t.Errorf("a chunk holding a changed tenant (%s–%s) is shared with the base", chunk[0].ID, chunk[len(chunk)-1].ID)
 				}
-				// Only the chunks holding a changed tenant are copies.
-				for c, chunk := range reused.Tenants.chunks {
-					lo := c << chunkShift
-					touched := slices.ContainsFunc(reused.Changed, func(i int) bool { return i>>chunkShift == c })
-					if shared := &chunk[0] == &first.Tenants.chunks[c][0]; shared == touched {
-						t.Errorf("tenants %d–%d: shared with the base %v, changed %v", lo, lo+len(chunk)-1, shared, touched)
-					}
+				if !shared {
+					copies++
 				}
+			}
+			if copies > len(reused.Changed) {
+				t.Errorf("%d chunks copied for %d changed tenants", copies, len(reused.Changed))
 			}
 			for i := range fresh.Tenants.Len() {
 				id := fresh.Tenants.At(i).ID
@@ -293,8 +305,8 @@ func TestPatchCopiesOnlyTheChunksItChanges(t *testing.T) {
 					if g := got.Tenants.at(i); !reflect.DeepEqual(g.TenantStatus, *st) || g.rank != fresh.Tenants.at(i).rank {
 						t.Fatalf("round %d, tenant %d: got %+v, want %+v", round, i, g.TenantStatus, *st)
 					}
-					if got.Tenants.search(st.ID) != i {
-						t.Fatalf("round %d: search(%s) = %d, want %d", round, st.ID, got.Tenants.search(st.ID), i)
+					if got.Tenants.Search(st.ID) != i {
+						t.Fatalf("round %d: search(%s) = %d, want %d", round, st.ID, got.Tenants.Search(st.ID), i)
 					}
 				}
 				if !reflect.DeepEqual(got.PerPlan, fresh.PerPlan) || !reflect.DeepEqual(got.OverThreshold, fresh.OverThreshold) {

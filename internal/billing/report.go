@@ -164,9 +164,9 @@ type Report struct {
 	OverThreshold []ThresholdCount
 
 	// Seq numbers the joins. When Base is not 0, Tenants differ from join
-	// Base's only at the indexes Changed, in order.
+	// Base's only in the tenants Changed names, sorted: changed, come or gone.
 	Seq, Base uint64
-	Changed   []int
+	Changed   []string
 
 	rankings rankings
 	monthly  map[string]bool // the metric types projected

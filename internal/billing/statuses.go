@@ -144,8 +144,8 @@ func (s Statuses) set(i int, t TenantStatus) {
 	st.rank = st.rankKey()
 }
 
-// search returns where tenant id is or would be.
-func (s Statuses) search(id string) int {
+// Search returns where tenant id is or would be.
+func (s Statuses) Search(id string) int {
 	return sort.Search(s.n, func(i int) bool { return s.At(i).ID >= id })
 }
 

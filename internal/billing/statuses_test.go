@@ -30,14 +30,14 @@ func TestStatuses(t *testing.T) {
 				t.Errorf("All yielded %d, want %d", next, n)
 			}
 			for i := range n {
-				if got := s.search(tenants[i].ID); got != i {
+				if got := s.Search(tenants[i].ID); got != i {
 					t.Errorf("search(%s) = %d, want %d", tenants[i].ID, got, i)
 				}
-				if got := s.search(fmt.Sprintf("t%04d", 2*i+1)); got != i+1 {
+				if got := s.Search(fmt.Sprintf("t%04d", 2*i+1)); got != i+1 {
 					t.Errorf("search between %d and %d = %d", i, i+1, got)
 				}
 			}
-			if got := s.search(""); got != 0 {
+			if got := s.Search(""); got != 0 {
 				t.Errorf("search before all = %d", got)
 			}
 		})
@@ -121,10 +121,10 @@ func TestStatusesOfUnevenChunks(t *testing.T) {
 				if got := s.At(i).ID; got != want {
 					t.Fatalf("At(%d) = %s, want %s", i, got, want)
 				}
-				if got := s.search(want); got != i {
+				if got := s.Search(want); got != i {
 					t.Errorf("search(%s) = %d, want %d", want, got, i)
 				}
-				if got := s.search(fmt.Sprintf("t%04d", 2*i+1)); got != i+1 {
+				if got := s.Search(fmt.Sprintf("t%04d", 2*i+1)); got != i+1 {
 					t.Errorf("search between %d and %d = %d", i, i+1, got)
 				}
 			}
