@@ -123,8 +123,9 @@ type ranked struct {
 }
 
 // topN returns the n first (n <= total) of rankOf(0) .. rankOf(total-1) in
-// the order of cmp, sorted; it calls rankOf once for each i, in order. A heap of the n best, rooted at the worst of
-// them, holds n items and costs one comparison for each tenant left out.
+// the order of cmp, sorted; it calls rankOf once for each i, in order. A
+// heap of the n best, rooted at the worst of them, holds n items and costs
+// one comparison for each tenant left out.
 func topN(total, n int, rankOf func(i int) ranked, cmp func(a, b ranked) int) []ranked {
 	h := make([]ranked, n)
 	for i := range h {
