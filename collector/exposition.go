@@ -80,19 +80,18 @@ func planChunks(tenants billing.Statuses, prev *tenantText, changed []string) []
 		return plan
 	}
 	for i, start := range prev.starts {
-		lo, hi := 0, tenants.Len()
-		if i > 0 {
-			lo = tenants.Search(start)
+		// The first range starts before every id, the last ends after.
+		from, end, last := start, "", i == len(prev.starts)-1
+		if i == 0 {
+			from = ""
 		}
-		end, last := "", i == len(prev.starts)-1
+		lo, hi := tenants.Search(from), tenants.Len()
 		if !last {
 			end = prev.starts[i+1]
 			hi = tenants.Search(end)
 		}
-		// A change in [start, end) makes the chunk dirty.
-		k, _ := slices.BinarySearch(changed, start)
-		dirty := i == 0 && len(changed) > 0 && changed[0] < start ||
-			k < len(changed) && (last || changed[k] < end)
+		k, _ := slices.BinarySearch(changed, from)
+		dirty := k < len(changed) && (last || changed[k] < end)
 		switch {
 		case lo == hi:
 		case !dirty:

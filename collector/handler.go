@@ -250,6 +250,7 @@ func (h *Handler) tenantSection(read *billing.Read, tenants billing.Statuses, gz
 	}
 	sec.once.Do(func() {
 		var prev *tenantText
+		var changed []string
 		var rep *billing.Report
 		if read != nil {
 			rep = read.Report
@@ -257,14 +258,10 @@ func (h *Handler) tenantSection(read *billing.Read, tenants billing.Statuses, gz
 		everyTenant := rep != nil && tenants.Len() == rep.Tenants.Len()
 		h.sections.mu.Lock()
 		if last := h.sections.last[enc]; everyTenant && rep.Base != 0 && rep.Base == last.seq {
-			prev = last.text
+			prev, changed = last.text, rep.Changed
 		}
 		h.sections.mu.Unlock()
 		out := &stream{gzip: gzip}
-		var changed []string
-		if prev != nil {
-			changed = rep.Changed
-		}
 		text := writeTenants(out, tenants, prev, changed)
 		sec.body, sec.crc, sec.size = out.parts, out.crc, out.size
 		h.sections.mu.Lock()

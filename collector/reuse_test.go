@@ -13,10 +13,9 @@ import (
 	"github.com/billing-exporter/billing_exporter/internal/usage"
 )
 
-// TestWriteTenantsReuse: a rendering that copies the chunks in whose id
-// range no tenant changed, came or went has the series a rendering from
-// scratch has, with each family's samples together, copies exactly those
-// chunks, and cuts a grown chunk anew.
+// TestWriteTenantsReuse: a rendering copies exactly the chunks in whose id
+// range nothing changed, came or went, has a rendering from scratch's
+// series, and cuts a grown chunk anew.
 func TestWriteTenantsReuse(t *testing.T) {
 	t.Parallel()
 	limits := plans.Limits{"messages": 100, "users": 5}

@@ -107,7 +107,12 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 		}
 		size := len(chunk)
 		for _, c := range changes[next:last] {
-			size += b2i(c.has) - b2i(c.had)
+			if c.has {
+				size++
+			}
+			if c.had {
+				size--
+			}
 		}
 		out := make([]status, 0, size)
 		k := 0 // the next of chunk
@@ -137,13 +142,6 @@ func (r *Report) patch(prev *Report, changed []string, thresholds []float64) {
 	chunks = appendChunks(chunks, slices.Clip(added))
 	r.Tenants = statusesOf(chunks)
 	r.Base, r.Changed = prev.Seq, changed
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // appendChunks appends out as chunks of at most maxChunk statuses, each an

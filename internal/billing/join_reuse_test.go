@@ -232,10 +232,9 @@ func sharesMemory(cat *plans.Catalog, s string) bool {
 	return p >= lo && p < hi
 }
 
-// TestPatchCopiesOnlyTheChunksItChanges: when tenants come or go, a join
-// that updates the last one copies the chunks holding them and shares
-// every other chunk, gives what a join from scratch gives, and keeps the
-// statuses in order after repeated arrivals into one chunk.
+// TestPatchCopiesOnlyTheChunksItChanges: a join where tenants come or go
+// copies only the chunks holding them and equals a join from scratch,
+// through repeated arrivals into one chunk.
 func TestPatchCopiesOnlyTheChunksItChanges(t *testing.T) {
 	t.Parallel()
 	const n = 200
